@@ -1,0 +1,1 @@
+"""dccd core library."""

@@ -1,0 +1,145 @@
+"""What an exchange's API can do, declared per (data type x transport).
+
+Sources declare a ``Capability``; the core checks every request against it before
+the first page is fetched, so "Kraken has only 720 candles" is an immediate
+``NoCapability`` naming the alternative, not a half-empty dataset an hour later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import NoCapability
+from .types import DataType, Span
+
+__all__ = ["Capability", "Feature", "PageDirection", "Transport"]
+
+
+class Transport(StrEnum):
+    """How data is collected: paged history over REST or live over WebSocket."""
+
+    REST = "rest"
+    WS = "ws"
+
+
+class PageDirection(StrEnum):
+    """Which way an endpoint pages: oldest-first (forward) or newest-first (backward)."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One (data type, transport) an exchange serves, and its limits.
+
+    ``history_bars``: only the most recent N candles are reachable (Kraken: 720).
+    ``recent_only``: no history paging at all, only the latest page (Bybit trades).
+    ``weight``: the request weight this endpoint costs against the exchange limit.
+    ``alternative``: what to use instead when a request falls outside the feature.
+    """
+
+    data_type: DataType
+    transport: Transport
+    page_limit: int | None = None
+    direction: PageDirection = PageDirection.FORWARD
+    spans: tuple[Span, ...] = ()
+    book_depths: tuple[int, ...] = ()
+    history_bars: int | None = None
+    recent_only: bool = False
+    weight: int = 1
+    channel: str | None = None
+    alternative: str | None = None
+
+    @property
+    def history_label(self) -> str:
+        """A short description of the reachable history, for the capability table."""
+        if self.transport is Transport.WS:
+            return "live"
+        if self.recent_only:
+            return "recent page only"
+        if self.history_bars is not None:
+            return f"last {self.history_bars} bars"
+        return "full"
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Everything an exchange can serve, plus its request budget."""
+
+    exchange: str
+    features: tuple[Feature, ...]
+    weight_per_minute: int = 1_200
+    docs_url: str = ""
+    markets: tuple[str, ...] = field(default=("spot",))
+
+    def feature(self, data_type: DataType, transport: Transport = Transport.REST) -> Feature | None:
+        """The declared feature, or None."""
+        for feature in self.features:
+            if feature.data_type is data_type and feature.transport is transport:
+                return feature
+        return None
+
+    def require(
+        self,
+        data_type: DataType,
+        transport: Transport = Transport.REST,
+        *,
+        span: Span | None = None,
+        depth: int | None = None,
+        start_ts: int | None = None,
+        now_ts: int | None = None,
+        history: bool = True,
+    ) -> Feature:
+        """The feature for this request, or ``NoCapability`` saying why and what instead.
+
+        ``history``: the request needs paging into the past (a backfill), not just the
+        latest page.
+        """
+        feature = self.feature(data_type, transport)
+        if feature is None:
+            raise NoCapability(
+                f"{self.exchange} cannot serve {data_type} over {transport}"
+                + self._alternatives(data_type)
+            )
+        if span is not None and feature.spans and span not in feature.spans:
+            spans = " ".join(s.label for s in feature.spans)
+            raise NoCapability(
+                f"{self.exchange} has no {span} candles over {transport}: its spans are {spans}"
+                + (f"; {feature.alternative}" if feature.alternative else "")
+            )
+        if depth is not None and feature.book_depths and depth not in feature.book_depths:
+            allowed = min((d for d in feature.book_depths if d >= depth), default=None)
+            hint = f"; use depth {allowed}" if allowed else ""
+            raise NoCapability(
+                f"{self.exchange} has no book depth {depth}: its depths are "
+                f"{', '.join(map(str, feature.book_depths))}{hint}"
+            )
+        if history and feature.recent_only:
+            raise NoCapability(
+                f"{self.exchange} serves only the most recent {data_type} over REST, no history"
+                + (f"; {feature.alternative}" if feature.alternative else "")
+            )
+        if (
+            history
+            and feature.history_bars is not None
+            and span is not None
+            and start_ts is not None
+            and now_ts is not None
+            and start_ts < span.floor(now_ts) - (feature.history_bars - 1) * span.ns
+        ):
+            raise NoCapability(
+                f"{self.exchange} keeps only the last {feature.history_bars} {span} candles; "
+                "the requested start is older"
+                + (f"; {feature.alternative}" if feature.alternative else "")
+            )
+        return feature
+
+    def _alternatives(self, data_type: DataType) -> str:
+        other = [
+            f"{f.data_type} over {f.transport}" for f in self.features if f.data_type is data_type
+        ]
+        if other:
+            return f" (it serves {', '.join(other)})"
+        return ""
