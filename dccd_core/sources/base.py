@@ -1,0 +1,127 @@
+"""The contract every exchange source implements.
+
+A source knows one exchange's wire format: how to ask for one page and how to turn
+the answer into the fixed Arrow/polars schema. It never loops, sleeps, retries,
+deduplicates or writes: paging, concurrency and commits live once in
+``dccd_core.transport.paginate`` and ``dccd_core.operations``; retries, backoff and
+rate limits live once in ``dccd_core.transport.http``.
+
+Contract of the page methods (the paginators rely on it):
+
+* ``fetch_candles(symbol, span, start_ts, end_ts)`` returns the closed-or-open bars
+  whose open time is in ``[start_ts, end_ts)``; the caller never asks for more than
+  ``feature.page_limit`` bars in one window. Rows sorted by ts, ohlc schema. Returning
+  fewer bars than the window holds is normal (the exchange has holes).
+* ``fetch_trades_page(symbol, start_ts, end_ts, cursor)`` returns one page of the trades
+  of ``[start_ts, end_ts)`` plus the cursor for the next page, or ``next_cursor=None``
+  once the window is drained. ``cursor=None`` asks for the first page of the window.
+  The source decides *how* its exchange pages (by id, by time, backwards), the paginator
+  decides *when* to ask. Rows may spill outside the window; the paginator clips them.
+  A short or empty page ends the window only when the exchange's semantics prove there
+  is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
+* ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+
+from dccd_core.domain import (
+    Capability,
+    DataType,
+    NoCapability,
+    Span,
+    Symbol,
+    UnknownSymbol,
+)
+
+__all__ = ["Endpoints", "Source", "TradePage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where a source talks to: REST and WebSocket origins (no path)."""
+
+    rest_url: str
+    ws_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradePage:
+    """One page of trades and where the next one starts (None: window drained)."""
+
+    rows: pl.DataFrame
+    next_cursor: Any | None
+    requests: int = 1
+
+
+class Source(ABC):
+    """One exchange. Subclasses declare ``id``, ``capability``, default endpoints."""
+
+    id: ClassVar[str]
+    capability: Capability
+    default_endpoints: ClassVar[Endpoints]
+    #: True where trade ids are consecutive integers (Binance aggTrades), so the
+    #: paginator can prove there is no gap at the seams of concurrent sub-windows.
+    sequential_trade_ids: ClassVar[bool] = False
+
+    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
+        # ``http`` is a dccd_core.transport.HttpClient bound to ``endpoints.rest_url``.
+        self.http = http
+        self.endpoints = endpoints or self.default_endpoints
+
+    # -- markets ---------------------------------------------------------------
+
+    @abstractmethod
+    def native_symbol(self, symbol: Symbol) -> str:
+        """The exchange's own name for ``symbol`` (BTCUSDT, XBTUSD, tBTCUSD...)."""
+
+    async def fetch_symbols(self) -> set[Symbol] | None:
+        """Every symbol the exchange lists, or None where it cannot be known cheaply."""
+        return None
+
+    async def check_symbol(self, symbol: Symbol) -> None:
+        """Raise ``UnknownSymbol`` before any page is fetched for a market that does not exist."""
+        known = await self.fetch_symbols()
+        if known is not None and symbol not in known:
+            close = sorted(str(s) for s in known if s.base == symbol.base)[:8]
+            hint = f"; {symbol.base} markets: {', '.join(close)}" if close else ""
+            raise UnknownSymbol(f"{self.id} does not list {symbol}{hint}")
+
+    # -- pages -----------------------------------------------------------------
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Bars opening in ``[start_ts, end_ts)`` (at most one page), ohlc schema."""
+        raise NoCapability(f"{self.id} has no candle endpoint")
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        """One page of trades of ``[start_ts, end_ts)`` and the next cursor."""
+        raise NoCapability(f"{self.id} has no trades endpoint")
+
+    async def fetch_first_trade_ts(self, symbol: Symbol) -> int | None:
+        """The ts of the exchange's first trade where it can be asked directly, else None
+        (the caller then bisects with ``fetch_trades_page``)."""
+        return None
+
+    async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
+        """One order-book snapshot, book schema, levels 0 = best."""
+        raise NoCapability(f"{self.id} has no order-book endpoint")
+
+    # -- helpers ---------------------------------------------------------------
+
+    def describe(self) -> Mapping[str, str]:
+        """Provenance written into Parquet footers."""
+        return {"source": self.id, "rest_url": self.endpoints.rest_url}
+
+    def supports(self, data_type: DataType) -> bool:
+        """Whether any transport serves ``data_type``."""
+        return any(f.data_type is data_type for f in self.capability.features)
