@@ -1,0 +1,117 @@
+"""Run an aiohttp app on loopback and inject faults into its replies.
+
+``serve(app)`` yields the origin (``http://127.0.0.1:PORT``) to point a source at.
+``FaultInjector`` is an aiohttp middleware: a seeded share of requests gets a 5xx,
+a reset connection, a truncated body or a slow reply, so a test can demand the store
+equal a clean run's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+__all__ = ["FaultInjector", "serve", "serve_in_thread"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FaultInjector:
+    """Seeded fault injection; ``rate`` is the share of requests that misbehave.
+
+    ``kinds`` among: "500", "502", "503", "reset", "truncate", "slow".
+    ``latency_s`` is added to every reply (to model a far exchange).
+    """
+
+    rate: float = 0.0
+    seed: int = 0
+    kinds: tuple[str, ...] = ("500", "502", "503", "reset", "truncate", "slow")
+    latency_s: float = 0.0
+    slow_s: float = 0.3
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if self.rate and self._rng.random() < self.rate:
+            kind = self._rng.choice(self.kinds)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            if kind in ("500", "502", "503"):
+                return web.Response(status=int(kind), text="<html>upstream error</html>")
+            if kind == "reset":
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("injected reset")
+            if kind == "slow":
+                await asyncio.sleep(self.slow_s)
+            if kind == "truncate":
+                response = await handler(request)
+                body = getattr(response, "body", None) or b""
+                if isinstance(body, bytes | bytearray) and len(body) > 2:
+                    return web.Response(
+                        body=bytes(body[: len(body) // 2]),
+                        status=response.status,
+                        content_type="application/json",
+                    )
+                return response
+        return await handler(request)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Start ``app`` on a free loopback port; yield its origin; stop it afterwards."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app_factory: Callable[[], web.Application]):  # type: ignore[no-untyped-def]
+    """Run an app in a background thread's event loop, for sync callers (Dagster, CLI).
+
+    Yields the origin. ``app_factory`` is called inside the thread's loop.
+    """
+    import threading
+
+    ready: dict[str, str] = {}
+    started = threading.Event()
+    stop: dict[str, asyncio.Event] = {}
+    loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    async def main() -> None:
+        stop["event"] = asyncio.Event()
+        loop_holder["loop"] = asyncio.get_running_loop()
+        async with serve(app_factory()) as origin:
+            ready["origin"] = origin
+            started.set()
+            await stop["event"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("fake server did not start")
+    try:
+        yield ready["origin"]
+    finally:
+        loop_holder["loop"].call_soon_threadsafe(stop["event"].set)
+        thread.join(10)
