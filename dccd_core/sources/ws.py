@@ -1,0 +1,247 @@
+"""The streaming contract: the hooks an exchange source implements to be streamed.
+
+A source that streams mixes in :class:`WsSource` next to :class:`~.base.Source`.
+It only knows its wire format: where to connect, what to send, and how to turn one
+frame into events. Connecting, reconnecting, pinging, batching, book upkeep, gap
+healing from REST and flushing live once in ``dccd_core.transport.ws`` and
+``dccd_core.operations.stream``; a source never loops, sleeps or buffers.
+
+Hooks (Binance examples, see ``dccd_core/sources/binance_ws.py``):
+
+* ``ws_url(sub)`` — the full URL for one subscription, e.g. the combined stream
+  ``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade``.
+* ``ws_subscribe_messages(sub)`` — frames sent after every (re)connect, e.g. OKX
+  ``{"op": "subscribe", "args": [...]}``. Binance subscribes in the URL: ``[]``.
+* ``parse_ws_message(raw)`` — pure: one text/bytes frame in, a list of events out:
+  :class:`WsTrades` / :class:`WsCandles` (polars frames in the domain schemas; candles
+  carry an extra Boolean ``closed`` column), :class:`WsBook` (levels + sequence ids +
+  checksum), :class:`WsIgnore` (acks, pongs, heartbeats, subscription confirmations).
+  An exchange error frame raises ``ExchangeError``; an unknown shape raises
+  ``UnexpectedPayload``. Trade sides MUST come from the same normalisation function as
+  the REST parser (Binance ``m=true`` -> taker sold, in both paths).
+* ``parse_ws_messages(raws)`` — optional batch fast path (default: one by one). A
+  source may merge the trades of a batch into one frame per symbol (Binance reuses its
+  REST aggTrades parser on the batch: the WS ``data`` objects carry the same keys).
+* ``ws_ping`` — an app-level ping: frame + interval where the exchange needs one
+  (OKX ``"ping"`` every 20 s, Bybit ``{"op":"ping"}`` every 20 s); ``None`` where
+  protocol pings suffice (Binance). Server heartbeats (Kraken, Bitfinex) are
+  parsed into :class:`WsIgnore`; ``ws_idle_timeout_s`` bounds silence.
+* ``ws_max_session_s`` — the exchange's forced disconnect (Binance: 24 h); the client
+  reconnects proactively a little before.
+* ``book_protocol`` — how a book is built: :class:`BookProtocol` (REST snapshot + deltas
+  with update ids like Binance; WS snapshot + deltas with seq like Bybit/OKX; with a
+  checksum like Kraken/OKX/Bitfinex; or snapshots only).
+* ``fetch_ws_book_snapshot(symbol, depth)`` — the REST snapshot for ``REST_SNAPSHOT``
+  protocols, as a :class:`WsBook` with ``last_seq`` (Binance ``lastUpdateId``).
+* ``check_book_sequence(prev_last_seq, update)`` — may this delta be applied to a book
+  whose last applied id is ``prev_last_seq``? The default implements the common rules
+  (``prev_seq`` chaining where the exchange sends it, else ``first_seq`` contiguity,
+  stale updates skipped). Binance spot: ``U <= last+1 <= u``; futures: ``pu == last``.
+* ``book_checksum(bids, asks)`` — for checksum protocols: the exchange's checksum of
+  the maintained book (top levels, best first, as the raw texts the exchange sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any, ClassVar
+
+import polars as pl
+
+from dccd_core.domain import DataType, NoCapability, Span, Symbol
+
+__all__ = [
+    "BookLevels",
+    "BookProtocol",
+    "BookSync",
+    "SeqCheck",
+    "WsBook",
+    "WsCandles",
+    "WsEvent",
+    "WsIgnore",
+    "WsPing",
+    "WsSource",
+    "WsSubscription",
+    "WsTrades",
+]
+
+#: Book levels as sent, normalised: (price, amount) pairs; amount 0 removes a level.
+BookLevels = Sequence[tuple[float, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class WsSubscription:
+    """What one connection collects: one data type for several symbols of one exchange."""
+
+    data_type: DataType
+    symbols: tuple[Symbol, ...]
+    span: Span | None = None
+    book_depth: int = 20
+
+
+# -- events --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WsTrades:
+    """Trades of one symbol, ``rows`` in the trades schema (ts ns, trade_id, ...)."""
+
+    symbol: Symbol
+    rows: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class WsCandles:
+    """Candles of one symbol: ohlc schema plus a Boolean ``closed`` column.
+
+    Only closed bars are stored; an open bar is a progress report.
+    """
+
+    symbol: Symbol
+    span: Span
+    rows: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class WsBook:
+    """A book snapshot (replaces the book) or delta (amount 0 deletes a level).
+
+    ``first_seq``/``last_seq``: the update ids this message covers (Binance ``U``/``u``,
+    OKX ``seqId`` in both, Bybit ``u`` in both). ``prev_seq``: the id the previous
+    message ended with, where the exchange sends it (Binance futures ``pu``, OKX
+    ``prevSeqId``). ``checksum``: the exchange's checksum of the book *after* applying
+    this message (Kraken, OKX, Bitfinex). ``bid_texts``/``ask_texts``: the raw price and
+    amount texts, parallel to ``bids``/``asks``, for checksum exchanges only.
+    """
+
+    symbol: Symbol
+    ts: int
+    snapshot: bool
+    bids: BookLevels
+    asks: BookLevels
+    first_seq: int | None = None
+    last_seq: int | None = None
+    prev_seq: int | None = None
+    checksum: int | None = None
+    bid_texts: Sequence[tuple[str, str]] | None = None
+    ask_texts: Sequence[tuple[str, str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WsIgnore:
+    """A frame with no data: ack, pong, heartbeat, subscription confirmation."""
+
+    reason: str = ""
+
+
+WsEvent = WsTrades | WsCandles | WsBook | WsIgnore
+
+
+# -- declarations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WsPing:
+    """An app-level ping: send ``message`` every ``interval_s`` (OKX: ``"ping"``, 20 s)."""
+
+    message: str | bytes | dict[str, Any]
+    interval_s: float = 20.0
+
+
+class BookSync(StrEnum):
+    """Where the first full book comes from."""
+
+    REST_SNAPSHOT = "rest_snapshot"  # Binance: GET /depth lastUpdateId, then WS deltas
+    WS_SNAPSHOT = "ws_snapshot"  # Bybit, OKX, Kraken, Bitfinex: first WS message
+    SNAPSHOTS_ONLY = "snapshots_only"  # every message is a full (partial-depth) book
+
+
+@dataclass(frozen=True, slots=True)
+class BookProtocol:
+    """How an exchange's book stream is kept consistent.
+
+    ``checksum``: messages carry a checksum to verify after each apply.
+    ``checksum_depth``: how many levels per side the checksum covers (Kraken 10,
+    OKX 25, Bitfinex 25). ``resubscribe_on_gap``: a gap is healed by reconnecting (WS
+    snapshot protocols) rather than by a new REST snapshot.
+    """
+
+    sync: BookSync
+    checksum: bool = False
+    checksum_depth: int = 0
+    resubscribe_on_gap: bool = False
+
+
+class SeqCheck(Enum):
+    """Verdict of :meth:`WsSource.check_book_sequence`."""
+
+    APPLY = "apply"
+    STALE = "stale"  # already contained in the book (e.g. older than the REST snapshot)
+    GAP = "gap"  # something was missed: resync
+
+
+# -- the contract ----------------------------------------------------------------------
+
+
+class WsSource:
+    """Mixin declaring a source's streaming hooks; see the module docstring."""
+
+    #: Data types the source streams (besides what ``capability`` declares over WS).
+    ws_data_types: ClassVar[tuple[DataType, ...]] = ()
+    ws_ping: ClassVar[WsPing | None] = None
+    ws_idle_timeout_s: ClassVar[float] = 60.0
+    ws_max_session_s: ClassVar[float | None] = None
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.SNAPSHOTS_ONLY)
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        """The URL to connect to for ``sub`` (origin from the endpoints + path/query)."""
+        raise NoCapability(f"{type(self).__name__} does not stream {sub.data_type}")
+
+    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+        """Frames to send after each (re)connect; dicts are sent as JSON."""
+        return []
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        """One frame in, events out (pure). Raise ``UnexpectedPayload``/``ExchangeError``."""
+        raise NoCapability(f"{type(self).__name__} has no WebSocket parser")
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of frames in arrival order; override to merge rows per symbol."""
+        events: list[WsEvent] = []
+        for raw in raws:
+            events.extend(self.parse_ws_message(raw))
+        return events
+
+    async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
+        """The REST snapshot a ``REST_SNAPSHOT`` book starts from, with ``last_seq``."""
+        raise NoCapability(f"{type(self).__name__} has no book snapshot with update ids")
+
+    def check_book_sequence(
+        self, prev_last_seq: int | None, update: WsBook, *, first: bool = False
+    ) -> SeqCheck:
+        """May ``update`` follow a book whose last applied id is ``prev_last_seq``?
+
+        ``first``: the first delta after a snapshot (ids may overlap the snapshot).
+        Default rules: no ids on either side -> apply; ``last_seq <= prev`` -> stale;
+        first delta: ``first_seq <= prev + 1`` (Binance: ``U <= lastUpdateId+1 <= u``);
+        later deltas: ``prev_seq == prev`` where the exchange sends it (Binance futures
+        ``pu``, OKX ``prevSeqId``), else ``first_seq <= prev + 1``.
+        """
+        if prev_last_seq is None or update.last_seq is None:
+            return SeqCheck.APPLY
+        if update.last_seq <= prev_last_seq:
+            return SeqCheck.STALE
+        if not first and update.prev_seq is not None:
+            return SeqCheck.APPLY if update.prev_seq == prev_last_seq else SeqCheck.GAP
+        if update.first_seq is not None and update.first_seq > prev_last_seq + 1:
+            return SeqCheck.GAP
+        return SeqCheck.APPLY
+
+    def book_checksum(
+        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
+    ) -> int:
+        """The exchange's checksum of the top ``checksum_depth`` levels (best first)."""
+        raise NoCapability(f"{type(self).__name__} declares no book checksum")
+
