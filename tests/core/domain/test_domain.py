@@ -1,0 +1,147 @@
+"""Domain types: parsing, formatting, rejection messages, time conversions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dccd_core.domain import (
+    Capability,
+    ConfigError,
+    DatasetKey,
+    DataType,
+    Feature,
+    NoCapability,
+    Span,
+    Symbol,
+    Transport,
+    iso_datetime,
+    s_to_ns,
+    to_ns,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "quote", "settle"),
+    [
+        ("BTC/USDT", "BTC", "USDT", None),
+        ("btc/usdt", "BTC", "USDT", None),
+        (" BTC/USDT:USDT ", "BTC", "USDT", "USDT"),
+        ("BTC/USD:BTC", "BTC", "USD", "BTC"),
+        ("1000PEPE/USDT", "1000PEPE", "USDT", None),
+    ],
+)
+def test_symbol_parses_unified_forms(text: str, base: str, quote: str, settle: str | None) -> None:
+    symbol = Symbol.parse(text)
+    assert (symbol.base, symbol.quote, symbol.settle) == (base, quote, settle)
+    assert Symbol.parse(str(symbol)) == symbol
+    assert Symbol.from_path(symbol.path_name) == symbol
+
+
+@pytest.mark.parametrize(
+    "text", ["BTCUSDT", "BTC/", "/USDT", "BTC/USDT:", "../etc/passwd", "BTC/US DT", "BTC-USDT", ""]
+)
+def test_symbol_rejects_garbage_showing_accepted_forms(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"BASE/QUOTE"):
+        Symbol.parse(text)
+
+
+def test_symbol_names() -> None:
+    symbol = Symbol.parse("BTC/USDT:USDT")
+    assert symbol.path_name == "BTC-USDT-USDT"
+    assert symbol.key_name == "btc_usdt_usdt"
+    assert symbol.is_perpetual
+
+
+@pytest.mark.parametrize(
+    "label", ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "1w"]
+)
+def test_span_labels_round_trip(label: str) -> None:
+    span = Span.parse(label)
+    assert span.label == label
+    assert Span.parse(span.seconds) == span
+
+
+def test_span_normalises_and_rejects() -> None:
+    assert Span.parse("60m").label == "1h"
+    assert Span.parse("24h").label == "1d"
+    for bad in ["7m", "1y", "abc", 61, "", "m"]:
+        with pytest.raises(ConfigError, match="1m 3m 5m"):
+            Span.parse(bad)
+
+
+def test_weekly_span_floors_to_monday() -> None:
+    week = Span.parse("1w")
+    wednesday = to_ns("2024-01-03T12:00:00Z")
+    assert week.floor(wednesday) == to_ns("2024-01-01")  # a Monday
+
+
+@given(st.integers(min_value=0, max_value=4_000_000_000_000_000_000))
+def test_span_floor_is_aligned_and_contains(ts: int) -> None:
+    for span in Span.all():
+        floor = span.floor(ts)
+        assert floor <= ts < floor + span.ns
+
+
+def test_data_type_parse() -> None:
+    assert DataType.parse("OHLC") is DataType.OHLC
+    with pytest.raises(ConfigError, match="ohlc, trades, book"):
+        DataType.parse("candles")
+
+
+def test_time_helpers() -> None:
+    assert to_ns("2024-01-01") == 1_704_067_200_000_000_000
+    assert to_ns(date(2024, 1, 1)) == 1_704_067_200_000_000_000
+    assert to_ns(datetime(2024, 1, 1, tzinfo=UTC)) == 1_704_067_200_000_000_000
+    assert to_ns(datetime(2024, 1, 1)) == 1_704_067_200_000_000_000  # naive = UTC
+    assert to_ns("2024-01-01T00:00:00.000000001Z") == 1_704_067_200_000_000_001
+    assert to_ns("2024-01-01T01:00:00+01:00") == 1_704_067_200_000_000_000
+    assert to_ns("1704067200000000000") == 1_704_067_200_000_000_000
+    assert iso_datetime(1_704_067_200_000_000_001) == "2024-01-01T00:00:00.000000001Z"
+    assert s_to_ns(1710327959.1733468) == 1_710_327_959_173_347_000
+    assert s_to_ns("1710327959") == 1_710_327_959_000_000_000
+    with pytest.raises(ConfigError, match="ISO date"):
+        to_ns("yesterday")
+
+
+def test_dataset_key_names_and_validation() -> None:
+    key = DatasetKey.of("Binance", "btc/usdt", "ohlc", "1m")
+    assert key.asset_key_path == ["binance", "ohlc", "btc_usdt_1m"]
+    assert key.job_name == "binance__ohlc__btc_usdt_1m"
+    assert DatasetKey.of("binance", "BTC/USDT:USDT", "trades").name == "btc_usdt_usdt"
+    with pytest.raises(ConfigError, match="needs a span"):
+        DatasetKey.of("binance", "BTC/USDT", "ohlc")
+    with pytest.raises(ConfigError, match="has no span"):
+        DatasetKey.of("binance", "BTC/USDT", "trades", "1m")
+    for bad in ["../x", "bin/ance", "", "a" * 41]:
+        with pytest.raises(ConfigError, match="exchange id"):
+            DatasetKey.of(bad, "BTC/USDT", "trades")
+
+
+def test_capability_require_explains() -> None:
+    one_minute = Span.parse("1m")
+    cap = Capability(
+        exchange="kraken",
+        features=(
+            Feature(
+                DataType.OHLC,
+                Transport.REST,
+                page_limit=720,
+                spans=(one_minute,),
+                history_bars=720,
+                alternative="derive candles from trades",
+            ),
+            Feature(DataType.TRADES, Transport.REST, page_limit=1000),
+        ),
+    )
+    now = to_ns("2024-06-01")
+    assert cap.require(DataType.OHLC, span=one_minute, start_ts=now - 60 * 10**9, now_ts=now)
+    with pytest.raises(NoCapability, match=r"last 720 1m candles.*derive candles"):
+        cap.require(DataType.OHLC, span=one_minute, start_ts=to_ns("2024-01-01"), now_ts=now)
+    with pytest.raises(NoCapability, match=r"no 1h candles.*1m"):
+        cap.require(DataType.OHLC, span=Span.parse("1h"))
+    with pytest.raises(NoCapability, match="cannot serve book"):
+        cap.require(DataType.BOOK)
