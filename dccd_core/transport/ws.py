@@ -1,0 +1,312 @@
+"""A reconnecting WebSocket client: the one place dccd talks ``websockets``.
+
+Why its own module: exchanges drop streams all the time (Binance closes every
+connection after 24 h, servers restart, NATs time out), and a stream must come back
+on its own and *say* that it did, so the caller can heal the gap from REST.
+
+* Every (re)connect puts a :class:`Connected` marker in the frame sequence before
+  the first frame of the new session; the caller heals the gap when it sees it.
+* Backoff with full jitter (``uniform(0, min(cap, base * 2**attempt))``) between
+  failed attempts; ``max_attempts`` consecutive failures raise ``RetryExhausted``.
+* Protocol pings (``ping_interval_s``/``ping_timeout_s``, answered by websockets) and
+  an optional app-level ping (OKX ``"ping"``, Bybit ``{"op":"ping"}``).
+* Silence longer than ``idle_timeout_s`` is treated as a dead connection.
+* ``max_session_s``: reconnect proactively before the exchange's forced disconnect.
+* websockets/OS errors are mapped into the dccd tree here and nowhere else: a refused
+  handshake with a 4xx (not 429) is an ``ExchangeError`` (retrying cannot fix a bad
+  URL), a bad URL a ``ConfigError``, anything else is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
+
+from dccd_core.domain import ConfigError, DccdError, ExchangeError, RetryExhausted
+
+__all__ = ["DEFAULT_WS_CONFIG", "Connected", "WsClient", "WsConfig", "full_jitter_s"]
+
+Frame = str | bytes
+Outgoing = str | bytes | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WsConfig:
+    """Connection policy; defaults suit the public exchanges."""
+
+    open_timeout_s: float = 10.0
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    idle_timeout_s: float = 60.0
+    max_session_s: float | None = None
+    #: Reconnect this long before ``max_session_s`` (Binance: 24 h - 10 min).
+    session_margin_s: float = 600.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    max_attempts: int = 30
+    #: Frames held before the reader waits for the consumer (backpressure).
+    max_pending: int = 500_000
+
+
+DEFAULT_WS_CONFIG = WsConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """Marker: a (re)connect succeeded; frames after it belong to the new session."""
+
+    session: int
+    reconnects: int
+    reason: str = ""
+
+
+def full_jitter_s(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """AWS "full jitter": a uniform wait in ``[0, min(cap, base * 2**attempt)]``."""
+    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
+
+
+def _encode(message: Outgoing) -> Frame:
+    if isinstance(message, dict):
+        return orjson.dumps(message).decode()
+    return message
+
+
+class WsClient:
+    """Keeps one WebSocket subscription alive; read frames with :meth:`next_batch`.
+
+    ``async with WsClient(url, subscribe=[...]) as ws: items = await ws.next_batch()``
+    ``items`` holds frames (str/bytes) and :class:`Connected` markers in order.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        subscribe: Sequence[Outgoing] = (),
+        app_ping: Outgoing | None = None,
+        app_ping_interval_s: float = 20.0,
+        config: WsConfig = DEFAULT_WS_CONFIG,
+        seed: int | None = None,
+    ) -> None:
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"invalid WebSocket URL {url!r}: it must start with ws:// or wss://")
+        self.url = url
+        self.subscribe = list(subscribe)
+        self.app_ping = app_ping
+        self.app_ping_interval_s = app_ping_interval_s
+        self.config = config
+        self.reconnects = 0
+        self.sessions = 0
+        self.frames = 0
+        self.last_error: str = ""
+        self._rng = random.Random(seed)
+        self._pending: collections.deque[Frame | Connected] = collections.deque()
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._error: DccdError | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._conn: ClientConnection | None = None
+        self._closing = False
+        self._kick = False
+
+    async def __aenter__(self) -> WsClient:
+        self._task = asyncio.create_task(self._run(), name=f"ws-reader {self.url}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop reading and close the connection (frames already received stay readable)."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def reconnect(self, reason: str = "requested") -> None:
+        """Drop the current connection; the reader reconnects (and resubscribes)."""
+        self._kick = True
+        self.last_error = reason
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+
+    async def send(self, message: Outgoing) -> None:
+        """Send on the current connection (dropped silently when disconnected)."""
+        if self._conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._conn.send(_encode(message))
+
+    async def next_batch(
+        self, max_items: int = 10_000, timeout_s: float = 1.0
+    ) -> list[Frame | Connected]:
+        """Up to ``max_items`` pending items; waits at most ``timeout_s`` for the first.
+
+        Raises the reader's fatal error (``RetryExhausted``, ``ExchangeError``) once the
+        frames received before it are consumed.
+        """
+        if not self._pending:
+            if self._error is not None:
+                raise self._error
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._ready.wait()
+        pending = self._pending
+        n = min(max_items, len(pending))
+        batch = [pending.popleft() for _ in range(n)]
+        if len(pending) < self.config.max_pending // 2:
+            self._drained.set()
+        return batch
+
+    # -- the reader -------------------------------------------------------------------
+
+    def _put(self, item: Frame | Connected) -> None:
+        self._pending.append(item)
+        self._ready.set()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._session()
+                attempt = 0  # a session that ran resets the failure count
+            except asyncio.CancelledError:
+                raise
+            except DccdError as exc:
+                self._error = exc
+                self._ready.set()
+                return
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                mapped = self._map(exc)
+                if isinstance(mapped, ExchangeError | ConfigError):
+                    self._error = mapped
+                    self._ready.set()
+                    return
+                self.last_error = str(mapped)
+                attempt += 1
+                if attempt > self.config.max_attempts:
+                    self._error = RetryExhausted(
+                        f"WebSocket {self.url} failed {attempt - 1} times in a row "
+                        f"(last: {self.last_error}); check the network or the ws_url"
+                    )
+                    self._ready.set()
+                    return
+                await asyncio.sleep(
+                    full_jitter_s(
+                        attempt, self.config.backoff_base_s, self.config.backoff_cap_s, self._rng
+                    )
+                )
+                continue
+            if self._closing:
+                return
+            # The session ended normally (server close, idle, planned rotation): retry
+            # at once, the next failure backs off.
+            attempt = 1
+
+    async def _session(self) -> None:
+        cfg = self.config
+        conn = await connect(
+            self.url,
+            open_timeout=cfg.open_timeout_s,
+            ping_interval=cfg.ping_interval_s,
+            ping_timeout=cfg.ping_timeout_s,
+            close_timeout=2,
+            max_size=None,
+            max_queue=1024,
+            compression=None,
+        )
+        if self.sessions:
+            self.reconnects += 1
+        self._conn = conn
+        self._kick = False
+        pinger: asyncio.Task[None] | None = None
+        try:
+            for message in self.subscribe:
+                await conn.send(_encode(message))
+            self.sessions += 1
+            self._put(Connected(self.sessions - 1, self.reconnects, self.last_error))
+            if self.app_ping is not None:
+                pinger = asyncio.create_task(self._ping_loop(conn))
+            loop = asyncio.get_running_loop()
+            session_end = (
+                loop.time() + max(1.0, cfg.max_session_s - cfg.session_margin_s)
+                if cfg.max_session_s
+                else None
+            )
+            pending = self._pending
+            try:
+                async with asyncio.timeout(self._deadline(loop.time(), session_end)) as tm:
+                    async for frame in conn:
+                        pending.append(frame)
+                        self.frames += 1
+                        self._ready.set()
+                        tm.reschedule(self._deadline(loop.time(), session_end))
+                        if len(pending) >= cfg.max_pending:
+                            self._drained.clear()
+                            await self._drained.wait()
+            except TimeoutError:
+                if session_end is not None and loop.time() >= session_end - 0.001:
+                    self.last_error = "planned reconnect before the exchange's session limit"
+                else:
+                    self.last_error = f"no frame for {cfg.idle_timeout_s:.0f} s"
+                return
+            self.last_error = (
+                "reconnect requested" if self._kick else f"server closed ({conn.close_code})"
+            )
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+
+    def _deadline(self, now: float, session_end: float | None) -> float:
+        idle = now + self.config.idle_timeout_s
+        return idle if session_end is None else min(idle, session_end)
+
+    async def _ping_loop(self, conn: ClientConnection) -> None:
+        assert self.app_ping is not None
+        frame = _encode(self.app_ping)
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(self.app_ping_interval_s)
+                await conn.send(frame)
+
+    def _map(self, exc: BaseException) -> DccdError:
+        """The one boundary from websockets/OS errors into the dccd tree."""
+        if isinstance(exc, InvalidURI):
+            return ConfigError(f"invalid WebSocket URL {self.url!r}: {exc}")
+        if isinstance(exc, InvalidStatus):
+            status = exc.response.status_code
+            if 400 <= status < 500 and status != 429:
+                return ExchangeError(
+                    f"WebSocket handshake to {self.url} refused with HTTP {status}; "
+                    "check the ws_url and the subscribed symbols"
+                )
+            return RetryExhausted(f"WebSocket handshake HTTP {status}")
+        if isinstance(exc, InvalidHandshake):
+            return RetryExhausted(f"WebSocket handshake failed: {exc}")
+        if isinstance(exc, ConnectionClosed):
+            return RetryExhausted(f"connection closed: {exc}")
+        if isinstance(exc, TimeoutError):
+            return RetryExhausted(f"timed out connecting to {self.url}")
+        return RetryExhausted(f"{type(exc).__name__}: {exc}")
+
