@@ -1,0 +1,169 @@
+"""Durable single-file I/O: atomic replace, footer reads, corrupt-file detection.
+
+A period file is never written in place. The new content goes to a hidden temp file in
+the same folder (``.{name}.tmp-{pid}-{rand}``, which matches no ``*.parquet`` glob),
+is fsynced, renamed over the old file with ``os.replace`` (atomic on POSIX), and the
+folder is fsynced so the rename itself survives a power cut. A reader therefore sees
+the old file or the new one, never half of one; a crash leaves at most a stale temp
+file, which the next write of the dataset removes while holding the dataset lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dccd_core.domain import CorruptFile
+
+__all__ = [
+    "atomic_write",
+    "clean_stale_temps",
+    "corrupt_file",
+    "ensure_dir",
+    "fsync_dir",
+    "read_footer",
+    "read_period_frame",
+    "temp_path",
+    "ts_range_from_footer",
+    "write_parquet_atomic",
+]
+
+_TMP_MARK = ".tmp-"
+_FIX = "delete or move it and re-run the backfill for that period"
+
+
+def corrupt_file(path: Path, reason: object) -> CorruptFile:
+    """The one wording of a damaged period file: what, where, and the fix."""
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return CorruptFile(f"corrupt period file {path}: {text}; {_FIX}")
+
+
+def temp_path(path: Path) -> Path:
+    """A hidden, unique temp name beside ``path`` that never matches ``*.parquet``."""
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, fsyncing each new entry's parent."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmp)`` then durably replace ``path`` with ``tmp``; no trace on failure."""
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def write_parquet_atomic(
+    path: Path, frame: pl.DataFrame, schema: pa.Schema, metadata: Mapping[str, str]
+) -> None:
+    """Write ``frame`` as ``path`` (zstd, statistics, footer metadata), atomically."""
+    meta = dict(metadata)
+
+    def write(tmp: Path) -> None:
+        frame.write_parquet(
+            tmp, compression="zstd", statistics=True, metadata=meta, arrow_schema=schema
+        )
+
+    atomic_write(path, write)
+
+
+def clean_stale_temps(folder: Path) -> int:
+    """Remove temp files left in ``folder`` by crashed writers; call under the lock.
+
+    Every writer of a dataset holds its lock while its temp file exists, so under
+    that lock any temp file is a leftover.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and _TMP_MARK in entry.name:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def read_footer(path: Path) -> pq.FileMetaData:
+    """The Parquet footer of ``path`` (row counts, statistics, key/value metadata)."""
+    try:
+        return pq.read_metadata(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise corrupt_file(path, exc) from exc
+
+
+def read_period_frame(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read one period file (or some columns); any decoding failure is a ``CorruptFile``."""
+    try:
+        return pl.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException, ValueError) as exc:
+        raise corrupt_file(path, exc) from exc
+
+
+def ts_range_from_footer(meta: pq.FileMetaData, column: str = "ts") -> tuple[int, int] | None:
+    """``(min, max)`` of ``column`` from the row-group statistics; None if unknown/empty."""
+    schema = meta.schema.to_arrow_schema()
+    index = schema.get_field_index(column)
+    if index < 0 or meta.num_rows == 0:
+        return None
+    lo: int | None = None
+    hi: int | None = None
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        if group.num_rows == 0:
+            continue
+        stats = group.column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lo = stats.min if lo is None else min(lo, stats.min)
+        hi = stats.max if hi is None else max(hi, stats.max)
+    if lo is None or hi is None:
+        return None
+    return int(lo), int(hi)

@@ -1,0 +1,66 @@
+"""One writer at a time per dataset: across processes, threads and async tasks.
+
+A merge-write reads a period file, merges and replaces it; two writers doing that at
+once would each drop the other's rows. ``filelock`` serialises processes, but an OS
+file lock is per process (and ``FileLock`` objects are reentrant), so threads of one
+process are serialised first by a process-wide ``RLock`` per lock file. Async tasks
+call the store synchronously (or through a thread), so the same two locks cover them.
+
+The lock is reentrant within one thread: a store operation may call another (e.g.
+``record_coverage`` rebuilding coverage) while holding it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from dccd_core.domain import StoreError
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "dataset_lock"]
+
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+"""Long enough for the biggest period rewrite, short enough that a stuck writer shows."""
+
+_registry_guard = threading.Lock()
+_registry: dict[str, tuple[threading.RLock, FileLock]] = {}
+
+
+def _locks_for(path: Path) -> tuple[threading.RLock, FileLock]:
+    name = os.fspath(path.absolute())
+    with _registry_guard:
+        pair = _registry.get(name)
+        if pair is None:
+            # thread_local=False: the RLock already admits one thread at a time, and the
+            # FileLock's reentrancy counter must be shared by nested calls of that thread.
+            pair = (threading.RLock(), FileLock(name, thread_local=False))
+            _registry[name] = pair
+        return pair
+
+
+@contextmanager
+def dataset_lock(path: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the dataset lock at ``path`` (created with its folder when missing)."""
+    thread_lock, file_lock = _locks_for(path)
+    if not thread_lock.acquire(timeout=timeout_s):
+        raise StoreError(f"timed out after {timeout_s:g}s waiting for lock {path} (this process)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file_lock.acquire(timeout=timeout_s)
+        except Timeout:
+            raise StoreError(
+                f"timed out after {timeout_s:g}s waiting for lock {path}: another process is "
+                "writing this dataset"
+            ) from None
+        try:
+            yield
+        finally:
+            file_lock.release()
+    finally:
+        thread_lock.release()
