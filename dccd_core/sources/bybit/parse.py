@@ -1,0 +1,194 @@
+"""Pure Bybit v5 parsers: response bodies in, domain-schema polars frames out.
+
+Every v5 body is ``{"retCode": 0, "retMsg": "OK", "result": {...}, "time": ms}``; a
+nonzero ``retCode`` arrives with HTTP 200, so :func:`check_payload` is the transport's
+hook for it. Numbers are strings (``"43376.1"``), lists are newest first.
+
+Inverse contracts (``BTC/USD:BTC``) count sizes in USD contracts: trades and book
+amounts are divided by the price to give base-coin amounts, and kline ``turnover``
+(already in BTC) is the base volume while ``volume`` (USD) is the quote volume.
+Docs: https://bybit-exchange.github.io/docs/v5/error
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
+
+from .._wire import (
+    book_frame,
+    float_column,
+    ms_column,
+    side_column,
+    text_column,
+    transpose,
+)
+
+__all__ = ["check_payload", "parse_book", "parse_candles", "parse_result", "parse_trades"]
+
+#: retCodes meaning "no such market" (10001 carries several param errors: see the message).
+_UNKNOWN_SYMBOL_CODES = {170121, 110023}
+
+
+def check_payload(data: Any) -> None:
+    """Raise ``ExchangeError`` (``UnknownSymbol`` for a bad symbol) for a v5 error body.
+
+    Sample error body (HTTP 200)::
+
+        {"retCode": 10001, "retMsg": "Not supported symbols", "result": {}, "time": 1707}
+    """
+    if not isinstance(data, dict) or "retCode" not in data:
+        raise UnexpectedPayload(f"bybit: expected a v5 envelope with retCode, got {data!r:.200}")
+    try:
+        code = int(data["retCode"])
+    except (TypeError, ValueError):
+        raise UnexpectedPayload(f"bybit: unreadable retCode {data['retCode']!r}") from None
+    if code == 0:
+        return
+    message = str(data.get("retMsg", ""))
+    if code in _UNKNOWN_SYMBOL_CODES or (code == 10001 and "symbol" in message.lower()):
+        raise UnknownSymbol(
+            f"bybit does not list this symbol ({code}: {message}); check the market with "
+            "`dccd` symbols or use BASE/QUOTE for spot, BASE/QUOTE:SETTLE for perpetuals"
+        )
+    raise ExchangeError(f"bybit rejected the request ({code}: {message})")
+
+
+def parse_result(data: Any, what: str) -> Any:
+    """The ``result`` object of a successful body (after :func:`check_payload`)."""
+    check_payload(data)
+    result = data.get("result")
+    if not isinstance(result, dict):
+        raise UnexpectedPayload(f"bybit {what}: expected a result object, got {result!r:.200}")
+    return result
+
+
+def parse_candles(data: Any, *, inverse: bool = False) -> pl.DataFrame:
+    """``/v5/market/kline`` body to the ohlc schema, sorted oldest first.
+
+    Rows are ``[startTime ms, open, high, low, close, volume, turnover]``, newest first;
+    ``volume`` is in the base coin (contracts = USD for inverse), ``turnover`` in the
+    quote (the base coin for inverse). Docs: https://bybit-exchange.github.io/docs/v5/market/kline
+
+    Sample::
+
+        {"retCode": 0, "retMsg": "OK", "result": {"symbol": "BTCUSDT", "category": "linear",
+         "list": [["1706637600000", "43376.1", "43474.1", "43264.8", "43352.8",
+                   "1575.305", "68345898.1407"]]}, "time": 1706803708087}
+    """
+    what = "bybit kline"
+    rows = parse_result(data, what).get("list")
+    ts, o, h, lo, c, vol, turnover = transpose(rows if rows is not None else [], 7, what)
+    volume, quote = float_column("v", vol, what), float_column("q", turnover, what)
+    if inverse:
+        volume, quote = quote, volume
+    frame = pl.DataFrame(
+        {
+            "ts": ms_column("ts", ts, what),
+            "open": float_column("open", o, what),
+            "high": float_column("high", h, what),
+            "low": float_column("low", lo, what),
+            "close": float_column("close", c, what),
+            "volume": volume.alias("volume"),
+            "quote_volume": quote.alias("quote_volume"),
+            "trades": pl.Series("trades", [None] * len(ts), dtype=pl.Int64),
+        }
+    )
+    return frame.sort("ts")
+
+
+def trades_frame(
+    ts_ms: list[Any],
+    ids: list[Any],
+    prices: list[Any],
+    sizes: list[Any],
+    sides: list[Any],
+    *,
+    inverse: bool,
+    what: str,
+) -> pl.DataFrame:
+    """Trade columns (REST and WS alike) to the trades schema, oldest first.
+
+    The one place Bybit's ``Buy``/``Sell`` (the taker's side) becomes ``buy``/``sell``.
+    """
+    price = float_column("price", prices, what)
+    amount = float_column("amount", sizes, what)
+    if inverse:
+        amount = amount / price
+    frame = pl.DataFrame(
+        {
+            "ts": ms_column("ts", ts_ms, what),
+            "trade_id": text_column("trade_id", ids, what),
+            "price": price,
+            "amount": amount.alias("amount"),
+            "side": side_column(sides, what),
+        }
+    )
+    return frame.sort("ts", maintain_order=True)
+
+
+def parse_trades(data: Any, *, inverse: bool = False) -> pl.DataFrame:
+    """``/v5/market/recent-trade`` body to the trades schema, oldest first.
+
+    ``side`` is the taker's side. Spot ``execId`` is numeric text, derivatives send a
+    UUID. Docs: https://bybit-exchange.github.io/docs/v5/market/recent-trade
+
+    Sample::
+
+        {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [
+          {"execId": "9afd1288-b444-53f8-8e40-c2f99368ad22", "symbol": "BTCUSDT",
+           "price": "51444.40", "size": "0.972", "side": "Buy", "time": "1707905515968",
+           "isBlockTrade": false}]}, "time": 1707905516443}
+    """
+    what = "bybit recent-trade"
+    rows = parse_result(data, what).get("list")
+    if not isinstance(rows, list):
+        raise UnexpectedPayload(f"{what}: expected result.list, got {rows!r:.200}")
+    rows = rows[::-1]  # newest first on the wire; reverse keeps same-ms trades in order
+    try:
+        columns = [[row[k] for row in rows] for k in ("time", "execId", "price", "size", "side")]
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+    return trades_frame(*columns, inverse=inverse, what=what)
+
+
+def book_sides(
+    bids: Any, asks: Any, *, depth: int | None, inverse: bool, what: str
+) -> tuple[tuple[pl.Series, pl.Series], tuple[pl.Series, pl.Series]]:
+    """``[[price, size], ...]`` bid and ask lists (best first) to (price, amount) columns."""
+    out = []
+    for levels in (bids, asks):
+        if not isinstance(levels, list):
+            raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
+        price_raw, size_raw = transpose(levels[:depth] if depth else levels, 2, what)
+        price = float_column("price", price_raw, what)
+        amount = float_column("amount", size_raw, what)
+        out.append((price, amount / price if inverse else amount))
+    return out[0], out[1]
+
+
+def parse_book(data: Any, depth: int | None = None, *, inverse: bool = False) -> pl.DataFrame:
+    """``/v5/market/orderbook`` body to the book schema (level 0 = best).
+
+    ``b`` bids best (highest) first, ``a`` asks best (lowest) first; ``ts`` is the
+    matching engine's ms time. Spot bodies have no ``seq`` and list ``a`` first.
+    Docs: https://bybit-exchange.github.io/docs/v5/market/orderbook
+
+    Sample::
+
+        {"retCode": 0, "retMsg": "OK", "result": {"s": "BTCUSDT",
+         "b": [["42544.7", "172.404"]], "a": [["42548", "108.998"]],
+         "ts": 1706803948569, "u": 342690, "seq": 429272667}, "time": 1706803949068}
+    """
+    what = "bybit orderbook"
+    result = parse_result(data, what)
+    try:
+        bids, asks, ts_raw = result["b"], result["a"], result["ts"]
+    except KeyError as exc:
+        raise UnexpectedPayload(f"{what}: no {exc} in result") from None
+    ts = int(ms_column("ts", [ts_raw], what)[0])
+    bid_cols, ask_cols = book_sides(bids, asks, depth=depth, inverse=inverse, what=what)
+    return book_frame(ts, bid_cols, ask_cols)

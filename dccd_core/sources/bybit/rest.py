@@ -1,0 +1,140 @@
+"""Bybit v5 REST: request builders and the page-level ``BybitSource``.
+
+The source asks for one page and parses it; paging, retries and rate limits live in
+the core (``transport/paginate.py``, ``transport/http.py``).
+Docs: https://bybit-exchange.github.io/docs/v5/market/kline
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import polars as pl
+
+from dccd_core.domain import DataType, Span, Symbol, Transport, ns_to_ms
+
+from .._wire import ceil_ms
+from ..base import Endpoints, Source, TradePage
+from .capability import (
+    CAPABILITY,
+    INTERVALS,
+    KLINE_LIMIT,
+    TRADES_LIMIT_DERIVATIVES,
+    TRADES_LIMIT_SPOT,
+)
+from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_instruments
+
+__all__ = [
+    "BybitRestSource",
+    "Request",
+    "build_book_request",
+    "build_candles_request",
+    "build_instruments_request",
+    "build_trades_request",
+]
+
+Request = tuple[str, dict[str, str]]
+
+#: instruments-info pages followed at most (linear lists ~600 markets at 1000 a page).
+_MAX_INSTRUMENT_PAGES = 10
+
+
+def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+    """``/v5/market/kline`` for bars opening in ``[start_ts, end_ts)``.
+
+    Bybit's ``start``/``end`` (ms) are both inclusive, so ``end`` is the last ms
+    before ``end_ts``.
+    """
+    CAPABILITY.require(DataType.OHLC, Transport.REST, span=span, history=False)
+    params = {
+        "category": category_of(symbol),
+        "symbol": native_symbol(symbol),
+        "interval": INTERVALS[span],
+        "start": str(ns_to_ms(start_ts)),
+        "end": str(ceil_ms(end_ts) - 1),
+        "limit": str(KLINE_LIMIT),
+    }
+    return "/v5/market/kline", params
+
+
+def build_trades_request(symbol: Symbol) -> Request:
+    """``/v5/market/recent-trade``: the latest trades, the most the category allows."""
+    category = category_of(symbol)
+    limit = TRADES_LIMIT_SPOT if category == "spot" else TRADES_LIMIT_DERIVATIVES
+    params = {"category": category, "symbol": native_symbol(symbol), "limit": str(limit)}
+    return "/v5/market/recent-trade", params
+
+
+def build_book_request(symbol: Symbol, depth: int) -> Request:
+    """``/v5/market/orderbook`` with ``limit`` = depth (spot <= 200, derivatives <= 500)."""
+    CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
+    params = {"category": category_of(symbol), "symbol": native_symbol(symbol), "limit": str(depth)}
+    return "/v5/market/orderbook", params
+
+
+def build_instruments_request(category: str, cursor: str | None = None) -> Request:
+    """``/v5/market/instruments-info`` for one category (spot ignores limit/cursor)."""
+    params = {"category": category, "limit": "1000"}
+    if cursor:
+        params["cursor"] = cursor
+    return "/v5/market/instruments-info", params
+
+
+class BybitRestSource(Source):
+    """Bybit v5 over REST: spot (``BTC/USDT``), linear (``BTC/USDT:USDT``) and inverse
+    (``BTC/USD:BTC``) perpetuals."""
+
+    id: ClassVar[str] = "bybit"
+    capability = CAPABILITY
+    default_endpoints: ClassVar[Endpoints] = Endpoints(
+        "https://api.bybit.com", "wss://stream.bybit.com"
+    )
+    check_payload = staticmethod(check_payload)
+
+    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
+        super().__init__(http, endpoints)
+        self._symbols: set[Symbol] | None = None
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return native_symbol(symbol)
+
+    async def _get(self, request: Request) -> Any:
+        path, params = request
+        response = await self.http.get(path, params)
+        return response.data
+
+    async def fetch_symbols(self) -> set[Symbol] | None:
+        """Trading spot pairs and perpetuals of all three categories (cached)."""
+        if self._symbols is None:
+            symbols: set[Symbol] = set()
+            for category in CATEGORIES:
+                cursor: str | None = None
+                for _ in range(_MAX_INSTRUMENT_PAGES):
+                    data = await self._get(build_instruments_request(category, cursor))
+                    check_payload(data)
+                    found, cursor = parse_instruments(data, category)
+                    symbols |= found
+                    if cursor is None or category == "spot":
+                        break
+            self._symbols = symbols
+        return self._symbols
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        data = await self._get(build_candles_request(symbol, span, start_ts, end_ts))
+        frame = parse_candles(data, inverse=is_inverse(symbol))
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        """The latest trades only: Bybit's REST cannot page trades into the past, so the
+        page always ends the window (the capability refuses history before this)."""
+        data = await self._get(build_trades_request(symbol))
+        return TradePage(parse_trades(data, inverse=is_inverse(symbol)), None)
+
+    async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
+        data = await self._get(build_book_request(symbol, depth))
+        return parse_book(data, depth, inverse=is_inverse(symbol))
