@@ -1,0 +1,563 @@
+"""``stream``: collect live trades, closed candles or book snapshots into the store.
+
+One WebSocket connection per (exchange, data type) carries every symbol. Frames are
+read in batches, parsed by the source into polars frames, buffered per symbol and
+written through the store every ``flush_interval_s`` and on stop or cancel (the last
+flush runs in ``finally``, so a stopped or interrupted run loses nothing it received).
+
+Gaps are healed from REST *before* the stream goes on:
+
+* at start, from the last stored row; after every reconnect, from the last row seen
+  (trades by time window through ``fetch_trades_page``, closed candles through
+  ``fetch_candles``);
+* where trade ids are consecutive (``Source.sequential_trade_ids``, Binance aggTrades),
+  any id jump inside the stream (a frame the exchange skipped) is healed too.
+
+Duplicates between REST and WS are dropped on the natural key before the write (and
+the store merges on it again). Books are kept from snapshot + deltas with the source's
+sequence/checksum rules (``dccd_core.operations.book``) and sampled every
+``snapshot_interval_s``; a gap, checksum mismatch or crossed book triggers a resync and
+is never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import polars as pl
+
+from dccd_core.domain import (
+    NS_PER_S,
+    DatasetKey,
+    DataType,
+    DccdError,
+    NoCapability,
+    Span,
+    Symbol,
+    Transport,
+    now_ns,
+)
+from dccd_core.sources.base import Source
+from dccd_core.sources.ws import (
+    BookSync,
+    WsBook,
+    WsCandles,
+    WsEvent,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+from dccd_core.transport.ws import Connected, WsClient, WsConfig
+
+from .book import LiveBook, book_frame
+from .heal import fetch_candles_window, fetch_trades_window
+
+__all__ = ["FlushReport", "StreamStore", "SymbolReport", "stream"]
+
+log = logging.getLogger("dccd.stream")
+
+#: Older gaps than this are left to a backfill (the store's coverage shows them).
+DEFAULT_MAX_HEAL_S = 6 * 3600.0
+_SNAPSHOT_RETRY_S = 1.0
+_MAX_PENDING_DELTAS = 50_000
+
+
+class StreamStore(Protocol):
+    """What the stream needs from ``dccd_core.storage.Store``."""
+
+    def write(self, key: DatasetKey, rows: pl.DataFrame) -> Any: ...
+
+    def last_ts(self, key: DatasetKey) -> int | None: ...
+
+    def record_coverage(self, key: DatasetKey, start: int, end: int) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolReport:
+    """Per-symbol counters (cumulative except ``rows``)."""
+
+    rows: int = 0
+    total_rows: int = 0
+    last_ts: int | None = None
+    lag_s: float | None = None
+    healed_gaps: int = 0
+    healed_rows: int = 0
+    unhealed_gaps: int = 0
+    resyncs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlushReport:
+    """What one flush wrote, and the stream's health so far (cumulative counters)."""
+
+    exchange: str
+    data_type: DataType
+    rows: int
+    total_rows: int
+    last_ts: int | None
+    lag_s: float | None
+    reconnects: int
+    healed_gaps: int
+    healed_rows: int
+    unhealed_gaps: int
+    resyncs: int
+    flushes: int
+    frames: int
+    per_symbol: dict[str, SymbolReport]
+    final: bool = False
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything kept for one symbol between flushes."""
+
+    key: DatasetKey
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    last_ts: int | None = None
+    last_id: int | None = None
+    cov_start: int | None = None
+    cov_end: int | None = None
+    book: LiveBook | None = None
+    pending: list[WsBook] = field(default_factory=list)
+    last_snapshot_fetch: float = 0.0
+    last_sample_ts: int | None = None
+    report: SymbolReport = field(default_factory=SymbolReport)
+
+
+class _Streamer:
+    def __init__(
+        self,
+        source: Source,
+        sub: WsSubscription,
+        store: StreamStore,
+        *,
+        max_heal_s: float,
+    ) -> None:
+        if not isinstance(source, WsSource):
+            raise NoCapability(f"{source.id} has no WebSocket support in dccd")
+        self.source = source
+        self.ws: WsSource = source
+        self.sub = sub
+        self.store = store
+        self.max_heal_ns = int(max_heal_s * NS_PER_S)
+        self.states: dict[Symbol, _State] = {
+            s: _State(DatasetKey(source.id, s, sub.data_type, sub.span)) for s in sub.symbols
+        }
+        for state in self.states.values():
+            if sub.data_type is DataType.BOOK:
+                state.book = LiveBook(self.ws)
+            else:
+                state.last_ts = store.last_ts(state.key)
+        self.sequential = bool(getattr(source, "sequential_trade_ids", False))
+        self.flushes = 0
+        self.total_rows = 0
+        self.client: WsClient | None = None
+
+    # -- events -------------------------------------------------------------------------
+
+    async def on_connected(self, marker: Connected) -> None:
+        log.info("%s %s connected (session %d, reconnects %d) %s", self.source.id,
+                 self.sub.data_type, marker.session, marker.reconnects, marker.reason)
+        for symbol, state in self.states.items():
+            if state.book is not None:
+                state.book.synced = False
+                state.book.last_seq = None
+                state.pending.clear()
+                continue
+            await self.heal_to_now(symbol, state)
+
+    async def heal_to_now(self, symbol: Symbol, state: _State) -> None:
+        now = now_ns()
+        if state.last_ts is None:
+            state.cov_start = now
+            return
+        start = max(state.last_ts, now - self.max_heal_ns)
+        if self.sub.data_type is DataType.OHLC:
+            span = self._span()
+            start = max(state.last_ts + span.ns, span.floor(now - self.max_heal_ns))
+            await self.heal(symbol, state, start, span.floor(now))
+        else:
+            await self.heal(symbol, state, start, now + 1)
+
+    def _span(self) -> Span:
+        assert self.sub.span is not None
+        return self.sub.span
+
+    async def heal(self, symbol: Symbol, state: _State, start_ts: int, end_ts: int) -> None:
+        """Fetch ``[start_ts, end_ts)`` from REST into the buffer; count the heal."""
+        if end_ts <= start_ts:
+            return
+        try:
+            if self.sub.data_type is DataType.OHLC:
+                rows, _ = await fetch_candles_window(
+                    self.source, symbol, self._span(), start_ts, end_ts
+                )
+            else:
+                rows, _ = await fetch_trades_window(self.source, symbol, start_ts, end_ts)
+        except DccdError as exc:
+            log.warning("%s %s: could not heal %d..%d from REST: %s",
+                        self.source.id, symbol, start_ts, end_ts, exc)
+            self._coverage_break(state, start_ts, end_ts)
+            state.report = replace(state.report, unhealed_gaps=state.report.unhealed_gaps + 1)
+            return
+        n = rows.height if rows is not None else 0
+        state.report = replace(
+            state.report,
+            healed_gaps=state.report.healed_gaps + 1,
+            healed_rows=state.report.healed_rows + n,
+        )
+        if state.cov_start is None:
+            state.cov_start = start_ts
+        if rows is not None and n:
+            state.frames.append(rows)
+            last = int(rows.get_column("ts").max())  # type: ignore[arg-type]
+            state.last_ts = max(state.last_ts or last, last)
+            if self.sequential:
+                top = int(rows.get_column("trade_id").cast(pl.Int64).max())  # type: ignore[arg-type]
+                state.last_id = max(state.last_id or top, top)
+        if self.sub.data_type is not DataType.OHLC:
+            state.cov_end = max(state.cov_end or end_ts, end_ts - 1)
+
+    def _coverage_break(self, state: _State, start_ts: int, end_ts: int) -> None:
+        """An unhealed hole: coverage must not span it."""
+        if state.cov_start is not None and state.cov_start < start_ts:
+            self._record_coverage(state.key, state.cov_start, start_ts)
+        state.cov_start = end_ts
+        state.cov_end = None
+
+    async def on_trades(self, event: WsTrades) -> None:
+        state = self.states.get(event.symbol)
+        rows = event.rows
+        if state is None or rows.height == 0:
+            return
+        if state.cov_start is None:
+            state.cov_start = int(rows.item(0, "ts"))
+        if self.sequential:
+            ids = rows.get_column("trade_id").cast(pl.Int64)
+            if state.last_id is not None:
+                fresh = ids > state.last_id
+                if not fresh.all():
+                    rows = rows.filter(fresh)
+                    ids = ids.filter(fresh)
+                    if rows.height == 0:
+                        return
+                prev_ids = pl.concat([pl.Series([state.last_id], dtype=pl.Int64), ids])
+                jumps = (prev_ids.diff().slice(1) > 1).arg_true().to_list()
+                ts = rows.get_column("ts")
+                for i in jumps:
+                    lo = state.last_ts if i == 0 else int(ts[i - 1])
+                    if lo is None:
+                        continue
+                    await self.heal(event.symbol, state, lo, int(ts[i]) + 1)
+            state.last_id = max(state.last_id or 0, int(ids.max()))  # type: ignore[arg-type]
+        state.frames.append(rows)
+        last = int(rows.get_column("ts").max())  # type: ignore[arg-type]
+        state.last_ts = max(state.last_ts or last, last)
+        state.cov_end = max(state.cov_end or last, last)
+
+    async def on_candles(self, event: WsCandles) -> None:
+        state = self.states.get(event.symbol)
+        if state is None or event.span != self.sub.span:
+            return
+        closed = event.rows.filter(pl.col("closed")).drop("closed")
+        if closed.height == 0:
+            return
+        span = self._span()
+        first = int(closed.get_column("ts").min())  # type: ignore[arg-type]
+        if state.last_ts is not None and first > state.last_ts + span.ns:
+            await self.heal(event.symbol, state, state.last_ts + span.ns, first)
+        if state.cov_start is None:
+            state.cov_start = first
+        state.frames.append(closed)
+        last = int(closed.get_column("ts").max())  # type: ignore[arg-type]
+        state.last_ts = max(state.last_ts or last, last)
+        state.cov_end = max(state.cov_end or 0, last + span.ns - 1)
+
+    async def on_book(self, event: WsBook) -> None:
+        state = self.states.get(event.symbol)
+        if state is None or state.book is None:
+            return
+        book = state.book
+        protocol = self.ws.book_protocol
+        if event.snapshot or book.synced:
+            if not book.apply(event):
+                await self._resync(event.symbol, state)
+            return
+        # unsynced delta
+        if protocol.sync is not BookSync.REST_SNAPSHOT:
+            return
+        if len(state.pending) < _MAX_PENDING_DELTAS:
+            state.pending.append(event)
+        if time.monotonic() - state.last_snapshot_fetch < _SNAPSHOT_RETRY_S:
+            return
+        state.last_snapshot_fetch = time.monotonic()
+        try:
+            snapshot = await self.ws.fetch_ws_book_snapshot(
+                event.symbol, max(self.sub.book_depth, 1000)
+            )
+        except DccdError as exc:
+            log.warning("%s %s: book snapshot failed: %s", self.source.id, event.symbol, exc)
+            return
+        book.apply(snapshot)
+        pending, state.pending = state.pending, []
+        for delta in pending:
+            if not book.apply(delta):
+                log.info("%s %s: book resync (%s)", self.source.id, event.symbol,
+                         book.last_problem)
+                return
+
+    async def _resync(self, symbol: Symbol, state: _State) -> None:
+        assert state.book is not None
+        log.info("%s %s: book resync (%s)", self.source.id, symbol, state.book.last_problem)
+        state.pending.clear()
+        state.last_snapshot_fetch = 0.0
+        if self.ws.book_protocol.resubscribe_on_gap and self.client is not None:
+            await self.client.reconnect(f"book resync: {state.book.last_problem}")
+
+    async def sample_books(self) -> None:
+        for symbol, state in self.states.items():
+            book = state.book
+            if book is None or not book.synced:
+                continue
+            if book.crossed():
+                book.reset("crossed book (best bid >= best ask)")
+                await self._resync(symbol, state)
+                continue
+            if book.last_ts == state.last_sample_ts:
+                continue
+            bids, asks = book.top(self.sub.book_depth)
+            if not bids or not asks:
+                continue
+            state.last_sample_ts = book.last_ts
+            state.frames.append(book_frame(book.last_ts, bids, asks))
+            state.last_ts = book.last_ts
+            if state.cov_start is None:
+                state.cov_start = book.last_ts
+            state.cov_end = book.last_ts
+
+    async def dispatch(self, events: Sequence[WsEvent]) -> None:
+        for event in events:
+            if isinstance(event, WsTrades):
+                await self.on_trades(event)
+            elif isinstance(event, WsCandles):
+                await self.on_candles(event)
+            elif isinstance(event, WsBook):
+                await self.on_book(event)
+
+    # -- flushing -----------------------------------------------------------------------
+
+    def take(self) -> dict[Symbol, tuple[pl.DataFrame | None, int | None, int | None]]:
+        """Detach the buffers (new rows go to fresh ones) for a write."""
+        taken: dict[Symbol, tuple[pl.DataFrame | None, int | None, int | None]] = {}
+        key_cols = {
+            DataType.TRADES: ["trade_id"],
+            DataType.OHLC: ["ts"],
+            DataType.BOOK: ["ts", "side", "level"],
+        }[self.sub.data_type]
+        for symbol, state in self.states.items():
+            frame: pl.DataFrame | None = None
+            if state.frames:
+                frame = pl.concat(state.frames, how="vertical_relaxed")
+                state.frames = []
+                frame = frame.unique(subset=key_cols, keep="last", maintain_order=True).sort(
+                    key_cols if self.sub.data_type is not DataType.TRADES else ["ts", "trade_id"]
+                )
+            cov = (state.cov_start, state.cov_end)
+            if state.cov_end is not None:
+                state.cov_start = state.cov_end
+            taken[symbol] = (frame, *cov)
+        return taken
+
+    def write(
+        self, taken: dict[Symbol, tuple[pl.DataFrame | None, int | None, int | None]]
+    ) -> dict[Symbol, int]:
+        """Blocking: write each symbol's rows and coverage (runs in a worker thread)."""
+        written: dict[Symbol, int] = {}
+        for symbol, (frame, cov_start, cov_end) in taken.items():
+            key = self.states[symbol].key
+            n = 0
+            if frame is not None and frame.height:
+                self.store.write(key, frame)
+                n = frame.height
+            if cov_start is not None and cov_end is not None and cov_end + 1 > cov_start:
+                self._record_coverage(key, cov_start, cov_end + 1)
+            written[symbol] = n
+        return written
+
+    def _record_coverage(self, key: DatasetKey, start: int, end: int) -> None:
+        try:
+            self.store.record_coverage(key, start, end)
+        except DccdError as exc:  # coverage is advisory; the rows are what matter
+            log.warning("%s: coverage not recorded: %s", key, exc)
+
+    def report(self, written: dict[Symbol, int], *, final: bool) -> FlushReport:
+        now = now_ns()
+        per: dict[str, SymbolReport] = {}
+        rows = 0
+        for symbol, state in self.states.items():
+            n = written.get(symbol, 0)
+            rows += n
+            book_resyncs = state.book.resyncs if state.book is not None else 0
+            lag = (now - state.last_ts) / NS_PER_S if state.last_ts is not None else None
+            state.report = replace(
+                state.report,
+                rows=n,
+                total_rows=state.report.total_rows + n,
+                last_ts=state.last_ts,
+                lag_s=lag,
+                resyncs=book_resyncs,
+            )
+            per[str(symbol)] = state.report
+        self.total_rows += rows
+        self.flushes += 1
+        reports = list(per.values())
+        last_ts = max((r.last_ts for r in reports if r.last_ts is not None), default=None)
+        return FlushReport(
+            exchange=self.source.id,
+            data_type=self.sub.data_type,
+            rows=rows,
+            total_rows=self.total_rows,
+            last_ts=last_ts,
+            lag_s=(now - last_ts) / NS_PER_S if last_ts is not None else None,
+            reconnects=self.client.reconnects if self.client else 0,
+            healed_gaps=sum(r.healed_gaps for r in reports),
+            healed_rows=sum(r.healed_rows for r in reports),
+            unhealed_gaps=sum(r.unhealed_gaps for r in reports),
+            resyncs=sum(r.resyncs for r in reports),
+            flushes=self.flushes,
+            frames=self.client.frames if self.client else 0,
+            per_symbol=per,
+            final=final,
+        )
+
+
+async def stream(
+    exchange: str,
+    symbols: Sequence[str | Symbol],
+    data_type: str | DataType,
+    *,
+    store: StreamStore,
+    span: str | Span | None = None,
+    source: Source | None = None,
+    flush_interval_s: float = 5.0,
+    book_depth: int = 20,
+    snapshot_interval_s: float = 10.0,
+    stop: asyncio.Event | None = None,
+    on_flush: Callable[[FlushReport], None] | None = None,
+    max_runtime_s: float | None = None,
+    max_heal_s: float = DEFAULT_MAX_HEAL_S,
+    ws_config: WsConfig | None = None,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+) -> FlushReport:
+    """Stream ``data_type`` of ``symbols`` into ``store`` until ``stop`` is set.
+
+    Returns the final :class:`FlushReport`; ``on_flush`` gets one after every flush.
+    ``span`` is required for ``ohlc`` (closed candles only are stored). Stops on
+    ``stop``, after ``max_runtime_s``, or on cancellation — always after a last flush.
+    Raises ``NoCapability`` before connecting when the source cannot stream this.
+    """
+    dt = DataType.parse(data_type)
+    syms = tuple(s if isinstance(s, Symbol) else Symbol.parse(s) for s in symbols)
+    sp = Span.parse(span) if span is not None else None
+    if dt is DataType.OHLC and sp is None:
+        raise NoCapability("streaming ohlc needs a span (e.g. span='1m')")
+    owned = None
+    if source is None:
+        from dccd_core.sources.registry import build_source
+
+        source = build_source(exchange, rest_url=rest_url, ws_url=ws_url)
+        owned = source
+    feature = source.capability.feature(dt, Transport.WS)
+    ws_types = getattr(source, "ws_data_types", ())
+    if feature is None and dt not in ws_types:
+        raise NoCapability(f"{source.id} cannot stream {dt} (no WebSocket channel declared)")
+    sub = WsSubscription(dt, syms, sp, book_depth)
+    streamer = _Streamer(source, sub, store, max_heal_s=max_heal_s)
+    ws = streamer.ws
+    config = ws_config or WsConfig(
+        idle_timeout_s=ws.ws_idle_timeout_s, max_session_s=ws.ws_max_session_s
+    )
+    ping = ws.ws_ping
+    client = WsClient(
+        ws.ws_url(sub),
+        subscribe=ws.ws_subscribe_messages(sub),
+        app_ping=ping.message if ping else None,
+        app_ping_interval_s=ping.interval_s if ping else 20.0,
+        config=config,
+    )
+    streamer.client = client
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + max_runtime_s if max_runtime_s is not None else None
+    next_flush = started + flush_interval_s
+    next_sample = started + snapshot_interval_s
+    writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dccd-stream-flush")
+    in_flight: concurrent.futures.Future[dict[Symbol, int]] | None = None
+    last_report: FlushReport | None = None
+
+    def emit(report: FlushReport) -> None:
+        nonlocal last_report
+        last_report = report
+        if on_flush is not None:
+            try:
+                on_flush(report)
+            except Exception:  # a reporting hook must never stop the data
+                log.exception("on_flush callback failed")
+
+    try:
+        async with client:
+            while not stop.is_set():
+                now = loop.time()
+                if deadline is not None and now >= deadline:
+                    break
+                wait = min(next_flush, next_sample, deadline or next_flush) - now
+                items = await client.next_batch(timeout_s=max(0.0, min(wait, 0.25)))
+                frames: list[str | bytes] = []
+                for item in items:
+                    if isinstance(item, Connected):
+                        if frames:
+                            await streamer.dispatch(ws.parse_ws_messages(frames))
+                            frames = []
+                        await streamer.on_connected(item)
+                    else:
+                        frames.append(item)
+                if frames:
+                    await streamer.dispatch(ws.parse_ws_messages(frames))
+                now = loop.time()
+                if dt is DataType.BOOK and now >= next_sample:
+                    await streamer.sample_books()
+                    next_sample = now + snapshot_interval_s
+                if now >= next_flush:
+                    if in_flight is not None:
+                        await asyncio.wrap_future(in_flight)
+                        emit(streamer.report(in_flight.result(), final=False))
+                        in_flight = None
+                    in_flight = writer.submit(streamer.write, streamer.take())
+                    next_flush = now + flush_interval_s
+    finally:
+        # Runs on stop, error, cancellation and interrupts alike: wait for the flush in
+        # progress, then write whatever is still buffered, synchronously.
+        if in_flight is not None:
+            emit(streamer.report(in_flight.result(), final=False))
+        if dt is DataType.BOOK:
+            for state in streamer.states.values():
+                if state.book is not None and state.book.synced and not state.book.crossed():
+                    bids, asks = state.book.top(book_depth)
+                    if bids and asks and state.book.last_ts != state.last_sample_ts:
+                        state.frames.append(book_frame(state.book.last_ts, bids, asks))
+        emit(streamer.report(streamer.write(streamer.take()), final=True))
+        writer.shutdown(wait=True)
+        if owned is not None:
+            closer = getattr(owned, "aclose", None)
+            if closer is not None:
+                await closer()
+    assert last_report is not None
+    return last_report
