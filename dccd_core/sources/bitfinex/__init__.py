@@ -1,0 +1,6 @@
+"""Bitfinex (public API v2): candles, trades and book over REST and WebSocket."""
+
+from .capability import CAPABILITY
+from .source import BitfinexSource
+
+__all__ = ["CAPABILITY", "BitfinexSource"]

@@ -1,0 +1,170 @@
+"""Pure Bitfinex v2 parsers: JSON lists in, polars frames in the domain schemas out.
+
+REST and WebSocket rows have the same layouts, so the WS parser (``ws.py``) calls the
+functions here: one side mapping (``AMOUNT > 0`` = the taker bought) for both paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    RateLimited,
+    UnexpectedPayload,
+    schema_for,
+)
+from dccd_core.sources._columns import float_column, int_column, ms_column_to_ns, rows_to_columns
+
+__all__ = [
+    "check_payload",
+    "empty",
+    "parse_book",
+    "parse_candles",
+    "parse_pair_list",
+    "parse_trades",
+    "side_from_amount",
+]
+
+
+def empty(data_type: DataType) -> pl.DataFrame:
+    """An empty frame with the data type's schema."""
+    return pl.DataFrame(schema=pl.Schema(schema_for(data_type)))
+
+
+def check_payload(data: Any) -> None:
+    """Raise ``ExchangeError`` for Bitfinex error bodies; return for data.
+
+    Bitfinex answers errors as ``["error", 10020, "limit: invalid"]`` (HTTP 500 for
+    bad parameters, sometimes 200), ``["error", 20060, "maintenance"]`` and, when an
+    IP exceeds its budget, ``{"error": "ERR_RATE_LIMIT"}`` (then blocks it for 60 s).
+    """
+    if isinstance(data, list) and len(data) >= 2 and data[0] == "error":
+        code = data[1]
+        message = data[2] if len(data) > 2 else ""
+        if code == 11010:
+            raise RateLimited(f"bitfinex rate limit hit ({code} {message}); slow down and retry")
+        raise ExchangeError(
+            f"bitfinex error {code}: {message}"
+            + ("; the exchange is in maintenance, retry later" if code == 20060 else "")
+        )
+    if isinstance(data, dict) and "error" in data:
+        if data["error"] == "ERR_RATE_LIMIT":
+            raise RateLimited(
+                "bitfinex rate limit hit (ERR_RATE_LIMIT): the IP is blocked for about 60 s; "
+                "lower the request rate"
+            )
+        raise ExchangeError(f"bitfinex error: {data.get('message') or data['error']}")
+
+
+def side_from_amount(amount: pl.Series) -> pl.Series:
+    """Bitfinex signs the amount with the taker's side: positive = buy, negative = sell."""
+    return pl.select(
+        pl.when(amount > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side")
+    ).to_series()
+
+
+def parse_candles(rows: Any) -> pl.DataFrame:
+    """``/v2/candles/trade:1m:tBTCUSD/hist`` rows -> ohlc frame sorted by ts.
+
+    Docs: https://docs.bitfinex.com/reference/rest-public-candles . Row layout
+    ``[MTS, OPEN, CLOSE, HIGH, LOW, VOLUME]`` (note: close before high), MTS = bar open
+    in ms; volume in base currency; no quote volume, no trade count::
+
+        [[1364770800000, 93.2, 93.033, 93.29, 92.9, 116.0018],
+         [1364774400000, 93.25, 93.1, 100, 93.03, 345.58388931]]
+    """
+    what = "bitfinex candles"
+    mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
+    frame = pl.DataFrame(
+        [
+            ms_column_to_ns("ts", mts, what),
+            float_column("open", opn, what),
+            float_column("high", high, what),
+            float_column("low", low, what),
+            float_column("close", cls, what),
+            float_column("volume", vol, what),
+            pl.Series("quote_volume", [None] * len(mts), dtype=pl.Float64),
+            pl.Series("trades", [None] * len(mts), dtype=pl.Int64),
+        ]
+    )
+    return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
+
+
+def parse_trades(rows: Any) -> pl.DataFrame:
+    """``/v2/trades/tBTCUSD/hist`` rows (or WS ``te`` rows) -> trades frame.
+
+    Docs: https://docs.bitfinex.com/reference/rest-public-trades . Row layout
+    ``[ID, MTS, AMOUNT, PRICE]``; the sign of AMOUNT is the taker's side, the stored
+    amount is its absolute value::
+
+        [[4145, 1358182043000, 0.2721858, 14.5373664],
+         [1560452102, 1710327651446, -0.00019983, 73218]]
+
+    Rows keep the exchange's order (ascending with ``sort=1``).
+    """
+    what = "bitfinex trades"
+    ids, mts, amount, price = rows_to_columns(rows, 4, what)
+    signed = float_column("amount", amount, what)
+    if (signed == 0).any():
+        raise UnexpectedPayload(f"{what}: a trade with amount 0 has no side")
+    return pl.DataFrame(
+        [
+            ms_column_to_ns("ts", mts, what),
+            int_column("trade_id", ids, what).cast(pl.String),
+            float_column("price", price, what),
+            signed.abs(),
+            side_from_amount(signed),
+        ]
+    )
+
+
+def parse_book(rows: Any, ts: int) -> pl.DataFrame:
+    """``/v2/book/tBTCUSD/P0?len=25`` rows -> book frame stamped ``ts`` (ns).
+
+    Docs: https://docs.bitfinex.com/reference/rest-public-book . Rows
+    ``[PRICE, COUNT, AMOUNT]``; AMOUNT > 0 is a bid, < 0 an ask (its size is the
+    absolute value). Bids come first, best first; the body carries no time, so the
+    caller stamps the snapshot with the receive time::
+
+        [[73210, 3, 0.5], [73209, 1, 1.2], [73211, 2, -0.4], [73212, 1, -2.0]]
+    """
+    what = "bitfinex book"
+    price, _count, amount = rows_to_columns(rows, 3, what)
+    signed = float_column("amount", amount, what)
+    frame = pl.DataFrame([float_column("price", price, what), signed])
+    bids = frame.filter(pl.col("amount") > 0).sort("price", descending=True)
+    asks = frame.filter(pl.col("amount") < 0).sort("price")
+    parts = []
+    for side, part in (("bid", bids), ("ask", asks)):
+        parts.append(
+            part.select(
+                pl.lit(ts, dtype=pl.Int64).alias("ts"),
+                pl.lit(side).alias("side"),
+                pl.int_range(pl.len(), dtype=pl.Int32).alias("level"),
+                pl.col("price"),
+                pl.col("amount").abs(),
+            )
+        )
+    return pl.concat(parts)
+
+
+def parse_pair_list(data: Any) -> list[str]:
+    """``/v2/conf/pub:list:pair:exchange`` -> pair names.
+
+    Docs: https://docs.bitfinex.com/reference/rest-public-conf . Body: one list
+    nested in another::
+
+        [["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", ...]]
+    """
+    if (
+        not isinstance(data, list)
+        or len(data) != 1
+        or not isinstance(data[0], list)
+        or not all(isinstance(n, str) for n in data[0])
+    ):
+        raise UnexpectedPayload(f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}")
+    return list(data[0])
