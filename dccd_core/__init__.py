@@ -1,1 +1,5 @@
 """dccd core library."""
+
+from .operations import inventory, read
+
+__all__ = ["inventory", "read"]
