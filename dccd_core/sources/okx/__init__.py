@@ -1,0 +1,13 @@
+"""OKX v5 native source: REST pages (``rest.py``) and live streams (``ws.py``).
+
+``OkxSource`` is what the registry builds for exchange id ``okx``.
+"""
+
+from __future__ import annotations
+
+from .capability import CAPABILITY
+from .rest import OkxRestSource
+
+__all__ = ["CAPABILITY", "OkxSource"]
+
+OkxSource = OkxRestSource

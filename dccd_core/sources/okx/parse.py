@@ -1,0 +1,199 @@
+"""Pure OKX v5 parsers: response bodies in, domain-schema polars frames out.
+
+Every v5 body is ``{"code": "0", "msg": "", "data": [...]}``; an error arrives as a
+nonzero ``code`` (often with HTTP 200), so :func:`check_payload` is the transport's
+hook for it. Numbers are strings, lists are newest first, times are ms strings.
+Swap sizes are contracts: the parsers take a :class:`~.symbols.Contract` to turn them
+into base amounts (``None`` for spot, whose sizes already are).
+Docs: https://www.okx.com/docs-v5/en/#error-code
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
+
+from .._wire import book_frame, float_column, ms_column, side_column, text_column, transpose
+from .symbols import Contract
+
+__all__ = [
+    "book_sides",
+    "candles_frame",
+    "check_payload",
+    "parse_book",
+    "parse_candles",
+    "parse_data",
+    "parse_trades",
+    "trades_frame",
+]
+
+#: 51001: "Instrument ID does not exist"; 51000 on instId is a malformed id.
+_UNKNOWN_SYMBOL_CODES = {"51001", "51014"}
+
+
+def check_payload(data: Any) -> None:
+    """Raise ``ExchangeError`` (``UnknownSymbol`` for an unknown instrument) for an error body.
+
+    Sample error body::
+
+        {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+    """
+    if not isinstance(data, dict) or "code" not in data:
+        raise UnexpectedPayload(f"okx: expected a v5 envelope with code, got {data!r:.200}")
+    code = str(data["code"])
+    if code == "0":
+        return
+    message = str(data.get("msg", ""))
+    if code in _UNKNOWN_SYMBOL_CODES:
+        raise UnknownSymbol(
+            f"okx does not list this instrument ({code}: {message}); use BASE/QUOTE for spot "
+            "or BASE/QUOTE:SETTLE for perpetual swaps"
+        )
+    raise ExchangeError(f"okx rejected the request ({code}: {message})")
+
+
+def parse_data(data: Any, what: str) -> list[Any]:
+    """The ``data`` list of a successful body (after :func:`check_payload`)."""
+    check_payload(data)
+    rows = data.get("data")
+    if not isinstance(rows, list):
+        raise UnexpectedPayload(f"okx {what}: expected a data list, got {rows!r:.200}")
+    return rows
+
+
+def candles_frame(rows: list[Any], *, swap: bool, what: str) -> pl.DataFrame:
+    """Candle rows (REST and WS share the layout) to ohlc + ``closed``, oldest first.
+
+    ``vol`` is base for spot and contracts for swaps, where ``volCcy`` is the base volume;
+    ``volCcyQuote`` is the quote volume. ``confirm`` "1" = closed bar, "0" = still open.
+    """
+    ts, o, h, lo, c, vol, vol_ccy, vol_quote, confirm = transpose(rows, 9, what)
+    confirm_text = text_column("confirm", confirm, what)
+    if not confirm_text.is_in(["0", "1"]).all():
+        raise UnexpectedPayload(f"{what}: confirm values other than 0/1: {confirm_text.unique()}")
+    volume = float_column("volume", vol_ccy if swap else vol, what)
+    frame = pl.DataFrame(
+        {
+            "ts": ms_column("ts", ts, what),
+            "open": float_column("open", o, what),
+            "high": float_column("high", h, what),
+            "low": float_column("low", lo, what),
+            "close": float_column("close", c, what),
+            "volume": volume,
+            "quote_volume": float_column("quote_volume", vol_quote, what),
+            "trades": pl.Series("trades", [None] * len(ts), dtype=pl.Int64),
+            "closed": confirm_text == "1",
+        }
+    )
+    return frame.sort("ts")
+
+
+def parse_candles(data: Any, *, swap: bool = False) -> pl.DataFrame:
+    """``/api/v5/market/history-candles`` body to the ohlc schema: CLOSED bars only.
+
+    An open bar (``confirm`` "0") is dropped: its values still move, and the lake would
+    keep the snapshot as if it were final. ``swap``: volume from ``volCcy`` (base), not
+    ``vol`` (contracts). Rows are ``[ts, o, h, l, c, vol, volCcy,
+    volCcyQuote, confirm]`` (start-of-bar ms), newest first.
+    Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-history
+
+    Sample::
+
+        {"code": "0", "msg": "", "data": [["1706637600000", "43398.6", "43493.9",
+          "43279.9", "43373.9", "5070.79611732", "220057933.233687634",
+          "220057933.233687634", "1"]]}
+    """
+    what = "okx history-candles"
+    frame = candles_frame(parse_data(data, what), swap=swap, what=what)
+    return frame.filter(pl.col("closed")).drop("closed")
+
+
+def trades_frame(rows: list[Any], *, contract: Contract | None, what: str) -> pl.DataFrame:
+    """Trade objects (REST and WS share the keys) to the trades schema, oldest first.
+
+    The one place OKX's ``side`` (the taker's) is normalised, for REST and WS alike.
+    """
+    rows = rows[::-1]  # newest first on the wire
+    try:
+        ts, ids, px, sz, side = (
+            [row[k] for row in rows] for k in ("ts", "tradeId", "px", "sz", "side")
+        )
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+    price = float_column("price", px, what)
+    amount = float_column("amount", sz, what)
+    if contract is not None:
+        amount = contract.base_amount(amount, price)
+    frame = pl.DataFrame(
+        {
+            "ts": ms_column("ts", ts, what),
+            "trade_id": text_column("trade_id", ids, what),
+            "price": price,
+            "amount": amount.alias("amount"),
+            "side": side_column(side, what),
+        }
+    )
+    return frame.sort("ts", maintain_order=True)
+
+
+def parse_trades(data: Any, *, contract: Contract | None = None) -> pl.DataFrame:
+    """``/api/v5/market/history-trades`` (or ``/trades``) body to the trades schema.
+
+    ``side`` is the taker's side; ``tradeId`` grows with time per instrument.
+    Docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades-history
+
+    Sample::
+
+        {"code": "0", "msg": "", "data": [{"instId": "BTC-USDT", "side": "sell",
+          "sz": "0.0009478", "px": "73239.3", "tradeId": "497859870",
+          "ts": "1710327658374"}]}
+    """
+    what = "okx history-trades"
+    return trades_frame(parse_data(data, what), contract=contract, what=what)
+
+
+def book_sides(
+    bids: Any, asks: Any, *, depth: int | None, contract: Contract | None, what: str
+) -> tuple[tuple[pl.Series, pl.Series], tuple[pl.Series, pl.Series]]:
+    """``[[px, sz, "0", numOrders], ...]`` bids and asks (best first) to (price, amount)."""
+    out = []
+    for levels in (bids, asks):
+        if not isinstance(levels, list):
+            raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
+        px, sz = transpose(levels[:depth] if depth else levels, 2, what)
+        price = float_column("price", px, what)
+        amount = float_column("amount", sz, what)
+        if contract is not None:
+            amount = contract.base_amount(amount, price)
+        out.append((price, amount))
+    return out[0], out[1]
+
+
+def parse_book(
+    data: Any, depth: int | None = None, *, contract: Contract | None = None
+) -> pl.DataFrame:
+    """``/api/v5/market/books`` body to the book schema (level 0 = best).
+
+    Levels are ``[price, size, "0" (deprecated), number of orders]``; swap sizes are
+    contracts. Docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-order-book
+
+    Sample::
+
+        {"code": "0", "msg": "", "data": [{"asks": [["43466.4", "14881", "0", "1"]],
+          "bids": [["43466.3", "13807", "0", "1"]], "ts": "1706612067750"}]}
+    """
+    what = "okx books"
+    rows = parse_data(data, what)
+    if len(rows) != 1 or not isinstance(rows[0], dict):
+        raise UnexpectedPayload(f"{what}: expected one book object, got {rows!r:.200}")
+    book = rows[0]
+    try:
+        bids, asks, ts_raw = book["bids"], book["asks"], book["ts"]
+    except KeyError as exc:
+        raise UnexpectedPayload(f"{what}: no {exc} in the book") from None
+    ts = int(ms_column("ts", [ts_raw], what)[0])
+    bid_cols, ask_cols = book_sides(bids, asks, depth=depth, contract=contract, what=what)
+    return book_frame(ts, bid_cols, ask_cols)
