@@ -6,7 +6,7 @@ frame into events. Connecting, reconnecting, pinging, batching, book upkeep, gap
 healing from REST and flushing live once in ``dccd_core.transport.ws`` and
 ``dccd_core.operations.stream``; a source never loops, sleeps or buffers.
 
-Hooks (Binance examples, see ``dccd_core/sources/binance_ws.py``):
+Hooks (Binance examples, see ``dccd_core/sources/binance/ws.py``):
 
 * ``ws_url(sub)`` — the full URL for one subscription, e.g. the combined stream
   ``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade``.

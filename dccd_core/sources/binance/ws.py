@@ -1,0 +1,348 @@
+"""Binance streams: aggTrades, klines and the diff-depth book over combined streams.
+
+API: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+(USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-futures/
+websocket-market-streams). One connection carries every symbol:
+``/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade``; each frame is wrapped as
+``{"stream": "<name>", "data": {...}}``. Binance closes every connection after 24 h.
+
+The book is Binance's "REST snapshot + diff stream" protocol: buffer ``depthUpdate``
+events, GET ``/api/v3/depth?limit=1000`` (``lastUpdateId``), drop events with
+``u <= lastUpdateId``, the first applied event has ``U <= lastUpdateId+1 <= u``, and each
+next one starts at the previous ``u + 1`` (futures: ``pu`` equals the previous ``u``).
+
+The aggTrade ``data`` object carries the same keys as a REST ``/api/v3/aggTrades`` row
+(``a p q T m``), so both paths share :func:`parse_agg_trade_records` — one place maps
+the maker flag ``m`` to the taker side (``m=true``: the buyer was the maker, so the
+taker *sold*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+import polars as pl
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    Symbol,
+    UnexpectedPayload,
+    ms_to_ns,
+    now_ns,
+)
+from dccd_core.sources.ws import (
+    BookProtocol,
+    BookSync,
+    WsBook,
+    WsCandles,
+    WsEvent,
+    WsIgnore,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+
+__all__ = [
+    "BINANCE_FUTURES_WS",
+    "BINANCE_SPOT_WS",
+    "BinanceWs",
+    "parse_agg_trade_records",
+    "parse_depth_snapshot",
+    "parse_kline_records",
+    "taker_side",
+]
+
+BINANCE_SPOT_WS = "wss://stream.binance.com:9443"
+BINANCE_FUTURES_WS = "wss://fstream.binance.com"
+
+_TRADES_SCHEMA = {
+    "ts": pl.Int64,
+    "trade_id": pl.String,
+    "price": pl.Float64,
+    "amount": pl.Float64,
+    "side": pl.String,
+}
+_KLINE_SCHEMA = {
+    "ts": pl.Int64,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "quote_volume": pl.Float64,
+    "trades": pl.Int64,
+    "closed": pl.Boolean,
+}
+
+
+def taker_side(maker_is_buyer: Any) -> str:
+    """Binance ``m`` (is the buyer the maker?) to the taker's side: true -> ``"sell"``."""
+    if maker_is_buyer is True or maker_is_buyer == "true":
+        return "sell"
+    if maker_is_buyer is False or maker_is_buyer == "false":
+        return "buy"
+    raise UnexpectedPayload(f"binance: maker flag m={maker_is_buyer!r} is not a boolean")
+
+
+def parse_agg_trade_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """aggTrade objects (REST rows or WS ``data``) to the trades schema.
+
+    Sample (WS ``data``; REST rows have the same keys minus ``e E s``)::
+
+        {"e":"aggTrade","E":1704067200001,"s":"BTCUSDT","a":2807759891,
+         "p":"42283.58000000","q":"0.00069000","f":3344774379,"l":3344774379,
+         "T":1704067200000,"m":true,"M":true}
+    """
+    try:
+        columns = {
+            "ts": [r["T"] for r in records],
+            "trade_id": [r["a"] for r in records],
+            "price": [r["p"] for r in records],
+            "amount": [r["q"] for r in records],
+            "side": [r["m"] for r in records],
+        }
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(
+            f"binance aggTrade: missing field {exc} in {records[:1]!r}"
+        ) from None
+    sides = columns["side"]
+    if all(v is True or v is False for v in sides):
+        side = ["sell" if v else "buy" for v in sides]
+    else:
+        side = [taker_side(v) for v in sides]
+    try:
+        frame = pl.DataFrame(
+            {
+                "ts": pl.Series(columns["ts"], dtype=pl.Int64, strict=False) * 1_000_000,
+                "trade_id": pl.Series(columns["trade_id"], dtype=pl.Int64, strict=False).cast(
+                    pl.String
+                ),
+                "price": pl.Series(columns["price"], dtype=pl.Float64, strict=False),
+                "amount": pl.Series(columns["amount"], dtype=pl.Float64, strict=False),
+                "side": pl.Series(side, dtype=pl.String),
+            },
+            schema=_TRADES_SCHEMA,
+        )
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise UnexpectedPayload(f"binance aggTrade: unreadable values ({exc})") from None
+    if frame.null_count().sum_horizontal().item():
+        raise UnexpectedPayload(f"binance aggTrade: non-numeric value in {records[:1]!r}")
+    return frame
+
+
+def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """WS kline objects (the ``k`` of a kline event) to ohlc + ``closed``.
+
+    Sample::
+
+        {"t":1704067200000,"T":1704067259999,"s":"BTCUSDT","i":"1m","f":1,"L":5,
+         "o":"42283.58","c":"42290.00","h":"42300.00","l":"42280.00","v":"12.5",
+         "n":5,"x":true,"q":"528600.1","V":"6.1","Q":"258000.0","B":"0"}
+    """
+    try:
+        frame = pl.DataFrame(
+            {
+                "ts": pl.Series([k["t"] for k in records], dtype=pl.Int64, strict=False)
+                * 1_000_000,
+                "open": pl.Series([k["o"] for k in records], dtype=pl.Float64, strict=False),
+                "high": pl.Series([k["h"] for k in records], dtype=pl.Float64, strict=False),
+                "low": pl.Series([k["l"] for k in records], dtype=pl.Float64, strict=False),
+                "close": pl.Series([k["c"] for k in records], dtype=pl.Float64, strict=False),
+                "volume": pl.Series([k["v"] for k in records], dtype=pl.Float64, strict=False),
+                "quote_volume": pl.Series(
+                    [k.get("q") for k in records], dtype=pl.Float64, strict=False
+                ),
+                "trades": pl.Series([k.get("n") for k in records], dtype=pl.Int64, strict=False),
+                "closed": pl.Series([bool(k["x"]) for k in records], dtype=pl.Boolean),
+            },
+            schema=_KLINE_SCHEMA,
+        )
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(f"binance kline: missing field {exc} in {records[:1]!r}") from None
+    if frame.select(pl.exclude("quote_volume", "trades")).null_count().sum_horizontal().item():
+        raise UnexpectedPayload(f"binance kline: non-numeric value in {records[:1]!r}")
+    return frame
+
+
+def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
+    try:
+        return [(float(p), float(q)) for p, q, *_ in raw]
+    except (TypeError, ValueError):
+        raise UnexpectedPayload(f"binance {what}: levels must be [price, qty] pairs") from None
+
+
+def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
+    """REST ``/api/v3/depth`` (or ``/fapi/v1/depth``) to a book snapshot with ``last_seq``.
+
+    Sample: ``{"lastUpdateId": 25445101, "bids": [["42574.30", "0.0107"]],
+    "asks": [["42574.31", "0.5"]]}`` (futures add ``E``/``T`` ms).
+    """
+    if not isinstance(payload, dict) or "lastUpdateId" not in payload:
+        raise UnexpectedPayload(
+            f"binance depth: expected lastUpdateId/bids/asks, got {payload!r:.200}"
+        )
+    ts_ms = payload.get("T") or payload.get("E")
+
+    return WsBook(
+        symbol=symbol,
+        ts=ms_to_ns(ts_ms) if ts_ms is not None else now_ns(),
+        snapshot=True,
+        bids=_levels(payload.get("bids", []), "depth"),
+        asks=_levels(payload.get("asks", []), "depth"),
+        last_seq=int(payload["lastUpdateId"]),
+    )
+
+
+class BinanceWs(WsSource):
+    """Binance's streaming hooks, mixed into the Binance source class.
+
+    Needs from the host class: ``endpoints.ws_url`` (origin), ``native_symbol(symbol)``,
+    ``http`` (for the depth snapshot) — the :class:`~dccd_core.sources.base.Source` API.
+    """
+
+    ws_data_types: ClassVar[tuple[DataType, ...]] = (
+        DataType.TRADES,
+        DataType.OHLC,
+        DataType.BOOK,
+    )
+    ws_idle_timeout_s: ClassVar[float] = 60.0
+    #: Binance disconnects every connection at 24 h; the client rotates before.
+    ws_max_session_s: ClassVar[float | None] = 24 * 3600.0
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.REST_SNAPSHOT)
+
+    _ws_symbols: dict[str, Symbol]
+
+    def _ws_origin(self, sub: WsSubscription) -> str:
+        endpoints = getattr(self, "endpoints", None)
+        origin = getattr(endpoints, "ws_url", None) or BINANCE_SPOT_WS
+        perps = {s.is_perpetual for s in sub.symbols}
+        if len(perps) > 1:
+            raise NoCapability(
+                "binance: spot and perpetual symbols need separate streams; "
+                "list them in separate stream datasets"
+            )
+        if perps == {True} and origin == BINANCE_SPOT_WS:
+            origin = BINANCE_FUTURES_WS
+        return origin.rstrip("/")
+
+    def _stream_name(self, symbol: Symbol, sub: WsSubscription) -> str:
+        native = self.native_symbol(symbol).lower()  # type: ignore[attr-defined]
+        if sub.data_type is DataType.TRADES:
+            return f"{native}@aggTrade"
+        if sub.data_type is DataType.OHLC:
+            span: Span | None = sub.span
+            if span is None:
+                raise NoCapability("binance klines need a span")
+            return f"{native}@kline_{span.label}"
+        return f"{native}@depth@100ms"
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        """``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/...``."""
+        names = [self._stream_name(s, sub) for s in sub.symbols]
+        self._ws_symbols = {
+            self.native_symbol(s).upper(): s  # type: ignore[attr-defined]
+            for s in sub.symbols
+        }
+        return f"{self._ws_origin(sub)}/stream?streams={'/'.join(names)}"
+
+    def _symbol(self, native: Any) -> Symbol:
+        try:
+            return self._ws_symbols[str(native).upper()]
+        except (AttributeError, KeyError):
+            raise UnexpectedPayload(f"binance stream: unsubscribed symbol {native!r}") from None
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        """One combined-stream frame to events (see the module docstring)."""
+        return self.parse_ws_messages([raw])
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of frames; trades and klines are merged into one frame per symbol.
+
+        Samples: ``{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade",...}}``,
+        ``{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1704067200100,
+        "s":"BTCUSDT","U":157,"u":160,"b":[["42283.5","0.5"]],"a":[["42284","0"]]}}``,
+        a subscription ack ``{"result":null,"id":1}``, an error
+        ``{"code":2,"msg":"Invalid request"}``.
+        """
+        trades: dict[str, list[dict[str, Any]]] = {}
+        klines: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        events: list[WsEvent] = []
+        for raw in raws:
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise UnexpectedPayload(f"binance stream: not JSON: {raw[:200]!r}") from None
+            data = msg.get("data") if isinstance(msg, dict) else None
+            if not isinstance(data, dict):
+                events.append(self._control(msg))
+                continue
+            kind = data.get("e")
+            if kind == "aggTrade":
+                trades.setdefault(data.get("s", ""), []).append(data)
+            elif kind == "kline":
+                k = data.get("k")
+                if not isinstance(k, dict):
+                    raise UnexpectedPayload(f"binance kline: no k object in {data!r:.200}")
+                klines.setdefault((data.get("s", ""), str(k.get("i"))), []).append(k)
+            elif kind == "depthUpdate":
+                events.append(self._depth(data))
+            else:
+                raise UnexpectedPayload(f"binance stream: unknown event {kind!r} in {msg!r:.200}")
+        for native, records in trades.items():
+            events.append(WsTrades(self._symbol(native), parse_agg_trade_records(records)))
+        for (native, interval), records in klines.items():
+            events.append(
+                WsCandles(self._symbol(native), Span.parse(interval), parse_kline_records(records))
+            )
+        return events
+
+    def _control(self, msg: Any) -> WsEvent:
+        if isinstance(msg, dict):
+            if "result" in msg and "id" in msg:
+                return WsIgnore("ack")
+            inner = msg.get("error")
+            error: dict[str, Any] = inner if isinstance(inner, dict) else msg
+            if "code" in error and "msg" in error:
+                raise ExchangeError(
+                    f"binance stream error {error['code']}: {error['msg']}; "
+                    "check the stream names (symbols, spans)"
+                )
+        raise UnexpectedPayload(f"binance stream: unknown frame {msg!r:.200}")
+
+    def _depth(self, data: dict[str, Any]) -> WsBook:
+        try:
+            return WsBook(
+                symbol=self._symbol(data["s"]),
+                ts=ms_to_ns(data.get("T") or data["E"]),
+                snapshot=False,
+                bids=_levels(data["b"], "depthUpdate"),
+                asks=_levels(data["a"], "depthUpdate"),
+                first_seq=int(data["U"]),
+                last_seq=int(data["u"]),
+                prev_seq=int(data["pu"]) if "pu" in data else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedPayload(
+                f"binance depthUpdate: bad field {exc} in {data!r:.200}"
+            ) from None
+
+    async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
+        """GET ``/api/v3/depth?limit=1000`` (futures ``/fapi/v1/depth``) with lastUpdateId."""
+        limit = next((n for n in (5, 10, 20, 50, 100, 500, 1000, 5000) if n >= depth), 5000)
+        path = "/fapi/v1/depth" if symbol.is_perpetual else "/api/v3/depth"
+        native = self.native_symbol(symbol)  # type: ignore[attr-defined]
+        response = await self.http.get(  # type: ignore[attr-defined]
+            path, params={"symbol": native, "limit": limit}, weight=_depth_weight(limit)
+        )
+        payload = getattr(response, "data", response)
+        return parse_depth_snapshot(payload, symbol)
+
+
+def _depth_weight(limit: int) -> int:
+    """Binance spot depth weights: 5 (<=100), 25 (500), 50 (1000), 250 (5000)."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
