@@ -1,0 +1,531 @@
+"""The catalog: ``dccd.yaml`` turned into one ``DatasetSpec`` per dataset.
+
+The catalog is the only configuration of the Dagster project: every asset, job,
+schedule and check is derived from a ``DatasetSpec``. It is read when the
+definitions are built (never at import), from ``DCCD_CONFIG`` or ``./dccd.yaml``;
+``DCCD_DATA_PATH`` overrides ``store.root`` and ``DCCD_<EXCHANGE>_REST_URL`` /
+``DCCD_<EXCHANGE>_WS_URL`` override an exchange's endpoints.
+
+Everything that would fail mid-run is refused at load, as ONE ``ConfigError`` that
+names the file, the key path (``datasets[1].spans[0]``) and the fix: unknown exchange
+(the registry's native sources plus every ccxt id), malformed symbol, unknown span,
+spans on a dataset without ohlc, a data type the exchange cannot serve, a start in the
+future, a duplicate dataset, an invalid cron, a stream of a type not collected.
+
+Shape (keys may grow, these stay)::
+
+    store: {root: ./data}
+    exchanges:
+      binance: {rest_url: "https://api.binance.com", pool_limit: 2}
+    datasets:
+      - exchange: binance
+        symbols: [BTC/USDT, ETH/USDT]
+        data_types: [ohlc, trades, book]
+        spans: [1m, 1h]
+        start: 2024-01-01
+        update: "*/15 * * * *"
+        stream: [trades, book]
+        book: {depth: 20, snapshot_interval: 10s}
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dccd_core.domain import (
+    Capability,
+    ConfigError,
+    DatasetKey,
+    DataType,
+    DccdError,
+    NoCapability,
+    Span,
+    Symbol,
+    Transport,
+    to_ns,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_POOL_LIMIT",
+    "Catalog",
+    "DatasetSpec",
+    "ExchangeSettings",
+    "catalog_path",
+    "load_catalog",
+    "parse_catalog",
+]
+
+DEFAULT_CONFIG_PATH = "dccd.yaml"
+DEFAULT_STORE_ROOT = "./data"
+#: Concurrent runs per exchange (the Dagster pool limit) unless the catalog says otherwise.
+DEFAULT_POOL_LIMIT = 2
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3_600.0, None: 1.0}
+
+
+# --------------------------------------------------------------------------- YAML shape
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _StoreModel(_Model):
+    root: str = DEFAULT_STORE_ROOT
+
+
+class _ExchangeModel(_Model):
+    rest_url: str | None = None
+    ws_url: str | None = None
+    pool_limit: int = Field(default=DEFAULT_POOL_LIMIT, ge=1, le=64)
+
+
+class _BookModel(_Model):
+    depth: int = Field(default=20, ge=1, le=5_000)
+    snapshot_interval: str | float = "10s"
+
+    @field_validator("snapshot_interval")
+    @classmethod
+    def _interval(cls, value: str | float) -> str | float:
+        parse_duration_s(value)
+        return value
+
+
+class _DatasetModel(_Model):
+    exchange: str
+    symbols: list[str] = Field(min_length=1)
+    data_types: list[str] = Field(min_length=1)
+    spans: list[str | int] = Field(default_factory=list)
+    start: date
+    update: str | None = None
+    stream: list[str] = Field(default_factory=list)
+    book: _BookModel = Field(default_factory=_BookModel)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> Any:
+        # ``start: 2024-01-01T00:00:00Z`` is a datetime in YAML; a day is what we mean.
+        if isinstance(value, datetime):
+            return value.date()
+        return value
+
+
+class _CatalogModel(_Model):
+    store: _StoreModel = Field(default_factory=_StoreModel)
+    exchanges: dict[str, _ExchangeModel] = Field(default_factory=dict)
+    datasets: list[_DatasetModel] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSettings:
+    """Per-exchange settings after env overrides: endpoints (None: the source's default)."""
+
+    name: str
+    rest_url: str | None = None
+    ws_url: str | None = None
+    pool_limit: int = DEFAULT_POOL_LIMIT
+
+    @property
+    def pool(self) -> str:
+        """The Dagster concurrency pool of this exchange's runs: ``dccd_binance``."""
+        return f"dccd_{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """One dataset to collect: the unit the asset factory turns into an asset, a job,
+    a schedule and checks."""
+
+    key: DatasetKey
+    start: date
+    update_cron: str | None = None
+    stream: bool = False
+    book_depth: int | None = None
+    snapshot_interval_s: float | None = None
+    exchange: ExchangeSettings = field(default_factory=lambda: ExchangeSettings("unknown"))
+
+    @property
+    def start_ts(self) -> int:
+        """The first partition's start, ns."""
+        return to_ns(self.start)
+
+    @property
+    def rest_url(self) -> str | None:
+        return self.exchange.rest_url
+
+    @property
+    def ws_url(self) -> str | None:
+        return self.exchange.ws_url
+
+    @property
+    def pool(self) -> str:
+        return self.exchange.pool
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The validated catalog: where the lake is, and what to collect."""
+
+    path: Path
+    store_root: Path
+    exchanges: Mapping[str, ExchangeSettings]
+    datasets: tuple[DatasetSpec, ...]
+
+    def spec(self, key: DatasetKey) -> DatasetSpec:
+        """The spec of ``key``; ``ConfigError`` if the catalog does not list it."""
+        for spec in self.datasets:
+            if spec.key == key:
+                return spec
+        raise ConfigError(f"{self.path}: no dataset {key} in the catalog; add it under datasets")
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def catalog_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The catalog file to read: ``path``, else ``$DCCD_CONFIG``, else ``./dccd.yaml``."""
+    chosen = path if path is not None else os.environ.get("DCCD_CONFIG") or DEFAULT_CONFIG_PATH
+    return Path(chosen).expanduser().resolve()
+
+
+def load_catalog(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    today: date | None = None,
+) -> Catalog:
+    """Read and validate the catalog (see the module docstring for the sources of ``path``).
+
+    ``env`` (default ``os.environ``) and ``today`` (default: the UTC date) exist for tests.
+    """
+    file = catalog_path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"catalog {file} not found: create it (see dccd.yaml at the project root) "
+            "or point DCCD_CONFIG at your catalog"
+        )
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}: invalid YAML{where}: fix the syntax ({exc})") from None
+    return parse_catalog(raw, path=file, env=env, today=today)
+
+
+def parse_catalog(
+    raw: Any,
+    *,
+    path: Path | str = "<catalog>",
+    env: Mapping[str, str] | None = None,
+    today: date | None = None,
+) -> Catalog:
+    """Validate an already-parsed YAML document into a ``Catalog``."""
+    file = Path(path)
+    env = os.environ if env is None else env
+    today = today or datetime.now(UTC).date()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the catalog must be a mapping with store/exchanges/datasets")
+    try:
+        model = _CatalogModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_pydantic(file, exc)) from None
+
+    problems: list[str] = []
+    exchanges = _build_exchanges(model, env, problems)
+    specs = _build_specs(model, exchanges, today, problems)
+    if problems:
+        raise ConfigError(_format_problems(file, problems))
+
+    env_root = env.get("DCCD_DATA_PATH")
+    if env_root:
+        root = Path(env_root).expanduser().resolve()
+    else:
+        # A relative store.root is relative to the catalog file, not to the cwd.
+        root = (file.parent / Path(model.store.root).expanduser()).resolve()
+    return Catalog(path=file, store_root=root, exchanges=exchanges, datasets=tuple(specs))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _build_exchanges(
+    model: _CatalogModel, env: Mapping[str, str], problems: list[str]
+) -> dict[str, ExchangeSettings]:
+    names = {d.exchange.strip().lower() for d in model.datasets} | {
+        n.strip().lower() for n in model.exchanges
+    }
+    known = known_exchange_ids()
+    for name in model.exchanges:
+        if name.strip().lower() not in known:
+            problems.append(f"exchanges.{name}: {_unknown_exchange(name, known)}")
+    out: dict[str, ExchangeSettings] = {}
+    for name in sorted(names):
+        settings = next(
+            (v for k, v in model.exchanges.items() if k.strip().lower() == name), _ExchangeModel()
+        )
+        prefix = f"DCCD_{name.upper()}_"
+        out[name] = ExchangeSettings(
+            name=name,
+            rest_url=env.get(prefix + "REST_URL") or settings.rest_url,
+            ws_url=env.get(prefix + "WS_URL") or settings.ws_url,
+            pool_limit=settings.pool_limit,
+        )
+    return out
+
+
+def _build_specs(
+    model: _CatalogModel,
+    exchanges: Mapping[str, ExchangeSettings],
+    today: date,
+    problems: list[str],
+) -> list[DatasetSpec]:
+    known = known_exchange_ids()
+    specs: list[DatasetSpec] = []
+    seen: dict[DatasetKey, str] = {}
+    for i, ds in enumerate(model.datasets):
+        where = f"datasets[{i}]"
+        before = len(problems)
+        exchange = ds.exchange.strip().lower()
+        if exchange not in known:
+            problems.append(f"{where}.exchange: {_unknown_exchange(ds.exchange, known)}")
+            continue
+        symbols = _collect(problems, f"{where}.symbols", ds.symbols, Symbol.parse)
+        data_types = _collect(problems, f"{where}.data_types", ds.data_types, DataType.parse)
+        spans = _collect(problems, f"{where}.spans", ds.spans, Span.parse)
+        streams = _collect(problems, f"{where}.stream", ds.stream, DataType.parse)
+        if spans and DataType.OHLC not in data_types:
+            problems.append(
+                f"{where}.spans: spans apply to ohlc only; add ohlc to data_types or drop spans"
+            )
+        if DataType.OHLC in data_types and not ds.spans:
+            problems.append(f"{where}.spans: ohlc needs at least one span, e.g. spans: [1m, 1h]")
+        for j, st in enumerate(streams):
+            if st not in data_types:
+                problems.append(
+                    f"{where}.stream[{j}]: {st} is streamed but not in data_types; "
+                    f"add {st} to data_types or remove it from stream"
+                )
+        if ds.start > today:
+            problems.append(
+                f"{where}.start: {ds.start} is in the future (today is {today} UTC); "
+                "use a past date"
+            )
+        if ds.update is not None and not _valid_cron(ds.update):
+            problems.append(
+                f"{where}.update: invalid cron {ds.update!r}; use 5 fields, "
+                "e.g. '*/15 * * * *' (every 15 minutes)"
+            )
+        _check_capability(exchange, data_types, spans, ds, where, streams, problems)
+        if len(problems) > before:
+            continue
+        for dt in data_types:
+            for span in spans if dt is DataType.OHLC else [None]:
+                for symbol in symbols:
+                    key = DatasetKey(exchange, symbol, dt, span)
+                    if key in seen:
+                        problems.append(
+                            f"{where}: duplicate dataset {key} (already in {seen[key]}); "
+                            "list each dataset once"
+                        )
+                        continue
+                    seen[key] = where
+                    specs.append(
+                        DatasetSpec(
+                            key=key,
+                            start=ds.start,
+                            update_cron=ds.update,
+                            stream=dt in streams,
+                            book_depth=ds.book.depth if dt is DataType.BOOK else None,
+                            snapshot_interval_s=(
+                                parse_duration_s(ds.book.snapshot_interval)
+                                if dt is DataType.BOOK
+                                else None
+                            ),
+                            exchange=exchanges[exchange],
+                        )
+                    )
+    return specs
+
+
+def _check_capability(
+    exchange: str,
+    data_types: Sequence[DataType],
+    spans: Sequence[Span],
+    ds: _DatasetModel,
+    where: str,
+    streams: Sequence[DataType],
+    problems: list[str],
+) -> None:
+    capability = exchange_capability(exchange)
+    if capability is None:
+        return
+    for j, dt in enumerate(data_types):
+        if capability.feature(dt, Transport.REST) is None and capability.feature(
+            dt, Transport.WS
+        ) is None:
+            problems.append(
+                f"{where}.data_types[{j}]: {exchange} cannot serve {dt}; remove it "
+                "(see `dccd capabilities`)"
+            )
+    if DataType.OHLC in data_types:
+        feature = capability.feature(DataType.OHLC, Transport.REST)
+        for j, span in enumerate(spans):
+            if feature is not None and feature.spans and span not in feature.spans:
+                allowed = " ".join(s.label for s in feature.spans)
+                problems.append(
+                    f"{where}.spans[{j}]: {exchange} has no {span} candles; use one of {allowed}"
+                )
+    if DataType.BOOK in data_types:
+        for transport in (Transport.REST, Transport.WS):
+            feature = capability.feature(DataType.BOOK, transport)
+            if feature is not None and feature.book_depths and ds.book.depth not in (
+                feature.book_depths
+            ):
+                try:
+                    capability.require(
+                        DataType.BOOK, transport, depth=ds.book.depth, history=False
+                    )
+                except NoCapability as exc:
+                    problems.append(f"{where}.book.depth: {exc}")
+                break
+    for j, st in enumerate(streams):
+        if st in data_types and capability.feature(st, Transport.WS) is None:
+            problems.append(
+                f"{where}.stream[{j}]: {exchange} has no live {st} stream; remove it from stream"
+            )
+
+
+def _collect(
+    problems: list[str], where: str, values: Sequence[Any], parse: Callable[[Any], Any]
+) -> list[Any]:
+    out: list[Any] = []
+    for j, value in enumerate(values):
+        try:
+            out.append(parse(value))
+        except DccdError as exc:
+            problems.append(f"{where}[{j}]: {exc}")
+    return out
+
+
+def _valid_cron(text: str) -> bool:
+    # Dagster's own validator, so the catalog accepts exactly what a schedule accepts.
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return len(text.split()) == 5 and is_valid_cron_string(text)
+
+
+def parse_duration_s(value: str | float | int) -> float:
+    """``"10s"``, ``"500ms"``, ``"1m"``, ``2.5`` (seconds) -> seconds; > 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if match is None:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
+        seconds = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: must be > 0")
+    return seconds
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@functools.cache
+def known_exchange_ids() -> frozenset[str]:
+    """Native sources (the registry) plus every ccxt exchange id."""
+    ids: set[str] = set()
+    try:
+        from dccd_core.sources import registry
+
+        ids.update(registry.known_exchanges())
+    except ImportError:  # pragma: no cover - the registry lands with the sources
+        pass
+    import ccxt
+
+    ids.update(ccxt.exchanges)
+    return frozenset(ids)
+
+
+@functools.cache
+def exchange_capability(exchange: str) -> Capability | None:
+    """The exchange's declared capability, looked up once per exchange (cheap: no I/O),
+    or None where it cannot be known without the network."""
+    try:
+        from dccd_core.sources import registry
+    except ImportError:  # pragma: no cover
+        return None
+    lookup = getattr(registry, "capability_of", None) or getattr(registry, "capability", None)
+    if lookup is None:
+        return None
+    try:
+        result = lookup(exchange)
+    except DccdError:
+        return None
+    return result if isinstance(result, Capability) else None
+
+
+def _unknown_exchange(name: str, known: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.strip().lower(), sorted(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (
+        f"unknown exchange {name!r}{hint}; use a native source (binance, coinbase, kraken, "
+        "bybit, okx, bitfinex, bitmex) or any ccxt id"
+    )
+
+
+def _format_pydantic(file: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = _loc_path(err.get("loc", ()))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key; check its spelling against dccd.yaml"
+        elif err.get("type") == "missing":
+            msg = "required key is missing; add it"
+        lines.append(f"{loc}: {msg}")
+    return _format_problems(file, lines)
+
+
+def _loc_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "int", "float", "date"):  # pydantic's union branch names
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<root>"
+
+
+def _format_problems(file: Path, problems: Sequence[str]) -> str:
+    if len(problems) == 1:
+        return f"invalid catalog {file}: {problems[0]}"
+    body = "\n".join(f"  - {p}" for p in problems)
+    return f"invalid catalog {file}: {len(problems)} problems\n{body}"

@@ -1,0 +1,267 @@
+"""Asset checks per dataset: the lake's invariants, audited file by file.
+
+The store promises every period file sorted, deduplicated and holding only its own
+period; these checks verify those promises on the files themselves (raw, not through
+a deduplicating read), plus candle sanity and holes against the coverage record.
+
+* ``no_duplicates``      no natural key twice in a period file (ERROR)
+* ``sorted_in_period``   ts non-decreasing (strictly, for candles) and inside the
+                         file's period (ERROR)
+* ``ohlc_sanity``        low <= open, close <= high, volume >= 0 (candles only; BitMEX
+                         ``open`` is the previous close and may lie outside, DESIGN.md)
+* ``no_holes``           no never-fetched range inside the window up to the coverage
+                         frontier (WARN; the unfetched tail is the freshness policy's job)
+
+The window is the run's partition range when the check runs with a materialization
+(the dataset's job runs it right after the asset), else the whole dataset. Files are
+read one at a time, so memory is bounded by the largest period file.
+
+Freshness is not a check here: ``assets.freshness_policy`` sets Dagster 1.13's
+``FreshnessPolicy`` on each asset from its update cron.
+"""
+
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from dccd_core.domain import DatasetKey, DataType, iso_datetime, natural_key, now_ns, to_ns
+
+from .assets import asset_key
+from .catalog import DatasetSpec
+from .resources import DccdStore
+
+__all__ = [
+    "CHECK_NAMES",
+    "CheckOutcome",
+    "audit_dataset",
+    "audit_frame",
+    "build_dataset_checks",
+    "check_names",
+]
+
+CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes")
+EXAMPLES = 5
+#: Exchanges whose candle ``open`` is the previous bar's close (may lie outside [low, high]).
+OPEN_OUTSIDE_RANGE_OK = frozenset({"bitmex"})
+
+
+@dataclass
+class CheckOutcome:
+    """One check's verdict over a window: offending-row count and the first offenders."""
+
+    name: str
+    rows_checked: int = 0
+    bad: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.bad == 0
+
+    def add(self, rows: int, bad: int, examples: pl.DataFrame | None) -> None:
+        self.rows_checked += rows
+        self.bad += bad
+        if examples is not None and len(self.examples) < EXAMPLES:
+            for row in examples.head(EXAMPLES - len(self.examples)).iter_rows(named=True):
+                self.examples.append(
+                    {k: iso_datetime(v) if k == "ts" else v for k, v in row.items()}
+                )
+
+
+def check_names(key: DatasetKey) -> list[str]:
+    """The checks that apply to a dataset."""
+    names = ["no_duplicates", "sorted_in_period"]
+    if key.data_type is DataType.OHLC:
+        names.append("ohlc_sanity")
+    if key.data_type is not DataType.BOOK:
+        names.append("no_holes")
+    return names
+
+
+def audit_frame(
+    frame: pl.DataFrame, key: DatasetKey, period_start: int, period_end: int
+) -> dict[str, tuple[int, pl.DataFrame | None]]:
+    """Pure: the offending-row count and first offenders of each row check on one file."""
+    out: dict[str, tuple[int, pl.DataFrame | None]] = {}
+    cols = list(natural_key(key.data_type))
+    dup_mask = frame.select(pl.struct(cols).is_duplicated()).to_series()
+    dups = frame.filter(dup_mask)
+    out["no_duplicates"] = (int(dup_mask.sum() or 0), dups.head(EXAMPLES))
+
+    ts = frame.get_column("ts")
+    step = ts.diff()
+    strict = key.data_type is DataType.OHLC
+    disorder = (step <= 0) if strict else (step < 0)
+    disorder = disorder.fill_null(False)
+    # a duplicate candle shows as step == 0: count it once, as a duplicate, not as disorder
+    if strict:
+        disorder = disorder & (step != 0)
+    outside = (ts < period_start) | (ts >= period_end)
+    bad_order = disorder | outside
+    out["sorted_in_period"] = (int(bad_order.sum() or 0), frame.filter(bad_order).head(EXAMPLES))
+
+    if key.data_type is DataType.OHLC:
+        low, high = pl.col("low"), pl.col("high")
+        cond = (low > high) | (pl.col("close") < low) | (pl.col("close") > high)
+        cond = cond | (pl.col("volume") < 0) | pl.any_horizontal(
+            pl.col(c).is_nan() for c in ("open", "high", "low", "close")
+        )
+        if key.exchange not in OPEN_OUTSIDE_RANGE_OK:
+            cond = cond | (pl.col("open") < low) | (pl.col("open") > high)
+        bad = frame.filter(cond)
+        out["ohlc_sanity"] = (bad.height, bad.head(EXAMPLES))
+    return out
+
+
+def _period_files(
+    root: str, key: DatasetKey, start_ts: int | None, end_ts: int | None
+) -> Iterator[tuple[Any, int, int]]:
+    from dccd_core.storage.layout import list_period_files, period_bounds
+
+    for pf in list_period_files(root, key):
+        lo, hi = period_bounds(key, pf.period)
+        if (start_ts is not None and hi <= start_ts) or (end_ts is not None and lo >= end_ts):
+            continue
+        yield pf.path, lo, hi
+
+
+def audit_dataset(
+    store_root: str,
+    key: DatasetKey,
+    start_ts: int | None,
+    end_ts: int | None,
+    *,
+    dataset_start_ts: int | None = None,
+) -> dict[str, CheckOutcome]:
+    """Run every applicable check of ``key`` over ``[start_ts, end_ts)`` (None: all)."""
+    names = check_names(key)
+    outcomes = {name: CheckOutcome(name) for name in names}
+    for path, lo, hi in _period_files(store_root, key, start_ts, end_ts):
+        lazy = pl.scan_parquet(path)
+        if start_ts is not None:
+            lazy = lazy.filter(pl.col("ts") >= start_ts)
+        if end_ts is not None:
+            lazy = lazy.filter(pl.col("ts") < end_ts)
+        frame = lazy.collect()
+        for name, (bad, examples) in audit_frame(frame, key, lo, hi).items():
+            outcomes[name].add(frame.height, bad, examples)
+        for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity"):
+            if name in outcomes:
+                outcomes[name].extra.setdefault("files", 0)
+                outcomes[name].extra["files"] += 1
+    if "no_holes" in outcomes:
+        _audit_holes(outcomes["no_holes"], store_root, key, start_ts, end_ts, dataset_start_ts)
+    return outcomes
+
+
+def _audit_holes(
+    outcome: CheckOutcome,
+    store_root: str,
+    key: DatasetKey,
+    start_ts: int | None,
+    end_ts: int | None,
+    dataset_start_ts: int | None,
+) -> None:
+    from dccd_core.storage import Store
+
+    coverage = Store(store_root).coverage(key)
+    lo = start_ts if start_ts is not None else (dataset_start_ts or coverage.start)
+    frontier = coverage.end
+    hi = min(end_ts if end_ts is not None else now_ns(), frontier or 0)
+    outcome.extra["coverage_until"] = iso_datetime(frontier) if frontier else None
+    if lo is None or frontier is None:
+        outcome.bad = 1
+        outcome.extra["reason"] = "nothing fetched yet: materialize the dataset"
+        return
+    holes = coverage.holes(lo, hi) if hi > lo else []
+    outcome.bad = len(holes)
+    outcome.extra["missing_s"] = sum(b - a for a, b in holes) // 1_000_000_000
+    outcome.examples = [
+        {"start": iso_datetime(a), "end": iso_datetime(b)} for a, b in holes[:EXAMPLES]
+    ]
+
+
+_SEVERITY = {
+    "no_duplicates": AssetCheckSeverity.ERROR,
+    "sorted_in_period": AssetCheckSeverity.ERROR,
+    "ohlc_sanity": AssetCheckSeverity.ERROR,
+    "no_holes": AssetCheckSeverity.WARN,
+}
+_DESCRIPTION = {
+    "no_duplicates": "No natural key appears twice in a period file.",
+    "sorted_in_period": "Rows sorted by ts and inside their period file's time range.",
+    "ohlc_sanity": "low <= open, close <= high and volume >= 0 (BitMEX open exempt).",
+    "no_holes": "No never-fetched range in the window, up to the coverage frontier.",
+}
+
+
+def _window(context: AssetCheckExecutionContext) -> tuple[int | None, int | None]:
+    if context.has_partition_key_range or context.has_partition_key:
+        rng = context.partition_key_range
+        from dccd_core.domain import NS_PER_DAY
+
+        return to_ns(rng.start), min(to_ns(rng.end) + NS_PER_DAY, now_ns())
+    return None, None
+
+
+def _result(
+    key: DatasetKey, outcome: CheckOutcome, window: Sequence[int | None]
+) -> AssetCheckResult:
+    start_ts, end_ts = window
+    metadata: dict[str, Any] = {
+        "offending": MetadataValue.int(outcome.bad),
+        "rows_checked": MetadataValue.int(outcome.rows_checked),
+        "window": MetadataValue.text(
+            f"{iso_datetime(start_ts) if start_ts is not None else 'start'} -> "
+            f"{iso_datetime(end_ts) if end_ts is not None else 'now'}"
+        ),
+    }
+    if outcome.examples:
+        metadata["first_offending"] = MetadataValue.json(outcome.examples)
+    for name, value in outcome.extra.items():
+        metadata[name] = MetadataValue.json(value) if value is not None else MetadataValue.text("")
+    return AssetCheckResult(
+        asset_key=asset_key(key),
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=_SEVERITY[outcome.name],
+        metadata=metadata,
+        description=_DESCRIPTION[outcome.name],
+    )
+
+
+def build_dataset_checks(spec: DatasetSpec) -> AssetChecksDefinition:
+    """The checks of one dataset as one multi-check op (the files are read once)."""
+    key = spec.key
+    specs = [
+        AssetCheckSpec(name, asset=asset_key(key), description=_DESCRIPTION[name])
+        for name in check_names(key)
+    ]
+
+    @multi_asset_check(specs=specs, name=f"{key.job_name}__checks", can_subset=True)
+    def _checks(
+        context: AssetCheckExecutionContext, dccd_store: DccdStore
+    ) -> Iterator[AssetCheckResult]:
+        window = _window(context)
+        outcomes = audit_dataset(
+            dccd_store.root, key, *window, dataset_start_ts=spec.start_ts
+        )
+        selected = {k.name for k in context.selected_asset_check_keys}
+        for name, outcome in outcomes.items():
+            if name in selected:
+                yield _result(key, outcome, window)
+
+    return _checks

@@ -1,0 +1,45 @@
+"""The one ``Definitions`` of the dccd Dagster project, assembled from the catalog.
+
+``dagster dev -m dccd_pipelines.definitions`` (or ``-w workspace.yaml``) loads ``defs``.
+The catalog is read when ``build_definitions`` runs, never at import of the other
+modules; a bad catalog raises one ``ConfigError`` that Dagster shows as the load error.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions
+
+from .assets import build_dataset_assets
+from .catalog import Catalog, load_catalog
+from .checks import build_dataset_checks
+from .io_manager import IO_MANAGER_KEY, DccdIOManager
+from .resources import DccdStore
+from .schedules import build_dataset_job, build_update_schedule
+
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(
+    catalog: Catalog | None = None, path: str | os.PathLike[str] | None = None
+) -> Definitions:
+    """Assets, checks, one job and (with a cron) one schedule per dataset, and resources."""
+    catalog = catalog if catalog is not None else load_catalog(path)
+    store = DccdStore(root=str(catalog.store_root))
+    jobs = [build_dataset_job(spec) for spec in catalog.datasets]
+    schedules = [
+        build_update_schedule(spec, job)
+        for spec, job in zip(catalog.datasets, jobs, strict=True)
+        if spec.update_cron
+    ]
+    return Definitions(
+        assets=build_dataset_assets(catalog.datasets),
+        asset_checks=[build_dataset_checks(spec) for spec in catalog.datasets],
+        jobs=jobs,
+        schedules=schedules,
+        resources={"dccd_store": store, IO_MANAGER_KEY: DccdIOManager(store=store)},
+    )
+
+
+defs = build_definitions()
