@@ -1,0 +1,166 @@
+"""Pure parsers of Coinbase Exchange payloads: JSON in, frames in the domain schemas out.
+
+REST and WebSocket trades share ``taker_side``: Coinbase reports the *maker's* side
+(``"side": "sell"`` means a resting sell order was hit, i.e. the taker bought), in both
+``/products/{id}/trades`` and the ``matches`` channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import DataType, ExchangeError, UnexpectedPayload
+
+from .._tables import (
+    empty_frame,
+    float_column,
+    int_column,
+    iso_to_ns_column,
+    row_columns,
+    seconds_to_ns_column,
+    to_schema,
+)
+
+__all__ = [
+    "check_payload",
+    "parse_book",
+    "parse_candles",
+    "parse_trades",
+    "taker_side",
+]
+
+_TAKER = {"buy": "sell", "sell": "buy"}
+
+
+def check_payload(data: Any) -> None:
+    """Raise ``ExchangeError`` for an error reported inside a 200 body.
+
+    Coinbase reports errors as ``{"message": "NotFound"}`` (usually with a 4xx, which
+    the transport maps; this catches the same body on a 200).
+    """
+    if isinstance(data, dict) and "message" in data and len(data) <= 2:
+        raise ExchangeError(f"coinbase reported an error: {data['message']}")
+
+
+def taker_side(maker_sides: pl.Series) -> pl.Series:
+    """Coinbase maker side -> the taker's side ("sell" -> "buy"); unknown raises."""
+    lowered = maker_sides.cast(pl.String).str.to_lowercase()
+    out = lowered.replace_strict(_TAKER, default=None, return_dtype=pl.String)
+    if out.null_count():
+        bad = maker_sides.filter(out.is_null()).head(3).to_list()
+        raise UnexpectedPayload(f"coinbase trade side must be buy/sell, got {bad}")
+    return out.alias("side")
+
+
+def parse_candles(payload: Any) -> pl.DataFrame:
+    """``GET /products/{id}/candles`` -> ohlc frame sorted by ts.
+
+    Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductcandles
+    Rows are ``[time_s, low, high, open, close, volume]``, newest first; the bar
+    starting at ``end`` is not returned. Sample::
+
+        [[1704085200, 42175.65, 42396.09, 42389.78, 42231.47, 188.12803304],
+         [1704081600, 42200, 42393.48, 42325.1, 42389.77, 296.23364415]]
+    """
+    what = "coinbase candles"
+    if isinstance(payload, list) and not payload:
+        return empty_frame(DataType.OHLC)
+    time_s, low, high, open_, close, volume = row_columns(payload, 6, what)
+    frame = to_schema(
+        DataType.OHLC,
+        {
+            "ts": seconds_to_ns_column("ts", time_s, what),
+            "open": float_column("open", open_, what),
+            "high": float_column("high", high, what),
+            "low": float_column("low", low, what),
+            "close": float_column("close", close, what),
+            "volume": float_column("volume", volume, what),
+        },
+    )
+    return frame.sort("ts").unique("ts", keep="first", maintain_order=True)
+
+
+def parse_trades(payload: Any) -> pl.DataFrame:
+    """``GET /products/{id}/trades`` (newest first) -> trades frame sorted by (ts, id).
+
+    Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproducttrades
+    ``side`` is the maker's; ``trade_id`` is a number live (ccxt recordings stringify it).
+    Sample::
+
+        [{"trade_id": 1036397971, "side": "buy", "size": "0.00002682",
+          "price": "62929.43000000", "time": "2026-06-11T12:53:38.945255Z"}]
+    """
+    what = "coinbase trades"
+    if not isinstance(payload, list):
+        raise UnexpectedPayload(f"{what}: expected a list, got {type(payload).__name__}")
+    if not payload:
+        return empty_frame(DataType.TRADES)
+    try:
+        raw = pl.DataFrame(
+            {
+                key: [t[key] for t in payload]
+                for key in ("trade_id", "side", "size", "price", "time")
+            },
+            strict=False,
+        )
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(f"{what}: a trade lacks {exc}") from exc
+    ids = int_column("trade_id", raw["trade_id"].to_list(), what)
+    frame = to_schema(
+        DataType.TRADES,
+        {
+            "ts": iso_to_ns_column("ts", raw["time"].to_list(), what),
+            "trade_id": ids.cast(pl.String),
+            "price": float_column("price", raw["price"].to_list(), what),
+            "amount": float_column("amount", raw["size"].to_list(), what),
+            "side": taker_side(raw["side"]),
+        },
+    )
+    return frame.with_columns(_id=ids).sort("ts", "_id").drop("_id")
+
+
+def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
+    """``GET /products/{id}/book?level=2`` -> book frame, ``depth`` levels a side.
+
+    Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductbook
+    Levels are ``[price, size, num_orders]`` strings, best first; ``time`` (when sent)
+    stamps the snapshot, else ``received_ts``. Sample::
+
+        {"bids": [["42000.01", "0.5", 3]], "asks": [["42000.02", "1.25", 1]],
+         "sequence": 71023654321, "auction_mode": false, "auction": null,
+         "time": "2024-01-01T00:00:00.123456Z"}
+    """
+    what = "coinbase book"
+    if not isinstance(payload, dict) or "bids" not in payload or "asks" not in payload:
+        raise UnexpectedPayload(f"{what}: expected an object with bids and asks")
+    ts = received_ts
+    if isinstance(payload.get("time"), str):
+        ts = int(iso_to_ns_column("ts", [payload["time"]], what)[0])
+    return book_frame(payload["bids"], payload["asks"], depth, ts, what)
+
+
+def book_frame(bids: Any, asks: Any, depth: int, ts: int, what: str) -> pl.DataFrame:
+    """Levels ``[[price, size, ...], ...]`` of both sides -> book frame (best first)."""
+    parts = []
+    for side, levels, descending in (("bid", bids, True), ("ask", asks, False)):
+        if isinstance(levels, list) and not levels:
+            continue
+        price, amount = row_columns(levels, 2, what)
+        part = pl.DataFrame(
+            {
+                "price": float_column("price", price, what),
+                "amount": float_column("amount", amount, what),
+            }
+        )
+        part = part.filter(pl.col("amount") > 0).sort("price", descending=descending)
+        part = part.head(depth).with_columns(
+            ts=pl.lit(ts, pl.Int64),
+            side=pl.lit(side, pl.String),
+            level=pl.int_range(pl.len(), dtype=pl.Int32),
+        )
+        parts.append(part)
+    if not parts:
+        return empty_frame(DataType.BOOK)
+    return to_schema(DataType.BOOK, dict(pl.concat(parts).to_dict()))

@@ -1,0 +1,173 @@
+"""Coinbase Exchange WebSocket feed: ``matches`` (trades) and ``level2_batch`` (book).
+
+Docs: https://docs.cdp.coinbase.com/exchange/websocket-feed/channels
+One connection to ``wss://ws-feed.exchange.coinbase.com``; a ``subscribe`` frame names
+the products and channels. ``heartbeat`` is subscribed too so a silent connection is
+noticed (one frame a second per product). Match frames carry the same keys as the REST
+trades, so both paths go through ``parse.parse_trades`` (maker side -> taker side once).
+``level2_batch`` sends a ``snapshot`` then ``l2update`` changes with no sequence ids or
+checksum: a crossed book is the only evidence of a missed update, and it is healed by
+resubscribing. There is no candle channel (``ticker`` is a last-trade feed, not bars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    UnexpectedPayload,
+    now_ns,
+)
+
+from .._tables import iso_to_ns_column
+from ..ws import (
+    BookProtocol,
+    BookSync,
+    WsBook,
+    WsEvent,
+    WsIgnore,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+from ._levels import float_levels
+from .parse import parse_trades
+from .symbols import native_symbol, unified_symbol
+
+__all__ = ["CHANNELS", "CoinbaseWs", "parse_ws_frames"]
+
+#: Our data type -> Coinbase channel.
+CHANNELS: dict[DataType, str] = {DataType.TRADES: "matches", DataType.BOOK: "level2_batch"}
+_IGNORED = {"subscriptions", "heartbeat", "ticker", "status"}
+
+
+def _ts(frame: dict[str, Any], what: str) -> int:
+    raw = frame.get("time")
+    if raw is None:
+        return now_ns()
+    return int(iso_to_ns_column("ts", [raw], what)[0])
+
+
+def _book_event(frame: dict[str, Any]) -> WsBook:
+    """``snapshot``/``l2update`` -> ``WsBook``.
+
+    Samples::
+
+        {"type": "snapshot", "product_id": "BTC-USD",
+         "bids": [["10101.10", "0.45054140"]], "asks": [["10102.55", "0.57753524"]]}
+        {"type": "l2update", "product_id": "BTC-USD", "time": "2019-08-14T20:42:27.265Z",
+         "changes": [["buy", "10101.80000000", "0.162567"]]}
+    """
+    what = "coinbase level2"
+    symbol = unified_symbol(frame["product_id"])
+    if frame["type"] == "snapshot":
+        return WsBook(
+            symbol=symbol,
+            ts=_ts(frame, what),
+            snapshot=True,
+            bids=float_levels(frame.get("bids", []), what),
+            asks=float_levels(frame.get("asks", []), what),
+        )
+    changes = frame.get("changes")
+    if not isinstance(changes, list):
+        raise UnexpectedPayload(f"{what}: l2update without changes: {frame!r}")
+    bids: list[Any] = []
+    asks: list[Any] = []
+    for change in changes:
+        if not isinstance(change, list) or len(change) < 3 or change[0] not in ("buy", "sell"):
+            raise UnexpectedPayload(f"{what}: bad change {change!r}")
+        (bids if change[0] == "buy" else asks).append(change[1:3])
+    return WsBook(
+        symbol=symbol,
+        ts=_ts(frame, what),
+        snapshot=False,
+        bids=float_levels(bids, what),
+        asks=float_levels(asks, what),
+    )
+
+
+def parse_ws_frames(raws: Sequence[str | bytes]) -> list[WsEvent]:
+    """Frames in arrival order -> events; the matches of a batch become one frame per
+    product (one vectorised ``parse_trades`` call), placed where its first match was.
+
+    Match sample (``side`` is the maker's)::
+
+        {"type": "match", "trade_id": 10, "sequence": 50, "maker_order_id": "ac92...",
+         "taker_order_id": "d50e...", "time": "2014-11-07T08:19:27.028459Z",
+         "product_id": "BTC-USD", "size": "5.23512", "price": "400.23", "side": "sell"}
+    """
+    events: list[WsEvent] = []
+    matches: dict[str, list[dict[str, Any]]] = {}
+    slots: dict[str, int] = {}
+    for raw in raws:
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UnexpectedPayload(f"coinbase ws: invalid JSON {raw[:80]!r}") from exc
+        if not isinstance(frame, dict) or "type" not in frame:
+            raise UnexpectedPayload(f"coinbase ws: unexpected frame {str(raw)[:120]}")
+        kind = frame["type"]
+        if kind in ("match", "last_match"):
+            product = str(frame.get("product_id"))
+            if product not in matches:
+                matches[product] = []
+                slots[product] = len(events)
+                events.append(WsIgnore("placeholder"))
+            matches[product].append(frame)
+        elif kind in ("snapshot", "l2update"):
+            events.append(_book_event(frame))
+        elif kind == "error":
+            raise ExchangeError(
+                f"coinbase ws error: {frame.get('message')} ({frame.get('reason', '')})"
+            )
+        elif kind in _IGNORED:
+            events.append(WsIgnore(kind))
+        else:
+            raise UnexpectedPayload(f"coinbase ws: unknown frame type {kind!r}")
+    for product, frames in matches.items():
+        events[slots[product]] = WsTrades(unified_symbol(product), parse_trades(frames))
+    return events
+
+
+class CoinbaseWs(WsSource):
+    """The ``WsSource`` hooks of Coinbase (mixed into ``CoinbaseSource``)."""
+
+    ws_data_types: ClassVar[tuple[DataType, ...]] = (DataType.TRADES, DataType.BOOK)
+    ws_idle_timeout_s: ClassVar[float] = 30.0
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(
+        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
+    )
+    endpoints: Any
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        if sub.data_type not in CHANNELS:
+            raise NoCapability(
+                f"coinbase streams trades and book only, not {sub.data_type} "
+                "(its ticker channel is not candles); backfill ohlc over REST instead"
+            )
+        url = self.endpoints.ws_url
+        if not url:
+            raise NoCapability("coinbase: no WebSocket URL configured")
+        return str(url)
+
+    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+        products = [native_symbol(s) for s in sub.symbols]
+        return [
+            {
+                "type": "subscribe",
+                "product_ids": products,
+                "channels": [CHANNELS[sub.data_type], "heartbeat"],
+            }
+        ]
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        return parse_ws_frames([raw])
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        return parse_ws_frames(raws)
