@@ -12,9 +12,9 @@ events, GET ``/api/v3/depth?limit=1000`` (``lastUpdateId``), drop events with
 next one starts at the previous ``u + 1`` (futures: ``pu`` equals the previous ``u``).
 
 The aggTrade ``data`` object carries the same keys as a REST ``/api/v3/aggTrades`` row
-(``a p q T m``), so both paths share :func:`parse_agg_trade_records` — one place maps
-the maker flag ``m`` to the taker side (``m=true``: the buyer was the maker, so the
-taker *sold*).
+(``a p q T m``), so both paths share the REST parser ``parse.parse_agg_trades`` — one
+place maps the maker flag ``m`` to the taker side (``m=true``: the buyer was the maker,
+so the taker *sold*).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from dccd_core.domain import (
     ms_to_ns,
     now_ns,
 )
+from dccd_core.sources.binance.parse import parse_agg_trades
+from dccd_core.sources.binance.rest import build_depth_request
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -51,22 +53,13 @@ __all__ = [
     "BINANCE_FUTURES_WS",
     "BINANCE_SPOT_WS",
     "BinanceWs",
-    "parse_agg_trade_records",
     "parse_depth_snapshot",
     "parse_kline_records",
-    "taker_side",
 ]
 
 BINANCE_SPOT_WS = "wss://stream.binance.com:9443"
 BINANCE_FUTURES_WS = "wss://fstream.binance.com"
 
-_TRADES_SCHEMA = {
-    "ts": pl.Int64,
-    "trade_id": pl.String,
-    "price": pl.Float64,
-    "amount": pl.Float64,
-    "side": pl.String,
-}
 _KLINE_SCHEMA = {
     "ts": pl.Int64,
     "open": pl.Float64,
@@ -78,61 +71,6 @@ _KLINE_SCHEMA = {
     "trades": pl.Int64,
     "closed": pl.Boolean,
 }
-
-
-def taker_side(maker_is_buyer: Any) -> str:
-    """Binance ``m`` (is the buyer the maker?) to the taker's side: true -> ``"sell"``."""
-    if maker_is_buyer is True or maker_is_buyer == "true":
-        return "sell"
-    if maker_is_buyer is False or maker_is_buyer == "false":
-        return "buy"
-    raise UnexpectedPayload(f"binance: maker flag m={maker_is_buyer!r} is not a boolean")
-
-
-def parse_agg_trade_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
-    """aggTrade objects (REST rows or WS ``data``) to the trades schema.
-
-    Sample (WS ``data``; REST rows have the same keys minus ``e E s``)::
-
-        {"e":"aggTrade","E":1704067200001,"s":"BTCUSDT","a":2807759891,
-         "p":"42283.58000000","q":"0.00069000","f":3344774379,"l":3344774379,
-         "T":1704067200000,"m":true,"M":true}
-    """
-    try:
-        columns = {
-            "ts": [r["T"] for r in records],
-            "trade_id": [r["a"] for r in records],
-            "price": [r["p"] for r in records],
-            "amount": [r["q"] for r in records],
-            "side": [r["m"] for r in records],
-        }
-    except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(
-            f"binance aggTrade: missing field {exc} in {records[:1]!r}"
-        ) from None
-    sides = columns["side"]
-    if all(v is True or v is False for v in sides):
-        side = ["sell" if v else "buy" for v in sides]
-    else:
-        side = [taker_side(v) for v in sides]
-    try:
-        frame = pl.DataFrame(
-            {
-                "ts": pl.Series(columns["ts"], dtype=pl.Int64, strict=False) * 1_000_000,
-                "trade_id": pl.Series(columns["trade_id"], dtype=pl.Int64, strict=False).cast(
-                    pl.String
-                ),
-                "price": pl.Series(columns["price"], dtype=pl.Float64, strict=False),
-                "amount": pl.Series(columns["amount"], dtype=pl.Float64, strict=False),
-                "side": pl.Series(side, dtype=pl.String),
-            },
-            schema=_TRADES_SCHEMA,
-        )
-    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise UnexpectedPayload(f"binance aggTrade: unreadable values ({exc})") from None
-    if frame.null_count().sum_horizontal().item():
-        raise UnexpectedPayload(f"binance aggTrade: non-numeric value in {records[:1]!r}")
-    return frame
 
 
 def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
@@ -294,7 +232,7 @@ class BinanceWs(WsSource):
             else:
                 raise UnexpectedPayload(f"binance stream: unknown event {kind!r} in {msg!r:.200}")
         for native, records in trades.items():
-            events.append(WsTrades(self._symbol(native), parse_agg_trade_records(records)))
+            events.append(WsTrades(self._symbol(native), parse_agg_trades(records)))
         for (native, interval), records in klines.items():
             events.append(
                 WsCandles(self._symbol(native), Span.parse(interval), parse_kline_records(records))
@@ -333,16 +271,7 @@ class BinanceWs(WsSource):
 
     async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
         """GET ``/api/v3/depth?limit=1000`` (futures ``/fapi/v1/depth``) with lastUpdateId."""
-        limit = next((n for n in (5, 10, 20, 50, 100, 500, 1000, 5000) if n >= depth), 5000)
-        path = "/fapi/v1/depth" if symbol.is_perpetual else "/api/v3/depth"
-        native = self.native_symbol(symbol)  # type: ignore[attr-defined]
-        response = await self.http.get(  # type: ignore[attr-defined]
-            path, params={"symbol": native, "limit": limit}, weight=_depth_weight(limit)
-        )
-        payload = getattr(response, "data", response)
+        limit = next((n for n in (100, 500, 1000) if n >= depth), 1000)
+        request = build_depth_request(symbol, limit)
+        payload = await self._get(symbol, request)  # type: ignore[attr-defined]
         return parse_depth_snapshot(payload, symbol)
-
-
-def _depth_weight(limit: int) -> int:
-    """Binance spot depth weights: 5 (<=100), 25 (500), 50 (1000), 250 (5000)."""
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250

@@ -1,0 +1,120 @@
+"""What Binance's public REST/WS market-data API serves, declared once.
+
+Spot: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints
+USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data
+
+* Candles ``/api/v3/klines`` (``/fapi/v1/klines``): forward by ``startTime``/``endTime``
+  (ms, both inclusive), ``limit`` default 500, max 1000 (spot; futures allow 1500, we
+  page by 1000 everywhere), full history, all 13 dccd spans.
+* Trades ``/api/v3/aggTrades``: aggregate trades, addressable by time (a
+  ``startTime``..``endTime`` window must be shorter than 1 h) and by id (``fromId``),
+  limit 1000, ids consecutive per symbol.
+* Book ``/api/v3/depth``: limits 5..5000 (futures 5..1000).
+* Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
+  ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
+  futures klines): see ``spot_weight`` / ``futures_weight``.
+"""
+
+from __future__ import annotations
+
+from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+
+__all__ = [
+    "AGG_TRADES_LIMIT",
+    "AGG_TRADES_MAX_WINDOW_MS",
+    "BOOK_DEPTHS",
+    "CAPABILITY",
+    "FUTURES_BOOK_DEPTHS",
+    "FUTURES_WEIGHT_PER_MINUTE",
+    "INTERVALS",
+    "KLINES_DEFAULT_LIMIT",
+    "KLINES_LIMIT",
+    "SPOT_WEIGHT_PER_MINUTE",
+    "USAGE_HEADER",
+    "futures_weight",
+    "spot_weight",
+]
+
+#: dccd span -> Binance ``interval``: the labels are the same for all 13 spans.
+INTERVALS: dict[Span, str] = {span: span.label for span in Span.all()}
+
+KLINES_LIMIT = 1000
+KLINES_DEFAULT_LIMIT = 500
+AGG_TRADES_LIMIT = 1000
+#: ``endTime - startTime`` of an aggTrades request must be below one hour.
+AGG_TRADES_MAX_WINDOW_MS = 3_600_000 - 1
+BOOK_DEPTHS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+FUTURES_BOOK_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
+SPOT_WEIGHT_PER_MINUTE = 6000
+FUTURES_WEIGHT_PER_MINUTE = 2400
+USAGE_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+_SPANS = tuple(INTERVALS)
+
+
+def spot_weight(endpoint: str, limit: int = 0) -> int:
+    """Request weight of a spot endpoint: ``klines``, ``aggTrades``, ``depth``, ``exchangeInfo``."""
+    if endpoint == "depth":
+        if limit <= 100:
+            return 5
+        if limit <= 500:
+            return 25
+        if limit <= 1000:
+            return 50
+        return 250
+    return {"klines": 2, "aggTrades": 4, "exchangeInfo": 20}[endpoint]
+
+
+def futures_weight(endpoint: str, limit: int = 0) -> int:
+    """Request weight of a USD-M futures endpoint (weights depend on ``limit``)."""
+    if endpoint == "klines":
+        if limit < 100:
+            return 1
+        if limit < 500:
+            return 2
+        if limit <= 1000:
+            return 5
+        return 10
+    if endpoint == "depth":
+        if limit <= 50:
+            return 2
+        if limit <= 100:
+            return 5
+        if limit <= 500:
+            return 10
+        return 20
+    return {"aggTrades": 20, "exchangeInfo": 1}[endpoint]
+
+
+CAPABILITY = Capability(
+    exchange="binance",
+    features=(
+        Feature(
+            DataType.OHLC,
+            Transport.REST,
+            page_limit=KLINES_LIMIT,
+            direction=PageDirection.FORWARD,
+            spans=_SPANS,
+            weight=spot_weight("klines"),
+        ),
+        Feature(
+            DataType.TRADES,
+            Transport.REST,
+            page_limit=AGG_TRADES_LIMIT,
+            direction=PageDirection.FORWARD,
+            weight=spot_weight("aggTrades"),
+        ),
+        Feature(
+            DataType.BOOK,
+            Transport.REST,
+            book_depths=BOOK_DEPTHS,
+            weight=spot_weight("depth", 100),
+        ),
+        Feature(DataType.TRADES, Transport.WS, channel="aggTrade"),
+        Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="kline_<span>"),
+        Feature(DataType.BOOK, Transport.WS, book_depths=BOOK_DEPTHS, channel="depth@100ms"),
+    ),
+    weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
+    docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",
+    markets=("spot", "linear_perpetual"),
+)

@@ -1,0 +1,182 @@
+"""Pure Binance parsers: decoded JSON in, polars frames in the domain schemas out.
+
+Every parser works per column (one polars construction per field, no per-row
+objects), accepts numbers sent as strings and strings sent as numbers (ccxt's
+recordings stringify ``a``/``T``; the live API sends numbers), and raises
+``UnexpectedPayload`` on a missing or malformed value instead of storing a null.
+The WS stream reuses ``parse_agg_trades`` and ``taker_side``, so REST and WS map
+Binance's maker flag ``m`` the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload, schema_for
+
+__all__ = [
+    "check_payload",
+    "empty_frame",
+    "parse_agg_trades",
+    "parse_depth",
+    "parse_klines",
+    "taker_side",
+]
+
+_AGG_FIELDS = {"a": pl.Utf8, "p": pl.Utf8, "q": pl.Utf8, "T": pl.Utf8, "m": pl.Boolean}
+
+
+def empty_frame(data_type: DataType) -> pl.DataFrame:
+    """An empty frame in the schema of ``data_type``."""
+    frame = pl.from_arrow(schema_for(data_type).empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def check_payload(data: Any) -> None:
+    """Binance reports API errors as ``{"code": -1121, "msg": "Invalid symbol."}``.
+
+    Used as the HTTP client's ``check_payload`` hook so that an error inside a 200 body
+    becomes an ``ExchangeError``, never an empty page.
+    """
+    if isinstance(data, dict) and "code" in data and "msg" in data:
+        try:
+            code = int(data["code"])
+        except (TypeError, ValueError):
+            code = -1
+        if code < 0:
+            raise ExchangeError(f"binance error {code}: {data['msg']}")
+
+
+def _column(values: Any, dtype: pl.DataType, what: str) -> pl.Series:
+    """A typed column from JSON values that may be numbers or numeric strings."""
+    text = pl.Series(values, dtype=pl.Utf8, strict=False)
+    out = text.cast(dtype, strict=False)
+    if out.null_count():
+        bad = next(v for v, ok in zip(values, out.is_not_null(), strict=True) if not ok)
+        raise UnexpectedPayload(f"binance {what}: not a number: {bad!r}")
+    return out
+
+
+def taker_side(buyer_is_maker: pl.Expr) -> pl.Expr:
+    """Binance ``m`` is "the buyer was the maker": then the taker sold.
+
+    ``m=true`` -> ``"sell"``, ``m=false`` -> ``"buy"``.
+    """
+    return pl.when(buyer_is_maker).then(pl.lit("sell")).otherwise(pl.lit("buy"))
+
+
+def parse_klines(data: Any) -> pl.DataFrame:
+    """``/api/v3/klines`` (and ``/fapi/v1/klines``) rows to the ohlc schema.
+
+    Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
+    Sample row (open time ms, o, h, l, c, volume, close time, quote volume, trades,
+    taker buy base, taker buy quote, ignore)::
+
+        [1706630400000, "43519.34000000", "43936.00000000", "43171.00000000",
+         "43488.71000000", "20.55495000", 1706633999999, "891428.42858070", 3743,
+         "10.91428000", "473782.95739920", "0"]
+
+    ``ts`` is the open time (Binance stamps bars at their open).
+    """
+    if not isinstance(data, list):
+        raise UnexpectedPayload(f"binance klines: expected a list, got {type(data).__name__}")
+    if not data:
+        return empty_frame(DataType.OHLC)
+    if not all(isinstance(row, list) and len(row) >= 9 for row in data):
+        bad = next(r for r in data if not (isinstance(r, list) and len(r) >= 9))
+        raise UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
+    cols = list(zip(*data, strict=False))
+    frame = pl.DataFrame(
+        [
+            _column(cols[0], pl.Int64(), "kline open time") * NS_PER_MS,
+            _column(cols[1], pl.Float64(), "kline open"),
+            _column(cols[2], pl.Float64(), "kline high"),
+            _column(cols[3], pl.Float64(), "kline low"),
+            _column(cols[4], pl.Float64(), "kline close"),
+            _column(cols[5], pl.Float64(), "kline volume"),
+            _column(cols[7], pl.Float64(), "kline quote volume"),
+            _column(cols[8], pl.Int64(), "kline trade count"),
+        ],
+        schema=["ts", "open", "high", "low", "close", "volume", "quote_volume", "trades"],
+    )
+    return frame.sort("ts") if not frame.get_column("ts").is_sorted() else frame
+
+
+def parse_agg_trades(data: Any) -> pl.DataFrame:
+    """``/api/v3/aggTrades`` objects to the trades schema (``trade_id`` = aggregate id).
+
+    Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#compressedaggregate-trades-list
+    Sample::
+
+        {"a": 2807759891, "p": "42283.58000000", "q": "0.00069000", "f": 3344774379,
+         "l": 3344774379, "T": 1704067200000, "m": true, "M": true}
+
+    ``m`` (buyer is maker) true -> the taker sold -> ``side = "sell"``.
+    """
+    if not isinstance(data, list):
+        raise UnexpectedPayload(f"binance aggTrades: expected a list, got {type(data).__name__}")
+    if not data:
+        return empty_frame(DataType.TRADES)
+    if not all(isinstance(row, dict) for row in data):
+        raise UnexpectedPayload("binance aggTrades: expected a list of objects")
+    raw = pl.from_dicts(data, schema=_AGG_FIELDS, strict=False)
+    if raw.null_count().sum_horizontal().item():
+        bad = next(
+            (row for row in data if any(row.get(k) is None for k in _AGG_FIELDS)), data[0]
+        )
+        raise UnexpectedPayload(f"binance aggTrades: missing or malformed field in {bad!r}")
+    try:
+        return raw.select(
+            (pl.col("T").cast(pl.Int64) * NS_PER_MS).alias("ts"),
+            pl.col("a").cast(pl.Int64).cast(pl.Utf8).alias("trade_id"),
+            pl.col("p").cast(pl.Float64).alias("price"),
+            pl.col("q").cast(pl.Float64).alias("amount"),
+            taker_side(pl.col("m")).alias("side"),
+        )
+    except pl.exceptions.InvalidOperationError as exc:
+        raise UnexpectedPayload(f"binance aggTrades: malformed value ({exc})") from None
+
+
+def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
+    """``/api/v3/depth`` (``/fapi/v1/depth``) to the book schema, level 0 = best.
+
+    Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#order-book
+    Sample (futures add ``"E"`` event and ``"T"`` transaction time in ms)::
+
+        {"lastUpdateId": 25445101,
+         "bids": [["42574.30000000", "0.01070000"], ...],
+         "asks": [["42574.31000000", "0.00870000"], ...]}
+
+    ``ts`` is ``T`` where the exchange sends it, else ``received_ts`` (spot has none).
+    """
+    if not isinstance(data, dict) or "bids" not in data or "asks" not in data:
+        raise UnexpectedPayload("binance depth: expected an object with 'bids' and 'asks'")
+    ts = received_ts
+    if data.get("T") is not None:
+        ts = int(_column([data["T"]], pl.Int64(), "depth T")[0]) * NS_PER_MS
+    parts = []
+    for side, key in (("bid", "bids"), ("ask", "asks")):
+        levels = data[key]
+        if not isinstance(levels, list) or not all(
+            isinstance(lv, list) and len(lv) >= 2 for lv in levels
+        ):
+            raise UnexpectedPayload(f"binance depth: malformed {key}")
+        levels = levels[:depth]
+        n = len(levels)
+        prices = [lv[0] for lv in levels]
+        amounts = [lv[1] for lv in levels]
+        parts.append(
+            pl.DataFrame(
+                {
+                    "ts": pl.Series([ts] * n, dtype=pl.Int64),
+                    "side": pl.Series([side] * n, dtype=pl.Utf8),
+                    "level": pl.Series(range(n), dtype=pl.Int32),
+                    "price": _column(prices, pl.Float64(), f"depth {key} price"),
+                    "amount": _column(amounts, pl.Float64(), f"depth {key} amount"),
+                }
+            )
+        )
+    return pl.concat(parts)

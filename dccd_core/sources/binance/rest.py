@@ -1,0 +1,231 @@
+"""Binance REST: request builders and the page-level ``BinanceRestSource``.
+
+Spot (``BTC/USDT``) goes to ``https://api.binance.com/api/v3/...``, USD-M perpetuals
+(``BTC/USDT:USDT``) to ``https://fapi.binance.com/fapi/v1/...``. When the REST origin
+is overridden (catalog, ``DCCD_BINANCE_REST_URL``, a test fake), both go to that
+origin. Each host is metered by its own weight budget.
+
+Trade cursor (``fetch_trades_page``): aggTrades are addressable by time and by id.
+
+* ``None`` / ``("time", t_ms)``: ``startTime=t_ms``, ``endTime`` at most
+  ``t_ms + 1h - 1ms`` (Binance refuses wider time windows) and never past the window.
+  A full page continues by id; a short page proves that slice drained: continue by id
+  after its last trade, or with the next hour if it was empty.
+* ``("id", n)``: ``fromId=n``. Ids are consecutive, so continuing from ``last + 1``
+  never skips trades that share a millisecond across a page boundary (paging by
+  ``last ts + 1 ms`` would). The window is drained once a page reaches ``end_ts`` or
+  comes back short (the newest trade was reached).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import polars as pl
+
+from dccd_core.domain import (
+    NS_PER_MS,
+    DataType,
+    NoCapability,
+    Span,
+    Symbol,
+    Transport,
+    UnknownSymbol,
+    now_ns,
+)
+
+from ..base import Endpoints, Source, TradePage
+from .capability import (
+    AGG_TRADES_LIMIT,
+    AGG_TRADES_MAX_WINDOW_MS,
+    CAPABILITY,
+    FUTURES_BOOK_DEPTHS,
+    FUTURES_WEIGHT_PER_MINUTE,
+    INTERVALS,
+    KLINES_LIMIT,
+    USAGE_HEADER,
+    futures_weight,
+    spot_weight,
+)
+from .parse import check_payload, parse_agg_trades, parse_depth, parse_klines
+from .symbols import Market, market_of, native_symbol, parse_exchange_info
+
+__all__ = [
+    "FUTURES_REST_URL",
+    "SPOT_REST_URL",
+    "BinanceRestSource",
+    "Request",
+    "build_agg_trades_request",
+    "build_depth_request",
+    "build_klines_request",
+]
+
+SPOT_REST_URL = "https://api.binance.com"
+FUTURES_REST_URL = "https://fapi.binance.com"
+
+#: (path under the market's origin, query parameters, request weight)
+Request = tuple[str, dict[str, str], int]
+
+_PREFIX: dict[Market, str] = {"spot": "/api/v3", "usdm": "/fapi/v1"}
+
+
+def _ceil_ms(ts: int) -> int:
+    return -(-ts // NS_PER_MS)
+
+
+def _weight(market: Market, endpoint: str, limit: int = 0) -> int:
+    return spot_weight(endpoint, limit) if market == "spot" else futures_weight(endpoint, limit)
+
+
+def build_klines_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+    """Klines opening in ``[start_ts, end_ts)``: ``startTime``/``endTime`` are inclusive ms."""
+    market = market_of(symbol)
+    bars = max(1, -(-(end_ts - start_ts) // span.ns))
+    limit = min(KLINES_LIMIT, bars)
+    params = {
+        "symbol": native_symbol(symbol),
+        "interval": INTERVALS[span],
+        "startTime": str(_ceil_ms(start_ts)),
+        "endTime": str(_ceil_ms(end_ts) - 1),
+        "limit": str(limit),
+    }
+    return f"{_PREFIX[market]}/klines", params, _weight(market, "klines", limit)
+
+
+def build_agg_trades_request(
+    symbol: Symbol, end_ts: int, cursor: tuple[str, int] | None, start_ts: int
+) -> Request:
+    """One aggTrades page for the cursor (see the module docstring)."""
+    market = market_of(symbol)
+    params = {"symbol": native_symbol(symbol), "limit": str(AGG_TRADES_LIMIT)}
+    if cursor is not None and cursor[0] == "id":
+        params["fromId"] = str(cursor[1])
+    else:
+        start_ms = cursor[1] if cursor is not None else _ceil_ms(start_ts)
+        end_ms = min(start_ms + AGG_TRADES_MAX_WINDOW_MS, _ceil_ms(end_ts) - 1)
+        params["startTime"] = str(start_ms)
+        params["endTime"] = str(max(end_ms, start_ms))
+    return f"{_PREFIX[market]}/aggTrades", params, _weight(market, "aggTrades")
+
+
+def build_depth_request(symbol: Symbol, depth: int) -> Request:
+    """Order book with ``limit`` = depth."""
+    market = market_of(symbol)
+    CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
+    if market == "usdm" and depth not in FUTURES_BOOK_DEPTHS:
+        raise NoCapability(
+            f"binance USD-M futures have no book depth {depth}: their depths are "
+            f"{', '.join(map(str, FUTURES_BOOK_DEPTHS))}"
+        )
+    params = {"symbol": native_symbol(symbol), "limit": str(depth)}
+    return f"{_PREFIX[market]}/depth", params, _weight(market, "depth", depth)
+
+
+class BinanceRestSource(Source):
+    """Binance spot and USD-M perpetuals over REST (page-level; see ``base.Source``)."""
+
+    id: ClassVar[str] = "binance"
+    capability = CAPABILITY
+    default_endpoints: ClassVar[Endpoints] = Endpoints(
+        SPOT_REST_URL, "wss://stream.binance.com:9443"
+    )
+    sequential_trade_ids: ClassVar[bool] = True
+    #: the header the registry's limiter reads to slow down before the limit.
+    usage_header: ClassVar[str | None] = USAGE_HEADER
+    check_payload = staticmethod(check_payload)
+
+    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
+        super().__init__(http, endpoints)
+        spot = self.endpoints.rest_url.rstrip("/")
+        overridden = spot != SPOT_REST_URL
+        self.origins: dict[Market, str] = {
+            "spot": spot,
+            "usdm": spot if overridden else FUTURES_REST_URL,
+        }
+        self._symbols: dict[Market, set[Symbol]] = {}
+        set_host_limiter = getattr(http, "set_host_limiter", None)
+        if not overridden and set_host_limiter is not None:
+            from dccd_core.transport import WeightLimiter
+
+            set_host_limiter(
+                FUTURES_REST_URL,
+                WeightLimiter(FUTURES_WEIGHT_PER_MINUTE, usage_header=USAGE_HEADER),
+            )
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return native_symbol(symbol)
+
+    async def _get(self, symbol: Symbol | Market, request: Request) -> Any:
+        market = symbol if isinstance(symbol, str) else market_of(symbol)
+        path, params, weight = request
+        response = await self.http.get(f"{self.origins[market]}{path}", params, weight=weight)
+        return response.data
+
+    # -- markets ---------------------------------------------------------------
+
+    async def _market_symbols(self, market: Market) -> set[Symbol]:
+        if market not in self._symbols:
+            path = f"{_PREFIX[market]}/exchangeInfo"
+            data = await self._get(market, (path, {}, _weight(market, "exchangeInfo")))
+            self._symbols[market] = parse_exchange_info(data, market)
+        return self._symbols[market]
+
+    async def fetch_symbols(self) -> set[Symbol] | None:
+        """Spot and USD-M perpetual markets from both ``exchangeInfo`` (cached)."""
+        return await self._market_symbols("spot") | await self._market_symbols("usdm")
+
+    async def check_symbol(self, symbol: Symbol) -> None:
+        """Ask only the symbol's own market (one ``exchangeInfo``, not a data page)."""
+        known = await self._market_symbols(market_of(symbol))
+        if symbol not in known:
+            close = sorted(str(s) for s in known if s.base == symbol.base)[:8]
+            hint = f"; {symbol.base} markets: {', '.join(close)}" if close else ""
+            raise UnknownSymbol(f"binance does not list {symbol}{hint}")
+
+    # -- pages -----------------------------------------------------------------
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        data = await self._get(symbol, build_klines_request(symbol, span, start_ts, end_ts))
+        frame = parse_klines(data)
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        request = build_agg_trades_request(symbol, end_ts, cursor, start_ts)
+        rows = parse_agg_trades(await self._get(symbol, request))
+        full = rows.height >= AGG_TRADES_LIMIT
+        by_time = "startTime" in request[1]
+        last_id = int(rows.get_column("trade_id")[-1]) if rows.height else None
+        if rows.height and int(rows.get_column("ts")[-1]) >= end_ts:
+            return TradePage(rows, None)
+        if by_time:
+            slice_end_ms = int(request[1]["endTime"])
+            if full:
+                return TradePage(rows, ("id", int(rows.get_column("trade_id")[-1]) + 1))
+            if last_id is not None:
+                if slice_end_ms >= _ceil_ms(end_ts) - 1:
+                    return TradePage(rows, None)
+                return TradePage(rows, ("id", last_id + 1))
+            if slice_end_ms >= _ceil_ms(end_ts) - 1:
+                return TradePage(rows, None)
+            return TradePage(rows, ("time", slice_end_ms + 1))
+        if not full or last_id is None:
+            return TradePage(rows, None)  # reached the newest trade
+        return TradePage(rows, ("id", last_id + 1))
+
+    async def fetch_first_trade_ts(self, symbol: Symbol) -> int | None:
+        """The first aggregate trade ever (``fromId=0``)."""
+        market = market_of(symbol)
+        params = {"symbol": native_symbol(symbol), "fromId": "0", "limit": "1"}
+        path = f"{_PREFIX[market]}/aggTrades"
+        request = (path, params, _weight(market, "aggTrades"))
+        rows = parse_agg_trades(await self._get(symbol, request))
+        return int(rows.get_column("ts")[0]) if rows.height else None
+
+    async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
+        data = await self._get(symbol, build_depth_request(symbol, depth))
+        return parse_depth(data, depth, now_ns())
+

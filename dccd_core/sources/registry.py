@@ -1,0 +1,172 @@
+"""Which class serves which exchange, and where it connects.
+
+Native sources are registered by *import string*, so adding an exchange is adding a
+module, and a module that is missing or broken only breaks its own exchange. Every
+other exchange id that ccxt knows is served by the generic ccxt source.
+
+Base URLs (origins only, e.g. ``http://127.0.0.1:8080``; the source appends its
+paths), first found wins:
+
+1. the explicit argument (the catalog's ``exchanges.<name>.rest_url`` / ``ws_url``);
+2. the environment, ``DCCD_<EXCHANGE>_REST_URL`` / ``DCCD_<EXCHANGE>_WS_URL``, read at
+   call time (never at import);
+3. the source's defaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from dccd_core.domain import ConfigError, UnknownExchange, validate_exchange_id
+
+from .base import Endpoints, Source
+
+__all__ = [
+    "CCXT_SOURCE",
+    "NATIVE_SOURCES",
+    "build_source",
+    "known_exchanges",
+    "resolve_endpoints",
+    "source_class",
+    "validate_origin",
+]
+
+NATIVE_SOURCES: dict[str, str] = {
+    "binance": "dccd_core.sources.binance:BinanceSource",
+    "coinbase": "dccd_core.sources.coinbase:CoinbaseSource",
+    "kraken": "dccd_core.sources.kraken:KrakenSource",
+    "bybit": "dccd_core.sources.bybit:BybitSource",
+    "okx": "dccd_core.sources.okx:OkxSource",
+    "bitfinex": "dccd_core.sources.bitfinex:BitfinexSource",
+    "bitmex": "dccd_core.sources.bitmex:BitmexSource",
+}
+CCXT_SOURCE = "dccd_core.sources.ccxt_source:CcxtSource"
+
+_SCHEMES = {"rest": ("http", "https"), "ws": ("ws", "wss")}
+
+
+def _ccxt_exchanges() -> list[str]:
+    import ccxt  # slow to import: only when a non-native exchange is asked for
+
+    return [str(name) for name in ccxt.exchanges]
+
+
+def known_exchanges() -> list[str]:
+    """Native exchanges first, then every other exchange id ccxt knows."""
+    native = list(NATIVE_SOURCES)
+    return native + sorted(set(_ccxt_exchanges()) - set(native))
+
+
+def _import(target: str, exchange: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownExchange(
+            f"the source of {exchange} ({target}) cannot be loaded: {exc}; "
+            "check the dccd installation"
+        ) from exc
+
+
+def source_class(exchange: str) -> tuple[Any, bool]:
+    """The class serving ``exchange`` and whether it is native (False: ccxt)."""
+    name = validate_exchange_id(exchange)
+    if name in NATIVE_SOURCES:
+        return _import(NATIVE_SOURCES[name], name), True
+    if name in _ccxt_exchanges():
+        return _import(CCXT_SOURCE, name), False
+    native = ", ".join(NATIVE_SOURCES)
+    raise UnknownExchange(
+        f"unknown exchange {exchange!r}: native sources are {native}; any other exchange "
+        "must be a ccxt exchange id (see `python -c 'import ccxt; print(ccxt.exchanges)'`)"
+    )
+
+
+def validate_origin(url: str, exchange: str, kind: str = "rest") -> str:
+    """Check an origin (``scheme://host[:port]``, no path) and drop a trailing ``/``."""
+    env = f"DCCD_{exchange.upper()}_{kind.upper()}_URL"
+    schemes = _SCHEMES[kind]
+    text = str(url).strip()
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if (
+        parts.scheme not in schemes
+        or not parts.hostname
+        or not port_ok
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ConfigError(
+            f"invalid {kind} URL {url!r} for {exchange} (catalog exchanges.{exchange}."
+            f"{kind}_url or {env}): use an origin like {schemes[-1]}://host[:port], "
+            f"with scheme {' or '.join(schemes)} and no path"
+        )
+    return text.rstrip("/")
+
+
+def resolve_endpoints(
+    exchange: str,
+    default: Endpoints,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+) -> Endpoints:
+    """Argument > ``DCCD_<EXCHANGE>_*_URL`` > default, each override validated."""
+    prefix = f"DCCD_{exchange.upper()}_"
+    rest = rest_url or os.environ.get(prefix + "REST_URL") or None
+    ws = ws_url or os.environ.get(prefix + "WS_URL") or None
+    return Endpoints(
+        validate_origin(rest, exchange, "rest") if rest else default.rest_url,
+        validate_origin(ws, exchange, "ws") if ws else default.ws_url,
+    )
+
+
+def build_source(
+    exchange: str,
+    *,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Source:
+    """A ready source for ``exchange``, with its own HTTP client and weight limiter.
+
+    The caller owns the client: ``await source.http.aclose()`` when done.
+    """
+    from dccd_core.transport import HttpClient, WeightLimiter
+
+    name = validate_exchange_id(exchange)
+    cls, native = source_class(name)
+    if not native:
+        default = Endpoints("", None)
+        overridden = resolve_endpoints(name, default, rest_url, ws_url)
+        endpoints = overridden if overridden.rest_url or overridden.ws_url else None
+        http = None
+        if transport is not None or (endpoints is not None and endpoints.rest_url):
+            http = HttpClient(name, endpoints.rest_url if endpoints else "", transport=transport)
+        source: Source = cls(name, endpoints, http)
+        return source
+    endpoints = resolve_endpoints(name, cls.default_endpoints, rest_url, ws_url)
+    capability = cls.capability
+    limiter = WeightLimiter(
+        capability.weight_per_minute, usage_header=getattr(cls, "usage_header", None)
+    )
+    http = HttpClient(
+        name,
+        endpoints.rest_url,
+        limiter=limiter,
+        check_payload=getattr(cls, "check_payload", None),
+        transport=transport,
+    )
+    built: Source = cls(http, endpoints)
+    return built

@@ -1,0 +1,342 @@
+"""Paginators: turn a source's page methods into an ordered stream of complete chunks.
+
+Paging lives here once, not in the sources (see ``dccd_core.sources.base``). The
+paginators hold no store: they yield ``Chunk``s in time order and the caller commits
+them, recording coverage up to ``chunk.covered_until_ts`` once a chunk is written.
+
+Candles are paged by *deterministic* windows of ``page_limit`` bars, fetched
+concurrently (bounded in-flight) and yielded in order. Because the windows are fixed
+in advance, a short or empty page just means the exchange has holes there; it never
+ends the backfill early, and the number of requests is exactly the number of windows.
+
+Trades are paged by the source's cursor. A long window is split into time segments
+that are drained concurrently, each by its own cursor, until it reaches where the
+next one begins (rows clipped to the segment, so seams neither lose nor duplicate
+same-millisecond trades). Segments are split adaptively, only when one is estimated
+(from its own pages) to hold at least ``2 * min_split_pages`` pages: each seam costs
+at most one extra page, so the requests stay within ~1/min_split_pages of the
+minimum. Only the source's cursor (``next_cursor=None``) or, for forward paging, a
+row at or past the segment's end, ends a segment: an empty page never does. Where
+``source.sequential_trade_ids``, ids must be consecutive across every seam and page;
+a gap raises ``UnexpectedPayload`` rather than silently losing trades.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from dccd_core.domain import (
+    NS_PER_MS,
+    DataType,
+    PageDirection,
+    Span,
+    Symbol,
+    UnexpectedPayload,
+)
+from dccd_core.sources.base import Source, TradePage
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Chunk",
+    "PageStats",
+    "candle_windows",
+    "clip_rows",
+    "paginate_candles",
+    "paginate_trades",
+]
+
+DEFAULT_CONCURRENCY = 6
+_DEFAULT_PAGE_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Rows in time order; every row of ``[start_ts, covered_until_ts)`` is in this chunk
+    or an earlier one, so coverage may be recorded up to ``covered_until_ts`` once it is
+    committed. ``rows`` may be empty (a quiet range is still a covered range)."""
+
+    rows: pl.DataFrame
+    start_ts: int
+    covered_until_ts: int
+
+
+@dataclass(slots=True)
+class PageStats:
+    """What a paginator did so far (read by progress reports)."""
+
+    requests: int = 0
+    pages: int = 0
+    windows_total: int = 0
+    windows_done: int = 0
+    segments: int = 0
+    covered_until_ts: int | None = None
+
+
+def candle_windows(
+    start_ts: int, end_ts: int, span: Span, page_limit: int
+) -> list[tuple[int, int]]:
+    """Windows ``[a, b)`` of at most ``page_limit`` bars covering the bars opening in
+    ``[start_ts, end_ts)``; the first starts at the first bar open >= ``start_ts``."""
+    if page_limit <= 0:
+        raise ValueError("page_limit must be positive")
+    floor = span.floor(start_ts)
+    first = floor if floor == start_ts else floor + span.ns
+    step = page_limit * span.ns
+    return [(a, min(a + step, end_ts)) for a in range(first, end_ts, step)]
+
+
+def clip_rows(rows: pl.DataFrame, start_ts: int, end_ts: int) -> pl.DataFrame:
+    """The rows with ``start_ts <= ts < end_ts``."""
+    if rows.height == 0:
+        return rows
+    ts = rows.get_column("ts")
+    if ts.min() >= start_ts and ts.max() < end_ts:  # type: ignore[operator]
+        return rows
+    return rows.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+
+def _page_limit(source: Source, data_type: DataType) -> int:
+    feature = source.capability.feature(data_type)
+    if feature is not None and feature.page_limit:
+        return feature.page_limit
+    return _DEFAULT_PAGE_LIMIT
+
+
+async def _cancel_all(tasks: Iterable[asyncio.Task[object]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+# -- candles -----------------------------------------------------------------------
+
+
+async def paginate_candles(
+    source: Source,
+    symbol: Symbol,
+    span: Span,
+    start_ts: int,
+    end_ts: int,
+    *,
+    page_limit: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stats: PageStats | None = None,
+) -> AsyncIterator[Chunk]:
+    """Yield one ``Chunk`` per window, in order, fetching up to ``concurrency`` ahead."""
+    limit = page_limit or _page_limit(source, DataType.OHLC)
+    windows = candle_windows(start_ts, end_ts, span, limit)
+    stats = stats if stats is not None else PageStats()
+    stats.windows_total = len(windows)
+    pending: collections.deque[tuple[int, int, asyncio.Task[pl.DataFrame]]] = collections.deque()
+    todo = iter(windows)
+
+    def launch() -> None:
+        for a, b in todo:
+            pending.append((a, b, asyncio.ensure_future(source.fetch_candles(symbol, span, a, b))))
+            stats.requests += 1
+            if len(pending) >= max(1, concurrency):
+                return
+
+    try:
+        launch()
+        while pending:
+            a, b, task = pending.popleft()
+            rows = await task
+            launch()
+            stats.pages += 1
+            stats.windows_done += 1
+            rows = clip_rows(rows, a, b)
+            if rows.height > 1:
+                rows = rows.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
+            stats.covered_until_ts = b
+            yield Chunk(rows, a, b)
+    finally:
+        await _cancel_all(t for _, _, t in pending)
+
+
+# -- trades ------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Segment:
+    start: int
+    end: int
+    cursor: object | None = None
+    pos_ts: int = 0
+    pages: int = 0
+    busy: bool = False
+    done: bool = False
+    buffer: collections.deque[Chunk] = field(default_factory=collections.deque)
+    buffered_rows: int = 0
+    tail_ts: int | None = None
+    tail_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.pos_ts = self.start
+
+    def remaining_pages(self) -> float:
+        """Pages left, estimated from this segment's own pace (0 when unknown)."""
+        if self.pages == 0 or self.pos_ts <= self.start or self.done:
+            return 0.0
+        return self.pages * (self.end - self.pos_ts) / (self.pos_ts - self.start)
+
+
+def _dedup_page(seg: _Segment, rows: pl.DataFrame) -> pl.DataFrame:
+    """Drop trades the segment already has: pages that overlap at the boundary ms."""
+    if rows.height == 0:
+        return rows
+    if seg.tail_ids:
+        rows = rows.filter(~pl.col("trade_id").is_in(list(seg.tail_ids)))
+    if rows.height > 1 and rows.get_column("trade_id").n_unique() != rows.height:
+        rows = rows.unique(subset="trade_id", keep="first", maintain_order=True)
+    if rows.height:
+        last_ts = int(rows.get_column("ts").max())  # type: ignore[arg-type]
+        at_last = rows.filter(pl.col("ts") == last_ts).get_column("trade_id").to_list()
+        if last_ts == seg.tail_ts:
+            seg.tail_ids.update(at_last)
+        else:
+            seg.tail_ts, seg.tail_ids = last_ts, set(at_last)
+    return rows
+
+
+class _IdContinuity:
+    """Proves that consecutive integer trade ids have no gap across pages and seams."""
+
+    def __init__(self, exchange: str, symbol: Symbol) -> None:
+        self.last_id: int | None = None
+        self.exchange = exchange
+        self.symbol = symbol
+
+    def check(self, rows: pl.DataFrame) -> None:
+        if rows.height == 0:
+            return
+        ids = rows.get_column("trade_id").cast(pl.Int64, strict=False)
+        first, last = ids[0], ids[-1]
+        if ids.null_count() or first is None or last is None:
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: non-integer trade ids from a source "
+                "that declares sequential ids"
+            )
+        contiguous = last - first == rows.height - 1 and bool((ids.diff().drop_nulls() == 1).all())
+        if not contiguous or (self.last_id is not None and first != self.last_id + 1):
+            expected = "?" if self.last_id is None else str(self.last_id + 1)
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: gap in trade ids (expected {expected}, "
+                f"got {first}..{last} in {rows.height} rows); refusing to store an "
+                "incomplete range, re-run the backfill"
+            )
+        self.last_id = int(last)
+
+
+async def paginate_trades(
+    source: Source,
+    symbol: Symbol,
+    start_ts: int,
+    end_ts: int,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    min_split_pages: int = 64,
+    max_buffer_rows: int = 200_000,
+    stats: PageStats | None = None,
+) -> AsyncIterator[Chunk]:
+    """Yield the trades of ``[start_ts, end_ts)`` in order, as chunks of about a page.
+
+    ``max_buffer_rows`` bounds the rows held ahead of the committed position (segments
+    far ahead of the first one pause), so memory does not grow with the window.
+    """
+    stats = stats if stats is not None else PageStats()
+    feature = source.capability.feature(DataType.TRADES)
+    forward = feature is None or feature.direction is PageDirection.FORWARD
+    split_pages = max(1, min_split_pages)
+    continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
+    segments: list[_Segment] = [_Segment(start_ts, end_ts)]
+    tasks: dict[asyncio.Task[TradePage], _Segment] = {}
+    stats.segments = 1
+    stats.windows_total = 1
+
+    def launch(seg: _Segment) -> None:
+        seg.busy = True
+        task = asyncio.ensure_future(
+            source.fetch_trades_page(symbol, seg.start, seg.end, seg.cursor)
+        )
+        tasks[task] = seg
+
+    def absorb(seg: _Segment, page: TradePage) -> None:
+        stats.requests += page.requests
+        stats.pages += 1
+        seg.pages += 1
+        rows = page.rows
+        reached_end = False
+        if rows.height:
+            max_ts = int(rows.get_column("ts").max())  # type: ignore[arg-type]
+            reached_end = forward and max_ts >= seg.end
+            if forward:
+                seg.pos_ts = max(seg.pos_ts, min(max_ts, seg.end))
+        rows = _dedup_page(seg, clip_rows(rows, seg.start, seg.end))
+        seg.cursor = page.next_cursor
+        seg.done = page.next_cursor is None or reached_end
+        covered = seg.end if seg.done else seg.pos_ts
+        if rows.height or seg.done:
+            seg.buffer.append(Chunk(rows, seg.start, covered))
+            seg.buffered_rows += rows.height
+
+    def may_fetch(index: int) -> bool:
+        ahead = sum(s.buffered_rows for s in segments[1 : index + 1])
+        return index == 0 or ahead < max_buffer_rows
+
+    def split_one() -> _Segment | None:
+        if not forward:
+            return None
+        for index, seg in enumerate(segments):
+            if not may_fetch(index):
+                return None
+            if seg.remaining_pages() >= 2 * split_pages:
+                mid = seg.pos_ts + (seg.end - seg.pos_ts) // 2
+                mid -= mid % NS_PER_MS
+                if seg.pos_ts < mid < seg.end:
+                    new = _Segment(mid, seg.end)
+                    seg.end = mid
+                    segments.insert(index + 1, new)
+                    stats.segments += 1
+                    stats.windows_total += 1
+                    return new
+        return None
+
+    try:
+        while segments:
+            head = segments[0]
+            while head.buffer:
+                chunk = head.buffer.popleft()
+                head.buffered_rows -= chunk.rows.height
+                if continuity is not None:
+                    continuity.check(chunk.rows)
+                stats.covered_until_ts = chunk.covered_until_ts
+                yield chunk
+            if head.done and not head.busy:
+                segments.pop(0)
+                stats.windows_done += 1
+                continue
+            for index, seg in enumerate(segments):
+                if len(tasks) >= concurrency:
+                    break
+                if not seg.busy and not seg.done and may_fetch(index):
+                    launch(seg)
+            while len(tasks) < concurrency and (new := split_one()) is not None:
+                launch(new)
+            if not tasks:  # the head is never done-and-idle here; guard against a bug
+                raise RuntimeError("trade paginator stalled")
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                seg = tasks.pop(task)
+                seg.busy = False
+                absorb(seg, task.result())
+    finally:
+        await _cancel_all(tasks)
+
