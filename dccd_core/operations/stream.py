@@ -556,7 +556,7 @@ async def stream(
         emit(streamer.report(streamer.write(streamer.take()), final=True))
         writer.shutdown(wait=True)
         if owned is not None:
-            closer = getattr(owned, "aclose", None)
+            closer = getattr(getattr(owned, "http", None), "aclose", None)
             if closer is not None:
                 await closer()
     assert last_report is not None

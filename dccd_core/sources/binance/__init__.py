@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from .capability import CAPABILITY
 from .rest import BinanceRestSource
+from .ws import BinanceWs
 
 __all__ = ["CAPABILITY", "BinanceSource"]
 
-BinanceSource = BinanceRestSource
+
+class BinanceSource(BinanceWs, BinanceRestSource):
+    """Binance over REST (``rest.py``) and WebSocket (``ws.py``)."""
