@@ -247,6 +247,7 @@ class HttpClient:
         if status in (418, 429):
             raise _RateLimitSignal(status, _retry_after_s(response))
         if status >= 500:
+            self._check_error_body(response)
             raise TransientError(f"HTTP {status} from {url}", "server")
         if status >= 400:
             raise ExchangeError(
@@ -258,6 +259,17 @@ class HttpClient:
             raise TransientError(
                 f"invalid or truncated JSON from {url} ({len(response.content)} bytes)", "json"
             ) from exc
+
+    def _check_error_body(self, response: httpx.Response) -> None:
+        """A 5xx whose body is an API error is not transient: Bitfinex answers a bad
+        parameter with HTTP 500 and ``["error", 10020, "limit: invalid"]``."""
+        if self.check_payload is None:
+            return
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return
+        self.check_payload(body)
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -1,0 +1,301 @@
+"""A fake Bitfinex v2 public REST API on loopback, with deterministic data.
+
+Speaks the real protocol (https://docs.bitfinex.com/docs/rest-public), quirks
+included:
+
+* candles ``/v2/candles/trade:{tf}:{symbol}/hist`` rows ``[MTS, OPEN, CLOSE, HIGH, LOW,
+  VOLUME]`` (close before high), trades ``/v2/trades/{symbol}/hist`` rows ``[ID, MTS,
+  AMOUNT, PRICE]`` with a signed amount (positive = taker buy);
+* ``sort`` defaults to -1 (newest first); ``start``/``end`` are inclusive ms; ``limit``
+  defaults to 100 (candles) / 125 (trades) and above 10,000 is refused with HTTP 500 and
+  ``["error", 10020, "limit: invalid"]``; unknown symbols get ``symbol: invalid``;
+* no candle for a minute without trades (holes), whole numbers sent as JSON integers;
+* many trades share a millisecond, and ``bursts`` put thousands in one millisecond
+  (across a page boundary, or more than a page);
+* book ``/v2/book/{symbol}/P0?len=1|25|100``: bids (amount > 0) best first, then asks
+  (amount < 0) best first; conf lists ``pub:list:pair:exchange`` / ``:futures``.
+
+``truth_candles`` / ``truth_trades`` return what a complete backfill must store.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import polars as pl
+from aiohttp import web
+
+from dccd_core.domain import NS_PER_MS, Span, Symbol
+
+__all__ = ["MAX_LIMIT", "BitfinexFake"]
+
+MAX_LIMIT = 10_000
+_TIMEFRAMES = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "3h": 10800,
+    "6h": 21600,
+    "12h": 43200,
+    "1D": 86400,
+    "1W": 604800,
+}
+_PAIRS_EXCHANGE = ["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", "DSHUSD"]
+_PAIRS_FUTURES = ["BTCF0:USTF0", "ETHF0:USTF0"]
+_ID_STRIDE = 100_000  # trade id = second * stride + rank: unique and time-ordered
+
+
+def _num(value: float) -> float | int:
+    """Bitfinex sends whole numbers as JSON integers (``3890`` not ``3890.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _native(symbol: Symbol | str) -> str:
+    if isinstance(symbol, str):
+        return symbol
+    from dccd_core.sources.bitfinex.symbols import to_native
+
+    return to_native(symbol)
+
+
+@dataclass
+class BitfinexFake:
+    """Deterministic market data between ``first_ms`` and ``last_ms`` (inclusive)."""
+
+    first_ms: int
+    last_ms: int
+    seed: int = 7
+    #: extra trades at one millisecond: {ms: count}
+    bursts: dict[int, int] = field(default_factory=dict)
+    #: seconds in which no trade happens (every ``quiet_every``-th minute is quiet)
+    quiet_every: int = 13
+    requests: list[str] = field(default_factory=list)
+
+    # -- data ------------------------------------------------------------------
+
+    def _second(self, native: str, sec: int) -> list[list[Any]]:
+        """The trades of one second, sorted by (MTS, ID)."""
+        rng = random.Random(f"{self.seed}:{native}:{sec}")
+        rows: list[list[Any]] = []
+        if (sec // 60) % self.quiet_every != 5:
+            n = rng.choice((0, 1, 2, 3, 4, 5, 6, 8, 10))
+            stamps = sorted(rng.randrange(1000) for _ in range(n))
+            if n and rng.random() < 0.4:  # a cluster: several fills of one order in 1 ms
+                stamps += [stamps[-1]] * rng.randint(2, 12)
+            base = 30_000 + 500 * math.sin(sec / 5_000)
+            for off in stamps:
+                rows.append([0, sec * 1000 + off, rng, base])
+        for ms, count in self.bursts.items():
+            if ms // 1000 == sec:
+                rows.extend([0, ms, rng, 30_000.0] for _ in range(count))
+        rows.sort(key=lambda r: r[1])
+        out = []
+        for rank, (_, mts, rr, base) in enumerate(rows):
+            amount = round(rr.uniform(0.0001, 2.0), 8)
+            if rr.random() < 0.5:
+                amount = -amount
+            price = round(base + rr.uniform(-5, 5), 1)
+            out.append([sec * _ID_STRIDE + rank, mts, amount, _num(price)])
+        return out
+
+    def _trades(
+        self, native: str, start_ms: int, end_ms: int, newest_first: bool
+    ) -> Iterator[list[Any]]:
+        lo, hi = max(start_ms, self.first_ms), min(end_ms, self.last_ms)
+        if lo > hi:
+            return
+        secs = range(lo // 1000, hi // 1000 + 1)
+        for sec in reversed(secs) if newest_first else secs:
+            rows = [r for r in self._second(native, sec) if lo <= r[1] <= hi]
+            yield from reversed(rows) if newest_first else rows
+
+    def _candle(self, native: str, seconds: int, open_s: int) -> list[Any] | None:
+        rng = random.Random(f"{self.seed}:{native}:{seconds}:{open_s}")
+        if rng.random() < 0.05:
+            return None  # no trade in this bar: Bitfinex sends no candle
+        mid = 30_000 + 500 * math.sin(open_s / 5_000)
+        o, c = round(mid + rng.uniform(-20, 20), 1), round(mid + rng.uniform(-20, 20), 1)
+        h = round(max(o, c) + rng.uniform(0, 10), 1)
+        low = round(min(o, c) - rng.uniform(0, 10), 1)
+        vol = round(rng.uniform(0.01, 50), 8)
+        return [open_s * 1000, _num(o), _num(c), _num(h), _num(low), vol]
+
+    def _candles(
+        self, native: str, seconds: int, start_ms: int, end_ms: int
+    ) -> Iterator[list[Any]]:
+        step = seconds * 1000
+        lo = max(start_ms, self.first_ms)
+        first = -(-lo // step) * step
+        for open_ms in range(first, min(end_ms, self.last_ms) + 1, step):
+            row = self._candle(native, seconds, open_ms // 1000)
+            if row is not None:
+                yield row
+
+    # -- truth -----------------------------------------------------------------
+
+    def truth_trades(self, symbol: Symbol | str, start_ts: int, end_ts: int) -> pl.DataFrame:
+        """Every trade with ``start_ts <= ts < end_ts``, in the trades schema."""
+        rows = list(
+            self._trades(_native(symbol), start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1, False)
+        )
+        return pl.DataFrame(
+            {
+                "ts": [r[1] * NS_PER_MS for r in rows],
+                "trade_id": [str(r[0]) for r in rows],
+                "price": [float(r[3]) for r in rows],
+                "amount": [abs(float(r[2])) for r in rows],
+                "side": ["buy" if r[2] > 0 else "sell" for r in rows],
+            },
+            schema={
+                "ts": pl.Int64,
+                "trade_id": pl.String,
+                "price": pl.Float64,
+                "amount": pl.Float64,
+                "side": pl.String,
+            },
+        ).filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    def truth_candles(
+        self, symbol: Symbol | str, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Every bar opening in ``[start_ts, end_ts)``, in the ohlc schema."""
+        rows = list(
+            self._candles(
+                _native(symbol), span.seconds, start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1
+            )
+        )
+        return pl.DataFrame(
+            {
+                "ts": [r[0] * NS_PER_MS for r in rows],
+                "open": [float(r[1]) for r in rows],
+                "high": [float(r[3]) for r in rows],
+                "low": [float(r[4]) for r in rows],
+                "close": [float(r[2]) for r in rows],
+                "volume": [float(r[5]) for r in rows],
+                "quote_volume": [None] * len(rows),
+                "trades": [None] * len(rows),
+            },
+            schema={
+                "ts": pl.Int64,
+                "open": pl.Float64,
+                "high": pl.Float64,
+                "low": pl.Float64,
+                "close": pl.Float64,
+                "volume": pl.Float64,
+                "quote_volume": pl.Float64,
+                "trades": pl.Int64,
+            },
+        )
+
+    def book(self, native: str, depth: int) -> list[list[Any]]:
+        """Deterministic book: ``depth`` bids then ``depth`` asks, as Bitfinex sends them."""
+        rng = random.Random(f"{self.seed}:{native}:book")
+        bids = [
+            [_num(30_000 - 0.5 * i), rng.randint(1, 5), round(rng.uniform(0.01, 3), 8)]
+            for i in range(depth)
+        ]
+        asks = [
+            [_num(30_000.5 + 0.5 * i), rng.randint(1, 5), -round(rng.uniform(0.01, 3), 8)]
+            for i in range(depth)
+        ]
+        return bids + asks
+
+    # -- HTTP --------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        """The aiohttp app serving this fake."""
+        app = web.Application()
+        app.router.add_get("/v2/candles/{key}/hist", self._candles_handler)
+        app.router.add_get("/v2/trades/{symbol}/hist", self._trades_handler)
+        app.router.add_get("/v2/book/{symbol}/{prec}", self._book_handler)
+        app.router.add_get("/v2/conf/{key}", self._conf_handler)
+        return app
+
+    @staticmethod
+    def _json(data: Any, status: int = 200) -> web.Response:
+        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+    def _error(self, code: int, message: str) -> web.Response:
+        return self._json(["error", code, message], status=500)
+
+    def _known(self, native: str) -> bool:
+        return native[1:] in _PAIRS_EXCHANGE + _PAIRS_FUTURES
+
+    def _window(
+        self, request: web.Request, default_limit: int
+    ) -> tuple[int, int, int, bool] | web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", default_limit))
+            start = int(q.get("start", 0))
+            end = int(q.get("end", self.last_ms))
+            sort = int(q.get("sort", -1))
+        except ValueError:
+            return self._error(10020, "params: invalid")
+        if not 0 < limit <= MAX_LIMIT:
+            return self._error(10020, "limit: invalid")
+        return limit, start, end, sort != 1
+
+    async def _trades_handler(self, request: web.Request) -> web.Response:
+        self.requests.append(str(request.rel_url))
+        native = request.match_info["symbol"]
+        if not self._known(native):
+            return self._error(10020, "symbol: invalid")
+        window = self._window(request, 125)
+        if isinstance(window, web.Response):
+            return window
+        limit, start, end, newest_first = window
+        rows = []
+        for row in self._trades(native, start, end, newest_first):
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+        return self._json(rows)
+
+    async def _candles_handler(self, request: web.Request) -> web.Response:
+        self.requests.append(str(request.rel_url))
+        parts = request.match_info["key"].split(":", 2)
+        if len(parts) != 3 or parts[0] != "trade" or parts[1] not in _TIMEFRAMES:
+            return self._error(10020, "key: invalid")
+        native = parts[2]
+        if not self._known(native):
+            return self._error(10020, "symbol: invalid")
+        window = self._window(request, 100)
+        if isinstance(window, web.Response):
+            return window
+        limit, start, end, newest_first = window
+        seconds = _TIMEFRAMES[parts[1]]
+        rows = list(self._candles(native, seconds, start, end))
+        rows = rows[::-1][:limit] if newest_first else rows[:limit]
+        return self._json(rows)
+
+    async def _book_handler(self, request: web.Request) -> web.Response:
+        self.requests.append(str(request.rel_url))
+        native = request.match_info["symbol"]
+        if not self._known(native):
+            return self._error(10020, "symbol: invalid")
+        if request.match_info["prec"] not in ("P0", "P1", "P2", "P3", "P4", "R0"):
+            return self._error(10020, "prec: invalid")
+        try:
+            depth = int(request.query.get("len", 25))
+        except ValueError:
+            return self._error(10020, "len: invalid")
+        if depth not in (1, 25, 100):
+            return self._error(10020, "len: invalid")
+        return self._json(self.book(native, depth))
+
+    async def _conf_handler(self, request: web.Request) -> web.Response:
+        self.requests.append(str(request.rel_url))
+        key = request.match_info["key"]
+        if key == "pub:list:pair:exchange":
+            return self._json([_PAIRS_EXCHANGE])
+        if key == "pub:list:pair:futures":
+            return self._json([_PAIRS_FUTURES])
+        return self._json([None])
