@@ -10,7 +10,9 @@ written once and the open one waits until it is complete. Memory stays bounded b
 about twice ``commit_rows``.
 
 Exiting the ``with`` block flushes, also on an exception: buffered rows were fetched
-correctly, and losing them would only make the next run fetch them again.
+correctly, and losing them would only make the next run fetch them again. A corrupt
+period file fails only its own period: the others are still written, the refused rows
+stay buffered, and the ``CorruptFile`` is raised after.
 A writer is meant for one task; it is not thread-safe (the store below it is).
 """
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from dccd_core.domain import DatasetKey, StoreError
+from dccd_core.domain import CorruptFile, DatasetKey, StoreError
 
 from .frames import coerce_rows, split_by_period
 from .layout import period_of
@@ -98,20 +100,25 @@ class StoreWriter:
 
     def _commit(self, periods: list[str]) -> WriteResult:
         done = WriteResult()
+        failed: list[CorruptFile] = []
         if periods:
             with self._store._locked(self.key):
                 for period in sorted(periods):
-                    self._store._check_target(self.key, period)
-                for period in sorted(periods):
-                    step = self._store._merge_period(
-                        self.key, period, self._buffers[period], self._metadata
-                    )
+                    try:
+                        step = self._store._merge_period(
+                            self.key, period, self._buffers[period], self._metadata
+                        )
+                    except CorruptFile as exc:  # keep its rows; write the healthy periods
+                        failed.append(exc)
+                        continue
                     # Drop the buffer only once its rows are durably in the file.
                     del self._buffers[period]
                     del self._sizes[period]
                     done += step
                     self._result += step
         self._last_commit = time.monotonic()
+        if failed:
+            raise failed[0]
         return done
 
     def close(self) -> WriteResult:

@@ -1,0 +1,123 @@
+"""Coverage: fetched ranges (with or without rows), holes, persistence, rebuild."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dccd_core.domain import ConfigError
+from dccd_core.storage import Coverage, Store
+from dccd_core.storage.layout import coverage_path
+
+from .helpers import OHLC_1M, TRADES, ns, ohlc, trades
+
+MIN = 60 * 10**9
+
+
+def test_merge_overlapping_and_adjacent() -> None:
+    cov = Coverage().add(10, 20).add(30, 40).add(20, 25).add(35, 50).add(5, 5)
+    assert cov.ranges == ((10, 25), (30, 50))
+    assert cov.holes(0, 60) == [(0, 10), (25, 30), (50, 60)]
+    assert cov.holes(12, 24) == []
+    assert cov.holes(12, 32) == [(25, 30)]
+    assert cov.holes(7, 7) == []
+    assert cov.covers(30, 50) and not cov.covers(29, 50)
+    assert cov.start == 10 and cov.end == 50
+    with pytest.raises(ConfigError):
+        cov.add(5, 4)
+    with pytest.raises(ConfigError):
+        cov.holes(5, 4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 100), st.integers(0, 30)), max_size=12),
+    st.integers(0, 130),
+    st.integers(0, 130),
+)
+def test_holes_are_the_exact_complement(ranges: list[tuple[int, int]], a: int, b: int) -> None:
+    start, end = min(a, b), max(a, b)
+    cov = Coverage()
+    for lo, width in ranges:
+        cov = cov.add(lo, lo + width)
+    covered = {t for lo, w in ranges for t in range(lo, lo + w)}
+    holes = cov.holes(start, end)
+    in_holes = {t for lo, hi in holes for t in range(lo, hi)}
+    assert in_holes == {t for t in range(start, end) if t not in covered}
+    assert all(lo < hi for lo, hi in holes)
+    assert all(h1[1] < h2[0] for h1, h2 in itertools.pairwise(holes))
+    assert all(r1[1] < r2[0] for r1, r2 in zip(cov.ranges, cov.ranges[1:], strict=False))
+
+
+def test_store_records_empty_ranges_and_survives_new_instances(tmp_path: Path) -> None:
+    day = ns("2024-01-01")
+    Store(tmp_path).record_coverage(TRADES, day, day + 3_600 * 10**9)  # no rows at all
+    Store(tmp_path).record_coverage(TRADES, day + 7_200 * 10**9, day + 10_800 * 10**9)
+    store = Store(tmp_path)
+    assert store.coverage(TRADES).ranges == (
+        (day, day + 3_600 * 10**9),
+        (day + 7_200 * 10**9, day + 10_800 * 10**9),
+    )
+    assert store.holes(TRADES, "2024-01-01", "2024-01-01T04:00") == [
+        (day + 3_600 * 10**9, day + 7_200 * 10**9),
+        (day + 10_800 * 10**9, day + 14_400 * 10**9),
+    ]
+    assert store.read(TRADES).height == 0
+    assert TRADES in store.datasets()  # a dataset known only by its coverage
+    store.record_coverage(TRADES, day, day)  # empty range: nothing to record
+    with pytest.raises(ConfigError):
+        store.record_coverage(TRADES, day + 1, day)
+    with pytest.raises(ConfigError):
+        store.holes(TRADES, "2024-02-01", "2024-01-01")
+
+
+def test_rebuilt_from_candles_when_deleted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path)
+    base = ns("2024-01-31T23:50")
+    bars = np.r_[np.arange(0, 20), np.arange(25, 30)] * MIN + base  # crosses a month file
+    store.write(OHLC_1M, ohlc(bars))
+    store.record_coverage(OHLC_1M, base, base + 30 * MIN)
+    path = coverage_path(tmp_path, OHLC_1M)
+    path.unlink()
+    with caplog.at_level(logging.WARNING, logger="dccd_core.storage"):
+        cov = Store(tmp_path).coverage(OHLC_1M)
+    assert "rebuilt" in caplog.text
+    assert cov.ranges == ((base, base + 20 * MIN), (base + 25 * MIN, base + 30 * MIN))
+    assert path.exists()  # saved again
+    assert Store(tmp_path).holes(OHLC_1M, base, base + 30 * MIN) == [
+        (base + 20 * MIN, base + 25 * MIN)
+    ]
+
+
+def test_rebuilt_from_trade_files_when_corrupt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path)
+    t1, t2 = ns("2024-01-01T10:00"), ns("2024-01-02T05:00")
+    store.write(TRADES, trades(["1", "2", "3"], [t1, t1 + 500, t2]))
+    path = coverage_path(tmp_path, TRADES)
+    path.write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="dccd_core.storage"):
+        store.record_coverage(TRADES, t2 + 10, t2 + 20)
+    assert "unreadable" in caplog.text
+    assert store.coverage(TRADES).ranges == (
+        (t1, t1 + 501),
+        (t2, t2 + 1),
+        (t2 + 10, t2 + 20),
+    )
+    assert path.with_name(path.name + ".corrupt").read_text() == "{not json"
+
+
+def test_no_files_no_coverage(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert not store.coverage(TRADES)
+    assert store.holes(TRADES, 0, 10) == [(0, 10)]
+    assert list(tmp_path.iterdir()) == []  # asking wrote nothing
