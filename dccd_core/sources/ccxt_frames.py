@@ -88,11 +88,16 @@ def ohlcv_frame(data: Any, what: str = "ccxt fetch_ohlcv") -> pl.DataFrame:
     )
 
 
-def trades_frame(data: Any, what: str = "ccxt fetch_trades") -> pl.DataFrame:
-    """ccxt trade dicts to the trades schema, in the order sent (ccxt sorts by time).
+def trades_frame(
+    data: Any, what: str = "ccxt fetch_trades", *, numeric_ids: bool = False
+) -> pl.DataFrame:
+    """ccxt trade dicts to the trades schema, sorted by ts (stable).
 
-    A trade without an id gets a deterministic one from (ts, price, amount, side, rank
-    among equal rows), so a re-fetch of the same trade yields the same key.
+    ccxt orders equal timestamps by the id *string* ("10" before "9"); with
+    ``numeric_ids`` (consecutive integer ids, e.g. Binance aggTrades) rows are ordered
+    by (ts, integer id) so that ids ascend. A trade without an id gets a deterministic
+    one from (ts, price, amount, side, rank among equal rows), so a re-fetch of the
+    same trade yields the same key.
     """
     if not isinstance(data, list):
         raise UnexpectedPayload(f"{what}: expected a list of trades, got {type(data).__name__}")
@@ -120,13 +125,21 @@ def trades_frame(data: Any, what: str = "ccxt fetch_trades") -> pl.DataFrame:
         ],
         separator="-",
     )
-    return frame.select(
+    frame = frame.select(
         "ts",
         pl.coalesce(pl.col("id"), derived).alias("trade_id"),
         "price",
         "amount",
         "side",
     )
+    if numeric_ids:
+        order = frame["trade_id"].cast(pl.Int64, strict=False)
+        if order.null_count():
+            raise UnexpectedPayload(
+                f"{what}: non-integer trade ids {frame['trade_id'].head(3).to_list()}"
+            )
+        return frame.with_columns(order.alias("_id")).sort("ts", "_id").drop("_id")
+    return frame.sort("ts", maintain_order=True)
 
 
 def book_frame(data: Any, depth: int, ts: int, what: str = "ccxt fetch_order_book") -> pl.DataFrame:

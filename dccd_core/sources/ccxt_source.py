@@ -201,7 +201,9 @@ class CcxtSource(Source):
                 market, since=request.since_ms, limit=request.limit, params=dict(params)
             ),
         )
-        page = trades_frame(data, f"{self.id} fetch_trades {symbol}")
+        page = trades_frame(
+            data, f"{self.id} fetch_trades {symbol}", numeric_ids=self.sequential_trade_ids
+        )
         rows, next_cursor = advance(current, request, page, end_ms, self.quirks, self.id)
         return TradePage(rows, next_cursor)
 
