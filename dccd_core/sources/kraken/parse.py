@@ -1,0 +1,210 @@
+"""Pure parsers of Kraken REST payloads: JSON in, frames in the domain schemas out.
+
+Kraken wraps every answer as ``{"error": [...], "result": {<internal pair>: rows,
+"last": cursor}}``, with HTTP 200 even for errors, keyed by its *internal* pair name
+(``XXBTZUSD``) whatever name was asked (``XBTUSD``). ``taker_side`` is shared with the
+WebSocket parser: REST sends ``b``/``s``, v2 WS ``buy``/``sell``, both the taker's side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    RateLimited,
+    UnexpectedPayload,
+    UnknownSymbol,
+)
+
+from .._tables import (
+    empty_frame,
+    float_column,
+    int_column,
+    row_columns,
+    seconds_to_ns_column,
+    to_schema,
+)
+
+__all__ = [
+    "check_payload",
+    "derive_trade_ids",
+    "parse_book",
+    "parse_candles",
+    "parse_trades",
+    "result_rows",
+    "taker_side",
+]
+
+_SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
+
+
+def check_payload(data: Any) -> None:
+    """Raise for an error inside a 200 body: ``{"error": ["EQuery:Unknown asset pair"]}``.
+
+    Docs: https://docs.kraken.com/api/docs/guides/spot-errors
+    """
+    if not isinstance(data, dict):
+        return
+    errors = [str(e) for e in data.get("error") or [] if not str(e).startswith("W")]
+    if not errors:
+        return
+    text = "; ".join(errors)
+    if any(e.startswith("EQuery:Unknown asset pair") for e in errors):
+        raise UnknownSymbol(f"kraken does not list this pair ({text}); check AssetPairs")
+    if any("Rate limit" in e or "Too many requests" in e for e in errors):
+        raise RateLimited(f"kraken rate-limited us ({text}): lower the request rate")
+    raise ExchangeError(f"kraken reported an error: {text}")
+
+
+def taker_side(codes: pl.Series) -> pl.Series:
+    """``b``/``s`` (REST) or ``buy``/``sell`` (WS v2) -> the taker's side; unknown raises."""
+    out = codes.cast(pl.String).replace_strict(_SIDES, default=None, return_dtype=pl.String)
+    if out.null_count():
+        bad = codes.filter(out.is_null()).head(3).to_list()
+        raise UnexpectedPayload(f"kraken trade side must be b/s or buy/sell, got {bad}")
+    return out.alias("side")
+
+
+def result_rows(payload: Any, what: str) -> tuple[Any, Any]:
+    """The one pair entry of ``result`` (whatever its internal name) and ``result.last``."""
+    result = payload.get("result") if isinstance(payload, dict) else None
+    if not isinstance(result, dict):
+        raise UnexpectedPayload(f"{what}: expected {{'error': [], 'result': {{...}}}}")
+    keys = [k for k in result if k != "last"]
+    if len(keys) != 1:
+        raise UnexpectedPayload(f"{what}: expected one pair in result, got {keys}")
+    return result[keys[0]], result.get("last")
+
+
+def parse_candles(payload: Any) -> pl.DataFrame:
+    """``GET /0/public/OHLC`` -> the *committed* bars (ohlc frame, sorted by ts).
+
+    Docs: https://docs.kraken.com/api/docs/rest-api/get-ohlc-data
+    Rows ``[time_s, open, high, low, close, vwap, volume, count]`` (prices as strings);
+    ``last`` is the open time of the newest committed bar, so rows after it (the
+    still-open bar) are dropped: never stored as final. ``quote_volume`` = vwap x volume.
+    Sample::
+
+        {"error": [], "result": {"XXBTZUSD": [
+            [1706626800, "43437.5", "43593.7", "43355.5", "43361.1", "43511.3",
+             "18.75430110", 162]], "last": 1706626800}}
+    """
+    what = "kraken OHLC"
+    rows, last = result_rows(payload, what)
+    if isinstance(rows, list) and not rows:
+        return empty_frame(DataType.OHLC)
+    time_s, open_, high, low, close, vwap, volume, count = row_columns(rows, 8, what)
+    vol = float_column("volume", volume, what)
+    frame = to_schema(
+        DataType.OHLC,
+        {
+            "ts": seconds_to_ns_column("ts", time_s, what),
+            "open": float_column("open", open_, what),
+            "high": float_column("high", high, what),
+            "low": float_column("low", low, what),
+            "close": float_column("close", close, what),
+            "volume": vol,
+            "quote_volume": float_column("vwap", vwap, what) * vol,
+            "trades": int_column("trades", count, what),
+        },
+    )
+    if last is not None:
+        last_ts = int(seconds_to_ns_column("last", [last], what)[0])
+        frame = frame.filter(pl.col("ts") <= last_ts)
+    return frame.sort("ts")
+
+
+def derive_trade_ids(
+    ts: pl.Series, price: pl.Series, amount: pl.Series, side: pl.Series
+) -> pl.Series:
+    """A deterministic id where the row has none: ``{ts}-{rank}-{side}-{price}-{amount}``.
+
+    ``rank`` counts the trades sharing ``ts`` in arrival order, so a page that re-asks a
+    timestamp (the trade cursor overlaps by design) rebuilds the same ids.
+    """
+    frame = pl.DataFrame([ts.alias("ts"), price.alias("p"), amount.alias("a"), side.alias("s")])
+    return frame.select(
+        pl.concat_str(
+            [
+                pl.col("ts"),
+                pl.int_range(pl.len()).over("ts"),
+                pl.col("s").str.slice(0, 1),
+                pl.col("p"),
+                pl.col("a"),
+            ],
+            separator="-",
+        ).alias("trade_id")
+    ).to_series()
+
+
+def parse_trades(payload: Any) -> tuple[pl.DataFrame, int | None]:
+    """``GET /0/public/Trades`` -> (trades frame in arrival order, ``last`` cursor in ns).
+
+    Docs: https://docs.kraken.com/api/docs/rest-api/get-recent-trades
+    Rows ``[price, volume, time_s_float, b|s, m|l, misc, trade_id]``; rows recorded
+    before trade ids existed have six fields (ids are then derived). Sample::
+
+        {"error": [], "result": {"XXBTZUSD": [
+            ["30243.40000", "0.34507674", 1688669597.8277369, "b", "m", "", 61044952]],
+         "last": "1688671969993150842"}}
+    """
+    what = "kraken trades"
+    rows, last = result_rows(payload, what)
+    last_ns = int(last) if last not in (None, "") else None
+    if isinstance(rows, list) and not rows:
+        return empty_frame(DataType.TRADES), last_ns
+    has_ids = all(isinstance(r, list) and len(r) >= 7 for r in rows)
+    cols = row_columns(rows, 7 if has_ids else 4, what)
+    ts = seconds_to_ns_column("ts", cols[2], what)
+    price = float_column("price", cols[0], what)
+    amount = float_column("amount", cols[1], what)
+    side = taker_side(pl.Series("side", cols[3], strict=False))
+    if has_ids:
+        ids = int_column("trade_id", cols[6], what).cast(pl.String)
+    else:
+        raw_price = pl.Series(cols[0], strict=False).cast(pl.String)
+        raw_amount = pl.Series(cols[1], strict=False).cast(pl.String)
+        ids = derive_trade_ids(ts, raw_price, raw_amount, side)
+    frame = to_schema(
+        DataType.TRADES,
+        {"ts": ts, "trade_id": ids, "price": price, "amount": amount, "side": side},
+    )
+    return frame, last_ns
+
+
+def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
+    """``GET /0/public/Depth`` -> book frame, ``depth`` levels a side, stamped on receipt.
+
+    Docs: https://docs.kraken.com/api/docs/rest-api/get-order-book
+    Levels ``[price, volume, timestamp_s]`` (the time each level last changed). Sample::
+
+        {"error": [], "result": {"XXBTZUSD": {
+            "asks": [["30384.10000", "2.059", 1688671659]],
+            "bids": [["30297.00000", "0.115", 1688671656]]}}}
+    """
+    what = "kraken Depth"
+    book, _ = result_rows(payload, what)
+    if not isinstance(book, dict) or "bids" not in book or "asks" not in book:
+        raise UnexpectedPayload(f"{what}: expected bids and asks")
+    parts = []
+    for side, levels, descending in (("bid", book["bids"], True), ("ask", book["asks"], False)):
+        if isinstance(levels, list) and not levels:
+            continue
+        price, amount = row_columns(levels, 2, what)
+        part = pl.DataFrame(
+            [float_column("price", price, what), float_column("amount", amount, what)]
+        ).sort("price", descending=descending)
+        parts.append(
+            part.head(depth).with_columns(
+                ts=pl.lit(received_ts, pl.Int64),
+                side=pl.lit(side),
+                level=pl.int_range(pl.len(), dtype=pl.Int32),
+            )
+        )
+    if not parts:
+        return empty_frame(DataType.BOOK)
+    return to_schema(DataType.BOOK, dict(pl.concat(parts).to_dict()))
