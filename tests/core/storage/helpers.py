@@ -51,10 +51,10 @@ def trades(
     return pl.DataFrame(
         {
             "ts": np.asarray(ts, dtype=np.int64),
-            "trade_id": list(ids),
+            "trade_id": pl.Series(list(ids), dtype=pl.String),
             "price": prices,
             "amount": np.ones(n),
-            "side": ["buy" if i % 2 else "sell" for i in range(n)],
+            "side": pl.Series(["buy" if i % 2 else "sell" for i in range(n)], dtype=pl.String),
         }
     )
 
