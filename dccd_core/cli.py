@@ -28,6 +28,9 @@ from dccd_core.storage import DatasetInfo, Store, resolve_range
 __all__ = ["cli", "main"]
 
 _EXIT_USER_ERROR = 2
+_NoArgsIsHelp: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_NeverRaised", (click.UsageError,), {})
+)
 
 
 def _fail(message: str, code: int = _EXIT_USER_ERROR) -> None:
@@ -51,6 +54,9 @@ class _DccdGroup(click.Group):
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DccdError as exc:
             _fail(str(exc))
+        except _NoArgsIsHelp as exc:  # bare `dccd` or `dccd read`: show the help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             _fail("aborted", 1)
         except click.ClickException as exc:
