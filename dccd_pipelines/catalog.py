@@ -52,6 +52,7 @@ from dccd_core.domain import (
     Span,
     Symbol,
     Transport,
+    now_ns,
     to_ns,
 )
 
@@ -396,6 +397,16 @@ def _check_capability(
                 problems.append(
                     f"{where}.spans[{j}]: {exchange} has no {span} candles; use one of {allowed}"
                 )
+    # Partitions are backfilled from ``start`` over REST: the history must be reachable.
+    start_ts, now_ts = to_ns(ds.start), now_ns()
+    for j, dt in enumerate(data_types):
+        if dt is DataType.BOOK or capability.feature(dt, Transport.REST) is None:
+            continue
+        for span in spans if dt is DataType.OHLC else [None]:
+            try:
+                capability.require(dt, Transport.REST, span=span, start_ts=start_ts, now_ts=now_ts)
+            except NoCapability as exc:
+                problems.append(f"{where}.data_types[{j}]: {exc}")
     if DataType.BOOK in data_types:
         for transport in (Transport.REST, Transport.WS):
             feature = capability.feature(DataType.BOOK, transport)
@@ -472,20 +483,21 @@ def known_exchange_ids() -> frozenset[str]:
 
 @functools.cache
 def exchange_capability(exchange: str) -> Capability | None:
-    """The exchange's declared capability, looked up once per exchange (cheap: no I/O),
-    or None where it cannot be known without the network."""
+    """A native source's declared capability (a class attribute: importing its module is
+    the whole cost, once per exchange). None for ccxt exchanges: their capability needs
+    a ccxt instance, so the ccxt source checks it at run time, before the first page."""
     try:
-        from dccd_core.sources import registry
-    except ImportError:  # pragma: no cover
+        from dccd_core.sources.registry import NATIVE_SOURCES, source_class
+    except ImportError:  # pragma: no cover - the registry ships with the sources
         return None
-    lookup = getattr(registry, "capability_of", None) or getattr(registry, "capability", None)
-    if lookup is None:
+    if exchange not in NATIVE_SOURCES:
         return None
     try:
-        result = lookup(exchange)
+        cls, _native = source_class(exchange)
     except DccdError:
         return None
-    return result if isinstance(result, Capability) else None
+    capability = getattr(cls, "capability", None)
+    return capability if isinstance(capability, Capability) else None
 
 
 def _unknown_exchange(name: str, known: frozenset[str]) -> str:

@@ -232,7 +232,14 @@ def _result(
     if outcome.examples:
         metadata["first_offending"] = MetadataValue.json(outcome.examples)
     for name, value in outcome.extra.items():
-        metadata[name] = MetadataValue.json(value) if value is not None else MetadataValue.text("")
+        if isinstance(value, bool) or value is None:
+            metadata[name] = MetadataValue.text("" if value is None else str(value))
+        elif isinstance(value, int):
+            metadata[name] = MetadataValue.int(value)
+        elif isinstance(value, str):
+            metadata[name] = MetadataValue.text(value)
+        else:
+            metadata[name] = MetadataValue.json(value)
     return AssetCheckResult(
         asset_key=asset_key(key),
         check_name=outcome.name,

@@ -14,8 +14,7 @@ from dagster import Definitions
 from .assets import build_dataset_assets
 from .catalog import Catalog, load_catalog
 from .checks import build_dataset_checks
-from .io_manager import IO_MANAGER_KEY, DccdIOManager
-from .resources import DccdStore
+from .resources import dccd_resources
 from .schedules import build_dataset_job, build_update_schedule
 
 __all__ = ["build_definitions", "defs"]
@@ -26,7 +25,6 @@ def build_definitions(
 ) -> Definitions:
     """Assets, checks, one job and (with a cron) one schedule per dataset, and resources."""
     catalog = catalog if catalog is not None else load_catalog(path)
-    store = DccdStore(root=str(catalog.store_root))
     jobs = [build_dataset_job(spec) for spec in catalog.datasets]
     schedules = [
         build_update_schedule(spec, job)
@@ -38,7 +36,7 @@ def build_definitions(
         asset_checks=[build_dataset_checks(spec) for spec in catalog.datasets],
         jobs=jobs,
         schedules=schedules,
-        resources={"dccd_store": store, IO_MANAGER_KEY: DccdIOManager(store=store)},
+        resources=dccd_resources(str(catalog.store_root)),
     )
 
 

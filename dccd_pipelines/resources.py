@@ -8,14 +8,17 @@ into the lake: ``Store``'s locked, atomic merge-writes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 
 if TYPE_CHECKING:
     from dccd_core.storage import Store
 
-__all__ = ["DccdStore"]
+__all__ = ["STORE_KEY", "DccdStore", "dccd_resources"]
+
+#: The resource key of the store (asset bodies, checks and stream runs ask for it).
+STORE_KEY = "dccd_store"
 
 
 class DccdStore(ConfigurableResource):  # type: ignore[type-arg]
@@ -31,3 +34,11 @@ class DccdStore(ConfigurableResource):  # type: ignore[type-arg]
         from dccd_core.storage import Store
 
         return Store(root=self.root)
+
+
+def dccd_resources(root: str) -> dict[str, Any]:
+    """The resources of every dccd definition: the store and the IO manager holding it."""
+    from .io_manager import IO_MANAGER_KEY, DccdIOManager
+
+    store = DccdStore(root=root)
+    return {STORE_KEY: store, IO_MANAGER_KEY: DccdIOManager(store=store)}

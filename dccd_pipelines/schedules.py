@@ -29,7 +29,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
-from .assets import asset_key, daily_partitions
+from .assets import asset_key
 from .catalog import DatasetSpec
 
 __all__ = [
@@ -48,7 +48,6 @@ def build_dataset_job(spec: DatasetSpec) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         name=spec.key.job_name,
         selection=AssetSelection.assets(asset_key(spec.key)),
-        partitions_def=daily_partitions(spec),
         description=f"Materialize {spec.key} for the selected day(s).",
         tags={"exchange": spec.key.exchange, "data_type": spec.key.data_type.value},
     )
