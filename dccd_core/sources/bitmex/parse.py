@@ -1,0 +1,237 @@
+"""Pure BitMEX parsers: JSON lists of objects in, polars frames in the domain schemas out.
+
+REST and WebSocket rows carry the same keys (the WS ``trade`` and ``tradeBin1m`` tables
+are the REST tables pushed), so ``ws.py`` calls these functions: one side mapping and
+one close-to-open shift for both paths.
+
+Units: trade ``size`` and book ``size`` are in contracts. The stored ``amount`` is in
+the base currency: ``homeNotional`` where BitMEX sends it (trades, candles), else
+``size / price`` for inverse contracts (XBTUSD: one contract = 1 USD) and
+``size / underlyingToPositionMultiplier`` for linear and spot ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    UnexpectedPayload,
+    schema_for,
+)
+from dccd_core.sources._columns import float_column, int_column, iso_ms_column_to_ns
+
+__all__ = [
+    "ContractSpec",
+    "check_payload",
+    "empty",
+    "parse_book",
+    "parse_candles",
+    "parse_instruments",
+    "parse_trades",
+    "side_column",
+]
+
+_SIDES = {"Buy": "buy", "Sell": "sell"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSpec:
+    """How to turn a contract count into base currency (from ``/instrument``)."""
+
+    inverse: bool = False
+    multiplier: float | None = None  # underlyingToPositionMultiplier: contracts per base unit
+
+    def to_base(self, size: pl.Series, price: pl.Series, what: str) -> pl.Series:
+        if self.inverse:
+            return (size / price).alias("amount")
+        if self.multiplier:
+            return (size / self.multiplier).alias("amount")
+        raise NoCapability(
+            f"{what}: this BitMEX contract (a quanto) has no base-currency size; "
+            "collect a linear or inverse contract (e.g. BTC/USD:BTC, ETH/USDT:USDT)"
+        )
+
+
+def empty(data_type: DataType) -> pl.DataFrame:
+    """An empty frame with the data type's schema."""
+    return pl.DataFrame(schema=pl.Schema(schema_for(data_type)))
+
+
+def check_payload(data: Any) -> None:
+    """Raise ``ExchangeError`` for a BitMEX error body.
+
+    BitMEX reports errors (usually with HTTP 4xx) as
+    ``{"error": {"message": "Invalid symbol", "name": "HTTPError"}}``.
+    """
+    if isinstance(data, dict) and "error" in data:
+        error = data["error"]
+        if isinstance(error, dict):
+            raise ExchangeError(
+                f"bitmex error ({error.get('name', 'Error')}): {error.get('message', error)}"
+            )
+        raise ExchangeError(f"bitmex error: {error}")
+
+
+def _objects(rows: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UnexpectedPayload(f"{what}: expected a JSON list of objects, got {str(rows)[:80]}")
+    return rows
+
+
+def _field(rows: Sequence[dict[str, Any]], key: str, what: str) -> list[Any]:
+    try:
+        return [r[key] for r in rows]
+    except KeyError:
+        raise UnexpectedPayload(f"{what}: a row has no {key!r} field") from None
+
+
+def side_column(values: Sequence[Any], what: str) -> pl.Series:
+    """BitMEX ``side`` is the taker's (aggressor's) side: ``Buy``/``Sell`` -> buy/sell."""
+    unknown = {v for v in values if v not in _SIDES}
+    if unknown:
+        raise UnexpectedPayload(f"{what}: unknown side {sorted(map(str, unknown))[:3]}")
+    return pl.Series("side", [_SIDES[v] for v in values], dtype=pl.String)
+
+
+def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
+    """``/api/v1/trade`` rows (or the WS ``trade`` table) -> trades frame.
+
+    Docs: https://www.bitmex.com/api/explorer/#!/Trade/Trade_get . ``trdMatchID`` is the
+    trade id, ``side`` the taker's side, ``size`` contracts, ``homeNotional`` the base
+    amount (the stored ``amount``; ``spec`` converts ``size`` where it is missing)::
+
+        [{"timestamp": "2024-01-01T00:00:05.020Z", "symbol": "XBTUSD", "side": "Sell",
+          "size": 3100, "price": 42315.0, "tickDirection": "ZeroPlusTick",
+          "trdMatchID": "00000000-006d-1000-0000-0003ad668439", "grossValue": 7326013,
+          "homeNotional": 0.07326013, "foreignNotional": 3100, "trdType": "Regular"}]
+    """
+    what = "bitmex trades"
+    objs = _objects(rows, what)
+    price = float_column("price", _field(objs, "price", what), what)
+    home = [r.get("homeNotional") for r in objs]
+    if any(v is None for v in home):
+        amount_series = float_column("amount", home, what, optional=True)
+        size = float_column("size", _field(objs, "size", what), what)
+        converted = (spec or ContractSpec()).to_base(size, price, what)
+        amount_series = amount_series.fill_null(converted)
+    else:
+        amount_series = float_column("amount", home, what)
+    ids = _field(objs, "trdMatchID", what)
+    if any(not isinstance(v, str) or not v for v in ids):
+        raise UnexpectedPayload(f"{what}: trdMatchID must be a non-empty string")
+    return pl.DataFrame(
+        [
+            iso_ms_column_to_ns("ts", _field(objs, "timestamp", what), what),
+            pl.Series("trade_id", ids, dtype=pl.String),
+            price,
+            amount_series.alias("amount"),
+            side_column(_field(objs, "side", what), what),
+        ]
+    )
+
+
+def parse_candles(rows: Any, span: Span) -> pl.DataFrame:
+    """``/api/v1/trade/bucketed`` rows (or WS ``tradeBin1m``) -> ohlc frame by OPEN time.
+
+    Docs: https://www.bitmex.com/api/explorer/#!/Trade/Trade_getBucketed . BitMEX stamps
+    a bucket with its END: the row labelled 00:00 is the 23:00-00:00 bar, so
+    ``ts = timestamp - span``. Its ``open`` is the previous bucket's close and may lie
+    outside ``[low, high]``; it is stored as sent. ``volume`` is contracts, so the stored
+    volume is ``homeNotional`` (base currency) and ``quote_volume`` ``foreignNotional``::
+
+        [{"timestamp": "2024-01-01T00:00:00.000Z", "symbol": "XBTUSD", "open": 42282.0,
+          "high": 42374.0, "low": 42083.5, "close": 42312.0, "trades": 3182,
+          "volume": 11776000, "vwap": 42224.9152, "lastSize": 100,
+          "turnover": 27888904348, "homeNotional": 278.88904348,
+          "foreignNotional": 11776000}]
+    """
+    what = "bitmex candles"
+    objs = _objects(rows, what)
+    # A bucket without trades (e.g. before listing) may carry null prices: not a bar.
+    objs = [r for r in objs if r.get("close") is not None or r.get("trades") not in (0, "0")]
+    stamp = iso_ms_column_to_ns("ts", _field(objs, "timestamp", what), what)
+    frame = pl.DataFrame(
+        [
+            (stamp - span.ns).alias("ts"),
+            float_column("open", _field(objs, "open", what), what),
+            float_column("high", _field(objs, "high", what), what),
+            float_column("low", _field(objs, "low", what), what),
+            float_column("close", _field(objs, "close", what), what),
+            float_column("volume", [r.get("homeNotional", 0) for r in objs], what),
+            float_column(
+                "quote_volume", [r.get("foreignNotional") for r in objs], what, optional=True
+            ),
+            int_column("trades", [r.get("trades") for r in objs], what, optional=True),
+        ]
+    )
+    return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
+
+
+def parse_book(rows: Any, ts: int, spec: ContractSpec) -> pl.DataFrame:
+    """``/api/v1/orderBook/L2`` rows -> book frame stamped ``ts`` (ns).
+
+    Docs: https://www.bitmex.com/api/explorer/#!/OrderBook/OrderBook_getL2 . Sells come
+    first, highest price first, then buys, highest first; ``size`` is contracts::
+
+        [{"symbol": "XBTUSD", "id": 8799573000, "side": "Sell", "size": 1200,
+          "price": 42700.0, "timestamp": "2024-01-01T00:00:00.123Z"},
+         {"symbol": "XBTUSD", "id": 8799573050, "side": "Buy", "size": 5000,
+          "price": 42695.0, "timestamp": "2024-01-01T00:00:00.101Z"}]
+    """
+    what = "bitmex book"
+    objs = _objects(rows, what)
+    price = float_column("price", _field(objs, "price", what), what)
+    size = float_column("size", _field(objs, "size", what), what)
+    sides = _field(objs, "side", what)
+    if any(s not in _SIDES for s in sides):
+        raise UnexpectedPayload(f"{what}: unknown side in {sorted(set(map(str, sides)))[:3]}")
+    frame = pl.DataFrame(
+        [
+            pl.Series("side", ["bid" if s == "Buy" else "ask" for s in sides], dtype=pl.String),
+            price,
+            spec.to_base(size, price, what),
+        ]
+    )
+    bids = frame.filter(pl.col("side") == "bid").sort("price", descending=True)
+    asks = frame.filter(pl.col("side") == "ask").sort("price")
+    return pl.concat(
+        part.select(
+            pl.lit(ts, dtype=pl.Int64).alias("ts"),
+            pl.col("side"),
+            pl.int_range(pl.len(), dtype=pl.Int32).alias("level"),
+            pl.col("price"),
+            pl.col("amount"),
+        )
+        for part in (bids, asks)
+    )
+
+
+def parse_instruments(rows: Any) -> dict[str, tuple[str, ContractSpec]]:
+    """``/api/v1/instrument/active`` -> {symbol: (typ, ContractSpec)}.
+
+    Docs: https://www.bitmex.com/api/explorer/#!/Instrument/Instrument_getActive ::
+
+        [{"symbol": "XBTUSD", "typ": "FFWCSX", "isInverse": true, "isQuanto": false,
+          "underlyingToPositionMultiplier": null, "settlCurrency": "XBt", ...}]
+    """
+    what = "bitmex instruments"
+    out: dict[str, tuple[str, ContractSpec]] = {}
+    for row in _objects(rows, what):
+        name, typ = row.get("symbol"), row.get("typ")
+        if not isinstance(name, str) or not isinstance(typ, str):
+            raise UnexpectedPayload(f"{what}: an instrument without symbol/typ: {str(row)[:80]}")
+        mult = row.get("underlyingToPositionMultiplier")
+        spec = ContractSpec(
+            inverse=bool(row.get("isInverse")),
+            multiplier=None if row.get("isQuanto") or mult in (None, 0) else float(mult),
+        )
+        out[name] = (typ, spec)
+    return out
