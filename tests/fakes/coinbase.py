@@ -1,0 +1,204 @@
+"""A fake Coinbase Exchange REST API on loopback, speaking its real protocol and quirks.
+
+Quirks reproduced (docs: https://docs.cdp.coinbase.com/exchange/reference/):
+
+* candles ``[time_s, low, high, open, close, volume]`` newest first, numbers as JSON
+  numbers; only granularities 60/300/900/3600/21600/86400; more than 300 bars -> 400;
+  bars open in ``[start, end)`` (the bar starting at ``end`` is not returned);
+* trades newest first, ``limit`` <= 1000, ``after=<id>`` returns older trades (ids
+  below it), ``before=<id>`` newer ones; ``CB-AFTER``/``CB-BEFORE`` headers; ``side`` is
+  the maker's; ``time`` ISO-8601 with microseconds; ``trade_id`` a JSON number; no
+  time parameter at all;
+* errors are ``{"message": "..."}`` with a 4xx (unknown product -> 404 NotFound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import polars as pl
+from aiohttp import web
+
+from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
+
+from ._tape_ck import Tape, bar_at
+
+__all__ = ["CoinbaseFake"]
+
+_GRANULARITIES = (60, 300, 900, 3_600, 21_600, 86_400)
+T0_US = to_ns("2024-01-01T00:00:00Z") // 1_000
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json",
+        headers=headers,
+    )
+
+
+def _iso(ts_us: int) -> str:
+    dt = datetime.fromtimestamp(ts_us // 1_000_000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_us % 1_000_000:06d}Z"
+
+
+@dataclass
+class CoinbaseFake:
+    """Deterministic Coinbase: BTC-USD and ETH-USD tapes starting 2024-01-01."""
+
+    seed: str = "coinbase"
+    n_trades: int = 4_500
+    #: Bursts of trades sharing one microsecond: index -> size. The 1200-trade burst is
+    #: longer than a page, so every walk through it splits it at a page boundary.
+    bursts: tuple[tuple[int, int], ...] = ((995, 12), (1_500, 1_200), (3_000, 40))
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tapes = {
+            product: Tape(f"{self.seed}:{product}", T0_US, self.n_trades, first_id=1,
+                          bursts=self.bursts).rows()
+            for product in ("BTC-USD", "ETH-USD")
+        }
+
+    # -- truth ----------------------------------------------------------------------
+
+    def truth_trades(self, symbol: Symbol, start: int, end: int) -> pl.DataFrame:
+        """The trades of ``[start, end)`` in the trades schema (taker side), by (ts, id)."""
+        rows = [r for r in self.tapes[f"{symbol.base}-{symbol.quote}"]
+                if start <= r[1] * 1_000 < end]
+        return pl.DataFrame(
+            {
+                "ts": [r[1] * 1_000 for r in rows],
+                "trade_id": [str(r[0]) for r in rows],
+                "price": [r[2] for r in rows],
+                "amount": [r[3] for r in rows],
+                "side": ["buy" if r[4] else "sell" for r in rows],
+            },
+            schema=pl.Schema(pl.from_arrow(schema_for(DataType.TRADES).empty_table()).schema),  # type: ignore[union-attr]
+        )
+
+    def truth_candles(self, symbol: Symbol, span: Span, start: int, end: int) -> pl.DataFrame:
+        """The bars opening in ``[start, end)`` (holes left out), ohlc schema."""
+        seed = f"{self.seed}:{symbol.base}-{symbol.quote}"
+        first = span.floor(start) + (span.ns if span.floor(start) < start else 0)
+        bars = [bar_at(seed, t // 10**9, span.seconds) for t in range(first, end, span.ns)]
+        kept = [b for b in bars if b is not None]
+        return pl.DataFrame(
+            {
+                "ts": [b.ts_s * 10**9 for b in kept],
+                "open": [b.open for b in kept],
+                "high": [b.high for b in kept],
+                "low": [b.low for b in kept],
+                "close": [b.close for b in kept],
+                "volume": [b.volume for b in kept],
+                "quote_volume": [None] * len(kept),
+                "trades": [None] * len(kept),
+            },
+            schema=pl.Schema(pl.from_arrow(schema_for(DataType.OHLC).empty_table()).schema),  # type: ignore[union-attr]
+        )
+
+    @property
+    def newest_ts(self) -> int:
+        """ns of the newest trade of BTC-USD."""
+        return self.tapes["BTC-USD"][-1][1] * 1_000
+
+    # -- app ------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/products", self._products)
+        app.router.add_get("/products/{product}/candles", self._candles)
+        app.router.add_get("/products/{product}/trades", self._trades)
+        app.router.add_get("/products/{product}/book", self._book)
+        return app
+
+    def _log(self, request: web.Request) -> None:
+        self.requests.append((request.path, dict(request.query)))
+
+    async def _products(self, request: web.Request) -> web.Response:
+        self._log(request)
+        return _json([
+            {"id": p, "base_currency": p.split("-")[0], "quote_currency": p.split("-")[1],
+             "status": "online", "trading_disabled": False}
+            for p in self.tapes
+        ] + [{"id": "CGLD-USD", "base_currency": "CGLD", "quote_currency": "USD",
+              "status": "online"},
+             {"id": "OLD-USD", "base_currency": "OLD", "quote_currency": "USD",
+              "status": "delisted"}])
+
+    def _product(self, request: web.Request) -> str | None:
+        product = request.match_info["product"]
+        return product if product in self.tapes else None
+
+    async def _candles(self, request: web.Request) -> web.Response:
+        self._log(request)
+        product = self._product(request)
+        if product is None:
+            return _json({"message": "NotFound"}, 404)
+        try:
+            gran = int(request.query["granularity"])
+            start_s = to_ns(request.query["start"]) // 10**9
+            end_s = to_ns(request.query["end"]) // 10**9
+        except (KeyError, ValueError):
+            return _json({"message": "Invalid request"}, 400)
+        if gran not in _GRANULARITIES:
+            return _json({"message": "Unsupported granularity"}, 400)
+        if (end_s - start_s) // gran > 300:
+            return _json({"message": "granularity too small for the requested time range. "
+                          "Count of aggregations requested exceeds 300"}, 400)
+        first = start_s - start_s % gran + (gran if start_s % gran else 0)
+        seed = f"{self.seed}:{product}"
+        rows = []
+        for t in range(first, end_s, gran):
+            bar = bar_at(seed, t, gran)
+            if bar is not None:
+                rows.append([t, bar.low, bar.high, bar.open, bar.close, bar.volume])
+        return _json(rows[::-1])
+
+    async def _trades(self, request: web.Request) -> web.Response:
+        self._log(request)
+        product = self._product(request)
+        if product is None:
+            return _json({"message": "NotFound"}, 404)
+        try:
+            limit = int(request.query.get("limit", 1000))
+            after = int(request.query["after"]) if "after" in request.query else None
+            before = int(request.query["before"]) if "before" in request.query else None
+        except ValueError:
+            return _json({"message": "Invalid pagination parameter"}, 400)
+        if not 1 <= limit <= 1000:
+            return _json({"message": "Limit must be between 1 and 1000"}, 400)
+        tape = self.tapes[product]
+        first_id = tape[0][0]
+        if after is not None:
+            hi = max(0, min(after - first_id, len(tape)))  # ids below ``after``
+            chosen = tape[max(0, hi - limit):hi]
+        elif before is not None:
+            lo = max(0, before - first_id + 1)
+            chosen = tape[lo:lo + limit]
+        else:
+            chosen = tape[-limit:]
+        body = [
+            {"trade_id": r[0], "side": "sell" if r[4] else "buy",  # maker side
+             "size": f"{r[3]:.8f}", "price": f"{r[2]:.8f}", "time": _iso(r[1])}
+            for r in reversed(chosen)
+        ]
+        headers = {}
+        if chosen:
+            headers = {"CB-BEFORE": str(chosen[-1][0]), "CB-AFTER": str(chosen[0][0])}
+        return _json(body, headers=headers)
+
+    async def _book(self, request: web.Request) -> web.Response:
+        self._log(request)
+        product = self._product(request)
+        if product is None:
+            return _json({"message": "NotFound"}, 404)
+        if request.query.get("level") != "2":
+            return _json({"message": "Invalid level"}, 400)
+        bids = [[f"{40_000 - 0.5 * i:.2f}", f"{1 + i * 0.25:.8f}", 1 + i % 3] for i in range(60)]
+        asks = [[f"{40_000.5 + 0.5 * i:.2f}", f"{2 + i * 0.5:.8f}", 1 + i % 2] for i in range(60)]
+        return _json({"bids": bids, "asks": asks, "sequence": 71023654321,
+                      "auction_mode": False, "auction": None,
+                      "time": "2024-01-01T00:00:00.123456Z"})
