@@ -1,0 +1,247 @@
+"""A fake Binance that streams: combined WS streams plus the REST endpoints a stream heals from.
+
+Deterministic truth, known to the tests:
+
+* trades: aggregate trade ``i`` has id ``FIRST_ID + i``, ``T = t0_ms + i // per_ms`` and
+  a price/qty/maker flag derived from ``i`` (``trade_row``). A trade exists once the
+  wall clock has reached its ``T``; REST ``/api/v3/aggTrades`` (fromId / startTime /
+  endTime / limit, Binance's rules) serves exactly the trades that exist.
+* the WS ``@aggTrade`` stream sends each trade as it comes to exist, except that it
+  silently skips a seeded share of frames (``skip_rate``) and drops the connection
+  every ``drop_every`` frames (close without a close frame, like a network cut).
+* book: the server keeps a real book; update ``u`` changes a few levels. ``@depth@100ms``
+  sends ``{U, u, b, a}`` diffs; ``gap_at`` leaves one diff out (the client must see the
+  sequence gap and resync); ``crossed_at`` sends one bogus bid above the best ask that
+  the truth never had (the client must never store it). ``/api/v3/depth`` returns the
+  current truth with ``lastUpdateId``; ``book_history[u]`` is the truth after ``u``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+__all__ = ["FIRST_ID", "BinanceStreamFake", "trade_row"]
+
+FIRST_ID = 2_807_759_891
+
+
+def trade_row(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
+    """The i-th aggregate trade, as Binance's REST returns it (WS adds e/E/s)."""
+    return {
+        "a": FIRST_ID + i,
+        "p": f"{42000 + (i * 37) % 500 / 100:.8f}",
+        "q": f"{0.001 + (i % 13) / 1000:.8f}",
+        "f": 3_344_774_379 + i,
+        "l": 3_344_774_379 + i,
+        "T": t0_ms + i // per_ms,
+        "m": i % 3 == 0,
+        "M": True,
+    }
+
+
+@dataclass
+class BinanceStreamFake:
+    """State and handlers of the fake; ``app()`` builds the aiohttp application."""
+
+    symbol: str = "BTCUSDT"
+    per_ms: int = 1  # trades per millisecond
+    drop_every: int = 0  # drop the WS connection after this many frames (0: never)
+    skip_rate: float = 0.0  # share of trade frames silently not sent
+    seed: int = 7
+    depth_interval_s: float = 0.01
+    gap_at: tuple[int, ...] = ()  # update ids whose diff is never sent
+    crossed_at: tuple[int, ...] = ()  # update ids followed by a bogus crossed bid
+    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    connections: int = 0
+    drops: int = 0
+    skipped: list[int] = field(default_factory=list)
+    rest_requests: int = 0
+    depth_requests: int = 0
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    update_id: int = 1000
+    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
+        default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        for k in range(1, 40):
+            self.bids[round(100.0 - k * 0.01, 2)] = float(k)
+            self.asks[round(100.0 + k * 0.01, 2)] = float(k)
+        self._record()
+
+    # -- truth ------------------------------------------------------------------------
+
+    def now_index(self) -> int:
+        """Index of the first trade that does not exist yet."""
+        elapsed_ms = int(time.time() * 1000) - self.t0_ms
+        return max(0, (elapsed_ms + 1) * self.per_ms)
+
+    def truth(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """All existing trades with ``start_ms <= T <= end_ms``."""
+        first = max(0, (start_ms - self.t0_ms) * self.per_ms)
+        last = min(self.now_index(), (end_ms - self.t0_ms + 1) * self.per_ms)
+        return [trade_row(i, self.t0_ms, self.per_ms) for i in range(first, last)]
+
+    def _record(self) -> None:
+        bids = sorted(self.bids.items(), reverse=True)[:50]
+        asks = sorted(self.asks.items())[:50]
+        self.book_history[self.update_id] = (bids, asks)
+
+    def _step_book(self) -> dict[str, Any]:
+        """Advance the truth by two update ids; return the diff covering them."""
+        first = self.update_id + 1
+        changes_b: list[list[str]] = []
+        changes_a: list[list[str]] = []
+        for _ in range(2):
+            self.update_id += 1
+            u = self.update_id
+            k = 1 + u % 30
+            bid = round(100.0 - k * 0.01, 2)
+            ask = round(100.0 + k * 0.01, 2)
+            if u % 5 == 0:
+                self.bids.pop(bid, None)
+                changes_b.append([f"{bid:.2f}", "0.00000000"])
+            else:
+                self.bids[bid] = float(u % 7 + 1)
+                changes_b.append([f"{bid:.2f}", f"{u % 7 + 1:.8f}"])
+            self.asks[ask] = float(u % 11 + 1)
+            changes_a.append([f"{ask:.2f}", f"{u % 11 + 1:.8f}"])
+            self._record()
+        return {
+            "e": "depthUpdate",
+            "E": self.t0_ms + self.update_id,
+            "s": self.symbol,
+            "U": first,
+            "u": self.update_id,
+            "b": changes_b,
+            "a": changes_a,
+        }
+
+    # -- REST -------------------------------------------------------------------------
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        self.rest_requests += 1
+        q = request.query
+        limit = min(int(q.get("limit", 500)), 1000)
+        now = self.now_index()
+        if "fromId" in q:
+            i = int(q["fromId"]) - FIRST_ID
+            rows = [trade_row(j, self.t0_ms, self.per_ms) for j in range(max(i, 0), now)]
+            if "endTime" in q:
+                rows = [r for r in rows if r["T"] <= int(q["endTime"])]
+        else:
+            start = int(q.get("startTime", self.t0_ms))
+            end = int(q.get("endTime", start + 3_599_999))
+            if "startTime" in q and "endTime" in q and end - start >= 3_600_000:
+                return web.json_response(
+                    {"code": -1127, "msg": "More than 1 hours between startTime and endTime."},
+                    status=400,
+                )
+            rows = self.truth(start, end)
+        return web.Response(body=orjson.dumps(rows[:limit]), content_type="application/json")
+
+    async def depth(self, request: web.Request) -> web.Response:
+        self.depth_requests += 1
+        limit = int(request.query.get("limit", 100))
+        body = {
+            "lastUpdateId": self.update_id,
+            "bids": [[f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.bids.items(), reverse=True)[:limit]],
+            "asks": [[f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.asks.items())[:limit]],
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        body = {"symbols": [{"symbol": self.symbol, "baseAsset": "BTC", "quoteAsset": "USDT",
+                             "status": "TRADING"}]}
+        return web.json_response(body)
+
+    # -- WS ---------------------------------------------------------------------------
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        names = request.query.get("streams", "").split("/")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        if any(n.endswith("@aggTrade") for n in names):
+            sender = asyncio.create_task(self._trades(ws))
+        elif any("@depth" in n for n in names):
+            sender = asyncio.create_task(self._depth_stream(ws))
+        else:
+            await ws.send_str(orjson.dumps({"code": 2, "msg": "Invalid request"}).decode())
+            sender = asyncio.create_task(asyncio.sleep(3600))
+        try:
+            async for _msg in ws:  # read, so the client's close (and pings) are seen
+                pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+        return ws
+
+    def _drop(self, ws: web.WebSocketResponse) -> None:
+        self.drops += 1
+        transport = ws._req.transport if ws._req is not None else None
+        if transport is not None:
+            transport.abort()
+
+    async def _trades(self, ws: web.WebSocketResponse) -> None:
+        stream = f"{self.symbol.lower()}@aggTrade"
+        i = self.now_index()
+        sent = 0
+        while not ws.closed:
+            now = self.now_index()
+            while i < now:
+                row = trade_row(i, self.t0_ms, self.per_ms)
+                i += 1
+                if self.skip_rate and self._rng.random() < self.skip_rate:
+                    self.skipped.append(row["a"])
+                    continue
+                data = {"e": "aggTrade", "E": row["T"] + 1, "s": self.symbol, **row}
+                await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
+                sent += 1
+                if self.drop_every and sent % self.drop_every == 0:
+                    self._drop(ws)
+                    return
+            await asyncio.sleep(0.002)
+
+    async def _depth_stream(self, ws: web.WebSocketResponse) -> None:
+        stream = f"{self.symbol.lower()}@depth@100ms"
+        sent = 0
+        while not ws.closed:
+            diff = self._step_book()
+            if any(diff["U"] <= g <= diff["u"] for g in self.gap_at):
+                await asyncio.sleep(self.depth_interval_s)
+                continue
+            await ws.send_bytes(orjson.dumps({"stream": stream, "data": diff}))
+            sent += 1
+            if any(diff["U"] <= c <= diff["u"] for c in self.crossed_at):
+                best_ask = min(self.asks)
+                bogus = {**diff, "U": diff["u"], "u": diff["u"], "b": [[f"{best_ask + 0.5:.2f}", "1"]],
+                         "a": []}
+                # Same ids as the previous diff's end: a valid-looking (stale) id would be
+                # skipped, so ship it as part of the next diff instead.
+                nxt = self._step_book()
+                nxt["b"] = nxt["b"] + bogus["b"]
+                await ws.send_bytes(orjson.dumps({"stream": stream, "data": nxt}))
+            if self.drop_every and sent % self.drop_every == 0:
+                self._drop(ws)
+                return
+            await asyncio.sleep(self.depth_interval_s)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/stream", self.stream)
+        app.router.add_get("/api/v3/aggTrades", self.agg_trades)
+        app.router.add_get("/api/v3/depth", self.depth)
+        app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
+        return app
