@@ -155,14 +155,24 @@ class BinanceStreamFake:
         limit = int(request.query.get("limit", 100))
         body = {
             "lastUpdateId": self.update_id,
-            "bids": [[f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.bids.items(), reverse=True)[:limit]],
+            "bids": [
+                [f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.bids.items(), reverse=True)[:limit]
+            ],
             "asks": [[f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.asks.items())[:limit]],
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def exchange_info(self, request: web.Request) -> web.Response:
-        body = {"symbols": [{"symbol": self.symbol, "baseAsset": "BTC", "quoteAsset": "USDT",
-                             "status": "TRADING"}]}
+        body = {
+            "symbols": [
+                {
+                    "symbol": self.symbol,
+                    "baseAsset": "BTC",
+                    "quoteAsset": "USDT",
+                    "status": "TRADING",
+                }
+            ]
+        }
         return web.json_response(body)
 
     # -- WS ---------------------------------------------------------------------------
@@ -226,8 +236,13 @@ class BinanceStreamFake:
             sent += 1
             if any(diff["U"] <= c <= diff["u"] for c in self.crossed_at):
                 best_ask = min(self.asks)
-                bogus = {**diff, "U": diff["u"], "u": diff["u"], "b": [[f"{best_ask + 0.5:.2f}", "1"]],
-                         "a": []}
+                bogus = {
+                    **diff,
+                    "U": diff["u"],
+                    "u": diff["u"],
+                    "b": [[f"{best_ask + 0.5:.2f}", "1"]],
+                    "a": [],
+                }
                 # Same ids as the previous diff's end: a valid-looking (stale) id would be
                 # skipped, so ship it as part of the next diff instead.
                 nxt = self._step_book()

@@ -46,8 +46,15 @@ async def test_trades_equal_truth_across_drops_and_skips(
     store = Store(tmp_path)
     reports: list[FlushReport] = []
     final = await stream(
-        "binance", ["BTC/USDT"], "trades", store=store, source=source,
-        flush_interval_s=0.3, max_runtime_s=3.0, on_flush=reports.append, ws_config=FAST_WS,
+        "binance",
+        ["BTC/USDT"],
+        "trades",
+        store=store,
+        source=source,
+        flush_interval_s=0.3,
+        max_runtime_s=3.0,
+        on_flush=reports.append,
+        ws_config=FAST_WS,
     )
     stored = store.read(TRADES)
     ids = stored.get_column("trade_id").cast(pl.Int64)
@@ -78,11 +85,27 @@ async def test_restart_heals_from_the_stored_last_row(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path)
     async for source, _ in _source(fake):
-        await stream("binance", ["BTC/USDT"], "trades", store=store, source=source,
-                     flush_interval_s=0.2, max_runtime_s=0.6, ws_config=FAST_WS)
+        await stream(
+            "binance",
+            ["BTC/USDT"],
+            "trades",
+            store=store,
+            source=source,
+            flush_interval_s=0.2,
+            max_runtime_s=0.6,
+            ws_config=FAST_WS,
+        )
         await asyncio.sleep(0.5)  # trades happen while nothing listens
-        second = await stream("binance", ["BTC/USDT"], "trades", store=store, source=source,
-                              flush_interval_s=0.2, max_runtime_s=0.6, ws_config=FAST_WS)
+        second = await stream(
+            "binance",
+            ["BTC/USDT"],
+            "trades",
+            store=store,
+            source=source,
+            flush_interval_s=0.2,
+            max_runtime_s=0.6,
+            ws_config=FAST_WS,
+        )
     ids = store.read(TRADES).get_column("trade_id").cast(pl.Int64)
     assert second.healed_rows >= 400
     assert ids.is_unique().all() and ids.max() - ids.min() + 1 == ids.len()  # type: ignore[operator]
@@ -93,10 +116,18 @@ async def test_stop_event_flushes_everything(tmp_path: Path) -> None:
     store = Store(tmp_path)
     stop = asyncio.Event()
     async for source, _ in _source(fake):
-        task = asyncio.create_task(stream(
-            "binance", ["BTC/USDT"], "trades", store=store, source=source,
-            flush_interval_s=60.0, stop=stop, ws_config=FAST_WS,
-        ))
+        task = asyncio.create_task(
+            stream(
+                "binance",
+                ["BTC/USDT"],
+                "trades",
+                store=store,
+                source=source,
+                flush_interval_s=60.0,
+                stop=stop,
+                ws_config=FAST_WS,
+            )
+        )
         await asyncio.sleep(0.8)
         stop.set()
         final = await asyncio.wait_for(task, 5)
@@ -108,10 +139,18 @@ async def test_cancel_flushes_everything(tmp_path: Path) -> None:
     store = Store(tmp_path)
     seen: list[FlushReport] = []
     async for source, _ in _source(fake):
-        task = asyncio.create_task(stream(
-            "binance", ["BTC/USDT"], "trades", store=store, source=source,
-            flush_interval_s=60.0, on_flush=seen.append, ws_config=FAST_WS,
-        ))
+        task = asyncio.create_task(
+            stream(
+                "binance",
+                ["BTC/USDT"],
+                "trades",
+                store=store,
+                source=source,
+                flush_interval_s=60.0,
+                on_flush=seen.append,
+                ws_config=FAST_WS,
+            )
+        )
         await asyncio.sleep(0.8)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -125,8 +164,16 @@ async def test_book_resyncs_on_gap_and_never_stores_a_crossed_book(tmp_path: Pat
     store = Store(tmp_path)
     async for source, _ in _source(fake):
         final = await stream(
-            "binance", ["BTC/USDT"], "book", store=store, source=source, book_depth=10,
-            snapshot_interval_s=0.05, flush_interval_s=0.3, max_runtime_s=2.5, ws_config=FAST_WS,
+            "binance",
+            ["BTC/USDT"],
+            "book",
+            store=store,
+            source=source,
+            book_depth=10,
+            snapshot_interval_s=0.05,
+            flush_interval_s=0.3,
+            max_runtime_s=2.5,
+            ws_config=FAST_WS,
         )
     book = store.read(BOOK)
     assert book.height > 0
