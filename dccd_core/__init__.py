@@ -1,5 +1,33 @@
-"""dccd core library."""
+"""dccd core library: ``from dccd_core import read, inventory``.
 
-from .operations import inventory, read
+Exports resolve lazily (PEP 562), so ``import dccd_core.storage`` or the ``dccd``
+command do not pay for importing every verb and its dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .operations import inventory, read
+
+# public name -> module that defines it; add new exports here
+_EXPORTS = {
+    "inventory": ".operations",
+    "read": ".operations",
+}
 
 __all__ = ["inventory", "read"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

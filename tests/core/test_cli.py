@@ -1,0 +1,228 @@
+"""The dccd command: outputs, and one-line errors with exit code 2 for user mistakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from dccd_core import inventory, read
+from dccd_core.cli import cli
+from dccd_core.domain import ConfigError
+from dccd_core.storage import Store
+from dccd_core.storage.layout import period_path
+
+from .storage.helpers import OHLC_1M, TRADES, ns, ohlc, trades
+
+MIN = 60 * 10**9
+DCCD = Path(sys.executable).with_name("dccd")
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    store = Store(tmp_path)
+    store.write(OHLC_1M, ohlc(ns("2024-02-29T23:58") + np.arange(4) * MIN, 3.0))
+    store.write(TRADES, trades(["1", "2"], [ns("2024-03-01T10:00"), ns("2024-03-01T11:00")]))
+    store.record_coverage(OHLC_1M, ns("2024-02-29T23:58"), ns("2024-03-01T00:02"))
+    store.record_coverage(OHLC_1M, ns("2024-03-01T01:00"), ns("2024-03-01T02:00"))
+    return tmp_path
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_public_read_and_inventory(lake: Path) -> None:
+    frame = read("binance", "btc/usdt", "ohlc", span="1m", start="2024-03-01", root=lake)
+    assert frame["ts"].to_list() == [ns("2024-03-01"), ns("2024-03-01") + MIN]
+    assert read("binance", "BTC/USDT", "trades", end="2024-03-01T10:30", root=lake).height == 1
+    assert {i.key for i in inventory(lake)} == {OHLC_1M, TRADES}
+    with pytest.raises(ConfigError, match="before start"):
+        read("binance", "BTC/USDT", "trades", start="2024-03-02", end="2024-03-01", root=lake)
+
+
+def test_read_table_csv_parquet(lake: Path, tmp_path: Path) -> None:
+    code, out, _ = _run("read", "binance", "BTC/USDT", "ohlc", "--span", "1m", "--root", str(lake))
+    assert code == 0 and "4 rows" in out and "close" in out
+    code, out, _ = _run(
+        "read",
+        "binance",
+        "BTC/USDT",
+        "ohlc",
+        "--span",
+        "1m",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-01T00:01",
+        "--format",
+        "csv",
+        "--root",
+        str(lake),
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        "ts,open,high,low,close,volume,quote_volume,trades",
+        f"{ns('2024-03-01')},3.0,3.0,3.0,3.0,1.0,3.0,2",
+    ]
+    target = tmp_path / "out.parquet"
+    code, _, err = _run(
+        "read",
+        "binance",
+        "BTC/USDT",
+        "trades",
+        "--format",
+        "parquet",
+        "-o",
+        str(target),
+        "--root",
+        str(lake),
+    )
+    assert code == 0 and "wrote 2 rows" in err
+    assert pl.read_parquet(target)["trade_id"].to_list() == ["1", "2"]
+
+
+def test_inventory_and_gaps(lake: Path) -> None:
+    code, out, _ = _run("inventory", "--root", str(lake))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["exchange", "symbol", "type", "span"]
+    assert any("ohlc" in line and "1m" in line and "2024-02-29T23:58:00Z" in line for line in lines)
+    code, out, _ = _run(
+        "gaps",
+        "binance",
+        "BTC/USDT",
+        "ohlc",
+        "--span",
+        "1m",
+        "--end",
+        "2024-03-01T03:00",
+        "--root",
+        str(lake),
+    )
+    assert code == 0
+    assert "2 hole(s)" in out
+    assert "2024-03-01T00:02:00Z  ->  2024-03-01T01:00:00Z  (58m)" in out
+    assert "2024-03-01T02:00:00Z  ->  2024-03-01T03:00:00Z  (1h)" in out
+    code, out, _ = _run(
+        "gaps",
+        "binance",
+        "BTC/USDT",
+        "ohlc",
+        "--span",
+        "1m",
+        "--start",
+        "2024-03-01T01:00",
+        "--end",
+        "2024-03-01T02:00",
+        "--root",
+        str(lake),
+    )
+    assert code == 0 and "no holes" in out
+    assert _run("inventory", "--root", str(lake / "empty"))[1].startswith("no datasets")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["read", "binance", "BTC/USDT", "candles"], "unknown data type 'candles'"),
+        (["read", "binance", "BTCUSDT", "trades"], "invalid symbol 'BTCUSDT'"),
+        (["read", "binance", "BTC/USDT", "ohlc", "--span", "7m"], "invalid span '7m'"),
+        (["read", "binance", "BTC/USDT", "ohlc"], "ohlc needs a span"),
+        (["read", "../x", "BTC/USDT", "trades"], "invalid exchange id"),
+        (
+            [
+                "read",
+                "binance",
+                "BTC/USDT",
+                "trades",
+                "--start",
+                "2024-03-02",
+                "--end",
+                "2024-03-01",
+            ],
+            "is before start",
+        ),
+        (["read", "binance", "BTC/USDT", "trades", "--start", "soon"], "invalid time 'soon'"),
+        (["read", "binance", "BTC/USDT", "trades", "--format", "parquet"], "give a file with -o"),
+        (["read", "binance", "BTC/USDT", "trades", "--format", "xml"], "Invalid value"),
+        (["read", "binance"], "Missing argument"),
+        (["gaps", "binance", "BTC/USDT", "book"], "nothing recorded"),
+        (["nonsense"], "No such command"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(lake: Path, args: list[str], message: str) -> None:
+    before = _snapshot(lake)
+    code, out, err = _run(*args, "--root", str(lake)) if args[0] != "nonsense" else _run(*args)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert out == ""
+    assert _snapshot(lake) == before
+
+
+def test_corrupt_file_is_a_one_line_error(lake: Path) -> None:
+    bad = period_path(lake, OHLC_1M, "2024-03")
+    bad.write_bytes(bad.read_bytes()[:40])
+    code, _, err = _run("read", "binance", "BTC/USDT", "ohlc", "--span", "1m", "--root", str(lake))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(bad) in err and "re-run the backfill" in err
+    assert _run("inventory", "--root", str(lake))[0] == 2
+
+
+def test_validate_reports_the_catalog(tmp_path: Path) -> None:
+    code, _, err = _run("validate", str(tmp_path / "missing.yaml"))
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        "store: {root: ./data}\n"
+        "datasets:\n"
+        "  - exchange: binance\n"
+        "    symbols: [BTC/USDT]\n"
+        "    data_types: [trades]\n"
+        "    start: 2024-01-01\n"
+    )
+    pytest.importorskip("dccd_pipelines.catalog")
+    code, out, err = _run("validate", str(catalog))
+    assert (code, out.strip(), err) == (0, "ok: 1 datasets", "")
+
+
+def test_real_subprocess(lake: Path) -> None:
+    ok = subprocess.run(
+        [
+            str(DCCD),
+            "read",
+            "binance",
+            "BTC/USDT",
+            "trades",
+            "--format",
+            "csv",
+            "--root",
+            str(lake),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0 and ok.stdout.count("\n") == 3
+    bad = subprocess.run(
+        [str(DCCD), "read", "binance", "BTC/USDT", "ohlc", "--span", "1x", "--root", str(lake)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: invalid span '1x': expected one of 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 1w"
+    ]
+    assert bad.stdout == "" and "Traceback" not in bad.stderr
