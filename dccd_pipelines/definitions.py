@@ -16,6 +16,7 @@ from .catalog import Catalog, load_catalog
 from .checks import build_dataset_checks
 from .resources import dccd_resources
 from .schedules import build_dataset_job, build_update_schedule
+from .streams import build_stream_definitions
 
 __all__ = ["build_definitions", "defs"]
 
@@ -31,11 +32,13 @@ def build_definitions(
         for spec, job in zip(catalog.datasets, jobs, strict=True)
         if spec.update_cron
     ]
+    stream_jobs, stream_sensors = build_stream_definitions(catalog)
     return Definitions(
         assets=build_dataset_assets(catalog.datasets),
         asset_checks=[build_dataset_checks(spec) for spec in catalog.datasets],
-        jobs=jobs,
+        jobs=jobs + stream_jobs,
         schedules=schedules,
+        sensors=stream_sensors,
         resources=dccd_resources(str(catalog.store_root)),
     )
 
