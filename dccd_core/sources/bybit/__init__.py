@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from .capability import CAPABILITY
 from .rest import BybitRestSource
+from .ws import BybitWs
 
 __all__ = ["CAPABILITY", "BybitSource"]
 
-BybitSource = BybitRestSource
+
+class BybitSource(BybitWs, BybitRestSource):
+    """Bybit over REST (``rest.py``) and WebSocket (``ws.py``)."""

@@ -6,6 +6,8 @@
   derivatives 1000) and cannot page into the past: ``recent_only``.
 * Book: ``GET /v5/market/orderbook``, spot up to 200 levels, derivatives up to 500.
 * Budget: 600 requests per 5 s per IP across the public endpoints.
+* Streams (``ws.py``): ``publicTrade``, ``kline`` (``confirm`` flag), ``orderbook``
+  (snapshot + deltas with a contiguous update id ``u``).
 
 Docs: https://bybit-exchange.github.io/docs/v5/market/kline ,
 https://bybit-exchange.github.io/docs/v5/rate-limit
@@ -70,7 +72,13 @@ CAPABILITY = Capability(
         ),
         Feature(DataType.TRADES, Transport.WS, channel="publicTrade"),
         Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="kline"),
-        Feature(DataType.BOOK, Transport.WS, book_depths=(1, 50, 200), channel="orderbook"),
+        # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic
+        Feature(
+            DataType.BOOK,
+            Transport.WS,
+            book_depths=(1, 5, 10, 20, 25, 50, 100, 200),
+            channel="orderbook",
+        ),
     ),
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",

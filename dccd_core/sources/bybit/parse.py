@@ -12,6 +12,7 @@ Docs: https://bybit-exchange.github.io/docs/v5/error
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -27,7 +28,16 @@ from .._wire import (
     transpose,
 )
 
-__all__ = ["check_payload", "parse_book", "parse_candles", "parse_result", "parse_trades"]
+__all__ = [
+    "book_sides",
+    "candles_frame",
+    "check_payload",
+    "parse_book",
+    "parse_candles",
+    "parse_result",
+    "parse_trades",
+    "trades_frame",
+]
 
 #: retCodes meaning "no such market" (10001 carries several param errors: see the message).
 _UNKNOWN_SYMBOL_CODES = {170121, 110023}
@@ -81,31 +91,54 @@ def parse_candles(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     """
     what = "bybit kline"
     rows = parse_result(data, what).get("list")
-    ts, o, h, lo, c, vol, turnover = transpose(rows if rows is not None else [], 7, what)
+    columns = transpose(rows if rows is not None else [], 7, what)
+    return candles_frame(*columns, inverse=inverse, what=what)
+
+
+def candles_frame(
+    ts_ms: Sequence[Any],
+    o: Sequence[Any],
+    h: Sequence[Any],
+    lo: Sequence[Any],
+    c: Sequence[Any],
+    vol: Sequence[Any],
+    turnover: Sequence[Any],
+    *,
+    inverse: bool,
+    what: str,
+    closed: Sequence[bool] | None = None,
+) -> pl.DataFrame:
+    """Candle columns (REST rows and WS kline objects alike) to ohlc, oldest first.
+
+    The one place where inverse contracts swap ``volume`` (USD) and ``turnover`` (BTC).
+    ``closed`` (WS ``confirm`` flags) adds the stream's Boolean ``closed`` column.
+    """
     volume, quote = float_column("v", vol, what), float_column("q", turnover, what)
     if inverse:
         volume, quote = quote, volume
     frame = pl.DataFrame(
         {
-            "ts": ms_column("ts", ts, what),
+            "ts": ms_column("ts", ts_ms, what),
             "open": float_column("open", o, what),
             "high": float_column("high", h, what),
             "low": float_column("low", lo, what),
             "close": float_column("close", c, what),
             "volume": volume.alias("volume"),
             "quote_volume": quote.alias("quote_volume"),
-            "trades": pl.Series("trades", [None] * len(ts), dtype=pl.Int64),
+            "trades": pl.Series("trades", [None] * len(ts_ms), dtype=pl.Int64),
         }
     )
+    if closed is not None:
+        frame = frame.with_columns(pl.Series("closed", list(closed), dtype=pl.Boolean))
     return frame.sort("ts")
 
 
 def trades_frame(
-    ts_ms: list[Any],
-    ids: list[Any],
-    prices: list[Any],
-    sizes: list[Any],
-    sides: list[Any],
+    ts_ms: Sequence[Any],
+    ids: Sequence[Any],
+    prices: Sequence[Any],
+    sizes: Sequence[Any],
+    sides: Sequence[Any],
     *,
     inverse: bool,
     what: str,

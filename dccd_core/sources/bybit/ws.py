@@ -1,0 +1,229 @@
+"""Bybit v5 public streams: ``publicTrade``, ``kline`` and ``orderbook`` topics.
+
+API: https://bybit-exchange.github.io/docs/v5/websocket/public/trade (and ``/kline``,
+``/orderbook``). One connection per category: ``wss://stream.bybit.com/v5/public/spot``
+(``linear``, ``inverse``); topics are subscribed with ``{"op": "subscribe", "args":
+[...]}`` (at most 10 per message on spot) and kept alive with ``{"op": "ping"}`` every
+20 s. Pushes are ``{"topic", "type", "ts", "data"}``.
+
+Book protocol: the first ``orderbook.{depth}.{symbol}`` push is a ``snapshot``, then
+``delta`` pushes whose update id ``u`` grows by one each; a size of "0" deletes a level;
+a ``snapshot`` may come again at any time (``u`` = 1 after a service restart) and
+replaces the book. A skipped ``u`` is a gap: the stream resubscribes (a new snapshot).
+
+Trades and klines go through the same column functions as the REST parsers
+(``parse.trades_frame``: ``S`` "Buy"/"Sell" is the taker side; ``parse.candles_frame``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    Symbol,
+    UnexpectedPayload,
+    ms_to_ns,
+)
+from dccd_core.sources.ws import (
+    BookLevels,
+    BookProtocol,
+    BookSync,
+    WsBook,
+    WsCandles,
+    WsEvent,
+    WsIgnore,
+    WsPing,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+
+from .capability import INTERVALS
+from .parse import candles_frame, trades_frame
+from .symbols import category_of, native_symbol
+
+__all__ = ["BYBIT_WS", "BybitWs", "book_channel_depth", "parse_levels"]
+
+BYBIT_WS = "wss://stream.bybit.com"
+_BOOK_DEPTHS = (1, 50, 200)
+_ARGS_PER_MESSAGE = 10
+_SPANS_BY_INTERVAL = {v: k for k, v in INTERVALS.items()}
+
+
+def book_channel_depth(depth: int) -> int:
+    """The smallest ``orderbook.{n}`` topic holding ``depth`` levels (1, 50, 200)."""
+    for n in _BOOK_DEPTHS:
+        if n >= depth:
+            return n
+    raise NoCapability(f"bybit streams books up to 200 levels, not {depth}; use depth <= 200")
+
+
+def parse_levels(raw: Any, *, inverse: bool, what: str) -> BookLevels:
+    """``[["16493.50", "0.006"], ...]`` to (price, base amount); "0" deletes a level."""
+    try:
+        levels = [(float(p), float(q)) for p, q, *_ in raw]
+    except (TypeError, ValueError):
+        raise UnexpectedPayload(f"{what}: levels must be [price, size] pairs") from None
+    if inverse:
+        return [(p, q / p) for p, q in levels]
+    return levels
+
+
+class BybitWs(WsSource):
+    """Bybit's streaming hooks, mixed into ``BybitSource`` (needs ``endpoints``)."""
+
+    ws_data_types: ClassVar[tuple[DataType, ...]] = (
+        DataType.TRADES,
+        DataType.OHLC,
+        DataType.BOOK,
+    )
+    ws_ping: ClassVar[WsPing | None] = WsPing({"op": "ping"}, 20.0)
+    ws_idle_timeout_s: ClassVar[float] = 60.0
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(
+        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
+    )
+
+    _ws_symbols: dict[str, Symbol]
+    _ws_inverse: bool = False
+
+    def _ws_category(self, sub: WsSubscription) -> str:
+        categories = {category_of(s) for s in sub.symbols}
+        if len(categories) != 1:
+            raise NoCapability(
+                "bybit streams one category per connection (spot, linear or inverse); "
+                "list spot and perpetual symbols in separate stream datasets"
+            )
+        return categories.pop()
+
+    def _topic(self, symbol: Symbol, sub: WsSubscription) -> str:
+        native = native_symbol(symbol)
+        if sub.data_type is DataType.TRADES:
+            return f"publicTrade.{native}"
+        if sub.data_type is DataType.OHLC:
+            if sub.span is None or sub.span not in INTERVALS:
+                raise NoCapability(f"bybit streams no {sub.span} candles")
+            return f"kline.{INTERVALS[sub.span]}.{native}"
+        return f"orderbook.{book_channel_depth(sub.book_depth)}.{native}"
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        """``wss://stream.bybit.com/v5/public/{category}``."""
+        category = self._ws_category(sub)
+        self._ws_symbols = {native_symbol(s): s for s in sub.symbols}
+        self._ws_inverse = category == "inverse"
+        endpoints = getattr(self, "endpoints", None)
+        origin = getattr(endpoints, "ws_url", None) or BYBIT_WS
+        return f"{origin.rstrip('/')}/v5/public/{category}"
+
+    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+        """``{"op": "subscribe", "args": [topics]}``, 10 topics per message."""
+        topics = [self._topic(s, sub) for s in sub.symbols]
+        return [
+            {"op": "subscribe", "args": topics[i : i + _ARGS_PER_MESSAGE]}
+            for i in range(0, len(topics), _ARGS_PER_MESSAGE)
+        ]
+
+    def _symbol(self, native: str) -> Symbol:
+        try:
+            return self._ws_symbols[native]
+        except (AttributeError, KeyError):
+            raise UnexpectedPayload(f"bybit stream: unsubscribed symbol {native!r}") from None
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        """One push to events.
+
+        Samples::
+
+            {"topic": "publicTrade.BTCUSDT", "type": "snapshot", "ts": 1672304486868,
+             "data": [{"T": 1672304486865, "s": "BTCUSDT", "S": "Buy", "v": "0.001",
+                       "p": "16578.50", "L": "PlusTick", "i": "20f43950-d8dd", "BT": false}]}
+            {"topic": "kline.5.BTCUSDT", "type": "snapshot", "ts": 1672324988882,
+             "data": [{"start": 1672324800000, "end": 1672325099999, "interval": "5",
+                       "open": "16649.5", "close": "16677", "high": "16677", "low": "16608",
+                       "volume": "2.081", "turnover": "34666.4005", "confirm": false,
+                       "timestamp": 1672324988882}]}
+            {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1687940967466,
+             "data": {"s": "BTCUSDT", "b": [["30247.20", "30.028"]], "a": [], "u": 177400507,
+                      "seq": 66544703342}, "cts": 1687940967464}
+            {"success": true, "ret_msg": "pong", "conn_id": "...", "op": "ping"}
+        """
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UnexpectedPayload(f"bybit stream: not JSON: {raw[:200]!r}") from None
+        if not isinstance(msg, dict):
+            raise UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
+        topic = msg.get("topic")
+        if not isinstance(topic, str):
+            return [self._control(msg)]
+        kind, _, rest = topic.partition(".")
+        data = msg.get("data")
+        if kind == "publicTrade":
+            return [self._trades(rest, data)]
+        if kind == "kline":
+            interval, _, native = rest.partition(".")
+            return [self._klines(interval, native, data)]
+        if kind == "orderbook":
+            return [self._book(msg, data)]
+        raise UnexpectedPayload(f"bybit stream: unknown topic {topic!r}")
+
+    def _control(self, msg: dict[str, Any]) -> WsEvent:
+        if msg.get("success") is False:
+            raise ExchangeError(
+                f"bybit stream refused {msg.get('op')}: {msg.get('ret_msg')}; "
+                "check the symbols and spans of the stream"
+            )
+        if "op" in msg or "success" in msg:
+            return WsIgnore(str(msg.get("ret_msg") or msg.get("op")))
+        raise UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
+
+    def _trades(self, native: str, data: Any) -> WsTrades:
+        what = "bybit publicTrade"
+        if not isinstance(data, list):
+            raise UnexpectedPayload(f"{what}: expected a data list, got {data!r:.200}")
+        try:
+            columns = [[row[k] for row in data] for k in ("T", "i", "p", "v", "S")]
+        except (KeyError, TypeError) as exc:
+            raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+        rows = trades_frame(*columns, inverse=self._ws_inverse, what=what)
+        return WsTrades(self._symbol(native), rows)
+
+    def _klines(self, interval: str, native: str, data: Any) -> WsCandles:
+        what = "bybit kline"
+        span = _SPANS_BY_INTERVAL.get(interval)
+        if span is None or not isinstance(data, list):
+            raise UnexpectedPayload(f"{what}: unexpected interval {interval!r} or data")
+        keys = ("start", "open", "high", "low", "close", "volume", "turnover")
+        try:
+            columns = [[row[k] for row in data] for k in keys]
+            closed = [row["confirm"] for row in data]
+        except (KeyError, TypeError) as exc:
+            raise UnexpectedPayload(f"{what}: kline without {exc}") from None
+        if not all(isinstance(c, bool) for c in closed):
+            raise UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
+        frame = candles_frame(*columns, inverse=self._ws_inverse, what=what, closed=closed)
+        return WsCandles(self._symbol(native), Span.parse(span), frame)
+
+    def _book(self, msg: dict[str, Any], data: Any) -> WsBook:
+        what = "bybit orderbook"
+        kind = msg.get("type")
+        if kind not in ("snapshot", "delta") or not isinstance(data, dict):
+            raise UnexpectedPayload(f"{what}: unexpected push {msg!r:.200}")
+        try:
+            seq = int(data["u"])
+            return WsBook(
+                symbol=self._symbol(str(data["s"])),
+                ts=ms_to_ns(msg.get("cts") or msg["ts"]),
+                snapshot=kind == "snapshot",
+                bids=parse_levels(data["b"], inverse=self._ws_inverse, what=what),
+                asks=parse_levels(data["a"], inverse=self._ws_inverse, what=what),
+                first_seq=seq,
+                last_seq=seq,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedPayload(f"{what}: bad field {exc} in {data!r:.200}") from None

@@ -1,0 +1,248 @@
+"""A fake Bybit v5 that streams: public WS topics plus the REST endpoint a stream heals from.
+
+Deterministic truth, known to the tests:
+
+* trades: trade ``i`` happens at ``t0_ms + i // per_ms`` (several per ms), with a
+  UUID ``execId`` derived from ``i``; REST ``/v5/market/recent-trade`` serves the
+  latest 1000 trades that exist (Bybit has no trade history over REST). The WS
+  ``publicTrade`` topic pushes them in small batches and drops the connection every
+  ``drop_every`` pushes (no close frame, like a network cut).
+* book: update ``u`` changes a few levels; ``orderbook.50`` sends a ``snapshot`` on
+  subscribe, then one ``delta`` per ``u`` (``u`` grows by one); ``gap_at`` leaves a
+  delta out (the client must see the gap and resubscribe). ``book_history[u]`` is the
+  truth after ``u``; pushes carry ``cts = t0_ms + u``.
+* app pings ``{"op": "ping"}`` are answered with Bybit's pong frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+__all__ = ["BybitStreamFake", "trade_record"]
+
+
+def trade_record(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
+    """Trade ``i`` as a WS ``publicTrade`` record (REST renames the keys)."""
+    return {
+        "T": t0_ms + i // per_ms,
+        "s": "BTCUSDT",
+        "S": "Sell" if i % 3 == 0 else "Buy",
+        "v": f"{0.001 + (i % 13) / 1000:.3f}",
+        "p": f"{42000 + (i * 37) % 500 / 10:.1f}",
+        "L": "PlusTick",
+        "i": str(uuid.UUID(int=10**12 + i)),
+        "BT": False,
+    }
+
+
+@dataclass
+class BybitStreamFake:
+    """State and handlers of the fake; ``app()`` builds the aiohttp application."""
+
+    per_ms: int = 1
+    drop_every: int = 0
+    gap_at: tuple[int, ...] = ()
+    book_interval_s: float = 0.005
+    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    connections: int = 0
+    drops: int = 0
+    pings: int = 0
+    subscriptions: list[list[str]] = field(default_factory=list)
+    rest_requests: int = 0
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    update_id: int = 1000
+    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
+        default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        for k in range(1, 60):
+            self.bids[round(100.0 - k * 0.1, 1)] = float(k)
+            self.asks[round(100.0 + k * 0.1, 1)] = float(k)
+        self._record()
+
+    # -- truth ------------------------------------------------------------------------
+
+    def now_index(self) -> int:
+        """Index of the first trade that does not exist yet."""
+        return max(0, (int(time.time() * 1000) - self.t0_ms + 1) * self.per_ms)
+
+    def truth(self, first: int, last: int) -> list[dict[str, Any]]:
+        """Trades ``first..last`` (indexes, inclusive)."""
+        return [trade_record(i, self.t0_ms, self.per_ms) for i in range(first, last + 1)]
+
+    def index_of(self, exec_id: str) -> int:
+        return uuid.UUID(exec_id).int - 10**12
+
+    def _record(self) -> None:
+        bids = sorted(self.bids.items(), reverse=True)[:50]
+        asks = sorted(self.asks.items())[:50]
+        self.book_history[self.update_id] = (bids, asks)
+
+    def _step_book(self) -> dict[str, Any]:
+        self.update_id += 1
+        u = self.update_id
+        k = 1 + u % 40
+        bid, ask = round(100.0 - k * 0.1, 1), round(100.0 + k * 0.1, 1)
+        if u % 4 == 0:
+            self.bids.pop(bid, None)
+            b = [[f"{bid:.1f}", "0"]]
+        else:
+            self.bids[bid] = float(u % 7 + 1)
+            b = [[f"{bid:.1f}", f"{u % 7 + 1}"]]
+        self.asks[ask] = float(u % 11 + 1)
+        self._record()
+        return {
+            "s": "BTCUSDT",
+            "b": b,
+            "a": [[f"{ask:.1f}", f"{u % 11 + 1}"]],
+            "u": u,
+            "seq": 7_000_000 + 3 * u,
+        }
+
+    def _snapshot(self) -> dict[str, Any]:
+        bids, asks = self.book_history[self.update_id]
+        return {
+            "s": "BTCUSDT",
+            "b": [[f"{p:.1f}", f"{a:g}"] for p, a in bids],
+            "a": [[f"{p:.1f}", f"{a:g}"] for p, a in asks],
+            "u": self.update_id,
+            "seq": 7_000_000 + 3 * self.update_id,
+        }
+
+    # -- REST -------------------------------------------------------------------------
+
+    async def recent_trade(self, request: web.Request) -> web.Response:
+        self.rest_requests += 1
+        limit = int(request.query.get("limit", 500))
+        if not 1 <= limit <= 1000:
+            return web.json_response({"retCode": 10001, "retMsg": "params error", "result": {}})
+        now = self.now_index()
+        rows = [
+            {
+                "execId": r["i"],
+                "symbol": r["s"],
+                "price": r["p"],
+                "size": r["v"],
+                "side": r["S"],
+                "time": str(r["T"]),
+                "isBlockTrade": False,
+            }
+            for r in reversed(self.truth(max(0, now - limit), now - 1))
+        ]
+        body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows}}
+        return web.json_response(body)
+
+    # -- WS ---------------------------------------------------------------------------
+
+    async def public(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        # Trades flow from the handshake on. (A real subscription starts when Bybit has
+        # processed the subscribe frame, which can be after a heal's REST call; see the
+        # report on operations.stream's heal-on-connect.)
+        start = self.now_index()
+        topics: list[str] = []
+        with contextlib.suppress(asyncio.TimeoutError):
+            msg = await ws.receive(timeout=5)
+            if msg.type == WSMsgType.TEXT:
+                req = orjson.loads(msg.data)
+                topics = list(req.get("args", []))
+                self.subscriptions.append(topics)
+                await ws.send_str(
+                    orjson.dumps(
+                        {
+                            "success": True,
+                            "ret_msg": "",
+                            "conn_id": "c1",
+                            "req_id": "",
+                            "op": "subscribe",
+                        }
+                    ).decode()
+                )
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            if any(t.startswith("publicTrade.") for t in topics):
+                await self._trades(ws, start)
+            elif any(t.startswith("orderbook.") for t in topics):
+                await self._book(ws, next(t for t in topics if t.startswith("orderbook.")))
+            else:
+                await ws.send_str(
+                    orjson.dumps(
+                        {"success": False, "ret_msg": "error:handler not found", "op": "subscribe"}
+                    ).decode()
+                )
+                await asyncio.sleep(5)
+        except (ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+        return ws
+
+    async def _read(self, ws: web.WebSocketResponse) -> None:
+        with contextlib.suppress(Exception):
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and orjson.loads(msg.data).get("op") == "ping":
+                    self.pings += 1
+                    await ws.send_str(
+                        orjson.dumps(
+                            {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
+                        ).decode()
+                    )
+
+    def _drop(self, ws: web.WebSocketResponse) -> None:
+        self.drops += 1
+        transport = ws._req.transport if ws._req is not None else None
+        if transport is not None:
+            transport.abort()
+
+    async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
+        i = start
+        sent = 0
+        while not ws.closed:
+            now = self.now_index()
+            while i < now:
+                batch = self.truth(i, min(now, i + 20) - 1)
+                i += len(batch)
+                push = {
+                    "topic": "publicTrade.BTCUSDT",
+                    "type": "snapshot",
+                    "ts": batch[-1]["T"] + 1,
+                    "data": batch,
+                }
+                await ws.send_bytes(orjson.dumps(push))
+                sent += 1
+                if self.drop_every and sent % self.drop_every == 0:
+                    self._drop(ws)
+                    return
+            await asyncio.sleep(0.002)
+
+    async def _book(self, ws: web.WebSocketResponse, topic: str) -> None:
+        def push(kind: str, data: dict[str, Any]) -> bytes:
+            cts = self.t0_ms + int(data["u"])
+            return orjson.dumps(
+                {"topic": topic, "type": kind, "ts": cts + 1, "data": data, "cts": cts}
+            )
+
+        await ws.send_bytes(push("snapshot", self._snapshot()))
+        while not ws.closed:
+            delta = self._step_book()
+            if delta["u"] not in self.gap_at:
+                await ws.send_bytes(push("delta", delta))
+            await asyncio.sleep(self.book_interval_s)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v5/public/{category}", self.public)
+        app.router.add_get("/v5/market/recent-trade", self.recent_trade)
+        return app
