@@ -42,6 +42,7 @@ __all__ = [
     "ProgressLog",
     "RunSummary",
     "format_progress",
+    "load_backfill",
     "markdown_table",
     "partition_window",
     "run_backfill",
@@ -157,6 +158,13 @@ class ProgressLog:
 # --------------------------------------------------------------------------- backfill
 
 
+def load_backfill() -> Callable[..., Any]:
+    """``dccd_core.operations.backfill.backfill`` (a seam: tests may swap it)."""
+    from dccd_core.operations.backfill import backfill
+
+    return backfill
+
+
 def run_backfill(
     spec: DatasetSpec,
     start_ts: int,
@@ -169,8 +177,7 @@ def run_backfill(
 ) -> Any:
     """Fetch ``[start_ts, end_ts)`` of ``spec`` into ``store`` (committed in bounded chunks
     by the backfill itself) and return its ``BackfillResult``."""
-    from dccd_core.operations.backfill import backfill
-
+    backfill = load_backfill()
     reporter = ProgressLog(log, label=str(spec.key), interval_s=interval_s)
 
     async def main() -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from dagster import DagsterInstance, Definitions, DefaultScheduleStatus, build_schedule_context
+from dagster import DagsterInstance, DefaultScheduleStatus, Definitions, build_schedule_context
 
 from dccd_core.domain import DatasetKey
 from dccd_pipelines.assets import build_dataset_asset
