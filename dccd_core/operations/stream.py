@@ -480,6 +480,9 @@ async def stream(
         raise NoCapability(f"{source.id} cannot stream {dt} (no WebSocket channel declared)")
     sub = WsSubscription(dt, syms, sp, book_depth)
     streamer = _Streamer(source, sub, store, max_heal_s=max_heal_s)
+    prepare = getattr(source, "prepare_ws", None)
+    if prepare is not None:  # async set-up the sync hooks need (OKX: swap contract sizes)
+        await prepare(sub)
     ws = streamer.ws
     config = ws_config or WsConfig(
         idle_timeout_s=ws.ws_idle_timeout_s, max_session_s=ws.ws_max_session_s

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from .capability import CAPABILITY
 from .rest import OkxRestSource
+from .ws import OkxWs
 
 __all__ = ["CAPABILITY", "OkxSource"]
 
-OkxSource = OkxRestSource
+
+class OkxSource(OkxWs, OkxRestSource):
+    """OKX over REST (``rest.py``) and WebSocket (``ws.py``)."""

@@ -7,6 +7,8 @@
   ``tradeId`` (``type=1``); OKX keeps the last 3 months only.
 * Book: ``GET /api/v5/market/books``, up to 400 levels a side.
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
+* Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
+  ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
 
 Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-history
 """
@@ -59,9 +61,16 @@ CAPABILITY = Capability(
             Transport.REST,
             book_depths=(1, 5, 10, 20, 25, 50, 100, 200, 400),
         ),
-        Feature(DataType.TRADES, Transport.WS, channel="trades"),
+        # trades-all, not the aggregating trades channel (see ws.py)
+        Feature(DataType.TRADES, Transport.WS, channel="trades-all"),
         Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="candle"),
-        Feature(DataType.BOOK, Transport.WS, book_depths=(5, 400), channel="books"),
+        # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
+        Feature(
+            DataType.BOOK,
+            Transport.WS,
+            book_depths=(1, 5, 10, 20, 25, 50, 100, 200, 400),
+            channel="books",
+        ),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",

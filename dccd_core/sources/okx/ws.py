@@ -1,0 +1,254 @@
+"""OKX v5 public streams: ``trades-all``, ``candle{bar}`` and ``books`` channels.
+
+API: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-all-trades-channel
+(and the candlesticks and order book channels). Trades and candles live on
+``wss://ws.okx.com:8443/ws/v5/business``, books on ``/ws/v5/public``; channels are
+subscribed with ``{"op": "subscribe", "args": [{"channel", "instId"}]}`` and the
+connection is kept alive with a text ``ping`` (answered ``pong``) every 20 s, since
+OKX closes a connection after 30 s without traffic.
+
+Why ``trades-all`` and not ``trades``: ``trades`` aggregates the fills of one taker
+order into one push (``tradeId`` = the last id, ``sz`` = the sum, plus ``count``), so its
+rows would clash on the natural key with the single trades REST ``history-trades``
+returns. ``trades-all`` pushes every trade, exactly as REST lists them.
+
+Book protocol: ``action`` "snapshot" (400 levels) then "update" pushes chained by
+``prevSeqId`` == the previous ``seqId``; an update with no change repeats the
+``seqId``. Each push carries ``checksum``: the signed CRC32 of the top 25 levels
+interleaved ``bidPx:bidSz:askPx:askSz:...`` as the exchange's own texts; a mismatch or
+a broken chain resubscribes. Swap sizes are contracts: amounts are converted to base
+with the contract size, fetched once by :meth:`OkxWs.prepare_ws` before connecting.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    Symbol,
+    UnexpectedPayload,
+    ms_to_ns,
+)
+from dccd_core.sources.ws import (
+    BookProtocol,
+    BookSync,
+    SeqCheck,
+    WsBook,
+    WsCandles,
+    WsEvent,
+    WsIgnore,
+    WsPing,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+
+from .capability import BARS
+from .parse import candles_frame, trades_frame
+from .symbols import Contract, inst_type_of, native_symbol
+
+__all__ = ["OKX_WS", "OkxWs", "checksum_text", "okx_checksum", "parse_levels"]
+
+OKX_WS = "wss://ws.okx.com:8443"
+CHECKSUM_DEPTH = 25
+_SPANS_BY_CHANNEL = {f"candle{bar}": span for span, bar in BARS.items()}
+
+
+def checksum_text(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> str:
+    """``bid0px:bid0sz:ask0px:ask0sz:bid1px:...`` over the top 25 of each side; where one
+    side is shorter the other's levels follow alone."""
+    parts: list[str] = []
+    bids, asks = bids[:CHECKSUM_DEPTH], asks[:CHECKSUM_DEPTH]
+    for i in range(max(len(bids), len(asks))):
+        if i < len(bids):
+            parts.extend(bids[i])
+        if i < len(asks):
+            parts.extend(asks[i])
+    return ":".join(parts)
+
+
+def okx_checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> int:
+    """OKX's book checksum: CRC32 of :func:`checksum_text` as a signed 32-bit integer."""
+    crc = zlib.crc32(checksum_text(bids, asks).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def parse_levels(
+    raw: Any, contract: Contract | None, what: str
+) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
+    """``[["8476.98", "415", "0", "13"], ...]`` to (price, base amount) and raw texts."""
+    try:
+        texts = [(str(level[0]), str(level[1])) for level in raw]
+        levels = [(float(p), float(q)) for p, q in texts]
+    except (TypeError, ValueError, IndexError):
+        raise UnexpectedPayload(f"{what}: levels must be [px, sz, ...] lists") from None
+    if contract is not None:
+        levels = [(p, float(contract.base_amount(q, p))) for p, q in levels]
+    return levels, texts
+
+
+class OkxWs(WsSource):
+    """OKX's streaming hooks, mixed into ``OkxSource`` (needs ``endpoints``, ``contract``)."""
+
+    ws_data_types: ClassVar[tuple[DataType, ...]] = (
+        DataType.TRADES,
+        DataType.OHLC,
+        DataType.BOOK,
+    )
+    ws_ping: ClassVar[WsPing | None] = WsPing("ping", 20.0)
+    ws_idle_timeout_s: ClassVar[float] = 40.0
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(
+        BookSync.WS_SNAPSHOT,
+        checksum=True,
+        checksum_depth=CHECKSUM_DEPTH,
+        resubscribe_on_gap=True,
+    )
+
+    _ws_symbols: dict[str, Symbol]
+    _ws_contracts: dict[str, Contract | None]
+
+    async def prepare_ws(self, sub: WsSubscription) -> None:
+        """Fetch the contract size of every swap in ``sub`` (parsers are synchronous)."""
+        contracts: dict[str, Contract | None] = {}
+        for symbol in sub.symbols:
+            contracts[native_symbol(symbol)] = await self.contract(symbol)  # type: ignore[attr-defined]
+        self._ws_contracts = contracts
+
+    def _channel(self, sub: WsSubscription) -> str:
+        if sub.data_type is DataType.TRADES:
+            return "trades-all"
+        if sub.data_type is DataType.OHLC:
+            if sub.span is None or sub.span not in BARS:
+                raise NoCapability(f"okx streams no {sub.span} candles")
+            return f"candle{BARS[sub.span]}"
+        if sub.book_depth > 400:
+            raise NoCapability(f"okx streams books up to 400 levels, not {sub.book_depth}")
+        return "books"
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        """``.../ws/v5/business`` for trades and candles, ``.../ws/v5/public`` for books."""
+        contracts = getattr(self, "_ws_contracts", {})
+        missing = [
+            str(s)
+            for s in sub.symbols
+            if inst_type_of(s) == "SWAP" and native_symbol(s) not in contracts
+        ]
+        if missing:
+            raise NoCapability(
+                f"okx swap streams ({', '.join(missing)}) need contract sizes: "
+                "await source.prepare_ws(sub) before connecting (operations.stream does)"
+            )
+        self._ws_symbols = {native_symbol(s): s for s in sub.symbols}
+        endpoints = getattr(self, "endpoints", None)
+        origin = (getattr(endpoints, "ws_url", None) or OKX_WS).rstrip("/")
+        path = "public" if sub.data_type is DataType.BOOK else "business"
+        return f"{origin}/ws/v5/{path}"
+
+    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+        """One ``subscribe`` with a ``{channel, instId}`` argument per symbol."""
+        channel = self._channel(sub)
+        args = [{"channel": channel, "instId": native_symbol(s)} for s in sub.symbols]
+        return [{"op": "subscribe", "args": args}]
+
+    def _symbol(self, inst_id: Any) -> tuple[Symbol, Contract | None]:
+        try:
+            symbol = self._ws_symbols[str(inst_id)]
+        except (AttributeError, KeyError):
+            raise UnexpectedPayload(f"okx stream: unsubscribed instrument {inst_id!r}") from None
+        return symbol, getattr(self, "_ws_contracts", {}).get(str(inst_id))
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        """One push to events.
+
+        Samples::
+
+            {"arg": {"channel": "trades-all", "instId": "BTC-USDT"}, "data": [{"instId":
+              "BTC-USDT", "tradeId": "130639474", "px": "42219.9", "sz": "0.12060306",
+              "side": "buy", "ts": "1630048897897"}]}
+            {"arg": {"channel": "candle1D", "instId": "BTC-USDT"}, "data": [["1597026383085",
+              "8533.02", "8553.74", "8527.17", "8548.26", "45247", "529.5858061",
+              "5.3", "0"]]}
+            {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [
+              {"asks": [["8476.98", "415", "0", "13"]], "bids": [], "ts": "1597026383085",
+               "checksum": -855196043, "prevSeqId": 123456, "seqId": 123457}]}
+            {"event": "subscribe", "arg": {"channel": "books", "instId": "BTC-USDT"},
+             "connId": "a4d3ae55"}
+            pong
+        """
+        if raw in ("pong", b"pong"):
+            return [WsIgnore("pong")]
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UnexpectedPayload(f"okx stream: not JSON: {raw[:200]!r}") from None
+        if not isinstance(msg, dict):
+            raise UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
+        if "event" in msg:
+            return [self._event(msg)]
+        arg, data = msg.get("arg"), msg.get("data")
+        if not isinstance(arg, dict) or not isinstance(data, list):
+            raise UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
+        channel = str(arg.get("channel", ""))
+        symbol, contract = self._symbol(arg.get("instId"))
+        if channel == "trades-all" or channel == "trades":
+            rows = trades_frame(data, contract=contract, what=f"okx {channel}")
+            return [WsTrades(symbol, rows)]
+        if channel in _SPANS_BY_CHANNEL:
+            frame = candles_frame(data, swap=contract is not None, what=f"okx {channel}")
+            return [WsCandles(symbol, Span.parse(_SPANS_BY_CHANNEL[channel]), frame)]
+        if channel == "books":
+            return [self._book(symbol, contract, msg.get("action"), item) for item in data]
+        raise UnexpectedPayload(f"okx stream: unknown channel {channel!r}")
+
+    def _event(self, msg: dict[str, Any]) -> WsEvent:
+        if msg.get("event") == "error":
+            raise ExchangeError(
+                f"okx stream error {msg.get('code')}: {msg.get('msg')}; "
+                "check the instruments and channels of the stream"
+            )
+        return WsIgnore(str(msg.get("event")))
+
+    def _book(self, symbol: Symbol, contract: Contract | None, action: Any, item: Any) -> WsBook:
+        what = "okx books"
+        if action not in ("snapshot", "update") or not isinstance(item, dict):
+            raise UnexpectedPayload(f"{what}: unexpected action {action!r} or data")
+        try:
+            bids, bid_texts = parse_levels(item["bids"], contract, what)
+            asks, ask_texts = parse_levels(item["asks"], contract, what)
+            return WsBook(
+                symbol=symbol,
+                ts=ms_to_ns(item["ts"]),
+                snapshot=action == "snapshot",
+                bids=bids,
+                asks=asks,
+                last_seq=int(item["seqId"]),
+                prev_seq=int(item["prevSeqId"]),
+                checksum=int(item["checksum"]),
+                bid_texts=bid_texts,
+                ask_texts=ask_texts,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedPayload(f"{what}: bad field {exc} in {item!r:.200}") from None
+
+    def check_book_sequence(
+        self, prev_last_seq: int | None, update: WsBook, *, first: bool = False
+    ) -> SeqCheck:
+        """OKX chains by ``prevSeqId``: it must equal the last applied ``seqId`` (a
+        no-change push repeats it). ``seqId`` may even restart lower after maintenance,
+        so only the chain is trusted, never the ordering of ids."""
+        if prev_last_seq is None or update.prev_seq is None:
+            return SeqCheck.APPLY
+        return SeqCheck.APPLY if update.prev_seq == prev_last_seq else SeqCheck.GAP
+
+    def book_checksum(
+        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
+    ) -> int:
+        return okx_checksum(bids, asks)
