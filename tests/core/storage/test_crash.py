@@ -47,7 +47,6 @@ def test_sigkill_never_loses_a_committed_row(tmp_path: Path, ctx: BaseContext) -
     rng = random.Random(20240229)
     store = Store(tmp_path)
     trials = 24
-    started = time.monotonic()
     expected: set[str] = set()
     killed_mid_write = 0
     for trial in range(trials):
@@ -79,7 +78,6 @@ def test_sigkill_never_loses_a_committed_row(tmp_path: Path, ctx: BaseContext) -
     assert expected <= set(store.read(CRASH_KEY)["trade_id"].to_list())
     back = store.read(CRASH_KEY)
     assert back["trade_id"].n_unique() == back.height and back["ts"].is_sorted()
-    assert time.monotonic() - started < 60
     print(f"{trials} kills, {killed_mid_write} left a temp file behind")
 
 
