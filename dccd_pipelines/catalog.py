@@ -262,8 +262,8 @@ def parse_catalog(
     if env_root:
         root = Path(env_root).expanduser().resolve()
     else:
-        # A relative store.root is relative to the catalog file, not to the cwd.
-        root = (file.parent / Path(model.store.root).expanduser()).resolve()
+        # Relative to the working directory, as DCCD_DATA_PATH and the Store are.
+        root = Path(model.store.root).expanduser().resolve()
     return Catalog(path=file, store_root=root, exchanges=exchanges, datasets=tuple(specs))
 
 
@@ -400,7 +400,7 @@ def _check_capability(
     # Partitions are backfilled from ``start`` over REST: the history must be reachable.
     start_ts, now_ts = to_ns(ds.start), now_ns()
     for j, dt in enumerate(data_types):
-        if dt is DataType.BOOK or capability.feature(dt, Transport.REST) is None:
+        if dt is DataType.BOOK or dt in streams or capability.feature(dt, Transport.REST) is None:
             continue
         for span in spans if dt is DataType.OHLC else [None]:
             try:

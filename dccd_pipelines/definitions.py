@@ -14,6 +14,7 @@ from dagster import Definitions
 from .assets import build_dataset_assets
 from .catalog import Catalog, load_catalog
 from .checks import build_dataset_checks
+from .pools import build_pool_sensor
 from .resources import dccd_resources
 from .schedules import build_dataset_job, build_update_schedule
 from .streams import build_stream_definitions
@@ -24,7 +25,8 @@ __all__ = ["build_definitions", "defs"]
 def build_definitions(
     catalog: Catalog | None = None, path: str | os.PathLike[str] | None = None
 ) -> Definitions:
-    """Assets, checks, one job and (with a cron) one schedule per dataset, and resources."""
+    """Assets, checks, one job and (with a cron) one schedule per dataset, stream sensors,
+    the pool-limit sensor and the resources."""
     catalog = catalog if catalog is not None else load_catalog(path)
     jobs = [build_dataset_job(spec) for spec in catalog.datasets]
     schedules = [
@@ -38,7 +40,7 @@ def build_definitions(
         asset_checks=[build_dataset_checks(spec) for spec in catalog.datasets],
         jobs=jobs + stream_jobs,
         schedules=schedules,
-        sensors=stream_sensors,
+        sensors=[*stream_sensors, build_pool_sensor(catalog)],
         resources=dccd_resources(str(catalog.store_root)),
     )
 

@@ -25,7 +25,7 @@ def test_minimal_catalog_expands_to_one_spec() -> None:
     assert spec.start == date(2024, 1, 1)
     assert spec.update_cron is None and not spec.stream
     assert spec.pool == "dccd_binance"
-    assert catalog.store_root == (CATALOGS / "data").resolve()
+    assert catalog.store_root == Path("data").resolve()
 
 
 def test_full_catalog_one_spec_per_exchange_symbol_type_span() -> None:
@@ -41,7 +41,7 @@ def test_full_catalog_one_spec_per_exchange_symbol_type_span() -> None:
     assert not ohlc.stream and ohlc.book_depth is None
     assert ohlc.update_cron == "*/15 * * * *"
     assert ohlc.rest_url == "http://127.0.0.1:9" and ohlc.exchange.pool_limit == 1
-    assert catalog.store_root == (CATALOGS / "lake").resolve()
+    assert catalog.store_root == Path("lake").resolve()
 
 
 def test_env_overrides_store_root_and_endpoints(tmp_path: Path) -> None:
@@ -124,4 +124,13 @@ def test_missing_required_key_is_named() -> None:
 def test_ccxt_exchange_is_known() -> None:
     raw = {"datasets": [{"exchange": "gate", "symbols": ["BTC/USDT"], "data_types": ["trades"],
                          "start": "2024-01-01"}]}
+    assert len(parse_catalog(raw, env={}, today=TODAY)) == 1
+
+
+def test_recent_only_rest_history_needs_a_stream() -> None:
+    raw = {"datasets": [{"exchange": "bybit", "symbols": ["BTC/USDT"], "data_types": ["trades"],
+                         "start": "2024-01-01"}]}
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.data_types\[0\]: bybit serves only"):
+        parse_catalog(raw, env={}, today=TODAY)
+    raw["datasets"][0]["stream"] = ["trades"]
     assert len(parse_catalog(raw, env={}, today=TODAY)) == 1

@@ -77,3 +77,29 @@ def test_update_days() -> None:
 def test_before_the_start_nothing_is_requested() -> None:
     data = evaluate(datetime(2023, 12, 31, 12, 0, tzinfo=UTC))
     assert not data.run_requests
+
+
+def test_pool_limits_follow_the_catalog(tmp_path) -> None:
+    from dagster import build_sensor_context
+
+    from dccd_pipelines.catalog import parse_catalog
+    from dccd_pipelines.pools import build_pool_sensor
+
+    raw = {
+        "exchanges": {"binance": {"pool_limit": 1}},
+        "datasets": [
+            {"exchange": "binance", "symbols": ["BTC/USDT"], "data_types": ["trades"],
+             "start": "2024-01-01"},
+            {"exchange": "kraken", "symbols": ["BTC/USD"], "data_types": ["trades"],
+             "start": "2024-01-01"},
+        ],
+    }
+    sensor = build_pool_sensor(parse_catalog(raw, env={}, today=date(2024, 6, 1)))
+    with DagsterInstance.ephemeral() as instance:
+        data = sensor.evaluate_tick(build_sensor_context(instance=instance))
+        assert "dccd_binance=1" in (data.skip_message or "")
+        storage = instance.event_log_storage
+        assert storage.get_concurrency_info("dccd_binance").slot_count == 1
+        assert storage.get_concurrency_info("dccd_kraken").slot_count == 2
+        again = sensor.evaluate_tick(build_sensor_context(instance=instance))
+        assert "nothing to change" in (again.skip_message or "")
