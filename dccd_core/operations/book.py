@@ -28,9 +28,14 @@ _BOOK_SCHEMA: pl.Schema = pl.from_arrow(  # type: ignore[union-attr]
 
 @dataclass(slots=True)
 class LiveBook:
-    """The book of one symbol. ``synced`` is False until a snapshot arrives."""
+    """The book of one symbol. ``synced`` is False until a snapshot arrives.
+
+    ``max_depth``: levels kept a side after every message, where the protocol declares
+    ``truncate_to_depth`` (Kraken sends no delete for a level pushed out of range).
+    """
 
     source: WsSource
+    max_depth: int | None = None
     bids: dict[float, float] = field(default_factory=dict)
     asks: dict[float, float] = field(default_factory=dict)
     texts: dict[tuple[str, float], tuple[str, str]] = field(default_factory=dict)
@@ -82,6 +87,21 @@ class LiveBook:
         return self._verify(update)
 
     def _levels(self, update: WsBook) -> None:
+        self._apply_levels(update)
+        if self.max_depth is not None:
+            self._truncate(self.max_depth)
+
+    def _truncate(self, depth: int) -> None:
+        """Drop the levels beyond ``depth`` a side (worst first), with their texts."""
+        for side, book, worst in (("bid", self.bids, heapq.nsmallest),
+                                  ("ask", self.asks, heapq.nlargest)):
+            extra = len(book) - depth
+            if extra > 0:
+                for price in worst(extra, book):
+                    del book[price]
+                    self.texts.pop((side, price), None)
+
+    def _apply_levels(self, update: WsBook) -> None:
         keep_texts = self.source.book_protocol.checksum
         for side, book, levels, texts in (
             ("bid", self.bids, update.bids, update.bid_texts),

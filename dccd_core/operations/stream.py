@@ -149,12 +149,15 @@ class _Streamer:
         self.states: dict[Symbol, _State] = {
             s: _State(DatasetKey(source.id, s, sub.data_type, sub.span)) for s in sub.symbols
         }
+        max_depth = sub.book_depth if self.ws.book_protocol.truncate_to_depth else None
         for state in self.states.values():
             if sub.data_type is DataType.BOOK:
-                state.book = LiveBook(self.ws)
+                state.book = LiveBook(self.ws, max_depth=max_depth)
             else:
                 state.last_ts = store.last_ts(state.key)
-        self.sequential = bool(getattr(source, "sequential_trade_ids", False))
+        self.sequential = bool(
+            getattr(source, "sequential_trade_ids", False) or self.ws.ws_sequential_trade_ids
+        )
         self.flushes = 0
         self.total_rows = 0
         self.client: WsClient | None = None

@@ -165,13 +165,17 @@ class BookProtocol:
     ``checksum``: messages carry a checksum to verify after each apply.
     ``checksum_depth``: how many levels per side the checksum covers (Kraken 10,
     OKX 25, Bitfinex 25). ``resubscribe_on_gap``: a gap is healed by reconnecting (WS
-    snapshot protocols) rather than by a new REST snapshot.
+    snapshot protocols) rather than by a new REST snapshot. ``truncate_to_depth``: the
+    exchange sends no delete for a level pushed out of the subscribed depth, so the
+    book keeps only that many levels a side after every message (Kraken; else a level
+    that left the range could come back stale and break the checksum).
     """
 
     sync: BookSync
     checksum: bool = False
     checksum_depth: int = 0
     resubscribe_on_gap: bool = False
+    truncate_to_depth: bool = False
 
 
 class SeqCheck(Enum):
@@ -190,6 +194,11 @@ class WsSource:
 
     #: Data types the source streams (besides what ``capability`` declares over WS).
     ws_data_types: ClassVar[tuple[DataType, ...]] = ()
+    #: True where the stream's trade ids are consecutive integers per symbol (Coinbase
+    #: ``matches``, Kraken v2 ``trade``), so a skipped frame shows as an id jump and is
+    #: healed from REST. Unlike ``Source.sequential_trade_ids`` it promises nothing to
+    #: the REST paginator (which checks ids page by page, forward only).
+    ws_sequential_trade_ids: ClassVar[bool] = False
     ws_ping: ClassVar[WsPing | None] = None
     ws_idle_timeout_s: ClassVar[float] = 60.0
     ws_max_session_s: ClassVar[float | None] = None

@@ -139,6 +139,9 @@ class CoinbaseWs(WsSource):
     """The ``WsSource`` hooks of Coinbase (mixed into ``CoinbaseSource``)."""
 
     ws_data_types: ClassVar[tuple[DataType, ...]] = (DataType.TRADES, DataType.BOOK)
+    #: Trade ids are consecutive per product (REST pages and ``matches`` alike), so a
+    #: missed match is an id jump the stream heals from REST.
+    ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True

@@ -196,12 +196,16 @@ class KrakenWs(WsSource):
     """The ``WsSource`` hooks of Kraken v2 (mixed into ``KrakenSource``)."""
 
     ws_data_types: ClassVar[tuple[DataType, ...]] = (DataType.TRADES, DataType.OHLC, DataType.BOOK)
+    #: v2 trade ids are sequential per pair (docs: "Trade ID: Sequential int").
+    ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
+    #: No delete is sent for a level pushed out of the subscribed depth: truncate.
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
         BookSync.WS_SNAPSHOT,
         checksum=True,
         checksum_depth=CHECKSUM_DEPTH,
         resubscribe_on_gap=True,
+        truncate_to_depth=True,
     )
     endpoints: Any
 
