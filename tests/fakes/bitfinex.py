@@ -76,6 +76,8 @@ class BitfinexFake:
     bursts: dict[int, int] = field(default_factory=dict)
     #: seconds in which no trade happens (every ``quiet_every``-th minute is quiet)
     quiet_every: int = 13
+    #: multiplies the number of trades per second (streams want a busy market)
+    density: int = 1
     requests: list[str] = field(default_factory=list)
 
     # -- data ------------------------------------------------------------------
@@ -85,7 +87,7 @@ class BitfinexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         rows: list[list[Any]] = []
         if (sec // 60) % self.quiet_every != 5:
-            n = rng.choice((0, 1, 2, 3, 4, 5, 6, 8, 10))
+            n = rng.choice((0, 1, 2, 3, 4, 5, 6, 8, 10)) * self.density
             stamps = sorted(rng.randrange(1000) for _ in range(n))
             if n and rng.random() < 0.4:  # a cluster: several fills of one order in 1 ms
                 stamps += [stamps[-1]] * rng.randint(2, 12)
