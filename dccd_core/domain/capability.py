@@ -57,6 +57,8 @@ class Feature:
         """A short description of the reachable history, for the capability table."""
         if self.transport is Transport.WS:
             return "live"
+        if self.data_type is DataType.BOOK:
+            return "current snapshot"  # no exchange serves past order books over REST
         if self.recent_only:
             return "recent page only"
         if self.history_bars is not None:

@@ -1,0 +1,80 @@
+"""The exchanges' capability table, generated from the declared ``Capability`` objects.
+
+``docs/exchanges.md`` is this module's output; a test regenerates it and fails when
+the two differ, so the documentation can never promise what the code does not declare.
+Regenerate with ``python -m dccd_core.sources.capability_table > docs/exchanges.md``.
+"""
+
+from __future__ import annotations
+
+from dccd_core.domain import Capability, DataType, Feature, Transport
+
+from .registry import NATIVE_SOURCES, source_class
+
+__all__ = ["capability_rows", "render_markdown"]
+
+_HEADER = """# Exchanges: what each API can serve
+
+Generated from the sources' declared capabilities by
+`python -m dccd_core.sources.capability_table` (a test keeps this file in sync).
+Anything not listed raises `NoCapability` before a single request, naming the
+alternative where there is one. Any other exchange ccxt knows is served by the generic
+ccxt source: candles and trades over REST, with capabilities read from ccxt's `has`
+and `timeframes`.
+"""
+_COLUMNS = (
+    "exchange",
+    "data type",
+    "transport",
+    "history",
+    "page limit",
+    "direction",
+    "spans / depths / channel",
+    "alternative",
+)
+
+
+def _details(feature: Feature) -> str:
+    parts: list[str] = []
+    if feature.spans:
+        parts.append(" ".join(s.label for s in sorted(feature.spans)))
+    if feature.book_depths:
+        parts.append("depths " + ", ".join(str(d) for d in feature.book_depths))
+    if feature.transport is Transport.WS and feature.channel:
+        parts.append(f"`{feature.channel}`")
+    return "; ".join(parts) or "-"
+
+
+def capability_rows(capability: Capability) -> list[str]:
+    """One markdown row per declared feature, in a stable order."""
+    order = {"ohlc": 0, "trades": 1, "book": 2}
+    features = sorted(
+        capability.features, key=lambda f: (order[f.data_type.value], f.transport.value)
+    )
+    rows = []
+    for f in features:
+        paged = f.transport is Transport.REST and f.data_type is not DataType.BOOK
+        page = str(f.page_limit) if f.page_limit and paged else "-"
+        direction = f.direction.value if paged else "-"
+        rows.append(
+            f"| {capability.exchange} | {f.data_type} | {f.transport} | {f.history_label} "
+            f"| {page} | {direction} | {_details(f)} | {f.alternative or '-'} |"
+        )
+    return rows
+
+
+def render_markdown() -> str:
+    """The whole of ``docs/exchanges.md``."""
+    lines = [
+        _HEADER,
+        "| " + " | ".join(_COLUMNS) + " |",
+        "|" + "---|" * len(_COLUMNS),
+    ]
+    for exchange in NATIVE_SOURCES:
+        cls, _native = source_class(exchange)
+        lines.extend(capability_rows(cls.capability))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
