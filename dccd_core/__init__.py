@@ -10,15 +10,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .operations import inventory, read
+    from .operations import (
+        BackfillProgress,
+        BackfillResult,
+        backfill,
+        backfill_sync,
+        inventory,
+        read,
+    )
 
 # public name -> module that defines it; add new exports here
 _EXPORTS = {
+    "BackfillProgress": ".operations",
+    "BackfillResult": ".operations",
+    "backfill": ".operations",
+    "backfill_sync": ".operations",
     "inventory": ".operations",
     "read": ".operations",
 }
 
-__all__ = ["inventory", "read"]
+__all__ = [
+    "BackfillProgress",
+    "BackfillResult",
+    "backfill",
+    "backfill_sync",
+    "inventory",
+    "read",
+]
 
 
 def __getattr__(name: str) -> Any:

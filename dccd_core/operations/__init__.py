@@ -1,6 +1,17 @@
 """The verbs of dccd: what a notebook, the CLI and the Dagster assets call."""
 
+from .backfill import BackfillProgress, BackfillResult, backfill, backfill_sync
 from .reading import inventory, read
 from .stream import FlushReport, SymbolReport, stream
 
-__all__ = ["FlushReport", "SymbolReport", "inventory", "read", "stream"]
+__all__ = [
+    "BackfillProgress",
+    "BackfillResult",
+    "FlushReport",
+    "SymbolReport",
+    "backfill",
+    "backfill_sync",
+    "inventory",
+    "read",
+    "stream",
+]

@@ -157,11 +157,13 @@ class HttpClient:
         return max(0.0, self._paused_until - time.monotonic())
 
     def _pause(self, seconds: float, status: int, url: str) -> None:
-        until = time.monotonic() + seconds
+        now = time.monotonic()
+        until = now + seconds
         if until > self._paused_until:
+            # count only the time this pause adds to one already running
+            self.stats.pause_s += until - max(now, self._paused_until)
             self._paused_until = until
         self.stats.rate_limit_pauses += 1
-        self.stats.pause_s += seconds
         log.warning(
             "%s answered %d for %s: pausing every request to %s for %.1fs",
             self.exchange,

@@ -60,6 +60,10 @@ def _column(values: Any, dtype: pl.DataType, what: str) -> pl.Series:
     return out
 
 
+#: index by Binance's ``m`` (buyer is maker): False -> taker bought, True -> taker sold.
+_SIDES = pl.Series("side", ["buy", "sell"], dtype=pl.Utf8)
+
+
 def taker_side(buyer_is_maker: pl.Expr) -> pl.Expr:
     """Binance ``m`` is "the buyer was the maker": then the taker sold.
 
@@ -123,21 +127,26 @@ def parse_agg_trades(data: Any) -> pl.DataFrame:
     if not all(isinstance(row, dict) for row in data):
         raise UnexpectedPayload("binance aggTrades: expected a list of objects")
     raw = pl.from_dicts(data, schema=_AGG_FIELDS, strict=False)
-    if raw.null_count().sum_horizontal().item():
-        bad = next(
-            (row for row in data if any(row.get(k) is None for k in _AGG_FIELDS)), data[0]
-        )
+    if any(column.null_count() for column in raw.get_columns()):
+        bad = next((row for row in data if any(row.get(k) is None for k in _AGG_FIELDS)), data[0])
         raise UnexpectedPayload(f"binance aggTrades: missing or malformed field in {bad!r}")
     try:
-        return raw.select(
-            (pl.col("T").cast(pl.Int64) * NS_PER_MS).alias("ts"),
-            pl.col("a").cast(pl.Int64).cast(pl.Utf8).alias("trade_id"),
-            pl.col("p").cast(pl.Float64).alias("price"),
-            pl.col("q").cast(pl.Float64).alias("amount"),
-            taker_side(pl.col("m")).alias("side"),
-        )
+        ts = raw.get_column("T").cast(pl.Int64) * NS_PER_MS
+        trade_id = raw.get_column("a").cast(pl.Int64).cast(pl.Utf8)
+        price = raw.get_column("p").cast(pl.Float64)
+        amount = raw.get_column("q").cast(pl.Float64)
     except pl.exceptions.InvalidOperationError as exc:
         raise UnexpectedPayload(f"binance aggTrades: malformed value ({exc})") from None
+    side = _SIDES.gather(raw.get_column("m").cast(pl.UInt32))
+    return pl.DataFrame(
+        [
+            ts.alias("ts"),
+            trade_id.alias("trade_id"),
+            price.alias("price"),
+            amount.alias("amount"),
+            side.alias("side"),
+        ]
+    )
 
 
 def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:

@@ -1,0 +1,576 @@
+"""A fake Binance (spot ``/api/v3`` and USD-M ``/fapi/v1``) on loopback.
+
+It speaks Binance's real protocol, quirks included: klines rows as mixed JSON arrays
+(prices as strings, times as numbers), ``startTime``/``endTime`` inclusive, ``limit``
+default 500 and max 1000, aggTrades by time (a window must be < 1 h) or by ``fromId``,
+errors as ``{"code": -1121, "msg": "Invalid symbol."}``, request weights counted per
+window and reported in ``X-MBX-USED-WEIGHT-1M``, 429 + ``Retry-After`` past the
+limit, 418 (a ban) for a client that keeps sending during a 429 pause.
+
+The data are generated lazily and arithmetically from a seed, so a year of 1m candles
+or 10M trades cost nothing until asked for, and the truth is known exactly:
+
+* candles: one bar per span from the listing time, except "holes" (bars whose hash
+  hits ``1 / hole_every``, plus any explicit ``holes_ms``);
+* trades: aggregate id ``a = first_id + k``; time grows ``den / num`` ms per trade,
+  plus a quiet gap of ``quiet_ms`` every ``quiet_every`` trades (hours with no trade),
+  and every ``burst_every`` trades a burst of ``burst_len`` trades sharing ONE
+  millisecond (longer than a 1000-row page, so it always crosses a page boundary).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+from aiohttp import web
+
+from tests.fakes.server import FaultInjector
+
+__all__ = ["FakeBinance", "MarketData"]
+
+_U64 = np.uint64
+_MASK = (1 << 64) - 1
+_SPAN_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "1w": 604_800_000,
+}
+_WEEK_OFFSET_MS = 4 * 86_400_000  # weeks open on Monday; the epoch was a Thursday
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
+    with np.errstate(over="ignore"):
+        z = x + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return z ^ (z >> _U64(31))
+
+
+def _dec(name: str, decimals: int) -> pl.Expr:
+    """Exact decimal text of integer units ``name / 10**decimals``, 8 decimals like Binance."""
+    scale = 10**decimals
+    return pl.concat_str(
+        [
+            (pl.col(name) // scale).cast(pl.Utf8),
+            pl.lit("."),
+            (pl.col(name) % scale).cast(pl.Utf8).str.zfill(decimals),
+            pl.lit("0" * (8 - decimals)),
+        ]
+    )
+
+
+def _json_text(name: str, decimals: int) -> pl.Expr:
+    return pl.concat_str([pl.lit('"'), _dec(name, decimals), pl.lit('"')])
+
+
+def _join_rows(frame: pl.DataFrame, row: pl.Expr) -> bytes:
+    """``[row, row, ...]`` built by polars string ops (no per-row Python)."""
+    if frame.height == 0:
+        return b"[]"
+    text = frame.select(row.str.join(",")).item()
+    return b"[" + str(text).encode() + b"]"
+
+
+@dataclass
+class MarketData:
+    """The deterministic data of one market (one symbol on spot or futures)."""
+
+    seed: int
+    listing_ms: int
+    first_id: int = 1_000
+    num: int = 1  # trades per ``den`` ms
+    den: int = 100
+    quiet_every: int = 300_000
+    quiet_ms: int = 3 * 3_600_000
+    burst_every: int = 50_000
+    burst_len: int = 1_500
+    hole_every: int = 500
+    holes_ms: frozenset[int] = frozenset()
+
+    # -- candles ---------------------------------------------------------------
+
+    def bar_opens(self, interval: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """Open times (ms) of the existing bars with open in ``[start_ms, end_ms]``."""
+        step = _SPAN_MS[interval]
+        offset = _WEEK_OFFSET_MS if interval == "1w" else 0
+        first_open = self.listing_ms - (self.listing_ms - offset) % step
+        lo = max(start_ms, first_open)
+        lo = lo + (-(lo - offset)) % step
+        if lo > end_ms:
+            return np.empty(0, dtype=np.int64)
+        opens = np.arange(lo, end_ms + 1, step, dtype=np.int64)
+        h = _mix(opens.astype(_U64) ^ _U64(self.seed * 7919 + step))
+        keep = (h % _U64(self.hole_every)) != 0
+        if self.holes_ms:
+            keep &= ~np.isin(opens, np.fromiter(self.holes_ms, dtype=np.int64))
+        return opens[keep]
+
+    def bar_values(self, interval: str, opens: np.ndarray) -> dict[str, np.ndarray]:
+        """Integer-unit OHLCV of the bars (cents for prices, 1e-3 for volume)."""
+        step = _SPAN_MS[interval]
+        h = _mix(opens.astype(_U64) ^ _U64(self.seed * 104729 + step * 3))
+        h2 = _mix(h)
+        open_c = (_U64(2_000_000) + h % _U64(1_000_000)).astype(np.int64)
+        close_c = open_c + ((h >> _U64(20)) % _U64(2001)).astype(np.int64) - 1000
+        high_c = np.maximum(open_c, close_c) + ((h >> _U64(32)) % _U64(500)).astype(np.int64)
+        low_c = np.minimum(open_c, close_c) - ((h >> _U64(42)) % _U64(500)).astype(np.int64)
+        vol_m = ((h2 % _U64(100_000)) + _U64(1)).astype(np.int64)
+        quote_c = ((h2 >> _U64(20)) % _U64(10_000_000_000)).astype(np.int64)
+        trades = ((h2 >> _U64(50)) % _U64(1000)).astype(np.int64)
+        return {
+            "open": open_c,
+            "high": high_c,
+            "low": low_c,
+            "close": close_c,
+            "volume": vol_m,
+            "quote": quote_c,
+            "trades": trades,
+        }
+
+    def klines_body(self, interval: str, opens: np.ndarray) -> bytes:
+        """The JSON body of a klines page, built column-wise (as Binance sends it)."""
+        v = self.bar_values(interval, opens)
+        step = _SPAN_MS[interval]
+        frame = pl.DataFrame({"t": opens, **v}).with_columns(
+            (pl.col("volume") // 2).alias("tbv"), (pl.col("quote") // 2).alias("tbq")
+        )
+        row = pl.concat_str(
+            [
+                pl.lit("["),
+                pl.col("t").cast(pl.Utf8),
+                pl.lit(","),
+                _json_text("open", 2),
+                pl.lit(","),
+                _json_text("high", 2),
+                pl.lit(","),
+                _json_text("low", 2),
+                pl.lit(","),
+                _json_text("close", 2),
+                pl.lit(","),
+                _json_text("volume", 3),
+                pl.lit(","),
+                (pl.col("t") + step - 1).cast(pl.Utf8),
+                pl.lit(","),
+                _json_text("quote", 2),
+                pl.lit(","),
+                pl.col("trades").cast(pl.Utf8),
+                pl.lit(","),
+                _json_text("tbv", 3),
+                pl.lit(","),
+                _json_text("tbq", 2),
+                pl.lit(',"0"]'),
+            ]
+        )
+        return _join_rows(frame, row)
+
+    def candles_frame(self, interval: str, opens: np.ndarray) -> pl.DataFrame:
+        v = self.bar_values(interval, opens)
+        return pl.DataFrame(
+            {
+                "ts": opens * 1_000_000,
+                "open": v["open"] / 100,
+                "high": v["high"] / 100,
+                "low": v["low"] / 100,
+                "close": v["close"] / 100,
+                "volume": v["volume"] / 1000,
+                "quote_volume": v["quote"] / 100,
+                "trades": v["trades"],
+            }
+        )
+
+    # -- trades ----------------------------------------------------------------
+
+    def _base_ms(self, k: Any) -> Any:
+        """``den / num`` ms per trade, plus a quiet gap every ``quiet_every`` trades."""
+        return (
+            self.listing_ms + (k * self.den) // self.num + (k // self.quiet_every) * self.quiet_ms
+        )
+
+    def trade_ms(self, k: np.ndarray) -> np.ndarray:
+        within = k % self.burst_every
+        anchor = np.where(within < self.burst_len, k - within, k)
+        return np.asarray(self._base_ms(anchor), dtype=np.int64)
+
+    def trade_ms_scalar(self, k: int) -> int:
+        within = k % self.burst_every
+        return int(self._base_ms(k - within if within < self.burst_len else k))
+
+    def first_k_at(self, t_ms: int) -> int:
+        """The smallest k with ``trade_ms(k) >= t_ms``."""
+        lo, hi = 0, 1
+        while self.trade_ms_scalar(hi) < t_ms:
+            hi *= 2
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.trade_ms_scalar(mid) < t_ms:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def trade_values(self, k: np.ndarray) -> dict[str, np.ndarray]:
+        h = _mix(k.astype(_U64) ^ _U64(self.seed * 1_000_003 + 17))
+        return {
+            "price": (_U64(2_000_000) + h % _U64(1_000_000)).astype(np.int64),
+            "qty": ((h >> _U64(20)) % _U64(100_000) + _U64(1)).astype(np.int64),
+            "m": ((h >> _U64(40)) & _U64(1)).astype(bool),
+        }
+
+    def agg_body(self, k: np.ndarray) -> bytes:
+        """The JSON body of an aggTrades page (``a``/``f``/``l``/``T`` numbers, ``p``/``q``
+        strings, as the live API sends them)."""
+        v = self.trade_values(k)
+        frame = pl.DataFrame(
+            {
+                "a": k + self.first_id,
+                "T": self.trade_ms(k),
+                "p": v["price"],
+                "q": v["qty"],
+                "m": v["m"],
+            }
+        )
+        row = pl.concat_str(
+            [
+                pl.lit('{"a":'),
+                pl.col("a").cast(pl.Utf8),
+                pl.lit(',"p":'),
+                _json_text("p", 2),
+                pl.lit(',"q":'),
+                _json_text("q", 5),
+                pl.lit(',"f":'),
+                (pl.col("a") * 2).cast(pl.Utf8),
+                pl.lit(',"l":'),
+                (pl.col("a") * 2 + 1).cast(pl.Utf8),
+                pl.lit(',"T":'),
+                pl.col("T").cast(pl.Utf8),
+                pl.lit(',"m":'),
+                pl.when(pl.col("m")).then(pl.lit("true")).otherwise(pl.lit("false")),
+                pl.lit(',"M":true}'),
+            ]
+        )
+        return _join_rows(frame, row)
+
+    def trades_frame(self, k: np.ndarray) -> pl.DataFrame:
+        v = self.trade_values(k)
+        return pl.DataFrame(
+            {
+                "ts": self.trade_ms(k) * 1_000_000,
+                "trade_id": pl.Series((k + self.first_id).astype(np.int64)).cast(pl.Utf8),
+                "price": v["price"] / 100,
+                "amount": v["qty"] / 100_000,
+                "side": np.where(v["m"], "sell", "buy"),
+            }
+        )
+
+
+def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"code": code, "msg": msg}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+@dataclass
+class FakeBinance:
+    """The fake exchange; ``app()`` builds the aiohttp app, the rest states the truth.
+
+    ``markets`` maps ``("spot" | "usdm", "BTCUSDT")`` to its ``MarketData``.
+    ``weight_limit`` per ``window_s`` (Binance: 6000 per 60 s), shared by both markets.
+    """
+
+    markets: dict[tuple[str, str], MarketData] = field(default_factory=dict)
+    weight_limit: int = 6000
+    window_s: float = 60.0
+    ban_after: int = 5
+    ban_s: float = 2.0
+    now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    faults: FaultInjector | None = None
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    log: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    keep_log: bool = False
+
+    def __post_init__(self) -> None:
+        self._window: int | None = None
+        self._used = 0
+        self._retry_until = 0.0
+        self._banned_until = 0.0
+        self._violations = 0
+
+    @classmethod
+    def default(cls, *, listing_ms: int, seed: int = 7, **kwargs: Any) -> FakeBinance:
+        """BTCUSDT and ETHUSDT spot, BTCUSDT perpetual, all listed at ``listing_ms``."""
+        markets = {
+            ("spot", "BTCUSDT"): MarketData(seed, listing_ms),
+            ("spot", "ETHUSDT"): MarketData(seed + 1, listing_ms),
+            ("usdm", "BTCUSDT"): MarketData(seed + 2, listing_ms),
+        }
+        return cls(markets=markets, **kwargs)
+
+    @property
+    def data_requests(self) -> int:
+        """Requests for data pages (klines, aggTrades, depth), not metadata."""
+        return self.requests["klines"] + self.requests["aggTrades"] + self.requests["depth"]
+
+    # -- truth -----------------------------------------------------------------
+
+    def market(self, symbol: str = "BTCUSDT", market: str = "spot") -> MarketData:
+        return self.markets[(market, symbol)]
+
+    def truth_candles(
+        self,
+        start_ns: int,
+        end_ns: int,
+        interval: str = "1m",
+        symbol: str = "BTCUSDT",
+        market: str = "spot",
+    ) -> pl.DataFrame:
+        """Every bar opening in ``[start_ns, end_ns)``, ohlc schema."""
+        data = self.market(symbol, market)
+        opens = data.bar_opens(interval, -(-start_ns // 1_000_000), -(-end_ns // 1_000_000) - 1)
+        return data.candles_frame(interval, opens)
+
+    def truth_trades(
+        self, start_ns: int, end_ns: int, symbol: str = "BTCUSDT", market: str = "spot"
+    ) -> pl.DataFrame:
+        """Every aggregate trade with ts in ``[start_ns, end_ns)``, trades schema."""
+        data = self.market(symbol, market)
+        k0 = data.first_k_at(-(-start_ns // 1_000_000))
+        k1 = data.first_k_at(-(-end_ns // 1_000_000))
+        return data.trades_frame(np.arange(k0, k1, dtype=np.int64))
+
+    # -- weights ---------------------------------------------------------------
+
+    def _charge(self, weight: int) -> dict[str, str]:
+        now = time.time()
+        if now < self._banned_until:
+            raise _Refused(
+                _error(
+                    418,
+                    -1003,
+                    "Way too much request weight used; IP banned.",
+                    {"Retry-After": str(math.ceil(self._banned_until - now))},
+                )
+            )
+        if now < self._retry_until:
+            self._violations += 1
+            if self._violations > self.ban_after:
+                self._banned_until = now + self.ban_s
+                raise _Refused(
+                    _error(
+                        418,
+                        -1003,
+                        "Way too much request weight used; IP banned.",
+                        {"Retry-After": str(math.ceil(self.ban_s))},
+                    )
+                )
+        window = int(now // self.window_s)
+        if window != self._window:
+            self._window, self._used = window, 0
+        self._used += weight
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._used)}
+        if self._used > self.weight_limit:
+            window_end = (window + 1) * self.window_s
+            self._retry_until = window_end
+            headers["Retry-After"] = str(max(1, math.ceil(window_end - now)))
+            raise _Refused(
+                _error(
+                    429,
+                    -1003,
+                    "Too much request weight used; please use WebSocket Streams for live "
+                    "updates to avoid polling the API.",
+                    headers,
+                )
+            )
+        self._violations = 0
+        return headers
+
+    # -- handlers --------------------------------------------------------------
+
+    def _market_of(self, request: web.Request) -> tuple[str, MarketData]:
+        market = "usdm" if request.path.startswith("/fapi/") else "spot"
+        symbol = request.query.get("symbol")
+        if not symbol:
+            raise _Refused(
+                _error(
+                    400,
+                    -1102,
+                    "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+                )
+            )
+        data = self.markets.get((market, symbol))
+        if data is None:
+            raise _Refused(_error(400, -1121, "Invalid symbol."))
+        return market, data
+
+    @staticmethod
+    def _int(request: web.Request, name: str) -> int | None:
+        raw = request.query.get(name)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise _Refused(
+                _error(400, -1100, f"Illegal characters found in parameter '{name}'.")
+            ) from None
+
+    def _limit(self, request: web.Request, maximum: int = 1000) -> int:
+        limit = self._int(request, "limit")
+        if limit is None:
+            return 500
+        if not 1 <= limit <= maximum:
+            raise _Refused(_error(400, -1130, "Data sent for parameter 'limit' is not valid."))
+        return limit
+
+    async def klines(self, request: web.Request) -> web.Response:
+        market, data = self._market_of(request)
+        interval = request.query.get("interval", "")
+        if interval not in _SPAN_MS:
+            raise _Refused(_error(400, -1120, "Invalid interval."))
+        limit = self._limit(request, 1500 if market == "usdm" else 1000)
+        weight = 2 if market == "spot" else (1 if limit < 100 else 2 if limit < 500 else 5)
+        headers = self._charge(weight)
+        self.requests["klines"] += 1
+        now = self.now_ms()
+        start = self._int(request, "startTime")
+        end = self._int(request, "endTime")
+        end = now if end is None else min(end, now)
+        step = _SPAN_MS[interval]
+        if start is None:
+            lo = max(data.listing_ms - step, end - step * (limit + data.hole_every))
+            opens = data.bar_opens(interval, lo, end)[-limit:]
+        else:
+            # enough bars to fill the page despite holes, never past ``end``
+            start = max(start, data.listing_ms - step)
+            hi = min(end, start + step * (limit + limit // 10 + 20))
+            opens = data.bar_opens(interval, start, hi)[:limit]
+        body = data.klines_body(interval, opens)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        market, data = self._market_of(request)
+        limit = self._limit(request)
+        headers = self._charge(4 if market == "spot" else 20)
+        self.requests["aggTrades"] += 1
+        from_id = self._int(request, "fromId")
+        start = self._int(request, "startTime")
+        end = self._int(request, "endTime")
+        now = self.now_ms()
+        k_now = data.first_k_at(now + 1)  # trades with ts <= now exist
+        if from_id is not None:
+            if start is not None or end is not None:
+                raise _Refused(_error(400, -1128, "Combination of optional parameters invalid."))
+            k0 = max(0, from_id - data.first_id)
+            k1 = min(k0 + limit, k_now)
+        elif start is not None or end is not None:
+            if start is not None and end is not None and end - start >= 3_600_000:
+                raise _Refused(
+                    _error(400, -1127, "More than 1 hours between startTime and endTime.")
+                )
+            if start is None:
+                assert end is not None
+                start = end - 3_600_000 + 1
+            if end is None:
+                end = start + 3_600_000 - 1
+            k0 = data.first_k_at(start)
+            k1 = min(data.first_k_at(end + 1), k0 + limit, k_now)
+        else:
+            k1 = k_now
+            k0 = max(0, k1 - limit)
+        ks = np.arange(k0, max(k0, k1), dtype=np.int64)
+        body = data.agg_body(ks)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    async def depth(self, request: web.Request) -> web.Response:
+        market, _ = self._market_of(request)
+        limit = self._int(request, "limit") or 100
+        allowed = (5, 10, 20, 50, 100, 500, 1000) + ((5000,) if market == "spot" else ())
+        if limit not in allowed:
+            raise _Refused(_error(400, -1130, "Data sent for parameter 'limit' is not valid."))
+        if market == "spot":
+            weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+        else:
+            weight = 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+        headers = self._charge(weight)
+        self.requests["depth"] += 1
+        now = self.now_ms()
+        mid = 2_000_000 + (now // 1000) % 1000
+        bids = [[f"{(mid - i) / 100:.2f}", f"{(i + 1) / 1000:.3f}"] for i in range(limit)]
+        asks = [[f"{(mid + 1 + i) / 100:.2f}", f"{(i + 2) / 1000:.3f}"] for i in range(limit)]
+        payload: dict[str, Any] = {"lastUpdateId": now, "bids": bids, "asks": asks}
+        if market == "usdm":
+            payload = {"lastUpdateId": now, "E": now, "T": now - 3, "bids": bids, "asks": asks}
+        return web.Response(
+            body=orjson.dumps(payload), content_type="application/json", headers=headers
+        )
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        market = "usdm" if request.path.startswith("/fapi/") else "spot"
+        headers = self._charge(20 if market == "spot" else 1)
+        self.requests["exchangeInfo"] += 1
+        symbols = []
+        for mkt, native in self.markets:
+            if mkt != market:
+                continue
+            base, quote = native[:-4], native[-4:]
+            entry: dict[str, Any] = {
+                "symbol": native,
+                "status": "TRADING",
+                "baseAsset": base,
+                "quoteAsset": quote,
+            }
+            if market == "usdm":
+                entry.update(pair=native, contractType="PERPETUAL", marginAsset=quote)
+            symbols.append(entry)
+        payload = {"timezone": "UTC", "serverTime": self.now_ms(), "symbols": symbols}
+        return web.Response(
+            body=orjson.dumps(payload), content_type="application/json", headers=headers
+        )
+
+    @web.middleware
+    async def _refusals(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.keep_log:
+            self.log.append((request.path, dict(request.query)))
+        try:
+            response: web.StreamResponse = await handler(request)
+        except _Refused as refused:
+            response = refused.response
+        self.statuses[response.status] += 1
+        return response
+
+    def app(self) -> web.Application:
+        middlewares = [self.faults.middleware] if self.faults is not None else []
+        app = web.Application(middlewares=[*middlewares, self._refusals])
+        for prefix in ("/api/v3", "/fapi/v1"):
+            app.router.add_get(f"{prefix}/klines", self.klines)
+            app.router.add_get(f"{prefix}/aggTrades", self.agg_trades)
+            app.router.add_get(f"{prefix}/depth", self.depth)
+            app.router.add_get(f"{prefix}/exchangeInfo", self.exchange_info)
+        return app
