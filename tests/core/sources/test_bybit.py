@@ -12,6 +12,7 @@ import pytest
 
 from dccd_core.domain import (
     NS_PER_MS,
+    DatasetKey,
     DataType,
     ExchangeError,
     NoCapability,
@@ -22,11 +23,13 @@ from dccd_core.domain import (
     UnknownSymbol,
     schema_for,
 )
+from dccd_core.operations.backfill import backfill
 from dccd_core.sources.bybit import CAPABILITY, BybitSource
 from dccd_core.sources.bybit.parse import check_payload, parse_book, parse_candles, parse_trades
 from dccd_core.sources.bybit.rest import build_candles_request
 from dccd_core.sources.bybit.symbols import native_symbol, unified_symbol
 from dccd_core.sources.registry import build_source
+from dccd_core.storage import Store
 from dccd_core.transport.paginate import paginate_candles
 from tests.fakes.bybit import NOW_MS, FakeBybit, make_app
 from tests.fakes.server import serve
@@ -232,8 +235,12 @@ async def test_book_and_symbols(fake_source) -> None:
     book = await source.fetch_book(SPOT, 5)
     assert book.height == 10
     assert book.filter(pl.col("side") == "bid")["price"].to_list() == [
-        39999.5, 39999.0, 39998.5, 39998.0, 39997.5
-    ]  # fmt: skip
+        39999.5,
+        39999.0,
+        39998.5,
+        39998.0,
+        39997.5,
+    ]
     symbols = await source.fetch_symbols()
     assert symbols == {SPOT, Symbol("ETH", "USDT"), LINEAR, USDC_PERP, INVERSE}
     with pytest.raises(UnknownSymbol, match="DOGE/USDT"):
@@ -249,3 +256,42 @@ async def test_error_bodies_from_the_wire(fake_source) -> None:
         await source.fetch_candles(LINEAR, span, end - 10 * span.ns, end)
     with pytest.raises(UnknownSymbol):
         await source.fetch_candles(Symbol("NOPE", "USDT"), span, end - 10 * span.ns, end)
+
+
+# -- through operations.backfill into a Store ----------------------------------------------
+
+
+async def test_backfill_candles_into_the_store(fake_source, tmp_path: Path) -> None:
+    fake, source = fake_source
+    key = DatasetKey.of("bybit", "BTC/USDT", "ohlc", "1m")
+    span = Span.parse("1m")
+    end = span.floor(NOW_MS * NS_PER_MS) - 3 * span.ns
+    start = end - 2_345 * span.ns
+    store = Store(tmp_path)
+    result = await backfill(key, start=start, end=end, store=store, source=source)
+    assert result.requests >= 3
+    stored = store.read(key)
+    assert stored.equals(fake.truth_candles(SPOT, span, start, end))
+    assert store.holes(key, start, end) == []
+
+
+async def test_backfill_refuses_trade_history_before_any_request(fake_source, tmp_path) -> None:
+    fake, source = fake_source
+    key = DatasetKey.of("bybit", "BTC/USDT:USDT", "trades")
+    with pytest.raises(NoCapability, match=r"stream: \[trades\]"):
+        await backfill(
+            key, start="2024-02-01", end="2024-02-02", store=Store(tmp_path), source=source
+        )
+    span_key = DatasetKey.of("bybit", "BTC/USDT", "ohlc", "8h")
+    with pytest.raises(NoCapability, match="8h"):
+        await backfill(span_key, start="2024-02-01", store=Store(tmp_path), source=source)
+    assert fake.requests == []
+    with pytest.raises(UnknownSymbol):
+        await backfill(
+            DatasetKey.of("bybit", "DOGE/USDT", "ohlc", "1h"),
+            start="2024-02-01",
+            end="2024-02-02",
+            store=Store(tmp_path),
+            source=source,
+        )
+    assert all(path.endswith("instruments-info") for path, _ in fake.requests)

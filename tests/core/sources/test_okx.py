@@ -12,6 +12,7 @@ import pytest
 
 from dccd_core.domain import (
     NS_PER_MS,
+    DatasetKey,
     DataType,
     ExchangeError,
     NoCapability,
@@ -22,11 +23,13 @@ from dccd_core.domain import (
     UnknownSymbol,
     schema_for,
 )
+from dccd_core.operations.backfill import backfill
 from dccd_core.sources.okx import CAPABILITY, OkxSource
 from dccd_core.sources.okx.parse import check_payload, parse_book, parse_candles, parse_trades
 from dccd_core.sources.okx.rest import build_candles_request, build_trades_request
 from dccd_core.sources.okx.symbols import Contract, native_symbol, unified_symbol
 from dccd_core.sources.registry import build_source
+from dccd_core.storage import Store
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.okx import NOW_MS, FakeOkx, make_app
 from tests.fakes.server import serve
@@ -238,3 +241,33 @@ async def test_symbols_and_errors(fake_source) -> None:
     fake.fail_next.append(("50026", "System error, please try again later."))
     with pytest.raises(ExchangeError, match="50026"):
         await source.fetch_book(SPOT, 5)
+
+
+# -- through operations.backfill into a Store ----------------------------------------------
+
+
+async def test_backfill_trades_into_the_store(fake_source, tmp_path) -> None:
+    fake, source = fake_source
+    tape = fake.tape("BTC-USDT")
+    key = DatasetKey.of("okx", "BTC/USDT", "trades")
+    start, end = (tape.start_ms + 60_000) * NS_PER_MS, (tape.busiest_ms() + 1) * NS_PER_MS
+    store = Store(tmp_path)
+    result = await backfill(key, start=start, end=end, store=store, source=source)
+    truth = fake.truth_trades(SPOT, start, end).sort("ts", "trade_id")
+    stored = store.read(key).sort("ts", "trade_id")
+    assert stored.equals(truth) and truth.height > 500
+    assert result.requests >= truth.height // 100
+    assert store.holes(key, start, end) == []
+
+
+async def test_backfill_candles_never_stores_the_open_bar(fake_source, tmp_path) -> None:
+    fake, source = fake_source
+    key = DatasetKey.of("okx", "BTC/USDT:USDT", "ohlc", "1h")
+    span = Span.parse("1h")
+    end = span.floor(NOW_MS * NS_PER_MS) + span.ns  # the fake's current bar is still open
+    start = end - 300 * span.ns
+    store = Store(tmp_path)
+    await backfill(key, start=start, end=end, store=store, source=source)
+    stored = store.read(key)
+    assert stored.equals(fake.truth_candles(SWAP, span, start, end))
+    assert stored["ts"].max() < span.floor(NOW_MS * NS_PER_MS)
