@@ -20,6 +20,7 @@ must store. ``fail_next`` queues error bodies for the next requests.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,10 +242,10 @@ def _tape(key: str, inverse: bool) -> SeededTape:
     return _TAPES[(key, inverse)]
 
 
-def make_app(fake: FakeBybit | None = None) -> web.Application:
+def make_app(fake: FakeBybit | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under Bybit's v5 paths."""
     fake = fake or FakeBybit()
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/v5/market/kline", fake.kline)
     app.router.add_get("/v5/market/recent-trade", fake.recent_trade)
     app.router.add_get("/v5/market/orderbook", fake.orderbook)

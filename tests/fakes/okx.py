@@ -20,6 +20,7 @@ store (closed bars only, amounts in the base currency).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,10 +262,10 @@ def book_levels(inst_id: str, depth: int) -> tuple[list[list[str]], list[list[st
     return bids, asks
 
 
-def make_app(fake: FakeOkx | None = None) -> web.Application:
+def make_app(fake: FakeOkx | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under OKX's v5 paths."""
     fake = fake or FakeOkx()
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/api/v5/market/history-candles", fake.history_candles)
     app.router.add_get("/api/v5/market/history-trades", fake.history_trades)
     app.router.add_get("/api/v5/market/books", fake.books)

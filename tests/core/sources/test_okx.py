@@ -30,9 +30,10 @@ from dccd_core.sources.okx.rest import build_candles_request, build_trades_reque
 from dccd_core.sources.okx.symbols import Contract, native_symbol, unified_symbol
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
+from dccd_core.transport import RetryPolicy
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.okx import NOW_MS, FakeOkx, make_app
-from tests.fakes.server import serve
+from tests.fakes.server import FaultInjector, serve
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "okx"
 SPOT = Symbol("BTC", "USDT")
@@ -271,3 +272,22 @@ async def test_backfill_candles_never_stores_the_open_bar(fake_source, tmp_path)
     stored = store.read(key)
     assert stored.equals(fake.truth_candles(SWAP, span, start, end))
     assert stored["ts"].max() < span.floor(NOW_MS * NS_PER_MS)
+
+
+async def test_backfill_through_injected_faults_equals_a_clean_run(tmp_path) -> None:
+    fake = FakeOkx()
+    faults = FaultInjector(rate=0.25, seed=5, kinds=("500", "503", "reset", "truncate"))
+    async with serve(make_app(fake, [faults.middleware])) as origin:
+        source = build_source("okx", rest_url=origin)
+        source.http.retry = RetryPolicy(attempts=10, base_s=0.005, max_s=0.05)
+        try:
+            tape = fake.tape("BTC-USDT-SWAP")
+            key = DatasetKey.of("okx", "BTC/USDT:USDT", "trades")
+            start, end = tape.start_ms * NS_PER_MS, tape.end_ms * NS_PER_MS
+            store = Store(tmp_path)
+            await backfill(key, start=start, end=end, store=store, source=source)
+        finally:
+            await source.http.aclose()
+    assert sum(faults.counts.values()) >= 3
+    truth = fake.truth_trades(SWAP, start, end).sort("ts", "trade_id")
+    assert store.read(key).sort("ts", "trade_id").equals(truth)
