@@ -68,6 +68,11 @@ def empty_frame(data_type: DataType) -> pl.DataFrame:
 
 
 @cache
+def _required(data_type: DataType) -> tuple[str, ...]:
+    return tuple(f.name for f in schema_for(data_type) if not f.nullable)
+
+
+@cache
 def sort_columns(data_type: DataType) -> tuple[str, ...]:
     """Files and reads are ordered by ts, then by the rest of the natural key."""
     return ("ts", *(c for c in natural_key(data_type) if c != "ts"))
@@ -116,36 +121,37 @@ def coerce_rows(data_type: DataType, rows: pl.DataFrame | pa.Table) -> pl.DataFr
             f"got {type(rows).__name__}"
         )
     schema = polars_schema(data_type)
-    expected, given = list(schema), frame.columns
-    missing = [c for c in expected if c not in given]
-    extra = [c for c in given if c not in schema]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {', '.join(missing)}")
-        if extra:
-            parts.append(f"unexpected columns {', '.join(extra)}")
-        raise SchemaMismatch(
-            f"{data_type} rows do not match the schema: {'; '.join(parts)} "
-            f"(expected {', '.join(expected)})"
-        )
+    given = frame.schema  # fetched once: this runs for every page of a backfill
+    expected = list(schema)
+    if list(given) != expected:
+        missing = [c for c in expected if c not in given]
+        extra = [c for c in given if c not in schema]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {', '.join(missing)}")
+            if extra:
+                parts.append(f"unexpected columns {', '.join(extra)}")
+            raise SchemaMismatch(
+                f"{data_type} rows do not match the schema: {'; '.join(parts)} "
+                f"(expected {', '.join(expected)})"
+            )
+        frame = frame.select(expected)
     wrong = []
     casts = []
     for name, dtype in schema.items():
-        series = frame.get_column(name)
-        if series.dtype == dtype:
+        if given[name] == dtype:
             continue
+        series = frame.get_column(name)
         if _castable(series, dtype):
             casts.append(pl.col(name).cast(dtype))
         else:
             wrong.append(f"{name} is {series.dtype}, expected {dtype}")
     if wrong:
         raise SchemaMismatch(f"{data_type} rows have wrong dtypes: {'; '.join(wrong)}")
-    frame = frame.select(expected)
     if casts:
         frame = frame.with_columns(casts)
-    nullable = {f.name for f in schema_for(data_type) if f.nullable}
-    nulls = [c for c in expected if c not in nullable and frame.get_column(c).null_count()]
+    nulls = [c for c in _required(data_type) if frame.get_column(c).null_count()]
     if nulls:
         raise SchemaMismatch(
             f"{data_type} rows have nulls in non-nullable columns: {', '.join(nulls)}"

@@ -81,7 +81,7 @@ class StoreWriter:
             for period, part in split_by_period(self.key, frame).items():
                 self._buffers.setdefault(period, []).append(part)
                 self._sizes[period] = self._sizes.get(period, 0) + part.height
-            self._active = period_of(self.key, int(frame.get_column("ts")[-1]))
+            self._active = period_of(self.key, int(frame.item(-1, "ts")))
         if self.buffered_rows >= self.commit_rows:
             self._commit_early()
         elif self._sizes and time.monotonic() - self._last_commit >= self.commit_seconds:
