@@ -53,6 +53,8 @@ class Tape:
 
     ``bursts`` maps a trade index to a burst size: that many trades share one
     microsecond, starting at the index (put one across each page boundary you test).
+    ``max_gap_us`` bounds the pause between groups (3 s for history tapes; a few ms for
+    the live tapes the streaming fakes play in real time).
     """
 
     seed: str
@@ -60,6 +62,7 @@ class Tape:
     n: int
     first_id: int = 1
     bursts: tuple[tuple[int, int], ...] = ()
+    max_gap_us: int = 3_000_000
 
     def rows(self) -> list[tuple[int, int, float, float, bool]]:
         """``(trade_id, ts_us, price, amount, taker_buys)`` oldest first."""
@@ -80,5 +83,5 @@ class Tape:
                 amount = round(rng.uniform(0.0001, 2.0), 8)
                 out.append((self.first_id + i, ts, price, amount, rng.random() < 0.5))
                 i += 1
-            ts += rng.randint(1, 3_000_000)  # up to 3 s between groups
+            ts += rng.randint(1, self.max_gap_us)  # up to 3 s between groups by default
         return out

@@ -14,6 +14,8 @@ Quirks reproduced (docs: https://docs.cdp.coinbase.com/exchange/reference/):
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,13 +56,31 @@ class CoinbaseFake:
     #: longer than a page, so every walk through it splits it at a page boundary.
     bursts: tuple[tuple[int, int], ...] = ((995, 12), (1_500, 1_200), (3_000, 40))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    start_us: int = T0_US
+    max_gap_us: int = 3_000_000
+    #: Live mode (the streaming fake): a trade exists once this clock (µs) reaches it.
+    clock_us: Callable[[], int] | None = None
 
     def __post_init__(self) -> None:
         self.tapes = {
-            product: Tape(f"{self.seed}:{product}", T0_US, self.n_trades, first_id=1,
-                          bursts=self.bursts).rows()
+            product: Tape(f"{self.seed}:{product}", self.start_us, self.n_trades, first_id=1,
+                          bursts=self.bursts, max_gap_us=self.max_gap_us).rows()
             for product in ("BTC-USD", "ETH-USD")
         }
+        self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
+
+    def restart_tapes(self, start_us: int) -> None:
+        """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
+        when the first client connects, so the test's startup time does not matter)."""
+        self.start_us = start_us
+        self.__post_init__()
+
+    def existing(self, product: str) -> list[tuple[int, int, float, float, bool]]:
+        """The tape of ``product`` up to now (all of it unless in live mode)."""
+        tape = self.tapes[product]
+        if self.clock_us is None:
+            return tape
+        return tape[: bisect.bisect_right(self._tape_ts[product], self.clock_us())]
 
     # -- truth ----------------------------------------------------------------------
 
@@ -170,8 +190,8 @@ class CoinbaseFake:
             return _json({"message": "Invalid pagination parameter"}, 400)
         if not 1 <= limit <= 1000:
             return _json({"message": "Limit must be between 1 and 1000"}, 400)
-        tape = self.tapes[product]
-        first_id = tape[0][0]
+        tape = self.existing(product)
+        first_id = self.tapes[product][0][0]
         if after is not None:
             hi = max(0, min(after - first_id, len(tape)))  # ids below ``after``
             chosen = tape[max(0, hi - limit):hi]

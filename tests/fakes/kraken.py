@@ -17,7 +17,9 @@ Quirks reproduced (docs: https://docs.kraken.com/api/docs/rest-api/get-recent-tr
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,13 +69,31 @@ class KrakenFake:
     legacy: bool = False
     now_s: int = field(default_factory=lambda: int(time.time()))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    start_us: int = T0_US
+    max_gap_us: int = 3_000_000
+    #: Live mode (the streaming fake): a trade exists once this clock (µs) reaches it.
+    clock_us: Callable[[], int] | None = None
 
     def __post_init__(self) -> None:
         self.tapes = {
-            internal: Tape(f"{self.seed}:{internal}", T0_US, self.n_trades,
-                           first_id=1, bursts=self.bursts).rows()
+            internal: Tape(f"{self.seed}:{internal}", self.start_us, self.n_trades,
+                           first_id=1, bursts=self.bursts, max_gap_us=self.max_gap_us).rows()
             for internal in _PAIRS
         }
+        self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
+
+    def restart_tapes(self, start_us: int) -> None:
+        """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
+        when the first client connects, so the test's startup time does not matter)."""
+        self.start_us = start_us
+        self.__post_init__()
+
+    def existing(self, internal: str) -> list[tuple[int, int, float, float, bool]]:
+        """The tape of ``internal`` up to now (all of it unless in live mode)."""
+        tape = self.tapes[internal]
+        if self.clock_us is None:
+            return tape
+        return tape[: bisect.bisect_right(self._tape_ts[internal], self.clock_us())]
 
     # -- truth ----------------------------------------------------------------------
 
@@ -182,11 +202,12 @@ class KrakenFake:
             return _err("EGeneral:Invalid arguments")
         if not 1 <= count <= 1000:
             return _err("EGeneral:Invalid arguments:count")
-        tape = self.tapes[pair]
+        tape = self.existing(pair)
         if since is None:
             chosen = tape[-count:]
-        else:
-            chosen = [r for r in tape if r[1] * 1_000 > since][:count]
+        else:  # ts_us * 1000 > since  <=>  ts_us > since // 1000
+            first = bisect.bisect_right(self._tape_ts[pair], since // 1_000)
+            chosen = tape[first:first + count]
         rows = []
         for trade_id, ts_us, price, amount, buys in chosen:
             row: list[Any] = [f"{price:.5f}", f"{amount:.8f}", ts_us / 1_000_000,
