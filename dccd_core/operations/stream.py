@@ -127,6 +127,9 @@ class _State:
     pending: list[WsBook] = field(default_factory=list)
     last_snapshot_fetch: float = 0.0
     last_sample_ts: int | None = None
+    #: Set at (re)connect to where the REST heal stopped: the subscription may start
+    #: delivering only later, so the first frame of the session heals from here to it.
+    reheal_from: int | None = None
     report: SymbolReport = field(default_factory=SymbolReport)
 
 
@@ -177,6 +180,7 @@ class _Streamer:
 
     async def heal_to_now(self, symbol: Symbol, state: _State) -> None:
         now = now_ns()
+        state.reheal_from = now
         if state.last_ts is None:
             state.cov_start = now
             return
@@ -239,6 +243,13 @@ class _Streamer:
         rows = event.rows
         if state is None or rows.height == 0:
             return
+        if state.reheal_from is not None:
+            # The exchange may start a subscription a moment after the connect-time
+            # heal ended; trades in between have no id gap to reveal them (most
+            # exchanges' ids are not consecutive), so heal up to this first frame.
+            first_ts = int(rows.get_column("ts").min())  # type: ignore[arg-type]
+            reheal_from, state.reheal_from = state.reheal_from, None
+            await self.heal(event.symbol, state, reheal_from, first_ts + 1)
         if state.cov_start is None:
             state.cov_start = int(rows.item(0, "ts"))
         if self.sequential:

@@ -49,6 +49,9 @@ class BybitStreamFake:
 
     per_ms: int = 1
     drop_every: int = 0
+    #: Seconds between the subscribe ack and the first trade pushed, like a real
+    #: subscription that starts after the client's connect-time REST heal.
+    subscribe_delay_s: float = 0.0
     gap_at: tuple[int, ...] = ()
     book_interval_s: float = 0.005
     t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
@@ -173,6 +176,9 @@ class BybitStreamFake:
         reader = asyncio.create_task(self._read(ws))
         try:
             if any(t.startswith("publicTrade.") for t in topics):
+                if self.subscribe_delay_s:
+                    await asyncio.sleep(self.subscribe_delay_s)
+                    start = self.now_index()
                 await self._trades(ws, start)
             elif any(t.startswith("orderbook.") for t in topics):
                 await self._book(ws, next(t for t in topics if t.startswith("orderbook.")))
