@@ -139,7 +139,7 @@ def _convert(df: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, int]:
             .alias("level")
         )
     target = pl.DataFrame(schema_for(data_type).empty_table()).schema
-    return df.select(list(target)).cast(dict(target)), skipped
+    return df.select(list(target)).cast(target), skipped
 
 
 def import_v3(
