@@ -50,11 +50,24 @@ class ContractSpec:
     multiplier: float | None = None  # underlyingToPositionMultiplier: contracts per base unit
 
     def to_base(self, size: pl.Series, price: pl.Series, what: str) -> pl.Series:
+        """Contract counts -> base-currency amounts, a column at a time (REST pages)."""
         if self.inverse:
             return (size / price).alias("amount")
         if self.multiplier:
             return (size / self.multiplier).alias("amount")
-        raise NoCapability(
+        raise self._quanto(what)
+
+    def base_amount(self, size: float, price: float, what: str) -> float:
+        """The same conversion for one level (WS book deltas); identical float results."""
+        if self.inverse:
+            return size / price
+        if self.multiplier:
+            return size / self.multiplier
+        raise self._quanto(what)
+
+    @staticmethod
+    def _quanto(what: str) -> NoCapability:
+        return NoCapability(
             f"{what}: this BitMEX contract (a quanto) has no base-currency size; "
             "collect a linear or inverse contract (e.g. BTC/USD:BTC, ETH/USDT:USDT)"
         )

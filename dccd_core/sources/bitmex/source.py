@@ -15,6 +15,7 @@ import polars as pl
 
 from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, now_ns
 from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.sources.ws import WsSubscription
 
 from . import parse, rest
 from .capability import CAPABILITY, PAGE_LIMIT
@@ -62,6 +63,18 @@ class BitmexSource(BitmexWs, Source):
             for name, (typ, _) in instruments.items()
             if typ in PERPETUAL_TYPES or typ in SPOT_TYPES
         }
+
+    async def prepare_ws(self, sub: WsSubscription) -> None:
+        """Fetch the contract terms before streaming (the WS parsers are synchronous).
+
+        Book sizes are contracts and need them; a quanto book is refused here, before
+        connecting, rather than on its first frame.
+        """
+        await self.fetch_instruments()
+        if sub.data_type is DataType.BOOK:
+            for symbol in sub.symbols:
+                spec = await self.contract_spec(symbol)
+                spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
     async def contract_spec(self, symbol: Symbol) -> parse.ContractSpec:
         native = self.native_symbol(symbol)

@@ -1,16 +1,239 @@
-"""BitMEX WebSocket hooks (filled in below the REST part)."""
+"""BitMEX realtime API hooks: ``trade``, ``tradeBin{1m,5m,1h,1d}`` and ``orderBookL2_25``.
+
+Docs: https://www.bitmex.com/app/wsAPI . Topics are subscribed in the URL,
+``wss://ws.bitmex.com/realtime?subscribe=trade:XBTUSD,trade:XBTUSDT``, so a reconnect
+resubscribes by itself. The server greets with ``{"info": "Welcome to the BitMEX
+Realtime API.", ...}``, confirms each topic with ``{"success": true, "subscribe":
+"trade:XBTUSD"}`` and then pushes table messages::
+
+    {"table": "trade", "action": "insert", "data": [{"timestamp":
+      "2024-01-01T00:00:05.020Z", "symbol": "XBTUSD", "side": "Sell", "size": 3100,
+      "price": 42315.0, "trdMatchID": "00000000-006d-1000-0000-0003ad668439",
+      "homeNotional": 0.07326013, "foreignNotional": 3100, ...}]}
+
+* ``trade`` rows are the REST ``/trade`` rows, parsed by ``parse.parse_trades``: one
+  side mapping, ``homeNotional`` amounts and ``trdMatchID`` ids on both paths.
+* ``tradeBin1m`` rows are the REST bucketed rows: stamped at the bar's END and
+  published once the bar is complete; ``parse.parse_candles`` moves them to the open.
+* ``orderBookL2_25``: a ``partial`` (the top 25 levels a side), then ``insert`` /
+  ``update`` / ``delete`` rows addressed by level ``id``. No sequence numbers and no
+  checksum: a lost frame shows only as a delta for an id we do not know, which
+  ``l2.L2Index`` turns into a gap, and the stream resubscribes (reconnects).
+* Errors: ``{"status": 400, "error": "Unknown table: foo", ...}`` -> ``ExchangeError``.
+* Keep-alive: BitMEX asks clients to send the text ``ping`` after 5 s without a
+  message and to expect ``pong``; we send it every 5 s.
+"""
 
 from __future__ import annotations
 
-from dccd_core.sources.ws import WsSource
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from .parse import ContractSpec
+import orjson
+import polars as pl
 
-__all__ = ["BitmexWs"]
+from dccd_core.domain import (
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    UnexpectedPayload,
+    now_ns,
+)
+from dccd_core.sources._columns import iso_ms_column_to_ns
+from dccd_core.sources.ws import (
+    BookProtocol,
+    BookSync,
+    WsBook,
+    WsCandles,
+    WsEvent,
+    WsIgnore,
+    WsPing,
+    WsSource,
+    WsSubscription,
+    WsTrades,
+)
+
+from .capability import BIN_SIZES
+from .l2 import L2Index
+from .parse import ContractSpec, parse_candles, parse_trades
+from .symbols import from_native, to_native
+
+__all__ = ["BOOK_TABLE", "BitmexWs"]
+
+BOOK_TABLE = "orderBookL2_25"
+BOOK_DEPTH = 25
+_BIN_TABLES: dict[str, Span] = {f"tradeBin{size}": span for span, size in BIN_SIZES.items()}
 
 
 class BitmexWs(WsSource):
-    """Streaming hooks of the BitMEX realtime API."""
+    """Streaming hooks of the BitMEX realtime API, mixed into ``BitmexSource``."""
+
+    ws_data_types: ClassVar[tuple[DataType, ...]] = (
+        DataType.TRADES,
+        DataType.OHLC,
+        DataType.BOOK,
+    )
+    ws_ping: ClassVar[WsPing | None] = WsPing("ping", 5.0)
+    #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
+    ws_idle_timeout_s: ClassVar[float] = 15.0
+    #: snapshot from the WS ``partial``; no sequence ids, no checksum; resync = resubscribe
+    book_protocol: ClassVar[BookProtocol] = BookProtocol(
+        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
+    )
 
     def __init__(self) -> None:
+        #: native symbol -> (typ, contract terms), from ``/instrument/active``
         self.instruments: dict[str, tuple[str, ContractSpec]] | None = None
+        #: native symbol -> its book's level index on the current connection
+        self._l2: dict[str, L2Index] = {}
+
+    # -- connecting ----------------------------------------------------------------------
+
+    def ws_topics(self, sub: WsSubscription) -> list[str]:
+        """``trade:XBTUSD``, ``tradeBin1m:XBTUSD`` or ``orderBookL2_25:XBTUSD`` per symbol."""
+        if sub.data_type is DataType.TRADES:
+            table = "trade"
+        elif sub.data_type is DataType.OHLC:
+            if sub.span is None or sub.span not in BIN_SIZES:
+                spans = " ".join(s.label for s in BIN_SIZES)
+                raise NoCapability(
+                    f"bitmex streams candles of {spans} only; derive candles from trades "
+                    "(data type ohlc via derived candles)"
+                )
+            table = f"tradeBin{BIN_SIZES[sub.span]}"
+        elif sub.data_type is DataType.BOOK:
+            if sub.book_depth > BOOK_DEPTH:
+                raise NoCapability(
+                    f"bitmex streams {BOOK_DEPTH} book levels a side ({BOOK_TABLE}), not "
+                    f"{sub.book_depth}; use book_depth <= {BOOK_DEPTH}"
+                )
+            table = BOOK_TABLE
+        else:  # pragma: no cover - DataType has three members
+            raise NoCapability(f"bitmex does not stream {sub.data_type}")
+        return [f"{table}:{to_native(s)}" for s in sub.symbols]
+
+    def ws_url(self, sub: WsSubscription) -> str:
+        """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
+        origin = getattr(getattr(self, "endpoints", None), "ws_url", None)
+        base = (origin or "wss://ws.bitmex.com").rstrip("/")
+        return f"{base}/realtime?subscribe={','.join(self.ws_topics(sub))}"
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        """One frame to events; see the module docstring for the frame shapes."""
+        if raw in ("pong", b"pong"):
+            return [WsIgnore("pong")]
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UnexpectedPayload(f"bitmex ws: not JSON: {raw[:80]!r}") from None
+        if not isinstance(msg, dict):
+            raise UnexpectedPayload(f"bitmex ws: unknown frame {str(msg)[:80]}")
+        table = msg.get("table")
+        if table is None:
+            return [self._control(msg)]
+        action, data = msg.get("action"), msg.get("data")
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise UnexpectedPayload(f"bitmex ws {table}: data is not a list of objects")
+        if table == "trade":
+            if action not in ("partial", "insert"):
+                raise UnexpectedPayload(f"bitmex ws trade: unexpected action {action!r}")
+            return [
+                WsTrades(from_native(native), parse_trades(rows, self._spec_or_none(native)))
+                for native, rows in _by_symbol(data).items()
+            ]
+        if table in _BIN_TABLES:
+            span = _BIN_TABLES[table]
+            events: list[WsEvent] = []
+            for native, rows in _by_symbol(data).items():
+                frame = parse_candles(rows, span)  # BitMEX publishes complete bins only
+                events.append(
+                    WsCandles(from_native(native), span, frame.with_columns(closed=pl.lit(True)))
+                )
+            return events
+        if table == BOOK_TABLE:
+            return self._book(str(action), msg, data)
+        raise UnexpectedPayload(f"bitmex ws: unknown table {table!r}")
+
+    def _control(self, msg: dict[str, Any]) -> WsEvent:
+        if "error" in msg:
+            raise ExchangeError(
+                f"bitmex ws error (status {msg.get('status', '?')}): {msg['error']}; "
+                "check the subscribed symbols and tables"
+            )
+        if "info" in msg:  # the greeting of a new connection: books restart from a partial
+            for index in self._l2.values():
+                index.reset()
+            return WsIgnore("welcome")
+        if msg.get("success") is True:
+            return WsIgnore(f"subscribed {msg.get('subscribe', '')}")
+        raise UnexpectedPayload(f"bitmex ws: unknown message {str(msg)[:80]}")
+
+    def _book(self, action: str, msg: dict[str, Any], data: list[dict[str, Any]]) -> list[WsEvent]:
+        groups = _by_symbol(data)
+        if action == "partial" and not groups:  # an empty book still starts a snapshot
+            native = (msg.get("filter") or {}).get("symbol")
+            if isinstance(native, str):
+                groups = {native: []}
+        events: list[WsEvent] = []
+        for native, rows in groups.items():
+            what = f"bitmex ws book {native}"
+            index = self._l2.setdefault(native, L2Index())
+            delta = index.apply(action, rows, self._spec(native, what), what)
+            symbol = from_native(native)
+            if delta is None:
+                events.append(WsIgnore(f"{native} book delta before its partial"))
+            elif delta.lost:
+                events.append(WsBook(symbol, now_ns(), False, [], [], delta.seq, delta.seq))
+            else:
+                events.append(
+                    WsBook(
+                        symbol,
+                        _newest_ts(rows, what),
+                        action == "partial",
+                        delta.bids,
+                        delta.asks,
+                        first_seq=delta.seq,
+                        last_seq=delta.seq,
+                    )
+                )
+        return events
+
+    # -- contract terms ------------------------------------------------------------------
+
+    def _spec_or_none(self, native: str) -> ContractSpec | None:
+        found = (self.instruments or {}).get(native)
+        return found[1] if found else None
+
+    def _spec(self, native: str, what: str) -> ContractSpec:
+        """Contract terms for book sizes: fetched by ``prepare_ws``, else the name's."""
+        found = self._spec_or_none(native)
+        if found is not None:
+            return found
+        if native.endswith("USD"):
+            return ContractSpec(inverse=True)
+        raise NoCapability(
+            f"{what}: contract terms of {native} unknown; the stream fetches them from "
+            "/api/v1/instrument/active before connecting (is the REST URL reachable?)"
+        )
+
+
+def _by_symbol(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by their ``symbol``, in arrival order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        native = row.get("symbol")
+        if not isinstance(native, str):
+            raise UnexpectedPayload(f"bitmex ws: a row without symbol: {str(row)[:80]}")
+        groups.setdefault(native, []).append(row)
+    return groups
+
+
+def _newest_ts(rows: Sequence[dict[str, Any]], what: str) -> int:
+    """The newest row ``timestamp`` (ISO texts of one format sort as times), else now."""
+    stamps = [r["timestamp"] for r in rows if isinstance(r.get("timestamp"), str)]
+    if not stamps:
+        return now_ns()
+    return int(iso_ms_column_to_ns("ts", [max(stamps)], what)[0])
