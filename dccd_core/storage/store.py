@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dccd_core.domain import (
     ConfigError,
@@ -251,8 +252,10 @@ class Store:
             read_footer(period_file.path)
         return self._lazy(key, files, start_ts, end_ts)
 
-    def _file_ts_range(self, path: Path) -> tuple[int, int] | None:
-        meta = read_footer(path)
+    def _file_ts_range(
+        self, path: Path, meta: pq.FileMetaData | None = None
+    ) -> tuple[int, int] | None:
+        meta = read_footer(path) if meta is None else meta
         if meta.num_rows == 0:
             return None
         bounds = ts_range_from_footer(meta)
@@ -291,7 +294,7 @@ class Store:
             meta = read_footer(period_file.path)
             rows += meta.num_rows
             size += period_file.path.stat().st_size
-            bounds = self._file_ts_range(period_file.path) if meta.num_rows else None
+            bounds = self._file_ts_range(period_file.path, meta)
             if bounds is not None:
                 first = bounds[0] if first is None else min(first, bounds[0])
                 last = bounds[1] if last is None else max(last, bounds[1])

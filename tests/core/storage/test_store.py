@@ -289,6 +289,18 @@ def test_lake_reads_as_one_table_with_polars_and_duckdb(tmp_path: Path) -> None:
         ("binance", "BTC-USDT", "1m", 3),
         ("kraken", "ETH-USD-ETH", "1h", 2),
     ]
+    # trades: no span level, delta-encoded trade ids
+    store.write(TRADES, trades(["100", "101", "102"], [ns("2024-01-01")] * 3))
+    store.write(TRADES, trades(["103"], [ns("2024-01-02")]))
+    store.record_coverage(TRADES, ns("2024-01-01"), ns("2024-01-03"))
+    rows = con.execute(
+        "select symbol, trade_id from read_parquet(?, hive_partitioning=true) order by trade_id",
+        [f"{tmp_path}/trades/**/*.parquet"],
+    ).fetchall()
+    assert rows == [("BTC-USDT", str(i)) for i in range(100, 104)]
+    lake_trades = pl.scan_parquet(f"{tmp_path}/trades/**/*.parquet", hive_partitioning=True)
+    assert lake_trades.select(pl.len()).collect().item() == 4
+    assert pq.read_table(tmp_path / "trades").num_rows == 4  # pyarrow's own dataset reader
 
 
 def test_threads_writing_one_dataset_lose_nothing(tmp_path: Path) -> None:
