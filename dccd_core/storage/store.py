@@ -325,11 +325,14 @@ class Store:
         """The fetched ranges of a dataset (rebuilt and saved if the record is lost)."""
         coverage, rebuilt = self._load_or_rebuild(key)
         if rebuilt:
-            with self._locked(key):
-                path = coverage_path(self.root, key)
-                if load_coverage(path) is None:
-                    _set_aside_corrupt(path)
-                    save_coverage(path, coverage)
+            try:
+                with self._locked(key):
+                    path = coverage_path(self.root, key)
+                    if load_coverage(path) is None:
+                        _set_aside_corrupt(path)
+                        save_coverage(path, coverage)
+            except (OSError, StoreError) as exc:  # e.g. a read-only lake: still answer
+                logger.warning("could not save the rebuilt coverage of %s: %s", key, exc)
         return coverage
 
     def record_coverage(self, key: DatasetKey, start_ts: TimeLike, end_ts: TimeLike) -> None:

@@ -121,3 +121,17 @@ def test_no_files_no_coverage(tmp_path: Path) -> None:
     assert not store.coverage(TRADES)
     assert store.holes(TRADES, 0, 10) == [(0, 10)]
     assert list(tmp_path.iterdir()) == []  # asking wrote nothing
+
+
+def test_rebuild_on_a_read_only_lake_still_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path)
+    t = ns("2024-01-01")
+    store.write(OHLC_1M, ohlc([t, t + MIN]))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr("dccd_core.storage.store.save_coverage", refuse)
+    assert Store(tmp_path).coverage(OHLC_1M).ranges == ((t, t + 2 * MIN),)
