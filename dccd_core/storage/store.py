@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_ROOT = "data"
 
 
+@cache
 def dccd_version() -> str:
     """The installed dccd version, for provenance (``unknown`` when not installed)."""
     try:
