@@ -110,6 +110,10 @@ class BitmexFake:
     bursts: dict[int, int] = field(default_factory=dict)
     #: rows without homeNotional (older BitMEX data); the source converts ``size``
     drop_home_notional: bool = False
+    #: multiplies the number of trades per second (streams want a busy market)
+    density: int = 1
+    #: every ``quiet_every``-th minute has no trade (0: never quiet)
+    quiet_every: int = 11
     requests: list[str] = field(default_factory=list)
     _window_start: float = 0.0
     _used: int = 0
@@ -119,8 +123,8 @@ class BitmexFake:
     def _second(self, native: str, sec: int) -> list[tuple[int, dict[str, Any]]]:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         stamps: list[int] = []
-        if (sec // 60) % 11 != 3:  # some quiet minutes
-            n = rng.choice((0, 1, 2, 3, 4, 6, 9))
+        if not self.quiet_every or (sec // 60) % self.quiet_every != 3:  # quiet minutes
+            n = rng.choice((0, 1, 2, 3, 4, 6, 9)) * self.density
             stamps = sorted(sec * 1000 + rng.randrange(1000) for _ in range(n))
             if stamps and rng.random() < 0.4:  # one order filled against several makers
                 stamps += [stamps[-1]] * rng.randint(2, 15)

@@ -1,0 +1,324 @@
+"""BitMEX realtime API: pure frame parsing, the level-id book, and operations.stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+
+from dccd_core.domain import (
+    NS_PER_MS,
+    DatasetKey,
+    DataType,
+    ExchangeError,
+    NoCapability,
+    Span,
+    Symbol,
+    UnexpectedPayload,
+    to_ns,
+)
+from dccd_core.operations.book import LiveBook
+from dccd_core.operations.stream import FlushReport, stream
+from dccd_core.sources.bitmex import BitmexSource
+from dccd_core.sources.bitmex import parse as mex
+from dccd_core.sources.registry import build_source
+from dccd_core.sources.ws import (
+    WsBook,
+    WsCandles,
+    WsIgnore,
+    WsPing,
+    WsSubscription,
+    WsTrades,
+)
+from dccd_core.storage import Store
+from dccd_core.transport.ws import WsConfig
+from tests.fakes.bitmex_ws import BitmexStreamFake
+from tests.fakes.server import serve
+
+XBTUSD = Symbol.parse("BTC/USD:BTC")
+FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
+TRADE = {
+    "timestamp": "2024-01-01T00:00:05.020Z",
+    "symbol": "XBTUSD",
+    "side": "Sell",
+    "size": 3100,
+    "price": 42315.0,
+    "tickDirection": "ZeroPlusTick",
+    "trdMatchID": "00000000-006d-1000-0000-0003ad668439",
+    "grossValue": 7326013,
+    "homeNotional": 0.07326013,
+    "foreignNotional": 3100,
+    "trdType": "Regular",
+}
+BIN = {
+    "timestamp": "2024-01-01T00:01:00.000Z",
+    "symbol": "XBTUSD",
+    "open": 42282.0,
+    "high": 42374.0,
+    "low": 42083.5,
+    "close": 42312.0,
+    "trades": 31,
+    "volume": 117760,
+    "homeNotional": 2.78889043,
+    "foreignNotional": 117760,
+}
+
+
+def source() -> BitmexSource:
+    return BitmexSource(http=None)
+
+
+def feed(src: BitmexSource, *frames: object) -> list[object]:
+    events: list[object] = []
+    for frame in frames:
+        events += src.parse_ws_message(frame if isinstance(frame, str) else orjson.dumps(frame))
+    return events
+
+
+def level(level_id: int, side: str, size: int | None = None, price: float | None = None) -> dict:
+    row: dict[str, object] = {"symbol": "XBTUSD", "id": level_id, "side": side}
+    if size is not None:
+        row["size"] = size
+    if price is not None:
+        row["price"] = price
+    return row
+
+
+def book_msg(action: str, *rows: dict) -> dict:
+    return {"table": "orderBookL2_25", "action": action, "data": list(rows)}
+
+
+# -- connecting -----------------------------------------------------------------------
+
+
+def test_url_subscribes_every_topic() -> None:
+    src = source()
+    linear = Symbol.parse("BTC/USDT:USDT")
+    trades = WsSubscription(DataType.TRADES, (XBTUSD, linear))
+    assert src.ws_url(trades) == (
+        "wss://ws.bitmex.com/realtime?subscribe=trade:XBTUSD,trade:XBTUSDT"
+    )
+    bins = WsSubscription(DataType.OHLC, (XBTUSD,), Span.parse("5m"))
+    assert src.ws_url(bins).endswith("?subscribe=tradeBin5m:XBTUSD")
+    book = WsSubscription(DataType.BOOK, (XBTUSD,), book_depth=10)
+    assert src.ws_url(book).endswith("?subscribe=orderBookL2_25:XBTUSD")
+    assert src.ws_ping is not None and src.ws_ping.message == "ping"
+    assert src.ws_ping.interval_s == 5.0
+    with pytest.raises(NoCapability, match="1m 5m 1h 1d"):
+        src.ws_url(WsSubscription(DataType.OHLC, (XBTUSD,), Span.parse("15m")))
+    with pytest.raises(NoCapability, match="book_depth <= 25"):
+        src.ws_url(WsSubscription(DataType.BOOK, (XBTUSD,), book_depth=50))
+
+
+# -- trades and candles share the REST normalisation ----------------------------------
+
+
+def test_trades_share_the_rest_parser() -> None:
+    src = source()
+    buy = {**TRADE, "side": "Buy", "trdMatchID": "b", "homeNotional": "0.5", "price": "42316"}
+    events = feed(
+        src,
+        {"info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0"},
+        {"success": True, "subscribe": "trade:XBTUSD"},
+        {"table": "trade", "action": "partial", "filter": {"symbol": "XBTUSD"}, "data": [TRADE]},
+        {"table": "trade", "action": "insert", "data": [buy]},
+        "pong",
+    )
+    trades = [e for e in events if isinstance(e, WsTrades)]
+    assert [t.symbol for t in trades] == [XBTUSD, XBTUSD]
+    assert trades[0].rows.equals(mex.parse_trades([TRADE]))
+    assert trades[1].rows.row(0) == (to_ns("2024-01-01T00:00:05.020Z"), "b", 42316.0, 0.5, "buy")
+    assert sum(isinstance(e, WsIgnore) for e in events) == 3
+
+
+def test_trade_bins_are_closed_and_open_stamped() -> None:
+    events = feed(source(), {"table": "tradeBin1m", "action": "insert", "data": [BIN]})
+    (candles,) = events
+    assert isinstance(candles, WsCandles) and candles.span == Span.parse("1m")
+    row = candles.rows.row(0, named=True)
+    assert row["ts"] == to_ns("2024-01-01T00:00:00Z")  # stamped at the close on the wire
+    assert row["closed"] is True
+    assert candles.rows.drop("closed").equals(mex.parse_candles([BIN], Span.parse("1m")))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        {"table": "trade", "action": "delete", "data": [TRADE]},
+        {"table": "trade", "action": "insert", "data": [{**TRADE, "side": "Up"}]},
+        {"table": "instrument", "action": "insert", "data": []},
+        {"hello": 1},
+    ],
+)
+def test_malformed_frames_raise(frame: object) -> None:
+    with pytest.raises(UnexpectedPayload):
+        feed(source(), frame)
+
+
+def test_error_frame_raises() -> None:
+    with pytest.raises(ExchangeError, match="Unknown table"):
+        feed(source(), {"status": 400, "error": "Unknown table: tradeBin4h", "meta": {}})
+
+
+# -- the level-id book -----------------------------------------------------------------
+
+
+def test_book_partial_then_deltas_by_level_id() -> None:
+    src = source()
+    partial = book_msg(
+        "partial",
+        level(8_795_799_950, "Sell", 5_000, 42_000.5),
+        level(8_795_800_000, "Buy", 8_400, 42_000.0),
+        level(8_795_800_050, "Buy", 4_200, 41_999.5),
+    )
+    (snap,) = feed(src, {"info": "Welcome"}, partial)[1:]
+    assert isinstance(snap, WsBook) and snap.snapshot and snap.last_seq == 0
+    assert snap.bids == [(42_000.0, 8_400 / 42_000.0), (41_999.5, 4_200 / 41_999.5)]
+    assert snap.asks == [(42_000.5, 5_000 / 42_000.5)]
+    book = LiveBook(src)
+    assert book.apply(snap)
+    # update and delete rows carry no price: it comes from the level id
+    events = feed(
+        src,
+        book_msg("update", level(8_795_800_000, "Buy", 2_100)),
+        book_msg("delete", level(8_795_800_050, "Buy")),
+        book_msg("insert", level(8_795_799_900, "Sell", 100, 42_001.0)),
+    )
+    for event in events:
+        assert isinstance(event, WsBook) and book.apply(event)
+    assert book.bids == {42_000.0: 2_100 / 42_000.0}
+    assert book.asks == {42_000.5: 5_000 / 42_000.5, 42_001.0: 100 / 42_001.0}
+    assert [e.last_seq for e in events] == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        book_msg("update", level(1, "Buy", 100)),  # an id never announced
+        book_msg("delete", level(8_795_799_950, "Buy")),  # right id, other side
+        book_msg("insert", level(8_795_800_000, "Buy", 100, 42_000.0)),  # already there
+    ],
+)
+def test_unknown_level_id_is_a_gap_until_the_next_partial(lost: dict) -> None:
+    src = source()
+    partial = book_msg(
+        "partial",
+        level(8_795_799_950, "Sell", 5_000, 42_000.5),
+        level(8_795_800_000, "Buy", 8_400, 42_000.0),
+    )
+    book = LiveBook(src)
+    assert book.apply(feed(src, partial)[0])  # type: ignore[arg-type]
+    (gap,) = feed(src, lost)
+    assert isinstance(gap, WsBook) and not book.apply(gap)
+    assert not book.synced and "sequence gap" in book.last_problem
+    # deltas before the next partial are dropped; the partial starts over
+    (ignored,) = feed(src, book_msg("update", level(8_795_800_000, "Buy", 1)))
+    assert isinstance(ignored, WsIgnore)
+    (again,) = feed(src, {"info": "Welcome"}, partial)[1:]
+    assert isinstance(again, WsBook) and book.apply(again) and book.synced
+
+
+def test_deltas_before_the_partial_are_dropped() -> None:
+    src = source()
+    (event,) = feed(src, book_msg("update", level(8_795_800_000, "Buy", 1)))
+    assert isinstance(event, WsIgnore)
+
+
+# -- through operations.stream ----------------------------------------------------------
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[BitmexStreamFake, str]]:
+    fake = BitmexStreamFake(drop_every=15)
+    async with serve(fake.app()) as origin:
+        yield fake, origin
+        fake.stopped = True
+
+
+async def run_stream(
+    origin: str, tmp_path: Path, data_type: str, runtime_s: float, **kw: object
+) -> tuple[FlushReport, Store]:
+    src = build_source("bitmex", rest_url=origin, ws_url=origin.replace("http", "ws"))
+    assert isinstance(src, BitmexSource)
+    src.ws_ping = WsPing("ping", 0.2)  # type: ignore[misc]  # 5 s on the real exchange
+    store = Store(tmp_path)
+    try:
+        final = await stream(
+            "bitmex",
+            [XBTUSD],
+            data_type,
+            store=store,
+            source=src,
+            flush_interval_s=0.3,
+            max_runtime_s=runtime_s,
+            ws_config=FAST_WS,
+            **kw,  # type: ignore[arg-type]
+        )
+    finally:
+        await src.http.aclose()
+    return final, store
+
+
+async def test_stream_trades_equal_truth_across_drops(
+    served: tuple[BitmexStreamFake, str], tmp_path: Path
+) -> None:
+    fake, origin = served
+    final, store = await run_stream(origin, tmp_path, "trades", 3.0)
+    stored = store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "trades"))
+    assert fake.drops >= 3 and final.reconnects >= 3
+    assert fake.pings >= 3  # "ping" text frames, answered "pong" (parsed as WsIgnore)
+    assert final.healed_gaps >= 3 and final.unhealed_gaps == 0
+    first, last = int(stored["ts"].min()), int(stored["ts"].max())  # type: ignore[arg-type]
+    assert last - first > 2_000 * NS_PER_MS
+    truth = fake.rest.truth_trades(XBTUSD, first, last + 1)
+    assert truth.group_by("ts").len()["len"].max() > 1  # same-ms trades in the stretch
+    assert stored["trade_id"].is_unique().all()
+    assert stored.sort("ts", "trade_id").equals(truth.sort("ts", "trade_id"))
+
+
+def book_states(book: pl.DataFrame) -> list[tuple[tuple, tuple]]:
+    states = []
+    for _, frame in book.group_by("ts"):
+        bids = frame.filter(pl.col("side") == "bid").sort("level")
+        asks = frame.filter(pl.col("side") == "ask").sort("level")
+        states.append(
+            (
+                tuple(zip(bids["price"], bids["amount"], strict=True)),
+                tuple(zip(asks["price"], asks["amount"], strict=True)),
+            )
+        )
+    return states
+
+
+async def test_stream_book_resyncs_on_unknown_level_id(tmp_path: Path) -> None:
+    fake = BitmexStreamFake(unknown_id_at=(40, 150))
+    async with serve(fake.app()) as origin:
+        final, store = await run_stream(
+            origin, tmp_path, "book", 2.0, book_depth=10, snapshot_interval_s=0.05
+        )
+        fake.stopped = True
+    assert fake.unknown_sent == 2
+    assert final.resyncs >= 2 and fake.connections >= 3  # one resubscription per lost frame
+    states = book_states(store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "book")))
+    truth = {(b[:10], a[:10]) for b, a in fake.history}
+    assert len(states) >= 5
+    assert all(state in truth for state in states)  # every sample a true book
+
+
+async def test_stream_book_never_crossed_with_skips_and_drops(tmp_path: Path) -> None:
+    fake = BitmexStreamFake(drop_every=150, skip_rate=0.03)
+    async with serve(fake.app()) as origin:
+        final, store = await run_stream(
+            origin, tmp_path, "book", 2.0, book_depth=25, snapshot_interval_s=0.05
+        )
+        fake.stopped = True
+    book = store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "book"))
+    assert fake.skipped >= 3 and fake.drops >= 1
+    assert final.resyncs >= 1  # a skipped insert/delete showed as an unknown level id
+    best = book.filter(pl.col("level") == 0).pivot("side", index="ts", values="price")
+    assert best.height >= 5 and (best["bid"] < best["ask"]).all()
