@@ -140,7 +140,12 @@ def materialize_range(
 
 
 def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
-    """The asset of one dataset (see the module docstring)."""
+    """The asset of one dataset (see the module docstring); candles listed under
+    ``derive:`` get the derived-candle asset of ``derived.py`` instead."""
+    if spec.derive_from is not None:
+        from .derived import build_derived_asset
+
+        return build_derived_asset(spec)
     key = spec.key
 
     # A multi_asset only to name the op: ``@asset`` would name it after the key, the

@@ -10,7 +10,8 @@ Everything that would fail mid-run is refused at load, as ONE ``ConfigError`` th
 names the file, the key path (``datasets[1].spans[0]``) and the fix: unknown exchange
 (the registry's native sources plus every ccxt id), malformed symbol, unknown span,
 spans on a dataset without ohlc, a data type the exchange cannot serve, a start in the
-future, a duplicate dataset, an invalid cron, a stream of a type not collected.
+future, a duplicate dataset, an invalid cron, a stream of a type not collected, a
+derived span without trades to derive it from.
 
 Shape (keys may grow, these stay)::
 
@@ -26,6 +27,7 @@ Shape (keys may grow, these stay)::
         update: "*/15 * * * *"
         stream: [trades, book]
         book: {depth: 20, snapshot_interval: 10s}
+        derive: [4h, 1w]          # candles computed from the trades (dccd_pipelines.derived)
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class _DatasetModel(_Model):
     start: date
     update: str | None = None
     stream: list[str] = Field(default_factory=list)
+    derive: list[str | int] = Field(default_factory=list)
     book: _BookModel = Field(default_factory=_BookModel)
 
     @field_validator("start", mode="before")
@@ -159,6 +162,8 @@ class DatasetSpec:
     book_depth: int | None = None
     snapshot_interval_s: float | None = None
     exchange: ExchangeSettings = field(default_factory=lambda: ExchangeSettings("unknown"))
+    #: For candles listed under ``derive:``: the trades dataset they are computed from.
+    derive_from: DatasetKey | None = None
 
     @property
     def start_ts(self) -> int:
@@ -338,6 +343,7 @@ def _build_specs(
                 "e.g. '*/15 * * * *' (every 15 minutes)"
             )
         _check_capability(exchange, data_types, spans, ds, where, streams, problems)
+        derived = _check_derive(ds, where, data_types, spans, problems)
         if len(problems) > before:
             continue
         for dt in data_types:
@@ -366,7 +372,45 @@ def _build_specs(
                             exchange=exchanges[exchange],
                         )
                     )
+        for span in derived:
+            for symbol in symbols:
+                key = DatasetKey(exchange, symbol, DataType.OHLC, span)
+                if key in seen:
+                    problems.append(
+                        f"{where}.derive: duplicate dataset {key} (already in {seen[key]}); "
+                        "list each dataset once"
+                    )
+                    continue
+                seen[key] = f"{where}.derive"
+                trades = DatasetKey(exchange, symbol, DataType.TRADES)
+                specs.append(
+                    DatasetSpec(key=key, start=ds.start, update_cron=ds.update,
+                                exchange=exchanges[exchange], derive_from=trades)
+                )
     return specs
+
+
+def _check_derive(
+    ds: _DatasetModel,
+    where: str,
+    data_types: Sequence[DataType],
+    spans: Sequence[Span],
+    problems: list[str],
+) -> list[Span]:
+    """The spans to derive from the dataset's trades (``derive:``), checked."""
+    derived: list[Span] = _collect(problems, f"{where}.derive", ds.derive, Span.parse)
+    if derived and DataType.TRADES not in data_types:
+        problems.append(
+            f"{where}.derive: candles are derived from this dataset's trades; "
+            "add trades to data_types or drop derive"
+        )
+    for j, span in enumerate(derived):
+        if DataType.OHLC in data_types and span in spans:
+            problems.append(
+                f"{where}.derive[{j}]: {span} candles are both fetched (spans) and derived; "
+                "keep one of the two"
+            )
+    return derived
 
 
 def _check_capability(
