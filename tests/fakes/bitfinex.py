@@ -12,6 +12,8 @@ included:
 * no candle for a minute without trades (holes), whole numbers sent as JSON integers;
 * many trades share a millisecond, and ``bursts`` put thousands in one millisecond
   (across a page boundary, or more than a page);
+* ``maintenance``: HTTP 500 ``["error", 20060, "maintenance"]`` for the next N data
+  requests (transient: a client must retry);
 * book ``/v2/book/{symbol}/P0?len=1|25|100``: bids (amount > 0) best first, then asks
   (amount < 0) best first; conf lists ``pub:list:pair:exchange`` / ``:futures``.
 
@@ -78,6 +80,9 @@ class BitfinexFake:
     quiet_every: int = 13
     #: multiplies the number of trades per second (streams want a busy market)
     density: int = 1
+    #: the next N candle/trade requests are answered HTTP 500 ``["error", 20060,
+    #: "maintenance"]``, as Bitfinex does while in maintenance
+    maintenance: int = 0
     requests: list[str] = field(default_factory=list)
 
     # -- data ------------------------------------------------------------------
@@ -245,8 +250,16 @@ class BitfinexFake:
             return self._error(10020, "limit: invalid")
         return limit, start, end, sort != 1
 
+    def _in_maintenance(self) -> bool:
+        if self.maintenance > 0:
+            self.maintenance -= 1
+            return True
+        return False
+
     async def _trades_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
+        if self._in_maintenance():
+            return self._error(20060, "maintenance")
         native = request.match_info["symbol"]
         if not self._known(native):
             return self._error(10020, "symbol: invalid")
@@ -263,6 +276,8 @@ class BitfinexFake:
 
     async def _candles_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
+        if self._in_maintenance():
+            return self._error(20060, "maintenance")
         parts = request.match_info["key"].split(":", 2)
         if len(parts) != 3 or parts[0] != "trade" or parts[1] not in _TIMEFRAMES:
             return self._error(10020, "key: invalid")

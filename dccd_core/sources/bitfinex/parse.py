@@ -18,8 +18,10 @@ from dccd_core.domain import (
     schema_for,
 )
 from dccd_core.sources._columns import float_column, int_column, ms_column_to_ns, rows_to_columns
+from dccd_core.transport.retry import TransientError
 
 __all__ = [
+    "MAINTENANCE",
     "check_payload",
     "empty",
     "parse_book",
@@ -28,6 +30,9 @@ __all__ = [
     "parse_trades",
     "side_from_amount",
 ]
+
+#: Bitfinex's error code while the platform is in maintenance (transient).
+MAINTENANCE = 20060
 
 
 def empty(data_type: DataType) -> pl.DataFrame:
@@ -41,16 +46,25 @@ def check_payload(data: Any) -> None:
     Bitfinex answers errors as ``["error", 10020, "limit: invalid"]`` (HTTP 500 for
     bad parameters, sometimes 200), ``["error", 20060, "maintenance"]`` and, when an
     IP exceeds its budget, ``{"error": "ERR_RATE_LIMIT"}`` (then blocks it for 60 s).
+
+    Maintenance (code 20060) is transient: it raises ``TransientError``, which the HTTP
+    client retries with backoff when it comes with a 5xx, as Bitfinex sends its errors
+    (the client's 5xx error-body hook runs inside its retry loop), and turns into
+    ``RetryExhausted`` if it outlasts the budget. In a 200 body it is not retried but
+    still reported as maintenance. Every other API error is final: retrying a bad
+    parameter cannot help.
     """
     if isinstance(data, list) and len(data) >= 2 and data[0] == "error":
         code = data[1]
         message = data[2] if len(data) > 2 else ""
         if code == 11010:
             raise RateLimited(f"bitfinex rate limit hit ({code} {message}); slow down and retry")
-        raise ExchangeError(
-            f"bitfinex error {code}: {message}"
-            + ("; the exchange is in maintenance, retry later" if code == 20060 else "")
-        )
+        if code == MAINTENANCE:
+            raise TransientError(
+                f"bitfinex is in maintenance ({code} {message}); retry in a few minutes",
+                "server",
+            )
+        raise ExchangeError(f"bitfinex error {code}: {message}")
     if isinstance(data, dict) and "error" in data:
         if data["error"] == "ERR_RATE_LIMIT":
             raise RateLimited(

@@ -15,6 +15,7 @@ from dccd_core.domain import (
     ExchangeError,
     NoCapability,
     RateLimited,
+    RetryExhausted,
     SourceError,
     Span,
     Symbol,
@@ -27,7 +28,7 @@ from dccd_core.sources.base import Endpoints
 from dccd_core.sources.bitfinex import BitfinexSource
 from dccd_core.sources.bitfinex import parse as bfx
 from dccd_core.sources.bitfinex.symbols import from_native, to_native
-from dccd_core.transport import HttpClient, RetryPolicy
+from dccd_core.transport import HttpClient, RetryPolicy, TransientError
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.bitfinex import BitfinexFake
 from tests.fakes.server import serve
@@ -136,6 +137,8 @@ def test_check_payload_error_bodies() -> None:
         bfx.check_payload(["error", 10020, "limit: invalid"])
     with pytest.raises(RateLimited):
         bfx.check_payload({"error": "ERR_RATE_LIMIT"})
+    with pytest.raises(TransientError, match="maintenance"):
+        bfx.check_payload(["error", 20060, "maintenance"])
 
 
 # -- symbols ------------------------------------------------------------------------
@@ -289,3 +292,24 @@ async def test_error_body_in_http_500_is_exchange_error(
     with pytest.raises(ExchangeError, match="symbol: invalid"):
         await source.fetch_trades_page(Symbol.parse("BTC/EUR"), T0, T0 + 10**9, None)
     assert len(fake.requests) == 2  # not retried as a transient 5xx
+
+
+async def test_maintenance_in_http_500_is_retried() -> None:
+    """20060 is transient, unlike other error bodies in a 500 (not retried, above)."""
+    first = T0 // NS_PER_MS
+    fake = BitfinexFake(first_ms=first, last_ms=first + 60_000, maintenance=2)
+    async with serve(fake.app()) as origin:
+        http = HttpClient(
+            "bitfinex",
+            origin,
+            check_payload=BitfinexSource.check_payload,
+            retry=RetryPolicy(attempts=4, base_s=0.01, max_s=0.02),
+        )
+        source = BitfinexSource(http, Endpoints(rest_url=origin))
+        page = await source.fetch_trades_page(BTC_USD, T0, T0 + 60_000 * NS_PER_MS, None)
+        assert page.rows.equals(fake.truth_trades(BTC_USD, T0, T0 + 60_000 * NS_PER_MS))
+        assert len(fake.requests) == 3 and http.stats.retries == 2
+        fake.maintenance = 10  # longer than the budget: a clear, final error
+        with pytest.raises(RetryExhausted, match="maintenance"):
+            await source.fetch_candles(BTC_USD, Span.parse("1m"), T0, T0 + 60 * 10**9)
+        await http.aclose()
