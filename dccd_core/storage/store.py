@@ -309,16 +309,21 @@ class Store:
     # -- coverage ----------------------------------------------------------------
 
     def _load_or_rebuild(self, key: DatasetKey) -> tuple[Coverage, bool]:
-        coverage = load_coverage(coverage_path(self.root, key))
+        path = coverage_path(self.root, key)
+        coverage = load_coverage(path)  # logs a warning itself when the file is corrupt
         if coverage is not None:
             return coverage, False
         files = list_period_files(self.root, key)
         if not files:
             return Coverage(), False
-        logger.warning(
-            "coverage of %s is missing or unreadable; rebuilt from %d period file(s) "
+        # A missing record is normal for data written before coverage was recorded (an
+        # import, a first stream flush): INFO. A corrupt one was already warned about.
+        logger.log(
+            logging.WARNING if path.exists() else logging.INFO,
+            "coverage record of %s is %s; rebuilt from %d period file(s) "
             "(approximate: see dccd_core.storage.coverage)",
             key,
+            "unreadable" if path.exists() else "missing",
             len(files),
         )
         return rebuild_coverage(key, files), True

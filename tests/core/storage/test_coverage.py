@@ -87,9 +87,9 @@ def test_rebuilt_from_candles_when_deleted(
     store.record_coverage(OHLC_1M, base, base + 30 * MIN)
     path = coverage_path(tmp_path, OHLC_1M)
     path.unlink()
-    with caplog.at_level(logging.WARNING, logger="dccd_core.storage"):
+    with caplog.at_level(logging.INFO, logger="dccd_core.storage"):
         cov = Store(tmp_path).coverage(OHLC_1M)
-    assert "rebuilt" in caplog.text
+    assert "missing; rebuilt from 2 period file(s)" in caplog.text
     assert cov.ranges == ((base, base + 20 * MIN), (base + 25 * MIN, base + 30 * MIN))
     assert path.exists()  # saved again
     assert Store(tmp_path).holes(OHLC_1M, base, base + 30 * MIN) == [
