@@ -128,3 +128,15 @@ def test_definitions_wire_the_derived_asset_after_the_trades(tmp_path: Path) -> 
 def test_catalog_refuses_bad_derive(tmp_path: Path, dataset: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=r"datasets\[0\]\." + re.escape(message)):
         make_catalog(tmp_path, NO_SERVER, **dataset)
+
+
+def test_the_short_history_hint_names_the_catalog_key_that_works(tmp_path: Path) -> None:
+    from dccd_pipelines.catalog import parse_catalog
+
+    ds = {"exchange": "kraken", "symbols": ["BTC/USD"], "start": "2020-01-01"}
+    with pytest.raises(ConfigError, match=r"keeps only the last 720 1h candles.*`derive:`"):
+        parse_catalog({"datasets": [{**ds, "data_types": ["ohlc"], "spans": ["1h"]}]}, env={})
+    catalog = parse_catalog({"datasets": [{**ds, "data_types": ["trades"], "derive": ["1h"]}]},
+                            env={})
+    assert [s.key.name for s in catalog.datasets] == ["btc_usd", "btc_usd_1h"]
+    assert catalog.datasets[1].derive_from == catalog.datasets[0].key

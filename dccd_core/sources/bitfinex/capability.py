@@ -35,7 +35,10 @@ CANDLE_TIMEFRAMES: dict[Span, str] = {
 TRADES_PAGE_LIMIT = 10_000
 CANDLES_PAGE_LIMIT = 10_000
 
-_DERIVE = "derive candles from trades (data type ohlc via derived candles)"
+_DERIVE = (
+    "derive candles from trades (catalog: list the span under `derive:` "
+    "of a dataset with trades in data_types, e.g. derive: [4h])"
+)
 
 CAPABILITY = Capability(
     exchange="bitfinex",

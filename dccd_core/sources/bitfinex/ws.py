@@ -136,7 +136,8 @@ class BitfinexWs(WsSource):
             spans = " ".join(s.label for s in CANDLE_TIMEFRAMES)
             raise NoCapability(
                 f"bitfinex streams candles of {spans} only; derive candles from trades "
-                "(data type ohlc via derived candles)"
+                "(catalog: list the span under `derive:` "
+                "of a dataset with trades in data_types, e.g. derive: [4h])"
             )
         if sub.data_type is DataType.BOOK:
             _book_len(sub.book_depth)

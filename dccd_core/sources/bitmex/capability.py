@@ -27,7 +27,10 @@ BIN_SIZES: dict[Span, str] = {
 
 PAGE_LIMIT = 1_000
 
-_DERIVE = "derive candles from trades (data type ohlc via derived candles)"
+_DERIVE = (
+    "derive candles from trades (catalog: list the span under `derive:` "
+    "of a dataset with trades in data_types, e.g. derive: [4h])"
+)
 
 CAPABILITY = Capability(
     exchange="bitmex",

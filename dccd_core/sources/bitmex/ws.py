@@ -99,7 +99,8 @@ class BitmexWs(WsSource):
                 spans = " ".join(s.label for s in BIN_SIZES)
                 raise NoCapability(
                     f"bitmex streams candles of {spans} only; derive candles from trades "
-                    "(data type ohlc via derived candles)"
+                    "(catalog: list the span under `derive:` "
+                    "of a dataset with trades in data_types, e.g. derive: [4h])"
                 )
             table = f"tradeBin{BIN_SIZES[sub.span]}"
         elif sub.data_type is DataType.BOOK:

@@ -38,7 +38,10 @@ TRADE_PAGE_LIMIT = 1000
 GRANULARITIES_S: tuple[int, ...] = (60, 300, 900, 3_600, 21_600, 86_400)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in GRANULARITIES_S)
 
-_DERIVE = "derive candles from trades (data type ohlc via derived candles)"
+_DERIVE = (
+    "derive candles from trades (catalog: list the span under `derive:` "
+    "of a dataset with trades in data_types, e.g. derive: [4h])"
+)
 
 CAPABILITY = Capability(
     exchange="coinbase",

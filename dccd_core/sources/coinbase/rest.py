@@ -30,7 +30,8 @@ def build_candles_request(product_id: str, span: Span, start_ts: int, end_ts: in
         labels = " ".join(s.label for s in SPANS)
         raise NoCapability(
             f"coinbase has no {span} candles: its spans are {labels}; "
-            "derive candles from trades (data type ohlc via derived candles)"
+            "derive candles from trades (catalog: list the span under `derive:` "
+            "of a dataset with trades in data_types, e.g. derive: [4h])"
         )
     bars = -(-(end_ts - start_ts) // span.ns)
     if bars > CANDLE_PAGE_LIMIT:

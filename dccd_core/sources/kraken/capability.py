@@ -40,7 +40,10 @@ BOOK_MAX_DEPTH = 500
 WS_BOOK_DEPTHS: tuple[int, ...] = (10, 25, 100, 500, 1000)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in ("1m", "5m", "15m", "30m", "1h", "4h", "1d"))
 
-_DERIVE = "derive candles from trades (data type ohlc via derived candles)"
+_DERIVE = (
+    "derive candles from trades (catalog: list the span under `derive:` "
+    "of a dataset with trades in data_types, e.g. derive: [4h])"
+)
 
 CAPABILITY = Capability(
     exchange="kraken",

@@ -29,7 +29,8 @@ def build_candles_request(pair: str, span: Span, since_s: int) -> Request:
         labels = " ".join(s.label for s in SPANS)
         raise NoCapability(
             f"kraken has no {span} candles: its spans are {labels}; "
-            "derive candles from trades (data type ohlc via derived candles)"
+            "derive candles from trades (catalog: list the span under `derive:` "
+            "of a dataset with trades in data_types, e.g. derive: [4h])"
         )
     return "/0/public/OHLC", {"pair": pair, "interval": span.seconds // 60, "since": since_s}
 
