@@ -167,11 +167,22 @@ def _advance_window(
     since, until = cursor.since_ms, request.until_ms
     if full:
         # More trades than a page in this window: the page may be its tail. Narrow the
-        # window until a page holds it all; a single full ms is passed by id.
+        # window until a page holds it all: by half, or down to the page's own span
+        # where the trades are denser (never below an eighth, so one crowded ms does
+        # not shrink the window to nothing); a single full ms is passed by id.
+        first_ms, last_ms = int(ms.min()), int(ms.max())  # type: ignore[arg-type]
+        if first_ms == last_ms > since:
+            # The page is one crowded ms: take everything before it, then the crowd.
+            return page.clear(), TimeCursor(since, cursor.seen_ids, first_ms - since)
+        if first_ms <= since:
+            # The page starts at the window's first ms, which may hold more trades
+            # than it shows: find them by id (narrowing cannot split a ms).
+            return page.clear(), _stuck(page, since, request.limit, quirks, exchange)
         if until > since:
-            return page.clear(), TimeCursor(
-                since, cursor.seen_ids, max(1, (until - since + 1) // 2)
-            )
+            width = until - since + 1
+            page_span_ms = last_ms - first_ms + 1
+            narrower = max(width // 8, min(width // 2, page_span_ms * 9 // 10))
+            return page.clear(), TimeCursor(since, cursor.seen_ids, max(1, narrower))
         return page.clear(), _stuck(page, since, request.limit, quirks, exchange)
     fresh = page.filter(ms >= since)
     if fresh.height and quirks.id_param is not None:
@@ -179,7 +190,11 @@ def _advance_window(
         return fresh, IdCursor(from_id=last_id + 1)
     if until + 1 >= end_ms:
         return fresh, None
-    return fresh, TimeCursor(until + 1, frozenset(), quirks.window_ms)
+    # An empty window is a quiet stretch, not the end. A narrowed window grows back by
+    # doubling (resetting to the widest would shrink again on the same crowd).
+    widest = quirks.window_ms or until - since + 1
+    window = widest if cursor.window_ms is None else min(widest, 2 * cursor.window_ms)
+    return fresh, TimeCursor(until + 1, frozenset(), window)
 
 
 def _advance_by_id(

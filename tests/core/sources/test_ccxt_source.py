@@ -359,3 +359,29 @@ async def test_rate_limit_and_api_errors_are_mapped() -> None:
                     await src.fetch_symbols()
             finally:
                 await src.aclose()
+
+
+async def test_trades_window_opening_just_before_a_crowded_ms(
+    source: CcxtSource, fake: BinanceQuirksFake
+) -> None:
+    """A quiet stretch then the crowd: the window narrows, then grows back, and stays cheap."""
+    start, end = T0 + HOUR_MS + 1_000_000, T0 + 2 * HOUR_MS
+    rows, cursors = await drain(source, start, end)
+    assert_frame_equal(rows, fake.tape.truth(start, end))
+    assert len(cursors) <= 14
+
+
+async def test_paginator_with_many_segments_equals_the_truth(
+    source: CcxtSource, fake: BinanceQuirksFake
+) -> None:
+    """Driven by the core paginator, split into concurrent segments (ids proven contiguous)."""
+    paginate = pytest.importorskip("dccd_core.transport.paginate")
+    stats = paginate.PageStats()
+    chunks = [
+        chunk.rows
+        async for chunk in paginate.paginate_trades(
+            source, BTC, ns(T0), ns(T0 + 6 * HOUR_MS), min_split_pages=1, stats=stats
+        )
+    ]
+    assert_frame_equal(pl.concat(chunks), fake.tape.truth(T0, T0 + 6 * HOUR_MS))
+    assert stats.segments > 4
