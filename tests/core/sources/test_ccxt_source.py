@@ -385,3 +385,56 @@ async def test_paginator_with_many_segments_equals_the_truth(
     ]
     assert_frame_equal(pl.concat(chunks), fake.tape.truth(T0, T0 + 6 * HOUR_MS))
     assert stats.segments > 4
+
+
+# -- acceptance: the shared fake Binance, through operations.backfill ---------------------
+
+
+async def test_backfill_through_ccxt_equals_truth_and_the_native_source(tmp_path: Any) -> None:
+    """Same store as the native Binance source: a 3-hour quiet gap ending on a ms of
+    1,500 trades (more than a page), and a day of 1m candles with holes."""
+    backfill_mod = pytest.importorskip("dccd_core.operations.backfill")
+    from dccd_core.domain import DatasetKey, to_ns
+    from dccd_core.sources.registry import build_source
+    from dccd_core.storage import Store
+    from dccd_core.transport import WeightLimiter
+    from tests.fakes.binance import FakeBinance
+
+    listing_ms = to_ns("2024-01-01") // NS_PER_MS
+    fake = FakeBinance.default(listing_ms=listing_ms, weight_limit=10**9)
+    data = fake.market()
+    k_gap = data.quiet_every  # the first trade after the first quiet gap opens a burst
+    start = ns(data.trade_ms_scalar(k_gap - 10_000))
+    end = ns(data.trade_ms_scalar(k_gap + 10_000))
+    trades_key = DatasetKey.of("binance", "BTC/USDT", "trades")
+    candles_key = DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
+    c_start, c_end = to_ns("2024-01-02"), to_ns("2024-01-03")
+    via_ccxt, native = Store(tmp_path / "ccxt"), Store(tmp_path / "native")
+    async with serve(fake.app()) as url:
+        ccxt_source = CcxtSource(
+            "binance", Endpoints(url), options={"fetchMarkets": {"types": ["spot"]}}
+        )
+        try:
+            for key, a, b in ((trades_key, start, end), (candles_key, c_start, c_end)):
+                await backfill_mod.backfill(key, start=a, end=b, store=via_ccxt, source=ccxt_source)
+        finally:
+            await ccxt_source.aclose()
+        native_source = build_source("binance", rest_url=url)
+        native_source.http.limiter = WeightLimiter(10**9)
+        try:
+            for key, a, b in ((trades_key, start, end), (candles_key, c_start, c_end)):
+                await backfill_mod.backfill(key, start=a, end=b, store=native, source=native_source)
+        finally:
+            await native_source.http.aclose()
+    truth = fake.truth_trades(start, end)
+    assert truth.group_by("ts").len()["len"].max() == data.burst_len
+    assert (truth["ts"].diff().max() or 0) > 3 * 3_600 * 10**9  # the quiet gap is inside
+    stored = via_ccxt.read(trades_key)
+    assert_frame_equal(stored.sort("trade_id"), truth.sort("trade_id").select(stored.columns))
+    assert_frame_equal(stored, native.read(trades_key))
+    candles = via_ccxt.read(candles_key)
+    c_truth = fake.truth_candles(c_start, c_end)
+    assert 0 < c_truth.height < 1_440
+    cols = ["ts", "open", "high", "low", "close", "volume"]
+    assert_frame_equal(candles.select(cols), c_truth.select(cols))
+    assert_frame_equal(candles.select(cols), native.read(candles_key).select(cols))
