@@ -225,7 +225,7 @@ class _Streamer:
             state.frames.append(rows)
             last = int(rows.get_column("ts").max())  # type: ignore[arg-type]
             state.last_ts = max(state.last_ts or last, last)
-            if self.sequential:
+            if self.sequential and self.sub.data_type is DataType.TRADES:
                 top = int(rows.get_column("trade_id").cast(pl.Int64).max())  # type: ignore[arg-type]
                 state.last_id = max(state.last_id or top, top)
         if self.sub.data_type is not DataType.OHLC:

@@ -9,6 +9,15 @@ Deterministic truth, known to the tests:
 * the WS ``@aggTrade`` stream sends each trade as it comes to exist, except that it
   silently skips a seeded share of frames (``skip_rate``) and drops the connection
   every ``drop_every`` frames (close without a close frame, like a network cut).
+* klines: bar ``i`` (open time ``i * interval``) has values derived from ``i``
+  (``kline_row``). Candles run on a fast virtual clock (``kline_speed`` virtual
+  seconds per real second, starting at the wall clock), so a test sees dozens of 1m
+  bars close in a second, and the clock is always ahead of the client's (the open bar
+  is never inside a window the client heals). ``@kline_<interval>`` sends the open bar
+  as it grows (``x: false``, partial values that never equal the final ones) and each
+  bar once more when it closes (``x: true``), except the bars listed in ``kline_skip``
+  (by index from the first bar sent). ``/api/v3/klines`` serves the truth, the open bar
+  included with its partial values, as Binance does.
 * book: the server keeps a real book; update ``u`` changes a few levels. ``@depth@100ms``
   sends ``{U, u, b, a}`` diffs; ``gap_at`` leaves one diff out (the client must see the
   sequence gap and resync); ``crossed_at`` sends one bogus bid above the best ask that
@@ -28,7 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-__all__ = ["FIRST_ID", "BinanceStreamFake", "trade_row"]
+__all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
 
 FIRST_ID = 2_807_759_891
 
@@ -47,6 +56,27 @@ def trade_row(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
     }
 
 
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def interval_ms(interval: str) -> int:
+    """``1m`` -> 60000 (Binance interval labels; weeks are not served by this fake)."""
+    return int(interval[:-1]) * _UNIT_MS[interval[-1]]
+
+
+def kline_row(open_ms: int, step_ms: int, *, partial: bool = False) -> list[Any]:
+    """Bar opening at ``open_ms`` as a REST kline row; ``partial``: the still-open bar."""
+    i = open_ms // step_ms
+    o = 42000 + (i * 7) % 300
+    c = 42000 + (i * 11) % 300
+    h, lo = max(o, c) + i % 5 + 1, min(o, c) - i % 3 - 1
+    v, n = 1 + (i % 17) / 10, 10 + i % 50
+    if partial:  # so far: never the final values
+        h, lo, c, v, n = o + 0.5, o - 0.5, o + 0.25, v / 4, n // 4
+    return [open_ms, f"{o:.2f}", f"{h:.2f}", f"{lo:.2f}", f"{c:.2f}", f"{v:.5f}",
+            open_ms + step_ms - 1, f"{v * (o + c) / 2:.5f}", n, f"{v / 2:.5f}", "0", "0"]
+
+
 @dataclass
 class BinanceStreamFake:
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
@@ -59,6 +89,11 @@ class BinanceStreamFake:
     depth_interval_s: float = 0.01
     gap_at: tuple[int, ...] = ()  # update ids whose diff is never sent
     crossed_at: tuple[int, ...] = ()  # update ids followed by a bogus crossed bid
+    kline_speed: float = 1200.0  # virtual seconds per real second (1m bar: 50 ms)
+    kline_skip: tuple[int, ...] = ()  # bars (index from the first sent) never sent closed
+    kline_update_s: float = 0.01
+    kline_rest_requests: int = 0
+    first_kline_ms: int | None = None  # open time of the first bar streamed
     t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     connections: int = 0
     drops: int = 0
@@ -91,6 +126,17 @@ class BinanceStreamFake:
         first = max(0, (start_ms - self.t0_ms) * self.per_ms)
         last = min(self.now_index(), (end_ms - self.t0_ms + 1) * self.per_ms)
         return [trade_row(i, self.t0_ms, self.per_ms) for i in range(first, last)]
+
+    def virtual_ms(self) -> int:
+        """The candle clock: starts at ``t0_ms`` and runs ``kline_speed`` times faster."""
+        return self.t0_ms + int((time.time() * 1000 - self.t0_ms) * self.kline_speed)
+
+    def truth_klines(self, interval: str, start_ms: int, end_ms: int) -> list[list[Any]]:
+        """The closed bars opening in ``[start_ms, end_ms)`` (final values)."""
+        step = interval_ms(interval)
+        closed_end = self.virtual_ms() // step * step
+        first = -(-start_ms // step) * step
+        return [kline_row(t, step) for t in range(first, min(end_ms, closed_end), step)]
 
     def _record(self) -> None:
         bids = sorted(self.bids.items(), reverse=True)[:50]
@@ -150,6 +196,20 @@ class BinanceStreamFake:
             rows = self.truth(start, end)
         return web.Response(body=orjson.dumps(rows[:limit]), content_type="application/json")
 
+    async def klines(self, request: web.Request) -> web.Response:
+        """``/api/v3/klines``: bars opening in [startTime, endTime] (inclusive ms), the open
+        bar included with its partial values."""
+        self.kline_rest_requests += 1
+        q = request.query
+        step = interval_ms(q["interval"])
+        limit = min(int(q.get("limit", 500)), 1000)
+        now = self.virtual_ms()
+        open_bar = now // step * step
+        start = -(-int(q.get("startTime", open_bar - (limit - 1) * step)) // step) * step
+        end = min(int(q.get("endTime", now)), now)
+        rows = [kline_row(t, step, partial=t == open_bar) for t in range(start, end + 1, step)]
+        return web.Response(body=orjson.dumps(rows[:limit]), content_type="application/json")
+
     async def depth(self, request: web.Request) -> web.Response:
         self.depth_requests += 1
         limit = int(request.query.get("limit", 100))
@@ -184,6 +244,9 @@ class BinanceStreamFake:
         self.connections += 1
         if any(n.endswith("@aggTrade") for n in names):
             sender = asyncio.create_task(self._trades(ws))
+        elif any("@kline_" in n for n in names):
+            interval = next(n for n in names if "@kline_" in n).split("@kline_")[1]
+            sender = asyncio.create_task(self._klines(ws, interval))
         elif any("@depth" in n for n in names):
             sender = asyncio.create_task(self._depth_stream(ws))
         else:
@@ -224,6 +287,35 @@ class BinanceStreamFake:
                     return
             await asyncio.sleep(0.002)
 
+    async def _klines(self, ws: web.WebSocketResponse, interval: str) -> None:
+        stream = f"{self.symbol.lower()}@kline_{interval}"
+        step = interval_ms(interval)
+        bar = self.virtual_ms() // step * step
+        if self.first_kline_ms is None:
+            self.first_kline_ms = bar
+        first = self.first_kline_ms
+        sent = 0
+        while not ws.closed:
+            now = self.virtual_ms()
+            frames = []
+            while bar + step <= now:  # closed since the last loop: its final frame
+                if (bar - first) // step not in self.kline_skip:
+                    frames.append((kline_row(bar, step), True))
+                bar += step
+            frames.append((kline_row(bar, step, partial=True), False))
+            for row, closed in frames:
+                k = {"t": row[0], "T": row[6], "s": self.symbol, "i": interval, "f": 1,
+                     "L": row[8], "o": row[1], "c": row[4], "h": row[2], "l": row[3],
+                     "v": row[5], "n": row[8], "x": closed, "q": row[7], "V": row[9],
+                     "Q": "0", "B": "0"}
+                data = {"e": "kline", "E": now, "s": self.symbol, "k": k}
+                await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
+                sent += 1
+                if self.drop_every and sent % self.drop_every == 0:
+                    self._drop(ws)
+                    return
+            await asyncio.sleep(self.kline_update_s)
+
     async def _depth_stream(self, ws: web.WebSocketResponse) -> None:
         stream = f"{self.symbol.lower()}@depth@100ms"
         sent = 0
@@ -257,6 +349,7 @@ class BinanceStreamFake:
         app = web.Application()
         app.router.add_get("/stream", self.stream)
         app.router.add_get("/api/v3/aggTrades", self.agg_trades)
+        app.router.add_get("/api/v3/klines", self.klines)
         app.router.add_get("/api/v3/depth", self.depth)
         app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
         return app
