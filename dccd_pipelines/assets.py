@@ -12,6 +12,7 @@ https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """
 
 
+import functools
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -43,10 +44,10 @@ __all__ = [
     "daily_partitions",
     "freshness_policy",
     "materialize_range",
+    "output_name",
     "summary_metadata",
 ]
 
-_OUTPUT = "dataset"
 _WHAT = {
     DataType.OHLC: "candles",
     DataType.TRADES: "trades (taker side)",
@@ -64,6 +65,14 @@ def daily_partitions(spec: DatasetSpec) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(start_date=spec.start.isoformat(), end_offset=1)
 
 
+@functools.cache
+def _cron_interval(cron: str) -> timedelta:
+    # Dagster samples a year of ticks (~40 ms); a catalog repeats a few crons.
+    from dagster._utils.schedules import get_smallest_cron_interval
+
+    return get_smallest_cron_interval(cron)
+
+
 def freshness_policy(spec: DatasetSpec) -> FreshnessPolicy | None:
     """Stale after two missed update ticks (warn) or four (fail); none without a cron.
 
@@ -72,9 +81,7 @@ def freshness_policy(spec: DatasetSpec) -> FreshnessPolicy | None:
     """
     if spec.update_cron is None:
         return None
-    from dagster._utils.schedules import get_smallest_cron_interval
-
-    interval = get_smallest_cron_interval(spec.update_cron)
+    interval = _cron_interval(spec.update_cron)
     warn = max(interval * 2, timedelta(minutes=1))
     return FreshnessPolicy.time_window(fail_window=max(interval * 4, warn * 2), warn_window=warn)
 
@@ -139,6 +146,11 @@ def materialize_range(
     return receipt, summary_metadata(summary)
 
 
+def output_name(key: DatasetKey) -> str:
+    """The op output of a dataset: ``binance__ohlc__btc_usdt_1m``."""
+    return key.job_name
+
+
 def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
     """The asset of one dataset (see the module docstring); candles listed under
     ``derive:`` get the derived-candle asset of ``derived.py`` instead."""
@@ -149,11 +161,13 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
     key = spec.key
 
     # A multi_asset only to name the op: ``@asset`` would name it after the key, the
-    # same name as the dataset's job, and Dagster requires the two to differ.
+    # same name as the dataset's job, and Dagster requires the two to differ. One op per
+    # dataset (not one subsettable op per group): a job of a subset of a big multi-asset
+    # costs ~60 ms to build, which a catalog of a thousand datasets cannot afford.
     @multi_asset(
         name=f"fetch_{key.job_name}",
         outs={
-            _OUTPUT: AssetOut(
+            output_name(key): AssetOut(
                 key=asset_key(key),
                 group_name=key.exchange,
                 kinds={"parquet", "polars"},
@@ -171,7 +185,7 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
     def _dataset(context: AssetExecutionContext, dccd_store: DccdStore) -> Output[Committed]:
         days = context.partition_key_range
         receipt, metadata = materialize_range(spec, days.start, days.end, dccd_store, context.log)
-        return Output(receipt, output_name=_OUTPUT, metadata=metadata)
+        return Output(receipt, output_name=output_name(key), metadata=metadata)
 
     return _dataset
 

@@ -281,10 +281,9 @@ def _build_exchanges(
     names = {d.exchange.strip().lower() for d in model.datasets} | {
         n.strip().lower() for n in model.exchanges
     }
-    known = known_exchange_ids()
     for name in model.exchanges:
-        if name.strip().lower() not in known:
-            problems.append(f"exchanges.{name}: {_unknown_exchange(name, known)}")
+        if not is_known_exchange(name.strip().lower()):
+            problems.append(f"exchanges.{name}: {_unknown_exchange(name)}")
     out: dict[str, ExchangeSettings] = {}
     for name in sorted(names):
         settings = next(
@@ -306,15 +305,14 @@ def _build_specs(
     today: date,
     problems: list[str],
 ) -> list[DatasetSpec]:
-    known = known_exchange_ids()
     specs: list[DatasetSpec] = []
     seen: dict[DatasetKey, str] = {}
     for i, ds in enumerate(model.datasets):
         where = f"datasets[{i}]"
         before = len(problems)
         exchange = ds.exchange.strip().lower()
-        if exchange not in known:
-            problems.append(f"{where}.exchange: {_unknown_exchange(ds.exchange, known)}")
+        if not is_known_exchange(exchange):
+            problems.append(f"{where}.exchange: {_unknown_exchange(ds.exchange)}")
             continue
         symbols = _collect(problems, f"{where}.symbols", ds.symbols, Symbol.parse)
         data_types = _collect(problems, f"{where}.data_types", ds.data_types, DataType.parse)
@@ -446,9 +444,12 @@ def _check_capability(
     for j, dt in enumerate(data_types):
         if dt is DataType.BOOK or dt in streams or capability.feature(dt, Transport.REST) is None:
             continue
-        for span in spans if dt is DataType.OHLC else [None]:
+        wanted: Sequence[Span | None] = spans if dt is DataType.OHLC else [None]
+        for maybe_span in wanted:
             try:
-                capability.require(dt, Transport.REST, span=span, start_ts=start_ts, now_ts=now_ts)
+                capability.require(
+                    dt, Transport.REST, span=maybe_span, start_ts=start_ts, now_ts=now_ts
+                )
             except NoCapability as exc:
                 problems.append(f"{where}.data_types[{j}]: {exc}")
     if DataType.BOOK in data_types:
@@ -509,20 +510,25 @@ def parse_duration_s(value: str | float | int) -> float:
 # --------------------------------------------------------------------------- registry
 
 
+def _native_exchange_ids() -> frozenset[str]:
+    try:
+        from dccd_core.sources.registry import NATIVE_SOURCES
+    except ImportError:  # pragma: no cover - the registry ships with the sources
+        return frozenset()
+    return frozenset(NATIVE_SOURCES)
+
+
 @functools.cache
 def known_exchange_ids() -> frozenset[str]:
-    """Native sources (the registry) plus every ccxt exchange id."""
-    ids: set[str] = set()
-    try:
-        from dccd_core.sources import registry
-
-        ids.update(registry.known_exchanges())
-    except ImportError:  # pragma: no cover - the registry lands with the sources
-        pass
+    """Native sources (the registry) plus every ccxt exchange id (imports ccxt, ~0.5 s)."""
     import ccxt
 
-    ids.update(ccxt.exchanges)
-    return frozenset(ids)
+    return _native_exchange_ids() | frozenset(str(name) for name in ccxt.exchanges)
+
+
+def is_known_exchange(name: str) -> bool:
+    """Whether a source serves ``name``; ccxt is imported only for a non-native name."""
+    return name in _native_exchange_ids() or name in known_exchange_ids()
 
 
 @functools.cache
@@ -544,10 +550,10 @@ def exchange_capability(exchange: str) -> Capability | None:
     return capability if isinstance(capability, Capability) else None
 
 
-def _unknown_exchange(name: str, known: frozenset[str]) -> str:
+def _unknown_exchange(name: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name.strip().lower(), sorted(known), n=3)
+    close = difflib.get_close_matches(name.strip().lower(), sorted(known_exchange_ids()), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return (
         f"unknown exchange {name!r}{hint}; use a native source (binance, coinbase, kraken, "

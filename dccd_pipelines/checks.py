@@ -47,6 +47,7 @@ __all__ = [
     "CheckOutcome",
     "audit_dataset",
     "audit_frame",
+    "build_checks",
     "build_dataset_checks",
     "check_names",
 ]
@@ -272,3 +273,8 @@ def build_dataset_checks(spec: DatasetSpec) -> AssetChecksDefinition:
                 yield _result(key, outcome, window)
 
     return _checks
+
+
+def build_checks(specs: Sequence[DatasetSpec]) -> list[AssetChecksDefinition]:
+    """Every spec's checks."""
+    return [build_dataset_checks(spec) for spec in specs]

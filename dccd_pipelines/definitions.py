@@ -13,10 +13,10 @@ from dagster import Definitions
 
 from .assets import build_dataset_assets
 from .catalog import Catalog, load_catalog
-from .checks import build_dataset_checks
+from .checks import build_checks
 from .pools import build_pool_sensor
 from .resources import dccd_resources
-from .schedules import build_dataset_job, build_update_schedule
+from .schedules import build_resolved_job, build_update_schedule
 from .streams import build_stream_definitions
 
 __all__ = ["build_definitions", "defs"]
@@ -28,21 +28,27 @@ def build_definitions(
     """Assets, checks, one job and (with a cron) one schedule per dataset, stream sensors,
     the pool-limit sensor and the resources."""
     catalog = catalog if catalog is not None else load_catalog(path)
-    jobs = [build_dataset_job(spec) for spec in catalog.datasets]
+    specs = catalog.datasets
+    resources = dccd_resources(str(catalog.store_root))
+    assets = build_dataset_assets(specs)
+    checks = build_checks(specs)
+    jobs = [
+        build_resolved_job(spec, asset, check, resources)
+        for spec, asset, check in zip(specs, assets, checks, strict=True)
+    ]
     schedules = [
         build_update_schedule(spec, job)
-        for spec, job in zip(catalog.datasets, jobs, strict=True)
+        for spec, job in zip(specs, jobs, strict=True)
         if spec.update_cron
     ]
     stream_jobs, stream_sensors = build_stream_definitions(catalog)
     return Definitions(
-        assets=build_dataset_assets(catalog.datasets),
-        asset_checks=[build_dataset_checks(spec) for spec in catalog.datasets],
-        jobs=jobs + stream_jobs,
+        assets=assets,
+        asset_checks=checks,
+        jobs=[*jobs, *stream_jobs],
         schedules=schedules,
         sensors=[*stream_sensors, build_pool_sensor(catalog)],
-        resources=dccd_resources(str(catalog.store_root)),
+        resources=resources,
     )
-
 
 defs = build_definitions()

@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
@@ -162,7 +162,7 @@ def load_backfill() -> Callable[..., Any]:
     """``dccd_core.operations.backfill.backfill`` (a seam: tests may swap it)."""
     from dccd_core.operations.backfill import backfill
 
-    return backfill
+    return cast("Callable[..., Any]", backfill)
 
 
 def run_backfill(

@@ -14,11 +14,15 @@ works from the command line.
 """
 
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from dagster import (
+    AssetsDefinition,
     AssetSelection,
     DefaultScheduleStatus,
+    JobDefinition,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
@@ -34,6 +38,7 @@ from .catalog import DatasetSpec
 
 __all__ = [
     "build_dataset_job",
+    "build_resolved_job",
     "build_update_schedule",
     "update_days",
     "update_run_request",
@@ -51,6 +56,29 @@ def build_dataset_job(spec: DatasetSpec) -> UnresolvedAssetJobDefinition:
         description=f"Materialize {spec.key} for the selected day(s).",
         tags={"exchange": spec.key.exchange, "data_type": spec.key.data_type.value},
     )
+
+
+def build_resolved_job(
+    spec: DatasetSpec,
+    assets_def: AssetsDefinition,
+    checks_def: AssetsDefinition,
+    resources: Mapping[str, Any],
+) -> JobDefinition:
+    """``build_dataset_job`` resolved against the dataset's own asset and checks.
+
+    Dagster resolves an unresolved asset job against the whole asset graph, which costs
+    O(datasets) per job, so O(datasets^2) for the catalog (a minute for a thousand
+    datasets); a dataset job only ever needs its own asset, so it is resolved here
+    against that, linearly.
+    """
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+    resource_defs = {
+        name: res.get_resource_definition() if hasattr(res, "get_resource_definition") else res
+        for name, res in resources.items()
+    }
+    graph = AssetGraph.from_assets([assets_def, checks_def])
+    return build_dataset_job(spec).resolve(asset_graph=graph, resource_defs=resource_defs)
 
 
 def update_days(cron: str, scheduled: datetime, start: date) -> tuple[date, date]:
@@ -83,7 +111,7 @@ def update_run_request(spec: DatasetSpec, scheduled: datetime) -> RunRequest | N
 
 
 def build_update_schedule(
-    spec: DatasetSpec, job: UnresolvedAssetJobDefinition
+    spec: DatasetSpec, job: UnresolvedAssetJobDefinition | JobDefinition
 ) -> ScheduleDefinition:
     """A default-running schedule on the catalog's cron (the spec must have one)."""
     if spec.update_cron is None:

@@ -1,0 +1,269 @@
+"""Dagster's overhead on dccd: a 365-partition single-run backfill against the same
+window fetched by ``operations.backfill`` alone, and the definitions load time of a
+big generated catalog.
+
+``python -m bench.bench_dagster`` prints one JSON row per scenario:
+{scenario, wall_s, rows_per_s, requests, peak_rss_mb}. Targets: Dagster / direct
+<= 1.2; definitions of 7 exchanges x 50 symbols x 3 data types load in < 5 s.
+
+Both backfills hit the same fake Binance (``tests.fakes.binance``) on loopback, each
+into a fresh lake; the Dagster run uses an ephemeral instance and ``materialize`` with
+a partition range (one run, one step), checks excluded so both do the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from dccd_core.domain import DatasetKey, to_ns
+
+__all__ = ["generated_catalog", "run"]
+
+NATIVE = ("binance", "coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
+QUOTE = {"coinbase": "USD", "kraken": "USD", "bitmex": "USDT"}
+
+
+@contextmanager
+def peak_rss() -> Iterator[dict[str, float]]:
+    """Sample this process's RSS every 20 ms; ``out["mb"]`` is the peak."""
+    proc = psutil.Process()
+    out = {"mb": proc.memory_info().rss / 2**20}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            out["mb"] = max(out["mb"], proc.memory_info().rss / 2**20)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _row(scenario: str, wall_s: float, rows: int, requests: int, rss: float) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "wall_s": round(wall_s, 3),
+        "rows_per_s": round(rows / wall_s) if wall_s and rows else 0,
+        "requests": requests,
+        "peak_rss_mb": round(rss, 1),
+    }
+
+
+def _catalog_for(root: Path, origin: str, start: str, span: str) -> Any:
+    from dccd_pipelines.catalog import parse_catalog
+
+    raw = {
+        "store": {"root": str(root)},
+        "exchanges": {"binance": {"rest_url": origin}},
+        "datasets": [
+            {"exchange": "binance", "symbols": ["BTC/USDT"], "data_types": ["ohlc"],
+             "spans": [span], "start": start}
+        ],
+    }
+    return parse_catalog(raw, env={})
+
+
+def bench_direct(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
+    from dccd_core.storage import Store
+    from dccd_pipelines.execution import load_backfill
+
+    backfill = load_backfill()
+    key = DatasetKey.of("binance", "BTC/USDT", "ohlc", span)
+    with tempfile.TemporaryDirectory() as tmp, peak_rss() as rss:
+        from dccd_core.sources.registry import build_source
+
+        async def main() -> Any:
+            source = build_source("binance", rest_url=origin)
+            try:
+                return await backfill(key, start=to_ns(start), end=to_ns(end),
+                                      store=Store(tmp), source=source)
+            finally:
+                await source.http.aclose()
+
+        t0 = time.perf_counter()
+        result = asyncio.run(main())
+        wall = time.perf_counter() - t0
+    return _row(f"operations.backfill {span} {start}..{end}", wall, result.rows_fetched,
+                result.requests, rss["mb"])
+
+
+def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
+    from dagster import DagsterInstance, materialize
+
+    from dccd_pipelines.assets import build_dataset_asset
+    from dccd_pipelines.resources import dccd_resources
+
+    last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()
+    with tempfile.TemporaryDirectory() as tmp, peak_rss() as rss:
+        catalog = _catalog_for(Path(tmp), origin, start, span)
+        spec = catalog.datasets[0]
+        t0 = time.perf_counter()
+        result = materialize(
+            [build_dataset_asset(spec)],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            tags={"dagster/asset_partition_range_start": start,
+                  "dagster/asset_partition_range_end": last},
+            raise_on_error=True,
+        )
+        wall = time.perf_counter() - t0
+        mats = result.asset_materializations_for_node(f"fetch_{spec.key.job_name}")
+        meta = {k: v.value for k, v in mats[-1].metadata.items()}
+    days = (date.fromisoformat(end) - date.fromisoformat(start)).days
+    return _row(f"dagster single-run {days} partitions {span}", wall,
+                int(meta["rows_fetched"]), int(meta["requests"]), rss["mb"])
+
+
+def generated_catalog(n_symbols: int = 50, today: date | None = None) -> dict[str, Any]:
+    """7 native exchanges x ``n_symbols`` symbols x (ohlc 1h, trades, book)."""
+    from dccd_pipelines.catalog import exchange_capability
+
+    today = today or datetime.now(UTC).date()
+    datasets = []
+    for exchange in NATIVE:
+        capability = exchange_capability(exchange)
+        depth = 20
+        streams = []
+        if capability is not None:
+            from dccd_core.domain import DataType, Transport
+
+            for transport in (Transport.REST, Transport.WS):
+                book = capability.feature(DataType.BOOK, transport)
+                if book is not None and book.book_depths:
+                    if depth not in book.book_depths:
+                        depth = min((d for d in book.book_depths if d >= 20),
+                                    default=book.book_depths[-1])
+                    break
+            trades = capability.feature(DataType.TRADES, Transport.REST)
+            if trades is not None and trades.recent_only:
+                streams = ["trades"]
+        quote = QUOTE.get(exchange, "USDT")
+        datasets.append({
+            "exchange": exchange,
+            "symbols": [f"C{i:03d}/{quote}" for i in range(n_symbols)],
+            "data_types": ["ohlc", "trades", "book"],
+            "spans": ["1h"],
+            "start": (today - timedelta(days=20)).isoformat(),
+            "update": "*/15 * * * *",
+            "stream": streams,
+            "book": {"depth": depth},
+        })
+    return {"store": {"root": "/tmp/dccd-bench-lake"}, "datasets": datasets}
+
+
+def _defs_child(path: str) -> None:
+    """In a fresh interpreter: import, parse, build, resolve; print the timings."""
+    t0 = time.perf_counter()
+    import yaml
+
+    from dccd_pipelines.catalog import parse_catalog
+    from dccd_pipelines.definitions import build_definitions
+
+    t_import = time.perf_counter() - t0
+    raw = yaml.safe_load(Path(path).read_text())
+    t1 = time.perf_counter()
+    catalog = parse_catalog(raw, path=path, env={})
+    t_parse = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    defs = build_definitions(catalog)
+    repo = defs.get_repository_def()
+    jobs = repo.get_all_jobs()
+    t_build = time.perf_counter() - t2
+    print(json.dumps({
+        "datasets": len(catalog), "assets": len(repo.assets_defs_by_key), "jobs": len(jobs),
+        "import_s": t_import, "parse_s": t_parse, "build_s": t_build,
+        "rss_mb": psutil.Process().memory_info().rss / 2**20,
+    }))
+
+
+def bench_definitions(n_symbols: int = 50) -> dict[str, Any]:
+    import yaml
+
+    root = Path(__file__).parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "catalog.yaml"
+        path.write_text(yaml.safe_dump(generated_catalog(n_symbols)))
+        t0 = time.perf_counter()
+        # The module-level ``defs`` reads DCCD_CONFIG on import: point it at the big one too.
+        env = {**_env(), "DCCD_CONFIG": str(path), "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.bench_dagster", "--defs-child", str(path)],
+            cwd=root, env=env, capture_output=True, text=True, check=True,
+        )
+        wall = time.perf_counter() - t0
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    row = _row(f"definitions load {len(NATIVE)}x{n_symbols}x3 ({info['assets']} assets, "
+               f"{info['jobs']} jobs)", wall, 0, 0, info["rss_mb"])
+    row["detail"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in info.items()}
+    return row
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def run(days: int = 365, span: str = "1m", end: str = "2025-01-01",
+        n_symbols: int = 50, emit: Callable[[dict[str, Any]], None] | None = None,
+        ) -> list[dict[str, Any]]:
+    """Every scenario; one dict per row."""
+    from tests.fakes.binance import FakeBinance
+    from tests.fakes.server import serve_in_thread
+
+    start = (date.fromisoformat(end) - timedelta(days=days)).isoformat()
+    listing_ms = to_ns(start) // 1_000_000 - 86_400_000
+    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if emit is not None:
+            emit(row)
+
+    for attempt in ("direct", "dagster"):
+        fake = FakeBinance.default(listing_ms=listing_ms, weight_limit=10**9)
+        with serve_in_thread(fake.app) as origin:
+            if attempt == "direct":
+                add(bench_direct(origin, start, end, span))
+            else:
+                add(bench_dagster(origin, start, end, span))
+    ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
+    add({"scenario": "ratio dagster/direct", "wall_s": round(ratio, 3), "rows_per_s": 0,
+         "requests": 0, "peak_rss_mb": 0.0})
+    add(bench_definitions(n_symbols))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--span", default="1m")
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--defs-child")
+    args = parser.parse_args()
+    if args.defs_child:
+        _defs_child(args.defs_child)
+        return
+    run(args.days, args.span, n_symbols=args.symbols, emit=lambda r: print(json.dumps(r)))
+
+
+if __name__ == "__main__":
+    main()
