@@ -64,7 +64,8 @@ class KrakenFake:
 
     seed: str = "kraken"
     n_trades: int = 3_600
-    #: same-µs bursts placed across the 1000-trade page boundaries of a walk from T0
+    #: same-µs bursts (index, size); the first straddles the first page boundary of a
+    #: walk from T0 (later boundaries shift as each page re-asks the last µs)
     bursts: tuple[tuple[int, int], ...] = ((990, 25), (1_995, 9), (2_998, 60))
     legacy: bool = False
     now_s: int = field(default_factory=lambda: int(time.time()))
