@@ -69,10 +69,12 @@ class CoinbaseFake:
         }
         self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
 
-    def restart_tapes(self, start_us: int) -> None:
+    def restart_tapes(self, start_us: int, n_trades: int | None = None) -> None:
         """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
         when the first client connects, so the test's startup time does not matter)."""
         self.start_us = start_us
+        if n_trades is not None:
+            self.n_trades = n_trades
         self.__post_init__()
 
     def existing(self, product: str) -> list[tuple[int, int, float, float, bool]]:

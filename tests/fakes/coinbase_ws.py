@@ -77,7 +77,7 @@ class CoinbaseStreamFake:
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     seed: int = 7
-    n_trades: int = 30_000
+    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
     drop_every: int = 0  # cut the connection after this many frames (0: never)
     skip_rate: float = 0.0  # share of matches silently not sent
     crossed_at: tuple[int, ...] = ()  # book update numbers carrying a bogus crossed bid
@@ -98,7 +98,7 @@ class CoinbaseStreamFake:
         self._rng = random.Random(self.seed)
         self.rest = CoinbaseFake(
             seed=f"coinbase-live-{self.seed}",
-            n_trades=self.n_trades,
+            n_trades=0,  # the tapes are made when the market opens
             bursts=((300, 30), (2_000, 1_100)),
             start_us=now_us() + 3_600_000_000,  # opens at the first connection
             max_gap_us=2_000,
@@ -155,7 +155,7 @@ class CoinbaseStreamFake:
         self.connections += 1
         if not self.market_open:
             self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000)
+            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
         try:
             msg = await ws.receive(timeout=5.0)
         except TimeoutError:

@@ -107,7 +107,7 @@ class KrakenStreamFake:
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     seed: int = 11
-    n_trades: int = 30_000
+    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
     drop_every: int = 0  # cut the connection after this many frames (0: never)
     drop_every_trades: int = 0  # ... or after the frame that crosses each N trades
     skip_rate: float = 0.0
@@ -133,7 +133,7 @@ class KrakenStreamFake:
         self._rng = random.Random(self.seed)
         self.rest = KrakenFake(
             seed=f"kraken-live-{self.seed}",
-            n_trades=self.n_trades,
+            n_trades=0,  # the tapes are made when the market opens
             bursts=((400, 25), (1_500, 60)),
             start_us=now_us() + 3_600_000_000,  # opens at the first connection
             max_gap_us=2_000,
@@ -185,7 +185,7 @@ class KrakenStreamFake:
         self.connections += 1
         if not self.market_open:
             self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000)
+            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
         counter = {"sent": 0}
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._heartbeats(ws))]
         await ws.send_str(orjson.dumps({"channel": "status", "type": "update", "data": [{

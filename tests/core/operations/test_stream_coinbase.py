@@ -39,7 +39,7 @@ async def test_trades_equal_truth_across_drops_and_skips(tmp_path: Path) -> None
     async for source in _source(fake):
         final = await stream(
             "coinbase", ["BTC/USD"], "trades", store=store, source=source,
-            flush_interval_s=0.3, max_runtime_s=3.0, on_flush=reports.append,
+            flush_interval_s=0.3, max_runtime_s=2.5, on_flush=reports.append,
             ws_config=FAST_WS,
         )
     stored = store.read(TRADES)

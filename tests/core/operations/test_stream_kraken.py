@@ -45,7 +45,7 @@ async def test_trades_equal_truth_across_drops_and_skips(tmp_path: Path) -> None
     async for source in _source(fake):
         final = await stream(
             "kraken", ["BTC/USD"], "trades", store=store, source=source,
-            flush_interval_s=0.3, max_runtime_s=3.0, ws_config=FAST_WS,
+            flush_interval_s=0.3, max_runtime_s=2.5, ws_config=FAST_WS,
         )
     stored = store.read(TRADES)
     ids = stored.get_column("trade_id").cast(pl.Int64)
