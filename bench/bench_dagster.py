@@ -170,27 +170,25 @@ def generated_catalog(n_symbols: int = 50, today: date | None = None) -> dict[st
 
 
 def _defs_child(path: str) -> None:
-    """In a fresh interpreter: import, parse, build, resolve; print the timings."""
+    """In a fresh interpreter with DCCD_CONFIG=path: what ``dagster dev`` pays to load the
+    code location (import dagster, import the definitions module, which reads the catalog
+    and builds ``defs``, resolve every job), each step timed."""
     t0 = time.perf_counter()
-    import yaml
+    import dagster  # noqa: F401
 
-    from dccd_pipelines.catalog import parse_catalog
-    from dccd_pipelines.definitions import build_definitions
-
-    t_import = time.perf_counter() - t0
-    raw = yaml.safe_load(Path(path).read_text())
+    t_dagster = time.perf_counter() - t0
     t1 = time.perf_counter()
-    catalog = parse_catalog(raw, path=path, env={})
-    t_parse = time.perf_counter() - t1
+    from dccd_pipelines.definitions import defs
+
+    t_defs = time.perf_counter() - t1
     t2 = time.perf_counter()
-    defs = build_definitions(catalog)
     repo = defs.get_repository_def()
     jobs = repo.get_all_jobs()
-    t_build = time.perf_counter() - t2
+    t_resolve = time.perf_counter() - t2
     print(json.dumps({
-        "datasets": len(catalog), "assets": len(repo.assets_defs_by_key), "jobs": len(jobs),
-        "import_s": t_import, "parse_s": t_parse, "build_s": t_build,
-        "rss_mb": psutil.Process().memory_info().rss / 2**20,
+        "datasets": len(repo.assets_defs_by_key), "jobs": len(jobs),
+        "import_dagster_s": t_dagster, "build_defs_s": t_defs, "resolve_s": t_resolve,
+        "load_s": t_defs + t_resolve, "rss_mb": psutil.Process().memory_info().rss / 2**20,
     }))
 
 
@@ -210,8 +208,10 @@ def bench_definitions(n_symbols: int = 50) -> dict[str, Any]:
         )
         wall = time.perf_counter() - t0
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    row = _row(f"definitions load {len(NATIVE)}x{n_symbols}x3 ({info['assets']} assets, "
-               f"{info['jobs']} jobs)", wall, 0, 0, info["rss_mb"])
+    row = _row(f"definitions load {len(NATIVE)}x{n_symbols}x3 ({info['datasets']} assets, "
+               f"{info['jobs']} jobs), excluding `import dagster`", info["load_s"], 0, 0,
+               info["rss_mb"])
+    row["process_wall_s"] = round(wall, 3)
     row["detail"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in info.items()}
     return row
 

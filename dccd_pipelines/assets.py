@@ -13,11 +13,12 @@ https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -33,6 +34,7 @@ from dagster import (
 from dccd_core.domain import DatasetKey, DataType, iso_datetime
 
 from .catalog import DatasetSpec
+from .checks import dataset_check_specs, evaluate_checks
 from .execution import RunSummary, partition_window, run_backfill, summarize
 from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
 from .resources import DccdStore
@@ -160,10 +162,11 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
         return build_derived_asset(spec)
     key = spec.key
 
-    # A multi_asset only to name the op: ``@asset`` would name it after the key, the
-    # same name as the dataset's job, and Dagster requires the two to differ. One op per
-    # dataset (not one subsettable op per group): a job of a subset of a big multi-asset
-    # costs ~60 ms to build, which a catalog of a thousand datasets cannot afford.
+    # A multi_asset to name the op (``@asset`` names it after the key, the same name as
+    # the dataset's job, which Dagster refuses) and to carry the dataset's checks in the
+    # same op: one op per dataset, not two, halves Dagster's per-definition load cost
+    # (~10 ms per op: a thousand datasets). ``can_subset`` lets the UI run the checks
+    # alone (the op then only audits) or the asset without them.
     @multi_asset(
         name=f"fetch_{key.job_name}",
         outs={
@@ -176,16 +179,25 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
                 metadata=dataset_metadata(key),
                 io_manager_key=IO_MANAGER_KEY,
                 freshness_policy=freshness_policy(spec),
+                is_required=False,
             )
         },
+        check_specs=dataset_check_specs(spec),
         partitions_def=daily_partitions(spec),
         backfill_policy=BackfillPolicy.single_run(),
         pool=spec.pool,
+        can_subset=True,
     )
-    def _dataset(context: AssetExecutionContext, dccd_store: DccdStore) -> Output[Committed]:
-        days = context.partition_key_range
-        receipt, metadata = materialize_range(spec, days.start, days.end, dccd_store, context.log)
-        return Output(receipt, output_name=output_name(key), metadata=metadata)
+    def _dataset(
+        context: AssetExecutionContext, dccd_store: DccdStore
+    ) -> Iterator[Output[Committed] | AssetCheckResult]:
+        if asset_key(key) in context.selected_asset_keys:
+            days = context.partition_key_range
+            receipt, metadata = materialize_range(
+                spec, days.start, days.end, dccd_store, context.log
+            )
+            yield Output(receipt, output_name=output_name(key), metadata=metadata)
+        yield from evaluate_checks(context, spec, dccd_store.root)
 
     return _dataset
 

@@ -32,13 +32,13 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     multi_asset_check,
 )
 
 from dccd_core.domain import DatasetKey, DataType, iso_datetime, natural_key, now_ns, to_ns
 
-from .assets import asset_key
 from .catalog import DatasetSpec
 from .resources import DccdStore
 
@@ -47,9 +47,10 @@ __all__ = [
     "CheckOutcome",
     "audit_dataset",
     "audit_frame",
-    "build_checks",
     "build_dataset_checks",
     "check_names",
+    "dataset_check_specs",
+    "evaluate_checks",
 ]
 
 CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes")
@@ -209,7 +210,7 @@ _DESCRIPTION = {
 }
 
 
-def _window(context: AssetCheckExecutionContext) -> tuple[int | None, int | None]:
+def _window(context: Any) -> tuple[int | None, int | None]:
     if context.has_partition_key_range or context.has_partition_key:
         rng = context.partition_key_range
         from dccd_core.domain import NS_PER_DAY
@@ -242,7 +243,7 @@ def _result(
         else:
             metadata[name] = MetadataValue.json(value)
     return AssetCheckResult(
-        asset_key=asset_key(key),
+        asset_key=AssetKey(key.asset_key_path),
         check_name=outcome.name,
         passed=outcome.passed,
         severity=_SEVERITY[outcome.name],
@@ -251,30 +252,40 @@ def _result(
     )
 
 
-def build_dataset_checks(spec: DatasetSpec) -> AssetChecksDefinition:
-    """The checks of one dataset as one multi-check op (the files are read once)."""
-    key = spec.key
-    specs = [
-        AssetCheckSpec(name, asset=asset_key(key), description=_DESCRIPTION[name])
-        for name in check_names(key)
+def dataset_check_specs(spec: DatasetSpec) -> list[AssetCheckSpec]:
+    """The check specs of a dataset (carried by its asset op, see ``assets.py``)."""
+    key = AssetKey(spec.key.asset_key_path)
+    return [
+        AssetCheckSpec(name, asset=key, description=_DESCRIPTION[name])
+        for name in check_names(spec.key)
     ]
 
-    @multi_asset_check(specs=specs, name=f"{key.job_name}__checks", can_subset=True)
+
+def evaluate_checks(context: Any, spec: DatasetSpec, store_root: str) -> Iterator[AssetCheckResult]:
+    """The selected checks of ``spec`` over the run's window (see the module docstring).
+
+    ``context`` is an asset or asset-check execution context.
+    """
+    asset = AssetKey(spec.key.asset_key_path)
+    selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == asset}
+    if not selected:
+        return
+    window = _window(context)
+    outcomes = audit_dataset(store_root, spec.key, *window, dataset_start_ts=spec.start_ts)
+    for name, outcome in outcomes.items():
+        if name in selected:
+            yield _result(spec.key, outcome, window)
+
+
+def build_dataset_checks(spec: DatasetSpec) -> AssetChecksDefinition:
+    """The checks of one dataset as their own op, for assets that do not carry them
+    (derived candles); fetched datasets carry theirs in the asset op."""
+    check_specs = dataset_check_specs(spec)
+
+    @multi_asset_check(specs=check_specs, name=f"{spec.key.job_name}__checks", can_subset=True)
     def _checks(
         context: AssetCheckExecutionContext, dccd_store: DccdStore
     ) -> Iterator[AssetCheckResult]:
-        window = _window(context)
-        outcomes = audit_dataset(
-            dccd_store.root, key, *window, dataset_start_ts=spec.start_ts
-        )
-        selected = {k.name for k in context.selected_asset_check_keys}
-        for name, outcome in outcomes.items():
-            if name in selected:
-                yield _result(key, outcome, window)
+        yield from evaluate_checks(context, spec, dccd_store.root)
 
     return _checks
-
-
-def build_checks(specs: Sequence[DatasetSpec]) -> list[AssetChecksDefinition]:
-    """Every spec's checks."""
-    return [build_dataset_checks(spec) for spec in specs]

@@ -13,7 +13,7 @@ from dagster import Definitions
 
 from .assets import build_dataset_assets
 from .catalog import Catalog, load_catalog
-from .checks import build_checks
+from .checks import build_dataset_checks
 from .pools import build_pool_sensor
 from .resources import dccd_resources
 from .schedules import build_resolved_job, build_update_schedule
@@ -31,10 +31,12 @@ def build_definitions(
     specs = catalog.datasets
     resources = dccd_resources(str(catalog.store_root))
     assets = build_dataset_assets(specs)
-    checks = build_checks(specs)
+    # Fetched datasets carry their checks in their asset op; derived candles do not.
+    checks = {spec.key: build_dataset_checks(spec) for spec in specs if spec.derive_from}
     jobs = [
-        build_resolved_job(spec, asset, check, resources)
-        for spec, asset, check in zip(specs, assets, checks, strict=True)
+        build_resolved_job(spec, [asset, *([checks[spec.key]] if spec.key in checks else [])],
+                           resources)
+        for spec, asset in zip(specs, assets, strict=True)
     ]
     schedules = [
         build_update_schedule(spec, job)
@@ -44,7 +46,7 @@ def build_definitions(
     stream_jobs, stream_sensors = build_stream_definitions(catalog)
     return Definitions(
         assets=assets,
-        asset_checks=checks,
+        asset_checks=list(checks.values()),
         jobs=[*jobs, *stream_jobs],
         schedules=schedules,
         sensors=[*stream_sensors, build_pool_sensor(catalog)],

@@ -14,7 +14,7 @@ works from the command line.
 """
 
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -60,11 +60,10 @@ def build_dataset_job(spec: DatasetSpec) -> UnresolvedAssetJobDefinition:
 
 def build_resolved_job(
     spec: DatasetSpec,
-    assets_def: AssetsDefinition,
-    checks_def: AssetsDefinition,
+    definitions: Sequence[AssetsDefinition],
     resources: Mapping[str, Any],
 ) -> JobDefinition:
-    """``build_dataset_job`` resolved against the dataset's own asset and checks.
+    """``build_dataset_job`` resolved against the dataset's own asset (and checks op).
 
     Dagster resolves an unresolved asset job against the whole asset graph, which costs
     O(datasets) per job, so O(datasets^2) for the catalog (a minute for a thousand
@@ -77,7 +76,7 @@ def build_resolved_job(
         name: res.get_resource_definition() if hasattr(res, "get_resource_definition") else res
         for name, res in resources.items()
     }
-    graph = AssetGraph.from_assets([assets_def, checks_def])
+    graph = AssetGraph.from_assets(list(definitions))
     return build_dataset_job(spec).resolve(asset_graph=graph, resource_defs=resource_defs)
 
 

@@ -12,7 +12,6 @@ from polars.testing import assert_frame_equal
 from dccd_core.domain import NS_PER_DAY, DatasetKey, to_ns
 from dccd_core.storage import Store
 from dccd_pipelines.assets import build_dataset_asset, freshness_policy
-from dccd_pipelines.checks import build_dataset_checks
 from dccd_pipelines.execution import ProgressLog, partition_window
 from dccd_pipelines.resources import dccd_resources
 from tests.fakes.binance import FakeBinance
@@ -28,7 +27,7 @@ def run(root: Path, origin: str, **kwargs):
     catalog = make_catalog(root, origin)
     spec = catalog.datasets[0]
     return materialize(
-        [build_dataset_asset(spec), build_dataset_checks(spec)],
+        [build_dataset_asset(spec)],
         resources=dccd_resources(str(catalog.store_root)),
         instance=DagsterInstance.ephemeral(),
         **kwargs,
@@ -118,7 +117,7 @@ def test_definitions_from_catalog(tmp_path: Path, binance_origin: str) -> None:
     job = repo.get_job("binance__ohlc__btc_usdt_1m")
     assert job is not None
     assert len(repo.schedule_defs) == 6
-    assert len(repo.asset_checks_defs_by_key) == 4 * 4 + 2 * 3  # candles 4 checks, trades 3
+    assert len(repo.asset_graph.asset_check_keys) == 4 * 4 + 2 * 3  # candles 4 checks, trades 3
 
 
 def test_job_runs_a_partition(tmp_path: Path, binance_origin: str, fake_binance) -> None:

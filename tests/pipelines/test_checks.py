@@ -127,9 +127,8 @@ def test_checks_run_in_dagster_with_severity_and_metadata(tmp_path: Path) -> Non
     good_store(tmp_path)
     frame = candles(DAY, 10)
     inject(tmp_path, pl.concat([frame, frame.slice(0, 1)]).sort("ts"))
-    checks = build_dataset_checks(spec())
     result = materialize(
-        [build_dataset_asset(spec()), checks],
+        [build_dataset_asset(spec())],
         selection=AssetSelection.all_asset_checks(),
         resources=dccd_resources(str(tmp_path)),
         instance=DagsterInstance.ephemeral(),
@@ -150,3 +149,18 @@ def test_check_sets_per_data_type(data_type: str) -> None:
     names = check_names(key)
     assert "ohlc_sanity" not in names
     assert ("no_holes" in names) == (data_type == "trades")
+
+
+def test_standalone_check_op_for_assets_without_embedded_checks(tmp_path: Path) -> None:
+    from dagster import AssetSpec
+
+    good_store(tmp_path)
+    checks = build_dataset_checks(spec())
+    result = materialize(
+        [AssetSpec(KEY.asset_key_path), checks],
+        resources=dccd_resources(str(tmp_path)),
+        instance=DagsterInstance.ephemeral(),
+        selection=AssetSelection.all_asset_checks(),
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
