@@ -114,6 +114,8 @@ class BitmexFake:
     density: int = 1
     #: every ``quiet_every``-th minute has no trade (0: never quiet)
     quiet_every: int = 11
+    #: at least this many trades (before ``density``) in every second that is not quiet
+    min_per_second: int = 0
     requests: list[str] = field(default_factory=list)
     _window_start: float = 0.0
     _used: int = 0
@@ -124,7 +126,7 @@ class BitmexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         stamps: list[int] = []
         if not self.quiet_every or (sec // 60) % self.quiet_every != 3:  # quiet minutes
-            n = rng.choice((0, 1, 2, 3, 4, 6, 9)) * self.density
+            n = max(rng.choice((0, 1, 2, 3, 4, 6, 9)), self.min_per_second) * self.density
             stamps = sorted(sec * 1000 + rng.randrange(1000) for _ in range(n))
             if stamps and rng.random() < 0.4:  # one order filled against several makers
                 stamps += [stamps[-1]] * rng.randint(2, 15)

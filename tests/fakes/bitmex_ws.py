@@ -60,6 +60,7 @@ class BitmexStreamFake:
             last_ms=time.time_ns() // NS_PER_MS + 3_600_000,
             density=10,
             quiet_every=0,
+            min_per_second=4,
         )
     )
     drop_every: int = 0

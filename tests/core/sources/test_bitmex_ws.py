@@ -107,7 +107,7 @@ def test_url_subscribes_every_topic() -> None:
     assert src.ws_url(book).endswith("?subscribe=orderBookL2_25:XBTUSD")
     assert src.ws_ping is not None and src.ws_ping.message == "ping"
     assert src.ws_ping.interval_s == 5.0
-    with pytest.raises(NoCapability, match="1m 5m 1h 1d"):
+    with pytest.raises(NoCapability, match=r"1m 5m 1h 1d.*derive candles from trades"):
         src.ws_url(WsSubscription(DataType.OHLC, (XBTUSD,), Span.parse("15m")))
     with pytest.raises(NoCapability, match="book_depth <= 25"):
         src.ws_url(WsSubscription(DataType.BOOK, (XBTUSD,), book_depth=50))
@@ -296,7 +296,7 @@ def book_states(book: pl.DataFrame) -> list[tuple[tuple, tuple]]:
 
 
 async def test_stream_book_resyncs_on_unknown_level_id(tmp_path: Path) -> None:
-    fake = BitmexStreamFake(unknown_id_at=(40, 150))
+    fake = BitmexStreamFake(unknown_id_at=(20, 80), step_interval_s=0.002)
     async with serve(fake.app()) as origin:
         final, store = await run_stream(
             origin, tmp_path, "book", 2.0, book_depth=10, snapshot_interval_s=0.05
@@ -311,7 +311,7 @@ async def test_stream_book_resyncs_on_unknown_level_id(tmp_path: Path) -> None:
 
 
 async def test_stream_book_never_crossed_with_skips_and_drops(tmp_path: Path) -> None:
-    fake = BitmexStreamFake(drop_every=150, skip_rate=0.03)
+    fake = BitmexStreamFake(drop_every=60, skip_rate=0.05, step_interval_s=0.002)
     async with serve(fake.app()) as origin:
         final, store = await run_stream(
             origin, tmp_path, "book", 2.0, book_depth=25, snapshot_interval_s=0.05
