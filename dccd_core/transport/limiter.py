@@ -82,10 +82,10 @@ class WeightLimiter:
                 else:
                     self._refill()
                     need = min(float(weight), self._capacity)
-                    if self._tokens >= need:
+                    if self._tokens >= need - 1e-9:  # float slack: never spin on dust
                         self._tokens -= weight
                         return
-                    delay = (need - self._tokens) / self._rate_per_s
+                    delay = max((need - self._tokens) / self._rate_per_s, 1e-3)
                 self.waited_s += delay
                 await self._sleep(delay)
 
