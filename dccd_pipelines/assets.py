@@ -13,12 +13,11 @@ https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from dagster import (
-    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -37,7 +36,7 @@ from .catalog import DatasetSpec
 from .checks import dataset_check_specs, evaluate_checks
 from .execution import RunSummary, partition_window, run_backfill, summarize
 from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
-from .resources import DccdStore
+from .resources import STORE_KEY, DccdStore
 
 __all__ = [
     "asset_key",
@@ -64,7 +63,13 @@ def asset_key(key: DatasetKey) -> AssetKey:
 
 def daily_partitions(spec: DatasetSpec) -> DailyPartitionsDefinition:
     """Daily UTC partitions from the dataset's start; today's (in progress) included."""
-    return DailyPartitionsDefinition(start_date=spec.start.isoformat(), end_offset=1)
+    return _daily_from(spec.start.isoformat())
+
+
+@functools.cache
+def _daily_from(start_date: str) -> DailyPartitionsDefinition:
+    # One object per start date: datasets sharing it share one partitions definition.
+    return DailyPartitionsDefinition(start_date=start_date, end_offset=1)
 
 
 @functools.cache
@@ -187,10 +192,13 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=spec.pool,
         can_subset=True,
+        required_resource_keys={STORE_KEY},
     )
-    def _dataset(
-        context: AssetExecutionContext, dccd_store: DccdStore
-    ) -> Iterator[Output[Committed] | AssetCheckResult]:
+    def _dataset(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
+        # Yields Output[Committed] then AssetCheckResults. No return annotation and the
+        # store through ``required_resource_keys``: Dagster evaluates every annotation
+        # of every op at load, a measurable share of a big catalog's load time.
+        dccd_store: DccdStore = getattr(context.resources, STORE_KEY)
         if asset_key(key) in context.selected_asset_keys:
             days = context.partition_key_range
             receipt, metadata = materialize_range(

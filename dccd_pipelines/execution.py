@@ -195,9 +195,8 @@ def run_backfill(
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-            closer = getattr(src, "aclose", None) if source is None else None
-            if closer is not None:
-                await closer()
+            if source is None and src is not None:  # ours to close (backfill closes its own)
+                await src.http.aclose()
 
     log(f"{spec.key}: backfill {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}")
     result = asyncio.run(main())
