@@ -122,6 +122,10 @@ class KrakenFake:
     def open_bar_s(self, span: Span) -> int:
         return self.now_s - self.now_s % span.seconds
 
+    def open_bar_s_at(self, span_s: int) -> int:
+        """The open time (s) of the bar in progress for a span of ``span_s`` seconds."""
+        return self.now_s - self.now_s % span_s
+
     def truth_candles(self, symbol: Symbol, span: Span, start: int, end: int) -> pl.DataFrame:
         """Committed bars opening in ``[start, end)`` among the last 720 (open bar excluded)."""
         seed = f"{self.seed}:{self.internal(symbol)}"

@@ -22,6 +22,10 @@ Deterministic truth, known to the tests:
   client truncates). Every message carries the CRC32 of the top 10 after it, over the
   exact texts sent (prices ``45283.5``, quantities with 8 decimals). Numbers are JSON
   numbers written with those digits. ``book_history[pair][time_us]`` is the truth.
+* ohlc: a simulated clock, one 1-interval bar every ``ohlc_bar_s`` wall seconds from
+  600 bars before now (so every bar is also among REST ``OHLC``'s last 720, with the
+  same values: ``bar_at``); a snapshot of the last 10 bars, then the bar in progress
+  every 10 ms; ``skip_bars`` are never sent (the client sees a gap and asks REST).
 * faults: ``drop_every`` cuts the connection every N frames (``drop_every_trades``:
   every N trades, whatever the batching); ``skip_rate`` silently leaves out a seeded
   share of trade messages (ids in ``skipped``); ``bad_checksum_at`` /
@@ -42,6 +46,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from ._tape_ck import bar_at
 from .coinbase import _iso
 from .kraken import KrakenFake
 
@@ -124,6 +129,11 @@ class KrakenStreamFake:
     book_history: dict[str, dict[int, Book]] = field(
         default_factory=lambda: {s: {} for s in PAIRS}
     )
+    #: ohlc: one simulated bar every ``ohlc_bar_s`` wall seconds, from 600 bars ago (so
+    #: every bar is also among REST's last 720); bars never sent over WS (by index)
+    ohlc_bar_s: float = 0.05
+    skip_bars: tuple[int, ...] = ()
+    ohlc_first_s: int = 0
     updates: int = 0
     #: levels pushed out of a subscriber's range with no message (it must truncate)
     pushed_out: int = 0
@@ -233,7 +243,7 @@ class KrakenStreamFake:
                 error = f"Currency pair not supported {symbol}"
             elif channel == "book" and depth not in _DEPTHS:
                 error = "Invalid depth"
-            elif channel not in ("trade", "book"):
+            elif channel not in ("trade", "book", "ohlc"):
                 error = f"Channel {channel} not supported"
             if error:
                 await self._reply(ws, {"method": "subscribe", "error": error, "success": False,
@@ -249,6 +259,9 @@ class KrakenStreamFake:
             return None
         if channel == "trade":
             return asyncio.create_task(self._trades(ws, good, counter))
+        if channel == "ohlc":
+            minutes = int(params.get("interval", 1))
+            return asyncio.create_task(self._ohlc(ws, good, minutes, counter))
         return asyncio.create_task(self._book(ws, good, depth, counter))
 
     async def _reply(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
@@ -307,6 +320,46 @@ class KrakenStreamFake:
                     self._drop(ws)
                     return
             await asyncio.sleep(0.003)
+
+    def ohlc_bar(self, symbol: str, span_s: int, j: int) -> str | None:
+        """Bar ``j`` of the simulated clock as a v2 ``ohlc`` entry (None: no trades)."""
+        t = self.ohlc_first_s + j * span_s
+        bar = bar_at(f"{self.rest.seed}:{PAIRS[symbol]}", t, span_s)
+        if bar is None:
+            return None
+        return (
+            f'{{"symbol":"{symbol}","open":{bar.open:.2f},"high":{bar.high:.2f},'
+            f'"low":{bar.low:.2f},"close":{bar.close:.2f},"trades":{bar.count},'
+            f'"volume":{bar.volume:.8f},"vwap":{bar.vwap:.1f},'
+            f'"interval_begin":"{_iso(t * 1_000_000)}","interval":{span_s // 60},'
+            f'"timestamp":"{_iso(now_us())}"}}'
+        )
+
+    async def _ohlc(
+        self, ws: web.WebSocketResponse, symbols: list[str], minutes: int,
+        counter: dict[str, int],
+    ) -> None:
+        """A snapshot of the last 10 bars, then the current bar every 10 ms (Kraken sends
+        the open bar on every trade); a bar is closed once the next one shows up."""
+        span_s = minutes * 60
+        if not self.ohlc_first_s:
+            self.ohlc_first_s = self.rest.open_bar_s_at(span_s) - 600 * span_s
+            self._ohlc_wall = time.monotonic()
+        def current() -> int:
+            return int((time.monotonic() - self._ohlc_wall) / self.ohlc_bar_s)
+        j = current()
+        for kind, bars in (("snapshot", range(max(0, j - 9), j + 1)), ("update", None)):
+            while True:
+                todo = bars if bars is not None else [current()]
+                entries = [e for s in symbols for b in todo if b not in self.skip_bars
+                           if (e := self.ohlc_bar(s, span_s, b)) is not None]
+                if entries:
+                    text = f'{{"channel":"ohlc","type":"{kind}","data":[{",".join(entries)}]}}'
+                    if not await self._send(ws, text, counter):
+                        return
+                if bars is not None:
+                    break
+                await asyncio.sleep(0.01)
 
     async def _book(
         self, ws: web.WebSocketResponse, symbols: list[str], depth: int, counter: dict[str, int]

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dccd_core.domain import DatasetKey, ExchangeError, Symbol
+from dccd_core.domain import DatasetKey, ExchangeError, Span, Symbol
 from dccd_core.operations.stream import stream
 from dccd_core.sources.base import Source
 from dccd_core.sources.registry import build_source
@@ -99,3 +99,24 @@ async def test_unknown_pair_is_an_exchange_error(tmp_path: Path) -> None:
         with pytest.raises(ExchangeError, match="Currency pair not supported SOL/USD"):
             await stream("kraken", ["SOL/USD"], "trades", store=Store(tmp_path),
                          source=source, max_runtime_s=3.0, ws_config=FAST_WS)
+
+
+async def test_closed_candles_equal_truth_and_skipped_bars_are_healed(tmp_path: Path) -> None:
+    minute = Span.parse("1m")
+    key = DatasetKey.of("kraken", "BTC/USD", "ohlc", minute)
+    fake = KrakenStreamFake(ohlc_bar_s=0.04, skip_bars=(12, 13, 21))
+    store = Store(tmp_path)
+    async for source in _source(fake):
+        final = await stream(
+            "kraken", ["BTC/USD"], "ohlc", span=minute, store=store, source=source,
+            flush_interval_s=0.3, max_runtime_s=1.6, ws_config=FAST_WS,
+        )
+    stored = store.read(key)
+    first_bar = (int(stored["ts"].min()) // 10**9 - fake.ohlc_first_s) // 60  # type: ignore[arg-type]
+    last_bar = (int(stored["ts"].max()) // 10**9 - fake.ohlc_first_s) // 60  # type: ignore[arg-type]
+    assert first_bar == 0 and last_bar > 21
+    truth = fake.rest.truth_candles(BTC_USD, minute, int(stored["ts"].min()),
+                                    int(stored["ts"].max()) + minute.ns)
+    assert stored.equals(truth.select(stored.columns))  # skipped bars came from REST
+    assert final.healed_gaps >= 2 and final.unhealed_gaps == 0
+    assert fake.subscriptions[0] == {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 1}
