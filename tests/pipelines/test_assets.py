@@ -23,13 +23,13 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def run(root: Path, origin: str, **kwargs):
+def run(root: Path, origin: str, instance: DagsterInstance | None = None, **kwargs):
     catalog = make_catalog(root, origin)
     spec = catalog.datasets[0]
     return materialize(
         [build_dataset_asset(spec)],
         resources=dccd_resources(str(catalog.store_root)),
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         **kwargs,
     )
 
@@ -67,8 +67,12 @@ def test_sixty_day_range_in_one_run_is_idempotent(
     tmp_path: Path, binance_origin: str, fake_binance: FakeBinance
 ) -> None:
     tags = {RANGE_START: "2024-01-01", RANGE_END: "2024-02-29"}
-    first = run(tmp_path, binance_origin, tags=tags)
+    instance = DagsterInstance.ephemeral()
+    first = run(tmp_path, binance_origin, instance=instance, tags=tags)
     assert first.success
+    messages = [e.user_message for e in instance.all_logs(first.run_id)]
+    progress = [m for m in messages if "windows " in m and "rows/s" in m]
+    assert progress and "covered until" in progress[-1] and "ETA" in progress[-1]
     # one run, one step, one materialization event per partition of the range
     mats = first.asset_materializations_for_node("fetch_binance__ohlc__btc_usdt_1m")
     assert len(mats) == 60 and mats[0].partition == "2024-01-01"

@@ -32,19 +32,6 @@ datasets:
 pytestmark = pytest.mark.slow
 
 
-def _backfill_ready() -> bool:
-    try:
-        import dccd_core.operations.backfill  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_backfill = pytest.mark.skipif(
-    not _backfill_ready(), reason="dccd_core.operations.backfill has not landed yet"
-)
-
-
 @pytest.fixture
 def env(tmp_path: Path, binance_origin: str) -> dict[str, str]:
     catalog = tmp_path / "dccd.yaml"
@@ -81,7 +68,6 @@ def test_bad_catalog_fails_load_with_the_clear_message(env: dict[str, str]) -> N
     assert "unknown exchange 'binanse'" in done.stdout + done.stderr
 
 
-@needs_backfill
 def test_asset_materialize_partition_range(
     env: dict[str, str], tmp_path: Path, fake_binance: FakeBinance
 ) -> None:
@@ -96,7 +82,6 @@ def test_asset_materialize_partition_range(
     assert_frame_equal(stored, fake_binance.truth_candles(start, end), check_dtypes=False)
 
 
-@needs_backfill
 def test_job_launch_one_partition(
     env: dict[str, str], tmp_path: Path, fake_binance: FakeBinance
 ) -> None:
