@@ -114,7 +114,7 @@ async def test_closed_candles_equal_truth_and_skipped_bars_are_healed(tmp_path: 
     stored = store.read(key)
     first_bar = (int(stored["ts"].min()) // 10**9 - fake.ohlc_first_s) // 60  # type: ignore[arg-type]
     last_bar = (int(stored["ts"].max()) // 10**9 - fake.ohlc_first_s) // 60  # type: ignore[arg-type]
-    assert first_bar == 0 and last_bar > 21
+    assert first_bar < 12 and last_bar > 21  # the skipped bars are inside the window
     truth = fake.rest.truth_candles(BTC_USD, minute, int(stored["ts"].min()),
                                     int(stored["ts"].max()) + minute.ns)
     assert stored.equals(truth.select(stored.columns))  # skipped bars came from REST
