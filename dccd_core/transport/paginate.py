@@ -246,9 +246,7 @@ class _IdContinuity:
             )
         # sorted + distinct + (last - first == n - 1)  <=>  consecutive
         contiguous = (
-            last - first == rows.height - 1
-            and ids.is_sorted()
-            and ids.n_unique() == rows.height
+            last - first == rows.height - 1 and ids.is_sorted() and ids.n_unique() == rows.height
         )
         if not contiguous or (self.last_id is not None and first != self.last_id + 1):
             expected = "?" if self.last_id is None else str(self.last_id + 1)
@@ -364,4 +362,3 @@ async def paginate_trades(
                 absorb(seg, task.result())
     finally:
         await _cancel_all(tasks)
-

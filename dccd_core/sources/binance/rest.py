@@ -228,4 +228,3 @@ class BinanceRestSource(Source):
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._get(symbol, build_depth_request(symbol, depth))
         return parse_depth(data, depth, now_ns())
-

@@ -91,7 +91,9 @@ async def test_trades_200k_exact_bursts_across_pages_minimal_requests(tmp_path: 
     start = to_ns("2024-01-01")
     end = start + 20_000_000 * NS_PER_MS  # 200k trades at 10/s, with bursts
     async with _binance(fake) as source:
-        result = await backfill(_key("trades", None), start=start, end=end, store=store, source=source)
+        result = await backfill(
+            _key("trades", None), start=start, end=end, store=store, source=source
+        )
     truth = fake.truth_trades(start, end)
     stored = store.read(_key("trades", None))
     assert truth.height >= 200_000
@@ -114,7 +116,9 @@ async def test_faults_store_identical_to_truth(tmp_path: Any) -> None:
     c_start, c_end = to_ns("2024-01-01"), to_ns("2024-01-11")
     async with _binance(fake) as source:
         source.http.retry = replace(source.http.retry, base_s=0.01, max_s=0.05, attempts=12)
-        trades = await backfill(_key("trades", None), start=start, end=end, store=store, source=source)
+        trades = await backfill(
+            _key("trades", None), start=start, end=end, store=store, source=source
+        )
         candles = await backfill(_key(), start=c_start, end=c_end, store=store, source=source)
     assert sum(faults.counts.values()) >= 5
     assert trades.retries + candles.retries > 0
@@ -167,15 +171,21 @@ async def test_rejections_before_any_data_page(tmp_path: Any) -> None:
         narrow = Narrow(source.http, source.endpoints)
         try:
             with pytest.raises(UnknownSymbol, match="does not list DOGE/USDT"):
-                await backfill(_key(symbol="DOGE/USDT"), start="2024-02-01", store=store, source=source)
+                await backfill(
+                    _key(symbol="DOGE/USDT"), start="2024-02-01", store=store, source=source
+                )
             with pytest.raises(NoCapability, match="no 5m candles"):
                 await backfill(_key(span="5m"), start="2024-02-01", store=store, source=narrow)
             with pytest.raises(NoCapability, match="cannot serve trades"):
                 await backfill(_key("trades", None), start="2024-02-01", store=store, source=narrow)
-            with pytest.raises(ConfigError, match="ends .* before it starts"):
-                await backfill(_key(), start="2024-02-02", end="2024-02-01", store=store, source=source)
+            with pytest.raises(ConfigError, match=r"ends .* before it starts"):
+                await backfill(
+                    _key(), start="2024-02-02", end="2024-02-01", store=store, source=source
+                )
             with pytest.raises(NoCapability, match="COIN-M"):
-                await backfill(_key(symbol="BTC/USD:BTC"), start="2024-02-01", store=store, source=source)
+                await backfill(
+                    _key(symbol="BTC/USD:BTC"), start="2024-02-01", store=store, source=source
+                )
         finally:
             await source.http.aclose()
     assert fake.data_requests == 0
@@ -192,7 +202,9 @@ async def test_start_last_resumes_without_duplicates(tmp_path: Any) -> None:
         await backfill(key, start=start, end=mid, store=store, source=source)
         before = fake.requests["aggTrades"]
         second = await backfill(key, start="last", end=end, store=store, source=source)
-        c1 = await backfill(_key(), start="2024-01-05", end="2024-01-06", store=store, source=source)
+        c1 = await backfill(
+            _key(), start="2024-01-05", end="2024-01-06", store=store, source=source
+        )
         c2 = await backfill(_key(), start="last", end="2024-01-07", store=store, source=source)
     assert second.start_ts >= mid - NS_PER_MS
     assert fake.requests["aggTrades"] - before <= math.ceil(6_000 / 1000) + 2
@@ -225,7 +237,9 @@ async def test_start_origin_finds_listing(tmp_path: Any) -> None:
 
 
 async def test_open_candle_never_stored_and_book_snapshot(tmp_path: Any) -> None:
-    fake = FakeBinance.default(listing_ms=(now_ns() - 3 * NS_PER_DAY) // NS_PER_MS, weight_limit=10**9)
+    fake = FakeBinance.default(
+        listing_ms=(now_ns() - 3 * NS_PER_DAY) // NS_PER_MS, weight_limit=10**9
+    )
     store = Store(tmp_path)
     key = _key(span="1h")
     async with _binance(fake) as source:
