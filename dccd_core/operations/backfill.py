@@ -453,9 +453,9 @@ async def backfill(
         )
     finally:
         if own_source:
-            closer = getattr(getattr(source, "http", None), "aclose", None)
-            if closer is not None:
-                await closer()
+            from dccd_core.sources.registry import aclose_source
+
+            await aclose_source(source)
 
 
 async def _backfill_pages(

@@ -29,6 +29,7 @@ from .base import Endpoints, Source
 __all__ = [
     "CCXT_SOURCE",
     "NATIVE_SOURCES",
+    "aclose_source",
     "build_source",
     "known_exchanges",
     "resolve_endpoints",
@@ -151,10 +152,8 @@ def build_source(
         default = Endpoints("", None)
         overridden = resolve_endpoints(name, default, rest_url, ws_url)
         endpoints = overridden if overridden.rest_url or overridden.ws_url else None
-        http = None
-        if transport is not None or (endpoints is not None and endpoints.rest_url):
-            http = HttpClient(name, endpoints.rest_url if endpoints else "", transport=transport)
-        source: Source = cls(name, endpoints, http)
+        # ccxt brings its own HTTP session (closed by ``aclose_source``)
+        source: Source = cls(name, endpoints, None)
         return source
     endpoints = resolve_endpoints(name, cls.default_endpoints, rest_url, ws_url)
     capability = cls.capability
@@ -170,3 +169,12 @@ def build_source(
     )
     built: Source = cls(http, endpoints)
     return built
+
+
+async def aclose_source(source: Source) -> None:
+    """Release a built source's connections: its own ``aclose`` (ccxt) or its client's."""
+    closer = getattr(source, "aclose", None)
+    if closer is None:
+        closer = getattr(getattr(source, "http", None), "aclose", None)
+    if closer is not None:
+        await closer()

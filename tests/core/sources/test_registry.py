@@ -76,3 +76,14 @@ def test_env_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DCCD_BINANCE_REST_URL", "http://bad/path")
     with pytest.raises(ConfigError, match="no path"):
         build_source("binance")
+
+
+async def test_other_ccxt_exchanges_use_the_ccxt_source() -> None:
+    from dccd_core.sources.ccxt_source import CcxtSource
+    from dccd_core.sources.registry import aclose_source
+
+    source = build_source("bitget", rest_url="http://127.0.0.1:1")
+    try:
+        assert isinstance(source, CcxtSource)
+    finally:
+        await aclose_source(source)
