@@ -125,8 +125,8 @@ def summary_metadata(summary: RunSummary) -> dict[str, Any]:
         "holes_first": MetadataValue.json(holes),
         "preview": MetadataValue.md(summary.preview_md),
     }
-    if summary.files:
-        meta["files"] = MetadataValue.json(list(summary.files[:20]))
+    # The file list goes to the run log, not here: a range run repeats its metadata on
+    # every partition's materialization event (365 copies for a year).
     return meta
 
 
@@ -149,6 +149,8 @@ def materialize_range(
         f"{summary.row_count:,} stored in {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}, "
         f"{summary.requests} requests, {len(summary.holes)} holes"
     )
+    if summary.files:
+        log.info(f"{spec.key}: files written: {', '.join(summary.files)}")
     receipt = Committed(spec.key, start_ts, end_ts, summary.row_count, summary.files)
     return receipt, summary_metadata(summary)
 
