@@ -68,6 +68,8 @@ DEFAULT_CANDLE_LOOKBACK_NS = 30 * NS_PER_DAY
 DEFAULT_TRADE_LOOKBACK_NS = NS_PER_DAY
 DEFAULT_BOOK_DEPTH = 20
 _TRADE_PROBE_NS = NS_PER_DAY
+#: chunks (about a page each) fetched ahead of the writer while it commits.
+_PREFETCH_CHUNKS = 64
 
 StartLike = Literal["last", "origin"] | TimeLike
 
@@ -330,6 +332,38 @@ class _Run:
             self.report()
 
 
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _prefetch(chunks: AsyncIterator[Chunk], depth: int) -> AsyncIterator[Chunk]:
+    """Run the paginator in its own task, ``depth`` chunks ahead of the writer, so pages
+    keep arriving while a commit runs in a worker thread."""
+    queue: asyncio.Queue[Chunk | _Failed | None] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(_Failed(exc))
+            return
+        await queue.put(None)
+
+    task = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await _aclose(chunks)
+
+
 async def _commit_chunks(
     key: DatasetKey,
     store: Store,
@@ -337,7 +371,10 @@ async def _commit_chunks(
     run: _Run,
     provenance: dict[str, str],
 ) -> WriteResult:
-    """Write chunks in order; commit per finished period or bound; record coverage."""
+    """Write chunks in order; commit per finished period or bound; record coverage.
+
+    Commits (merge-writes) run in a worker thread while the paginator keeps fetching.
+    """
     commit_rows = store.commit_rows
     commit_s = store.commit_seconds
     committed_until = run.start_ts
@@ -350,24 +387,28 @@ async def _commit_chunks(
         key, provenance=provenance, commit_rows=2**62, commit_seconds=math.inf
     ) as writer:
 
-        def commit() -> None:
+        def commit_sync(until: int) -> None:
+            writer.flush()
+            if until > committed_until:
+                store.record_coverage(key, run.start_ts, until)
+
+        async def commit() -> None:
             nonlocal committed_until, pending_until, buffered, buffer_period, last_commit
             if pending_until is None:
                 return
-            writer.flush()
-            if pending_until > committed_until:
-                store.record_coverage(key, run.start_ts, pending_until)
-                committed_until = pending_until
+            until = pending_until
+            await asyncio.to_thread(commit_sync, until)
+            committed_until = max(committed_until, until)
             pending_until, buffered, buffer_period = None, 0, None
             last_commit = time.monotonic()
 
-        async for chunk in chunks:
+        async for chunk in _prefetch(chunks, _PREFETCH_CHUNKS):
             rows = chunk.rows
             run.rows += rows.height
             if rows.height:
                 first_period = period_of(key, int(rows.get_column("ts")[0]))
                 if buffer_period is not None and first_period != buffer_period and buffered:
-                    commit()  # a storage period is complete: write it once
+                    await commit()  # a storage period is complete: write it once
                 writer.add(rows)
                 buffered += rows.height
                 if buffer_period is None:
@@ -377,12 +418,12 @@ async def _commit_chunks(
                     buffer_period = last_period
             pending_until = chunk.covered_until_ts
             if buffered >= commit_rows or time.monotonic() - last_commit >= commit_s:
-                commit()
+                await commit()
             elif buffered == 0 and pending_until - committed_until > 0:
                 # an empty stretch: coverage only, no file to write
                 store.record_coverage(key, run.start_ts, pending_until)
                 committed_until, pending_until = pending_until, None
-        commit()
+        await commit()
         return writer.result
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterable
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,17 +267,150 @@ async def paginate_trades(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     min_split_pages: int = 64,
-    max_buffer_rows: int = 200_000,
+    max_buffer_rows: int = 500_000,
     stats: PageStats | None = None,
 ) -> AsyncIterator[Chunk]:
     """Yield the trades of ``[start_ts, end_ts)`` in order, as chunks of about a page.
 
+    Sources with consecutive trade ids that can address a page by id (a
+    ``cursor_at_trade_id(trade_id)`` method, e.g. Binance ``fromId``) are paged in id
+    blocks of exactly one page, fetched concurrently like candle windows: no seam costs
+    a request. Other sources are paged by time segments (see the module docstring).
     ``max_buffer_rows`` bounds the rows held ahead of the committed position (segments
     far ahead of the first one pause), so memory does not grow with the window.
     """
     stats = stats if stats is not None else PageStats()
     feature = source.capability.feature(DataType.TRADES)
     forward = feature is None or feature.direction is PageDirection.FORWARD
+    cursor_at = getattr(source, "cursor_at_trade_id", None)
+    if forward and source.sequential_trade_ids and callable(cursor_at):
+        limit = _page_limit(source, DataType.TRADES)
+        by_id = _paginate_by_id(
+            source, symbol, start_ts, end_ts, cursor_at, limit, concurrency, stats
+        )
+        try:
+            async for chunk in by_id:
+                yield chunk
+        finally:
+            await by_id.aclose()
+        return
+    segmented = _paginate_segments(
+        source,
+        symbol,
+        start_ts,
+        end_ts,
+        forward,
+        concurrency,
+        min_split_pages,
+        max_buffer_rows,
+        stats,
+    )
+    try:
+        async for chunk in segmented:
+            yield chunk
+    finally:
+        await segmented.aclose()
+
+
+async def _paginate_by_id(
+    source: Source,
+    symbol: Symbol,
+    start_ts: int,
+    end_ts: int,
+    cursor_at: Callable[[int], object],
+    limit: int,
+    concurrency: int,
+    stats: PageStats,
+) -> AsyncGenerator[Chunk, None]:
+    """First page by time (following the source's cursor over quiet stretches), then
+    blocks of ``limit`` ids from the next id on, up to ``concurrency`` in flight (fewer
+    when the estimated rest of the window is shorter), yielded in order, until a page
+    reaches ``end_ts`` or comes back short (the newest trade)."""
+    continuity = _IdContinuity(source.id, symbol)
+    stats.segments = stats.windows_total = 1
+    cursor: object | None = None
+    while True:  # the first rows of the window, by time
+        page = await source.fetch_trades_page(symbol, start_ts, end_ts, cursor)
+        stats.requests += page.requests
+        stats.pages += 1
+        if page.rows.height or page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    raw = page.rows
+    rows = clip_rows(raw, start_ts, end_ts)
+    last_ts = int(raw.get_column("ts")[-1]) if raw.height else end_ts
+    done = page.next_cursor is None or last_ts >= end_ts
+    continuity.check(rows)
+    stats.covered_until_ts = end_ts if done else last_ts
+    if done:
+        stats.windows_done = 1
+    yield Chunk(rows, start_ts, stats.covered_until_ts)
+    if done:
+        return
+    next_id = int(raw.get_column("trade_id")[-1]) + 1
+    first_ts = int(raw.get_column("ts")[0])
+    seen = raw.height
+    pending: collections.deque[asyncio.Task[TradePage]] = collections.deque()
+
+    def wanted() -> int:
+        """Pages worth having in flight: the estimated rest of the window, plus one."""
+        span_ns = last_ts - first_ts
+        if span_ns <= 0:
+            return concurrency
+        rest_pages = (end_ts - last_ts) * seen / span_ns / limit
+        return max(1, min(concurrency, math.ceil(rest_pages * 1.2) + 1))
+
+    def launch() -> None:
+        nonlocal next_id
+        while len(pending) < wanted():
+            task = asyncio.ensure_future(
+                source.fetch_trades_page(symbol, start_ts, end_ts, cursor_at(next_id))
+            )
+            pending.append(task)
+            next_id += limit
+
+    try:
+        launch()
+        while pending:
+            page = await pending.popleft()
+            stats.requests += page.requests
+            stats.pages += 1
+            raw = page.rows
+            rows = clip_rows(raw, start_ts, end_ts)
+            if raw.height:
+                last_ts = max(last_ts, int(raw.get_column("ts")[-1]))
+                seen += raw.height
+            done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
+            continuity.check(rows)
+            stats.covered_until_ts = end_ts if done else last_ts
+            if done:
+                stats.windows_done = 1
+            yield Chunk(rows, start_ts, stats.covered_until_ts)
+            if done:
+                return
+            launch()
+    finally:
+        # pages fetched ahead of the end: answered, so they were requests
+        stats.requests += sum(
+            t.result().requests
+            for t in pending
+            if t.done() and not t.cancelled() and t.exception() is None
+        )
+        await _cancel_all(pending)
+
+
+async def _paginate_segments(
+    source: Source,
+    symbol: Symbol,
+    start_ts: int,
+    end_ts: int,
+    forward: bool,
+    concurrency: int,
+    min_split_pages: int,
+    max_buffer_rows: int,
+    stats: PageStats,
+) -> AsyncGenerator[Chunk, None]:
+    """Time segments drained by cursor, split adaptively (see the module docstring)."""
     split_pages = max(1, min_split_pages)
     continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
     segments: list[_Segment] = [_Segment(start_ts, end_ts)]
@@ -315,21 +449,27 @@ async def paginate_trades(
         return index == 0 or ahead < max_buffer_rows
 
     def split_one() -> _Segment | None:
+        """Carve about ``split_pages`` pages off the front of the farthest segment that
+        still holds at least twice that (estimated from its own pace); the rest becomes a
+        new segment that starts fetching now. Carving from the far end keeps the active
+        segments adjacent, so the ones ahead of the committed position stay few."""
         if not forward:
             return None
-        for index, seg in enumerate(segments):
-            if not may_fetch(index):
-                return None
-            if seg.remaining_pages() >= 2 * split_pages:
-                mid = seg.pos_ts + (seg.end - seg.pos_ts) // 2
-                mid -= mid % NS_PER_MS
-                if seg.pos_ts < mid < seg.end:
-                    new = _Segment(mid, seg.end)
-                    seg.end = mid
-                    segments.insert(index + 1, new)
-                    stats.segments += 1
-                    stats.windows_total += 1
-                    return new
+        allowed = [i for i in range(len(segments)) if may_fetch(i)]
+        for index in reversed(allowed):
+            seg = segments[index]
+            if seg.remaining_pages() < 2 * split_pages:
+                continue
+            ns_per_page = (seg.pos_ts - seg.start) / seg.pages
+            cut = seg.pos_ts + int(split_pages * ns_per_page)
+            cut -= cut % NS_PER_MS
+            if seg.pos_ts < cut < seg.end:
+                new = _Segment(cut, seg.end)
+                seg.end = cut
+                segments.insert(index + 1, new)
+                stats.segments += 1
+                stats.windows_total += 1
+                return new
         return None
 
     try:

@@ -216,6 +216,14 @@ class BinanceRestSource(Source):
             return TradePage(rows, None)  # reached the newest trade
         return TradePage(rows, ("id", last_id + 1))
 
+    def cursor_at_trade_id(self, trade_id: int) -> tuple[str, int]:
+        """The cursor of the page starting at aggregate id ``trade_id`` (``fromId``).
+
+        Aggregate ids are consecutive, so the paginator can address pages by id block
+        and fetch them concurrently without a seam costing a request.
+        """
+        return ("id", int(trade_id))
+
     async def fetch_first_trade_ts(self, symbol: Symbol) -> int | None:
         """The first aggregate trade ever (``fromId=0``)."""
         market = market_of(symbol)
