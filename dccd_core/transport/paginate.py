@@ -9,7 +9,13 @@ concurrently (bounded in-flight) and yielded in order. Because the windows are f
 in advance, a short or empty page just means the exchange has holes there; it never
 ends the backfill early, and the number of requests is exactly the number of windows.
 
-Trades are paged by the source's cursor. A long window is split into time segments
+Trades from a source with consecutive ids that can address a page by id
+(``cursor_at_trade_id``, Binance ``fromId``) are paged in blocks of exactly one page of
+ids after the window's first (by time) page, fetched concurrently and yielded in
+order, like candle windows: no seam costs a request, and a page reaching ``end_ts``
+or coming back short (the newest trade) ends the window.
+
+Other sources' trades are paged by the source's cursor. A long window is split into time segments
 that are drained concurrently, each by its own cursor, until it reaches where the
 next one begins (rows clipped to the segment, so seams neither lose nor duplicate
 same-millisecond trades). Segments are split adaptively, only when one is estimated
