@@ -89,8 +89,12 @@ def parse_klines(data: Any) -> pl.DataFrame:
         raise UnexpectedPayload(f"binance klines: expected a list, got {type(data).__name__}")
     if not data:
         return empty_frame(DataType.OHLC)
-    if not all(isinstance(row, list) and len(row) >= 9 for row in data):
-        bad = next(r for r in data if not (isinstance(r, list) and len(r) >= 9))
+    try:
+        shortest = min(map(len, data))
+    except TypeError:
+        shortest = 0
+    if shortest < 9 or not isinstance(data[0], list):
+        bad = next((r for r in data if not (isinstance(r, list) and len(r) >= 9)), data[0])
         raise UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
     cols = list(zip(*data, strict=False))
     frame = pl.DataFrame(
