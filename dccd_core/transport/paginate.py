@@ -60,6 +60,8 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 6
 _DEFAULT_PAGE_LIMIT = 500
+#: answered pages held waiting for an earlier one, per request slot
+_AHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +152,32 @@ async def paginate_candles(
     pending: collections.deque[tuple[int, int, asyncio.Task[pl.DataFrame]]] = collections.deque()
     todo = iter(windows)
 
+    slots = max(1, concurrency)
+
     def launch() -> None:
-        for a, b in todo:
+        # ``slots`` requests in flight; answered pages wait for their turn (at most
+        # ``_AHEAD`` x slots held), so one slow page does not idle the other slots
+        running = sum(1 for _, _, t in pending if not t.done())
+        while running < slots and len(pending) < _AHEAD * slots:
+            window = next(todo, None)
+            if window is None:
+                return
+            a, b = window
             pending.append((a, b, asyncio.ensure_future(source.fetch_candles(symbol, span, a, b))))
             stats.requests += 1
-            if len(pending) >= max(1, concurrency):
-                return
+            running += 1
 
     try:
         launch()
         while pending:
+            head = pending[0][2]
+            if not head.done():
+                running = [t for _, _, t in pending if not t.done()]
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                launch()
+                continue
             a, b, task = pending.popleft()
-            rows = await task
+            rows = task.result()
             launch()
             stats.pages += 1
             stats.windows_done += 1
@@ -358,27 +374,38 @@ async def _paginate_by_id(
     seen = raw.height
     pending: collections.deque[asyncio.Task[TradePage]] = collections.deque()
 
+    slots = max(1, concurrency)
+
     def wanted() -> int:
-        """Pages worth having in flight: the estimated rest of the window, plus one."""
+        """Pages worth requesting after the last one yielded: the estimated rest of the
+        window plus one (so a short estimate costs a round trip, not a lost page)."""
         span_ns = last_ts - first_ts
         if span_ns <= 0:
-            return concurrency
+            return _AHEAD * slots
         rest_pages = (end_ts - last_ts) * seen / span_ns / limit
-        return max(1, min(concurrency, math.ceil(rest_pages * 1.2) + 1))
+        return max(1, min(_AHEAD * slots, math.ceil(rest_pages * 1.2) + 1))
 
     def launch() -> None:
         nonlocal next_id
-        while len(pending) < wanted():
+        running = sum(1 for t in pending if not t.done())
+        want = wanted()
+        while running < slots and len(pending) < want:
             task = asyncio.ensure_future(
                 source.fetch_trades_page(symbol, start_ts, end_ts, cursor_at(next_id))
             )
             pending.append(task)
             next_id += limit
+            running += 1
 
     try:
         launch()
         while pending:
-            page = await pending.popleft()
+            if not pending[0].done():
+                running = [t for t in pending if not t.done()]
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                launch()
+                continue
+            page = pending.popleft().result()
             stats.requests += page.requests
             stats.pages += 1
             raw = page.rows
