@@ -252,3 +252,25 @@ async def test_open_candle_never_stored_and_book_snapshot(tmp_path: Any) -> None
     snapshot = store.read(_key("book", None))
     assert book.rows_fetched == snapshot.height == 40  # depth 20, both sides
     assert snapshot.filter(pl.col("side") == "bid").get_column("level").to_list() == list(range(20))
+
+
+async def test_429s_pause_everything_and_never_become_a_ban(tmp_path: Any) -> None:
+    """No client-side pacing at all: the fake answers 429 + Retry-After past 40 weight
+    per 1 s window; the pause gate stops every request until then, so no 418 follows."""
+    fake = _fake(weight_limit=40, window_s=1.0)
+    store = Store(tmp_path)
+    start = to_ns("2024-01-02")
+    end = start + 2_000_000 * NS_PER_MS  # 20k trades, ~20 pages of weight 4
+    async with serve(fake.app()) as origin:
+        source = build_source("binance", rest_url=origin)
+        source.http.limiter = None
+        try:
+            result = await backfill(
+                _key("trades", None), start=start, end=end, store=store, source=source
+            )
+        finally:
+            await source.http.aclose()
+    assert fake.statuses[429] > 0 and result.rate_limit_pauses > 0
+    assert fake.statuses[418] == 0
+    truth = fake.truth_trades(start, end)
+    assert store.read(_key("trades", None)).height == truth.height == result.rows_fetched
