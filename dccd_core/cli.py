@@ -1,4 +1,4 @@
-"""The ``dccd`` command: read, inventory, gaps, validate.
+"""The ``dccd`` command: read, inventory, gaps, validate, import-v3.
 
 Every user mistake ends as ONE line on stderr, ``error: <message>``, and exit code 2:
 ``DccdError`` (bad names, bad times, damaged files), click's usage errors and file
@@ -262,6 +262,28 @@ def validate_cmd(catalog: Path | None) -> None:
     datasets = getattr(loaded, "datasets", loaded)
     count = len(datasets) if hasattr(datasets, "__len__") else 0
     click.echo(f"ok: {count} datasets")
+
+
+@cli.command("import-v3")
+@click.argument(
+    "path", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="V3_DATA_PATH"
+)
+@_ROOT
+def import_v3_cmd(path: Path, root: Path | None) -> None:
+    """Merge a dccd v3 data directory into the lake (safe to repeat)."""
+    from dccd_core.operations.import_v3 import import_v3
+
+    report = import_v3(
+        path, store=Store(root), progress=lambda line: click.echo(f"  {line}", err=True)
+    )
+    for dataset, rows in sorted(report.datasets.items()):
+        click.echo(f"{dataset}: {rows} rows")
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped}", err=True)
+    click.echo(
+        f"imported {report.files} files, {report.rows_read} rows read, "
+        f"{report.rows_new} new rows"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

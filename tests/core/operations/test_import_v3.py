@@ -103,3 +103,18 @@ def test_import_v3_yields_the_same_rows(tmp_path: Path) -> None:
 def test_import_v3_rejects_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
         import_v3(tmp_path / "nope", store=Store(tmp_path / "lake"))
+
+
+def test_import_v3_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dccd_core.cli import cli
+
+    _write_v3(tmp_path / "v3")
+    lake = tmp_path / "lake"
+    result = CliRunner().invoke(cli, ["import-v3", str(tmp_path / "v3"), "--root", str(lake)])
+    assert result.exit_code == 0, result.output
+    assert "65 rows read, 65 new rows" in result.output
+    assert Store(lake).read(DatasetKey.of("binance", "BTC/USDT", "ohlc", "1h")).height == 48
+    missing = CliRunner().invoke(cli, ["import-v3", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
