@@ -18,6 +18,7 @@ from .errors import (
     UnknownExchange,
     UnknownSymbol,
 )
+from .sanity import EARLIEST_TS, check_rows
 from .schemas import NATURAL_KEYS, SCHEMAS, natural_key, schema_for
 from .symbols import Symbol
 from .timeutil import (
@@ -38,6 +39,7 @@ from .timeutil import (
 from .types import DataType, Span
 
 __all__ = [
+    "EARLIEST_TS",
     "NATURAL_KEYS",
     "NS_PER_DAY",
     "NS_PER_MS",
@@ -66,6 +68,7 @@ __all__ = [
     "UnexpectedPayload",
     "UnknownExchange",
     "UnknownSymbol",
+    "check_rows",
     "day_start_ns",
     "iso_date",
     "iso_datetime",

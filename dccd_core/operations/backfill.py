@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,7 @@ from typing import Any, Literal
 import polars as pl
 
 from dccd_core.domain import (
+    EARLIEST_TS,
     NS_PER_DAY,
     ConfigError,
     DatasetKey,
@@ -64,8 +65,6 @@ __all__ = [
 
 log = logging.getLogger("dccd.backfill")
 
-#: no exchange has crypto data before the Bitcoin genesis block.
-EARLIEST_TS = to_ns("2009-01-03")
 DEFAULT_CANDLE_LOOKBACK_NS = 30 * NS_PER_DAY
 DEFAULT_TRADE_LOOKBACK_NS = NS_PER_DAY
 DEFAULT_BOOK_DEPTH = 20
@@ -341,7 +340,7 @@ class _Failed:
         self.error = error
 
 
-async def _prefetch(chunks: AsyncIterator[Chunk], depth: int) -> AsyncIterator[Chunk]:
+async def _prefetch(chunks: AsyncIterator[Chunk], depth: int) -> AsyncGenerator[Chunk, None]:
     """Run the paginator in its own task, ``depth`` chunks ahead of the writer, so pages
     keep arriving while a commit runs in a worker thread."""
     queue: asyncio.Queue[Chunk | _Failed | None] = asyncio.Queue(maxsize=depth)
@@ -417,30 +416,34 @@ async def _commit_chunks(
             pending_until, buffered, buffer_period = None, 0, None
             last_commit = time.monotonic()
 
-        async for chunk in _prefetch(chunks, _PREFETCH_CHUNKS):
-            rows = chunk.rows
-            run.rows += rows.height
-            if rows.height:
-                first_period = period_of(key, int(rows.get_column("ts")[0]))
-                if buffer_period is not None and first_period != buffer_period and buffered:
-                    await commit()  # a storage period is complete: write it once
-                staged.append(rows)
-                staged_rows += rows.height
-                if staged_rows >= _STAGE_ROWS:
-                    unstage()
-                buffered += rows.height
-                if buffer_period is None:
-                    buffer_period = first_period
-                last_period = period_of(key, int(rows.get_column("ts")[-1]))
-                if last_period != buffer_period:
-                    buffer_period = last_period
-            pending_until = chunk.covered_until_ts
-            if buffered >= commit_rows or time.monotonic() - last_commit >= commit_s:
-                await commit()
-            elif buffered == 0 and pending_until - committed_until > 0:
-                # an empty stretch: coverage only, no file to write
-                store.record_coverage(key, run.start_ts, pending_until)
-                committed_until, pending_until = pending_until, None
+        # aclosing: on a failed commit the prefetch task must stop *now*, not when the
+        # generator is garbage-collected, or it keeps iterating the paginator.
+        prefetched = contextlib.aclosing(_prefetch(chunks, _PREFETCH_CHUNKS))
+        async with prefetched as ahead:
+            async for chunk in ahead:
+                rows = chunk.rows
+                run.rows += rows.height
+                if rows.height:
+                    first_period = period_of(key, int(rows.get_column("ts")[0]))
+                    if buffer_period is not None and first_period != buffer_period and buffered:
+                        await commit()  # a storage period is complete: write it once
+                    staged.append(rows)
+                    staged_rows += rows.height
+                    if staged_rows >= _STAGE_ROWS:
+                        unstage()
+                    buffered += rows.height
+                    if buffer_period is None:
+                        buffer_period = first_period
+                    last_period = period_of(key, int(rows.get_column("ts")[-1]))
+                    if last_period != buffer_period:
+                        buffer_period = last_period
+                pending_until = chunk.covered_until_ts
+                if buffered >= commit_rows or time.monotonic() - last_commit >= commit_s:
+                    await commit()
+                elif buffered == 0 and pending_until - committed_until > 0:
+                    # an empty stretch: coverage only, no file to write
+                    store.record_coverage(key, run.start_ts, pending_until)
+                    committed_until, pending_until = pending_until, None
         await commit()
         return writer.result
 

@@ -41,6 +41,8 @@ from dccd_core.domain import (
     Span,
     Symbol,
     Transport,
+    UnexpectedPayload,
+    check_rows,
     now_ns,
 )
 from dccd_core.sources.base import Source
@@ -357,12 +359,28 @@ class _Streamer:
 
     async def dispatch(self, events: Sequence[WsEvent]) -> None:
         for event in events:
+            if isinstance(event, WsTrades | WsCandles) and not await self._plausible(event):
+                continue
             if isinstance(event, WsTrades):
                 await self.on_trades(event)
             elif isinstance(event, WsCandles):
                 await self.on_candles(event)
             elif isinstance(event, WsBook):
                 await self.on_book(event)
+
+    async def _plausible(self, event: WsTrades | WsCandles) -> bool:
+        """Refuse a frame with implausible values (same rule as REST pages); the rows it
+        should have carried are then fetched from REST by the reconnect's heal."""
+        data_type = DataType.TRADES if isinstance(event, WsTrades) else DataType.OHLC
+        rows = event.rows if data_type is DataType.TRADES else event.rows.drop("closed")
+        try:
+            check_rows(rows, data_type, origin=f"{self.source.id} websocket")
+        except UnexpectedPayload as exc:
+            log.warning("%s; reconnecting to heal it from REST", exc)
+            if self.client is not None:
+                await self.client.reconnect("implausible frame")
+            return False
+        return True
 
     # -- flushing -----------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ Contract of the page methods (the paginators rely on it):
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,6 +39,7 @@ from dccd_core.domain import (
     Span,
     Symbol,
     UnknownSymbol,
+    check_rows,
 )
 
 __all__ = ["Endpoints", "Source", "TradePage"]
@@ -60,8 +62,48 @@ class TradePage:
     requests: int = 1
 
 
+def _checked_rows(
+    method: Callable[..., Awaitable[pl.DataFrame]], data_type: DataType
+) -> Callable[..., Awaitable[pl.DataFrame]]:
+    @functools.wraps(method)
+    async def fetch(self: Source, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        rows = await method(self, *args, **kwargs)
+        check_rows(rows, data_type, origin=self.id)
+        return rows
+
+    return fetch
+
+
+def _checked_trades(
+    method: Callable[..., Awaitable[TradePage]],
+) -> Callable[..., Awaitable[TradePage]]:
+    @functools.wraps(method)
+    async def fetch(self: Source, *args: Any, **kwargs: Any) -> TradePage:
+        page = await method(self, *args, **kwargs)
+        check_rows(page.rows, DataType.TRADES, origin=self.id)
+        return page
+
+    return fetch
+
+
 class Source(ABC):
-    """One exchange. Subclasses declare ``id``, ``capability``, default endpoints."""
+    """One exchange. Subclasses declare ``id``, ``capability``, default endpoints.
+
+    Every page a subclass's ``fetch_candles`` / ``fetch_trades_page`` / ``fetch_book``
+    returns passes ``check_rows`` (plausible timestamps, finite positive prices, known
+    sides) on its way out: garbage from an exchange is refused here, once for all
+    sources and all callers, before a paginator or the store can see it.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "fetch_candles" in own:
+            cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
+        if "fetch_book" in own:
+            cls.fetch_book = _checked_rows(own["fetch_book"], DataType.BOOK)  # type: ignore[method-assign,assignment]
+        if "fetch_trades_page" in own:
+            cls.fetch_trades_page = _checked_trades(own["fetch_trades_page"])  # type: ignore[method-assign,assignment]
 
     id: ClassVar[str]
     capability: Capability

@@ -11,6 +11,7 @@ file, which the next write of the dataset removes while holding the dataset lock
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dccd_core.domain import CorruptFile
+from dccd_core.domain import CorruptFile, StoreError
 
 __all__ = [
     "atomic_write",
@@ -32,6 +33,7 @@ __all__ = [
     "read_period_frame",
     "temp_path",
     "ts_range_from_footer",
+    "write_failed",
     "write_parquet_atomic",
 ]
 
@@ -87,11 +89,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from exc
         raise
     fsync_dir(path.parent)
+
+
+def write_failed(path: Path, exc: OSError) -> StoreError:
+    """A failed period write as one clear message: the file kept its previous content."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(
+            f"disk full while writing {path}: No space left on device; every committed "
+            "file is intact — free some space and re-run (it resumes where it stopped)"
+        )
+    return StoreError(
+        f"cannot write {path}: {exc.strerror or exc}; the previous file is intact — "
+        "check the lake's permissions and free space, then re-run"
+    )
 
 
 # Encodings chosen per column name, for speed and size: sorted ns timestamps delta-pack

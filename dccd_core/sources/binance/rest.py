@@ -33,7 +33,6 @@ from dccd_core.domain import (
     UnknownSymbol,
     now_ns,
 )
-from dccd_core.transport.paginate import clip_rows
 
 from ..base import Endpoints, Source, TradePage
 from .capability import (
@@ -189,7 +188,7 @@ class BinanceRestSource(Source):
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
         data = await self._get(symbol, build_klines_request(symbol, span, start_ts, end_ts))
-        return clip_rows(parse_klines(data), start_ts, end_ts)
+        return parse_klines(data)  # the paginator clips, after the plausibility check
 
     async def fetch_trades_page(
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None

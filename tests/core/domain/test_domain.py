@@ -145,3 +145,33 @@ def test_capability_require_explains() -> None:
         cap.require(DataType.OHLC, span=Span.parse("1h"))
     with pytest.raises(NoCapability, match="cannot serve book"):
         cap.require(DataType.BOOK)
+
+
+def test_check_rows_refuses_implausible_values() -> None:
+    import polars as pl
+
+    from dccd_core.domain import UnexpectedPayload, check_rows
+
+    now = to_ns("2024-06-01")
+    good = pl.DataFrame(
+        {
+            "ts": [to_ns("2024-05-31")],
+            "trade_id": ["1"],
+            "price": [1.0],
+            "amount": [0.0],
+            "side": ["buy"],
+        }
+    )
+    check_rows(good, DataType.TRADES, origin="x", now_ts=now)
+    cases = {
+        "implausible timestamp": good.with_columns(pl.lit(1_717_000_000_000).alias("ts")),
+        "price that is not": good.with_columns(pl.lit(float("nan")).alias("price")),
+        "amount that is not": good.with_columns(pl.lit(-1.0).alias("amount")),
+        "side not in": good.with_columns(pl.lit("Buy").alias("side")),
+    }
+    for problem, rows in cases.items():
+        with pytest.raises(UnexpectedPayload, match=problem):
+            check_rows(rows, DataType.TRADES, origin="x", now_ts=now)
+    future = good.with_columns(pl.lit(to_ns("2024-06-03")).alias("ts"))
+    with pytest.raises(UnexpectedPayload, match="implausible timestamp"):
+        check_rows(future, DataType.TRADES, origin="x", now_ts=now)
