@@ -1,0 +1,488 @@
+"""Every benchmark scenario in one command, dccd 3.8.1 side by side.
+
+    .venv/bin/python -m bench.run_all [--quick] [--no-v3] [--out bench/results/latest.md]
+
+Runs the scenarios of the area scripts (``bench_store``, ``bench_backfill``,
+``bench_dagster``, ``bench_stream``) against the fake exchanges, each scenario in a
+process of its own (``bench/v4_runner.py``; peak RSS is then that scenario's own),
+and the same scenarios with dccd 3.8.1 where it has them (``bench/peers/``, run by the
+peer venv's python). The backfills of both versions hit one fake Binance process
+(``bench/fake_server.py``) at 0 ms and at 50 ms added latency per request; requests
+are counted by the fake (``/__stats``), and each lake is checked against the fake's
+truth (``bench/truth.py``): rows stored, missing, extra, duplicated, differing.
+
+Prints ONE markdown table (scenario, wall, rows/s, requests, peak RSS for v4 and
+v3, and v3 wall / v4 wall) and writes it to ``bench/results/<timestamp>.md`` and
+``--out`` (default ``bench/results/latest.md``). The default run takes ~10-15 min on
+a 2-core machine; ``--quick`` uses smaller sizes (30 days of candles, 200k trades)
+for a check in ~3 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "Sizes", "main", "render", "run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CANDLES_START = "2024-01-01"
+TRADES_START = "2024-01-02"
+CHILD_TIMEOUT_S = 1_200
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each area's scenarios are."""
+
+    candle_days: int
+    trades: int
+    store_trades: int
+    stream_msgs: int
+    dagster_days: int
+
+    @property
+    def candles_label(self) -> str:
+        return "1y" if self.candle_days == 365 else f"{self.candle_days}d"
+
+    @property
+    def trades_label(self) -> str:
+        n = self.trades
+        return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+DEFAULT = Sizes(candle_days=365, trades=1_000_000, store_trades=1_000_000,
+                stream_msgs=500_000, dagster_days=365)
+QUICK = Sizes(candle_days=30, trades=200_000, store_trades=200_000,
+              stream_msgs=100_000, dagster_days=30)
+
+
+@dataclass
+class Row:
+    """One line of the table: a scenario, its v4 figures and v3's (or why not)."""
+
+    area: str
+    scenario: str
+    v4: dict[str, Any] | None = None
+    v3: dict[str, Any] | str | None = None  # a str says why v3 has no figure
+    notes: list[str] = field(default_factory=list)
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    raise ValueError("no JSON row in the output")
+
+
+def _child(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
+    try:
+        row = _last_json(done.stdout)
+    except ValueError:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        row = {"error": f"exit {done.returncode}: {' | '.join(tail)}"[:300]}
+    row["process_s"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def run_v4(spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return _child([sys.executable, "-m", "bench.v4_runner", json.dumps(spec)], env, ROOT)
+
+
+def run_v3(python: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    from bench.peers import RUNNER
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    with tempfile.TemporaryDirectory(prefix="dccd-v3-cwd-") as cwd:
+        return _child([str(python), str(RUNNER), json.dumps(spec)], env, Path(cwd))
+
+
+@contextmanager
+def fake_binance(latency_ms: float) -> Iterator[str]:
+    """The shared fake Binance process; yields its origin."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_server", "--latency-ms", str(latency_ms)],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("ORIGIN "):
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        yield line.split()[1]
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # the server stops at EOF
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(10)
+
+
+def server_requests(origin: str) -> int:
+    """Every request the fake has answered so far (data and metadata)."""
+    import httpx
+
+    stats = httpx.get(f"{origin}/__stats", timeout=30).json()
+    return int(sum(stats["requests"].values()))
+
+
+# -- areas ------------------------------------------------------------------------------
+
+
+def _rate(rows: int, wall_s: float) -> float:
+    return rows / wall_s if wall_s else 0.0
+
+
+def _backfill_pair(
+    origin: str, v3python: Path | None, kind: str, start_ns: int, end_ns: int,
+    concurrency: int, v3_mode: str | None,
+) -> tuple[dict[str, Any], dict[str, Any] | str | None]:
+    """One backfill by v4 (and v3), each into a fresh lake, each checked."""
+    from bench import truth
+
+    with tempfile.TemporaryDirectory(prefix="dccd-bench-v4-") as root:
+        before = server_requests(origin)
+        v4 = run_v4({"area": "backfill", "kind": kind, "origin": origin, "start_ns": start_ns,
+                     "end_ns": end_ns, "concurrency": concurrency, "root": root})
+        v4["requests"] = server_requests(origin) - before
+        if "error" not in v4:
+            v4["check"] = truth.check_frame(kind, truth.read_v4(root, kind), start_ns, end_ns)
+    v3: dict[str, Any] | str | None = None
+    if v3python is not None and v3_mode is not None:
+        with tempfile.TemporaryDirectory(prefix="dccd-bench-v3-") as root:
+            before = server_requests(origin)
+            v3 = run_v3(v3python, {"scenario": "backfill", "kind": kind, "origin": origin,
+                                   "start_ns": start_ns, "end_ns": end_ns, "root": root,
+                                   "hourly": v3_mode == "hourly"})
+            v3["requests"] = server_requests(origin) - before
+            v3["check"] = truth.check_frame(kind, truth.read_v3(root, kind), start_ns, end_ns)
+    for side in (v4, v3):
+        if isinstance(side, dict) and "check" in side and "wall_s" in side:
+            good = side["check"]["expected"] - side["check"]["missing"]
+            side["rows"] = good
+            side["rows_per_s"] = _rate(good, side["wall_s"])
+    return v4, v3
+
+
+def _short_error(res: dict[str, Any]) -> str:
+    """``HTTP 400 {"code":-1127,"msg":"..."}`` without the loopback URL."""
+    import re
+
+    error = str(res.get("error", "no error"))
+    found = re.search(r"HTTP (\d+) from \S+: (.*)$", error)
+    return f"HTTP {found.group(1)} {found.group(2)}" if found else error
+
+
+def backfill_rows(sizes: Sizes, v3python: Path | None, emit: Callable[[Row], None],
+                  extra: Callable[[str], None]) -> list[Row]:
+    from bench import truth
+    from dccd_core.domain import to_ns
+
+    c_start = to_ns(CANDLES_START)
+    c_end = to_ns((date.fromisoformat(CANDLES_START) + timedelta(days=sizes.candle_days))
+                  .isoformat())
+    t_start, t_end = truth.trades_window(TRADES_START, sizes.trades)
+    cl, tl = sizes.candles_label, sizes.trades_label
+    rows: list[Row] = []
+    for latency in (0, 50):
+        with fake_binance(latency) as origin:
+            plan = [
+                (f"backfill candles 1m {cl} @{latency}ms", "candles", c_start, c_end, 6, "plain"),
+                (f"backfill trades {tl} @{latency}ms", "trades", t_start, t_end, 6, "hourly"),
+            ]
+            if latency:
+                plan += [
+                    (f"backfill candles 1m {cl} @{latency}ms, v4 sequential (1 in flight)",
+                     "candles", c_start, c_end, 1, None),
+                    (f"backfill trades {tl} @{latency}ms, v4 sequential (1 in flight)",
+                     "trades", t_start, t_end, 1, None),
+                ]
+            for name, kind, a, b, conc, v3_mode in plan:
+                v4, v3 = _backfill_pair(origin, v3python, kind, a, b, conc, v3_mode)
+                row = Row("backfill", name, v4, v3)
+                if v3_mode is None and v3python is not None:
+                    row.v3 = "v3 is always sequential: see the row above"
+                if v3_mode == "hourly" and isinstance(v3, dict):
+                    row.notes.append(
+                        f"v3 driven one hour window at a time ({v3.get('backfill_calls')} "
+                        "backfill calls): its single call fails, see 'as released'")
+                rows.append(row)
+                emit(row)
+            if latency == 0 and v3python is not None:
+                # v3 as released: one backfill call over the whole trades window
+                with tempfile.TemporaryDirectory(prefix="dccd-bench-v3-") as root:
+                    before = server_requests(origin)
+                    res = run_v3(v3python, {"scenario": "backfill", "kind": "trades",
+                                            "origin": origin, "start_ns": t_start,
+                                            "end_ns": t_end, "root": root})
+                    res["requests"] = server_requests(origin) - before
+                    stored = truth.read_v3(root, "trades").height
+                why = (f"n/a: fails with {_short_error(res)} after "
+                       f"{res['requests']} request(s), {stored} rows stored")
+                row = Row("backfill", f"backfill trades {tl} @0ms, v3 as released "
+                          "(one backfill call)", None, why)
+                rows.append(row)
+                emit(row)
+            if latency == 0:
+                rows += dagster_rows(sizes, origin, emit)
+    del extra
+    return rows
+
+
+def store_rows(sizes: Sizes, v3python: Path | None, emit: Callable[[Row], None]) -> list[Row]:
+    n = sizes.store_trades
+    label = f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+    plan = [
+        ("write_trades_10d", f"store write {label} trades over 10 days (1k-row pages)",
+         {"scenario": "store_write_trades", "days": 10, "n": n}),
+        ("write_trades_1d", f"store write {label} trades in 1 day (1k-row pages)",
+         {"scenario": "store_write_trades", "days": 1, "n": n}),
+        ("read_day_1m", "store read 1 day of 1m candles from 3 years (median of 20)",
+         {"scenario": "store_read_day"}),
+        ("append_candle_1m", "store append 1 candle to 3 years of 1m (median of 20)",
+         {"scenario": "store_append"}),
+    ]
+    rows = []
+    for name, title, v3spec in plan:
+        with tempfile.TemporaryDirectory(prefix="dccd-bench-store-") as root:
+            v4 = run_v4({"area": "store", "name": name, "root": root, "n": n})
+        v3: dict[str, Any] | str | None = None
+        if v3python is not None:
+            with tempfile.TemporaryDirectory(prefix="dccd-bench-v3store-") as root:
+                v3 = run_v3(v3python, {**v3spec, "root": root})
+            if "rows" in v3 and "rows_per_s" not in v3:
+                v3["rows_per_s"] = _rate(int(v3.get("rows_written", v3["rows"])), v3["wall_s"])
+            if name.startswith("write") and "rows" in v3:
+                v3["check"] = {"stored": v3["rows"], "expected": n, "exact": v3["rows"] == n,
+                               "missing": max(0, n - v3["rows"]),
+                               "extra": max(0, v3["rows"] - n)}
+            v3["requests"] = 0
+        row = Row("store", title, v4, v3)
+        if name.startswith("write") and isinstance(v3, dict):
+            row.notes.append("v3: `save()` per 10k-record batch (its backfill's flush), "
+                             "record construction not timed")
+        rows.append(row)
+        emit(row)
+    return rows
+
+
+def dagster_rows(sizes: Sizes, origin: str, emit: Callable[[Row], None]) -> list[Row]:
+    end = "2025-01-01"
+    start = (date.fromisoformat(end) - timedelta(days=sizes.dagster_days)).isoformat()
+    rows = []
+    walls = {}
+    for which, title in (("direct", f"operations.backfill 1m {sizes.dagster_days}d (no Dagster)"),
+                         ("dagster", f"Dagster single-run backfill, {sizes.dagster_days} "
+                                     "partitions 1m")):
+        before = server_requests(origin)
+        v4 = run_v4({"area": "dagster", "which": which, "origin": origin,
+                     "start": start, "end": end})
+        v4["requests"] = server_requests(origin) - before
+        walls[which] = v4.get("wall_s")
+        row = Row("dagster", title, v4, "n/a: v3 has no Dagster integration")
+        rows.append(row)
+        emit(row)
+    if walls.get("direct") and walls.get("dagster"):
+        ratio = walls["dagster"] / walls["direct"]
+        row = Row("dagster", "Dagster / direct wall (target <= 1.2)",
+                  {"value": f"{ratio:.2f}x"}, None)
+        rows.append(row)
+        emit(row)
+    v4 = run_v4({"area": "dagster", "which": "defs", "symbols": 50})
+    row = Row("dagster", "definitions load, 7 exchanges x 50 symbols x 3 types (target < 5 s)",
+              v4, "n/a: v3 has no Dagster integration")
+    rows.append(row)
+    emit(row)
+    return rows
+
+
+def stream_rows(sizes: Sizes, emit: Callable[[Row], None]) -> list[Row]:
+    n = sizes.stream_msgs
+    plan = [
+        (f"stream aggTrade WS paced 50k/s, {n:,} msgs", n, 50_000.0),
+        (f"stream aggTrade WS paced 20k/s, {n:,} msgs", n, 20_000.0),
+        (f"stream aggTrade WS blast, {n // 2:,} msgs", n // 2, 0.0),
+    ]
+    rows = []
+    for name, count, rate in plan:
+        v4 = run_v4({"area": "stream", "name": name, "n": count, "rate": rate})
+        row = Row("stream", name, v4,
+                  "n/a: not measured (v3 builds its WS URL inside `_BinanceTradeWS`; the "
+                  "fake speaks the combined stream)")
+        if "latency_p50_ms" in v4:
+            row.notes.append(f"v4 exchange-ts -> durable p50 {v4['latency_p50_ms']} ms, "
+                             f"p99 {v4['latency_p99_ms']} ms, "
+                             f"{v4.get('consumer_cpu_us_per_msg')} us CPU/msg")
+        rows.append(row)
+        emit(row)
+    return rows
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def _wall(s: Any) -> str:
+    if not isinstance(s, int | float):
+        return "—"
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.1f} s"
+
+
+def _num(x: Any) -> str:
+    return f"{x:,.0f}" if isinstance(x, int | float) else "—"
+
+
+def _rss(x: Any) -> str:
+    return f"{x:,.0f} MB" if isinstance(x, int | float) and x else "—"
+
+
+def _check(side: Any) -> str:
+    if not isinstance(side, dict) or "check" not in side:
+        return ""
+    c = side["check"]
+    if c["exact"]:
+        return f"exact ({c['stored']:,})"
+    parts = [f"{c['stored']:,} stored / {c['expected']:,} expected"]
+    for k in ("missing", "extra", "duplicated", "differing"):
+        if c.get(k):
+            parts.append(f"{c[k]:,} {k}")
+    return "**" + ", ".join(parts) + "**"
+
+
+def _cells(side: dict[str, Any] | str | None) -> list[str]:
+    if side is None:
+        return ["", "", "", ""]
+    if isinstance(side, str):
+        return [side, "", "", ""]
+    if "error" in side:
+        return [f"error: {side['error']}", "", "", _rss(side.get("peak_rss_mb"))]
+    if "value" in side:
+        return [str(side["value"]), "", "", ""]
+    return [_wall(side.get("wall_s")), _num(side.get("rows_per_s")),
+            _num(side.get("requests")), _rss(side.get("peak_rss_mb"))]
+
+
+def render(rows: list[Row], header: str, with_v3: bool) -> str:
+    """The markdown table (and its notes)."""
+    cols = ["scenario", "v4 wall", "v4 rows/s", "v4 req", "v4 peak RSS"]
+    if with_v3:
+        cols += ["v3 wall", "v3 rows/s", "v3 req", "v3 peak RSS", "v3/v4 wall"]
+    cols += ["rows check (v4; v3)"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    notes: list[str] = []
+    for row in rows:
+        cells = [row.scenario, *_cells(row.v4)]
+        if with_v3:
+            cells += _cells(row.v3)
+            ratio = ""
+            if (isinstance(row.v3, dict) and isinstance(row.v4, dict)
+                    and isinstance(row.v3.get("wall_s"), int | float)
+                    and row.v4.get("wall_s") and "error" not in row.v3):
+                ratio = f"{row.v3['wall_s'] / row.v4['wall_s']:.2f}x"
+            cells.append(ratio)
+        checks = [c for c in (_check(row.v4), _check(row.v3) if with_v3 else "") if c]
+        cells.append("; ".join(checks))
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        notes += [f"- {row.scenario}: {n}" for n in row.notes]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    python = platform.python_version()
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {python}"
+
+
+def run(quick: bool = False, with_v3: bool = True,
+        emit: Callable[[Row], None] | None = None) -> tuple[list[Row], dict[str, Any]]:
+    """Every area; returns the rows and the run's facts (date, machine, load)."""
+    sizes = QUICK if quick else DEFAULT
+    say = emit or (lambda row: None)
+    v3python = None
+    if with_v3:
+        from bench.peers import ensure_v3
+
+        v3python = ensure_v3(lambda m: print(m, file=sys.stderr, flush=True))
+    facts: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(), "load_before": os.getloadavg()[0],
+    }
+    t0 = time.perf_counter()
+    rows: list[Row] = []
+    rows += store_rows(sizes, v3python, say)
+    rows += backfill_rows(sizes, v3python, say, lambda m: None)
+    rows += stream_rows(sizes, say)
+    facts["total_s"] = time.perf_counter() - t0
+    facts["load_after"] = os.getloadavg()[0]
+    return rows, facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, ~3 min")
+    parser.add_argument("--no-v3", action="store_true", help="skip dccd 3.8.1")
+    parser.add_argument("--out", default=str(RESULTS / "latest.md"))
+    args = parser.parse_args(argv)
+
+    def progress(row: Row) -> None:
+        v4 = row.v4 if isinstance(row.v4, dict) else {}
+        v3 = row.v3 if isinstance(row.v3, dict) else {}
+        print(f"[{row.area}] {row.scenario}: v4 {_wall(v4.get('wall_s'))}"
+              + (f" {v4['error']}" if "error" in v4 else "")
+              + (f", v3 {_wall(v3.get('wall_s'))}" if v3 else "")
+              + (f" {v3['error']}" if "error" in v3 else ""), file=sys.stderr, flush=True)
+
+    rows, facts = run(quick=args.quick, with_v3=not args.no_v3, emit=progress)
+    command = ".venv/bin/python -m bench.run_all" + (" --quick" if args.quick else "") + (
+        " --no-v3" if args.no_v3 else "")
+    header = (f"`{command}` — {facts['started']}, {facts['total_s'] / 60:.1f} min; "
+              f"{facts['machine']}; load average {facts['load_before']:.1f} before, "
+              f"{facts['load_after']:.1f} after")
+    table = render(rows, header, with_v3=not args.no_v3)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for path in (RESULTS / f"{stamp}.md", Path(args.out)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(
+        [row.__dict__ for row in rows], default=str, indent=1))
+    failed = [r for r in rows if isinstance(r.v4, dict) and "error" in r.v4]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
