@@ -1,4 +1,4 @@
-"""Bitfinex source: parsers on recorded bodies, symbol map, and paging against the fake."""
+"""Bitfinex source: parsers on hand-written bodies, symbol map, and paging against the fake."""
 
 from __future__ import annotations
 
@@ -42,23 +42,25 @@ def load(name: str) -> object:
     return json.loads((FIXTURES / name).read_text())
 
 
-# -- parsers on recorded bodies -------------------------------------------------------
+# -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
 
 
-def test_parse_candles_recorded_page() -> None:
+def test_parse_candles_page() -> None:
     frame = bfx.parse_candles(load("candles_1h_tBTCUSD.json"))
     assert frame.schema == pl.Schema(schema_for(DataType.OHLC))
     assert frame.height == 5
     first = frame.row(0, named=True)
     # [MTS, OPEN, CLOSE, HIGH, LOW, VOLUME]: close comes before high on the wire.
-    assert first["ts"] == 1364770800000 * NS_PER_MS
+    assert first["ts"] == 1367838000000 * NS_PER_MS
     assert (first["open"], first["high"], first["low"], first["close"]) == (
-        93.2,
-        93.29,
-        92.9,
-        93.033,
+        112.4,
+        113.05,
+        112.3,
+        112.917,
     )
-    assert first["volume"] == pytest.approx(116.0018)
+    assert first["volume"] == pytest.approx(84.2107)
+    assert frame.row(4) == (1367852400000 * NS_PER_MS, 114.0, 114.0, 113.1, 113.48001,
+                            52.48813, None, None)  # integer prices on the wire
     assert frame["quote_volume"].null_count() == 5
     assert (frame["high"] >= frame["low"]).all()
     assert frame["ts"].diff().drop_nulls().unique().to_list() == [3_600 * 10**9]
@@ -67,30 +69,31 @@ def test_parse_candles_recorded_page() -> None:
 def test_parse_candles_integer_prices() -> None:
     frame = bfx.parse_candles(load("candles_1h_tBTCUST.json"))
     assert frame.row(0) == (
-        1552298400000 * NS_PER_MS,
-        3870.1,
-        3890.0,
-        3870.1,
-        3890.0,
-        0.05,
+        1552309200000 * NS_PER_MS,
+        3893.2,
+        3905.0,
+        3893.2,
+        3905.0,
+        0.0217,
         None,
         None,
     )
 
 
-def test_parse_trades_recorded_pages() -> None:
+def test_parse_trades_pages() -> None:
     frame = bfx.parse_trades(load("trades_tBTCUSD.json"))
     assert frame.schema == pl.Schema(schema_for(DataType.TRADES))
-    assert frame["trade_id"].to_list() == ["4145", "4146", "4149", "4160", "4161"]
-    assert frame["ts"][0] == 1358182043000 * NS_PER_MS
-    assert frame["amount"].to_list() == [0.2721858, 103.0, 20.0, 0.5, 44.0]
+    assert frame["trade_id"].to_list() == ["5210", "5211", "5214", "5222", "5223"]
+    assert frame["ts"][0] == 1358849107000 * NS_PER_MS
+    assert frame["amount"].to_list() == [1.5, 0.0431207, 12.0, 0.75, 30.0]
+    assert frame["price"][:2].to_list() == [17.2190021, 17.2190021]
     assert frame["side"].unique().to_list() == ["buy"]
     one = bfx.parse_trades(load("trades_tBTCUST.json")).row(0, named=True)
     assert one == {
-        "ts": 1710327651446 * NS_PER_MS,
-        "trade_id": "1560452102",
-        "price": 73218.0,
-        "amount": 0.00019983,
+        "ts": 1716286492781 * NS_PER_MS,
+        "trade_id": "1617209833",
+        "price": 70452.0,
+        "amount": 0.00731,
         "side": "buy",
     }
 

@@ -1,4 +1,4 @@
-"""BitMEX source: parsers on recorded bodies, symbol map, and paging against the fake."""
+"""BitMEX source: parsers on hand-written bodies, symbol map, and paging against the fake."""
 
 from __future__ import annotations
 
@@ -43,50 +43,52 @@ def load(name: str) -> object:
     return json.loads((FIXTURES / name).read_text())
 
 
-# -- parsers on recorded bodies -------------------------------------------------------
+# -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
 
 
-def test_parse_candles_recorded_page_shifts_close_stamp_to_open() -> None:
+def test_parse_candles_page_shifts_close_stamp_to_open() -> None:
     frame = mex.parse_candles(load("bucketed_1h_XBTUSD.json"), HOUR)
     assert frame.schema == pl.Schema(schema_for(DataType.OHLC))
-    # The row labelled 2024-01-01T00:00 is the 2023-12-31 23:00-00:00 bar.
-    assert frame["ts"][0] == to_ns("2023-12-31T23:00:00Z")
+    # The row labelled 2024-04-22T00:00 is the 2024-04-21 23:00-00:00 bar.
+    assert frame["ts"][0] == to_ns("2024-04-21T23:00:00Z")
     assert frame.row(0) == (
-        to_ns("2023-12-31T23:00:00Z"),
-        42282.0,
-        42374.0,
-        42083.5,
-        42312.0,
-        278.88904348,
-        11776000.0,
-        3182,
+        to_ns("2024-04-21T23:00:00Z"),
+        64733.0,
+        64911.5,
+        64602.0,
+        64870.5,
+        145.34051538,
+        9412300.0,
+        2841,
     )
+    assert frame["ts"].diff().drop_nulls().unique().to_list() == [HOUR.ns]
     assert frame["open"][1:].to_list() == frame["close"][:-1].to_list()  # open = prev close
 
 
 def test_parse_candles_stringified_newest_first_open_outside_range() -> None:
     frame = mex.parse_candles(load("bucketed_1h_XBT_USDT_reverse.json"), HOUR)
-    assert frame["ts"].to_list() == [to_ns("2024-03-08T15:00:00Z"), to_ns("2024-03-08T16:00:00Z")]
+    assert frame["ts"].to_list() == [to_ns("2024-06-03T07:00:00Z"), to_ns("2024-06-03T08:00:00Z")]
     last = frame.row(1, named=True)
-    assert last["open"] == 68358.0 and last["high"] == 67186.5  # stored as sent
-    assert last["volume"] == pytest.approx(0.0001) and last["trades"] == 1
+    assert last["open"] == 66120.5 and last["high"] == 65872.0  # stored as sent
+    assert last["volume"] == pytest.approx(0.0005) and last["trades"] == 2
+    assert last["quote_volume"] == pytest.approx(32.9297)
 
 
-def test_parse_trades_recorded_pages() -> None:
+def test_parse_trades_pages() -> None:
     frame = mex.parse_trades(load("trades_XBTUSD.json"))
     assert frame.schema == pl.Schema(schema_for(DataType.TRADES))
-    assert frame["ts"].to_list()[-2:] == [to_ns("2024-01-01T00:00:05.020Z")] * 2
-    assert frame["trade_id"][0] == "00000000-006d-1000-0000-0003ad666d43"
-    assert frame["side"].to_list() == ["sell", "sell", "sell", "sell", "buy"]
-    assert frame["amount"].to_list() == [0.33557866, 0.00236323, 0.00236323, 0.07326013, 0.00708969]
-    assert frame["price"].unique().to_list() == [42315.0]
+    assert frame["ts"].to_list()[-2:] == [to_ns("2024-04-22T00:00:03.316Z")] * 2
+    assert frame["trade_id"][0] == "00000000-006d-1000-0000-0004b7e10a52"
+    assert frame["side"].to_list() == ["buy", "buy", "sell", "sell", "buy"]
+    assert frame["amount"].to_list() == [0.09711576, 0.00308304, 0.02774754, 0.00154153, 0.07245144]
+    assert frame["price"].to_list() == [64871.0, 64871.0, 64870.5, 64870.5, 64871.0]
     one = mex.parse_trades(load("trades_XBT_USDT.json")).row(0, named=True)
     assert one == {
-        "ts": 1710327434383 * NS_PER_MS,
-        "trade_id": "00000000-006d-1000-0000-0005844b3282",
-        "price": 73208.0,
-        "amount": 0.0457,
-        "side": "sell",
+        "ts": 1717407687905 * NS_PER_MS,
+        "trade_id": "00000000-006d-1000-0000-00061a3c95d0",
+        "price": 66412.5,
+        "amount": 0.0123,
+        "side": "buy",
     }
 
 

@@ -1,4 +1,4 @@
-"""Coinbase source: parsers on recorded bodies, symbols, capability, paging against the fake."""
+"""Coinbase source: parsers on hand-written bodies, symbols, capability, paging against the fake."""
 
 from __future__ import annotations
 
@@ -44,44 +44,45 @@ def polars_schema(data_type: DataType) -> pl.Schema:
     return frame.schema
 
 
-# -- parsers on recorded bodies -----------------------------------------------------
+# -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
 
 
-def test_parse_candles_recorded_page_newest_first_low_before_high() -> None:
+def test_parse_candles_page_newest_first_low_before_high() -> None:
     frame = cb.parse_candles(load("candles_1h_BTC-USD.json"))
     assert frame.schema == polars_schema(DataType.OHLC)
     assert frame.height == 6  # 00:00..05:00: the bar opening at ``end`` is not returned
-    assert frame["ts"].to_list() == [1704067200 * 10**9 + i * H for i in range(6)]
+    assert frame["ts"].to_list() == [1708300800 * 10**9 + i * H for i in range(6)]
     first = frame.row(0, named=True)
     assert (first["open"], first["high"], first["low"], first["close"]) == (
-        42288.58, 42543.64, 42261.58, 42452.66,
+        51906.03, 52096.4, 51822.17, 52041.88,
     )
-    assert first["volume"] == pytest.approx(379.19725348)
+    assert first["volume"] == pytest.approx(412.50671093)
     assert frame["quote_volume"].null_count() == 6 and frame["trades"].null_count() == 6
-    assert frame.row(5, named=True)["low"] == 42175.65
+    assert frame.row(1, named=True)["low"] == 51950.0  # sent as the integer 51950
+    assert frame.row(5, named=True)["low"] == 51903.8
     assert (frame["high"] >= frame["low"]).all()
 
 
-def test_parse_candles_second_recording() -> None:
+def test_parse_candles_single_row() -> None:
     frame = cb.parse_candles(load("candles_1h_BTC-USDT.json"))
-    assert frame.row(0) == (1710327600 * 10**9, 73243.33, 73402.47, 73241.5, 73370.65,
-                            1.56794406, None, None)
+    assert frame.row(0) == (1716213600 * 10**9, 66954.02, 67118.2, 66901.37, 67085.74,
+                            2.31870452, None, None)
 
 
 def test_parse_trades_maker_side_becomes_taker_side_and_same_microsecond_kept() -> None:
     frame = cb.parse_trades(load("trades_BTC-USD.json"))
     assert frame.schema == polars_schema(DataType.TRADES)
-    assert frame["trade_id"].to_list() == [str(i) for i in range(1036397967, 1036397972)]
+    assert frame["trade_id"].to_list() == [str(i) for i in range(871204550, 871204555)]
     assert frame["side"].unique().to_list() == ["sell"]  # maker "buy" -> taker sold
     last = frame.row(4, named=True)
-    assert last["ts"] == 1781182418945255000  # 2026-06-11T12:53:38.945255Z, to the µs
-    assert last["price"] == 62929.43 and last["amount"] == pytest.approx(0.00002682)
+    assert last["ts"] == 1741365729318604000  # 2025-03-07T16:42:09.318604Z, to the µs
+    assert last["price"] == 88412.07 and last["amount"] == pytest.approx(0.00318)
     assert frame.filter(pl.col("ts") == last["ts"]).height == 3
 
 
-def test_parse_trades_string_ids_from_ccxt_recording() -> None:
+def test_parse_trades_string_ids() -> None:
     frame = cb.parse_trades(load("trades_BTC-USDT_string_ids.json"))
-    assert frame.row(0) == (1710327617710679000, "18502034", 73271.63, 0.00007448, "buy")
+    assert frame.row(0) == (1716279292093117000, "20917355", 67044.18, 0.00512, "buy")
 
 
 def test_parse_book_best_first_and_sliced() -> None:

@@ -1,4 +1,4 @@
-"""Kraken source: parsers on recorded bodies, symbols, 720-bar limit, paging against the fake."""
+"""Kraken source: parsers on hand-written bodies, symbols, 720-bar limit, paging on the fake."""
 
 from __future__ import annotations
 
@@ -45,29 +45,41 @@ def polars_schema(data_type: DataType) -> pl.Schema:
     return frame.schema
 
 
-# -- parsers on recorded bodies -----------------------------------------------------
+# -- parsers on hand-written bodies (documented shapes, made-up values) ----------------
 
 
-def test_parse_ohlc_recorded_drops_the_open_bar_and_keys_by_internal_name() -> None:
+def test_parse_ohlc_drops_the_open_bar_and_keys_by_internal_name() -> None:
     frame = kr.parse_candles(load("ohlc_60_XBTUSDT.json"))
     assert frame.schema == polars_schema(DataType.OHLC)
-    # six rows sent; the last (1706799600) is after ``last`` (1706796000): still open
+    # six rows sent; the last (1715785200) is after ``last`` (a string, 1715781600): still open
     assert frame.height == 5
-    assert frame["ts"].max() < 1706796000 * S + 1
+    assert frame["ts"].max() < 1715781600 * S + 1
+    assert frame["ts"].to_list() == [1715673600 * S + i * 3_600 * S for i in range(5)]
     first = frame.row(0, named=True)
-    assert first["ts"] == 1706626800 * S
+    assert first["ts"] == 1715673600 * S
     assert (first["open"], first["high"], first["low"], first["close"]) == (
-        43437.5, 43593.7, 43355.5, 43361.1,
+        61842.3, 61990.8, 61705.1, 61957.4,
     )
-    assert first["volume"] == pytest.approx(18.7543011)
-    assert first["quote_volume"] == pytest.approx(43511.3 * 18.7543011)
-    assert first["trades"] == 162
+    assert first["volume"] == pytest.approx(9.41672305)
+    assert first["quote_volume"] == pytest.approx(61861.2 * 9.41672305)  # vwap x volume
+    assert first["trades"] == 118
+    assert frame["trades"].to_list() == [118, 163, 241, 97, 74]
 
 
-def test_parse_trades_recorded_float_seconds_and_ns_cursor() -> None:
-    frame, last = kr.parse_trades(load("trades_XBTUSDT.json"))
-    assert last == 1710327959173746878
-    assert frame.row(0) == (1710327959173347000, "6324366", 73324.4, 0.010309, "buy")
+def test_parse_trades_float_seconds_and_ns_cursor() -> None:
+    body = load("trades_XBTUSDT.json")
+    frame, last = kr.parse_trades(body)
+    assert last == 1715691135041770411  # ``last`` is a ns id sent as a string
+    assert frame.rows() == [
+        # float seconds rounded to the microsecond: 1715691134.5829418 -> ...582942000
+        (1715691134582942000, "7015882", 61722.9, 0.00415, "sell"),
+        (1715691135041770000, "7015883", 61723.0, 0.02891446, "buy"),
+        (1715691135041770000, "7015884", 61723.0, 0.0006, "buy"),
+    ]
+    # a trailing field Kraken may add later (ccxt appends ``last`` in place) is ignored
+    assert isinstance(body, dict)
+    body["result"]["XBTUSDT"][-1].append(body["result"]["last"])
+    assert kr.parse_trades(body)[0].equals(frame)
 
 
 def test_parse_trades_documented_example_sides() -> None:
