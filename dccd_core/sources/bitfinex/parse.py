@@ -11,19 +11,22 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import (
-    DataType,
     ExchangeError,
     RateLimited,
     UnexpectedPayload,
-    schema_for,
 )
-from dccd_core.sources._columns import float_column, int_column, ms_column_to_ns, rows_to_columns
+from dccd_core.sources.columns import (
+    book_frame,
+    float_column,
+    int_column,
+    ms_to_ns_column,
+    rows_to_columns,
+)
 from dccd_core.transport.retry import TransientError
 
 __all__ = [
     "MAINTENANCE",
     "check_payload",
-    "empty",
     "parse_book",
     "parse_candles",
     "parse_pair_list",
@@ -33,11 +36,6 @@ __all__ = [
 
 #: Bitfinex's error code while the platform is in maintenance (transient).
 MAINTENANCE = 20060
-
-
-def empty(data_type: DataType) -> pl.DataFrame:
-    """An empty frame with the data type's schema."""
-    return pl.DataFrame(schema=pl.Schema(schema_for(data_type)))
 
 
 def check_payload(data: Any) -> None:
@@ -95,7 +93,7 @@ def parse_candles(rows: Any) -> pl.DataFrame:
     mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
     frame = pl.DataFrame(
         [
-            ms_column_to_ns("ts", mts, what),
+            ms_to_ns_column("ts", mts, what),
             float_column("open", opn, what),
             float_column("high", high, what),
             float_column("low", low, what),
@@ -127,7 +125,7 @@ def parse_trades(rows: Any) -> pl.DataFrame:
         raise UnexpectedPayload(f"{what}: a trade with amount 0 has no side")
     return pl.DataFrame(
         [
-            ms_column_to_ns("ts", mts, what),
+            ms_to_ns_column("ts", mts, what),
             int_column("trade_id", ids, what).cast(pl.String),
             float_column("price", price, what),
             signed.abs(),
@@ -151,19 +149,8 @@ def parse_book(rows: Any, ts: int) -> pl.DataFrame:
     signed = float_column("amount", amount, what)
     frame = pl.DataFrame([float_column("price", price, what), signed])
     bids = frame.filter(pl.col("amount") > 0).sort("price", descending=True)
-    asks = frame.filter(pl.col("amount") < 0).sort("price")
-    parts = []
-    for side, part in (("bid", bids), ("ask", asks)):
-        parts.append(
-            part.select(
-                pl.lit(ts, dtype=pl.Int64).alias("ts"),
-                pl.lit(side).alias("side"),
-                pl.int_range(pl.len(), dtype=pl.Int32).alias("level"),
-                pl.col("price"),
-                pl.col("amount").abs(),
-            )
-        )
-    return pl.concat(parts)
+    asks = frame.filter(pl.col("amount") < 0).sort("price").with_columns(pl.col("amount").abs())
+    return book_frame(ts, bids, asks)
 
 
 def parse_pair_list(data: Any) -> list[str]:

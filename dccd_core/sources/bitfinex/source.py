@@ -23,6 +23,7 @@ from dccd_core.domain import (
     now_ns,
 )
 from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.sources.columns import empty_frame
 
 from . import parse, rest
 from .capability import CANDLES_PAGE_LIMIT, CAPABILITY, TRADES_PAGE_LIMIT
@@ -88,7 +89,7 @@ class BitfinexSource(BitfinexWs, Source):
         start_ms = int(cursor) if cursor is not None else start_ts // NS_PER_MS
         end_ms = rest.ceil_ms(end_ts) - 1
         if start_ms > end_ms:
-            return TradePage(parse.empty(DataType.TRADES), None, requests=0)
+            return TradePage(empty_frame(DataType.TRADES), None, requests=0)
         request = rest.build_trades_request(native, start_ms, end_ms, limit)
         page = parse.parse_trades(await self._get(request, weight=feature.weight))
         if page.height < limit:

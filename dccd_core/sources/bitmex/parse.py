@@ -19,26 +19,30 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import (
-    DataType,
     ExchangeError,
     NoCapability,
     Span,
     UnexpectedPayload,
-    schema_for,
 )
-from dccd_core.sources._columns import float_column, int_column, iso_ms_column_to_ns
+from dccd_core.sources.columns import (
+    book_frame,
+    float_column,
+    int_column,
+    iso_to_ns_column,
+    side_column,
+    text_column,
+)
 
 __all__ = [
     "ContractSpec",
     "check_payload",
-    "empty",
     "parse_book",
     "parse_candles",
     "parse_instruments",
     "parse_trades",
-    "side_column",
 ]
 
+#: BitMEX ``side`` is the taker's (aggressor's), capitalised on REST and WS alike.
 _SIDES = {"Buy": "buy", "Sell": "sell"}
 
 
@@ -73,11 +77,6 @@ class ContractSpec:
         )
 
 
-def empty(data_type: DataType) -> pl.DataFrame:
-    """An empty frame with the data type's schema."""
-    return pl.DataFrame(schema=pl.Schema(schema_for(data_type)))
-
-
 def check_payload(data: Any) -> None:
     """Raise ``ExchangeError`` for a BitMEX error body.
 
@@ -106,14 +105,6 @@ def _field(rows: Sequence[dict[str, Any]], key: str, what: str) -> list[Any]:
         raise UnexpectedPayload(f"{what}: a row has no {key!r} field") from None
 
 
-def side_column(values: Sequence[Any], what: str) -> pl.Series:
-    """BitMEX ``side`` is the taker's (aggressor's) side: ``Buy``/``Sell`` -> buy/sell."""
-    unknown = {v for v in values if v not in _SIDES}
-    if unknown:
-        raise UnexpectedPayload(f"{what}: unknown side {sorted(map(str, unknown))[:3]}")
-    return pl.Series("side", [_SIDES[v] for v in values], dtype=pl.String)
-
-
 def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
     """``/api/v1/trade`` rows (or the WS ``trade`` table) -> trades frame.
 
@@ -137,16 +128,13 @@ def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
         amount_series = amount_series.fill_null(converted)
     else:
         amount_series = float_column("amount", home, what)
-    ids = _field(objs, "trdMatchID", what)
-    if any(not isinstance(v, str) or not v for v in ids):
-        raise UnexpectedPayload(f"{what}: trdMatchID must be a non-empty string")
     return pl.DataFrame(
         [
-            iso_ms_column_to_ns("ts", _field(objs, "timestamp", what), what),
-            pl.Series("trade_id", ids, dtype=pl.String),
+            iso_to_ns_column("ts", _field(objs, "timestamp", what), what),
+            text_column("trade_id", _field(objs, "trdMatchID", what), what),
             price,
             amount_series.alias("amount"),
-            side_column(_field(objs, "side", what), what),
+            side_column(_field(objs, "side", what), _SIDES, what),
         ]
     )
 
@@ -170,7 +158,7 @@ def parse_candles(rows: Any, span: Span) -> pl.DataFrame:
     objs = _objects(rows, what)
     # A bucket without trades (e.g. before listing) may carry null prices: not a bar.
     objs = [r for r in objs if r.get("close") is not None or r.get("trades") not in (0, "0")]
-    stamp = iso_ms_column_to_ns("ts", _field(objs, "timestamp", what), what)
+    stamp = iso_to_ns_column("ts", _field(objs, "timestamp", what), what)
     frame = pl.DataFrame(
         [
             (stamp - span.ns).alias("ts"),
@@ -215,16 +203,7 @@ def parse_book(rows: Any, ts: int, spec: ContractSpec) -> pl.DataFrame:
     )
     bids = frame.filter(pl.col("side") == "bid").sort("price", descending=True)
     asks = frame.filter(pl.col("side") == "ask").sort("price")
-    return pl.concat(
-        part.select(
-            pl.lit(ts, dtype=pl.Int64).alias("ts"),
-            pl.col("side"),
-            pl.int_range(pl.len(), dtype=pl.Int32).alias("level"),
-            pl.col("price"),
-            pl.col("amount"),
-        )
-        for part in (bids, asks)
-    )
+    return book_frame(ts, bids, asks)
 
 
 def parse_instruments(rows: Any) -> dict[str, tuple[str, ContractSpec]]:

@@ -40,7 +40,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
-from dccd_core.sources._columns import iso_ms_column_to_ns
+from dccd_core.sources.columns import iso_to_ns_column
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -237,4 +237,4 @@ def _newest_ts(rows: Sequence[dict[str, Any]], what: str) -> int:
     stamps = [r["timestamp"] for r in rows if isinstance(r.get("timestamp"), str)]
     if not stamps:
         return now_ns()
-    return int(iso_ms_column_to_ns("ts", [max(stamps)], what)[0])
+    return int(iso_to_ns_column("ts", [max(stamps)], what)[0])

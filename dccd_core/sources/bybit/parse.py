@@ -19,13 +19,14 @@ import polars as pl
 
 from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
 
-from .._wire import (
+from ..columns import (
     book_frame,
     float_column,
-    ms_column,
+    levels_frame,
+    ms_to_ns_column,
+    rows_to_columns,
     side_column,
     text_column,
-    transpose,
 )
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
 
 #: retCodes meaning "no such market" (10001 carries several param errors: see the message).
 _UNKNOWN_SYMBOL_CODES = {170121, 110023}
+#: Bybit ``side`` (WS ``S``) is the taker's, capitalised on REST and WS alike.
+_SIDES = {"Buy": "buy", "Sell": "sell"}
 
 
 def check_payload(data: Any) -> None:
@@ -91,7 +94,7 @@ def parse_candles(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     """
     what = "bybit kline"
     rows = parse_result(data, what).get("list")
-    columns = transpose(rows if rows is not None else [], 7, what)
+    columns = rows_to_columns(rows if rows is not None else [], 7, what)
     return candles_frame(*columns, inverse=inverse, what=what)
 
 
@@ -118,7 +121,7 @@ def candles_frame(
         volume, quote = quote, volume
     frame = pl.DataFrame(
         {
-            "ts": ms_column("ts", ts_ms, what),
+            "ts": ms_to_ns_column("ts", ts_ms, what),
             "open": float_column("open", o, what),
             "high": float_column("high", h, what),
             "low": float_column("low", lo, what),
@@ -153,11 +156,11 @@ def trades_frame(
         amount = amount / price
     frame = pl.DataFrame(
         {
-            "ts": ms_column("ts", ts_ms, what),
+            "ts": ms_to_ns_column("ts", ts_ms, what),
             "trade_id": text_column("trade_id", ids, what),
             "price": price,
             "amount": amount.alias("amount"),
-            "side": side_column(sides, what),
+            "side": side_column(sides, _SIDES, what),
         }
     )
     return frame.sort("ts", maintain_order=True)
@@ -190,16 +193,15 @@ def parse_trades(data: Any, *, inverse: bool = False) -> pl.DataFrame:
 
 def book_sides(
     bids: Any, asks: Any, *, depth: int | None, inverse: bool, what: str
-) -> tuple[tuple[pl.Series, pl.Series], tuple[pl.Series, pl.Series]]:
-    """``[[price, size], ...]`` bid and ask lists (best first) to (price, amount) columns."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``[[price, size], ...]`` bid and ask lists (best first) to (price, amount) frames;
+    inverse sizes (USD contracts) become base amounts."""
     out = []
     for levels in (bids, asks):
-        if not isinstance(levels, list):
-            raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
-        price_raw, size_raw = transpose(levels[:depth] if depth else levels, 2, what)
-        price = float_column("price", price_raw, what)
-        amount = float_column("amount", size_raw, what)
-        out.append((price, amount / price if inverse else amount))
+        frame = levels_frame(levels, what, depth=depth)
+        if inverse:
+            frame = frame.with_columns(pl.col("amount") / pl.col("price"))
+        out.append(frame)
     return out[0], out[1]
 
 
@@ -222,6 +224,6 @@ def parse_book(data: Any, depth: int | None = None, *, inverse: bool = False) ->
         bids, asks, ts_raw = result["b"], result["a"], result["ts"]
     except KeyError as exc:
         raise UnexpectedPayload(f"{what}: no {exc} in result") from None
-    ts = int(ms_column("ts", [ts_raw], what)[0])
-    bid_cols, ask_cols = book_sides(bids, asks, depth=depth, inverse=inverse, what=what)
-    return book_frame(ts, bid_cols, ask_cols)
+    ts = int(ms_to_ns_column("ts", [ts_raw], what)[0])
+    bid_levels, ask_levels = book_sides(bids, asks, depth=depth, inverse=inverse, what=what)
+    return book_frame(ts, bid_levels, ask_levels)

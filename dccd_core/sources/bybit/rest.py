@@ -13,8 +13,8 @@ import polars as pl
 
 from dccd_core.domain import DataType, Span, Symbol, Transport, ns_to_ms
 
-from .._wire import ceil_ms
 from ..base import Endpoints, Source, TradePage
+from ..columns import ceil_ms
 from .capability import (
     CAPABILITY,
     INTERVALS,

@@ -7,19 +7,23 @@ REST and WebSocket trades share ``taker_side``: Coinbase reports the *maker's* s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from dccd_core.domain import DataType, ExchangeError, UnexpectedPayload
 
-from .._tables import (
+from ..columns import (
+    book_frame,
     empty_frame,
     float_column,
     int_column,
     iso_to_ns_column,
-    row_columns,
+    levels_frame,
+    rows_to_columns,
     seconds_to_ns_column,
+    side_column,
     to_schema,
 )
 
@@ -44,14 +48,9 @@ def check_payload(data: Any) -> None:
         raise ExchangeError(f"coinbase reported an error: {data['message']}")
 
 
-def taker_side(maker_sides: pl.Series) -> pl.Series:
+def taker_side(maker_sides: Sequence[Any], what: str) -> pl.Series:
     """Coinbase maker side -> the taker's side ("sell" -> "buy"); unknown raises."""
-    lowered = maker_sides.cast(pl.String).str.to_lowercase()
-    out = lowered.replace_strict(_TAKER, default=None, return_dtype=pl.String)
-    if out.null_count():
-        bad = maker_sides.filter(out.is_null()).head(3).to_list()
-        raise UnexpectedPayload(f"coinbase trade side must be buy/sell, got {bad}")
-    return out.alias("side")
+    return side_column(maker_sides, _TAKER, what)
 
 
 def parse_candles(payload: Any) -> pl.DataFrame:
@@ -67,7 +66,7 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     what = "coinbase candles"
     if isinstance(payload, list) and not payload:
         return empty_frame(DataType.OHLC)
-    time_s, low, high, open_, close, volume = row_columns(payload, 6, what)
+    time_s, low, high, open_, close, volume = rows_to_columns(payload, 6, what)
     frame = to_schema(
         DataType.OHLC,
         {
@@ -98,24 +97,20 @@ def parse_trades(payload: Any) -> pl.DataFrame:
     if not payload:
         return empty_frame(DataType.TRADES)
     try:
-        raw = pl.DataFrame(
-            {
-                key: [t[key] for t in payload]
-                for key in ("trade_id", "side", "size", "price", "time")
-            },
-            strict=False,
+        trade_ids, sides, sizes, prices, times = (
+            [t[key] for t in payload] for key in ("trade_id", "side", "size", "price", "time")
         )
     except (KeyError, TypeError) as exc:
         raise UnexpectedPayload(f"{what}: a trade lacks {exc}") from exc
-    ids = int_column("trade_id", raw["trade_id"].to_list(), what)
+    ids = int_column("trade_id", trade_ids, what)
     frame = to_schema(
         DataType.TRADES,
         {
-            "ts": iso_to_ns_column("ts", raw["time"].to_list(), what),
+            "ts": iso_to_ns_column("ts", times, what),
             "trade_id": ids.cast(pl.String),
-            "price": float_column("price", raw["price"].to_list(), what),
-            "amount": float_column("amount", raw["size"].to_list(), what),
-            "side": taker_side(raw["side"]),
+            "price": float_column("price", prices, what),
+            "amount": float_column("amount", sizes, what),
+            "side": taker_side(sides, what),
         },
     )
     return frame.with_columns(_id=ids).sort("ts", "_id").drop("_id")
@@ -138,29 +133,8 @@ def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
     ts = received_ts
     if isinstance(payload.get("time"), str):
         ts = int(iso_to_ns_column("ts", [payload["time"]], what)[0])
-    return book_frame(payload["bids"], payload["asks"], depth, ts, what)
-
-
-def book_frame(bids: Any, asks: Any, depth: int, ts: int, what: str) -> pl.DataFrame:
-    """Levels ``[[price, size, ...], ...]`` of both sides -> book frame (best first)."""
-    parts = []
-    for side, levels, descending in (("bid", bids, True), ("ask", asks, False)):
-        if isinstance(levels, list) and not levels:
-            continue
-        price, amount = row_columns(levels, 2, what)
-        part = pl.DataFrame(
-            {
-                "price": float_column("price", price, what),
-                "amount": float_column("amount", amount, what),
-            }
-        )
-        part = part.filter(pl.col("amount") > 0).sort("price", descending=descending)
-        part = part.head(depth).with_columns(
-            ts=pl.lit(ts, pl.Int64),
-            side=pl.lit(side, pl.String),
-            level=pl.int_range(pl.len(), dtype=pl.Int32),
-        )
-        parts.append(part)
-    if not parts:
-        return empty_frame(DataType.BOOK)
-    return to_schema(DataType.BOOK, dict(pl.concat(parts).to_dict()))
+    sides = []  # levels of size 0 are dropped
+    for levels, descending in ((payload["bids"], True), (payload["asks"], False)):
+        frame = levels_frame(levels, what).filter(pl.col("amount") > 0)
+        sides.append(frame.sort("price", descending=descending).head(depth))
+    return book_frame(ts, sides[0], sides[1])

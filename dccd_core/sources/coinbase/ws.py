@@ -25,7 +25,7 @@ from dccd_core.domain import (
     now_ns,
 )
 
-from .._tables import iso_to_ns_column
+from ..columns import iso_to_ns_column
 from ..ws import (
     BookProtocol,
     BookSync,

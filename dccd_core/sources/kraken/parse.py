@@ -8,6 +8,7 @@ WebSocket parser: REST sends ``b``/``s``, v2 WS ``buy``/``sell``, both the taker
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -20,12 +21,15 @@ from dccd_core.domain import (
     UnknownSymbol,
 )
 
-from .._tables import (
+from ..columns import (
+    book_frame,
     empty_frame,
     float_column,
     int_column,
-    row_columns,
+    levels_frame,
+    rows_to_columns,
     seconds_to_ns_column,
+    side_column,
     to_schema,
 )
 
@@ -60,13 +64,9 @@ def check_payload(data: Any) -> None:
     raise ExchangeError(f"kraken reported an error: {text}")
 
 
-def taker_side(codes: pl.Series) -> pl.Series:
+def taker_side(codes: Sequence[Any], what: str) -> pl.Series:
     """``b``/``s`` (REST) or ``buy``/``sell`` (WS v2) -> the taker's side; unknown raises."""
-    out = codes.cast(pl.String).replace_strict(_SIDES, default=None, return_dtype=pl.String)
-    if out.null_count():
-        bad = codes.filter(out.is_null()).head(3).to_list()
-        raise UnexpectedPayload(f"kraken trade side must be b/s or buy/sell, got {bad}")
-    return out.alias("side")
+    return side_column(codes, _SIDES, what)
 
 
 def result_rows(payload: Any, what: str) -> tuple[Any, Any]:
@@ -97,7 +97,7 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     rows, last = result_rows(payload, what)
     if isinstance(rows, list) and not rows:
         return empty_frame(DataType.OHLC)
-    time_s, open_, high, low, close, vwap, volume, count = row_columns(rows, 8, what)
+    time_s, open_, high, low, close, vwap, volume, count = rows_to_columns(rows, 8, what)
     vol = float_column("volume", volume, what)
     frame = to_schema(
         DataType.OHLC,
@@ -158,11 +158,11 @@ def parse_trades(payload: Any) -> tuple[pl.DataFrame, int | None]:
     if isinstance(rows, list) and not rows:
         return empty_frame(DataType.TRADES), last_ns
     has_ids = all(isinstance(r, list) and len(r) >= 7 for r in rows)
-    cols = row_columns(rows, 7 if has_ids else 4, what)
+    cols = rows_to_columns(rows, 7 if has_ids else 4, what)
     ts = seconds_to_ns_column("ts", cols[2], what)
     price = float_column("price", cols[0], what)
     amount = float_column("amount", cols[1], what)
-    side = taker_side(pl.Series("side", cols[3], strict=False))
+    side = taker_side(cols[3], what)
     if has_ids:
         ids = int_column("trade_id", cols[6], what).cast(pl.String)
     else:
@@ -190,21 +190,7 @@ def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
     book, _ = result_rows(payload, what)
     if not isinstance(book, dict) or "bids" not in book or "asks" not in book:
         raise UnexpectedPayload(f"{what}: expected bids and asks")
-    parts = []
-    for side, levels, descending in (("bid", book["bids"], True), ("ask", book["asks"], False)):
-        if isinstance(levels, list) and not levels:
-            continue
-        price, amount = row_columns(levels, 2, what)
-        part = pl.DataFrame(
-            [float_column("price", price, what), float_column("amount", amount, what)]
-        ).sort("price", descending=descending)
-        parts.append(
-            part.head(depth).with_columns(
-                ts=pl.lit(received_ts, pl.Int64),
-                side=pl.lit(side),
-                level=pl.int_range(pl.len(), dtype=pl.Int32),
-            )
-        )
-    if not parts:
-        return empty_frame(DataType.BOOK)
-    return to_schema(DataType.BOOK, dict(pl.concat(parts).to_dict()))
+    sides = []
+    for levels, descending in ((book["bids"], True), (book["asks"], False)):
+        sides.append(levels_frame(levels, what).sort("price", descending=descending).head(depth))
+    return book_frame(received_ts, sides[0], sides[1])

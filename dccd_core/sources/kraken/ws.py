@@ -30,7 +30,7 @@ from dccd_core.domain import (
     now_ns,
 )
 
-from .._tables import float_column, int_column, iso_to_ns_column, to_schema
+from ..columns import float_column, int_column, iso_to_ns_column, to_schema
 from ..ws import (
     BookProtocol,
     BookSync,
@@ -97,7 +97,7 @@ def parse_ws_trades(data: Any) -> list[WsTrades]:
             "trade_id": int_column("trade_id", cols["trade_id"], what).cast(pl.String),
             "price": float_column("price", cols["price"], what),
             "amount": float_column("amount", cols["qty"], what),
-            "side": taker_side(pl.Series("side", cols["side"], strict=False)),
+            "side": taker_side(cols["side"], what),
         },
     ).with_columns(_symbol=pl.Series(cols["symbol"], dtype=pl.String))
     out = []

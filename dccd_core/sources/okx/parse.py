@@ -16,7 +16,15 @@ import polars as pl
 
 from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
 
-from .._wire import book_frame, float_column, ms_column, side_column, text_column, transpose
+from ..columns import (
+    book_frame,
+    float_column,
+    levels_frame,
+    ms_to_ns_column,
+    rows_to_columns,
+    side_column,
+    text_column,
+)
 from .symbols import Contract
 
 __all__ = [
@@ -32,6 +40,8 @@ __all__ = [
 
 #: 51001: "Instrument ID does not exist"; 51000 on instId is a malformed id.
 _UNKNOWN_SYMBOL_CODES = {"51001", "51014"}
+#: OKX ``side`` is the taker's, lowercase on REST and WS alike.
+_SIDES = {"buy": "buy", "sell": "sell"}
 
 
 def check_payload(data: Any) -> None:
@@ -70,14 +80,14 @@ def candles_frame(rows: list[Any], *, swap: bool, what: str) -> pl.DataFrame:
     ``vol`` is base for spot and contracts for swaps, where ``volCcy`` is the base volume;
     ``volCcyQuote`` is the quote volume. ``confirm`` "1" = closed bar, "0" = still open.
     """
-    ts, o, h, lo, c, vol, vol_ccy, vol_quote, confirm = transpose(rows, 9, what)
+    ts, o, h, lo, c, vol, vol_ccy, vol_quote, confirm = rows_to_columns(rows, 9, what)
     confirm_text = text_column("confirm", confirm, what)
     if not confirm_text.is_in(["0", "1"]).all():
         raise UnexpectedPayload(f"{what}: confirm values other than 0/1: {confirm_text.unique()}")
     volume = float_column("volume", vol_ccy if swap else vol, what)
     frame = pl.DataFrame(
         {
-            "ts": ms_column("ts", ts, what),
+            "ts": ms_to_ns_column("ts", ts, what),
             "open": float_column("open", o, what),
             "high": float_column("high", h, what),
             "low": float_column("low", lo, what),
@@ -129,11 +139,11 @@ def trades_frame(rows: list[Any], *, contract: Contract | None, what: str) -> pl
         amount = contract.base_amount(amount, price)
     frame = pl.DataFrame(
         {
-            "ts": ms_column("ts", ts, what),
+            "ts": ms_to_ns_column("ts", ts, what),
             "trade_id": text_column("trade_id", ids, what),
             "price": price,
             "amount": amount.alias("amount"),
-            "side": side_column(side, what),
+            "side": side_column(side, _SIDES, what),
         }
     )
     return frame.sort("ts", maintain_order=True)
@@ -157,18 +167,17 @@ def parse_trades(data: Any, *, contract: Contract | None = None) -> pl.DataFrame
 
 def book_sides(
     bids: Any, asks: Any, *, depth: int | None, contract: Contract | None, what: str
-) -> tuple[tuple[pl.Series, pl.Series], tuple[pl.Series, pl.Series]]:
-    """``[[px, sz, "0", numOrders], ...]`` bids and asks (best first) to (price, amount)."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``[[px, sz, "0", numOrders], ...]`` bids and asks (best first) to (price, amount)
+    frames; swap sizes become base amounts."""
     out = []
     for levels in (bids, asks):
-        if not isinstance(levels, list):
-            raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
-        px, sz = transpose(levels[:depth] if depth else levels, 2, what)
-        price = float_column("price", px, what)
-        amount = float_column("amount", sz, what)
+        frame = levels_frame(levels, what, depth=depth)
         if contract is not None:
-            amount = contract.base_amount(amount, price)
-        out.append((price, amount))
+            frame = frame.with_columns(
+                contract.base_amount(pl.col("amount"), pl.col("price")).alias("amount")
+            )
+        out.append(frame)
     return out[0], out[1]
 
 
@@ -194,6 +203,6 @@ def parse_book(
         bids, asks, ts_raw = book["bids"], book["asks"], book["ts"]
     except KeyError as exc:
         raise UnexpectedPayload(f"{what}: no {exc} in the book") from None
-    ts = int(ms_column("ts", [ts_raw], what)[0])
-    bid_cols, ask_cols = book_sides(bids, asks, depth=depth, contract=contract, what=what)
-    return book_frame(ts, bid_cols, ask_cols)
+    ts = int(ms_to_ns_column("ts", [ts_raw], what)[0])
+    bid_levels, ask_levels = book_sides(bids, asks, depth=depth, contract=contract, what=what)
+    return book_frame(ts, bid_levels, ask_levels)

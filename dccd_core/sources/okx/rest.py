@@ -17,8 +17,8 @@ import polars as pl
 
 from dccd_core.domain import DataType, Span, Symbol, Transport
 
-from .._wire import ceil_ms
 from ..base import Endpoints, Source, TradePage
+from ..columns import ceil_ms
 from .capability import BARS, CANDLES_LIMIT, CAPABILITY, TRADES_LIMIT
 from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_instruments

@@ -1,0 +1,259 @@
+"""Wire values to typed polars columns: the one set of builders every native parser uses.
+
+Why one module: exchanges send the same number as a JSON number on one endpoint and a
+string on the next (Kraken OHLC, Coinbase trades; ccxt's recordings even flip them), so
+every builder accepts both, and refuses everything else (``None``, booleans, words,
+NaN, lists) with ``UnexpectedPayload`` naming the column and the bad values: a changed
+wire format must stop a backfill, not write nulls or NaNs into the lake for good. When
+each exchange had its own copy the copies drifted (one let ``true`` through as 1.0,
+one let ``"nan"`` through); now a rule changes in one place for REST and WS alike.
+
+The work is per column, not per row: one Python list per field (``rows_to_columns``
+transposes row arrays), one type scan, one polars cast. Numbers take the fast path
+(``[42315.5, 42316.0]`` straight to Float64); strings are parsed by polars
+(``["42315.5", "42316"]``); a mix of both goes through text.
+
+Behaviours chosen where the old copies differed (the strictest won):
+
+* ``bool`` is never a number, ``NaN`` and infinities are never prices;
+* integer columns refuse fractional values *and* floats such as ``5.0`` or ``"5.0"``
+  (an id or a count sent as a float means the format changed);
+* text columns take strings and integers (ids sent as numbers), not floats, booleans
+  or empty strings;
+* ISO times must be strings of the ``2024-01-01T00:00:01.235Z`` form (fraction
+  optional, any number of digits up to ns);
+* sides map through the exchange's own spellings only (``Buy`` on Bybit, ``buy`` on
+  OKX); an unknown spelling raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import NS_PER_MS, DataType, UnexpectedPayload, schema_for
+
+__all__ = [
+    "book_frame",
+    "ceil_ms",
+    "empty_frame",
+    "float_column",
+    "int_column",
+    "iso_to_ns_column",
+    "levels_frame",
+    "ms_to_ns_column",
+    "rows_to_columns",
+    "seconds_to_ns_column",
+    "side_column",
+    "text_column",
+    "to_schema",
+]
+
+_NUMBERS = frozenset({int, float})
+_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+
+def _sample(values: Sequence[Any], bad: Any) -> list[Any]:
+    """Up to three of ``values`` for which ``bad(value)`` holds (error messages only)."""
+    out = []
+    for value in values:
+        if bad(value):
+            out.append(value)
+            if len(out) == 3:
+                break
+    return out
+
+
+def _refuse_types(
+    name: str, values: Sequence[Any], kinds: set[type], allowed: frozenset[type], what: str
+) -> None:
+    if kinds <= allowed:
+        return
+    bad = _sample(values, lambda v: type(v) not in allowed)
+    raise UnexpectedPayload(
+        f"{what}: {name!r} holds {bad} where {_describe(allowed)} are due; "
+        "the exchange changed its format (or sent a placeholder)"
+    )
+
+
+def _describe(allowed: frozenset[type]) -> str:
+    if allowed >= _NUMBERS:
+        return "numbers"
+    if int in allowed:
+        return "integers"
+    return "strings" if str in allowed else "values"
+
+
+def _cast(
+    name: str, values: Sequence[Any], dtype: pl.DataType, allowed: frozenset[type], what: str,
+    *, optional: bool,
+) -> pl.Series:
+    """Values of the ``allowed`` Python types (``None`` too if ``optional``) to ``dtype``."""
+    values = values if isinstance(values, list) else list(values)
+    kinds = set(map(type, values))
+    nulls = 0
+    if optional and type(None) in kinds:
+        kinds.discard(type(None))
+        nulls = sum(1 for v in values if v is None)
+    _refuse_types(name, values, kinds, allowed, what)
+    if kinds <= _NUMBERS:  # JSON numbers: polars builds the column directly
+        series = pl.Series(name, values, dtype=dtype, strict=False)
+    else:  # numeric text (or text and numbers mixed): polars parses it
+        text = pl.Series(name, values, dtype=pl.String, strict=False)
+        series = text.cast(dtype, strict=False)
+    if series.null_count() != nulls:  # a present value that did not parse
+        unreadable = _sample(
+            [v for v, ok in zip(values, series.is_not_null(), strict=True) if not ok],
+            lambda v: v is not None,
+        )
+        raise UnexpectedPayload(f"{what}: {name!r} holds unreadable values {unreadable}")
+    return series
+
+
+def float_column(
+    name: str, values: Sequence[Any], what: str, *, optional: bool = False
+) -> pl.Series:
+    """Float64 from numbers or numeric strings; ``optional`` lets JSON ``null`` through.
+
+    ``what`` names the payload in errors (``"okx history-trades"``).
+    """
+    series = _cast(name, values, pl.Float64(), _NUMBERS | {str}, what, optional=optional)
+    if series.is_nan().any() or series.is_infinite().any():
+        raise UnexpectedPayload(f"{what}: {name!r} holds NaN or infinity")
+    return series
+
+
+def int_column(
+    name: str, values: Sequence[Any], what: str, *, optional: bool = False
+) -> pl.Series:
+    """Int64 from integers or integer strings (no floats); ``optional`` allows ``null``."""
+    return _cast(name, values, pl.Int64(), frozenset({int, str}), what, optional=optional)
+
+
+def text_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """Non-empty strings; integers (ids sent as numbers) are printed."""
+    series = _cast(name, values, pl.String(), frozenset({int, str}), what, optional=False)
+    if (series.str.len_bytes() == 0).any():
+        raise UnexpectedPayload(f"{what}: {name!r} holds an empty string")
+    return series
+
+
+def ms_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """Epoch milliseconds (integers or integer strings) to Int64 ns."""
+    return (int_column(name, values, what) * NS_PER_MS).alias(name)
+
+
+def seconds_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """Epoch seconds (int, float or numeric string) to Int64 ns.
+
+    Floats are rounded to the microsecond first, as a float second carries no more
+    (``1688669597.8277369`` -> ``...827737000``; matches ``domain.s_to_ns``).
+    """
+    secs = float_column(name, values, what)
+    return ((secs * 1_000_000).round(0).cast(pl.Int64) * 1_000).alias(name)
+
+
+def iso_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """ISO-8601 UTC strings (``2024-03-13T11:00:17.710679Z``, fraction optional) to ns."""
+    values = values if isinstance(values, list) else list(values)
+    _refuse_types(name, values, set(map(type, values)), frozenset({str}), what)
+    text = pl.Series(name, values, dtype=pl.String)
+    parsed = text.str.to_datetime(_ISO_FORMAT, time_unit="ns", strict=False)
+    if parsed.null_count():
+        bad = text.filter(parsed.is_null()).head(3).to_list()
+        raise UnexpectedPayload(
+            f"{what}: {name!r} holds times that are not ISO-8601 UTC "
+            f"(like 2024-01-01T00:00:01.235Z): {bad}"
+        )
+    return parsed.cast(pl.Int64).alias(name)
+
+
+def rows_to_columns(rows: Any, width: int, what: str) -> list[tuple[Any, ...]]:
+    """A JSON list of row arrays to its first ``width`` columns, checking the shape.
+
+    Longer rows are fine (exchanges append fields); shorter or non-list rows raise.
+    An empty list gives ``width`` empty columns.
+    """
+    if not isinstance(rows, list):
+        raise UnexpectedPayload(f"{what}: expected a JSON list of rows, got {type(rows).__name__}")
+    if not rows:
+        return [() for _ in range(width)]
+    for row in rows:
+        if not isinstance(row, list) or len(row) < width:
+            raise UnexpectedPayload(
+                f"{what}: expected rows of at least {width} fields, got {row!r:.200}"
+            )
+    return list(zip(*rows, strict=False))[:width]
+
+
+def side_column(values: Sequence[Any], sides: Mapping[str, str], what: str) -> pl.Series:
+    """The exchange's side codes to ``buy``/``sell`` through ``sides``; unknown raises.
+
+    ``sides`` is the exchange's own table (``{"Buy": "buy", "Sell": "sell"}``, or maker
+    to taker ``{"buy": "sell", "sell": "buy"}`` for Coinbase): the one mapping its REST
+    and WS parsers share.
+    """
+    values = values if isinstance(values, list) else list(values)
+    _refuse_types("side", values, set(map(type, values)), frozenset({str}), what)
+    codes = pl.Series("side", values, dtype=pl.String)
+    mapped = codes.replace_strict(dict(sides), default=None, return_dtype=pl.String)
+    if mapped.null_count():
+        bad = codes.filter(mapped.is_null()).unique(maintain_order=True).head(3).to_list()
+        raise UnexpectedPayload(f"{what}: unknown trade sides {bad}; expected {sorted(sides)}")
+    return mapped
+
+
+def levels_frame(levels: Any, what: str, *, depth: int | None = None) -> pl.DataFrame:
+    """Book levels ``[[price, amount, ...], ...]`` (first ``depth``) to a Float64 frame
+    of ``price`` and ``amount``, in the order sent."""
+    if not isinstance(levels, list):
+        raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
+    price, amount = rows_to_columns(levels[:depth] if depth else levels, 2, what)
+    return pl.DataFrame(
+        [float_column("price", price, what), float_column("amount", amount, what)]
+    )
+
+
+def book_frame(ts: int, bids: pl.DataFrame, asks: pl.DataFrame) -> pl.DataFrame:
+    """Bid and ask levels (``price`` and ``amount`` columns, best first) to the book
+    schema, every row stamped ``ts`` (ns); level 0 is the best."""
+    return pl.concat(
+        levels.select(
+            pl.lit(ts, dtype=pl.Int64).alias("ts"),
+            pl.lit(side, dtype=pl.String).alias("side"),
+            pl.int_range(pl.len(), dtype=pl.Int32).alias("level"),
+            pl.col("price").cast(pl.Float64),
+            pl.col("amount").cast(pl.Float64),
+        )
+        for side, levels in (("bid", bids), ("ask", asks))
+    )
+
+
+_SCHEMAS: dict[DataType, pl.Schema] = {dt: pl.Schema(schema_for(dt)) for dt in DataType}
+
+
+def empty_frame(data_type: DataType) -> pl.DataFrame:
+    """A zero-row frame in the exact schema of ``data_type``."""
+    return pl.DataFrame(schema=_SCHEMAS[data_type])
+
+
+def to_schema(data_type: DataType, columns: Mapping[str, pl.Series]) -> pl.DataFrame:
+    """Columns to the exact domain schema, in its order; absent columns (nullable ones,
+    e.g. ``quote_volume``) become nulls."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    return pl.DataFrame(
+        [
+            columns[name].cast(dtype).alias(name)
+            if name in columns
+            else pl.Series(name, [None] * n, dtype=dtype)
+            for name, dtype in _SCHEMAS[data_type].items()
+        ]
+    )
+
+
+def ceil_ms(ts: int) -> int:
+    """ns to whole ms rounding up, for request bounds: ``x_ms < ceil_ms(end_ts)`` iff
+    ``x_ms * 1e6 < end_ts`` (the inverse of ``ms_to_ns_column`` at an exclusive end)."""
+    return -(-ts // NS_PER_MS)
