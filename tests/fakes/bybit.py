@@ -172,9 +172,9 @@ class FakeBybit:
         bids, asks = book_levels(symbol, limit)
         result: dict[str, Any] = {"s": request.query["symbol"]}
         if spot:
-            result |= {"a": asks, "b": bids, "ts": self.now_ms, "u": 4313234}
+            result |= {"a": asks, "b": bids, "ts": self.now_ms, "u": 5920871}
         else:
-            result |= {"b": bids, "a": asks, "ts": self.now_ms, "u": 342690, "seq": 429272667}
+            result |= {"b": bids, "a": asks, "ts": self.now_ms, "u": 418277, "seq": 515930214}
         return _body(result)
 
     async def instruments(self, request: web.Request) -> web.Response:

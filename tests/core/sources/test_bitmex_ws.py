@@ -44,26 +44,26 @@ TRADE = {
     "timestamp": "2024-01-01T00:00:05.020Z",
     "symbol": "XBTUSD",
     "side": "Sell",
-    "size": 3100,
-    "price": 42315.0,
-    "tickDirection": "ZeroPlusTick",
-    "trdMatchID": "00000000-006d-1000-0000-0003ad668439",
-    "grossValue": 7326013,
-    "homeNotional": 0.07326013,
-    "foreignNotional": 3100,
+    "size": 2500,
+    "price": 66480.5,
+    "tickDirection": "ZeroMinusTick",
+    "trdMatchID": "00000000-006d-1000-0000-0004c1f2a917",
+    "grossValue": 3760500,
+    "homeNotional": 0.037605,
+    "foreignNotional": 2500,
     "trdType": "Regular",
 }
 BIN = {
     "timestamp": "2024-01-01T00:01:00.000Z",
     "symbol": "XBTUSD",
-    "open": 42282.0,
-    "high": 42374.0,
-    "low": 42083.5,
-    "close": 42312.0,
+    "open": 66471.0,
+    "high": 66502.5,
+    "low": 66455.0,
+    "close": 66480.5,
     "trades": 31,
-    "volume": 117760,
-    "homeNotional": 2.78889043,
-    "foreignNotional": 117760,
+    "volume": 94120,
+    "homeNotional": 1.41582106,
+    "foreignNotional": 94120,
 }
 
 
@@ -118,7 +118,7 @@ def test_url_subscribes_every_topic() -> None:
 
 def test_trades_share_the_rest_parser() -> None:
     src = source()
-    buy = {**TRADE, "side": "Buy", "trdMatchID": "b", "homeNotional": "0.5", "price": "42316"}
+    buy = {**TRADE, "side": "Buy", "trdMatchID": "b", "homeNotional": "0.5", "price": "66481"}
     events = feed(
         src,
         {"info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0"},
@@ -130,7 +130,7 @@ def test_trades_share_the_rest_parser() -> None:
     trades = [e for e in events if isinstance(e, WsTrades)]
     assert [t.symbol for t in trades] == [XBTUSD, XBTUSD]
     assert trades[0].rows.equals(mex.parse_trades([TRADE]))
-    assert trades[1].rows.row(0) == (to_ns("2024-01-01T00:00:05.020Z"), "b", 42316.0, 0.5, "buy")
+    assert trades[1].rows.row(0) == (to_ns("2024-01-01T00:00:05.020Z"), "b", 66481.0, 0.5, "buy")
     assert sum(isinstance(e, WsIgnore) for e in events) == 3
 
 

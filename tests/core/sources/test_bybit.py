@@ -105,9 +105,9 @@ def test_parse_book_spot_lists_asks_first_and_no_seq() -> None:
     assert frame.schema == pl.Schema(schema_for(DataType.BOOK))
     assert frame.rows() == [
         (1_704_078_000_300 * NS_PER_MS, "bid", 0, 42601.3, 0.51),
-        (1_704_078_000_300 * NS_PER_MS, "bid", 1, 42600.01, 0.000667),
-        (1_704_078_000_300 * NS_PER_MS, "ask", 0, 42601.31, 0.001161),
-        (1_704_078_000_300 * NS_PER_MS, "ask", 1, 42602.5, 0.112648),
+        (1_704_078_000_300 * NS_PER_MS, "bid", 1, 42600.01, 0.000912),
+        (1_704_078_000_300 * NS_PER_MS, "ask", 0, 42601.31, 0.002384),
+        (1_704_078_000_300 * NS_PER_MS, "ask", 1, 42602.5, 0.087513),
     ]
     assert parse_book(load("orderbook_spot.json"), 1).height == 2
 

@@ -86,9 +86,9 @@ def test_parse_trades_oldest_first_with_taker_side() -> None:
     frame = parse_trades(load("history_trades_spot.json"))
     assert frame.schema == pl.Schema(schema_for(DataType.TRADES))
     assert frame.rows() == [
-        (1_704_077_999_001 * NS_PER_MS, "497859870", 42600.0, 1.0, "buy"),
-        (1_704_078_000_100 * NS_PER_MS, "497859871", 42601.4, 0.5, "buy"),
-        (1_704_078_000_100 * NS_PER_MS, "497859872", 42601.3, 0.0009478, "sell"),
+        (1_704_077_999_001 * NS_PER_MS, "503118640", 42600.0, 1.0, "buy"),
+        (1_704_078_000_100 * NS_PER_MS, "503118641", 42601.4, 0.5, "buy"),
+        (1_704_078_000_100 * NS_PER_MS, "503118642", 42601.3, 0.0007316, "sell"),
     ]
 
 
@@ -103,9 +103,9 @@ def test_parse_book_levels_and_contracts() -> None:
     frame = parse_book(load("books_swap.json"), contract=Contract(0.01, False))
     assert frame.schema == pl.Schema(schema_for(DataType.BOOK))
     assert frame.rows() == [
-        (1_704_078_000_300 * NS_PER_MS, "bid", 0, 42000.0, 13807 * 0.01),
+        (1_704_078_000_300 * NS_PER_MS, "bid", 0, 42000.0, 11392 * 0.01),
         (1_704_078_000_300 * NS_PER_MS, "bid", 1, 41999.9, 5 * 0.01),
-        (1_704_078_000_300 * NS_PER_MS, "ask", 0, 42000.1, 14881 * 0.01),
+        (1_704_078_000_300 * NS_PER_MS, "ask", 0, 42000.1, 12574 * 0.01),
         (1_704_078_000_300 * NS_PER_MS, "ask", 1, 42000.2, 146 * 0.01),
     ]
 
