@@ -26,9 +26,11 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_MS, DataType, UnexpectedPayload, schema_for
+from dccd_core.domain import NS_PER_MS, DataType, UnexpectedPayload
 
-__all__ = ["book_frame", "empty_frame", "ohlcv_frame", "trades_frame"]
+from .columns import empty_frame
+
+__all__ = ["book_frame", "ohlcv_frame", "trades_frame"]
 
 _OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 _TRADE_SCHEMA = {
@@ -39,11 +41,6 @@ _TRADE_SCHEMA = {
     "side": pl.Utf8,
 }
 _SIDES = ("buy", "sell")
-
-
-def empty_frame(data_type: DataType) -> pl.DataFrame:
-    """A zero-row frame of ``data_type``'s schema."""
-    return pl.DataFrame(schema=pl.Schema(schema_for(data_type)))
 
 
 def _cast_frame(data: Any, columns: tuple[str, ...], what: str) -> pl.DataFrame:

@@ -55,18 +55,14 @@ from .ccxt_exchange import (
     span_timeframes,
     trade_quirks,
 )
-from .ccxt_frames import book_frame, empty_frame, ohlcv_frame, trades_frame
+from .ccxt_frames import book_frame, ohlcv_frame, trades_frame
 from .ccxt_trades import TradeCursor, advance, first_cursor, plan
+from .columns import ceil_ms, empty_frame
 
 __all__ = ["CcxtSource"]
 
 log = logging.getLogger("dccd.sources.ccxt")
 T = TypeVar("T")
-
-
-def _ceil_ms(ts: int) -> int:
-    """ns to ms rounding up: ``x_ms < _ceil_ms(end_ts)`` iff ``x_ms * 1e6 < end_ts``."""
-    return -(-ts // NS_PER_MS)
 
 
 class CcxtSource(Source):
@@ -167,7 +163,7 @@ class CcxtSource(Source):
         market = await self._market(symbol)
         params: dict[str, Any] = {}
         if self._honours_until():
-            params["until"] = _ceil_ms(end_ts) - 1
+            params["until"] = ceil_ms(end_ts) - 1
         data = await self._call(
             f"fetch_ohlcv {symbol} {span}",
             lambda: self.exchange.fetch_ohlcv(
@@ -183,7 +179,7 @@ class CcxtSource(Source):
         """One ``fetch_trades`` call and the cursor of the next (see ``ccxt_trades``)."""
         feature = self.capability.require(DataType.TRADES)
         limit = feature.page_limit or DEFAULT_PAGE_LIMIT
-        end_ms = _ceil_ms(end_ts)
+        end_ms = ceil_ms(end_ts)
         current: TradeCursor = cursor if cursor is not None else first_cursor(start_ts, self.quirks)
         request = plan(current, end_ms, limit, self.quirks)
         if request is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span, iso_datetime
 
+from ..columns import ceil_ms
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT
 
 __all__ = [
@@ -17,16 +18,10 @@ __all__ = [
     "build_candles_request",
     "build_instruments_request",
     "build_trades_request",
-    "ceil_ms",
     "iso_ms",
 ]
 
 Request = tuple[str, dict[str, str | int]]
-
-
-def ceil_ms(ts: int) -> int:
-    """ns -> ms, rounding up (a window end in ns becomes the first ms not wanted)."""
-    return -(-ts // NS_PER_MS)
 
 
 def iso_ms(ms: int) -> str:

@@ -15,6 +15,7 @@ import polars as pl
 
 from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, now_ns
 from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.sources.columns import ceil_ms
 from dccd_core.sources.ws import WsSubscription
 
 from . import parse, rest
@@ -100,7 +101,7 @@ class BitmexSource(BitmexWs, Source):
         start_ms, offset = cursor if cursor is not None else (start_ts // NS_PER_MS, 0)
         # endTime = the first ms not wanted: whether BitMEX treats it as inclusive or
         # not, nothing before the window end is cut (spill is clipped by the paginator).
-        request = rest.build_trades_request(native, start_ms, offset, rest.ceil_ms(end_ts))
+        request = rest.build_trades_request(native, start_ms, offset, ceil_ms(end_ts))
         data = await self._get(request, weight=feature.weight)
         page = parse.parse_trades(data, await self._spec_if_needed(symbol, data))
         if page.height < PAGE_LIMIT:
