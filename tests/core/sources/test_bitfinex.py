@@ -100,11 +100,11 @@ def test_parse_trades_pages() -> None:
 
 def test_parse_trades_negative_amount_is_taker_sell_and_strings_accepted() -> None:
     frame = bfx.parse_trades(
-        [[1, "1710327651446", "-0.5", "73218.5"], [2, 1710327651446, 1, 73219]]
+        [[1, "1716286492781", "-0.5", "70451.5"], [2, 1716286492781, 1, 70452]]
     )
     assert frame["side"].to_list() == ["sell", "buy"]
     assert frame["amount"].to_list() == [0.5, 1.0]
-    assert frame["price"].to_list() == [73218.5, 73219.0]
+    assert frame["price"].to_list() == [70451.5, 70452.0]
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_parse_trades_negative_amount_is_taker_sell_and_strings_accepted() -> No
     [
         {"a": 1},
         [[1, 2, 3]],
-        [[1, 1710327651446, "abc", 1.0]],
+        [[1, 1716286492781, "abc", 1.0]],
         [[1, None, 1.0, 1.0]],
         [[1, 2, 0, 3]],
     ],

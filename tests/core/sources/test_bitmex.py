@@ -94,7 +94,7 @@ def test_parse_trades_pages() -> None:
 
 def test_parse_trades_without_home_notional_converts_contracts() -> None:
     row = {
-        "timestamp": "2024-01-01T00:00:01.235Z",
+        "timestamp": "2024-01-01T00:00:02.618Z",
         "side": "Buy",
         "size": 100,
         "price": 40000.0,

@@ -41,7 +41,7 @@ from tests.fakes.server import serve
 XBTUSD = Symbol.parse("BTC/USD:BTC")
 FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 TRADE = {
-    "timestamp": "2024-01-01T00:00:05.020Z",
+    "timestamp": "2024-01-01T00:00:06.384Z",
     "symbol": "XBTUSD",
     "side": "Sell",
     "size": 2500,
@@ -130,7 +130,7 @@ def test_trades_share_the_rest_parser() -> None:
     trades = [e for e in events if isinstance(e, WsTrades)]
     assert [t.symbol for t in trades] == [XBTUSD, XBTUSD]
     assert trades[0].rows.equals(mex.parse_trades([TRADE]))
-    assert trades[1].rows.row(0) == (to_ns("2024-01-01T00:00:05.020Z"), "b", 66481.0, 0.5, "buy")
+    assert trades[1].rows.row(0) == (to_ns("2024-01-01T00:00:06.384Z"), "b", 66481.0, 0.5, "buy")
     assert sum(isinstance(e, WsIgnore) for e in events) == 3
 
 
