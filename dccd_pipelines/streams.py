@@ -11,21 +11,38 @@ stopping ``dagster dev`` leaves runs alive. So:
   instance's key-value store, then asks the instance for runs of its stream (tag
   ``dccd/stream``) in a non-terminal state: one is active -> skip; none -> request one,
   after a backoff that doubles with each consecutive failed run (cap 10 min);
+* the run writes its own sign of life every ``WATCH_INTERVAL_S``. A STARTED run silent
+  for longer than the supervisor timeout is dead (its worker was killed: ``kill -9``,
+  OOM, a reboot, ``dagster dev``'s process group killed). Dagster's run monitoring
+  cannot see that with the default run launcher, so the run would stay STARTED forever
+  and block its stream; the sensor marks it failed and requests a new run at once;
+* stream runs carry ``dagster/max_retries: 0``: the sensor is their only restarter (an
+  automatic re-execution as well would run the stream twice);
 * the run watches its supervisor every ``WATCH_INTERVAL_S``: the sensor turned off
-  (instigator state STOPPED) or no heartbeat for ``HEARTBEAT_TIMEOUT_S`` -> it sets the
+  (instigator state STOPPED) or no heartbeat for the supervisor timeout -> it sets the
   stream's stop event, which flushes and returns;
 * terminating the run in the UI raises Dagster's interrupt inside the stream, whose
   ``finally`` flushes before the run ends;
 * every flush logs an ``AssetMaterialization`` on the dataset asset's day partition
   (rows, last ts, lag, reconnects, healed gaps).
+
+Two knobs, read from the environment when the definitions are built (the code server
+and every run worker build them, so the sensor and the run agree), for deployments and
+tests that need a faster supervisor; the defaults suit production:
+
+* ``DCCD_STREAM_SENSOR_INTERVAL_S`` (default ``SENSOR_INTERVAL_S`` = 30): the sensor's
+  ``minimum_interval_seconds`` (the daemon evaluates sensors at most every ~5 s);
+* ``DCCD_STREAM_SUPERVISOR_TIMEOUT_S`` (default 4 x the sensor interval): how long a run
+  goes on without a sensor tick before it stops by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dagster import (
@@ -36,6 +53,7 @@ from dagster import (
     DefaultSensorStatus,
     JobDefinition,
     OpExecutionContext,
+    RunRecord,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -47,7 +65,15 @@ from dagster import (
     sensor,
 )
 
-from dccd_core.domain import DatasetKey, DataType, Span, Symbol, iso_date, iso_datetime
+from dccd_core.domain import (
+    ConfigError,
+    DatasetKey,
+    DataType,
+    Span,
+    Symbol,
+    iso_date,
+    iso_datetime,
+)
 from dccd_core.operations.stream import FlushReport, stream
 
 from .catalog import Catalog, DatasetSpec
@@ -55,8 +81,10 @@ from .resources import STORE_KEY, DccdStore
 
 __all__ = [
     "HEARTBEAT_TIMEOUT_S",
+    "SENSOR_INTERVAL_ENV",
     "SENSOR_INTERVAL_S",
     "STREAM_TAG",
+    "SUPERVISOR_TIMEOUT_ENV",
     "StreamSpec",
     "build_stream_definitions",
     "build_stream_job",
@@ -65,12 +93,15 @@ __all__ = [
     "stream_specs",
     "supervisor_gone",
     "write_heartbeat",
+    "write_run_alive",
 ]
 
 STREAM_TAG = "dccd/stream"
 SENSOR_INTERVAL_S = 30
 #: No sensor tick for this long means the supervisor (the daemon) is gone.
 HEARTBEAT_TIMEOUT_S = 4 * SENSOR_INTERVAL_S
+SENSOR_INTERVAL_ENV = "DCCD_STREAM_SENSOR_INTERVAL_S"
+SUPERVISOR_TIMEOUT_ENV = "DCCD_STREAM_SUPERVISOR_TIMEOUT_S"
 WATCH_INTERVAL_S = 2.0
 BACKOFF_BASE_S = 15.0
 BACKOFF_CAP_S = 600.0
@@ -82,6 +113,8 @@ _ACTIVE = [
     DagsterRunStatus.CANCELING,
 ]
 _HEARTBEAT_PREFIX = "dccd_stream_heartbeat:"
+_ALIVE_PREFIX = "dccd_stream_alive:"
+_MAX_RETRIES_TAG = "dagster/max_retries"  # Dagster's run-retry tag (overrides run_retries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +129,15 @@ class StreamSpec:
     snapshot_interval_s: float = 10.0
     rest_url: str | None = None
     ws_url: str | None = None
+    sensor_interval_s: int = SENSOR_INTERVAL_S
+    #: No sensor tick for this long: the run stops by itself (None: 4 sensor intervals).
+    supervisor_timeout_s: float | None = None
+
+    @property
+    def heartbeat_timeout_s(self) -> float:
+        if self.supervisor_timeout_s is not None:
+            return self.supervisor_timeout_s
+        return 4.0 * self.sensor_interval_s
 
     @property
     def name(self) -> str:
@@ -111,8 +153,29 @@ class StreamSpec:
         return DatasetKey(self.exchange, symbol, self.data_type, self.span)
 
 
-def stream_specs(datasets: Sequence[DatasetSpec]) -> list[StreamSpec]:
-    """Group the catalog's streamed datasets by (exchange, data type, span)."""
+def _env_seconds(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; fix or unset it")
+    return value
+
+
+def stream_specs(
+    datasets: Sequence[DatasetSpec], env: Mapping[str, str] | None = None
+) -> list[StreamSpec]:
+    """Group the catalog's streamed datasets by (exchange, data type, span).
+
+    ``env`` (default ``os.environ``) may set the supervision knobs (module docstring).
+    """
+    env = os.environ if env is None else env
+    interval_s = _env_seconds(env, SENSOR_INTERVAL_ENV)
+    timeout_s = _env_seconds(env, SUPERVISOR_TIMEOUT_ENV)
     groups: dict[tuple[str, DataType, Span | None], list[DatasetSpec]] = {}
     for ds in datasets:
         if ds.stream:
@@ -130,6 +193,8 @@ def stream_specs(datasets: Sequence[DatasetSpec]) -> list[StreamSpec]:
                 snapshot_interval_s=first.snapshot_interval_s or 10.0,
                 rest_url=first.rest_url,
                 ws_url=first.ws_url,
+                sensor_interval_s=max(1, round(interval_s)) if interval_s else SENSOR_INTERVAL_S,
+                supervisor_timeout_s=timeout_s,
             )
         )
     return specs
@@ -159,12 +224,34 @@ def _sensor_stopped(instance: DagsterInstance, spec: StreamSpec) -> bool:
     )
 
 
+def write_run_alive(instance: DagsterInstance, spec: StreamSpec, run_id: str, now_s: float) -> None:
+    """The run's sign of life, read by the sensor to tell a dead STARTED run."""
+    instance.run_storage.set_cursor_values({_ALIVE_PREFIX + spec.name: f"{run_id} {now_s!r}"})
+
+
+def _last_alive(instance: DagsterInstance, spec: StreamSpec, run_id: str) -> float | None:
+    key = _ALIVE_PREFIX + spec.name
+    value = instance.run_storage.get_cursor_values({key}).get(key, "")
+    owner, _, when = value.partition(" ")
+    return float(when) if owner == run_id and when else None
+
+
+def _silent_s(
+    instance: DagsterInstance, spec: StreamSpec, record: RunRecord, now_s: float
+) -> float:
+    """Seconds since a STARTED run's last sign of life (or since it started, if none)."""
+    last = _last_alive(instance, spec, record.dagster_run.run_id)
+    if last is None:
+        last = record.start_time or record.update_timestamp.timestamp()
+    return now_s - last
+
+
 def supervisor_gone(instance: DagsterInstance, spec: StreamSpec, now_s: float) -> str | None:
     """Why the run should stop (sensor off, no heartbeat), or None to go on."""
     if _sensor_stopped(instance, spec):
         return f"sensor {spec.sensor_name} was turned off"
     beat = _heartbeat(instance, spec)
-    if beat is not None and now_s - beat > HEARTBEAT_TIMEOUT_S:
+    if beat is not None and now_s - beat > spec.heartbeat_timeout_s:
         return f"no sensor tick for {now_s - beat:.0f} s (is the Dagster daemon running?)"
     return None
 
@@ -174,9 +261,19 @@ def decide_stream_run(
 ) -> RunRequest | SkipReason:
     """One run per stream: skip while one is active; restart a dead one with backoff."""
     tag = {STREAM_TAG: spec.name}
-    active = instance.get_runs(filters=RunsFilter(tags=tag, statuses=_ACTIVE), limit=1)
+    active = instance.get_run_records(filters=RunsFilter(tags=tag, statuses=_ACTIVE), limit=1)
     if active:
-        return SkipReason(f"stream run {active[0].run_id} is active")
+        run = active[0].dagster_run
+        silent_s = _silent_s(instance, spec, active[0], now_s)
+        if run.status is not DagsterRunStatus.STARTED or silent_s <= spec.heartbeat_timeout_s:
+            return SkipReason(f"stream run {run.run_id} is active")
+        instance.report_run_failed(
+            run,
+            f"stream run {run.run_id} sent no sign of life for {silent_s:.0f} s: its worker "
+            "is gone (killed with dagster dev, OOM, reboot); marked failed so that the "
+            f"sensor {spec.sensor_name} starts a new run, which heals the gap from REST",
+        )
+        return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=tag)
     recent = instance.get_runs(filters=RunsFilter(tags=tag), limit=10)
     failures = 0
     for run in recent:
@@ -239,7 +336,16 @@ def run_stream_body(
     """The op body: stream until the supervisor is gone, the run is terminated, or
     ``max_runtime_s``; every flush logs materializations."""
     instance = context.instance
-    check = gone or (lambda: supervisor_gone(instance, spec, time.time()))
+    run_id = context.run_id
+    gone_check = gone or (lambda: supervisor_gone(instance, spec, time.time()))
+
+    def check() -> str | None:
+        write_run_alive(instance, spec, run_id, time.time())
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:  # the sensor judged it dead: never run twice
+            return f"this run was marked {run.status.value} meanwhile"
+        return gone_check()
+
     log_lock = threading.Lock()
 
     def on_flush(report: FlushReport) -> None:
@@ -293,7 +399,11 @@ def build_stream_job(spec: StreamSpec) -> JobDefinition:
     def run_stream(context):  # type: ignore[no-untyped-def]  # dagster reads the hint
         run_stream_body(context, spec, getattr(context.resources, STORE_KEY))
 
-    @job(name=spec.name, executor_def=in_process_executor, tags={STREAM_TAG: spec.name})
+    @job(
+        name=spec.name,
+        executor_def=in_process_executor,
+        tags={STREAM_TAG: spec.name, _MAX_RETRIES_TAG: "0"},
+    )
     def stream_job() -> None:
         run_stream()
 
@@ -306,7 +416,7 @@ def build_stream_sensor(spec: StreamSpec, stream_job: JobDefinition) -> SensorDe
     @sensor(
         name=spec.sensor_name,
         job=stream_job,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=spec.sensor_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Keeps one live {spec.data_type} stream of {spec.exchange} running",
     )

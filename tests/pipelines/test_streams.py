@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from dagster import DagsterRun, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 from dagster._core.remote_origin import (
     RegisteredCodeLocationOrigin,
@@ -16,7 +17,7 @@ from dagster._core.remote_origin import (
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType
 from dagster._core.test_utils import instance_for_test
 
-from dccd_core.domain import DataType, Symbol
+from dccd_core.domain import ConfigError, DataType, Symbol
 from dccd_core.storage import Store
 from dccd_pipelines import streams
 from dccd_pipelines.resources import STORE_KEY, DccdStore
@@ -26,8 +27,10 @@ from dccd_pipelines.streams import (
     build_stream_job,
     build_stream_sensor,
     decide_stream_run,
+    stream_specs,
     supervisor_gone,
     write_heartbeat,
+    write_run_alive,
 )
 from tests.fakes.binance_ws import BinanceStreamFake
 from tests.fakes.server import serve_in_thread
@@ -73,6 +76,45 @@ def test_supervisor_gone_when_no_heartbeat_or_sensor_off() -> None:
         assert "no sensor tick" in (supervisor_gone(instance, SPEC, now + 3600) or "")
         _turn_sensor_off(instance)
         assert "turned off" in (supervisor_gone(instance, SPEC, now + 1) or "")
+
+
+def test_a_silent_started_run_is_failed_and_replaced_at_once() -> None:
+    """A worker killed with -9 leaves its run STARTED forever (the default run launcher
+    has no health check): the sensor must not wait for it."""
+    with instance_for_test() as instance:
+        run = _add_run(instance, DagsterRunStatus.STARTED)
+        now = time.time()
+        # alive (its own sign of life is recent): one run at a time
+        write_run_alive(instance, SPEC, run.run_id, now)
+        assert isinstance(decide_stream_run(instance, SPEC, now + 1), SkipReason)
+        # silent for longer than the supervisor timeout: failed, and a new run at once
+        later = now + SPEC.heartbeat_timeout_s + 1
+        request = decide_stream_run(instance, SPEC, later)
+        assert isinstance(request, RunRequest) and request.tags[STREAM_TAG] == SPEC.name
+        dead = instance.get_run_by_id(run.run_id)
+        assert dead is not None and dead.status is DagsterRunStatus.FAILURE
+        # a run that never wrote a sign of life counts from its start
+        other = _add_run(instance, DagsterRunStatus.STARTED)
+        assert isinstance(decide_stream_run(instance, SPEC, time.time()), SkipReason)
+        assert isinstance(decide_stream_run(instance, SPEC, later + 3600), RunRequest)
+        assert instance.get_run_by_id(other.run_id).status is DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+
+
+def test_stream_jobs_are_never_auto_retried_and_knobs_come_from_env() -> None:
+    assert build_stream_job(SPEC).tags["dagster/max_retries"] == "0"
+    assert SPEC.sensor_interval_s == 30 and SPEC.heartbeat_timeout_s == 120
+    from tests.pipelines.conftest import make_catalog
+
+    catalog = make_catalog(Path("/tmp/lake"), "http://127.0.0.1:1", data_types=["trades"],
+                           spans=[], stream=["trades"])
+    [spec] = stream_specs(catalog.datasets, env={})
+    assert (spec.sensor_interval_s, spec.heartbeat_timeout_s) == (30, 120)
+    env = {"DCCD_STREAM_SENSOR_INTERVAL_S": "5", "DCCD_STREAM_SUPERVISOR_TIMEOUT_S": "15"}
+    [spec] = stream_specs(catalog.datasets, env=env)
+    assert (spec.sensor_interval_s, spec.heartbeat_timeout_s) == (5, 15.0)
+    assert build_stream_sensor(spec, build_stream_job(spec)).minimum_interval_seconds == 5
+    with pytest.raises(ConfigError, match="DCCD_STREAM_SUPERVISOR_TIMEOUT_S"):
+        stream_specs(catalog.datasets, env={"DCCD_STREAM_SUPERVISOR_TIMEOUT_S": "soon"})
 
 
 def test_stream_run_stops_when_the_sensor_is_turned_off(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
