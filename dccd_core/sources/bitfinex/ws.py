@@ -26,7 +26,6 @@ Trade rows go through ``parse.parse_trades``, the REST parser: one side mapping.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -41,6 +40,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
+from dccd_core.sources.book_checksum import interleaved_checksum
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -61,6 +61,7 @@ __all__ = ["OB_CHECKSUM", "BitfinexWs", "js_number_text"]
 
 OB_CHECKSUM = 131_072
 _MAX_CHANNELS = 25
+_CHECKSUM_DEPTH = 25
 _BOOK_LENGTHS = (1, 25, 100, 250)
 
 
@@ -111,7 +112,7 @@ class BitfinexWs(WsSource):
     #: Bitfinex sends a heartbeat per channel every 15 s of silence.
     ws_idle_timeout_s: ClassVar[float] = 45.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, checksum=True, checksum_depth=25, resubscribe_on_gap=True
+        BookSync.WS_SNAPSHOT, checksum=True, checksum_depth=_CHECKSUM_DEPTH, resubscribe_on_gap=True
     )
 
     def __init__(self) -> None:
@@ -280,11 +281,4 @@ class BitfinexWs(WsSource):
         self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
     ) -> int:
         """CRC32 (signed) of ``bid price:bid amount:ask price:ask amount:...``, top 25."""
-        parts: list[str] = []
-        for i in range(25):
-            if i < len(bids):
-                parts += bids[i]
-            if i < len(asks):
-                parts += asks[i]
-        crc = zlib.crc32(":".join(parts).encode())
-        return crc - (1 << 32) if crc >= 1 << 31 else crc
+        return interleaved_checksum(bids, asks, _CHECKSUM_DEPTH)

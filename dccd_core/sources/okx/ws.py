@@ -22,7 +22,6 @@ with the contract size, fetched once by :meth:`OkxWs.prepare_ws` before connecti
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -37,6 +36,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     ms_to_ns,
 )
+from dccd_core.sources.book_checksum import interleaved_checksum
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -55,30 +55,11 @@ from .capability import BARS
 from .parse import candles_frame, trades_frame
 from .symbols import Contract, inst_type_of, native_symbol
 
-__all__ = ["OKX_WS", "OkxWs", "checksum_text", "okx_checksum", "parse_levels"]
+__all__ = ["CHECKSUM_DEPTH", "OKX_WS", "OkxWs", "parse_levels"]
 
 OKX_WS = "wss://ws.okx.com:8443"
 CHECKSUM_DEPTH = 25
 _SPANS_BY_CHANNEL = {f"candle{bar}": span for span, bar in BARS.items()}
-
-
-def checksum_text(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> str:
-    """``bid0px:bid0sz:ask0px:ask0sz:bid1px:...`` over the top 25 of each side; where one
-    side is shorter the other's levels follow alone."""
-    parts: list[str] = []
-    bids, asks = bids[:CHECKSUM_DEPTH], asks[:CHECKSUM_DEPTH]
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts.extend(bids[i])
-        if i < len(asks):
-            parts.extend(asks[i])
-    return ":".join(parts)
-
-
-def okx_checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> int:
-    """OKX's book checksum: CRC32 of :func:`checksum_text` as a signed 32-bit integer."""
-    crc = zlib.crc32(checksum_text(bids, asks).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def parse_levels(
@@ -251,4 +232,4 @@ class OkxWs(WsSource):
     def book_checksum(
         self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
     ) -> int:
-        return okx_checksum(bids, asks)
+        return interleaved_checksum(bids, asks, CHECKSUM_DEPTH)

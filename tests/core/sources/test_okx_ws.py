@@ -20,9 +20,9 @@ from dccd_core.domain import (
     UnexpectedPayload,
 )
 from dccd_core.operations.stream import stream
+from dccd_core.sources.book_checksum import interleaved_checksum, interleaved_text
 from dccd_core.sources.okx import OkxSource
 from dccd_core.sources.okx.symbols import Contract
-from dccd_core.sources.okx.ws import checksum_text, okx_checksum
 from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import SeqCheck, WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades
 from dccd_core.storage import Store
@@ -55,11 +55,11 @@ def _subscribed(sub: WsSubscription, contract: Contract | None = None) -> OkxSou
 
 def test_documented_checksum_examples() -> None:
     bids, asks = [("3366.1", "7"), ("3366", "6")], [("3366.8", "9"), ("3368", "8")]
-    assert checksum_text(bids, asks) == "3366.1:7:3366.8:9:3366:6:3368:8"
-    assert okx_checksum(bids, asks) == -1881014294
+    assert interleaved_text(bids, asks, 25) == "3366.1:7:3366.8:9:3366:6:3368:8"
+    assert interleaved_checksum(bids, asks, 25) == -1881014294
     odd = [("3366.8", "9"), ("3368", "8"), ("3372", "8")]
-    assert checksum_text([("3366.1", "7")], odd) == "3366.1:7:3366.8:9:3368:8:3372:8"
-    assert okx_checksum([("3366.1", "7")], odd) == 831078360
+    assert interleaved_text([("3366.1", "7")], odd, 25) == "3366.1:7:3366.8:9:3368:8:3372:8"
+    assert interleaved_checksum([("3366.1", "7")], odd, 25) == 831078360
 
 
 def test_urls_and_subscriptions() -> None:
