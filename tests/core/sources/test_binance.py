@@ -238,7 +238,8 @@ async def test_unknown_symbol_and_coin_m() -> None:
 async def test_trade_cursor_semantics() -> None:
     """Full time page -> by id; short page -> next id or next hour; by-id page past the
     window end or short -> drained."""
-    rows = [{"a": 10 + i, "p": "1", "q": "1", "T": 5_000 + i, "m": False} for i in range(1000)]
+    t0 = 1_704_067_200_000  # 2024-01-01 in ms: pages must carry plausible times
+    rows = [{"a": 10 + i, "p": "1", "q": "1", "T": t0 + 5_000 + i, "m": False} for i in range(1000)]
     pages: dict[str, Any] = {}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -249,26 +250,30 @@ async def test_trade_cursor_semantics() -> None:
     source = build_source(
         "binance", rest_url="http://fake.test", transport=httpx.MockTransport(handler)
     )
-    end = 10**7 * NS_PER_MS
+    end = (t0 + 10**7) * NS_PER_MS
     try:
         pages["time"] = lambda q: rows
-        page = await source.fetch_trades_page(SPOT, 0, end, None)
+        page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, None)
         assert page.next_cursor == ("id", 1010)
         pages["time"] = lambda q: rows[:3]
-        page = await source.fetch_trades_page(SPOT, 0, end, None)
+        page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, None)
         assert page.next_cursor == ("id", 13)
         pages["time"] = lambda q: []
-        page = await source.fetch_trades_page(SPOT, 0, end, ("time", 7))
-        assert page.next_cursor == ("time", 7 + 3_600_000)  # a quiet hour ends nothing
-        page = await source.fetch_trades_page(SPOT, 0, 8 * NS_PER_MS, ("time", 7))
+        page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("time", t0 + 7))
+        assert page.next_cursor == ("time", t0 + 7 + 3_600_000)  # a quiet hour ends nothing
+        page = await source.fetch_trades_page(
+            SPOT, t0 * NS_PER_MS, (t0 + 8) * NS_PER_MS, ("time", t0 + 7)
+        )
         assert page.next_cursor is None  # the slice reached the window's end
         pages["id"] = lambda q: rows
-        page = await source.fetch_trades_page(SPOT, 0, end, ("id", 10))
+        page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
         assert page.next_cursor == ("id", 1010)
-        page = await source.fetch_trades_page(SPOT, 0, 5_500 * NS_PER_MS, ("id", 10))
+        page = await source.fetch_trades_page(
+            SPOT, t0 * NS_PER_MS, (t0 + 5_500) * NS_PER_MS, ("id", 10)
+        )
         assert page.next_cursor is None
         pages["id"] = lambda q: rows[:10]
-        page = await source.fetch_trades_page(SPOT, 0, end, ("id", 10))
+        page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
         assert page.next_cursor is None  # newest trade reached
     finally:
         await source.http.aclose()

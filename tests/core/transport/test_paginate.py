@@ -45,6 +45,9 @@ class MemorySource(Source):
     id: ClassVar[str] = "memory"
     default_endpoints: ClassVar[Endpoints] = Endpoints("http://memory")
     sequential_trade_ids: ClassVar[bool] = True
+    # Synthetic data counted from the epoch (ts of a few ms): exempt from the
+    # plausibility check that real exchanges' pages pass through.
+    check_plausibility: ClassVar[bool] = False
 
     def __init__(self, ts_ms: list[int], limit: int, slice_ms: int, skip_id: int | None = None):
         super().__init__(None)
