@@ -28,7 +28,9 @@ Behaviours chosen where the old copies differed (the strictest won):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -40,8 +42,10 @@ __all__ = [
     "ceil_ms",
     "empty_frame",
     "float_column",
+    "float_levels",
     "int_column",
     "iso_to_ns_column",
+    "level_texts",
     "levels_frame",
     "ms_to_ns_column",
     "rows_to_columns",
@@ -53,6 +57,7 @@ __all__ = [
 
 _NUMBERS = frozenset({int, float})
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def _sample(values: Sequence[Any], bad: Any) -> list[Any]:
@@ -214,6 +219,53 @@ def levels_frame(levels: Any, what: str, *, depth: int | None = None) -> pl.Data
     return pl.DataFrame(
         [float_column("price", price, what), float_column("amount", amount, what)]
     )
+
+
+def level_texts(levels: Any, what: str) -> list[tuple[str, str]]:
+    """WS book levels ``[[price, amount, ...], ...]`` to their (price, amount) texts as
+    sent (numbers printed), for checksums over the exchange's own digits."""
+    prices, amounts = _level_values(levels, what)
+    return list(zip(map(str, prices), map(str, amounts), strict=True))
+
+
+def float_levels(levels: Any, what: str) -> list[tuple[float, float]]:
+    """WS book levels ``[[price, amount, ...], ...]`` (or their texts) to (price, amount)
+    floats, with the rules of :func:`float_column`.
+
+    Level by level on purpose: a WS delta carries a handful of levels and the live book
+    keeps them as tuples, so a polars round trip would cost more than it saves.
+    """
+    prices, amounts = _level_values(levels, what)
+    try:
+        price_values = list(map(float, prices))
+        amount_values = list(map(float, amounts))
+    except ValueError:
+        bad = [lv for lv in levels if not _is_float_text(lv[0]) or not _is_float_text(lv[1])]
+        raise UnexpectedPayload(f"{what}: levels with unreadable numbers {bad[:3]}") from None
+    if not math.isfinite(sum(price_values) + sum(amount_values)):  # NaN or inf anywhere
+        raise UnexpectedPayload(f"{what}: a level holds NaN or infinity")
+    return list(zip(price_values, amount_values, strict=True))
+
+
+def _level_values(levels: Any, what: str) -> tuple[list[Any], list[Any]]:
+    if not isinstance(levels, list):
+        raise UnexpectedPayload(f"{what}: expected a list of levels, got {levels!r:.200}")
+    try:
+        prices = list(map(_FIRST, levels))
+        amounts = list(map(_SECOND, levels))
+    except (TypeError, IndexError, KeyError):
+        raise UnexpectedPayload(f"{what}: levels must be [price, amount] lists") from None
+    _refuse_types("price", prices, set(map(type, prices)), _NUMBERS | {str}, what)
+    _refuse_types("amount", amounts, set(map(type, amounts)), _NUMBERS | {str}, what)
+    return prices, amounts
+
+
+def _is_float_text(value: Any) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def book_frame(ts: int, bids: pl.DataFrame, asks: pl.DataFrame) -> pl.DataFrame:

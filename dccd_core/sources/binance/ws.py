@@ -37,6 +37,7 @@ from dccd_core.domain import (
 )
 from dccd_core.sources.binance.parse import parse_agg_trades
 from dccd_core.sources.binance.rest import build_depth_request
+from dccd_core.sources.columns import float_levels
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -107,13 +108,6 @@ def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
     return frame
 
 
-def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
-    try:
-        return [(float(p), float(q)) for p, q, *_ in raw]
-    except (TypeError, ValueError):
-        raise UnexpectedPayload(f"binance {what}: levels must be [price, qty] pairs") from None
-
-
 def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
     """REST ``/api/v3/depth`` (or ``/fapi/v1/depth``) to a book snapshot with ``last_seq``.
 
@@ -130,8 +124,8 @@ def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
         symbol=symbol,
         ts=ms_to_ns(ts_ms) if ts_ms is not None else now_ns(),
         snapshot=True,
-        bids=_levels(payload.get("bids", []), "depth"),
-        asks=_levels(payload.get("asks", []), "depth"),
+        bids=float_levels(payload.get("bids", []), "binance depth"),
+        asks=float_levels(payload.get("asks", []), "binance depth"),
         last_seq=int(payload["lastUpdateId"]),
     )
 
@@ -258,8 +252,8 @@ class BinanceWs(WsSource):
                 symbol=self._symbol(data["s"]),
                 ts=ms_to_ns(data.get("T") or data["E"]),
                 snapshot=False,
-                bids=_levels(data["b"], "depthUpdate"),
-                asks=_levels(data["a"], "depthUpdate"),
+                bids=float_levels(data["b"], "binance depthUpdate"),
+                asks=float_levels(data["a"], "binance depthUpdate"),
                 first_seq=int(data["U"]),
                 last_seq=int(data["u"]),
                 prev_seq=int(data["pu"]) if "pu" in data else None,

@@ -30,6 +30,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     ms_to_ns,
 )
+from dccd_core.sources.columns import float_levels
 from dccd_core.sources.ws import (
     BookLevels,
     BookProtocol,
@@ -66,10 +67,7 @@ def book_channel_depth(depth: int) -> int:
 
 def parse_levels(raw: Any, *, inverse: bool, what: str) -> BookLevels:
     """``[["16493.50", "0.006"], ...]`` to (price, base amount); "0" deletes a level."""
-    try:
-        levels = [(float(p), float(q)) for p, q, *_ in raw]
-    except (TypeError, ValueError):
-        raise UnexpectedPayload(f"{what}: levels must be [price, size] pairs") from None
+    levels = float_levels(raw, what)
     if inverse:
         return [(p, q / p) for p, q in levels]
     return levels

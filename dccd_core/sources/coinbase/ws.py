@@ -25,7 +25,7 @@ from dccd_core.domain import (
     now_ns,
 )
 
-from ..columns import iso_to_ns_column
+from ..columns import float_levels, iso_to_ns_column
 from ..ws import (
     BookProtocol,
     BookSync,
@@ -36,7 +36,6 @@ from ..ws import (
     WsSubscription,
     WsTrades,
 )
-from ._levels import float_levels
 from .parse import parse_trades
 from .symbols import native_symbol, unified_symbol
 

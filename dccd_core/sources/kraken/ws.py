@@ -30,7 +30,14 @@ from dccd_core.domain import (
     now_ns,
 )
 
-from ..columns import float_column, int_column, iso_to_ns_column, to_schema
+from ..columns import (
+    float_column,
+    float_levels,
+    int_column,
+    iso_to_ns_column,
+    level_texts,
+    to_schema,
+)
 from ..ws import (
     BookProtocol,
     BookSync,
@@ -148,11 +155,11 @@ def _levels(levels: Any, what: str) -> tuple[list[tuple[float, float]], list[tup
     if not isinstance(levels, list):
         raise UnexpectedPayload(f"{what}: levels must be a list")
     try:
-        texts = [(str(level["price"]), str(level["qty"])) for level in levels]
-        values = [(float(p), float(q)) for p, q in texts]
-    except (KeyError, TypeError, ValueError) as exc:
+        rows = [[level["price"], level["qty"]] for level in levels]
+    except (KeyError, TypeError) as exc:
         raise UnexpectedPayload(f"{what}: bad level in {levels[:3]!r}") from exc
-    return values, texts
+    texts = level_texts(rows, what)
+    return float_levels(texts, what), texts
 
 
 def parse_ws_book(frame: dict[str, Any]) -> list[WsBook]:

@@ -37,6 +37,7 @@ from dccd_core.domain import (
     ms_to_ns,
 )
 from dccd_core.sources.book_checksum import interleaved_checksum
+from dccd_core.sources.columns import float_levels, level_texts
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -66,11 +67,8 @@ def parse_levels(
     raw: Any, contract: Contract | None, what: str
 ) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
     """``[["8476.98", "415", "0", "13"], ...]`` to (price, base amount) and raw texts."""
-    try:
-        texts = [(str(level[0]), str(level[1])) for level in raw]
-        levels = [(float(p), float(q)) for p, q in texts]
-    except (TypeError, ValueError, IndexError):
-        raise UnexpectedPayload(f"{what}: levels must be [px, sz, ...] lists") from None
+    texts = level_texts(raw, what)
+    levels = float_levels(texts, what)
     if contract is not None:
         levels = [(p, float(contract.base_amount(q, p))) for p, q in levels]
     return levels, texts
