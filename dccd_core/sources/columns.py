@@ -97,17 +97,29 @@ def _cast(
 ) -> pl.Series:
     """Values of the ``allowed`` Python types (``None`` too if ``optional``) to ``dtype``."""
     values = values if isinstance(values, list) else list(values)
-    kinds = set(map(type, values))
-    nulls = 0
-    if optional and type(None) in kinds:
-        kinds.discard(type(None))
-        nulls = sum(1 for v in values if v is None)
-    _refuse_types(name, values, kinds, allowed, what)
-    if kinds <= _NUMBERS:  # JSON numbers: polars builds the column directly
-        series = pl.Series(name, values, dtype=dtype, strict=False)
-    else:  # numeric text (or text and numbers mixed): polars parses it
-        text = pl.Series(name, values, dtype=pl.String, strict=False)
+    text: pl.Series | None = None
+    if values and type(values[0]) is str:  # the usual wire form: polars checks the types
+        try:
+            text = pl.Series(name, values, dtype=pl.String, strict=True)
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            text = None  # not all strings (or None): the type scan below says what
+    if text is not None:
+        nulls = text.null_count()
+        if nulls and not optional:
+            _refuse_types(name, values, {type(None)}, allowed, what)
         series = text.cast(dtype, strict=False)
+    else:
+        kinds = set(map(type, values))
+        nulls = 0
+        if optional and type(None) in kinds:
+            kinds.discard(type(None))
+            nulls = sum(1 for v in values if v is None)
+        _refuse_types(name, values, kinds, allowed, what)
+        if kinds <= _NUMBERS:  # JSON numbers: polars builds the column directly
+            series = pl.Series(name, values, dtype=dtype, strict=False)
+        else:  # text and numbers mixed: through text
+            mixed = pl.Series(name, values, dtype=pl.String, strict=False)
+            series = mixed.cast(dtype, strict=False)
     if series.null_count() != nulls:  # a present value that did not parse
         unreadable = _sample(
             [v for v, ok in zip(values, series.is_not_null(), strict=True) if not ok],
@@ -125,7 +137,7 @@ def float_column(
     ``what`` names the payload in errors (``"okx history-trades"``).
     """
     series = _cast(name, values, pl.Float64(), _NUMBERS | {str}, what, optional=optional)
-    if series.is_nan().any() or series.is_infinite().any():
+    if not math.isfinite(series.sum()):  # NaN or inf anywhere (nulls are skipped)
         raise UnexpectedPayload(f"{what}: {name!r} holds NaN or infinity")
     return series
 

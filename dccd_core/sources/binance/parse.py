@@ -14,11 +14,18 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload, schema_for
+from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload
+from dccd_core.sources.columns import (
+    book_frame,
+    empty_frame,
+    float_column,
+    int_column,
+    levels_frame,
+    ms_to_ns_column,
+)
 
 __all__ = [
     "check_payload",
-    "empty_frame",
     "parse_agg_trades",
     "parse_depth",
     "parse_klines",
@@ -26,13 +33,6 @@ __all__ = [
 ]
 
 _AGG_FIELDS = {"a": pl.Utf8, "p": pl.Utf8, "q": pl.Utf8, "T": pl.Utf8, "m": pl.Boolean}
-
-
-def empty_frame(data_type: DataType) -> pl.DataFrame:
-    """An empty frame in the schema of ``data_type``."""
-    frame = pl.from_arrow(schema_for(data_type).empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
 
 
 def check_payload(data: Any) -> None:
@@ -48,16 +48,6 @@ def check_payload(data: Any) -> None:
             code = -1
         if code < 0:
             raise ExchangeError(f"binance error {code}: {data['msg']}")
-
-
-def _column(values: Any, dtype: pl.DataType, what: str) -> pl.Series:
-    """A typed column from JSON values that may be numbers or numeric strings."""
-    text = pl.Series(values, dtype=pl.Utf8, strict=False)
-    out = text.cast(dtype, strict=False)
-    if out.null_count():
-        bad = next(v for v, ok in zip(values, out.is_not_null(), strict=True) if not ok)
-        raise UnexpectedPayload(f"binance {what}: not a number: {bad!r}")
-    return out
 
 
 #: index by Binance's ``m`` (buyer is maker): False -> taker bought, True -> taker sold.
@@ -97,18 +87,18 @@ def parse_klines(data: Any) -> pl.DataFrame:
         bad = next((r for r in data if not (isinstance(r, list) and len(r) >= 9)), data[0])
         raise UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
     cols = list(zip(*data, strict=False))
+    what = "binance klines"
     frame = pl.DataFrame(
         [
-            _column(cols[0], pl.Int64(), "kline open time") * NS_PER_MS,
-            _column(cols[1], pl.Float64(), "kline open"),
-            _column(cols[2], pl.Float64(), "kline high"),
-            _column(cols[3], pl.Float64(), "kline low"),
-            _column(cols[4], pl.Float64(), "kline close"),
-            _column(cols[5], pl.Float64(), "kline volume"),
-            _column(cols[7], pl.Float64(), "kline quote volume"),
-            _column(cols[8], pl.Int64(), "kline trade count"),
-        ],
-        schema=["ts", "open", "high", "low", "close", "volume", "quote_volume", "trades"],
+            ms_to_ns_column("ts", cols[0], what),
+            float_column("open", cols[1], what),
+            float_column("high", cols[2], what),
+            float_column("low", cols[3], what),
+            float_column("close", cols[4], what),
+            float_column("volume", cols[5], what),
+            float_column("quote_volume", cols[7], what),
+            int_column("trades", cols[8], what),
+        ]
     )
     return frame.sort("ts") if not frame.get_column("ts").is_sorted() else frame
 
@@ -167,29 +157,12 @@ def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
     """
     if not isinstance(data, dict) or "bids" not in data or "asks" not in data:
         raise UnexpectedPayload("binance depth: expected an object with 'bids' and 'asks'")
+    what = "binance depth"
     ts = received_ts
     if data.get("T") is not None:
-        ts = int(_column([data["T"]], pl.Int64(), "depth T")[0]) * NS_PER_MS
-    parts = []
-    for side, key in (("bid", "bids"), ("ask", "asks")):
-        levels = data[key]
-        if not isinstance(levels, list) or not all(
-            isinstance(lv, list) and len(lv) >= 2 for lv in levels
-        ):
-            raise UnexpectedPayload(f"binance depth: malformed {key}")
-        levels = levels[:depth]
-        n = len(levels)
-        prices = [lv[0] for lv in levels]
-        amounts = [lv[1] for lv in levels]
-        parts.append(
-            pl.DataFrame(
-                {
-                    "ts": pl.Series([ts] * n, dtype=pl.Int64),
-                    "side": pl.Series([side] * n, dtype=pl.Utf8),
-                    "level": pl.Series(range(n), dtype=pl.Int32),
-                    "price": _column(prices, pl.Float64(), f"depth {key} price"),
-                    "amount": _column(amounts, pl.Float64(), f"depth {key} amount"),
-                }
-            )
-        )
-    return pl.concat(parts)
+        ts = int(ms_to_ns_column("ts", [data["T"]], what)[0])
+    return book_frame(
+        ts,
+        levels_frame(data["bids"], f"{what} bids", depth=depth),
+        levels_frame(data["asks"], f"{what} asks", depth=depth),
+    )

@@ -42,7 +42,7 @@ def test_float_column_takes_numbers_strings_and_both_mixed() -> None:
 @pytest.mark.parametrize(
     "values",
     [[None], [True], [1.0, False], ["1", True], ["n/a"], ["nan"], [float("nan")], ["inf"],
-     [[1.0]], [{"p": 1}], [" 1"]],
+     [[1.0]], [{"p": 1}], [" 1"], ["1", 2, "x"]],
 )
 def test_float_column_refuses_what_is_not_a_number(values: list[Any]) -> None:
     with pytest.raises(UnexpectedPayload, match="'price'"):
@@ -52,7 +52,7 @@ def test_float_column_refuses_what_is_not_a_number(values: list[Any]) -> None:
 def test_int_column_refuses_floats_and_fractions() -> None:
     assert int_column("n", [1, "2", 3], W).to_list() == [1, 2, 3]
     assert int_column("n", [1, None], W, optional=True).to_list() == [1, None]
-    for bad in ([1.0], ["2.0"], [2.5], ["1e3"], [True], [None], [2**70], ["x"]):
+    for bad in ([1.0], ["2.0"], [2.5], ["1e3"], [True], [None], [2**70], ["x"], ["1", 2, "y"]):
         with pytest.raises(UnexpectedPayload, match="'n'"):
             int_column("n", bad, W)
 
