@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, Transport, ns_to_ms
+from dccd_core.domain import (
+    DataType,
+    SourceError,
+    Span,
+    Symbol,
+    Transport,
+    iso_datetime,
+    ns_to_ms,
+)
 
 from ..base import Endpoints, Source, TradePage
 from ..columns import ceil_ms
@@ -132,8 +140,19 @@ class BybitRestSource(Source):
     ) -> TradePage:
         """The latest trades only: Bybit's REST cannot page trades into the past, so the
         page always ends the window (the capability refuses history before this)."""
-        data = await self._get(build_trades_request(symbol))
-        return TradePage(parse_trades(data, inverse=is_inverse(symbol)), None)
+        request = build_trades_request(symbol)
+        rows = parse_trades(await self._get(request), inverse=is_inverse(symbol))
+        full = rows.height >= int(request[1]["limit"])
+        if full and int(rows.get_column("ts").min()) > start_ts:  # type: ignore[arg-type]
+            # The window reaches further back than Bybit's latest page: what lies
+            # between cannot be fetched. Say so (a stream records it as an unhealed
+            # gap in coverage) instead of returning a page that looks complete.
+            raise SourceError(
+                f"bybit keeps only its latest {rows.height} trades over REST, reaching back "
+                f"to {iso_datetime(int(rows.get_column('ts').min()))}; the trades since "  # type: ignore[arg-type]
+                f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"
+            )
+        return TradePage(rows, None)
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._get(build_book_request(symbol, depth))

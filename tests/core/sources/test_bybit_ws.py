@@ -207,15 +207,26 @@ async def test_trades_equal_truth_across_drops(tmp_path: Path, subscribe_delay_s
         )
     stored = store.read(TRADES)
     assert fake.drops >= 3 and final.reconnects >= 3
-    assert final.healed_gaps >= final.reconnects and final.unhealed_gaps == 0
+    assert final.healed_gaps + final.unhealed_gaps >= final.reconnects
     assert fake.rest_requests >= final.reconnects
     assert stored["trade_id"].is_unique().all()
     indexes = [fake.index_of(i) for i in stored["trade_id"]]
     first, last = min(indexes), max(indexes)
     truth = fake.truth(first, last)
-    assert stored.height == len(truth) > 1_000  # nothing lost at any drop
+    assert stored.height > 1_000
+    # Nothing is lost *silently*: Bybit's REST keeps only its latest 1000 trades, so a
+    # gap longer than that (a loaded machine) cannot be healed — then it must be an
+    # unhealed gap and a hole in the recorded coverage, never a quiet omission.
+    missing = sorted(set(range(first, last + 1)) - set(indexes))
+    if missing:
+        assert final.unhealed_gaps > 0
+        holes = store.holes(TRADES, truth[0]["T"] * NS_PER_MS, truth[-1]["T"] * NS_PER_MS + 1)
+        for index in missing:
+            ts = fake.truth(index, index)[0]["T"] * NS_PER_MS
+            assert any(lo <= ts < hi for lo, hi in holes), (index, ts, holes)
+    else:
+        assert stored.height == len(truth) and final.unhealed_gaps == 0
     ordered = stored.sort("ts", maintain_order=True)
-    assert sorted(indexes) == list(range(first, last + 1))
     by_id = {r["i"]: r for r in truth}
     sample = ordered.sample(200, seed=1).rows(named=True)
     for row in sample:
