@@ -13,9 +13,9 @@ truth (``bench/truth.py``): rows stored, missing, extra, duplicated, differing.
 
 Prints ONE markdown table (scenario, wall, rows/s, requests, peak RSS for v4 and
 v3, and v3 wall / v4 wall) and writes it to ``bench/results/<timestamp>.md`` and
-``--out`` (default ``bench/results/latest.md``). The default run takes ~10-15 min on
-a 2-core machine; ``--quick`` uses smaller sizes (30 days of candles, 200k trades)
-for a check in ~3 min.
+``--out`` (default ``bench/results/latest.md``). The default run takes ~12 min on a
+2-core machine; ``--quick`` uses smaller sizes (30 days of candles, 200k trades)
+for a check in ~2 min. ``--render <timestamp>.json`` reprints a saved run's table.
 """
 
 from __future__ import annotations
@@ -361,17 +361,17 @@ def _rss(x: Any) -> str:
     return f"{x:,.0f} MB" if isinstance(x, int | float) and x else "—"
 
 
-def _check(side: Any) -> str:
+def _check(side: Any, label: str) -> str:
     if not isinstance(side, dict) or "check" not in side:
         return ""
     c = side["check"]
     if c["exact"]:
-        return f"exact ({c['stored']:,})"
+        return f"{label} exact ({c['stored']:,})"
     parts = [f"{c['stored']:,} stored / {c['expected']:,} expected"]
     for k in ("missing", "extra", "duplicated", "differing"):
         if c.get(k):
             parts.append(f"{c[k]:,} {k}")
-    return "**" + ", ".join(parts) + "**"
+    return f"**{label} " + ", ".join(parts) + "**"
 
 
 def _cells(side: dict[str, Any] | str | None) -> list[str]:
@@ -392,7 +392,7 @@ def render(rows: list[Row], header: str, with_v3: bool) -> str:
     cols = ["scenario", "v4 wall", "v4 rows/s", "v4 req", "v4 peak RSS"]
     if with_v3:
         cols += ["v3 wall", "v3 rows/s", "v3 req", "v3 peak RSS", "v3/v4 wall"]
-    cols += ["rows check (v4; v3)"]
+    cols += ["stored rows vs truth"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     notes: list[str] = []
     for row in rows:
@@ -405,7 +405,8 @@ def render(rows: list[Row], header: str, with_v3: bool) -> str:
                     and row.v4.get("wall_s") and "error" not in row.v3):
                 ratio = f"{row.v3['wall_s'] / row.v4['wall_s']:.2f}x"
             cells.append(ratio)
-        checks = [c for c in (_check(row.v4), _check(row.v3) if with_v3 else "") if c]
+        checks = [c for c in (_check(row.v4, "v4"), _check(row.v3, "v3") if with_v3 else "")
+                  if c]
         cells.append("; ".join(checks))
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
         notes += [f"- {row.scenario}: {n}" for n in row.notes]
@@ -455,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, ~3 min")
     parser.add_argument("--no-v3", action="store_true", help="skip dccd 3.8.1")
     parser.add_argument("--out", default=str(RESULTS / "latest.md"))
+    parser.add_argument("--render", metavar="JSON", help="print the table of a saved run "
+                        "(bench/results/<timestamp>.json) without running anything")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        print(render([Row(**r) for r in saved["rows"]], saved["header"], saved["with_v3"]))
+        return 0
 
     def progress(row: Row) -> None:
         v4 = row.v4 if isinstance(row.v4, dict) else {}
@@ -479,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(table)
     (RESULTS / f"{stamp}.json").write_text(json.dumps(
-        [row.__dict__ for row in rows], default=str, indent=1))
+        {"header": header, "with_v3": not args.no_v3, "facts": facts,
+         "rows": [row.__dict__ for row in rows]}, default=str, indent=1))
     failed = [r for r in rows if isinstance(r.v4, dict) and "error" in r.v4]
     return 1 if failed else 0
 

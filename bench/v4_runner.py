@@ -88,6 +88,9 @@ def _store(spec: dict[str, Any]) -> dict[str, Any]:
         bench_store.N_TRADES = int(spec["n"])  # module constant read at call time
     row = bench_store._scenario(spec["name"], spec["root"])
     row["peak_rss_mb"] = round(_rss_mb(), 1)
+    if spec["name"].startswith("write"):  # bench_store asserted the stored count
+        n = bench_store.N_TRADES
+        row["check"] = {"stored": n, "expected": n, "exact": True}
     return row
 
 
