@@ -16,6 +16,7 @@ from dccd_core.domain import (
     DataType,
     ExchangeError,
     NoCapability,
+    SourceError,
     Span,
     Symbol,
     Transport,
@@ -222,12 +223,20 @@ async def test_weekly_and_inverse_candles(fake_source) -> None:
 
 async def test_recent_trades_are_the_latest_page(fake_source) -> None:
     fake, source = fake_source
-    page = await source.fetch_trades_page(SPOT, 0, NOW_MS * NS_PER_MS, None)
+    truth = fake.truth_trades(SPOT, 0, (NOW_MS + 1) * NS_PER_MS).tail(60)
+    since = int(truth["ts"][0])
+    page = await source.fetch_trades_page(SPOT, since, NOW_MS * NS_PER_MS, None)
     assert page.next_cursor is None
-    truth = fake.truth_trades(SPOT, 0, (NOW_MS + 1) * NS_PER_MS)
-    assert page.rows.equals(truth.tail(60))
-    page = await source.fetch_trades_page(INVERSE, 0, NOW_MS * NS_PER_MS, None)
-    assert page.rows.equals(fake.truth_trades(INVERSE, 0, (NOW_MS + 1) * NS_PER_MS).tail(1000))
+    assert page.rows.equals(truth)
+    inverse = fake.truth_trades(INVERSE, 0, (NOW_MS + 1) * NS_PER_MS).tail(1000)
+    page = await source.fetch_trades_page(
+        INVERSE, int(inverse["ts"][0]), NOW_MS * NS_PER_MS, None
+    )
+    assert page.rows.equals(inverse)
+    # A window reaching further back than the latest page cannot be served: an error
+    # (a stream records an unhealed gap), never a page that looks complete.
+    with pytest.raises(SourceError, match="latest 60 trades"):
+        await source.fetch_trades_page(SPOT, 0, NOW_MS * NS_PER_MS, None)
 
 
 async def test_book_and_symbols(fake_source) -> None:
