@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from dccd_core.domain import schema_for
 from dccd_core.domain.types import DataType
 from dccd_core.sources.ws import BookSync, SeqCheck, WsBook, WsSource
+from dccd_core.storage.frames import polars_schema
 
 __all__ = ["LiveBook", "book_frame"]
 
-_BOOK_SCHEMA: pl.Schema = pl.from_arrow(  # type: ignore[union-attr]
-    schema_for(DataType.BOOK).empty_table()
-).schema
+_BOOK_SCHEMA: pl.Schema = polars_schema(DataType.BOOK)
 
 
 @dataclass(slots=True)

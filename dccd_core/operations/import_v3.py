@@ -38,9 +38,9 @@ from dccd_core.domain import (
     DataType,
     Span,
     Symbol,
-    schema_for,
 )
 from dccd_core.storage import Store
+from dccd_core.storage.frames import polars_schema
 
 __all__ = ["ImportReport", "import_v3", "trade_ids_from_content"]
 
@@ -138,7 +138,7 @@ def _convert(df: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, int]:
             .cast(pl.Int32)
             .alias("level")
         )
-    target = pl.DataFrame(schema_for(data_type).empty_table()).schema
+    target = polars_schema(data_type)
     return df.select(list(target)).cast(target), skipped
 
 
