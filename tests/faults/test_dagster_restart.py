@@ -426,12 +426,19 @@ def test_stream_resumes_and_heals_across_dagster_dev_restarts(project: Project) 
         third_pid = _worker_pid(instance, third.run_id)
         assert third_pid
         # -- stop 3: Ctrl-C (SIGINT to the group): the run is interrupted, and flushes --
+        interrupted_ns = time.time_ns()
         dev.signal_group(signal.SIGINT)
         _wait_for("the interrupted stream run to end", lambda: _pid_gone(third_pid), 60, dev)
         if not dev.wait_main(30):
             dev.signal_group(signal.SIGKILL)
         last = instance.get_run_by_id(third.run_id)
         assert last is not None and last.is_finished
+        # its last flush ran on the interrupt (a 5 s flush cycle would leave seconds out)
+        tail_ms = ((store.last_ts(TRADES) or 0) - interrupted_ns) / 1e6
+        print(f"interrupted run: status {last.status.value}, last stored trade "
+              f"{tail_ms:+.0f} ms from the SIGINT, final flush logged: "
+              f"{[m['final'] for m in _materializations(instance, third.run_id)][-1:]}")
+        assert tail_ms > -1000
         assert not any(r.status is DagsterRunStatus.STARTED for r in _stream_runs(instance))
         print(f"orphaned stream run stopped itself {alone_s:.1f} s after dagster dev "
               f"(timeout {SUPERVISOR_TIMEOUT_S} s); stream runs: {len(_stream_runs(instance))}")
