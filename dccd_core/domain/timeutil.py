@@ -52,7 +52,7 @@ def s_to_ns(seconds: int | float | str) -> int:
     """Seconds (int, float or numeric string; Kraken sends float seconds) to ns.
 
     Floats are rounded to the microsecond first: a float second cannot carry more,
-    and rounding keeps 1710327959.1733468 from becoming ...173346791.
+    so 1712345678.1234567 becomes ...123457000 ns, not ...123456768.
     """
     if isinstance(seconds, str):
         seconds = float(seconds) if ("." in seconds or "e" in seconds.lower()) else int(seconds)

@@ -8,12 +8,12 @@ required value raises ``UnexpectedPayload``.
 
 Sample ccxt OHLCV page (``fetch_ohlcv``)::
 
-    [[1706630400000, 43300.1, 43350.0, 43280.5, 43320.0, 512.3], ...]
+    [[1704070800000, 43300.1, 43350.0, 43280.5, 43320.0, 512.3], ...]
 
 Sample ccxt trade (``fetch_trades``; extra keys such as ``info`` are ignored)::
 
     {"id": "3383311", "timestamp": 1704067200012, "side": "buy",
-     "price": 42283.58, "amount": 0.0104, "info": {...}, ...}
+     "price": 42117.53, "amount": 0.0104, "info": {...}, ...}
 
 Sample ccxt order book (``fetch_order_book``)::
 

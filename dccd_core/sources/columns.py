@@ -20,7 +20,7 @@ Behaviours chosen where the old copies differed (the strictest won):
   (an id or a count sent as a float means the format changed);
 * text columns take strings and integers (ids sent as numbers), not floats, booleans
   or empty strings;
-* ISO times must be strings of the ``2024-01-01T00:00:01.235Z`` form (fraction
+* ISO times must be strings of the ``2024-01-01T00:00:01.500Z`` form (fraction
   optional, any number of digits up to ns);
 * sides map through the exchange's own spellings only (``Buy`` on Bybit, ``buy`` on
   OKX); an unknown spelling raises.
@@ -173,7 +173,7 @@ def seconds_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Seri
 
 
 def iso_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
-    """ISO-8601 UTC strings (``2024-03-13T11:00:17.710679Z``, fraction optional) to ns."""
+    """ISO-8601 UTC strings (``2024-01-01T02:59:58.123456Z``, fraction optional) to ns."""
     values = values if isinstance(values, list) else list(values)
     _refuse_types(name, values, set(map(type, values)), frozenset({str}), what)
     text = pl.Series(name, values, dtype=pl.String)
@@ -182,7 +182,7 @@ def iso_to_ns_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
         bad = text.filter(parsed.is_null()).head(3).to_list()
         raise UnexpectedPayload(
             f"{what}: {name!r} holds times that are not ISO-8601 UTC "
-            f"(like 2024-01-01T00:00:01.235Z): {bad}"
+            f"(like 2024-01-01T00:00:01.500Z): {bad}"
         )
     return parsed.cast(pl.Int64).alias(name)
 

@@ -69,9 +69,9 @@ def parse_klines(data: Any) -> pl.DataFrame:
     Sample row (open time ms, o, h, l, c, volume, close time, quote volume, trades,
     taker buy base, taker buy quote, ignore)::
 
-        [1706630400000, "43519.34000000", "43936.00000000", "43171.00000000",
-         "43488.71000000", "20.55495000", 1706633999999, "891428.42858070", 3743,
-         "10.91428000", "473782.95739920", "0"]
+        [1704070800000, "42110.25000000", "42388.00000000", "42051.10000000",
+         "42307.64000000", "18.40213000", 1704074399999, "776214.30561200", 3128,
+         "9.71834000", "409850.11742310", "0"]
 
     ``ts`` is the open time (Binance stamps bars at their open).
     """
@@ -109,8 +109,8 @@ def parse_agg_trades(data: Any) -> pl.DataFrame:
     Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#compressedaggregate-trades-list
     Sample::
 
-        {"a": 2807759891, "p": "42283.58000000", "q": "0.00069000", "f": 3344774379,
-         "l": 3344774379, "T": 1704067200000, "m": true, "M": true}
+        {"a": 2650118342, "p": "42117.53000000", "q": "0.00125000", "f": 3190552807,
+         "l": 3190552808, "T": 1704070812345, "m": true, "M": true}
 
     ``m`` (buyer is maker) true -> the taker sold -> ``side = "sell"``.
     """
@@ -149,9 +149,9 @@ def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
     Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#order-book
     Sample (futures add ``"E"`` event and ``"T"`` transaction time in ms)::
 
-        {"lastUpdateId": 25445101,
-         "bids": [["42574.30000000", "0.01070000"], ...],
-         "asks": [["42574.31000000", "0.00870000"], ...]}
+        {"lastUpdateId": 40127755,
+         "bids": [["42117.52000000", "0.01230000"], ...],
+         "asks": [["42117.53000000", "0.40500000"], ...]}
 
     ``ts`` is ``T`` where the exchange sends it, else ``received_ts`` (spot has none).
     """

@@ -80,7 +80,7 @@ def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
     Sample::
 
         {"t":1704067200000,"T":1704067259999,"s":"BTCUSDT","i":"1m","f":1,"L":5,
-         "o":"42283.58","c":"42290.00","h":"42300.00","l":"42280.00","v":"12.5",
+         "o":"42281.40","c":"42290.00","h":"42300.00","l":"42280.00","v":"12.5",
          "n":5,"x":true,"q":"528600.1","V":"6.1","Q":"258000.0","B":"0"}
     """
     try:
@@ -111,8 +111,8 @@ def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
 def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
     """REST ``/api/v3/depth`` (or ``/fapi/v1/depth``) to a book snapshot with ``last_seq``.
 
-    Sample: ``{"lastUpdateId": 25445101, "bids": [["42574.30", "0.0107"]],
-    "asks": [["42574.31", "0.5"]]}`` (futures add ``E``/``T`` ms).
+    Sample: ``{"lastUpdateId": 40127755, "bids": [["42117.52", "0.0123"]],
+    "asks": [["42117.53", "0.405"]]}`` (futures add ``E``/``T`` ms).
     """
     if not isinstance(payload, dict) or "lastUpdateId" not in payload:
         raise UnexpectedPayload(

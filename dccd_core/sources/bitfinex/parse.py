@@ -86,8 +86,8 @@ def parse_candles(rows: Any) -> pl.DataFrame:
     ``[MTS, OPEN, CLOSE, HIGH, LOW, VOLUME]`` (note: close before high), MTS = bar open
     in ms; volume in base currency; no quote volume, no trade count::
 
-        [[1364770800000, 93.2, 93.033, 93.29, 92.9, 116.0018],
-         [1364774400000, 93.25, 93.1, 100, 93.03, 345.58388931]]
+        [[1704067200000, 42280, 42310.5, 42398, 42190.1, 18.73410562],
+         [1704070800000, 42310.5, 42205, 42350, 42160.7, 21.0952]]
     """
     what = "bitfinex candles"
     mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
@@ -113,8 +113,8 @@ def parse_trades(rows: Any) -> pl.DataFrame:
     ``[ID, MTS, AMOUNT, PRICE]``; the sign of AMOUNT is the taker's side, the stored
     amount is its absolute value::
 
-        [[4145, 1358182043000, 0.2721858, 14.5373664],
-         [1560452102, 1710327651446, -0.00019983, 73218]]
+        [[1498210375, 1704067201234, 0.0125, 42281],
+         [1498210376, 1704067201567, -0.00340512, 42280.5]]
 
     Rows keep the exchange's order (ascending with ``sort=1``).
     """

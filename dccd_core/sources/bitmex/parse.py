@@ -112,10 +112,10 @@ def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
     trade id, ``side`` the taker's side, ``size`` contracts, ``homeNotional`` the base
     amount (the stored ``amount``; ``spec`` converts ``size`` where it is missing)::
 
-        [{"timestamp": "2024-01-01T00:00:05.020Z", "symbol": "XBTUSD", "side": "Sell",
-          "size": 3100, "price": 42315.0, "tickDirection": "ZeroPlusTick",
-          "trdMatchID": "00000000-006d-1000-0000-0003ad668439", "grossValue": 7326013,
-          "homeNotional": 0.07326013, "foreignNotional": 3100, "trdType": "Regular"}]
+        [{"timestamp": "2024-01-01T00:00:07.415Z", "symbol": "XBTUSD", "side": "Sell",
+          "size": 2300, "price": 42290.5, "tickDirection": "ZeroPlusTick",
+          "trdMatchID": "00000000-006d-1000-0000-0003a1b2c3d4", "grossValue": 5438574,
+          "homeNotional": 0.05438574, "foreignNotional": 2300, "trdType": "Regular"}]
     """
     what = "bitmex trades"
     objs = _objects(rows, what)
@@ -148,11 +148,11 @@ def parse_candles(rows: Any, span: Span) -> pl.DataFrame:
     outside ``[low, high]``; it is stored as sent. ``volume`` is contracts, so the stored
     volume is ``homeNotional`` (base currency) and ``quote_volume`` ``foreignNotional``::
 
-        [{"timestamp": "2024-01-01T00:00:00.000Z", "symbol": "XBTUSD", "open": 42282.0,
-          "high": 42374.0, "low": 42083.5, "close": 42312.0, "trades": 3182,
-          "volume": 11776000, "vwap": 42224.9152, "lastSize": 100,
-          "turnover": 27888904348, "homeNotional": 278.88904348,
-          "foreignNotional": 11776000}]
+        [{"timestamp": "2024-01-01T01:00:00.000Z", "symbol": "XBTUSD", "open": 42310.0,
+          "high": 42415.5, "low": 42190.0, "close": 42362.5, "trades": 2871,
+          "volume": 9843100, "vwap": 42301.7741, "lastSize": 200,
+          "turnover": 23268764040, "homeNotional": 232.6876404,
+          "foreignNotional": 9843100}]
     """
     what = "bitmex candles"
     objs = _objects(rows, what)

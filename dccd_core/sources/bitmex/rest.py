@@ -25,7 +25,7 @@ Request = tuple[str, dict[str, str | int]]
 
 
 def iso_ms(ms: int) -> str:
-    """Epoch ms -> ``2024-01-01T00:00:01.235Z`` (always three decimals)."""
+    """Epoch ms -> ``2024-01-01T00:00:01.500Z`` (always three decimals)."""
     text = iso_datetime(ms * NS_PER_MS).rstrip("Z")
     head, _, frac = text.partition(".")
     return f"{head}.{frac.ljust(3, '0')[:3]}Z"

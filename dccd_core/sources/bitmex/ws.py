@@ -7,9 +7,9 @@ Realtime API.", ...}``, confirms each topic with ``{"success": true, "subscribe"
 "trade:XBTUSD"}`` and then pushes table messages::
 
     {"table": "trade", "action": "insert", "data": [{"timestamp":
-      "2024-01-01T00:00:05.020Z", "symbol": "XBTUSD", "side": "Sell", "size": 3100,
-      "price": 42315.0, "trdMatchID": "00000000-006d-1000-0000-0003ad668439",
-      "homeNotional": 0.07326013, "foreignNotional": 3100, ...}]}
+      "2024-01-01T00:00:07.415Z", "symbol": "XBTUSD", "side": "Sell", "size": 2300,
+      "price": 42290.5, "trdMatchID": "00000000-006d-1000-0000-0003a1b2c3d4",
+      "homeNotional": 0.05438574, "foreignNotional": 2300, ...}]}
 
 * ``trade`` rows are the REST ``/trade`` rows, parsed by ``parse.parse_trades``: one
   side mapping, ``homeNotional`` amounts and ``trdMatchID`` ids on both paths.

@@ -2,7 +2,7 @@
 
 Every v5 body is ``{"retCode": 0, "retMsg": "OK", "result": {...}, "time": ms}``; a
 nonzero ``retCode`` arrives with HTTP 200, so :func:`check_payload` is the transport's
-hook for it. Numbers are strings (``"43376.1"``), lists are newest first.
+hook for it. Numbers are strings (``"42291.5"``), lists are newest first.
 
 Inverse contracts (``BTC/USD:BTC``) count sizes in USD contracts: trades and book
 amounts are divided by the price to give base-coin amounts, and kline ``turnover``
@@ -89,8 +89,8 @@ def parse_candles(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     Sample::
 
         {"retCode": 0, "retMsg": "OK", "result": {"symbol": "BTCUSDT", "category": "linear",
-         "list": [["1706637600000", "43376.1", "43474.1", "43264.8", "43352.8",
-                   "1575.305", "68345898.1407"]]}, "time": 1706803708087}
+         "list": [["1704070800000", "42291.5", "42410.0", "42205.3", "42388.9",
+                   "1203.118", "50893721.4425"]]}, "time": 1704074405123}
     """
     what = "bybit kline"
     rows = parse_result(data, what).get("list")
@@ -175,9 +175,9 @@ def parse_trades(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     Sample::
 
         {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [
-          {"execId": "9afd1288-b444-53f8-8e40-c2f99368ad22", "symbol": "BTCUSDT",
-           "price": "51444.40", "size": "0.972", "side": "Buy", "time": "1707905515968",
-           "isBlockTrade": false}]}, "time": 1707905516443}
+          {"execId": "3f6c2a0e-8b1d-5e47-9a02-6d1c4b7e9f15", "symbol": "BTCUSDT",
+           "price": "42288.10", "size": "0.315", "side": "Buy", "time": "1704070812345",
+           "isBlockTrade": false}]}, "time": 1704070812901}
     """
     what = "bybit recent-trade"
     rows = parse_result(data, what).get("list")
@@ -215,8 +215,8 @@ def parse_book(data: Any, depth: int | None = None, *, inverse: bool = False) ->
     Sample::
 
         {"retCode": 0, "retMsg": "OK", "result": {"s": "BTCUSDT",
-         "b": [["42544.7", "172.404"]], "a": [["42548", "108.998"]],
-         "ts": 1706803948569, "u": 342690, "seq": 429272667}, "time": 1706803949068}
+         "b": [["42288.1", "95.212"]], "a": [["42288.2", "63.007"]],
+         "ts": 1704070812345, "u": 518204, "seq": 611837452}, "time": 1704070812411}
     """
     what = "bybit orderbook"
     result = parse_result(data, what)

@@ -60,8 +60,8 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     Rows are ``[time_s, low, high, open, close, volume]``, newest first; the bar
     starting at ``end`` is not returned. Sample::
 
-        [[1704085200, 42175.65, 42396.09, 42389.78, 42231.47, 188.12803304],
-         [1704081600, 42200, 42393.48, 42325.1, 42389.77, 296.23364415]]
+        [[1704078000, 42150.12, 42402.5, 42370.01, 42210.9, 152.40731126],
+         [1704074400, 42180, 42377.3, 42301.45, 42370.02, 241.5509832]]
     """
     what = "coinbase candles"
     if isinstance(payload, list) and not payload:
@@ -88,8 +88,8 @@ def parse_trades(payload: Any) -> pl.DataFrame:
     ``side`` is the maker's; ``trade_id`` is a number live (ccxt recordings stringify it).
     Sample::
 
-        [{"trade_id": 1036397971, "side": "buy", "size": "0.00002682",
-          "price": "62929.43000000", "time": "2026-06-11T12:53:38.945255Z"}]
+        [{"trade_id": 598213377, "side": "buy", "size": "0.00150000",
+          "price": "42210.90000000", "time": "2024-01-01T02:59:58.123456Z"}]
     """
     what = "coinbase trades"
     if not isinstance(payload, list):

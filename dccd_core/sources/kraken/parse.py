@@ -90,8 +90,8 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     Sample::
 
         {"error": [], "result": {"XXBTZUSD": [
-            [1706626800, "43437.5", "43593.7", "43355.5", "43361.1", "43511.3",
-             "18.75430110", 162]], "last": 1706626800}}
+            [1704070800, "42110.2", "42391.0", "42060.4", "42305.8", "42227.6",
+             "21.40518833", 187]], "last": 1704070800}}
     """
     what = "kraken OHLC"
     rows, last = result_rows(payload, what)

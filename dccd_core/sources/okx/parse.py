@@ -112,9 +112,9 @@ def parse_candles(data: Any, *, swap: bool = False) -> pl.DataFrame:
 
     Sample::
 
-        {"code": "0", "msg": "", "data": [["1706637600000", "43398.6", "43493.9",
-          "43279.9", "43373.9", "5070.79611732", "220057933.233687634",
-          "220057933.233687634", "1"]]}
+        {"code": "0", "msg": "", "data": [["1704070800000", "42112.4", "42395.1",
+          "42058.7", "42301.2", "812.40117502", "34290551.301442718",
+          "34290551.301442718", "1"]]}
     """
     what = "okx history-candles"
     frame = candles_frame(parse_data(data, what), swap=swap, what=what)
@@ -158,8 +158,8 @@ def parse_trades(data: Any, *, contract: Contract | None = None) -> pl.DataFrame
     Sample::
 
         {"code": "0", "msg": "", "data": [{"instId": "BTC-USDT", "side": "sell",
-          "sz": "0.0009478", "px": "73239.3", "tradeId": "497859870",
-          "ts": "1710327658374"}]}
+          "sz": "0.0012345", "px": "42301.2", "tradeId": "468102235",
+          "ts": "1704070812345"}]}
     """
     what = "okx history-trades"
     return trades_frame(parse_data(data, what), contract=contract, what=what)
@@ -191,8 +191,8 @@ def parse_book(
 
     Sample::
 
-        {"code": "0", "msg": "", "data": [{"asks": [["43466.4", "14881", "0", "1"]],
-          "bids": [["43466.3", "13807", "0", "1"]], "ts": "1706612067750"}]}
+        {"code": "0", "msg": "", "data": [{"asks": [["42301.3", "12410", "0", "3"]],
+          "bids": [["42301.2", "9875", "0", "2"]], "ts": "1704070812345"}]}
     """
     what = "okx books"
     rows = parse_data(data, what)

@@ -102,7 +102,7 @@ def test_time_helpers() -> None:
     assert to_ns("1704067200000000000") == 1_704_067_200_000_000_000
     assert iso_datetime(1_704_067_200_000_000_001) == "2024-01-01T00:00:00.000000001Z"
     assert s_to_ns(1715691134.5829418) == 1_715_691_134_582_942_000  # not ...582941696
-    assert s_to_ns("1710327959") == 1_710_327_959_000_000_000
+    assert s_to_ns("1712345678") == 1_712_345_678_000_000_000
     with pytest.raises(ConfigError, match="ISO date"):
         to_ns("yesterday")
 
