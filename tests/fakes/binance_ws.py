@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.server import cut_connection
+
 __all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
 
 FIRST_ID = 2_807_759_891
@@ -263,9 +265,7 @@ class BinanceStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _trades(self, ws: web.WebSocketResponse) -> None:
         stream = f"{self.symbol.lower()}@aggTrade"

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from dccd_core.domain import NS_PER_MS
+from tests.fakes.server import cut_connection
 
 from .bitfinex import BitfinexFake
 
@@ -167,9 +168,7 @@ class BitfinexStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _trades(self, ws: web.WebSocketResponse, chan_id: int, native: str) -> None:
         now_ms = time.time_ns() // NS_PER_MS

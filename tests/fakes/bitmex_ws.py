@@ -35,6 +35,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from dccd_core.domain import NS_PER_MS
+from tests.fakes.server import cut_connection
 
 from .bitmex import BitmexFake, _iso
 
@@ -250,9 +251,7 @@ class BitmexStreamFake:
         self._sent += 1
         if self.drop_every and self._sent % self.drop_every == 0:
             self.drops += 1
-            transport = ws._req.transport if ws._req is not None else None
-            if transport is not None:
-                transport.abort()
+            cut_connection(ws)
             return False
         return True
 

@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import cut_connection
+
 __all__ = ["BybitStreamFake", "trade_record"]
 
 
@@ -208,9 +210,7 @@ class BybitStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start

@@ -38,6 +38,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import cut_connection
+
 from .coinbase import CoinbaseFake, _iso
 
 __all__ = ["CoinbaseStreamFake", "now_us"]
@@ -218,9 +220,7 @@ class CoinbaseStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _send(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
         """Send one frame; False once the connection is (or was just) cut."""

@@ -46,6 +46,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import cut_connection
+
 from ._tape_ck import bar_at
 from .coinbase import _iso
 from .kraken import KrakenFake
@@ -270,9 +272,7 @@ class KrakenStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _send(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
         if ws.closed:

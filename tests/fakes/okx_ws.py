@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import cut_connection
+
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
 
 FIRST_ID = 880_000_000
@@ -199,9 +201,7 @@ class OkxStreamFake:
 
     def _drop(self, ws: web.WebSocketResponse) -> None:
         self.drops += 1
-        transport = ws._req.transport if ws._req is not None else None
-        if transport is not None:
-            transport.abort()
+        cut_connection(ws)
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-__all__ = ["FaultInjector", "serve", "serve_in_thread"]
+__all__ = ["FaultInjector", "cut_connection", "serve", "serve_in_thread"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +67,14 @@ class FaultInjector:
                     )
                 return response
         return await handler(request)
+
+
+def cut_connection(ws: web.WebSocketResponse) -> None:
+    """Drop a WebSocket the way a network failure does: abort the TCP transport, so the
+    client sees a broken connection, not a close frame."""
+    transport = ws._req.transport if ws._req is not None else None
+    if transport is not None:
+        transport.abort()
 
 
 @contextlib.asynccontextmanager
