@@ -50,15 +50,16 @@ def test_single_partition_store_equals_truth(
     assert_frame_equal(stored, truth, check_dtypes=False)
     m = meta(result)
     assert m["dagster/row_count"] == truth.height == m["row_count"]
-    assert m["rows_new"] == truth.height
-    assert m["rows_fetched"] == truth.height
-    assert m["requests"] >= 2
+    assert m["run_rows_new"] == truth.height
+    assert m["run_rows_fetched"] == truth.height
+    assert m["run_requests"] >= 2
+    assert m["run_partitions"] == "2024-01-10 (1 day(s))"
     assert m["first_ts"] == "2024-01-10T00:00:00Z"
     assert m["window_end"] == "2024-01-11T00:00:00Z"
     assert m["holes"] == 0
     assert m["path"].endswith("ohlc/exchange=binance/symbol=BTC-USDT/span=1m")
     assert m["preview"].count("\n") == 6  # header, rule and the last 5 rows
-    assert m["files_written"] == 1
+    assert m["run_files_written"] == 1
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks), checks
 
@@ -80,14 +81,15 @@ def test_sixty_day_range_in_one_run_is_idempotent(
     truth = fake_binance.truth_candles(start, end)
     store = Store(tmp_path)
     assert_frame_equal(store.read(KEY, start, end), truth, check_dtypes=False)
-    assert meta(first)["rows_new"] == truth.height == 60 * 1440 - _holes(fake_binance, start, end)
+    assert meta(first)["run_rows_new"] == truth.height == 60 * 1440 - _holes(fake_binance, start, end)
     files = sorted(p.name for p in (tmp_path / "ohlc").rglob("*.parquet"))
     assert files == ["2024-01.parquet", "2024-02.parquet"]
 
     second = run(tmp_path, binance_origin, tags=tags)
     assert second.success
-    assert meta(second)["rows_new"] == 0
-    assert meta(second)["dagster/row_count"] == truth.height
+    assert meta(second)["run_rows_new"] == 0
+    last_day = fake_binance.truth_candles(to_ns("2024-02-29"), end).height
+    assert meta(second)["dagster/row_count"] == last_day  # the last partition's own rows
     assert_frame_equal(store.read(KEY, start, end), truth, check_dtypes=False)
     assert store.holes(KEY, start, end) == []
 
