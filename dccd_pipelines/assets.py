@@ -7,8 +7,9 @@ are daily from the dataset's start, today's in-progress day included
 run and one paginated fetch. The body is thin: partition range -> time window ->
 ``execution.run_backfill`` -> metadata: the run's counters on the output, and each
 day's own figures (rows, first/last ts, holes) on that day's materialization
-(``context.add_asset_metadata(..., partition_key=day)``), never the range's total. See ``io_manager.py`` for how rows reach the
-lake (chunked during the run, never through the output value).
+(``context.add_asset_metadata(..., partition_key=day)``), never the range's total.
+See ``io_manager.py`` for how rows reach the lake (chunked during the run, never
+through the output value).
 
 https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """

@@ -301,9 +301,10 @@ def summarize(
     lazy = store.scan(key, start_ts, end_ts)  # checks the window's footers
     if isinstance(lazy, pl.DataFrame):
         lazy = lazy.lazy()
+    ts = pl.col("ts")
     stats = (
-        lazy.group_by((pl.col("ts") // NS_PER_DAY).alias("day"))
-        .agg(pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+        lazy.group_by((ts // NS_PER_DAY).alias("day"))
+        .agg(pl.len().alias("n"), ts.min().alias("first"), ts.max().alias("last"))
         .collect()
     )
     by_day = {int(d): (int(n), int(a), int(b)) for d, n, a, b in stats.iter_rows()}
