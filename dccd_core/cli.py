@@ -250,7 +250,8 @@ def gaps_cmd(
         s, e = report.unfetched
         click.echo(
             f"{key}: not fetched yet since the latest fetch: {iso_datetime(s)} -> "
-            f"{iso_datetime(e)} ({_duration(e - s)}; the next update fetches it)"
+            f"{iso_datetime(e)} ({_duration(e - s)}; not a hole: the next update or "
+            "backfill fetches it)"
         )
 
 
