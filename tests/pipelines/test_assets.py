@@ -239,3 +239,23 @@ def test_range_run_gives_each_day_its_own_metadata(
     full = [fake_binance.truth_candles(to_ns(d), to_ns(d) + NS_PER_DAY).height for d in days[:2]]
     assert counts[:2] == full and all(1400 < n <= 1440 for n in full)
     assert counts[2] < 1440  # today: up to the last closed minute only
+
+
+def test_run_metadata_never_counts_the_open_candle_as_a_hole(tmp_path: Path) -> None:
+    """Today's partition ends now, a backfill stops at the open bar: no hole there; an
+    earlier never-fetched stretch of the day still is one."""
+    from dccd_core.domain import now_ns
+    from dccd_pipelines.execution import summarize
+
+    now = now_ns()
+    minute = 60 * 10**9
+    open_bar = now - now % minute
+    day = now - now % NS_PER_DAY
+    store = Store(tmp_path)
+    if open_bar - day < 3 * minute:
+        pytest.skip("too early in the UTC day for a closed hole before the open bar")
+    store.record_coverage(KEY, day, day + minute)
+    store.record_coverage(KEY, day + 2 * minute, open_bar)
+    summary = summarize(None, store, KEY, day, now)
+    assert summary.holes == ((day + minute, day + 2 * minute),)
+    assert [d.holes for d in summary.days] == [((day + minute, day + 2 * minute),)]
