@@ -136,7 +136,7 @@ def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any
         meta = {k: v.value for k, v in mats[-1].metadata.items()}
     days = (date.fromisoformat(end) - date.fromisoformat(start)).days
     return _row(f"dagster single-run {days} partitions {span}", wall,
-                int(meta["rows_fetched"]), int(meta["requests"]), rss["mb"])
+                int(meta["run_rows_fetched"]), int(meta["run_requests"]), rss["mb"])
 
 
 def generated_catalog(n_symbols: int = 50, today: date | None = None) -> dict[str, Any]:

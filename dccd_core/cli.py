@@ -221,26 +221,38 @@ def gaps_cmd(
     end: str | None,
     root: Path | None,
 ) -> None:
-    """List the never-fetched time ranges (holes of coverage) of one dataset."""
+    """List the never-fetched time ranges (holes of coverage) of one dataset.
+
+    Only what has happened counts: the candle still open is never a hole, and the
+    stretch from the latest fetch to now is shown apart ("not fetched yet"). A damaged
+    period file in the window is an error, as for ``dccd read``.
+    """
     key = DatasetKey.of(exchange, symbol, data_type, span)
     start_ts, end_ts = resolve_range(start, end)
     store = Store(root)
-    coverage = store.coverage(key)
+    now = now_ns()
     if start_ts is None:
-        start_ts = coverage.start
+        start_ts = store.coverage(key).start
         if start_ts is None:
             raise ConfigError(f"nothing recorded for {key}: give --start to list the holes")
     if end_ts is None:
-        end_ts = max(now_ns(), start_ts)
-    holes = coverage.holes(start_ts, end_ts)
+        end_ts = max(now, start_ts)
+    report = store.hole_report(key, start_ts, end_ts, now_ts=now)
     window = f"[{iso_datetime(start_ts)}, {iso_datetime(end_ts)})"
-    if not holes:
+    if not report.holes:
         click.echo(f"{key}: no holes in {window}")
-        return
-    total = sum(e - s for s, e in holes)
-    click.echo(f"{key}: {len(holes)} hole(s), {_duration(total)} missing in {window}")
-    for s, e in holes:
-        click.echo(f"  {iso_datetime(s)}  ->  {iso_datetime(e)}  ({_duration(e - s)})")
+    else:
+        total = sum(e - s for s, e in report.holes)
+        click.echo(f"{key}: {len(report.holes)} hole(s), {_duration(total)} missing in {window}")
+        for s, e in report.holes:
+            click.echo(f"  {iso_datetime(s)}  ->  {iso_datetime(e)}  ({_duration(e - s)})")
+    if report.unfetched is not None:
+        s, e = report.unfetched
+        click.echo(
+            f"{key}: not fetched yet since the latest fetch: {iso_datetime(s)} -> "
+            f"{iso_datetime(e)} ({_duration(e - s)}; not a hole: the next update or "
+            "backfill fetches it)"
+        )
 
 
 @cli.command("validate")

@@ -5,8 +5,11 @@ Every name is derived from the spec's ``DatasetKey``: asset key
 are daily from the dataset's start, today's in-progress day included
 (``end_offset=1``); ``BackfillPolicy.single_run()`` makes a range of partitions one
 run and one paginated fetch. The body is thin: partition range -> time window ->
-``execution.run_backfill`` -> metadata. See ``io_manager.py`` for how rows reach the
-lake (chunked during the run, never through the output value).
+``execution.run_backfill`` -> metadata: the run's counters on the output, and each
+day's own figures (rows, first/last ts, holes) on that day's materialization
+(``context.add_asset_metadata(..., partition_key=day)``), never the range's total.
+See ``io_manager.py`` for how rows reach the lake (chunked during the run, never
+through the output value).
 
 https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """
@@ -39,10 +42,12 @@ from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
 from .resources import STORE_KEY, DccdStore
 
 __all__ = [
+    "add_day_metadata",
     "asset_key",
     "build_dataset_asset",
     "build_dataset_assets",
     "daily_partitions",
+    "day_metadata",
     "freshness_policy",
     "materialize_range",
     "output_name",
@@ -106,28 +111,52 @@ def _description(spec: DatasetSpec) -> str:
 
 
 def summary_metadata(summary: RunSummary) -> dict[str, Any]:
-    """The run's metadata as Dagster metadata values."""
-    values = summary.as_dict()
-    holes = values.pop("holes_first")
-    meta: dict[str, Any] = {
-        "dagster/row_count": MetadataValue.int(summary.row_count),
-        "rows_fetched": MetadataValue.int(summary.rows_fetched),
-        "rows_new": MetadataValue.int(summary.rows_new),
-        "requests": MetadataValue.int(summary.requests),
-        "retries": MetadataValue.int(summary.retries),
-        "rate_limit_pauses": MetadataValue.int(summary.rate_limit_pauses),
-        "window_start": MetadataValue.text(values["window_start"]),
-        "window_end": MetadataValue.text(values["window_end"]),
-        "first_ts": MetadataValue.text(values["first_ts"] or ""),
-        "last_ts": MetadataValue.text(values["last_ts"] or ""),
-        "files_written": MetadataValue.int(len(summary.files)),
-        "holes": MetadataValue.int(len(summary.holes)),
-        "holes_first": MetadataValue.json(holes),
-        "preview": MetadataValue.md(summary.preview_md),
+    """The run's own figures as Dagster metadata, the same on every partition it
+    materializes, so each name says ``run_`` (a day's figures: ``day_metadata``)."""
+    days = summary.days
+    first_day = days[0].partition if days else ""
+    last_day = days[-1].partition if days else ""
+    span = first_day if first_day == last_day else f"{first_day}...{last_day}"
+    return {
+        "run_partitions": MetadataValue.text(f"{span} ({len(days)} day(s))"),
+        "run_rows_fetched": MetadataValue.int(summary.rows_fetched),
+        "run_rows_new": MetadataValue.int(summary.rows_new),
+        "run_requests": MetadataValue.int(summary.requests),
+        "run_retries": MetadataValue.int(summary.retries),
+        "run_rate_limit_pauses": MetadataValue.int(summary.rate_limit_pauses),
+        "run_files_written": MetadataValue.int(len(summary.files)),
+        # The file list goes to the run log, not here: a range run repeats its metadata
+        # on every partition's materialization event (365 copies for a year).
     }
-    # The file list goes to the run log, not here: a range run repeats its metadata on
-    # every partition's materialization event (365 copies for a year).
-    return meta
+
+
+def day_metadata(summary: RunSummary) -> dict[str, dict[str, Any]]:
+    """Each daily partition's own figures (rows, first/last ts, holes, last rows) as
+    Dagster metadata, by partition key."""
+    out: dict[str, dict[str, Any]] = {}
+    for day in summary.days:
+        values = day.as_dict()
+        out[day.partition] = {
+            "dagster/row_count": MetadataValue.int(day.row_count),
+            "row_count": MetadataValue.int(day.row_count),
+            "window_start": MetadataValue.text(values["window_start"]),
+            "window_end": MetadataValue.text(values["window_end"]),
+            "first_ts": MetadataValue.text(values["first_ts"] or ""),
+            "last_ts": MetadataValue.text(values["last_ts"] or ""),
+            "holes": MetadataValue.int(len(day.holes)),
+            "holes_first": MetadataValue.json(values["holes_first"]),
+            "preview": MetadataValue.md(day.preview_md),
+        }
+    return out
+
+
+def add_day_metadata(
+    context: AssetExecutionContext, key: DatasetKey, days: dict[str, dict[str, Any]]
+) -> None:
+    """Give each partition of the run its own figures (Dagster merges them over the
+    output's metadata on that partition's materialization event)."""
+    for partition, metadata in days.items():
+        context.add_asset_metadata(metadata, asset_key=asset_key(key), partition_key=partition)
 
 
 def materialize_range(
@@ -138,12 +167,13 @@ def materialize_range(
     log: Any,
     *,
     now_ts: int | None = None,
-) -> tuple[Committed, dict[str, Any]]:
-    """Backfill the days ``first_day..last_day`` of ``spec``; the receipt and metadata."""
+) -> tuple[Committed, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Backfill the days ``first_day..last_day`` of ``spec``; the receipt, the run's
+    metadata and each day's (``summary_metadata``, ``day_metadata``)."""
     start_ts, end_ts = partition_window(first_day, last_day, now_ts)
     store = store_resource.open()
     result = run_backfill(spec, start_ts, end_ts, store, log.info)
-    summary = summarize(result, store, spec.key, start_ts, end_ts)
+    summary = summarize(result, store, spec.key, start_ts, end_ts, now_ts=now_ts)
     log.info(
         f"{spec.key}: {summary.rows_fetched:,} rows fetched, {summary.rows_new:,} new, "
         f"{summary.row_count:,} stored in {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}, "
@@ -152,7 +182,7 @@ def materialize_range(
     if summary.files:
         log.info(f"{spec.key}: files written: {', '.join(summary.files)}")
     receipt = Committed(spec.key, start_ts, end_ts, summary.row_count, summary.files)
-    return receipt, summary_metadata(summary)
+    return receipt, summary_metadata(summary), day_metadata(summary)
 
 
 def output_name(key: DatasetKey) -> str:
@@ -203,9 +233,10 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
         dccd_store: DccdStore = getattr(context.resources, STORE_KEY)
         if asset_key(key) in context.selected_asset_keys:
             days = context.partition_key_range
-            receipt, metadata = materialize_range(
+            receipt, metadata, per_day = materialize_range(
                 spec, days.start, days.end, dccd_store, context.log
             )
+            add_day_metadata(context, key, per_day)
             yield Output(receipt, output_name=output_name(key), metadata=metadata)
         yield from evaluate_checks(context, spec, dccd_store.root)
 

@@ -10,7 +10,8 @@ a deduplicating read), plus candle sanity and holes against the coverage record.
 * ``ohlc_sanity``        low <= open, close <= high, volume >= 0 (candles only; BitMEX
                          ``open`` is the previous close and may lie outside, DESIGN.md)
 * ``no_holes``           no never-fetched range inside the window up to the coverage
-                         frontier (WARN; the unfetched tail is the freshness policy's job)
+                         frontier (WARN; the unfetched tail is the freshness policy's job;
+                         ``dccd_core.storage.find_holes``: the open candle is never a hole)
 
 The window is the run's partition range when the check runs with a materialization
 (the dataset's job runs it right after the asset), else the whole dataset. Files are
@@ -177,18 +178,21 @@ def _audit_holes(
     end_ts: int | None,
     dataset_start_ts: int | None,
 ) -> None:
-    from dccd_core.storage import Store
+    from dccd_core.storage import Store, find_holes
 
     coverage = Store(store_root).coverage(key)
     lo = start_ts if start_ts is not None else (dataset_start_ts or coverage.start)
     frontier = coverage.end
-    hi = min(end_ts if end_ts is not None else now_ns(), frontier or 0)
+    now = now_ns()
+    hi = min(end_ts if end_ts is not None else now, frontier or 0)
     outcome.extra["coverage_until"] = iso_datetime(frontier) if frontier else None
     if lo is None or frontier is None:
         outcome.bad = 1
         outcome.extra["reason"] = "nothing fetched yet: materialize the dataset"
         return
-    holes = coverage.holes(lo, hi) if hi > lo else []
+    # up to the frontier (the tail not fetched yet is the freshness policy's job), and
+    # never the bar still open
+    holes = list(find_holes(key, coverage, lo, hi, now).holes) if hi > lo else []
     outcome.bad = len(holes)
     outcome.extra["missing_s"] = sum(b - a for a, b in holes) // 1_000_000_000
     outcome.examples = [

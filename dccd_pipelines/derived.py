@@ -36,7 +36,14 @@ from dagster import (
 
 from dccd_core.domain import iso_datetime
 
-from .assets import asset_key, daily_partitions, freshness_policy, summary_metadata
+from .assets import (
+    add_day_metadata,
+    asset_key,
+    daily_partitions,
+    day_metadata,
+    freshness_policy,
+    summary_metadata,
+)
 from .catalog import DatasetSpec
 from .execution import partition_window, summarize
 from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
@@ -56,8 +63,9 @@ def derive_range(
     log: Any,
     *,
     now_ts: int | None = None,
-) -> tuple[Committed, dict[str, Any]]:
-    """Derive the bars of the days ``first_day..last_day``; the receipt and metadata."""
+) -> tuple[Committed, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Derive the bars of the days ``first_day..last_day``; the receipt, the run's
+    metadata and each day's."""
     from dccd_core.operations.derive import derive_candles
 
     if spec.derive_from is None:
@@ -71,7 +79,7 @@ def derive_range(
         requests=0,
         files=result.write.files,
     )
-    summary = summarize(counters, store, spec.key, start_ts, end_ts)
+    summary = summarize(counters, store, spec.key, start_ts, end_ts, now_ts=now_ts)
     uncovered = [f"{iso_datetime(a)} -> {iso_datetime(b)}" for a, b in result.uncovered]
     log.info(
         f"{spec.key}: {result.bars:,} bars derived from {result.trades:,} trades of "
@@ -97,7 +105,7 @@ def derive_range(
         }
     )
     receipt = Committed(spec.key, start_ts, end_ts, summary.row_count, summary.files)
-    return receipt, metadata
+    return receipt, metadata, day_metadata(summary)
 
 
 def _description(spec: DatasetSpec) -> str:
@@ -140,7 +148,10 @@ def build_derived_asset(spec: DatasetSpec) -> AssetsDefinition:
     )
     def _derived(context: AssetExecutionContext, dccd_store: DccdStore) -> Output[Committed]:
         days = context.partition_key_range
-        receipt, metadata = derive_range(spec, days.start, days.end, dccd_store, context.log)
+        receipt, metadata, per_day = derive_range(
+            spec, days.start, days.end, dccd_store, context.log
+        )
+        add_day_metadata(context, key, per_day)
         return Output(receipt, output_name=_OUTPUT, metadata=metadata)
 
     return _derived

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,18 +27,20 @@ from dccd_core.domain import (
     ConfigError,
     DatasetKey,
     DataType,
+    iso_date,
     iso_datetime,
     now_ns,
     to_ns,
 )
 
 if TYPE_CHECKING:
-    from dccd_core.storage import Store
+    from dccd_core.storage import Coverage, Store
 
     from .catalog import DatasetSpec
 
 __all__ = [
     "PROGRESS_INTERVAL_S",
+    "DaySummary",
     "ProgressLog",
     "RunSummary",
     "format_progress",
@@ -207,8 +209,40 @@ def run_backfill(
 
 
 @dataclass(frozen=True, slots=True)
+class DaySummary:
+    """What the store holds for one daily partition of a run (its own figures)."""
+
+    partition: str
+    start_ts: int
+    end_ts: int
+    row_count: int
+    first_ts: int | None
+    last_ts: int | None
+    holes: tuple[tuple[int, int], ...]
+    preview_md: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat metadata values (ISO strings for timestamps)."""
+        return {
+            "row_count": self.row_count,
+            "window_start": iso_datetime(self.start_ts),
+            "window_end": iso_datetime(self.end_ts),
+            "first_ts": iso_datetime(self.first_ts) if self.first_ts is not None else None,
+            "last_ts": iso_datetime(self.last_ts) if self.last_ts is not None else None,
+            "holes": len(self.holes),
+            "holes_first": [
+                f"{iso_datetime(a)} -> {iso_datetime(b)}" for a, b in self.holes[:HOLES_SHOWN]
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
-    """What a run did and what the store now holds in its window (plain values)."""
+    """What a run did and what the store now holds in its window (plain values).
+
+    The counters (``rows_fetched`` .. ``files``) are the run's; ``days`` holds each
+    daily partition's own figures, since a range run materializes every day of it.
+    """
 
     key: DatasetKey
     start_ts: int
@@ -224,6 +258,7 @@ class RunSummary:
     last_ts: int | None
     holes: tuple[tuple[int, int], ...]
     preview_md: str
+    days: tuple[DaySummary, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Flat metadata values (ISO strings for timestamps)."""
@@ -246,22 +281,54 @@ class RunSummary:
         }
 
 
-def summarize(result: Any, store: Store, key: DatasetKey, start_ts: int, end_ts: int) -> RunSummary:
-    """Combine the backfill's counters with what the store holds in ``[start_ts, end_ts)``.
+def summarize(
+    result: Any,
+    store: Store,
+    key: DatasetKey,
+    start_ts: int,
+    end_ts: int,
+    *,
+    now_ts: int | None = None,
+) -> RunSummary:
+    """Combine the backfill's counters with what the store holds in ``[start_ts, end_ts)``,
+    for the whole window and for each UTC day of it.
 
-    Reads lazily: a count and the last rows, never the whole window in memory.
+    Reads lazily: one pass over ``ts`` for the per-day counts, then the last rows of
+    each day, never the whole window in memory. Holes are judged at ``now_ts`` (default
+    now): the candle still open is not one (``dccd_core.storage.find_holes``).
     """
-    lazy = store.scan(key, start_ts, end_ts)
+    now = now_ns() if now_ts is None else now_ts
+    lazy = store.scan(key, start_ts, end_ts)  # checks the window's footers
     if isinstance(lazy, pl.DataFrame):
         lazy = lazy.lazy()
-    stats = lazy.select(
-        pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
-    ).collect()
-    row_count = int(stats["n"][0])
-    first_ts = stats["first"][0] if row_count else None
-    last_ts = stats["last"][0] if row_count else None
-    preview = lazy.sort("ts").tail(PREVIEW_ROWS).collect() if row_count else pl.DataFrame()
-    holes = tuple((int(a), int(b)) for a, b in _holes(store, key, start_ts, end_ts))
+    ts = pl.col("ts")
+    stats = (
+        lazy.group_by((ts // NS_PER_DAY).alias("day"))
+        .agg(pl.len().alias("n"), ts.min().alias("first"), ts.max().alias("last"))
+        .collect()
+    )
+    by_day = {int(d): (int(n), int(a), int(b)) for d, n, a, b in stats.iter_rows()}
+    coverage = store.coverage(key) if key.data_type is not DataType.BOOK else None
+    days = []
+    for day in range(start_ts // NS_PER_DAY, (end_ts - 1) // NS_PER_DAY + 1):
+        lo, hi = max(start_ts, day * NS_PER_DAY), min(end_ts, (day + 1) * NS_PER_DAY)
+        n, first, last = by_day.get(day, (0, None, None))
+        days.append(
+            DaySummary(
+                partition=iso_date(day * NS_PER_DAY),
+                start_ts=lo,
+                end_ts=hi,
+                row_count=n,
+                first_ts=first,
+                last_ts=last,
+                holes=_holes(coverage, key, lo, hi, now),
+                preview_md=_preview(store, key, lo, hi) if n else markdown_table(pl.DataFrame()),
+            )
+        )
+    row_count = sum(d.row_count for d in days)
+    firsts = [d.first_ts for d in days if d.first_ts is not None]
+    lasts = [d.last_ts for d in days if d.last_ts is not None]
+    last_day = next((d for d in reversed(days) if d.row_count), None)
     files = tuple(str(f) for f in (getattr(result, "files", None) or ()))
     return RunSummary(
         key=key,
@@ -274,24 +341,30 @@ def summarize(result: Any, store: Store, key: DatasetKey, start_ts: int, end_ts:
         rate_limit_pauses=int(getattr(result, "rate_limit_pauses", 0) or 0),
         files=files,
         row_count=row_count,
-        first_ts=int(first_ts) if first_ts is not None else None,
-        last_ts=int(last_ts) if last_ts is not None else None,
-        holes=holes,
-        preview_md=markdown_table(preview),
+        first_ts=min(firsts) if firsts else None,
+        last_ts=max(lasts) if lasts else None,
+        holes=_holes(coverage, key, start_ts, end_ts, now),
+        preview_md=last_day.preview_md if last_day else markdown_table(pl.DataFrame()),
+        days=tuple(days),
     )
 
 
-def _holes(store: Store, key: DatasetKey, start_ts: int, end_ts: int) -> Sequence[tuple[int, int]]:
-    if key.data_type is DataType.BOOK:
+def _preview(store: Store, key: DatasetKey, start_ts: int, end_ts: int) -> str:
+    """The last rows of ``[start_ts, end_ts)``."""
+    lazy = store.scan(key, start_ts, end_ts)
+    if isinstance(lazy, pl.DataFrame):
+        lazy = lazy.lazy()
+    return markdown_table(lazy.top_k(PREVIEW_ROWS, by="ts").sort("ts").collect())
+
+
+def _holes(
+    coverage: Coverage | None, key: DatasetKey, start_ts: int, end_ts: int, now_ts: int
+) -> tuple[tuple[int, int], ...]:
+    if coverage is None:
         return ()  # book snapshots are point samples: "holes" are not defined for them
-    out = []
-    for hole in store.holes(key, start_ts, end_ts):
-        a = _attr(hole, "start_ts", "start")
-        b = _attr(hole, "end_ts", "end")
-        if a is None or b is None:
-            a, b = hole
-        out.append((int(a), int(b)))
-    return out
+    from dccd_core.storage import find_holes
+
+    return find_holes(key, coverage, start_ts, end_ts, now_ts).holes
 
 
 def markdown_table(df: pl.DataFrame) -> str:

@@ -110,6 +110,8 @@ class DccdIOManager(ConfigurableIOManager):
                 f"the dccd IO manager stores a polars DataFrame or a Committed receipt, "
                 f"not {type(obj).__name__}; return one of those from {key}"
             )
+        # For a range run this row_count is the range's; the asset body gives each day's
+        # materialization its own (``assets.add_day_metadata``), which Dagster puts over it.
         context.add_output_metadata(
             {"path": MetadataValue.path(str(self.target(key))), "row_count": row_count}
         )

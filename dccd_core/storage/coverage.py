@@ -14,6 +14,13 @@ can only approximate it:
 - trades and book: each period file covers ``[min ts, max ts]`` of its rows (from
   the footer statistics); quiet stretches at the edges of a day become holes, and
   fetched ranges that yielded no rows at all are lost.
+
+A hole is a never-fetched range of what has already happened. ``find_holes`` is the
+one place that decides it (the store, the run metadata, the checks and ``dccd gaps``
+all ask it): nothing after ``settled_until(key, now)`` can be a hole (the candle still
+open has not happened yet), and the never-fetched stretch from the latest fetch up to
+now is reported apart, as ``HoleReport.unfetched`` (the next update's job, watched by
+the freshness policy), not as a hole.
 """
 
 from __future__ import annotations
@@ -26,12 +33,20 @@ from pathlib import Path
 
 import polars as pl
 
-from dccd_core.domain import ConfigError, DatasetKey, DataType
+from dccd_core.domain import ConfigError, DatasetKey, DataType, now_ns
 
 from .files import atomic_write, read_footer, read_period_frame, ts_range_from_footer
 from .layout import PeriodFile
 
-__all__ = ["Coverage", "load_coverage", "rebuild_coverage", "save_coverage"]
+__all__ = [
+    "Coverage",
+    "HoleReport",
+    "find_holes",
+    "load_coverage",
+    "rebuild_coverage",
+    "save_coverage",
+    "settled_until",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +118,51 @@ class Coverage:
 
     def __bool__(self) -> bool:
         return bool(self.ranges)
+
+
+def settled_until(key: DatasetKey, now_ts: int) -> int:
+    """The end of what has happened: for candles the open of the bar still in progress
+    (its close is not known yet), for everything else ``now_ts``."""
+    return key.span.floor(now_ts) if key.span is not None else now_ts
+
+
+@dataclass(frozen=True, slots=True)
+class HoleReport:
+    """The never-fetched parts of a window, oldest first.
+
+    ``holes``: ranges missing between fetched ones (or anywhere in a window that ends
+    before the latest fetch or in the past); ``unfetched``: the range from the latest
+    fetch to now (``settled_until``), not fetched *yet*, or None; ``fetched_until``: the
+    end of the latest fetch (None when nothing was ever fetched).
+    """
+
+    holes: tuple[tuple[int, int], ...]
+    unfetched: tuple[int, int] | None
+    fetched_until: int | None
+
+
+def find_holes(
+    key: DatasetKey, coverage: Coverage, start: int, end: int, now_ts: int | None = None
+) -> HoleReport:
+    """The holes of ``[start, end)`` (see the module docstring); ``now_ts`` defaults to now.
+
+    Only what has happened is judged: the window is cut at ``settled_until``. A
+    never-fetched range that reaches that point and starts at or after the end of the
+    latest fetch is ``unfetched``, not a hole. With nothing fetched at all, every part of
+    the window is a hole.
+    """
+    if end < start:
+        raise ConfigError(f"range ends before it starts: [{start}, {end})")
+    horizon = settled_until(key, now_ns() if now_ts is None else now_ts)
+    hi = min(end, horizon)
+    holes = coverage.holes(start, hi) if hi > start else []
+    unfetched = None
+    fetched_until = coverage.end
+    if holes and fetched_until is not None and hi == horizon:
+        last_start, last_end = holes[-1]
+        if last_end == horizon and last_start >= fetched_until:
+            unfetched = holes.pop()
+    return HoleReport(tuple(holes), unfetched, fetched_until)
 
 
 def load_coverage(path: Path) -> Coverage | None:

@@ -31,7 +31,14 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .coverage import Coverage, load_coverage, rebuild_coverage, save_coverage
+from .coverage import (
+    Coverage,
+    HoleReport,
+    find_holes,
+    load_coverage,
+    rebuild_coverage,
+    save_coverage,
+)
 from .files import (
     clean_stale_temps,
     ensure_dir,
@@ -356,11 +363,27 @@ class Store:
                 _set_aside_corrupt(path)
             save_coverage(path, coverage.add(start, end))
 
-    def holes(self, key: DatasetKey, start: TimeLike, end: TimeLike) -> list[tuple[int, int]]:
-        """The never-fetched parts of ``[start, end)``, oldest first."""
+    def hole_report(
+        self, key: DatasetKey, start: TimeLike, end: TimeLike, *, now_ts: int | None = None
+    ) -> HoleReport:
+        """The holes of ``[start, end)`` and the not-yet-fetched tail (``find_holes``).
+
+        The period files of the window are checked first (footers): a damaged file's
+        rows are lost although the coverage record says they were fetched, so it is a
+        ``CorruptFile``, the same error ``read`` gives, never "no holes".
+        """
         start_ts, end_ts = resolve_range(start, end)
         assert start_ts is not None and end_ts is not None
-        return self.coverage(key).holes(start_ts, end_ts)
+        for period_file in self._files_in(key, start_ts, end_ts):
+            read_footer(period_file.path)
+        return find_holes(key, self.coverage(key), start_ts, end_ts, now_ts)
+
+    def holes(
+        self, key: DatasetKey, start: TimeLike, end: TimeLike, *, now_ts: int | None = None
+    ) -> list[tuple[int, int]]:
+        """The never-fetched parts of ``[start, end)`` that have happened, oldest first
+        (see ``hole_report``: the tail not fetched yet is not a hole)."""
+        return list(self.hole_report(key, start, end, now_ts=now_ts).holes)
 
 
 def _set_aside_corrupt(path: Path) -> None:

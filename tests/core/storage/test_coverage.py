@@ -135,3 +135,35 @@ def test_rebuild_on_a_read_only_lake_still_answers(
 
     monkeypatch.setattr("dccd_core.storage.store.save_coverage", refuse)
     assert Store(tmp_path).coverage(OHLC_1M).ranges == ((t, t + 2 * MIN),)
+
+
+def test_what_has_not_happened_or_not_been_fetched_yet_is_not_a_hole(tmp_path: Path) -> None:
+    """The open candle is never a hole; the stretch from the latest fetch to now is
+    ``unfetched``, apart from the holes; a hole before it is still one."""
+    from dccd_core.storage import find_holes
+
+    store = Store(tmp_path)
+    store.record_coverage(OHLC_1M, ns("2024-03-01T10:00"), ns("2024-03-01T11:00"))
+    store.record_coverage(OHLC_1M, ns("2024-03-01T11:30"), ns("2024-03-01T12:00:15"))
+    cov = store.coverage(OHLC_1M)
+    real_hole = (ns("2024-03-01T11:00"), ns("2024-03-01T11:30"))
+    now = ns("2024-03-01T12:00:45")  # covered up to now - 30 s, in the open minute
+    report = find_holes(OHLC_1M, cov, ns("2024-03-01T10:00"), now, now)
+    assert report.holes == (real_hole,) and report.unfetched is None
+    assert store.holes(OHLC_1M, "2024-03-01T10:00", now, now_ts=now) == [real_hole]
+    later = ns("2024-03-01T12:05:10")  # 4 closed bars since the latest fetch, then the open one
+    report = find_holes(OHLC_1M, cov, ns("2024-03-01T10:00"), later, later)
+    assert report.holes == (real_hole,)
+    assert report.unfetched == (ns("2024-03-01T12:00:15"), ns("2024-03-01T12:05"))
+    assert report.fetched_until == ns("2024-03-01T12:00:15")
+    # a window ending in the past is judged whole: its never-fetched tail is a hole
+    past = find_holes(OHLC_1M, cov, ns("2024-03-01T11:45"), ns("2024-03-01T12:03"), later)
+    assert past.holes == ((ns("2024-03-01T12:00:15"), ns("2024-03-01T12:03")),)
+    assert past.unfetched is None
+    # trades: the last seconds after the latest flush are not fetched *yet*
+    store.record_coverage(TRADES, ns("2024-03-01T10:00"), ns("2024-03-01T12:00:40"))
+    report = store.hole_report(TRADES, ns("2024-03-01T10:00"), now, now_ts=now)
+    assert report.holes == ()
+    assert report.unfetched == (ns("2024-03-01T12:00:40"), now)
+    # nothing fetched at all: the whole window is a hole
+    assert find_holes(TRADES, Coverage(), 0, 10, now).holes == ((0, 10),)
