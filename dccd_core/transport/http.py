@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -269,7 +269,7 @@ class HttpClient:
         if parsed and self.errors is not None:
             found = self.errors.classify(body)
             if found is not None:
-                self._raise_fault(found[0], found[1], response, body, url)
+                self._raise_fault(self.errors, *found, response, body, url)
         if status in (418, 429):
             raise _RateLimitSignal(status, _retry_after_s(response))
         if status >= 500:
@@ -288,17 +288,22 @@ class HttpClient:
         return body
 
     def _raise_fault(
-        self, fault: Fault, said: str, response: httpx.Response, body: Any, url: str
-    ) -> None:
-        """Raise what the exchange's error table says ``body`` means."""
+        self,
+        table: ErrorTable,
+        fault: Fault,
+        said: str,
+        response: httpx.Response,
+        body: Any,
+        url: str,
+    ) -> NoReturn:
+        """Raise what the exchange's error ``table`` says ``body`` means."""
         status = response.status_code
         if fault is Fault.TRANSIENT:
             raise TransientError(
                 f"{self.exchange} answered HTTP {status} for {url}: {said}", "server"
             )
         if fault is Fault.RATE_LIMIT:
-            assert self.errors is not None
-            pause = _retry_after_s(response, self.errors.rate_limit_pause_s)
+            pause = _retry_after_s(response, table.rate_limit_pause_s)
             raise _RateLimitSignal(status, pause, said)
         # permanent: the source's own reading first (UnknownSymbol, its wording), then ours
         if self.check_payload is not None and (status < 400 or status >= 500):
