@@ -11,7 +11,9 @@ ccxt errors are mapped to the dccd tree here and nowhere else::
     ccxt.BadSymbol                          -> UnknownSymbol
     ccxt.NotSupported                       -> NoCapability
     ccxt.RateLimitExceeded / DDoSProtection -> retried, then RateLimited
-    ccxt.NetworkError / BadResponse         -> retried, then RetryExhausted
+    ccxt.OperationFailed (NetworkError,     -> retried, then RetryExhausted
+      ExchangeNotAvailable, RequestTimeout,
+      OnMaintenance, BadResponse)
     ccxt.ExchangeError (other)              -> ExchangeError
     anything else ccxt raises               -> TransportError
 
@@ -255,7 +257,10 @@ class CcxtSource(Source):
                         "lower the request rate or retry later"
                     ) from exc
                 delay = self.retry.backoff_s(limits)
-            except (ccxt_async.NetworkError, ccxt_async.BadResponse) as exc:
+            except ccxt_async.OperationFailed as exc:
+                # NetworkError (ExchangeNotAvailable, OnMaintenance, RequestTimeout, ...),
+                # BadResponse and OperationFailed itself: ccxt's "retrying may succeed"
+                # branch, e.g. Binance -1000 UNKNOWN (HTTP 500) arrives as OperationFailed
                 faults += 1
                 if faults >= self.retry.attempts:
                     raise RetryExhausted(

@@ -165,6 +165,7 @@ def build_source(
         endpoints.rest_url,
         limiter=limiter,
         check_payload=getattr(cls, "check_payload", None),
+        errors=getattr(cls, "errors", None),
         transport=transport,
     )
     built: Source = cls(http, endpoints)

@@ -10,17 +10,27 @@ through ``get``, which owns, exactly once for the whole code base:
   after a 429 is how an IP ban, 418, is earned); repeated 418 -> ``RateLimited``;
 * transient faults: timeouts, resets, 5xx, invalid or truncated JSON -> retried with
   full-jitter backoff, ``RetryExhausted`` after the budget;
-* API errors: other 4xx -> ``ExchangeError`` carrying the exchange's own message; a 200
-  whose body reports an error is caught by the source's ``check_payload`` hook (never
-  mistaken for an empty page).
+* API errors: the exchange's table of documented error codes (``errors``, an
+  ``ErrorTable`` declared by each source, see ``dccd_core.transport.errors``) decides
+  what an error body means, whatever the status it came with: Binance answers HTTP 500
+  ``{"code":-1000,...}`` ("unknown outcome": retry), Bitfinex HTTP 500
+  ``["error",10020,"limit: invalid"]`` (a bad parameter: final), Kraken HTTP 200
+  ``{"error":["EService:Busy"]}`` (retry). A body the table does not know keeps its
+  status's meaning; a 200 whose body reports an error is caught by the source's
+  ``check_payload`` hook (never mistaken for an empty page).
 
-httpx exceptions are translated to the dccd tree here and nowhere else::
+httpx exceptions and error bodies are translated to the dccd tree here and nowhere else::
 
-    httpx.TimeoutException      -> TransientError("timeout")  -> RetryExhausted
-    httpx.TransportError        -> TransientError("connect")  -> RetryExhausted
-    5xx / bad JSON              -> TransientError             -> RetryExhausted
-    429 / 418                   -> pause gate                 -> RateLimited
-    other 4xx, check_payload    -> ExchangeError
+    httpx.TimeoutException           -> TransientError("timeout") -+
+    httpx.TransportError             -> TransientError("connect") -+-> retried, backoff
+    bad JSON                         -> TransientError("json")    -+   -> RetryExhausted
+    table: transient (any status)    -> TransientError("server")  -+
+    5xx not in the table             -> TransientError("server")  -+
+    table: rate_limit (any status)   -> pause gate (Retry-After or the table's pause)
+    429 / 418 not in the table       -> pause gate                   -> RateLimited
+    table: permanent, 4xx not in it  -> ExchangeError (the exchange's own message;
+                                        a 5xx/200 body goes through check_payload first)
+    200 not in the table             -> check_payload (may raise ExchangeError)
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +50,7 @@ import orjson
 
 from dccd_core.domain import ExchangeError, RateLimited, RetryExhausted
 
+from .errors import ErrorTable, Fault, error_entries
 from .limiter import WeightLimiter
 from .retry import DEFAULT_RETRY, RetryPolicy, TransientError, should_retry
 
@@ -77,27 +88,26 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _retry_after_s(response: httpx.Response) -> float:
+def _retry_after_s(response: httpx.Response, default: float = _DEFAULT_PAUSE_S) -> float:
     raw = response.headers.get("Retry-After")
     if raw is None:
-        return _DEFAULT_PAUSE_S
+        return default
     try:
         return max(0.0, float(raw))
     except ValueError:
-        return _DEFAULT_PAUSE_S
+        return default
 
 
 def _error_message(response: httpx.Response) -> str:
-    """The exchange's own words: Binance ``{"code":-1121,"msg":"Invalid symbol."}``."""
+    """The exchange's own words: Binance ``{"code":-1121,"msg":"Invalid symbol."}`` ->
+    ``Invalid symbol. (code -1121)``; a body that is not JSON, its first 300 characters."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return response.text[:300].strip() or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("msg", "message", "error", "retMsg", "detail"):
-            if body.get(key):
-                code = body.get("code", body.get("retCode"))
-                return f"{body[key]}" + (f" (code {code})" if code is not None else "")
+    entries = error_entries(body)
+    if entries:
+        return "; ".join(message for _, message in entries)[:300]
     return str(body)[:300]
 
 
@@ -112,6 +122,7 @@ class HttpClient:
         limiter: WeightLimiter | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         check_payload: Callable[[Any], None] | None = None,
+        errors: ErrorTable | None = None,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
@@ -122,6 +133,7 @@ class HttpClient:
         self.limiter = limiter
         self.retry = retry
         self.check_payload = check_payload
+        self.errors = errors
         self.stats = HttpStats()
         self._host_limiters: dict[str, WeightLimiter] = {}
         self._paused_until = 0.0  # monotonic; the shared pause gate
@@ -156,7 +168,7 @@ class HttpClient:
         """Seconds left before the exchange may be asked again (0 when open)."""
         return max(0.0, self._paused_until - time.monotonic())
 
-    def _pause(self, seconds: float, status: int, url: str) -> None:
+    def _pause(self, seconds: float, status: int, url: str, reason: str = "") -> None:
         now = time.monotonic()
         until = now + seconds
         if until > self._paused_until:
@@ -165,9 +177,10 @@ class HttpClient:
             self._paused_until = until
         self.stats.rate_limit_pauses += 1
         log.warning(
-            "%s answered %d for %s: pausing every request to %s for %.1fs",
+            "%s answered %d%s for %s: pausing every request to %s for %.1fs",
             self.exchange,
             status,
+            f" ({reason})" if reason else "",
             url,
             self.exchange,
             seconds,
@@ -226,12 +239,13 @@ class HttpClient:
                     or signal.retry_after_s > self.retry.max_pause_s
                     or rate_limited > self.retry.rate_limit_attempts
                 ):
+                    said = f", {signal.reason}" if signal.reason else ""
                     raise RateLimited(
-                        f"{self.exchange} keeps rate-limiting us (HTTP {signal.status}, "
+                        f"{self.exchange} keeps rate-limiting us (HTTP {signal.status}{said}, "
                         f"Retry-After {signal.retry_after_s:.0f}s): wait before retrying and "
                         "lower the concurrency or the request rate"
                     ) from last_error
-                self._pause(signal.retry_after_s, signal.status, path_or_url)
+                self._pause(signal.retry_after_s, signal.status, path_or_url, signal.reason)
                 continue
             if limiter is not None:
                 limiter.observe(response.headers)
@@ -245,33 +259,56 @@ class HttpClient:
             )
 
     def _decode(self, response: httpx.Response, url: str) -> Any:
+        """The JSON body of a good reply; raise what a bad one means (module docstring)."""
         status = response.status_code
+        try:
+            body = orjson.loads(response.content)
+            parsed = True
+        except orjson.JSONDecodeError:
+            body, parsed = None, False
+        if parsed and self.errors is not None:
+            found = self.errors.classify(body)
+            if found is not None:
+                self._raise_fault(self.errors, *found, response, body, url)
         if status in (418, 429):
             raise _RateLimitSignal(status, _retry_after_s(response))
         if status >= 500:
-            self._check_error_body(response)
-            raise TransientError(f"HTTP {status} from {url}", "server")
+            said = _error_message(response) if parsed else ""
+            raise TransientError(
+                f"HTTP {status} from {url}" + (f": {said}" if said else ""), "server"
+            )
         if status >= 400:
             raise ExchangeError(
                 f"{self.exchange} refused {url} (HTTP {status}): {_error_message(response)}"
             )
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
+        if not parsed:
             raise TransientError(
                 f"invalid or truncated JSON from {url} ({len(response.content)} bytes)", "json"
-            ) from exc
+            )
+        return body
 
-    def _check_error_body(self, response: httpx.Response) -> None:
-        """A 5xx whose body is an API error is not transient: Bitfinex answers a bad
-        parameter with HTTP 500 and ``["error", 10020, "limit: invalid"]``."""
-        if self.check_payload is None:
-            return
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            return
-        self.check_payload(body)
+    def _raise_fault(
+        self,
+        table: ErrorTable,
+        fault: Fault,
+        said: str,
+        response: httpx.Response,
+        body: Any,
+        url: str,
+    ) -> NoReturn:
+        """Raise what the exchange's error ``table`` says ``body`` means."""
+        status = response.status_code
+        if fault is Fault.TRANSIENT:
+            raise TransientError(
+                f"{self.exchange} answered HTTP {status} for {url}: {said}", "server"
+            )
+        if fault is Fault.RATE_LIMIT:
+            pause = _retry_after_s(response, table.rate_limit_pause_s)
+            raise _RateLimitSignal(status, pause, said)
+        # permanent: the source's own reading first (UnknownSymbol, its wording), then ours
+        if self.check_payload is not None and (status < 400 or status >= 500):
+            self.check_payload(body)
+        raise ExchangeError(f"{self.exchange} refused {url} (HTTP {status}): {said}")
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -294,7 +331,8 @@ class HttpClient:
 class _RateLimitSignal(Exception):
     """Internal: a 429/418 to turn into a pause (never escapes ``get``)."""
 
-    def __init__(self, status: int, retry_after_s: float) -> None:
+    def __init__(self, status: int, retry_after_s: float, reason: str = "") -> None:
         super().__init__(status)
         self.status = status
         self.retry_after_s = retry_after_s
+        self.reason = reason

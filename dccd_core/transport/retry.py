@@ -1,6 +1,7 @@
 """Retry policy as data, and the one place that decides what is worth retrying.
 
-Transient faults (timeouts, connection resets, 5xx, invalid or truncated JSON) are
+Transient faults (timeouts, connection resets, 5xx, invalid or truncated JSON, and the
+error codes an exchange documents as transient, see ``dccd_core.transport.errors``) are
 retried with exponential backoff and full jitter (sleep ``uniform(0, min(max_s,
 base_s * 2**attempt))``, AWS Architecture Blog, "Exponential Backoff And Jitter"):
 full jitter spreads the retries of concurrent pages so they do not hit a recovering
@@ -19,7 +20,8 @@ __all__ = ["DEFAULT_RETRY", "RetryPolicy", "TransientError", "should_retry"]
 
 
 class TransientError(TransportError):
-    """A fault that may clear on its own: timeout, reset, 5xx, broken JSON.
+    """A fault that may clear on its own: timeout, reset, 5xx, broken JSON, a documented
+    transient error code (Binance -1000, Kraken EService:Busy, ...).
 
     ``kind`` is one of ``timeout``, ``connect``, ``server``, ``json``. It never reaches
     a user: after the retry budget it becomes ``RetryExhausted``.

@@ -32,7 +32,7 @@ import orjson
 import polars as pl
 from aiohttp import web
 
-from tests.fakes.server import FaultInjector
+from tests.fakes.server import ErrorReply, FaultInjector
 
 __all__ = ["FakeBinance", "MarketData"]
 
@@ -54,6 +54,38 @@ _SPAN_MS = {
     "1w": 604_800_000,
 }
 _WEEK_OFFSET_MS = 4 * 86_400_000  # weeks open on Monday; the epoch was a Thursday
+
+
+#: Binance's own 5xx bodies (the 10xx "server or network" codes of its error list):
+#: execution status unknown, so a client must retry (``FaultInjector`` kind "exchange").
+ERROR_REPLIES = (
+    ErrorReply(
+        500, {"code": -1000, "msg": "An unknown error occurred while processing the request."}
+    ),
+    ErrorReply(
+        503,
+        {
+            "code": -1001,
+            "msg": "Internal error; unable to process your request. Please try again.",
+        },
+    ),
+    ErrorReply(
+        503,
+        {
+            "code": -1007,
+            "msg": "Timeout waiting for response from backend server. "
+            "Send status unknown; execution status unknown.",
+        },
+    ),
+    ErrorReply(
+        503,
+        {
+            "code": -1008,
+            "msg": "Server is currently overloaded with other requests. "
+            "Please try again in a few minutes.",
+        },
+    ),
+)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
+from tests.fakes.server import ErrorReply
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
 
@@ -52,6 +53,13 @@ _TIMEFRAMES = {
 _PAIRS_EXCHANGE = ["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", "DSHUSD"]
 _PAIRS_FUTURES = ["BTCF0:USTF0", "ETHF0:USTF0"]
 _ID_STRIDE = 100_000  # trade id = second * stride + rank: unique and time-ordered
+
+
+#: Bitfinex's own transient errors, with the HTTP 500 it sends every error with.
+ERROR_REPLIES = (
+    ErrorReply(500, ["error", 20060, "maintenance"]),
+    ErrorReply(500, ["error", 11000, "ready: invalid"]),
+)
 
 
 def _num(value: float) -> float | int:

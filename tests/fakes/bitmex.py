@@ -31,6 +31,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
+from tests.fakes.server import ErrorReply
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
 
@@ -84,6 +85,20 @@ INSTRUMENTS: list[dict[str, Any]] = [
     },
 ]
 _NAMES = {i["symbol"] for i in INSTRUMENTS}
+
+
+#: BitMEX's load shedding: HTTP 503 "overloaded", the request never reached the engine.
+ERROR_REPLIES = (
+    ErrorReply(
+        503,
+        {
+            "error": {
+                "message": "The system is currently overloaded. Please try again later.",
+                "name": "HTTPError",
+            }
+        },
+    ),
+)
 
 
 def _iso(ms: int) -> str:

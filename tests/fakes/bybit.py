@@ -28,6 +28,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from tests.fakes.server import ErrorReply
 
 from ._seeded import SeededCandles, SeededTape, Trade
 
@@ -50,6 +51,42 @@ _MARKETS: dict[tuple[str, str], tuple[Symbol, bool]] = {
     ("linear", "BTCPERP"): (Symbol("BTC", "USDC", "USDC"), False),
     ("inverse", "BTCUSD"): (Symbol("BTC", "USD", "BTC"), True),
 }
+
+
+#: Bybit's own server-side errors (v5 retCode list): 10016 "Server error" (also with a
+#: 5xx from its gateway) and 10000 "Server Timeout" in an HTTP 200 envelope.
+ERROR_REPLIES = (
+    ErrorReply(
+        503,
+        {
+            "retCode": 10016,
+            "retMsg": "Server error.",
+            "result": {},
+            "retExtInfo": {},
+            "time": NOW_MS,
+        },
+    ),
+    ErrorReply(
+        200,
+        {
+            "retCode": 10016,
+            "retMsg": "Internal server error.",
+            "result": {},
+            "retExtInfo": {},
+            "time": NOW_MS,
+        },
+    ),
+    ErrorReply(
+        200,
+        {
+            "retCode": 10000,
+            "retMsg": "Server Timeout",
+            "result": {},
+            "retExtInfo": {},
+            "time": NOW_MS,
+        },
+    ),
+)
 
 
 def _body(result: Any, code: int = 0, msg: str = "OK") -> web.Response:

@@ -25,6 +25,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
+from tests.fakes.server import ErrorReply
 
 from ._tape_ck import Tape, bar_at
 
@@ -32,6 +33,14 @@ __all__ = ["CoinbaseFake"]
 
 _GRANULARITIES = (60, 300, 900, 3_600, 21_600, 86_400)
 T0_US = to_ns("2024-01-01T00:00:00Z") // 1_000
+
+
+#: Coinbase's own 5xx replies: ``{"message": ...}`` (no codes), or a gateway page.
+ERROR_REPLIES = (
+    ErrorReply(500, {"message": "Internal server error"}),
+    ErrorReply(503, {"message": "Service Unavailable"}),
+    ErrorReply(502, "<html><head><title>502 Bad Gateway</title></head></html>"),
+)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

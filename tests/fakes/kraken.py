@@ -28,6 +28,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
+from tests.fakes.server import ErrorReply
 
 from ._tape_ck import Tape, bar_at
 
@@ -40,6 +41,16 @@ _PAIRS = {  # internal name -> (altname, wsname)
 }
 _INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 T0_US = to_ns("2024-03-01T00:00:00Z") // 1_000
+
+
+#: Kraken's own service errors: usually in an HTTP 200 ``error`` list, sometimes with a
+#: 5xx from its edge.
+ERROR_REPLIES = (
+    ErrorReply(503, {"error": ["EService:Unavailable"]}),
+    ErrorReply(200, {"error": ["EService:Unavailable"]}),
+    ErrorReply(200, {"error": ["EService:Busy"]}),
+    ErrorReply(500, {"error": ["EGeneral:Internal error"]}),
+)
 
 
 def _ok(result: Any) -> web.Response:

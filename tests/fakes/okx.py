@@ -28,6 +28,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from tests.fakes.server import ErrorReply
 
 from ._seeded import SeededCandles, SeededTape, Trade
 
@@ -50,6 +51,32 @@ INSTRUMENTS: dict[str, tuple[Symbol, float | None, bool, str]] = {
     "BTC-USDT-SWAP": (Symbol("BTC", "USDT", "USDT"), 0.01, False, "live"),
     "BTC-USD-SWAP": (Symbol("BTC", "USD", "BTC"), 100.0, True, "live"),
 }
+
+
+#: OKX's own server-side errors, each with the HTTP status its error list gives.
+ERROR_REPLIES = (
+    ErrorReply(
+        503,
+        {
+            "code": "50001",
+            "msg": "Service temporarily unavailable. Please try again later.",
+            "data": [],
+        },
+    ),
+    ErrorReply(500, {"code": "50026", "msg": "System error. Try again later.", "data": []}),
+    ErrorReply(
+        400,
+        {
+            "code": "50004",
+            "msg": "Endpoint request timeout (does not mean that the request was "
+            "successful or failed, please check the request result).",
+            "data": [],
+        },
+    ),
+    ErrorReply(
+        200, {"code": "50013", "msg": "Systems are busy. Please try again later.", "data": []}
+    ),
+)
 
 
 def _ok(data: list[Any]) -> web.Response:

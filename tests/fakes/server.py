@@ -3,7 +3,9 @@
 ``serve(app)`` yields the origin (``http://127.0.0.1:PORT``) to point a source at.
 ``FaultInjector`` is an aiohttp middleware: a seeded share of requests gets a 5xx,
 a reset connection, a truncated body or a slow reply, so a test can demand the store
-equal a clean run's.
+equal a clean run's. Its ``exchange`` kind answers with one of ``replies``, the
+exchange's own documented error bodies (each fake module lists its ``ERROR_REPLIES``);
+``with_faults(app, injector)`` puts an injector in front of any fake's app.
 """
 
 from __future__ import annotations
@@ -11,21 +13,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from aiohttp import web
 
-__all__ = ["FaultInjector", "cut_connection", "serve", "serve_in_thread"]
+__all__ = [
+    "ErrorReply",
+    "FaultInjector",
+    "cut_connection",
+    "exchange_faults",
+    "serve",
+    "serve_in_thread",
+    "with_faults",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """One real error reply of an exchange: status, JSON body (or raw text), headers."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self) -> web.Response:
+        if isinstance(self.body, str):  # an HTML page from a gateway, say
+            return web.Response(status=self.status, text=self.body, headers=dict(self.headers))
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(self.body),
+            content_type="application/json",
+            headers=dict(self.headers),
+        )
 
 
 @dataclass
 class FaultInjector:
     """Seeded fault injection; ``rate`` is the share of requests that misbehave.
 
-    ``kinds`` among: "500", "502", "503", "reset", "truncate", "slow".
+    ``kinds`` among: "500", "502", "503", "reset", "truncate", "slow", and "exchange"
+    (one of ``replies``, chosen by the same seeded generator).
     ``latency_s`` is added to every reply (to model a far exchange).
     """
 
@@ -36,6 +68,7 @@ class FaultInjector:
     slow_s: float = 0.3
     counts: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    replies: Sequence[ErrorReply] = ()
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -48,6 +81,8 @@ class FaultInjector:
         if self.rate and self._rng.random() < self.rate:
             kind = self._rng.choice(self.kinds)
             self.counts[kind] = self.counts.get(kind, 0) + 1
+            if kind == "exchange":
+                return self._rng.choice(list(self.replies)).response()
             if kind in ("500", "502", "503"):
                 return web.Response(status=int(kind), text="<html>upstream error</html>")
             if kind == "reset":
@@ -67,6 +102,20 @@ class FaultInjector:
                     )
                 return response
         return await handler(request)
+
+
+def exchange_faults(replies: Sequence[ErrorReply], rate: float, seed: int = 0) -> FaultInjector:
+    """An injector answering a seeded ``rate`` of requests with the exchange's own
+    error ``replies`` (e.g. ``tests.fakes.binance.ERROR_REPLIES``)."""
+    if not replies:
+        raise ValueError("exchange_faults needs at least one reply")
+    return FaultInjector(rate=rate, seed=seed, kinds=("exchange",), replies=tuple(replies))
+
+
+def with_faults(app: web.Application, faults: FaultInjector) -> web.Application:
+    """Put ``faults`` in front of every other middleware of ``app`` (before it starts)."""
+    app.middlewares.insert(0, faults.middleware)
+    return app
 
 
 def cut_connection(ws: web.WebSocketResponse) -> None:

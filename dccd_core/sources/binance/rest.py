@@ -33,6 +33,7 @@ from dccd_core.domain import (
     UnknownSymbol,
     now_ns,
 )
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Source, TradePage
 from .capability import (
@@ -51,6 +52,7 @@ from .parse import check_payload, parse_agg_trades, parse_depth, parse_klines
 from .symbols import Market, market_of, native_symbol, parse_exchange_info
 
 __all__ = [
+    "ERRORS",
     "FUTURES_REST_URL",
     "SPOT_REST_URL",
     "BinanceRestSource",
@@ -65,6 +67,35 @@ FUTURES_REST_URL = "https://fapi.binance.com"
 
 #: (path under the market's origin, query parameters, request weight)
 Request = tuple[str, dict[str, str], int]
+
+#: Binance's documented error codes (developers.binance.com, "Error codes for Binance";
+#: the same 10xx/11xx codes on spot and USD-M futures). 10xx are server or network
+#: issues: Binance says a 5xx means "execution status UNKNOWN", never a failure.
+ERRORS = ErrorTable.of(
+    {
+        -1000: TRANSIENT,  # UNKNOWN: an unknown error occurred while processing the request
+        -1001: TRANSIENT,  # DISCONNECTED: internal error; unable to process, please try again
+        -1003: RATE_LIMIT,  # TOO_MANY_REQUESTS: too much request weight used (or banned)
+        -1004: TRANSIENT,  # SERVER_BUSY: server is busy, please wait and try again
+        -1006: TRANSIENT,  # UNEXPECTED_RESP: unexpected response from the message bus
+        -1007: TRANSIENT,  # TIMEOUT: timeout waiting for the backend; status unknown
+        -1008: TRANSIENT,  # SERVER_BUSY: overloaded, please try again in a few minutes
+        -1015: RATE_LIMIT,  # TOO_MANY_ORDERS
+        -1016: PERMANENT,  # SERVICE_SHUTTING_DOWN: this service is no longer available
+        -1100: PERMANENT,  # ILLEGAL_CHARS
+        -1101: PERMANENT,  # TOO_MANY_PARAMETERS
+        -1102: PERMANENT,  # MANDATORY_PARAM_EMPTY_OR_MALFORMED
+        -1103: PERMANENT,  # UNKNOWN_PARAM
+        -1104: PERMANENT,  # UNREAD_PARAMETERS
+        -1105: PERMANENT,  # PARAM_EMPTY
+        -1106: PERMANENT,  # PARAM_NOT_REQUIRED
+        -1120: PERMANENT,  # BAD_INTERVAL
+        -1121: PERMANENT,  # BAD_SYMBOL: invalid symbol
+        -1127: PERMANENT,  # MORE_THAN_XX_HOURS: lookup interval is too big
+        -1128: PERMANENT,  # OPTIONAL_PARAMS_BAD_COMBO
+        -1130: PERMANENT,  # INVALID_PARAMETER
+    }
+)
 
 _PREFIX: dict[Market, str] = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 
@@ -133,6 +164,8 @@ class BinanceRestSource(Source):
     #: the header the registry's limiter reads to slow down before the limit.
     usage_header: ClassVar[str | None] = USAGE_HEADER
     check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
         super().__init__(http, endpoints)

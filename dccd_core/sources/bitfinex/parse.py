@@ -45,12 +45,12 @@ def check_payload(data: Any) -> None:
     bad parameters, sometimes 200), ``["error", 20060, "maintenance"]`` and, when an
     IP exceeds its budget, ``{"error": "ERR_RATE_LIMIT"}`` (then blocks it for 60 s).
 
-    Maintenance (code 20060) is transient: it raises ``TransientError``, which the HTTP
-    client retries with backoff when it comes with a 5xx, as Bitfinex sends its errors
-    (the client's 5xx error-body hook runs inside its retry loop), and turns into
-    ``RetryExhausted`` if it outlasts the budget. In a 200 body it is not retried but
-    still reported as maintenance. Every other API error is final: retrying a bad
-    parameter cannot help.
+    What an error means for a retry is decided before this hook, by the HTTP client
+    with the exchange's table (``rest.ERRORS``: 20060 maintenance transient, 11010 and
+    ERR_RATE_LIMIT rate limits, 10020 permanent); this hook gives a permanent error its
+    wording. Called on its own, maintenance still raises ``TransientError`` and a rate
+    limit ``RateLimited``; every other API error is final: retrying a bad parameter
+    cannot help.
     """
     if isinstance(data, list) and len(data) >= 2 and data[0] == "error":
         code = data[1]

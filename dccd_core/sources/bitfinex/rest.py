@@ -7,10 +7,12 @@ oldest-first rows (the default, ``-1``, is newest-first).
 from __future__ import annotations
 
 from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from .capability import CANDLE_TIMEFRAMES, CAPABILITY
 
 __all__ = [
+    "ERRORS",
     "Request",
     "build_book_request",
     "build_candles_request",
@@ -20,6 +22,20 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str | int]]
+
+#: Bitfinex's documented error codes (docs.bitfinex.com): ``["error", code, message]``
+#: (HTTP 500 for a bad parameter, the reason a 5xx cannot simply mean "retry") and
+#: ``{"error": "ERR_RATE_LIMIT"}`` when an IP is blocked, for up to 60 s.
+ERRORS = ErrorTable.of(
+    {
+        10020: PERMANENT,  # ERR_PARAMS: request parameters error ("limit: invalid", ...)
+        11000: TRANSIENT,  # ERR_READY: not ready, try again later
+        11010: RATE_LIMIT,  # ERR_RATE_LIMIT as a code
+        20060: TRANSIENT,  # maintenance: retry in a few minutes
+        "ERR_RATE_LIMIT": RATE_LIMIT,
+    },
+    rate_limit_pause_s=60.0,
+)
 
 
 def ceil_ms(ts: int) -> int:

@@ -42,6 +42,8 @@ class BitfinexSource(BitfinexWs, Source):
         rest_url="https://api-pub.bitfinex.com", ws_url="wss://api-pub.bitfinex.com"
     )
     check_payload = staticmethod(parse.check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = rest.ERRORS
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
         Source.__init__(self, http, endpoints)

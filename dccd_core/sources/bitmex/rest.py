@@ -7,11 +7,13 @@ Times are ISO-8601 UTC with milliseconds. Table queries page with ``count`` (at 
 from __future__ import annotations
 
 from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span, iso_datetime
+from dccd_core.transport.errors import TRANSIENT, ErrorTable
 
 from ..columns import ceil_ms
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT
 
 __all__ = [
+    "ERRORS",
     "Request",
     "bin_size",
     "build_book_request",
@@ -22,6 +24,15 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str | int]]
+
+#: BitMEX's documented errors (bitmex.com/app/restAPI, "Overload"): no codes, an
+#: ``{"error": {"message", "name"}}`` body. Load shedding answers HTTP 503 with the
+#: message below: the request never reached the engine, retry after >= 500 ms.
+ERRORS = ErrorTable.of(
+    {
+        "The system is currently overloaded. Please try again later.": TRANSIENT,
+    }
+)
 
 
 def iso_ms(ms: int) -> str:

@@ -39,6 +39,8 @@ class BitmexSource(BitmexWs, Source):
         rest_url="https://www.bitmex.com", ws_url="wss://ws.bitmex.com"
     )
     check_payload = staticmethod(parse.check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = rest.ERRORS
     usage_header: ClassVar[str] = USED_HEADER
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:

@@ -20,6 +20,7 @@ from dccd_core.domain import (
     iso_datetime,
     ns_to_ms,
 )
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Source, TradePage
 from ..columns import ceil_ms
@@ -34,6 +35,7 @@ from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_instruments
 
 __all__ = [
+    "ERRORS",
     "BybitRestSource",
     "Request",
     "build_book_request",
@@ -43,6 +45,24 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str]]
+
+#: Bybit v5's documented ``retCode`` values (bybit-exchange.github.io/docs/v5/error and
+#: /rate-limit); errors mostly arrive inside an HTTP 200 body.
+ERRORS = ErrorTable.of(
+    {
+        10000: TRANSIENT,  # server timeout
+        10001: PERMANENT,  # request parameter error (also "Not supported symbols")
+        10002: TRANSIENT,  # request time outside the time window: a fresh request may pass
+        10006: RATE_LIMIT,  # "Too many visits!": the API rate limit
+        10016: TRANSIENT,  # server error / service restarting
+        10017: PERMANENT,  # route not found
+        10018: RATE_LIMIT,  # exceeded the IP rate limit
+        10029: PERMANENT,  # the requested symbol is invalid
+        10429: RATE_LIMIT,  # system level frequency protection
+        110023: PERMANENT,  # unknown symbol (see parse.check_payload)
+        170121: PERMANENT,  # invalid symbol (spot)
+    }
+)
 
 #: instruments-info pages followed at most (linear lists ~600 markets at 1000 a page).
 _MAX_INSTRUMENT_PAGES = 10
@@ -99,6 +119,8 @@ class BybitRestSource(Source):
         "https://api.bybit.com", "wss://stream.bybit.com"
     )
     check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
         super().__init__(http, endpoints)

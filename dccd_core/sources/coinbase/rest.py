@@ -6,10 +6,12 @@ Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproduc
 from __future__ import annotations
 
 from dccd_core.domain import NoCapability, Span, iso_datetime
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from .capability import CANDLE_PAGE_LIMIT, GRANULARITIES_S, SPANS, TRADE_PAGE_LIMIT
 
 __all__ = [
+    "ERRORS",
     "Request",
     "build_book_request",
     "build_candles_request",
@@ -18,6 +20,20 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str | int]]
+
+#: Coinbase Exchange has no error codes: a ``{"message": ...}`` body with the HTTP
+#: status (docs.cdp.coinbase.com/exchange/rest-api/requests and /rate-limits). The
+#: status decides on its own (5xx retried, 429 pauses); these messages are the
+#: documented and observed ones.
+ERRORS = ErrorTable.of(
+    {
+        "Internal server error": TRANSIENT,  # HTTP 500: a problem with Coinbase's server
+        "Internal Server Error": TRANSIENT,
+        "Public rate limit exceeded": RATE_LIMIT,  # HTTP 429, per IP
+        "Private rate limit exceeded": RATE_LIMIT,  # HTTP 429, per profile
+        "NotFound": PERMANENT,  # HTTP 404: unknown product
+    }
+)
 
 
 def build_candles_request(product_id: str, span: Span, start_ts: int, end_ts: int) -> Request:

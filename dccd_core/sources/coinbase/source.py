@@ -20,6 +20,7 @@ from ..base import Endpoints, Source, TradePage
 from .capability import CAPABILITY, REST_URL, WS_URL
 from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .rest import (
+    ERRORS,
     build_book_request,
     build_candles_request,
     build_products_request,
@@ -53,6 +54,8 @@ class CoinbaseSource(CoinbaseWs, Source):
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
 
     def native_symbol(self, symbol: Symbol) -> str:
         return native_symbol(symbol)

@@ -6,10 +6,12 @@ Docs: https://docs.kraken.com/api/docs/rest-api/get-ohlc-data
 from __future__ import annotations
 
 from dccd_core.domain import NoCapability, Span
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from .capability import BOOK_MAX_DEPTH, SPANS, TRADE_PAGE_LIMIT
 
 __all__ = [
+    "ERRORS",
     "Request",
     "build_asset_pairs_request",
     "build_book_request",
@@ -18,6 +20,21 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str | int]]
+
+#: Kraken's documented error strings (support.kraken.com, "API error messages";
+#: docs.kraken.com spot-errors), ``<severity><category>:<message>``, reported in an
+#: ``error`` list that usually comes with HTTP 200.
+ERRORS = ErrorTable.of(
+    {
+        "EService:Unavailable": TRANSIENT,  # the matching engine or API is offline
+        "EService:Busy": TRANSIENT,  # request cannot be made at this time (load)
+        "EGeneral:Internal error": TRANSIENT,  # an internal error, retry
+        "EAPI:Rate limit exceeded": RATE_LIMIT,
+        "EGeneral:Too many requests": RATE_LIMIT,
+        "EQuery:Unknown asset pair": PERMANENT,
+        "EGeneral:Invalid arguments": PERMANENT,
+    }
+)
 
 
 def build_candles_request(pair: str, span: Span, since_s: int) -> Request:

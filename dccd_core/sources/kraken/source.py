@@ -20,6 +20,7 @@ from ..base import Endpoints, Source, TradePage
 from .capability import CAPABILITY, REST_URL, TRADE_PAGE_LIMIT, WS_URL
 from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .rest import (
+    ERRORS,
     build_asset_pairs_request,
     build_book_request,
     build_candles_request,
@@ -41,6 +42,8 @@ class KrakenSource(KrakenWs, Source):
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
         super().__init__(http, endpoints)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from dccd_core.domain import DataType, Span, Symbol, Transport
+from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Source, TradePage
 from ..columns import ceil_ms
@@ -24,6 +25,7 @@ from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_instruments
 
 __all__ = [
+    "ERRORS",
     "OkxRestSource",
     "Request",
     "build_book_request",
@@ -33,6 +35,23 @@ __all__ = [
 ]
 
 Request = tuple[str, dict[str, str]]
+
+#: OKX v5's documented error codes (okx.com/docs-v5, "Error Code"; public 50xxx and
+#: 51xxx), sent with HTTP 200, 400, 429 or 5xx alike.
+ERRORS = ErrorTable.of(
+    {
+        "50001": TRANSIENT,  # service temporarily unavailable, please try again later (503)
+        "50004": TRANSIENT,  # endpoint request timeout: outcome unknown, check and retry (400)
+        "50005": PERMANENT,  # API is offline or unavailable (410)
+        "50011": RATE_LIMIT,  # rate limit reached / requests too frequent (429)
+        "50013": TRANSIENT,  # system is busy, please try again later
+        "50014": PERMANENT,  # parameter {0} can not be empty
+        "50026": TRANSIENT,  # system error, try again later (500)
+        "51000": PERMANENT,  # parameter {0} error
+        "51001": PERMANENT,  # instrument ID does not exist
+        "51014": PERMANENT,  # index does not exist
+    }
+)
 
 
 def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
@@ -82,6 +101,8 @@ class OkxRestSource(Source):
         "https://www.okx.com", "wss://ws.okx.com:8443"
     )
     check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
 
     def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
         super().__init__(http, endpoints)

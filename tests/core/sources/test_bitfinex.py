@@ -176,6 +176,7 @@ def make_source(origin: str) -> BitfinexSource:
         "bitfinex",
         origin,
         check_payload=BitfinexSource.check_payload,
+        errors=BitfinexSource.errors,
         retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02),
     )
     return BitfinexSource(http, Endpoints(rest_url=origin))
@@ -306,6 +307,7 @@ async def test_maintenance_in_http_500_is_retried() -> None:
             "bitfinex",
             origin,
             check_payload=BitfinexSource.check_payload,
+            errors=BitfinexSource.errors,
             retry=RetryPolicy(attempts=4, base_s=0.01, max_s=0.02),
         )
         source = BitfinexSource(http, Endpoints(rest_url=origin))

@@ -183,6 +183,7 @@ def make_source(origin: str, limiter: WeightLimiter | None = None) -> BitmexSour
         origin,
         limiter=limiter,
         check_payload=BitmexSource.check_payload,
+        errors=BitmexSource.errors,
         retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02),
     )
     return BitmexSource(http, Endpoints(rest_url=origin))

@@ -258,10 +258,14 @@ async def test_book_and_symbols(fake_source) -> None:
 
 async def test_error_bodies_from_the_wire(fake_source) -> None:
     fake, source = fake_source
-    fake.fail_next.append((10016, "Server error"))
     span = Span.parse("1h")
     end = span.floor(NOW_MS * NS_PER_MS)
-    with pytest.raises(ExchangeError, match="10016"):
+    # a documented transient code is retried (issue #10); a bad parameter is final
+    fake.fail_next.append((10016, "Server error"))
+    assert (await source.fetch_candles(LINEAR, span, end - 10 * span.ns, end)).height == 10
+    assert source.http.stats.retries == 1
+    fake.fail_next.append((10001, "params error: interval invalid"))
+    with pytest.raises(ExchangeError, match="10001"):
         await source.fetch_candles(LINEAR, span, end - 10 * span.ns, end)
     with pytest.raises(UnknownSymbol):
         await source.fetch_candles(Symbol("NOPE", "USDT"), span, end - 10 * span.ns, end)

@@ -239,8 +239,12 @@ async def test_symbols_and_errors(fake_source) -> None:
         await source.check_symbol(Symbol("LUNA", "USDT"))
     with pytest.raises(UnknownSymbol):
         await source.fetch_trades_page(Symbol("NOPE", "USDT"), 0, NOW_MS * NS_PER_MS, None)
+    # a documented transient code is retried (issue #10); a bad parameter is final
     fake.fail_next.append(("50026", "System error, please try again later."))
-    with pytest.raises(ExchangeError, match="50026"):
+    assert (await source.fetch_book(SPOT, 5)).height == 10
+    assert source.http.stats.retries == 1
+    fake.fail_next.append(("51000", "Parameter bar error"))
+    with pytest.raises(ExchangeError, match="51000"):
         await source.fetch_book(SPOT, 5)
 
 
