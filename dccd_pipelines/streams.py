@@ -44,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -51,6 +52,7 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    Failure,
     JobDefinition,
     OpExecutionContext,
     RunRecord,
@@ -75,6 +77,7 @@ from dccd_core.domain import (
     iso_datetime,
 )
 from dccd_core.operations.stream import FlushReport, stream
+from dccd_core.transport.ws import WsStatus
 
 from .catalog import Catalog, DatasetSpec
 from .resources import STORE_KEY, DccdStore
@@ -105,6 +108,8 @@ SUPERVISOR_TIMEOUT_ENV = "DCCD_STREAM_SUPERVISOR_TIMEOUT_S"
 WATCH_INTERVAL_S = 2.0
 BACKOFF_BASE_S = 15.0
 BACKOFF_CAP_S = 600.0
+#: A run that stops after this long without a connection ends as a failure.
+OUTAGE_FAIL_S = 60.0
 _ACTIVE = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -297,9 +302,11 @@ def decide_stream_run(
 
 def _materializations(spec: StreamSpec, report: FlushReport) -> list[AssetMaterialization]:
     events = []
+    age = report.last_message_age_s
     for symbol in spec.symbols:
         rep = report.per_symbol.get(str(symbol))
-        if rep is None or (rep.rows == 0 and not report.final):
+        # No rows, no materialization: an empty one would make a dead stream look fresh.
+        if rep is None or rep.total_rows == 0 or (rep.rows == 0 and not report.final):
             continue
         key = spec.key(symbol)
         last_ts = rep.last_ts
@@ -317,11 +324,65 @@ def _materializations(spec: StreamSpec, report: FlushReport) -> list[AssetMateri
                     "healed_rows": rep.healed_rows,
                     "unhealed_gaps": rep.unhealed_gaps,
                     "resyncs": rep.resyncs,
+                    "connected": report.connected,
+                    "last_message_age_s": round(age, 3) if age is not None else "never",
                     "final": report.final,
                 },
             )
         )
     return events
+
+
+def describe_flush(spec: StreamSpec, report: FlushReport) -> str:
+    """The run-log line of one flush; it leads with the trouble when not connected."""
+    age = report.last_message_age_s
+    last = f"{age:.1f} s ago" if age is not None else "never"
+    lag = f"{report.lag_s:.3f} s" if report.lag_s is not None else "-"
+    figures = (
+        f"{report.rows} rows (total {report.total_rows}), last message {last}, lag {lag}, "
+        f"reconnects {report.reconnects}, healed gaps {report.healed_gaps}"
+    )
+    if report.connected:
+        return f"{spec.name}: {figures}"
+    down = f" for {report.down_s:.0f} s" if report.down_s is not None else ""
+    retry = (
+        f"retrying in {report.retry_in_s:.0f} s" if report.retry_in_s is not None else "retrying"
+    )
+    return (
+        f"{spec.name}: NOT CONNECTED{down} (last error: {report.last_error or 'none yet'}; "
+        f"{retry}, {report.connect_attempts} attempts); {figures}"
+    )
+
+
+def stream_end_problem(spec: StreamSpec, final: FlushReport) -> str | None:
+    """Why a stream run that stopped must not end green, or None.
+
+    * it received no data message at all (never connected, or connected to nothing);
+    * it was not connected at the stop, for longer than ``OUTAGE_FAIL_S``: the data of
+      that outage is missing until the next run heals it from REST.
+
+    A run that lost its connection and got it back is green (the gap was healed); a
+    connection that never returns fails the run in the WebSocket client after its
+    retry budget (``WsConfig.max_attempts``), and the sensor starts a new run.
+    """
+    if final.messages == 0:
+        if final.connect_attempts or not final.connected:
+            why = (
+                f"never connected to {spec.exchange} (last error: "
+                f"{final.last_error or 'none'}); check ws_url and the network"
+            )
+        else:
+            why = (
+                f"connected, but no message came for {', '.join(map(str, spec.symbols))}; "
+                "check the symbols and the ws_url"
+            )
+        return f"{spec.name} received nothing in {final.elapsed_s:.0f} s: {why}"
+    if not final.connected and (final.down_s or 0.0) > OUTAGE_FAIL_S:
+        return (
+            f"{spec.name} had lost its connection {final.down_s:.0f} s before it stopped "
+            f"(last error: {final.last_error or 'none'}); the next run heals the gap from REST"
+        )
+    return None
 
 
 def run_stream_body(
@@ -352,11 +413,12 @@ def run_stream_body(
         with log_lock:
             for event in _materializations(spec, report):
                 context.log_event(event)
-            context.log.info(
-                f"{spec.name}: {report.rows} rows (total {report.total_rows}), lag "
-                f"{report.lag_s if report.lag_s is not None else '-'} s, reconnects "
-                f"{report.reconnects}, healed gaps {report.healed_gaps}"
-            )
+            line = describe_flush(spec, report)
+            (context.log.info if report.connected else context.log.warning)(line)
+
+    def on_status(line: str, status: WsStatus) -> None:
+        with log_lock:
+            (context.log.info if status.connected else context.log.warning)(line)
 
     async def main() -> FlushReport:
         stop = asyncio.Event()
@@ -385,11 +447,29 @@ def run_stream_body(
                 max_runtime_s=max_runtime_s,
                 rest_url=spec.rest_url,
                 ws_url=spec.ws_url,
+                on_status=on_status,
             )
         finally:
             watcher.cancel()
 
-    return asyncio.run(main())
+    final = asyncio.run(main())
+    problem = stream_end_problem(spec, final)
+    if problem is not None:
+        # dagster's Failure: the UI shows this one line, not a traceback.
+        raise Failure(description=problem, metadata=_health_metadata(final), allow_retries=False)
+    return final
+
+
+def _health_metadata(report: FlushReport) -> dict[str, Any]:
+    age = report.last_message_age_s
+    return {
+        "connected": report.connected,
+        "messages": report.messages,
+        "last_message_age_s": round(age, 3) if age is not None else "never",
+        "last_error": report.last_error,
+        "connect_attempts": report.connect_attempts,
+        "total_rows": report.total_rows,
+    }
 
 
 def build_stream_job(spec: StreamSpec) -> JobDefinition:

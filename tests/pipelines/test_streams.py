@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -18,6 +19,7 @@ from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatu
 from dagster._core.test_utils import instance_for_test
 
 from dccd_core.domain import ConfigError, DataType, Symbol
+from dccd_core.operations.stream import FlushReport
 from dccd_core.storage import Store
 from dccd_pipelines import streams
 from dccd_pipelines.resources import STORE_KEY, DccdStore
@@ -27,6 +29,7 @@ from dccd_pipelines.streams import (
     build_stream_job,
     build_stream_sensor,
     decide_stream_run,
+    stream_end_problem,
     stream_specs,
     supervisor_gone,
     write_heartbeat,
@@ -146,7 +149,70 @@ def test_stream_run_stops_when_the_sensor_is_turned_off(tmp_path: Path, monkeypa
     ]
     assert mats and mats[-1].metadata["final"].value is True
     assert mats[0].partition is not None
+    assert all(m.metadata["connected"].value is True for m in mats)
+    assert mats[-1].metadata["last_message_age_s"].value < 5
     stored = Store(tmp_path).read(spec.key(spec.symbols[0]))
     ids = stored.get_column("trade_id").cast(pl.Int64)
     assert stored.height > 100 and ids.max() - ids.min() + 1 == stored.height  # type: ignore[operator]
     assert sum(m.metadata["rows"].value for m in mats) == stored.height
+
+
+def test_an_offline_stream_says_so_at_once_and_never_ends_green(  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Nothing listens at the ws_url: the run log says "not connected" with the error at
+    once, no materialization claims data, and the supervisor's stop fails the run."""
+    monkeypatch.setattr(streams, "WATCH_INTERVAL_S", 0.2)
+    spec = StreamSpec(
+        "binance",
+        DataType.TRADES,
+        (Symbol.parse("BTC/USDT"),),
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1",
+        supervisor_timeout_s=1.5,
+    )
+    with instance_for_test() as instance:
+        write_heartbeat(instance, spec, time.time())  # the supervisor ticks once, then is gone
+        started = time.time()
+        result = build_stream_job(spec).execute_in_process(
+            instance=instance,
+            resources={STORE_KEY: DccdStore(root=str(tmp_path))},
+            raise_on_error=False,
+        )
+        records = instance.all_logs(result.run_id)
+    assert not result.success
+    failure = result.failure_data_for_node(f"{spec.name}_op")
+    assert failure is not None and failure.user_failure_data is not None
+    message = failure.user_failure_data.description or ""
+    assert message.startswith(f"{spec.name} received nothing in ")
+    refused = "connection refused by ws://127.0.0.1:1/..."
+    assert f"never connected to binance (last error: {refused})" in message
+    assert failure.user_failure_data.metadata["connected"].value is False
+    warnings = [
+        r for r in records if r.user_message and "not connected (last error: connection refused"
+        in r.user_message
+    ]
+    assert warnings and warnings[0].timestamp - started < 1.0  # at once, not at a flush
+    assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert any("no sensor tick" in (r.user_message or "") for r in records)
+
+
+def test_how_a_stopped_stream_run_ends() -> None:
+    """Green only when it received data and was connected at the stop (or had just lost
+    the connection: the next run heals that gap)."""
+    ok = FlushReport("binance", DataType.TRADES, 0, 10, None, None, 0, 0, 0, 0, 0, 3, 10, {},
+                     final=True, connected=True, messages=10, last_message_age_s=0.5,
+                     elapsed_s=30.0)
+    assert stream_end_problem(SPEC, ok) is None
+    blip = replace(ok, connected=False, down_s=5.0, last_error="server closed (1006)")
+    assert stream_end_problem(SPEC, blip) is None
+    outage = replace(blip, down_s=streams.OUTAGE_FAIL_S + 1)
+    assert stream_end_problem(SPEC, outage) == (
+        f"{SPEC.name} had lost its connection 61 s before it stopped (last error: server "
+        "closed (1006)); the next run heals the gap from REST"
+    )
+    silent = replace(ok, messages=0, last_message_age_s=None, total_rows=0)
+    assert stream_end_problem(SPEC, silent) == (
+        f"{SPEC.name} received nothing in 30 s: connected, but no message came for BTC/USDT; "
+        "check the symbols and the ws_url"
+    )
