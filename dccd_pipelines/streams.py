@@ -39,11 +39,13 @@ tests that need a faster supervisor; the defaults suit production:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dagster import (
@@ -84,8 +86,10 @@ from .resources import STORE_KEY, DccdStore
 
 __all__ = [
     "HEARTBEAT_TIMEOUT_S",
+    "OUTAGE_FAIL_S",
     "SENSOR_INTERVAL_ENV",
     "SENSOR_INTERVAL_S",
+    "SPEC_TAG",
     "STREAM_TAG",
     "SUPERVISOR_TIMEOUT_ENV",
     "StreamSpec",
@@ -93,13 +97,19 @@ __all__ = [
     "build_stream_job",
     "build_stream_sensor",
     "decide_stream_run",
+    "describe_flush",
+    "stop_reason",
+    "stream_end_problem",
     "stream_specs",
     "supervisor_gone",
     "write_heartbeat",
     "write_run_alive",
+    "write_stream_registry",
 ]
 
 STREAM_TAG = "dccd/stream"
+#: The fingerprint of the spec a stream run was requested for (``StreamSpec.fingerprint``).
+SPEC_TAG = "dccd/stream_spec"
 SENSOR_INTERVAL_S = 30
 #: No sensor tick for this long means the supervisor (the daemon) is gone.
 HEARTBEAT_TIMEOUT_S = 4 * SENSOR_INTERVAL_S
@@ -119,6 +129,7 @@ _ACTIVE = [
 ]
 _HEARTBEAT_PREFIX = "dccd_stream_heartbeat:"
 _ALIVE_PREFIX = "dccd_stream_alive:"
+_REGISTRY_PREFIX = "dccd_streams:"
 _MAX_RETRIES_TAG = "dagster/max_retries"  # Dagster's run-retry tag (overrides run_retries)
 
 
@@ -137,6 +148,18 @@ class StreamSpec:
     sensor_interval_s: int = SENSOR_INTERVAL_S
     #: No sensor tick for this long: the run stops by itself (None: 4 sensor intervals).
     supervisor_timeout_s: float | None = None
+    #: The catalog file the stream comes from ("": unknown); scopes the stream registry.
+    catalog: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """What the run streams (symbols, endpoints, book settings): a change in the
+        catalog changes it, and the sensor's new runs carry the new one."""
+        text = repr((
+            self.name, tuple(str(s) for s in self.symbols), self.book_depth,
+            self.snapshot_interval_s, self.rest_url, self.ws_url,
+        ))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def heartbeat_timeout_s(self) -> float:
@@ -251,14 +274,91 @@ def _silent_s(
     return now_s - last
 
 
-def supervisor_gone(instance: DagsterInstance, spec: StreamSpec, now_s: float) -> str | None:
-    """Why the run should stop (sensor off, no heartbeat), or None to go on."""
+def write_stream_registry(
+    instance: DagsterInstance, specs: Sequence[StreamSpec], now_s: float
+) -> None:
+    """Every stream sensor's tick: the streams of its catalog as the code location loaded
+    it now, ``{name: fingerprint}``. A run reads it to learn, within a tick of a reload,
+    that its stream changed or left the catalog (its own sensor may be gone)."""
+    if not specs:
+        return
+    value = json.dumps({"at": now_s, "streams": {s.name: s.fingerprint for s in specs}})
+    instance.run_storage.set_cursor_values({_REGISTRY_PREFIX + specs[0].catalog: value})
+
+
+def _registry(instance: DagsterInstance, spec: StreamSpec) -> tuple[float, dict[str, str]] | None:
+    key = _REGISTRY_PREFIX + spec.catalog
+    raw = instance.run_storage.get_cursor_values({key}).get(key)
+    if not raw:
+        return None
+    value = json.loads(raw)
+    return float(value["at"]), dict(value["streams"])
+
+
+def _left_the_catalog(spec: StreamSpec) -> str:
+    what = f"{spec.exchange} {spec.data_type}" + (f" {spec.span}" if spec.span else "")
+    where = spec.catalog or "the catalog"
+    return (
+        f"its dataset left the catalog: {where} streams no {what} any more "
+        f"(sensor {spec.sensor_name} is gone); this stream is over"
+    )
+
+
+def _catalog_on_disk(spec: StreamSpec) -> str | None:
+    """Why the sensor may be gone, read from the catalog file itself (the run's fallback
+    when no stream sensor of the catalog ticks any more)."""
+    if not spec.catalog:
+        return None
+    from dccd_core.domain import DccdError
+
+    from .catalog import load_catalog
+
+    try:
+        catalog = load_catalog(spec.catalog)
+        names = {s.name for s in stream_specs(catalog.datasets)}
+    except DccdError as exc:
+        first = str(exc).splitlines()[0]
+        return f"the catalog does not load, so the code location has no sensor: {first}"
+    return None if spec.name in names else _left_the_catalog(spec)
+
+
+def stop_reason(
+    instance: DagsterInstance, spec: StreamSpec, now_s: float, fingerprint: str | None = None
+) -> tuple[str, bool] | None:
+    """Why the run of ``spec`` (requested with ``fingerprint``) should stop, and whether
+    that is a failure; None to go on.
+
+    * its sensor was turned off; its stream left the catalog (a reload dropped it); the
+      catalog changed what it streams (the sensor starts the new run at its next tick):
+      a planned stop;
+    * no sensor tick for the supervisor timeout: the daemon is gone (planned: the next
+      run heals the gap), or the catalog no longer loads (a failure: fix it).
+    """
     if _sensor_stopped(instance, spec):
-        return f"sensor {spec.sensor_name} was turned off"
+        return f"sensor {spec.sensor_name} was turned off", False
+    registry = _registry(instance, spec)
+    if registry is not None and now_s - registry[0] <= spec.heartbeat_timeout_s:
+        streams = registry[1]
+        if spec.name not in streams:
+            return _left_the_catalog(spec), False
+        if streams[spec.name] != (fingerprint or spec.fingerprint):
+            return (
+                f"the catalog changed what {spec.name} streams (reloaded); the sensor "
+                "restarts it with the new settings", False,
+            )
     beat = _heartbeat(instance, spec)
     if beat is not None and now_s - beat > spec.heartbeat_timeout_s:
-        return f"no sensor tick for {now_s - beat:.0f} s (is the Dagster daemon running?)"
+        on_disk = _catalog_on_disk(spec)
+        if on_disk is not None:
+            return on_disk, not on_disk.startswith("its dataset left")
+        return f"no sensor tick for {now_s - beat:.0f} s (is the Dagster daemon running?)", False
     return None
+
+
+def supervisor_gone(instance: DagsterInstance, spec: StreamSpec, now_s: float) -> str | None:
+    """Why the run should stop (see ``stop_reason``), or None to go on."""
+    reason = stop_reason(instance, spec, now_s)
+    return reason[0] if reason is not None else None
 
 
 def decide_stream_run(
@@ -266,11 +366,17 @@ def decide_stream_run(
 ) -> RunRequest | SkipReason:
     """One run per stream: skip while one is active; restart a dead one with backoff."""
     tag = {STREAM_TAG: spec.name}
+    request_tags = {**tag, SPEC_TAG: spec.fingerprint}
     active = instance.get_run_records(filters=RunsFilter(tags=tag, statuses=_ACTIVE), limit=1)
     if active:
         run = active[0].dagster_run
         silent_s = _silent_s(instance, spec, active[0], now_s)
         if run.status is not DagsterRunStatus.STARTED or silent_s <= spec.heartbeat_timeout_s:
+            if run.tags.get(SPEC_TAG, spec.fingerprint) != spec.fingerprint:
+                return SkipReason(
+                    f"stream run {run.run_id} streams what the catalog said before the "
+                    "reload: it stops within seconds, and the next tick starts the new one"
+                )
             return SkipReason(f"stream run {run.run_id} is active")
         instance.report_run_failed(
             run,
@@ -278,7 +384,7 @@ def decide_stream_run(
             "is gone (killed with dagster dev, OOM, reboot); marked failed so that the "
             f"sensor {spec.sensor_name} starts a new run, which heals the gap from REST",
         )
-        return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=tag)
+        return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=request_tags)
     recent = instance.get_runs(filters=RunsFilter(tags=tag), limit=10)
     failures = 0
     for run in recent:
@@ -294,7 +400,7 @@ def decide_stream_run(
                 f"stream failed {failures} time(s) in a row; restarting in "
                 f"{wait_s - (now_s - ended):.0f} s"
             )
-    return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=tag)
+    return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=request_tags)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -398,7 +504,19 @@ def run_stream_body(
     ``max_runtime_s``; every flush logs materializations."""
     instance = context.instance
     run_id = context.run_id
-    gone_check = gone or (lambda: supervisor_gone(instance, spec, time.time()))
+    # What the sensor asked for (a run launched by hand: what this code streams).
+    fingerprint = context.run.tags.get(SPEC_TAG) or spec.fingerprint
+    failed_stop: list[str] = []
+
+    def gone_check() -> str | None:
+        if gone is not None:
+            return gone()
+        reason = stop_reason(instance, spec, time.time(), fingerprint)
+        if reason is None:
+            return None
+        if reason[1]:
+            failed_stop.append(reason[0])
+        return reason[0]
 
     def check() -> str | None:
         write_run_alive(instance, spec, run_id, time.time())
@@ -428,7 +546,8 @@ def run_stream_body(
                 await asyncio.sleep(WATCH_INTERVAL_S)
                 reason = await asyncio.to_thread(check)
                 if reason:
-                    context.log.info(f"{spec.name}: stopping: {reason}")
+                    with log_lock:
+                        context.log.info(f"{spec.name}: stopping: {reason}")
                     stop.set()
 
         watcher = asyncio.create_task(watch())
@@ -454,6 +573,8 @@ def run_stream_body(
 
     final = asyncio.run(main())
     problem = stream_end_problem(spec, final)
+    if failed_stop:
+        problem = f"{spec.name} stopped: {failed_stop[0]}"
     if problem is not None:
         # dagster's Failure: the UI shows this one line, not a traceback.
         raise Failure(description=problem, metadata=_health_metadata(final), allow_retries=False)
@@ -490,8 +611,14 @@ def build_stream_job(spec: StreamSpec) -> JobDefinition:
     return stream_job
 
 
-def build_stream_sensor(spec: StreamSpec, stream_job: JobDefinition) -> SensorDefinition:
-    """The supervisor: heartbeat, then at most one active run of ``stream_job``."""
+def build_stream_sensor(
+    spec: StreamSpec,
+    stream_job: JobDefinition,
+    catalog_streams: Sequence[StreamSpec] | None = None,
+) -> SensorDefinition:
+    """The supervisor: heartbeat and the catalog's stream registry (``catalog_streams``,
+    default just ``spec``), then at most one active run of ``stream_job``."""
+    registry = list(catalog_streams) if catalog_streams is not None else [spec]
 
     @sensor(
         name=spec.sensor_name,
@@ -503,6 +630,7 @@ def build_stream_sensor(spec: StreamSpec, stream_job: JobDefinition) -> SensorDe
     def supervise(context: SensorEvaluationContext) -> RunRequest | SkipReason:
         now_s = time.time()
         write_heartbeat(context.instance, spec, now_s)
+        write_stream_registry(context.instance, registry, now_s)
         return decide_stream_run(context.instance, spec, now_s)
 
     return supervise
@@ -513,8 +641,9 @@ def build_stream_definitions(
 ) -> tuple[list[JobDefinition], list[SensorDefinition]]:
     """A job and a sensor per stream of the catalog."""
     jobs, sensors = [], []
-    for spec in stream_specs(catalog.datasets):
+    specs = [replace(s, catalog=str(catalog.path)) for s in stream_specs(catalog.datasets)]
+    for spec in specs:
         stream_job = build_stream_job(spec)
         jobs.append(stream_job)
-        sensors.append(build_stream_sensor(spec, stream_job))
+        sensors.append(build_stream_sensor(spec, stream_job, specs))
     return jobs, sensors

@@ -24,11 +24,14 @@ from dccd_core.storage import Store
 from dccd_pipelines import streams
 from dccd_pipelines.resources import STORE_KEY, DccdStore
 from dccd_pipelines.streams import (
+    SPEC_TAG,
     STREAM_TAG,
     StreamSpec,
+    build_stream_definitions,
     build_stream_job,
     build_stream_sensor,
     decide_stream_run,
+    stop_reason,
     stream_end_problem,
     stream_specs,
     supervisor_gone,
@@ -169,11 +172,10 @@ def test_an_offline_stream_says_so_at_once_and_never_ends_green(  # type: ignore
         (Symbol.parse("BTC/USDT"),),
         rest_url="http://127.0.0.1:1",
         ws_url="ws://127.0.0.1:1",
-        supervisor_timeout_s=1.5,
+        supervisor_timeout_s=3.0,
     )
     with instance_for_test() as instance:
         write_heartbeat(instance, spec, time.time())  # the supervisor ticks once, then is gone
-        started = time.time()
         result = build_stream_job(spec).execute_in_process(
             instance=instance,
             resources={STORE_KEY: DccdStore(root=str(tmp_path))},
@@ -192,7 +194,10 @@ def test_an_offline_stream_says_so_at_once_and_never_ends_green(  # type: ignore
         r for r in records if r.user_message and "not connected (last error: connection refused"
         in r.user_message
     ]
-    assert warnings and warnings[0].timestamp - started < 1.0  # at once, not at a flush
+    [step_start] = [r for r in records if r.dagster_event is not None
+                    and r.dagster_event.event_type_value == "STEP_START"]
+    # at once, not at the first flush (5 s) nor when the retries run out (minutes)
+    assert warnings and warnings[0].timestamp - step_start.timestamp < 1.0
     assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     assert any("no sensor tick" in (r.user_message or "") for r in records)
 
@@ -216,3 +221,76 @@ def test_how_a_stopped_stream_run_ends() -> None:
         f"{SPEC.name} received nothing in 30 s: connected, but no message came for BTC/USDT; "
         "check the symbols and the ws_url"
     )
+
+
+def _catalog(root: Path, symbols: list[str], data_type: str):  # type: ignore[no-untyped-def]
+    from tests.pipelines.conftest import make_catalog
+
+    return make_catalog(root, "http://127.0.0.1:1", symbols=symbols, data_types=[data_type],
+                        spans=[], stream=[data_type])
+
+
+def _tick(catalog, name: str, instance):  # type: ignore[no-untyped-def]
+    """One tick of the stream sensor ``name`` as the code location built from ``catalog``."""
+    _, sensors = build_stream_definitions(catalog)
+    [sensor] = [s for s in sensors if s.name == f"{name}_sensor"]
+    return sensor(build_sensor_context(instance=instance))
+
+
+def test_a_reload_restarts_a_changed_stream_and_stops_one_that_left(tmp_path: Path) -> None:
+    """Catalog A streams BTC/USDT trades; the edit B adds ETH/USDT; the edit C drops the
+    trades stream (a book stream stays). The running stream is never left to die."""
+    catalog_a = _catalog(tmp_path, ["BTC/USDT"], "trades")
+    catalog_b = _catalog(tmp_path, ["BTC/USDT", "ETH/USDT"], "trades")
+    catalog_c = _catalog(tmp_path, ["BTC/USDT"], "book")
+    name = "binance__trades__stream"
+    with instance_for_test() as instance:
+        request = _tick(catalog_a, name, instance)
+        assert isinstance(request, RunRequest)
+        run = instance.add_run(DagsterRun(job_name=name, tags=request.tags,
+                                          status=DagsterRunStatus.STARTED))
+        spec_a = replace(stream_specs(catalog_a.datasets)[0], catalog=str(catalog_a.path))
+        fingerprint = run.tags[SPEC_TAG]
+        assert stop_reason(instance, spec_a, time.time(), fingerprint) is None
+        # reload with B: the sensor keeps ticking, the run learns at once that it must
+        # restart (a planned stop), and the next tick starts the new one
+        skip = _tick(catalog_b, name, instance)
+        assert isinstance(skip, SkipReason) and "before the reload" in (skip.skip_message or "")
+        reason = stop_reason(instance, spec_a, time.time(), fingerprint)
+        assert reason == (f"the catalog changed what {name} streams (reloaded); the sensor "
+                          "restarts it with the new settings", False)
+        instance.report_run_canceled(run)
+        restart = _tick(catalog_b, name, instance)
+        assert isinstance(restart, RunRequest) and restart.tags[SPEC_TAG] != fingerprint
+        run_b = instance.add_run(DagsterRun(job_name=name, tags=restart.tags,
+                                            status=DagsterRunStatus.STARTED))
+        spec_b = replace(stream_specs(catalog_b.datasets)[0], catalog=str(catalog_b.path))
+        assert stop_reason(instance, spec_b, time.time(), run_b.tags[SPEC_TAG]) is None
+        # reload with C: the trades sensor is gone; the book sensor's tick says so
+        _tick(catalog_c, "binance__book__stream", instance)
+        reason = stop_reason(instance, spec_b, time.time(), run_b.tags[SPEC_TAG])
+        assert reason is not None and reason[1] is False
+        assert reason[0].startswith("its dataset left the catalog: ")
+        assert "streams no binance trades any more" in reason[0]
+
+
+def test_a_stream_whose_sensor_is_gone_says_why(tmp_path: Path) -> None:
+    """No stream sensor ticks any more: the run reads the catalog file for the reason."""
+    path = tmp_path / "dccd.yaml"
+    spec = replace(SPEC, catalog=str(path))
+    with instance_for_test() as instance:
+        now = time.time()
+        write_heartbeat(instance, spec, now - 3600)
+        path.write_text("datasets:\n  - exchange: binance\n    symbols: [BTC/USDT]\n"
+                        "    data_types: [trades]\n    start: 2024-01-01\n")
+        reason = stop_reason(instance, spec, now)
+        assert reason is not None and reason[0].startswith("its dataset left the catalog: ")
+        assert str(path) in reason[0] and reason[1] is False
+        path.write_text(path.read_text() + "    stream: [trades]\n")
+        assert stop_reason(instance, spec, now) == (
+            "no sensor tick for 3600 s (is the Dagster daemon running?)", False)
+        path.write_text("datasets: [\n")
+        reason = stop_reason(instance, spec, now)
+        assert reason is not None and reason[1] is True
+        assert reason[0].startswith("the catalog does not load, so the code location has no ")
+        assert "invalid YAML" in reason[0]
