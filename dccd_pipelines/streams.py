@@ -23,24 +23,39 @@ stopping ``dagster dev`` leaves runs alive. So:
   stream's stop event, which flushes and returns;
 * terminating the run in the UI raises Dagster's interrupt inside the stream, whose
   ``finally`` flushes before the run ends;
-* every flush logs an ``AssetMaterialization`` on the dataset asset's day partition
-  (rows, last ts, lag, reconnects, healed gaps).
+* every flush with rows logs an ``AssetMaterialization`` on the dataset asset's day
+  partition (rows, last ts, lag, reconnects, healed gaps, ``connected``,
+  ``last_message_age_s``); a connection change is logged the moment it happens ("not
+  connected (last error: ...; retrying in 2 s, 3 attempts)");
+* a run never ends green having received nothing, nor after stopping while
+  disconnected for over ``OUTAGE_FAIL_S`` (``stream_end_problem``);
+* reloads: every sensor tick also publishes its catalog's streams (name -> spec
+  fingerprint); a run whose stream changed stops so that the next tick restarts it with
+  the new settings, one whose stream left the catalog stops saying so, and with no
+  stream sensor left the run reads the catalog file for the reason (``stop_reason``);
+* checks: the run evaluates the asset checks its datasets declare on the day
+  partitions it writes (first flush, every ``DCCD_STREAM_CHECK_INTERVAL_S``, day close,
+  stop), so the UI shows a check status per streamed day.
 
-Two knobs, read from the environment when the definitions are built (the code server
+Three knobs, read from the environment when the definitions are built (the code server
 and every run worker build them, so the sensor and the run agree), for deployments and
 tests that need a faster supervisor; the defaults suit production:
 
 * ``DCCD_STREAM_SENSOR_INTERVAL_S`` (default ``SENSOR_INTERVAL_S`` = 30): the sensor's
   ``minimum_interval_seconds`` (the daemon evaluates sensors at most every ~5 s);
 * ``DCCD_STREAM_SUPERVISOR_TIMEOUT_S`` (default 4 x the sensor interval): how long a run
-  goes on without a sensor tick before it stops by itself.
+  goes on without a sensor tick before it stops by itself;
+* ``DCCD_STREAM_CHECK_INTERVAL_S`` (default ``CHECK_INTERVAL_S`` = 900): how often a
+  stream run evaluates its datasets' checks on the current day.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -49,6 +64,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
@@ -85,6 +101,8 @@ from .catalog import Catalog, DatasetSpec
 from .resources import STORE_KEY, DccdStore
 
 __all__ = [
+    "CHECK_INTERVAL_ENV",
+    "CHECK_INTERVAL_S",
     "HEARTBEAT_TIMEOUT_S",
     "OUTAGE_FAIL_S",
     "SENSOR_INTERVAL_ENV",
@@ -115,6 +133,9 @@ SENSOR_INTERVAL_S = 30
 HEARTBEAT_TIMEOUT_S = 4 * SENSOR_INTERVAL_S
 SENSOR_INTERVAL_ENV = "DCCD_STREAM_SENSOR_INTERVAL_S"
 SUPERVISOR_TIMEOUT_ENV = "DCCD_STREAM_SUPERVISOR_TIMEOUT_S"
+CHECK_INTERVAL_ENV = "DCCD_STREAM_CHECK_INTERVAL_S"
+#: The stream run evaluates its datasets' checks on the current day this often.
+CHECK_INTERVAL_S = 900.0
 WATCH_INTERVAL_S = 2.0
 BACKOFF_BASE_S = 15.0
 BACKOFF_CAP_S = 600.0
@@ -130,6 +151,7 @@ _ACTIVE = [
 _HEARTBEAT_PREFIX = "dccd_stream_heartbeat:"
 _ALIVE_PREFIX = "dccd_stream_alive:"
 _REGISTRY_PREFIX = "dccd_streams:"
+log = logging.getLogger("dccd.streams")
 _MAX_RETRIES_TAG = "dagster/max_retries"  # Dagster's run-retry tag (overrides run_retries)
 
 
@@ -150,6 +172,9 @@ class StreamSpec:
     supervisor_timeout_s: float | None = None
     #: The catalog file the stream comes from ("": unknown); scopes the stream registry.
     catalog: str = ""
+    #: How often the run evaluates the asset checks on the current day partition (they
+    #: also run when a day closes and when the run stops).
+    check_interval_s: float = CHECK_INTERVAL_S
 
     @property
     def fingerprint(self) -> str:
@@ -204,6 +229,7 @@ def stream_specs(
     env = os.environ if env is None else env
     interval_s = _env_seconds(env, SENSOR_INTERVAL_ENV)
     timeout_s = _env_seconds(env, SUPERVISOR_TIMEOUT_ENV)
+    check_s = _env_seconds(env, CHECK_INTERVAL_ENV) or CHECK_INTERVAL_S
     groups: dict[tuple[str, DataType, Span | None], list[DatasetSpec]] = {}
     for ds in datasets:
         if ds.stream:
@@ -223,6 +249,7 @@ def stream_specs(
                 ws_url=first.ws_url,
                 sensor_interval_s=max(1, round(interval_s)) if interval_s else SENSOR_INTERVAL_S,
                 supervisor_timeout_s=timeout_s,
+                check_interval_s=check_s,
             )
         )
     return specs
@@ -491,6 +518,60 @@ def stream_end_problem(spec: StreamSpec, final: FlushReport) -> str | None:
     return None
 
 
+class _StreamChecks:
+    """Evaluates the streamed datasets' asset checks on their day partitions: at the
+    run's first flush with rows, every ``spec.check_interval_s`` on the current day, once
+    more when a day closes (the first flush past midnight UTC) and at the stop. Audits
+    run in a worker thread, never on the stream's event loop; each result is logged as
+    an ``AssetCheckEvaluation``."""
+
+    def __init__(
+        self, spec: StreamSpec, store_root: str, log: Callable[[AssetCheckEvaluation], None]
+    ) -> None:
+        self.spec = spec
+        self.store_root = store_root
+        self.log = log
+        self.days: dict[str, str] = {}  # symbol -> the day of its last row
+        self.next_s = time.monotonic() + spec.check_interval_s
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dccd-checks")
+
+    def after_flush(self, report: FlushReport) -> None:
+        due: list[tuple[str, str]] = []
+        for symbol, rep in report.per_symbol.items():
+            if rep.last_ts is None or rep.total_rows == 0:
+                continue
+            day = iso_date(rep.last_ts)
+            before = self.days.get(symbol)
+            if before is None:
+                # this run's first rows: the UI shows a check status for a partition only
+                # while its latest materialization and the evaluation share a run
+                due.append((symbol, day))
+            elif before != day:
+                due.append((symbol, before))  # that day is over: its last word
+            self.days[symbol] = day
+        if report.final or time.monotonic() >= self.next_s:
+            self.next_s = time.monotonic() + self.spec.check_interval_s
+            due.extend(self.days.items())
+        for symbol, day in due:
+            self.worker.submit(self._evaluate, symbol, day)
+
+    def _evaluate(self, symbol: str, day: str) -> None:
+        from .checks import stream_check_evaluations
+
+        key = self.spec.key(Symbol.parse(symbol))
+        try:
+            evaluations = stream_check_evaluations(self.store_root, key, day)
+        except Exception as exc:  # a check must never stop the stream
+            log.warning("%s: checks of %s not evaluated: %s", self.spec.name, day, exc)
+            return
+        for evaluation in evaluations:
+            self.log(evaluation)
+
+    def close(self) -> None:
+        """Wait for the evaluations in progress (the stop's included)."""
+        self.worker.shutdown(wait=True)
+
+
 def run_stream_body(
     context: OpExecutionContext,
     spec: StreamSpec,
@@ -527,12 +608,19 @@ def run_stream_body(
 
     log_lock = threading.Lock()
 
+    def log_check(evaluation: AssetCheckEvaluation) -> None:
+        with log_lock:  # log_event takes check evaluations too; its type hint lags
+            context.log_event(evaluation)  # type: ignore[arg-type]
+
+    checks = _StreamChecks(spec, store_resource.root, log_check)
+
     def on_flush(report: FlushReport) -> None:
         with log_lock:
             for event in _materializations(spec, report):
                 context.log_event(event)
             line = describe_flush(spec, report)
             (context.log.info if report.connected else context.log.warning)(line)
+        checks.after_flush(report)
 
     def on_status(line: str, status: WsStatus) -> None:
         with log_lock:
@@ -571,7 +659,10 @@ def run_stream_body(
         finally:
             watcher.cancel()
 
-    final = asyncio.run(main())
+    try:
+        final = asyncio.run(main())
+    finally:
+        checks.close()
     problem = stream_end_problem(spec, final)
     if failed_stop:
         problem = f"{spec.name} stopped: {failed_stop[0]}"

@@ -202,12 +202,15 @@ def test_an_offline_stream_says_so_at_once_and_never_ends_green(  # type: ignore
     assert any("no sensor tick" in (r.user_message or "") for r in records)
 
 
+_OK_REPORT = FlushReport("binance", DataType.TRADES, 0, 10, None, None, 0, 0, 0, 0, 0, 3, 10,
+                         {}, final=True, connected=True, messages=10,
+                         last_message_age_s=0.5, elapsed_s=30.0)
+
+
 def test_how_a_stopped_stream_run_ends() -> None:
     """Green only when it received data and was connected at the stop (or had just lost
     the connection: the next run heals that gap)."""
-    ok = FlushReport("binance", DataType.TRADES, 0, 10, None, None, 0, 0, 0, 0, 0, 3, 10, {},
-                     final=True, connected=True, messages=10, last_message_age_s=0.5,
-                     elapsed_s=30.0)
+    ok = _OK_REPORT
     assert stream_end_problem(SPEC, ok) is None
     blip = replace(ok, connected=False, down_s=5.0, last_error="server closed (1006)")
     assert stream_end_problem(SPEC, blip) is None
@@ -294,3 +297,87 @@ def test_a_stream_whose_sensor_is_gone_says_why(tmp_path: Path) -> None:
         assert reason is not None and reason[1] is True
         assert reason[0].startswith("the catalog does not load, so the code location has no ")
         assert "invalid YAML" in reason[0]
+
+
+def test_a_stream_run_evaluates_its_checks_per_day(  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The stream materializes without its asset op, so it evaluates the checks its asset
+    declares itself: every check interval on the day it writes, and at the stop."""
+    from dagster import AssetCheckKey
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    from dccd_core.domain import iso_date, now_ns
+    from dccd_pipelines.checks import dataset_check_specs
+    from tests.pipelines.conftest import make_catalog
+
+    monkeypatch.setattr(streams, "WATCH_INTERVAL_S", 0.2)
+    fake = BinanceStreamFake(per_ms=1)
+    with serve_in_thread(fake.app) as origin, instance_for_test() as instance:
+        catalog = make_catalog(tmp_path, origin, data_types=["trades"], spans=[],
+                               stream=["trades"])
+        [spec] = stream_specs(catalog.datasets, env={"DCCD_STREAM_CHECK_INTERVAL_S": "0.5"})
+        spec = replace(spec, ws_url=origin.replace("http", "ws"))
+        assert spec.check_interval_s == 0.5
+        write_heartbeat(instance, spec, time.time())
+        timer = threading.Timer(2.0, _turn_sensor_off, args=(instance,))
+        timer.start()
+        result = streams.build_stream_job(spec).execute_in_process(
+            instance=instance, resources={STORE_KEY: DccdStore(root=str(tmp_path))},
+        )
+        timer.join()
+        assert result.success
+        day = iso_date(now_ns())
+        declared = {AssetCheckKey(s.asset_key, s.name) for s in
+                    dataset_check_specs(catalog.datasets[0])}
+        evaluations = [e.event_specific_data for e in result.all_events
+                       if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        # the keys the asset declares (so the UI shows them), for the day
+        assert {AssetCheckKey(e.asset_key, e.check_name) for e in evaluations} == declared
+        assert {e.partition for e in evaluations} == {day}
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            list(declared), partition_filter=PartitionKeyFilter(key=day)
+        )
+    assert set(latest) == declared
+    by_name = {k.name: r for k, r in latest.items()}
+    assert by_name["no_duplicates"].status is AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert by_name["sorted_in_period"].status is AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert by_name["no_holes"].partition == day
+
+
+def test_stream_checks_run_every_interval_when_a_day_closes_and_at_the_stop(
+    tmp_path: Path,
+) -> None:
+    from dccd_core.domain import to_ns
+    from dccd_core.operations.stream import SymbolReport
+
+    day_ns = to_ns("2024-06-01")
+    logged: list[tuple[str, str]] = []
+
+    def report(last_ts: int, *, final: bool = False) -> FlushReport:
+        rep = SymbolReport(rows=1, total_rows=5, last_ts=last_ts)
+        return replace(_OK_REPORT, per_symbol={"BTC/USDT": rep}, final=final)
+
+    checks = streams._StreamChecks(replace(SPEC, check_interval_s=3600.0), str(tmp_path),
+                                   lambda e: logged.append((e.partition, e.check_name)))
+    checks.after_flush(report(day_ns + 86_398 * 10**9))  # the run's first rows
+    checks.after_flush(report(day_ns + 86_399 * 10**9))  # 23:59:59: nothing due
+    checks.after_flush(report(day_ns + 86_401 * 10**9))  # past midnight: the day closes
+    checks.after_flush(report(day_ns + 86_402 * 10**9))  # nothing due
+    checks.after_flush(report(day_ns + 86_403 * 10**9, final=True))  # the stop
+    checks.close()
+    names = ["no_duplicates", "sorted_in_period", "no_holes"]
+    assert logged == [("2024-06-01", n) for n in names] * 2 + [("2024-06-02", n) for n in names]
+    # every interval: each flush past the interval evaluates the current day
+    logged.clear()
+    checks = streams._StreamChecks(replace(SPEC, check_interval_s=0.05), str(tmp_path),
+                                   lambda e: logged.append((e.partition, e.check_name)))
+    checks.after_flush(report(day_ns + 3600 * 10**9))  # first rows
+    for _ in range(3):
+        time.sleep(0.06)
+        checks.after_flush(report(day_ns + 3600 * 10**9))
+    checks.close()
+    assert logged == [("2024-06-01", n) for n in names] * 4
