@@ -17,6 +17,11 @@ The window is the run's partition range when the check runs with a materializati
 (the dataset's job runs it right after the asset), else the whole dataset. Files are
 read one at a time, so memory is bounded by the largest period file.
 
+A streamed dataset materializes every few seconds from its stream run, not from its
+asset op: the stream run evaluates the same checks on the day partitions it writes
+(``stream_check_evaluations``, logged as ``AssetCheckEvaluation`` events on the check
+keys its asset declares), so the UI shows a check status per streamed day.
+
 Freshness is not a check here: ``assets.freshness_policy`` sets Dagster 1.13's
 ``FreshnessPolicy`` on each asset from its update cron.
 """
@@ -28,6 +33,7 @@ from typing import Any
 
 import polars as pl
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
@@ -38,7 +44,15 @@ from dagster import (
     multi_asset_check,
 )
 
-from dccd_core.domain import DatasetKey, DataType, iso_datetime, natural_key, now_ns, to_ns
+from dccd_core.domain import (
+    NS_PER_DAY,
+    DatasetKey,
+    DataType,
+    iso_datetime,
+    natural_key,
+    now_ns,
+    to_ns,
+)
 
 from .catalog import DatasetSpec
 from .resources import DccdStore
@@ -52,6 +66,7 @@ __all__ = [
     "check_names",
     "dataset_check_specs",
     "evaluate_checks",
+    "stream_check_evaluations",
 ]
 
 CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes")
@@ -217,8 +232,6 @@ _DESCRIPTION = {
 def _window(context: Any) -> tuple[int | None, int | None]:
     if context.has_partition_key_range or context.has_partition_key:
         rng = context.partition_key_range
-        from dccd_core.domain import NS_PER_DAY
-
         return to_ns(rng.start), min(to_ns(rng.end) + NS_PER_DAY, now_ns())
     return None, None
 
@@ -226,6 +239,17 @@ def _window(context: Any) -> tuple[int | None, int | None]:
 def _result(
     key: DatasetKey, outcome: CheckOutcome, window: Sequence[int | None]
 ) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=AssetKey(key.asset_key_path),
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=_SEVERITY[outcome.name],
+        metadata=_metadata(outcome, window),
+        description=_DESCRIPTION[outcome.name],
+    )
+
+
+def _metadata(outcome: CheckOutcome, window: Sequence[int | None]) -> dict[str, Any]:
     start_ts, end_ts = window
     metadata: dict[str, Any] = {
         "offending": MetadataValue.int(outcome.bad),
@@ -246,14 +270,29 @@ def _result(
             metadata[name] = MetadataValue.text(value)
         else:
             metadata[name] = MetadataValue.json(value)
-    return AssetCheckResult(
-        asset_key=AssetKey(key.asset_key_path),
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=_SEVERITY[outcome.name],
-        metadata=metadata,
-        description=_DESCRIPTION[outcome.name],
-    )
+    return metadata
+
+
+def stream_check_evaluations(
+    store_root: str, key: DatasetKey, day: str, *, now_ts: int | None = None
+) -> list[AssetCheckEvaluation]:
+    """The checks of ``key`` over the day partition ``day`` (``YYYY-MM-DD``) up to now,
+    as events a stream run logs (the day's status in the UI; a later one replaces it)."""
+    start_ts = to_ns(day)
+    window = (start_ts, min(start_ts + NS_PER_DAY, now_ts if now_ts is not None else now_ns()))
+    outcomes = audit_dataset(store_root, key, *window)
+    return [
+        AssetCheckEvaluation(
+            asset_key=AssetKey(key.asset_key_path),
+            check_name=outcome.name,
+            passed=outcome.passed,
+            severity=_SEVERITY[outcome.name],
+            metadata=_metadata(outcome, window),
+            description=_DESCRIPTION[outcome.name],
+            partition=day,
+        )
+        for outcome in outcomes.values()
+    ]
 
 
 def dataset_check_specs(spec: DatasetSpec) -> list[AssetCheckSpec]:

@@ -18,6 +18,12 @@ the store merges on it again). Books are kept from snapshot + deltas with the so
 sequence/checksum rules (``dccd_core.operations.book``) and sampled every
 ``snapshot_interval_s``; a gap, checksum mismatch or crossed book triggers a resync and
 is never stored.
+
+Health is reported, never implied: every :class:`FlushReport` says whether the
+WebSocket is connected, since when it is not, its last error and how long ago the last
+data message came (``None``: never); ``on_status`` hears a one-line account of every
+connection change the moment it happens (``describe_connection``), so an offline or
+misconfigured stream says "not connected (last error: ...)" at once.
 """
 
 from __future__ import annotations
@@ -55,12 +61,12 @@ from dccd_core.sources.ws import (
     WsSubscription,
     WsTrades,
 )
-from dccd_core.transport.ws import Connected, WsClient, WsConfig
+from dccd_core.transport.ws import Connected, WsClient, WsConfig, WsStatus
 
 from .book import LiveBook, book_frame
 from .heal import fetch_candles_window, fetch_trades_window
 
-__all__ = ["FlushReport", "StreamStore", "SymbolReport", "stream"]
+__all__ = ["FlushReport", "StreamStore", "SymbolReport", "describe_connection", "stream"]
 
 log = logging.getLogger("dccd.stream")
 
@@ -113,6 +119,20 @@ class FlushReport:
     frames: int
     per_symbol: dict[str, SymbolReport]
     final: bool = False
+    #: A WebSocket session is open right now.
+    connected: bool = True
+    #: Data messages received (trades, candles, book updates), all sessions together.
+    messages: int = 0
+    #: Seconds since the last data message; None: none ever came.
+    last_message_age_s: float | None = None
+    #: Seconds since the connection went down (or since the start, if never up).
+    down_s: float | None = None
+    last_error: str = ""
+    #: Consecutive failed connection attempts (0 while connected).
+    connect_attempts: int = 0
+    retry_in_s: float | None = None
+    #: Seconds since the stream started.
+    elapsed_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -166,6 +186,9 @@ class _Streamer:
         self.flushes = 0
         self.total_rows = 0
         self.client: WsClient | None = None
+        self.started = time.monotonic()
+        self.messages = 0
+        self.last_message_at: float | None = None  # time.monotonic()
 
     # -- events -------------------------------------------------------------------------
 
@@ -358,6 +381,9 @@ class _Streamer:
             state.cov_end = book.last_ts
 
     async def dispatch(self, events: Sequence[WsEvent]) -> None:
+        if events:
+            self.messages += len(events)
+            self.last_message_at = time.monotonic()
         for event in events:
             if isinstance(event, WsTrades | WsCandles) and not await self._plausible(event):
                 continue
@@ -449,6 +475,8 @@ class _Streamer:
         self.total_rows += rows
         self.flushes += 1
         reports = list(per.values())
+        mono = time.monotonic()
+        status = self.client.status() if self.client is not None else None
         last_ts = max((r.last_ts for r in reports if r.last_ts is not None), default=None)
         return FlushReport(
             exchange=self.source.id,
@@ -466,7 +494,43 @@ class _Streamer:
             frames=self.client.frames if self.client else 0,
             per_symbol=per,
             final=final,
+            connected=status.connected if status is not None else False,
+            messages=self.messages,
+            last_message_age_s=(
+                mono - self.last_message_at if self.last_message_at is not None else None
+            ),
+            down_s=status.down_s if status is not None else mono - self.started,
+            last_error=status.last_error if status is not None else "",
+            connect_attempts=status.attempts if status is not None else 0,
+            retry_in_s=status.retry_in_s if status is not None else None,
+            elapsed_s=mono - self.started,
         )
+
+
+def describe_connection(label: str, status: WsStatus) -> str:
+    """One line on a connection change, e.g. ``binance trades BTC/USDT: not connected
+    (last error: connection refused by ws://127.0.0.1:1/...; retrying in 2 s, 3 attempts)``."""
+    if status.connected:
+        return (
+            f"{label}: connected (session {status.sessions}, reconnects {status.reconnects})"
+        )
+    retry = (
+        f"retrying in {status.retry_in_s:.0f} s" if status.retry_in_s is not None else "retrying"
+    )
+    attempts = f"{status.attempts} attempt{'s' if status.attempts != 1 else ''}"
+    error = status.last_error or "none yet"
+    if status.event == "lost":
+        return f"{label}: connection lost (last error: {error}); {retry}"
+    down = f" for {status.down_s:.0f} s" if status.down_s is not None and status.down_s >= 1 else ""
+    return f"{label}: not connected{down} (last error: {error}; {retry}, {attempts})"
+
+
+def _label(exchange: str, data_type: DataType, span: Span | None, symbols: Sequence[Symbol]) -> str:
+    """``binance trades BTC/USDT, ETH/USDT``; long symbol lists are shortened."""
+    names = [str(s) for s in symbols]
+    shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+    kind = f"{data_type} {span}" if span is not None else str(data_type)
+    return f"{exchange} {kind} {shown}"
 
 
 async def stream(
@@ -487,10 +551,13 @@ async def stream(
     ws_config: WsConfig | None = None,
     rest_url: str | None = None,
     ws_url: str | None = None,
+    on_status: Callable[[str, WsStatus], None] | None = None,
 ) -> FlushReport:
     """Stream ``data_type`` of ``symbols`` into ``store`` until ``stop`` is set.
 
-    Returns the final :class:`FlushReport`; ``on_flush`` gets one after every flush.
+    Returns the final :class:`FlushReport`; ``on_flush`` gets one after every flush,
+    ``on_status`` a line (``describe_connection``) and the state at every connection
+    change (without it, those lines go to the ``dccd.stream`` logger).
     ``span`` is required for ``ohlc`` (closed candles only are stored). Stops on
     ``stop``, after ``max_runtime_s``, or on cancellation — always after a last flush.
     Raises ``NoCapability`` before connecting when the source cannot stream this.
@@ -520,12 +587,24 @@ async def stream(
         idle_timeout_s=ws.ws_idle_timeout_s, max_session_s=ws.ws_max_session_s
     )
     ping = ws.ws_ping
+    label = _label(source.id, dt, sp, syms)
+
+    def status_changed(status: WsStatus) -> None:
+        line = describe_connection(label, status)
+        if on_status is not None:
+            on_status(line, status)
+        elif status.connected:
+            log.info(line)
+        else:
+            log.warning(line)
+
     client = WsClient(
         ws.ws_url(sub),
         subscribe=ws.ws_subscribe_messages(sub),
         app_ping=ping.message if ping else None,
         app_ping_interval_s=ping.interval_s if ping else 20.0,
         config=config,
+        on_status=status_changed,
     )
     streamer.client = client
     stop = stop or asyncio.Event()

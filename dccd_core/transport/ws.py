@@ -15,6 +15,11 @@ on its own and *say* that it did, so the caller can heal the gap from REST.
 * websockets/OS errors are mapped into the dccd tree here and nowhere else: a refused
   handshake with a 4xx (not 429) is an ``ExchangeError`` (retrying cannot fix a bad
   URL), a bad URL a ``ConfigError``, anything else is retried.
+* The connection state lives here, once: :meth:`WsClient.status` says whether a session
+  is open, since when it is not, the consecutive failed attempts, the last error and
+  the wait before the next attempt; ``on_status`` hears every change (connected,
+  connection lost, attempt failed) the moment it happens, so a caller can say "not
+  connected" at once instead of at its next report.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import random
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +46,16 @@ from websockets.exceptions import (
 
 from dccd_core.domain import ConfigError, DccdError, ExchangeError, RetryExhausted
 
-__all__ = ["DEFAULT_WS_CONFIG", "Connected", "WsClient", "WsConfig", "full_jitter_s"]
+__all__ = [
+    "DEFAULT_WS_CONFIG",
+    "Connected",
+    "WsClient",
+    "WsConfig",
+    "WsStatus",
+    "full_jitter_s",
+]
 
+log = logging.getLogger("dccd.ws")
 Frame = str | bytes
 #: The idle deadline moves at most this often (see ``WsClient._session``).
 _RESCHEDULE_S = 0.5
@@ -77,6 +92,29 @@ class Connected:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class WsStatus:
+    """The connection's state at one moment (see :meth:`WsClient.status`).
+
+    ``event`` names the change that produced it: ``connected``, ``lost`` (a session
+    ended), ``failed`` (a connection attempt failed) or ``""`` (asked for).
+    """
+
+    url: str
+    connected: bool
+    #: Consecutive failed connection attempts since the last session (0 while connected).
+    attempts: int
+    last_error: str
+    #: Seconds until the next attempt (None: connected, or trying right now).
+    retry_in_s: float | None
+    #: Seconds since the connection went down, or since the start if it never came up.
+    down_s: float | None
+    sessions: int
+    reconnects: int
+    frames: int
+    event: str = ""
+
+
 def full_jitter_s(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
     """AWS "full jitter": a uniform wait in ``[0, min(cap, base * 2**attempt)]``."""
     return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
@@ -104,6 +142,7 @@ class WsClient:
         app_ping_interval_s: float = 20.0,
         config: WsConfig = DEFAULT_WS_CONFIG,
         seed: int | None = None,
+        on_status: Callable[[WsStatus], None] | None = None,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"invalid WebSocket URL {url!r}: it must start with ws:// or wss://")
@@ -116,6 +155,11 @@ class WsClient:
         self.sessions = 0
         self.frames = 0
         self.last_error: str = ""
+        self.connected = False
+        self.attempts = 0
+        self.on_status = on_status
+        self._down_since: float | None = None  # loop time; None while connected
+        self._retry_at: float | None = None
         self._rng = random.Random(seed)
         self._pending: collections.deque[Frame | Connected] = collections.deque()
         self._ready = asyncio.Event()
@@ -127,6 +171,7 @@ class WsClient:
         self._kick = False
 
     async def __aenter__(self) -> WsClient:
+        self._down_since = asyncio.get_running_loop().time()
         self._task = asyncio.create_task(self._run(), name=f"ws-reader {self.url}")
         return self
 
@@ -178,6 +223,33 @@ class WsClient:
             self._drained.set()
         return batch
 
+    def status(self, event: str = "") -> WsStatus:
+        """The connection's state now (cheap: no I/O)."""
+        now = asyncio.get_running_loop().time()
+        retry_in = None
+        if not self.connected and self._retry_at is not None:
+            retry_in = max(0.0, self._retry_at - now)
+        return WsStatus(
+            url=self.url,
+            connected=self.connected,
+            attempts=self.attempts,
+            last_error=self.last_error,
+            retry_in_s=retry_in,
+            down_s=None if self._down_since is None else now - self._down_since,
+            sessions=self.sessions,
+            reconnects=self.reconnects,
+            frames=self.frames,
+            event=event,
+        )
+
+    def _notify(self, event: str) -> None:
+        if self.on_status is None:
+            return
+        try:
+            self.on_status(self.status(event))
+        except Exception:  # a reporting hook must never stop the connection
+            log.exception("on_status callback failed")
+
     # -- the reader -------------------------------------------------------------------
 
     def _put(self, item: Frame | Connected) -> None:
@@ -187,6 +259,7 @@ class WsClient:
     async def _run(self) -> None:
         attempt = 0
         while not self._closing:
+            sessions = self.sessions
             try:
                 await self._session()
                 attempt = 0  # a session that ran resets the failure count
@@ -203,25 +276,30 @@ class WsClient:
                     self._ready.set()
                     return
                 self.last_error = str(mapped)
-                attempt += 1
+                lost = self.sessions != sessions  # it was connected: a loss, not a refusal
+                attempt = 1 if lost else attempt + 1
+                self.attempts = attempt
                 if attempt > self.config.max_attempts:
                     self._error = RetryExhausted(
-                        f"WebSocket {self.url} failed {attempt - 1} times in a row "
+                        f"WebSocket {_short_url(self.url)} failed {attempt - 1} times in a row "
                         f"(last: {self.last_error}); check the network or the ws_url"
                     )
                     self._ready.set()
                     return
-                await asyncio.sleep(
-                    full_jitter_s(
-                        attempt, self.config.backoff_base_s, self.config.backoff_cap_s, self._rng
-                    )
+                delay_s = full_jitter_s(
+                    attempt, self.config.backoff_base_s, self.config.backoff_cap_s, self._rng
                 )
+                self._retry_at = asyncio.get_running_loop().time() + delay_s
+                self._notify("lost" if lost else "failed")
+                await asyncio.sleep(delay_s)
+                self._retry_at = None
                 continue
             if self._closing:
                 return
             # The session ended normally (server close, idle, planned rotation): retry
             # at once, the next failure backs off.
             attempt = 1
+            self._notify("lost")
 
     async def _session(self) -> None:
         cfg = self.config
@@ -244,7 +322,11 @@ class WsClient:
             for message in self.subscribe:
                 await conn.send(_encode(message))
             self.sessions += 1
+            self.connected = True
+            self.attempts = 0
+            self._down_since = None
             self._put(Connected(self.sessions - 1, self.reconnects, self.last_error))
+            self._notify("connected")
             if self.app_ping is not None:
                 pinger = asyncio.create_task(self._ping_loop(conn))
             loop = asyncio.get_running_loop()
@@ -284,6 +366,9 @@ class WsClient:
         finally:
             if pinger is not None:
                 pinger.cancel()
+            if self.connected and not self._closing:  # at close: as it was at the stop
+                self.connected = False
+                self._down_since = asyncio.get_running_loop().time()
             self._conn = None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
@@ -316,7 +401,21 @@ class WsClient:
             return RetryExhausted(f"WebSocket handshake failed: {exc}")
         if isinstance(exc, ConnectionClosed):
             return RetryExhausted(f"connection closed: {exc}")
+        where = _short_url(self.url)
         if isinstance(exc, TimeoutError):
-            return RetryExhausted(f"timed out connecting to {self.url}")
-        return RetryExhausted(f"{type(exc).__name__}: {exc}")
+            return RetryExhausted(f"timed out connecting to {where}")
+        if isinstance(exc, ConnectionRefusedError):
+            return RetryExhausted(f"connection refused by {where}")
+        if isinstance(exc, socket.gaierror):
+            return RetryExhausted(f"cannot resolve the host of {where} ({exc.strerror or exc})")
+        if isinstance(exc, OSError) and exc.strerror:
+            return RetryExhausted(f"{exc.strerror.lower()} ({where})")
+        return RetryExhausted(f"{type(exc).__name__}: {exc} ({where})")
+
+
+def _short_url(url: str) -> str:
+    """``ws://host:port/...``: the origin, without a path that lists every stream."""
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host}/..." if slash and path else url
 

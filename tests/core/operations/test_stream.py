@@ -196,3 +196,55 @@ async def test_book_resyncs_on_gap_and_never_stores_a_crossed_book(tmp_path: Pat
         assert list(zip(got_b["price"], got_b["amount"], strict=True)) == bids[:10]
         assert list(zip(got_a["price"], got_a["amount"], strict=True)) == asks[:10]
     assert checked >= 10
+
+
+async def test_an_unreachable_stream_says_so_at_once_and_reports_never(tmp_path: Path) -> None:
+    """Nothing listens on port 1: the first refused attempt is reported at once, with
+    its error and the retry; the reports say not connected and no message, ever."""
+    lines: list[tuple[float, str]] = []
+    reports: list[FlushReport] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    final = await stream(
+        "binance",
+        ["BTC/USDT"],
+        "trades",
+        store=Store(tmp_path),
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1",
+        flush_interval_s=0.3,
+        max_runtime_s=1.2,
+        on_flush=reports.append,
+        on_status=lambda line, status: lines.append((loop.time() - started, line)),
+        ws_config=WsConfig(backoff_base_s=0.1, backoff_cap_s=0.2),
+    )
+    first_s, first = lines[0]
+    assert first_s < 0.5, lines
+    assert first.startswith("binance trades BTC/USDT: not connected (last error: ")
+    assert "connection refused by ws://127.0.0.1:1/..." in first
+    assert "retrying in " in first and "1 attempt)" in first
+    assert len(lines) >= 3 and "attempts)" in lines[-1][1]
+    assert reports and all(not r.connected and r.messages == 0 for r in reports)
+    assert final.final and final.last_message_age_s is None and final.total_rows == 0
+    assert "connection refused" in final.last_error and final.connect_attempts >= 3
+    assert final.down_s is not None and final.down_s >= 1.0
+
+
+async def test_a_healthy_stream_reports_connected_and_its_last_message(tmp_path: Path) -> None:
+    fake = BinanceStreamFake(per_ms=1)
+    lines: list[str] = []
+    async for source, _ in _source(fake):
+        final = await stream(
+            "binance",
+            ["BTC/USDT"],
+            "trades",
+            store=Store(tmp_path),
+            source=source,
+            flush_interval_s=0.2,
+            max_runtime_s=0.8,
+            on_status=lambda line, status: lines.append(line),
+            ws_config=FAST_WS,
+        )
+    assert lines == ["binance trades BTC/USDT: connected (session 1, reconnects 0)"]
+    assert final.connected and final.messages > 100 and final.connect_attempts == 0
+    assert final.last_message_age_s is not None and final.last_message_age_s < 0.5
