@@ -25,6 +25,12 @@ minimum. Only the source's cursor (``next_cursor=None``) or, for forward paging,
 row at or past the segment's end, ends a segment: an empty page never does. Where
 ``source.sequential_trade_ids``, ids must be consecutive across every seam and page;
 a gap raises ``UnexpectedPayload`` rather than silently losing trades.
+
+Every trade walk ends, whatever the exchange answers: a page must bring a trade of the
+window past the walk's frontier, or be empty with a cursor not asked since the walk
+last moved. A cursor that comes back raises ``PagingStalled`` at once; pages that hold
+trades but none new (the same page again, pages dated outside the window) raise it after
+``MAX_IDLE_PAGES`` in a row. Candle windows are fixed in advance, so they always end.
 """
 
 from __future__ import annotations
@@ -42,14 +48,17 @@ from dccd_core.domain import (
     NS_PER_MS,
     DataType,
     PageDirection,
+    PagingStalled,
     Span,
     Symbol,
     UnexpectedPayload,
+    iso_datetime,
 )
 from dccd_core.sources.base import Source, TradePage
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "MAX_IDLE_PAGES",
     "Chunk",
     "PageStats",
     "candle_windows",
@@ -206,6 +215,7 @@ class _Segment:
     buffered_rows: int = 0
     tail_ts: int | None = None
     tail_ids: set[str] = field(default_factory=set)
+    advance: _Advance | None = None
 
     def __post_init__(self) -> None:
         self.pos_ts = self.start
@@ -247,6 +257,118 @@ def _dedup_page(seg: _Segment, rows: pl.DataFrame) -> pl.DataFrame:
     else:
         seg.tail_ts, seg.tail_ids = last_ts, set(tail)
     return rows
+
+
+#: consecutive pages holding trades but none new to the walk before it is declared stuck
+MAX_IDLE_PAGES = 8
+
+
+class _Advance:
+    """Proves that a walk of pages (one segment, or one id-paged window) moves on.
+
+    Every page must either bring a trade of the window past the walk's frontier (the
+    newest ts seen paging forward, the oldest paging backward, and the ids seen at that
+    ts), or be empty with a cursor not asked since the walk last moved (a quiet stretch
+    walked by time). A cursor that comes back is a loop: refused at once. Pages that hold
+    trades but none new (the same page again, pages dated outside the window) are
+    refused after ``MAX_IDLE_PAGES`` in a row. So every paging mode ends after a bounded
+    number of requests, whatever the exchange answers.
+    """
+
+    def __init__(self, exchange: str, symbol: Symbol, forward: bool) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.forward = forward
+        self.frontier_ts: int | None = None
+        self.frontier_ids: set[str] = set()
+        self.idle = 0
+        self.requests = 0
+        self._asked: set[object] = set()
+        self._asked_unhashable: list[object] = []
+
+    def _seen_cursor(self, cursor: object) -> bool:
+        try:
+            return cursor in self._asked
+        except TypeError:
+            return any(cursor == c for c in self._asked_unhashable)
+
+    def _remember(self, cursor: object) -> None:
+        try:
+            self._asked.add(cursor)
+        except TypeError:
+            self._asked_unhashable.append(cursor)
+
+    def _moved(self, rows: pl.DataFrame) -> bool:
+        """Whether ``rows`` (clipped to the window) extend the frontier; updates it."""
+        if rows.height == 0:
+            return False
+        ts = rows.get_column("ts")
+        edge = int(ts.max() if self.forward else ts.min())  # type: ignore[arg-type]
+        at_edge = set(rows.filter(pl.col("ts") == edge).get_column("trade_id").to_list())
+        beyond = self.frontier_ts is None or (
+            edge > self.frontier_ts if self.forward else edge < self.frontier_ts
+        )
+        if beyond:
+            self.frontier_ts, self.frontier_ids = edge, at_edge
+            return True
+        if edge == self.frontier_ts and not at_edge <= self.frontier_ids:
+            self.frontier_ids |= at_edge
+            return True
+        return False
+
+    def observe(self, asked: object | None, page: TradePage, start_ts: int, end_ts: int) -> None:
+        """Check one answered page of the window ``[start_ts, end_ts)`` asked at ``asked``."""
+        self.requests += max(1, page.requests)
+        if self._moved(clip_rows(page.rows, start_ts, end_ts)):
+            self.idle = 0
+            self._asked.clear()
+            self._asked_unhashable.clear()
+            return
+        self._remember(asked)
+        nxt = page.next_cursor
+        if nxt is not None and self._seen_cursor(nxt):
+            raise self._stalled(
+                f"the cursor does not move (asked {asked!r}, told to ask {nxt!r} again)",
+                asked,
+                page,
+                start_ts,
+                end_ts,
+            )
+        if page.rows.height == 0:
+            return  # a quiet stretch: the cursor moved on, the window did not
+        self.idle += 1
+        if self.idle >= MAX_IDLE_PAGES:
+            raise self._stalled(
+                f"{self.idle} pages in a row brought no trade of the window not already "
+                "seen (the same page again, or pages dated outside the window)",
+                asked,
+                page,
+                start_ts,
+                end_ts,
+            )
+
+    def _stalled(
+        self, what: str, asked: object, page: TradePage, start_ts: int, end_ts: int
+    ) -> PagingStalled:
+        rows = page.rows
+        if rows.height:
+            ts = rows.get_column("ts")
+            ids = rows.get_column("trade_id")
+            seen = (
+                f"the last page held {rows.height} trades dated "
+                f"{iso_datetime(int(ts.min()))} .. {iso_datetime(int(ts.max()))}, "  # type: ignore[arg-type]
+                f"ids {ids[0]} .. {ids[-1]}"
+            )
+        else:
+            seen = "the last page was empty"
+        frontier = iso_datetime(self.frontier_ts) if self.frontier_ts is not None else "nothing yet"
+        return PagingStalled(
+            f"{self.exchange} trades {self.symbol}: paging "
+            f"{iso_datetime(start_ts)} -> {iso_datetime(end_ts)} stopped after "
+            f"{self.requests} requests: {what}; cursor {asked!r}; {seen}; got as far as "
+            f"{frontier}. The exchange is answering pages that do not advance: retry "
+            "later, and if it persists report this line (a changed API?)"
+        )
 
 
 class _IdContinuity:
@@ -349,12 +471,14 @@ async def _paginate_by_id(
     when the estimated rest of the window is shorter), yielded in order, until a page
     reaches ``end_ts`` or comes back short (the newest trade)."""
     continuity = _IdContinuity(source.id, symbol)
+    advance = _Advance(source.id, symbol, forward=True)
     stats.segments = stats.windows_total = 1
     cursor: object | None = None
     while True:  # the first rows of the window, by time
         page = await source.fetch_trades_page(symbol, start_ts, end_ts, cursor)
         stats.requests += page.requests
         stats.pages += 1
+        advance.observe(cursor, page, start_ts, end_ts)
         if page.rows.height or page.next_cursor is None:
             break
         cursor = page.next_cursor
@@ -363,7 +487,7 @@ async def _paginate_by_id(
     last_ts = int(raw.get_column("ts")[-1]) if raw.height else end_ts
     done = page.next_cursor is None or last_ts >= end_ts
     continuity.check(rows)
-    stats.covered_until_ts = end_ts if done else last_ts
+    stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
     if done:
         stats.windows_done = 1
     yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -372,7 +496,7 @@ async def _paginate_by_id(
     next_id = int(raw.get_column("trade_id")[-1]) + 1
     first_ts = int(raw.get_column("ts")[0])
     seen = raw.height
-    pending: collections.deque[asyncio.Task[TradePage]] = collections.deque()
+    pending: collections.deque[tuple[object, asyncio.Task[TradePage]]] = collections.deque()
 
     slots = max(1, concurrency)
 
@@ -387,27 +511,28 @@ async def _paginate_by_id(
 
     def launch() -> None:
         nonlocal next_id
-        running = sum(1 for t in pending if not t.done())
+        running = sum(1 for _, t in pending if not t.done())
         want = wanted()
         while running < slots and len(pending) < want:
-            task = asyncio.ensure_future(
-                source.fetch_trades_page(symbol, start_ts, end_ts, cursor_at(next_id))
-            )
-            pending.append(task)
+            asked = cursor_at(next_id)
+            task = asyncio.ensure_future(source.fetch_trades_page(symbol, start_ts, end_ts, asked))
+            pending.append((asked, task))
             next_id += limit
             running += 1
 
     try:
         launch()
         while pending:
-            if not pending[0].done():
-                running = [t for t in pending if not t.done()]
+            if not pending[0][1].done():
+                running = [t for _, t in pending if not t.done()]
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 launch()
                 continue
-            page = pending.popleft().result()
+            asked, task = pending.popleft()
+            page = task.result()
             stats.requests += page.requests
             stats.pages += 1
+            advance.observe(asked, page, start_ts, end_ts)
             raw = page.rows
             rows = clip_rows(raw, start_ts, end_ts)
             if raw.height:
@@ -415,7 +540,7 @@ async def _paginate_by_id(
                 seen += raw.height
             done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
             continuity.check(rows)
-            stats.covered_until_ts = end_ts if done else last_ts
+            stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
             if done:
                 stats.windows_done = 1
             yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -426,10 +551,10 @@ async def _paginate_by_id(
         # pages fetched ahead of the end: answered, so they were requests
         stats.requests += sum(
             t.result().requests
-            for t in pending
+            for _, t in pending
             if t.done() and not t.cancelled() and t.exception() is None
         )
-        await _cancel_all(pending)
+        await _cancel_all(t for _, t in pending)
 
 
 async def _paginate_segments(
@@ -447,7 +572,7 @@ async def _paginate_segments(
     split_pages = max(1, min_split_pages)
     continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
     segments: list[_Segment] = [_Segment(start_ts, end_ts)]
-    tasks: dict[asyncio.Task[TradePage], _Segment] = {}
+    tasks: dict[asyncio.Task[TradePage], tuple[_Segment, object]] = {}
     stats.segments = 1
     stats.windows_total = 1
 
@@ -456,12 +581,15 @@ async def _paginate_segments(
         task = asyncio.ensure_future(
             source.fetch_trades_page(symbol, seg.start, seg.end, seg.cursor)
         )
-        tasks[task] = seg
+        tasks[task] = (seg, seg.cursor)
 
-    def absorb(seg: _Segment, page: TradePage) -> None:
+    def absorb(seg: _Segment, page: TradePage, asked: object) -> None:
         stats.requests += page.requests
         stats.pages += 1
         seg.pages += 1
+        if seg.advance is None:
+            seg.advance = _Advance(source.id, symbol, forward)
+        seg.advance.observe(asked, page, seg.start, seg.end)
         rows = page.rows
         reached_end = False
         if rows.height:
@@ -530,8 +658,8 @@ async def _paginate_segments(
                 raise RuntimeError("trade paginator stalled")
             finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
-                seg = tasks.pop(task)
+                seg, asked = tasks.pop(task)
                 seg.busy = False
-                absorb(seg, task.result())
+                absorb(seg, task.result(), asked)
     finally:
         await _cancel_all(tasks)
