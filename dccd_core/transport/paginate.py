@@ -132,11 +132,15 @@ def _page_limit(source: Source, data_type: DataType) -> int:
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[object]]) -> None:
-    pending = [t for t in tasks if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.gather(*pending, return_exceptions=True)
+    """Cancel the page tasks still running and collect *every* task's outcome, the
+    finished ones too: a look-ahead page that failed while an earlier one was being
+    raised must not surface later as "Task exception was never retrieved"."""
+    every = list(tasks)
+    for task in every:
+        if not task.done():
+            task.cancel()
+    if every:
+        await asyncio.gather(*every, return_exceptions=True)
 
 
 # -- candles -----------------------------------------------------------------------

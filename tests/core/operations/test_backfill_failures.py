@@ -1,0 +1,156 @@
+"""A backfill that fails says so once; one that runs says how far it is.
+
+Synthetic in-memory sources (no server): pages fail, stall or lie on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from typing import Any, ClassVar
+
+import polars as pl
+import pytest
+
+from dccd_core.domain import (
+    NS_PER_MS,
+    NS_PER_S,
+    Capability,
+    DatasetKey,
+    DataType,
+    ExchangeError,
+    Feature,
+    PageDirection,
+    Span,
+    Symbol,
+    Transport,
+    to_ns,
+)
+from dccd_core.operations.backfill import BackfillProgress, backfill
+from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.storage import Store
+
+START = to_ns("2024-03-01")
+SYMBOL = Symbol.parse("BTC/USDT")
+
+
+def trades_frame(ids: list[int], ts: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "trade_id": [str(i) for i in ids],
+            "price": [100.0] * len(ids),
+            "amount": [1.0] * len(ids),
+            "side": ["buy"] * len(ids),
+        },
+        schema={
+            "ts": pl.Int64,
+            "trade_id": pl.Utf8,
+            "price": pl.Float64,
+            "amount": pl.Float64,
+            "side": pl.Utf8,
+        },
+    )
+
+
+class Synthetic(Source):
+    """One in-memory exchange: candles every minute, a trade every second."""
+
+    id: ClassVar[str] = "synthetic"
+    default_endpoints: ClassVar[Endpoints] = Endpoints("http://synthetic")
+
+    def __init__(
+        self,
+        *,
+        fail_from_page: int | None = None,
+        direction: PageDirection = PageDirection.FORWARD,
+        page_limit: int = 60,
+        delay_s: float = 0.0,
+    ) -> None:
+        super().__init__(None)
+        self.capability = Capability(
+            "synthetic",
+            (
+                Feature(DataType.OHLC, Transport.REST, page_limit=10, spans=(Span.parse("1m"),)),
+                Feature(
+                    DataType.TRADES, Transport.REST, page_limit=page_limit, direction=direction
+                ),
+            ),
+        )
+        self.fail_from_page = fail_from_page
+        self.direction = direction
+        self.page_limit = page_limit
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return str(symbol)
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.fail_from_page is not None and self.calls >= self.fail_from_page:
+            raise ExchangeError(f"synthetic refused page {self.calls}: bad parameter")
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        self._maybe_fail()
+        ts = list(range(start_ts, end_ts, span.ns))
+        one = [1.0] * len(ts)
+        return pl.DataFrame(
+            {"ts": ts, "open": one, "high": one, "low": one, "close": one, "volume": one}
+        )
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        """A trade each second, id = seconds since START; cursor = the next id (forward)
+        or the id below the page (backward)."""
+        await asyncio.sleep(self.delay_s)
+        self._maybe_fail()
+        first_id = (start_ts - START) // NS_PER_S
+        last_id = (end_ts - 1 - START) // NS_PER_S
+        if self.direction is PageDirection.FORWARD:
+            lo = first_id if cursor is None else int(cursor)
+            hi = min(lo + self.page_limit, last_id + 1)
+            nxt = hi if hi <= last_id else None
+        else:
+            hi = last_id + 1 if cursor is None else int(cursor)
+            lo = max(hi - self.page_limit, first_id)
+            nxt = lo if lo > first_id else None
+        ids = list(range(lo, hi))
+        return TradePage(trades_frame(ids, [START + i * NS_PER_S for i in ids]), nxt)
+
+
+def _key(data_type: str, span: str | None = None) -> DatasetKey:
+    return DatasetKey.of("synthetic", "BTC/USDT", data_type, span)
+
+
+# -- one clear error, no orphaned page tasks -------------------------------------------
+
+
+@pytest.mark.parametrize("data_type", ["ohlc", "trades"])
+def test_a_failed_backfill_leaves_no_unretrieved_task_exception(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, data_type: str
+) -> None:
+    # page 2 and every later one fail while look-ahead pages are in flight
+    source = Synthetic(fail_from_page=2, page_limit=60)
+    span = "1m" if data_type == "ohlc" else None
+    end = START + 4 * 3600 * NS_PER_S
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ExchangeError, match="synthetic refused page"):
+        asyncio.run(
+            backfill(
+                _key(data_type, span),
+                start=START,
+                end=end,
+                store=Store(tmp_path),
+                source=source,
+                concurrency=6,
+            )
+        )
+    gc.collect()
+    assert source.calls > 2  # look-ahead pages were in flight and failed too
+    orphans = [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert orphans == []
