@@ -94,6 +94,9 @@ class PageStats:
     windows_done: int = 0
     segments: int = 0
     covered_until_ts: int | None = None
+    #: how much of the window's time the pages fetched so far cover (ns), whichever
+    #: way it is paged (backward paging covers ``[x, end)``, not a prefix)
+    done_ns: int = 0
 
 
 def candle_windows(
@@ -198,6 +201,7 @@ async def paginate_candles(
             if rows.height > 1:
                 rows = rows.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
             stats.covered_until_ts = b
+            stats.done_ns = max(stats.done_ns, b - start_ts)
             yield Chunk(rows, a, b)
     finally:
         await _cancel_all(t for _, _, t in pending)
@@ -220,9 +224,19 @@ class _Segment:
     tail_ts: int | None = None
     tail_ids: set[str] = field(default_factory=set)
     advance: _Advance | None = None
+    #: paging backward: the oldest ts of the window reached so far
+    low_ts: int | None = None
 
     def __post_init__(self) -> None:
         self.pos_ts = self.start
+
+    def done_ns(self) -> int:
+        """How much of the segment's time its pages so far cover (either direction)."""
+        if self.done:
+            return self.end - self.start
+        if self.low_ts is not None:
+            return self.end - self.low_ts
+        return self.pos_ts - self.start
 
     def remaining_pages(self) -> float:
         """Pages left, estimated from this segment's own pace (0 when unknown)."""
@@ -492,6 +506,7 @@ async def _paginate_by_id(
     done = page.next_cursor is None or last_ts >= end_ts
     continuity.check(rows)
     stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
+    stats.done_ns = stats.covered_until_ts - start_ts
     if done:
         stats.windows_done = 1
     yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -545,6 +560,7 @@ async def _paginate_by_id(
             done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
             continuity.check(rows)
             stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
+            stats.done_ns = stats.covered_until_ts - start_ts
             if done:
                 stats.windows_done = 1
             yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -576,6 +592,7 @@ async def _paginate_segments(
     split_pages = max(1, min_split_pages)
     continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
     segments: list[_Segment] = [_Segment(start_ts, end_ts)]
+    finished_ns = 0  # time of the segments already yielded whole
     tasks: dict[asyncio.Task[TradePage], tuple[_Segment, object]] = {}
     stats.segments = 1
     stats.windows_total = 1
@@ -601,6 +618,10 @@ async def _paginate_segments(
             reached_end = forward and max_ts >= seg.end
             if forward:
                 seg.pos_ts = max(seg.pos_ts, min(max_ts, seg.end))
+            else:
+                min_ts = max(seg.start, int(rows.get_column("ts").min()))  # type: ignore[arg-type]
+                if min_ts < seg.end:
+                    seg.low_ts = min_ts if seg.low_ts is None else min(seg.low_ts, min_ts)
         rows = _dedup_page(seg, clip_rows(rows, seg.start, seg.end))
         seg.cursor = page.next_cursor
         seg.done = page.next_cursor is None or reached_end
@@ -608,6 +629,7 @@ async def _paginate_segments(
         if rows.height or seg.done:
             seg.buffer.append(Chunk(rows, seg.start, covered))
             seg.buffered_rows += rows.height
+        stats.done_ns = max(stats.done_ns, finished_ns + sum(s.done_ns() for s in segments))
 
     def may_fetch(index: int) -> bool:
         ahead = sum(s.buffered_rows for s in segments[1 : index + 1])
@@ -649,6 +671,7 @@ async def _paginate_segments(
                 yield chunk
             if head.done and not head.busy:
                 segments.pop(0)
+                finished_ns += head.end - head.start
                 stats.windows_done += 1
                 continue
             for index, seg in enumerate(segments):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from typing import Any, ClassVar
 
 import polars as pl
 import pytest
 
 from dccd_core.domain import (
-    NS_PER_MS,
     NS_PER_S,
     Capability,
     DatasetKey,
@@ -30,6 +30,7 @@ from dccd_core.domain import (
 from dccd_core.operations.backfill import BackfillProgress, backfill
 from dccd_core.sources.base import Endpoints, Source, TradePage
 from dccd_core.storage import Store
+from dccd_pipelines.execution import format_progress
 
 START = to_ns("2024-03-01")
 SYMBOL = Symbol.parse("BTC/USDT")
@@ -154,3 +155,51 @@ def test_a_failed_backfill_leaves_no_unretrieved_task_exception(
     assert source.calls > 2  # look-ahead pages were in flight and failed too
     orphans = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert orphans == []
+
+
+# -- progress rises with the time covered ---------------------------------------------
+
+
+class SyntheticById(Synthetic):
+    """The same exchange, addressable by consecutive trade id (Binance ``fromId``)."""
+
+    sequential_trade_ids: ClassVar[bool] = True
+
+    def cursor_at_trade_id(self, trade_id: int) -> int:
+        return trade_id
+
+
+def _percent(line: str) -> float:
+    match = re.search(r"([0-9.]+)%", line)
+    assert match, line
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("mode", ["forward", "backward", "by_id"])
+def test_trades_progress_rises_with_time_covered(tmp_path: Any, mode: str) -> None:
+    """A trades window is one paging window: its percentage must still rise page by
+    page (forward, newest-first and by id), not jump from 0 to 100 at the end."""
+    direction = PageDirection.BACKWARD if mode == "backward" else PageDirection.FORWARD
+    kind = SyntheticById if mode == "by_id" else Synthetic
+    source = kind(direction=direction, page_limit=600, delay_s=0.004)
+    end = START + 4 * 3600 * NS_PER_S  # 14,400 trades: 24 pages
+    reports: list[BackfillProgress] = []
+    result = asyncio.run(
+        backfill(
+            _key("trades"),
+            start=START,
+            end=end,
+            store=Store(tmp_path),
+            source=source,
+            progress=reports.append,
+            progress_interval_s=0.001,
+            concurrency=1,
+        )
+    )
+    assert result.rows_fetched == 14_400
+    percents = [_percent(format_progress(r)) for r in reports]
+    assert percents == sorted(percents)  # never goes back
+    assert percents[-1] == 100.0
+    during = sorted({p for p in percents if 0.0 < p < 100.0})
+    assert len(during) >= 5, percents  # rose step by step before the end
+    assert [r.fraction for r in reports] == sorted(r.fraction for r in reports)
