@@ -47,11 +47,13 @@ import polars as pl
 from dccd_core.domain import (
     NS_PER_MS,
     DataType,
+    IdEdges,
     PageDirection,
     PagingStalled,
     Span,
     Symbol,
     UnexpectedPayload,
+    check_trade_id_order,
     iso_datetime,
 )
 from dccd_core.sources.base import Source, TradePage
@@ -421,6 +423,21 @@ class _IdContinuity:
         self.last_id = int(last)
 
 
+class _IdOrder:
+    """Carries ``check_trade_id_order`` across the chunks of a walk, in the order they
+    are yielded, so a seam between pages whose ids rise while their times fall is
+    refused like a page that does (sources with ``monotonic_trade_ids`` only)."""
+
+    def __init__(self, source: Source, symbol: Symbol) -> None:
+        self.on = source.monotonic_trade_ids
+        self.origin = f"{source.id} {symbol}"
+        self.edges: IdEdges | None = None
+
+    def check(self, rows: pl.DataFrame) -> None:
+        if self.on:
+            self.edges = check_trade_id_order(rows, origin=self.origin, edges=self.edges)
+
+
 async def paginate_trades(
     source: Source,
     symbol: Symbol,
@@ -489,6 +506,7 @@ async def _paginate_by_id(
     when the estimated rest of the window is shorter), yielded in order, until a page
     reaches ``end_ts`` or comes back short (the newest trade)."""
     continuity = _IdContinuity(source.id, symbol)
+    order = _IdOrder(source, symbol)
     advance = _Advance(source.id, symbol, forward=True)
     stats.segments = stats.windows_total = 1
     cursor: object | None = None
@@ -505,6 +523,7 @@ async def _paginate_by_id(
     last_ts = int(raw.get_column("ts")[-1]) if raw.height else end_ts
     done = page.next_cursor is None or last_ts >= end_ts
     continuity.check(rows)
+    order.check(rows)
     stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
     stats.done_ns = stats.covered_until_ts - start_ts
     if done:
@@ -559,6 +578,7 @@ async def _paginate_by_id(
                 seen += raw.height
             done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
             continuity.check(rows)
+            order.check(rows)
             stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
             stats.done_ns = stats.covered_until_ts - start_ts
             if done:
@@ -591,6 +611,7 @@ async def _paginate_segments(
     """Time segments drained by cursor, split adaptively (see the module docstring)."""
     split_pages = max(1, min_split_pages)
     continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
+    order = _IdOrder(source, symbol)
     segments: list[_Segment] = [_Segment(start_ts, end_ts)]
     finished_ns = 0  # time of the segments already yielded whole
     tasks: dict[asyncio.Task[TradePage], tuple[_Segment, object]] = {}
@@ -667,6 +688,7 @@ async def _paginate_segments(
                 head.buffered_rows -= chunk.rows.height
                 if continuity is not None:
                     continuity.check(chunk.rows)
+                order.check(chunk.rows)
                 stats.covered_until_ts = chunk.covered_until_ts
                 yield chunk
             if head.done and not head.busy:

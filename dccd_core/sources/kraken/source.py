@@ -38,6 +38,9 @@ class KrakenSource(KrakenWs, Source):
     """Kraken spot: https://docs.kraken.com/api/"""
 
     id: ClassVar[str] = "kraken"
+    #: trade_id (7th field): an integer per pair, growing with time; rows from before ids
+    #: existed get derived ids, which are not compared
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)

@@ -25,6 +25,7 @@ from dccd_core.domain import (
     Span,
     Symbol,
     Transport,
+    UnexpectedPayload,
     to_ns,
 )
 from dccd_core.operations.backfill import BackfillProgress, backfill
@@ -203,3 +204,88 @@ def test_trades_progress_rises_with_time_covered(tmp_path: Any, mode: str) -> No
     during = sorted({p for p in percents if 0.0 < p < 100.0})
     assert len(during) >= 5, percents  # rose step by step before the end
     assert [r.fraction for r in reports] == sorted(r.fraction for r in reports)
+
+
+# -- ids rising while times fall: refused, never stored ------------------------------
+
+
+class Inverted(Synthetic):
+    """An exchange whose ids grow with time, answering one implausible page: on page
+    ``bad_page``, trade ``swap_id`` is dated ``back_s`` seconds earlier."""
+
+    monotonic_trade_ids: ClassVar[bool] = True
+
+    def __init__(self, bad_page: int, swap_id: int, back_s: int) -> None:
+        super().__init__(page_limit=600)
+        self.bad_page, self.swap_id, self.back_s = bad_page, swap_id, back_s
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        page = await super().fetch_trades_page(symbol, start_ts, end_ts, cursor)
+        if self.calls != self.bad_page:
+            return page
+        back = pl.when(pl.col("trade_id") == str(self.swap_id))
+        rows = page.rows.with_columns(
+            back.then(pl.col("ts") - self.back_s * NS_PER_S).otherwise(pl.col("ts")).alias("ts")
+        )
+        return TradePage(rows, page.next_cursor)
+
+
+def test_a_page_whose_ids_rise_while_times_fall_is_refused_and_nothing_stored(
+    tmp_path: Any,
+) -> None:
+    # trade 300 dated before trade 299 (and others) on the first page
+    store = Store(tmp_path)
+    with pytest.raises(UnexpectedPayload) as caught:
+        asyncio.run(
+            backfill(
+                _key("trades"),
+                start=START,
+                end=START + 3600 * NS_PER_S,
+                store=store,
+                source=Inverted(bad_page=1, swap_id=300, back_s=10),
+            )
+        )
+    message = str(caught.value)
+    assert message.startswith("synthetic: trades page rejected")
+    assert "trade 300 at 2024-03-01T00:04:50Z is dated before trade 299 at" in message
+    assert "nothing from this page was stored" in message
+    assert store.read(_key("trades")).height == 0
+
+
+def test_a_page_dated_before_the_previous_one_is_refused_at_the_seam(tmp_path: Any) -> None:
+    # page 2 (ids 600..1199) is plausible alone, but its first trade is dated 20 s
+    # before the last trades of page 1: caught across the seam, page 2 never stored
+    store = Store(tmp_path)
+    with pytest.raises(UnexpectedPayload, match=r"trade 600 at .* is dated before trade 599"):
+        asyncio.run(
+            backfill(
+                _key("trades"),
+                start=START,
+                end=START + 3600 * NS_PER_S,
+                store=store,
+                source=Inverted(bad_page=2, swap_id=600, back_s=20),
+                concurrency=1,
+            )
+        )
+    stored = store.read(_key("trades"))
+    assert "600" not in stored.get_column("trade_id").to_list()
+
+
+def test_which_exchanges_declare_ids_growing_with_time() -> None:
+    from dccd_core.sources.registry import source_class
+
+    declared = {
+        ex: source_class(ex)[0].monotonic_trade_ids
+        for ex in ("binance", "bitfinex", "bitmex", "bybit", "coinbase", "kraken", "okx")
+    }
+    assert declared == {
+        "binance": True,  # aggregate ids, consecutive
+        "bitfinex": True,
+        "bitmex": False,  # trdMatchID is a UUID
+        "bybit": False,  # execId is a UUID
+        "coinbase": True,
+        "kraken": True,
+        "okx": True,
+    }
