@@ -26,6 +26,7 @@ httpx exceptions are translated to the dccd tree here and nowhere else::
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -190,9 +191,18 @@ class HttpClient:
             raise TransientError(f"connection failed on {url}: {exc!r}", "connect") from exc
 
     async def get(
-        self, path_or_url: str, params: Mapping[str, Any] | None = None, *, weight: int = 1
+        self,
+        path_or_url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        weight: int = 1,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> JsonResponse:
-        """GET a JSON document; ``path_or_url`` is a path on ``base_url`` or an absolute URL."""
+        """GET a JSON document; ``path_or_url`` is a path on ``base_url`` or an absolute URL.
+
+        ``decode``: the JSON decoder of the body where orjson's would lose something
+        (Kraken's trade times: JSON numbers with more digits than a float keeps); it
+        raises ``json.JSONDecodeError`` on a bad body like orjson does."""
         limiter = self._limiter_for(path_or_url)
         transient_failures = 0
         rate_limited = 0
@@ -204,7 +214,7 @@ class HttpClient:
                 await self._wait_gate()
             try:
                 response = await self._send_once(path_or_url, params)
-                data = self._decode(response, path_or_url)
+                data = self._decode(response, path_or_url, decode)
             except TransientError as exc:
                 last_error = exc
                 transient_failures += 1
@@ -244,7 +254,9 @@ class HttpClient:
                 url=str(response.url),
             )
 
-    def _decode(self, response: httpx.Response, url: str) -> Any:
+    def _decode(
+        self, response: httpx.Response, url: str, decode: Callable[[bytes], Any] | None = None
+    ) -> Any:
         status = response.status_code
         if status in (418, 429):
             raise _RateLimitSignal(status, _retry_after_s(response))
@@ -256,8 +268,8 @@ class HttpClient:
                 f"{self.exchange} refused {url} (HTTP {status}): {_error_message(response)}"
             )
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
+            return (decode or orjson.loads)(response.content)
+        except json.JSONDecodeError as exc:  # orjson's error is one too
             raise TransientError(
                 f"invalid or truncated JSON from {url} ({len(response.content)} bytes)", "json"
             ) from exc
