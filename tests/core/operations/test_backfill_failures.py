@@ -289,3 +289,37 @@ def test_which_exchanges_declare_ids_growing_with_time() -> None:
         "kraken": True,
         "okx": True,
     }
+
+
+def test_a_cancelled_backfill_leaves_no_page_task_behind(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # shutdown: the run is cancelled while look-ahead pages are in flight
+    source = Synthetic(page_limit=60, delay_s=0.01)
+
+    async def run_then_cancel() -> None:
+        task = asyncio.create_task(
+            backfill(
+                _key("trades"),
+                start=START,
+                end=START + 4 * 3600 * NS_PER_S,
+                store=Store(tmp_path),
+                source=source,
+                concurrency=6,
+            )
+        )
+        while source.calls < 10:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    caplog.set_level(logging.DEBUG)
+    asyncio.run(run_then_cancel())
+    gc.collect()
+    noise = [
+        r.getMessage()
+        for r in caplog.records
+        if "never retrieved" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
+    ]
+    assert noise == []
