@@ -26,7 +26,6 @@ httpx exceptions are translated to the dccd tree here and nowhere else::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -54,12 +53,17 @@ _MAX_418 = 2
 
 @dataclass(frozen=True, slots=True)
 class JsonResponse:
-    """A decoded JSON body and where it came from."""
+    """A decoded JSON body and where it came from.
+
+    ``content``: the raw body, for the rare field a JSON decoder into floats would
+    round (Kraken's trade times carry more digits than a float keeps).
+    """
 
     data: Any
     headers: Mapping[str, str]
     status: int
     url: str
+    content: bytes = b""
 
 
 @dataclass(slots=True)
@@ -191,18 +195,9 @@ class HttpClient:
             raise TransientError(f"connection failed on {url}: {exc!r}", "connect") from exc
 
     async def get(
-        self,
-        path_or_url: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        weight: int = 1,
-        decode: Callable[[bytes], Any] | None = None,
+        self, path_or_url: str, params: Mapping[str, Any] | None = None, *, weight: int = 1
     ) -> JsonResponse:
-        """GET a JSON document; ``path_or_url`` is a path on ``base_url`` or an absolute URL.
-
-        ``decode``: the JSON decoder of the body where orjson's would lose something
-        (Kraken's trade times: JSON numbers with more digits than a float keeps); it
-        raises ``json.JSONDecodeError`` on a bad body like orjson does."""
+        """GET a JSON document; ``path_or_url`` is a path on ``base_url`` or an absolute URL."""
         limiter = self._limiter_for(path_or_url)
         transient_failures = 0
         rate_limited = 0
@@ -214,7 +209,7 @@ class HttpClient:
                 await self._wait_gate()
             try:
                 response = await self._send_once(path_or_url, params)
-                data = self._decode(response, path_or_url, decode)
+                data = self._decode(response, path_or_url)
             except TransientError as exc:
                 last_error = exc
                 transient_failures += 1
@@ -252,11 +247,10 @@ class HttpClient:
                 headers=response.headers,
                 status=response.status_code,
                 url=str(response.url),
+                content=response.content,
             )
 
-    def _decode(
-        self, response: httpx.Response, url: str, decode: Callable[[bytes], Any] | None = None
-    ) -> Any:
+    def _decode(self, response: httpx.Response, url: str) -> Any:
         status = response.status_code
         if status in (418, 429):
             raise _RateLimitSignal(status, _retry_after_s(response))
@@ -268,8 +262,8 @@ class HttpClient:
                 f"{self.exchange} refused {url} (HTTP {status}): {_error_message(response)}"
             )
         try:
-            return (decode or orjson.loads)(response.content)
-        except json.JSONDecodeError as exc:  # orjson's error is one too
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
             raise TransientError(
                 f"invalid or truncated JSON from {url} ({len(response.content)} bytes)", "json"
             ) from exc

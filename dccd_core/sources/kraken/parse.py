@@ -61,9 +61,9 @@ _DECIMAL_SECONDS = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
 def decode_exact(body: bytes) -> Any:
     """A JSON body whose numbers with a fraction stay their text (``"1688669597.8277369"``).
 
-    The ``decode`` of ``HttpClient.get`` for the trades endpoint: orjson (and any float)
-    would round Kraken's 100 ns trade times. The stdlib decoder's ``parse_float`` hook
-    hands over the number's exact text; the few floats of a trades page (one per trade)
+    For the trades endpoint's raw body (``JsonResponse.content``): orjson (and any
+    float) would round Kraken's 100 ns trade times. The stdlib decoder's ``parse_float``
+    hook hands over the number's exact text; the floats of a trades page (one per trade)
     cost well under a millisecond. Bad bodies raise ``json.JSONDecodeError``.
     """
     try:
