@@ -413,6 +413,12 @@ class _IdContinuity:
         contiguous = (
             last - first == rows.height - 1 and ids.is_sorted() and ids.n_unique() == rows.height
         )
+        if self.last_id is not None and first <= self.last_id:
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: trade ids went back (expected "
+                f"{self.last_id + 1}, got {first}..{last}): the exchange repeated or "
+                "reordered a page; nothing from it was stored, re-run the backfill"
+            )
         if not contiguous or (self.last_id is not None and first != self.last_id + 1):
             expected = "?" if self.last_id is None else str(self.last_id + 1)
             raise UnexpectedPayload(

@@ -447,3 +447,17 @@ def test_a_long_quiet_stretch_is_not_a_stall() -> None:
         _collect(paginate_trades(source, SYMBOL, T0, T0 + 10_000 * NS_PER_MS, concurrency=1))
     )
     assert pl.concat([c.rows for c in chunks])["trade_id"].to_list() == ["1", "2"]
+
+
+@pytest.mark.timeout(20)
+def test_an_id_page_served_twice_says_so() -> None:
+    # by id, the exchange answers the previous block again: named, not called a gap
+    def again(n: int, cursor: Any) -> TradePage:
+        first = 0 if cursor is None else max(0, cursor[1] - 3)
+        ids = [first, first + 1, first + 2]
+        return TradePage(_trades(ids, [1_000 + i for i in ids]), ("page", n))
+
+    source = SequentialBadPages(again, by_id=True)
+    with pytest.raises(UnexpectedPayload, match=r"trade ids went back .* repeated or reordered"):
+        _run(_collect(paginate_trades(source, SYMBOL, T0, T0 + 10_000 * NS_PER_MS)))
+    assert source.calls <= 1 + 6 * 4
