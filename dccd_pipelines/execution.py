@@ -99,12 +99,18 @@ def _duration(seconds: float | None) -> str:
 
 
 def format_progress(progress: Any) -> str:
-    """One log line from a backfill progress object (windows, covered-until, rows/s, ETA,
-    retries, rate-limit pauses)."""
+    """One log line from a backfill progress object (share of the time range covered,
+    windows, covered-until, rows/s, ETA, retries, rate-limit pauses)."""
     done = _attr(progress, "windows_done")
     total = _attr(progress, "windows_total")
+    fraction = _attr(progress, "fraction")
     parts = []
-    if done is not None and total:
+    if isinstance(fraction, float):
+        # time covered, not windows: a trades window is one window from start to end
+        parts.append(f"{100 * fraction:.1f}% of the time range")
+        if done is not None and total:
+            parts.append(f"windows {done}/{total}")
+    elif done is not None and total:
         parts.append(f"windows {done}/{total} ({100 * done / total:.1f}%)")
     elif done is not None:
         parts.append(f"windows {done}")

@@ -8,6 +8,7 @@ from .errors import (
     DccdError,
     ExchangeError,
     NoCapability,
+    PagingStalled,
     RateLimited,
     RetryExhausted,
     SchemaMismatch,
@@ -18,7 +19,7 @@ from .errors import (
     UnknownExchange,
     UnknownSymbol,
 )
-from .sanity import EARLIEST_TS, check_rows
+from .sanity import EARLIEST_TS, IdEdges, check_rows, check_trade_id_order
 from .schemas import NATURAL_KEYS, SCHEMAS, natural_key, schema_for
 from .symbols import Symbol
 from .timeutil import (
@@ -53,8 +54,10 @@ __all__ = [
     "DccdError",
     "ExchangeError",
     "Feature",
+    "IdEdges",
     "NoCapability",
     "PageDirection",
+    "PagingStalled",
     "RateLimited",
     "RetryExhausted",
     "SchemaMismatch",
@@ -69,6 +72,7 @@ __all__ = [
     "UnknownExchange",
     "UnknownSymbol",
     "check_rows",
+    "check_trade_id_order",
     "day_start_ns",
     "iso_date",
     "iso_datetime",

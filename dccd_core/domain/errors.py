@@ -13,7 +13,8 @@ into one line and exit code 2, so nothing here should need a traceback to explai
     │   ├── RetryExhausted   transient faults that never cleared
     │   └── ExchangeError    an API error reported by the exchange (HTTP 4xx or inside a 200)
     ├── SourceError          the exchange answered, but not with what we can store
-    │   └── UnexpectedPayload
+    │   ├── UnexpectedPayload
+    │   └── PagingStalled    pages that never move on (repeats, stuck cursor, off-window)
     └── StoreError           the lake refused or is damaged
         ├── SchemaMismatch   rows that do not fit the data type's schema
         └── CorruptFile      a period file that cannot be read
@@ -27,6 +28,7 @@ __all__ = [
     "DccdError",
     "ExchangeError",
     "NoCapability",
+    "PagingStalled",
     "RateLimited",
     "RetryExhausted",
     "SchemaMismatch",
@@ -81,6 +83,11 @@ class SourceError(DccdError):
 
 class UnexpectedPayload(SourceError):
     """A response whose shape, units or values do not match the exchange's contract."""
+
+
+class PagingStalled(SourceError):
+    """Pages that stopped moving through the window: the same page again, a cursor that
+    does not move, or pages outside the window; raised after a bounded number of them."""
 
 
 class StoreError(DccdError):

@@ -6,6 +6,11 @@ as ms, ms as ns — lands in 1970 or in the far future), prices finite and posit
 sizes finite and non-negative, sides from the contract. One bad row rejects the whole
 page: a page is the unit the exchange answered with, and a page that is partly wrong
 cannot be trusted to be right elsewhere.
+
+Where an exchange declares that its trade ids are integers rising with time
+(``Source.monotonic_trade_ids``), ``check_trade_id_order`` also refuses a page in which
+one trade has a greater id than another but an earlier time, and the paginators carry
+its answer from page to page so the seams are checked too.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from .errors import UnexpectedPayload
 from .timeutil import NS_PER_DAY, iso_datetime, now_ns, to_ns
 from .types import DataType
 
-__all__ = ["EARLIEST_TS", "check_rows"]
+__all__ = ["EARLIEST_TS", "IdEdges", "check_rows", "check_trade_id_order"]
 
 #: No exchange has crypto market data before the Bitcoin genesis block.
 EARLIEST_TS = to_ns("2009-01-03")
@@ -70,11 +75,63 @@ def check_rows(
         column = rows.get_column(name)
         bad = column.is_null() | column.is_nan() | column.is_infinite() | (column < 0)
         if bad.any():
-            raise _reject(
-                origin, data_type, int(bad.sum()), f"a {name} that is not a number >= 0"
-            )
+            raise _reject(origin, data_type, int(bad.sum()), f"a {name} that is not a number >= 0")
     sides = _SIDES.get(data_type)
     if sides is not None:
         bad = ~rows.get_column("side").is_in(list(sides)).fill_null(False)
         if bad.any():
             raise _reject(origin, data_type, int(bad.sum()), f"a side not in {sides}")
+
+
+#: The rows of the lowest and the highest trade id checked so far, as (id, ts) pairs.
+IdEdges = tuple[tuple[int, int], tuple[int, int]]
+
+
+def check_trade_id_order(
+    rows: pl.DataFrame, *, origin: str, edges: IdEdges | None = None
+) -> IdEdges | None:
+    """Refuse trades whose ids rise while their times fall; return the new ``edges``.
+
+    For an exchange whose trade ids are integers that grow with time, a trade with a
+    greater id than another but an earlier ts cannot be real (a page mixing fields, a
+    unit slip, a replayed or reordered page). Equal times are fine (one match, many
+    fills). ``edges`` (from the previous page's call) brings the lowest and highest id
+    seen so far into the comparison, so a page that contradicts the one before it is
+    refused too. Ids that are not integers (ids a source derived where the exchange
+    sent none) are not compared.
+    """
+    if rows.height == 0:
+        return edges
+    frame = pl.DataFrame(
+        {
+            "id": rows.get_column("trade_id").cast(pl.Int64, strict=False),
+            "ts": rows.get_column("ts"),
+        }
+    ).drop_nulls()
+    if edges is not None:
+        frame = pl.concat(
+            [
+                frame,
+                pl.DataFrame(
+                    {"id": [e[0] for e in edges], "ts": [e[1] for e in edges]}, schema=frame.schema
+                ),
+            ]
+        )
+    if frame.height == 0:
+        return edges
+    frame = frame.sort(["id", "ts"])  # equal ids: earliest first, so no false inversion
+    falls = (frame.get_column("ts").diff() < 0).fill_null(False)
+    if falls.any():
+        at = int(falls.arg_true()[0])
+        hi_id, hi_ts = frame.row(at)
+        lo_id, lo_ts = frame.row(at - 1)
+        raise _reject(
+            origin,
+            DataType.TRADES,
+            int(falls.sum()),
+            f"an id rising while its time falls (trade {hi_id} at {iso_datetime(hi_ts)} "
+            f"is dated before trade {lo_id} at {iso_datetime(lo_ts)}; this exchange's "
+            "ids grow with time)",
+        )
+    first, last = frame.row(0), frame.row(frame.height - 1)
+    return ((int(first[0]), int(first[1])), (int(last[0]), int(last[1])))

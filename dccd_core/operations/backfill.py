@@ -95,20 +95,26 @@ class BackfillProgress:
     retries: int
     rate_limit_pauses: int
     elapsed_s: float
+    #: time of the range the pages fetched so far cover (ns), whichever way it is paged
+    done_ns: int = 0
 
     @property
     def fraction(self) -> float:
-        """Share of the time range done, 0..1."""
-        if self.covered_until_ts is None or self.end_ts <= self.start_ts:
+        """Share of the time range covered, 0..1: rises page by page (also for trades
+        paged by id or newest-first), not window by window."""
+        if self.end_ts <= self.start_ts:
             return 0.0 if self.covered_until_ts is None else 1.0
-        done = (self.covered_until_ts - self.start_ts) / (self.end_ts - self.start_ts)
-        return min(1.0, max(0.0, done))
+        done_ns = self.done_ns
+        if self.covered_until_ts is not None:
+            done_ns = max(done_ns, self.covered_until_ts - self.start_ts)
+        return min(1.0, max(0.0, done_ns / (self.end_ts - self.start_ts)))
 
     def __str__(self) -> str:
         until = iso_datetime(self.covered_until_ts) if self.covered_until_ts else "-"
         eta = f"{self.eta_s:.0f}s" if self.eta_s is not None else "?"
         return (
-            f"{self.key}: windows {self.windows_done}/{self.windows_total}, covered until "
+            f"{self.key}: {100 * self.fraction:.1f}% of the time range, "
+            f"windows {self.windows_done}/{self.windows_total}, covered until "
             f"{until}, {self.rows_fetched:,} rows ({self.rows_per_s:,.0f}/s), ETA {eta}, "
             f"{self.requests} requests, {self.retries} retries, "
             f"{self.rate_limit_pauses} rate-limit pauses"
@@ -304,10 +310,13 @@ class _Run:
         requests, retries, pauses = self.counts()
         covered = self.pages.covered_until_ts
         rate = self.rows / elapsed if elapsed > 0 else 0.0
+        done_ns = self.pages.done_ns
+        if covered is not None:
+            done_ns = max(done_ns, covered - self.start_ts)
         eta: float | None = None
-        if covered is not None and covered > self.start_ts and elapsed > 0:
-            done = (covered - self.start_ts) / max(1, self.end_ts - self.start_ts)
-            eta = elapsed * (1 - done) / done if done > 0 else None
+        if done_ns > 0 and elapsed > 0:
+            done = min(1.0, done_ns / max(1, self.end_ts - self.start_ts))
+            eta = elapsed * (1 - done) / done
         return BackfillProgress(
             key=self.key,
             start_ts=self.start_ts,
@@ -322,6 +331,7 @@ class _Run:
             retries=retries,
             rate_limit_pauses=pauses,
             elapsed_s=elapsed,
+            done_ns=done_ns,
         )
 
     def report(self) -> None:

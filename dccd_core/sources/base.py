@@ -40,6 +40,7 @@ from dccd_core.domain import (
     Symbol,
     UnknownSymbol,
     check_rows,
+    check_trade_id_order,
 )
 
 __all__ = ["Endpoints", "Source", "TradePage"]
@@ -83,6 +84,8 @@ def _checked_trades(
         page = await method(self, *args, **kwargs)
         if self.check_plausibility:
             check_rows(page.rows, DataType.TRADES, origin=self.id)
+        if self.monotonic_trade_ids:
+            check_trade_id_order(page.rows, origin=self.id)
         return page
 
     return fetch
@@ -93,8 +96,9 @@ class Source(ABC):
 
     Every page a subclass's ``fetch_candles`` / ``fetch_trades_page`` / ``fetch_book``
     returns passes ``check_rows`` (plausible timestamps, finite positive prices, known
-    sides) on its way out: garbage from an exchange is refused here, once for all
-    sources and all callers, before a paginator or the store can see it.
+    sides; trade ids rising with time where ``monotonic_trade_ids``) on its way out:
+    garbage from an exchange is refused here, once for all sources and all callers,
+    before a paginator or the store can see it.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -113,6 +117,10 @@ class Source(ABC):
     #: True where trade ids are consecutive integers (Binance aggTrades), so the
     #: paginator can prove there is no gap at the seams of concurrent sub-windows.
     sequential_trade_ids: ClassVar[bool] = False
+    #: True where the exchange's trade ids are integers that grow with time (declared
+    #: per exchange from its API, never guessed from the id text): a page, or a seam
+    #: between pages, with a greater id at an earlier time is refused, never stored.
+    monotonic_trade_ids: ClassVar[bool] = False
     #: Only test doubles with synthetic epoch-relative data turn this off.
     check_plausibility: ClassVar[bool] = True
 

@@ -96,6 +96,8 @@ class CcxtSource(Source):
         # The source's id is the exchange's, per instance (the base declares a ClassVar).
         vars(self)["id"] = exchange_id
         vars(self)["sequential_trade_ids"] = trade_quirks(exchange_id).id_param is not None
+        # venues addressed by integer id (Binance fromId) number trades in time order
+        vars(self)["monotonic_trade_ids"] = self.sequential_trade_ids
         self.capability = derive_capability(self.exchange, exchange_id)
         self.quirks = trade_quirks(exchange_id)
         self.retry = retry

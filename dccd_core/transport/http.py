@@ -64,12 +64,17 @@ _MAX_418 = 2
 
 @dataclass(frozen=True, slots=True)
 class JsonResponse:
-    """A decoded JSON body and where it came from."""
+    """A decoded JSON body and where it came from.
+
+    ``content``: the raw body, for the rare field a JSON decoder into floats would
+    round (Kraken's trade times carry more digits than a float keeps).
+    """
 
     data: Any
     headers: Mapping[str, str]
     status: int
     url: str
+    content: bytes = b""
 
 
 @dataclass(slots=True)
@@ -256,6 +261,7 @@ class HttpClient:
                 headers=response.headers,
                 status=response.status_code,
                 url=str(response.url),
+                content=response.content,
             )
 
     def _decode(self, response: httpx.Response, url: str) -> Any:

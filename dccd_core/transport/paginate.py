@@ -25,6 +25,12 @@ minimum. Only the source's cursor (``next_cursor=None``) or, for forward paging,
 row at or past the segment's end, ends a segment: an empty page never does. Where
 ``source.sequential_trade_ids``, ids must be consecutive across every seam and page;
 a gap raises ``UnexpectedPayload`` rather than silently losing trades.
+
+Every trade walk ends, whatever the exchange answers: a page must bring a trade of the
+window past the walk's frontier, or be empty with a cursor not asked since the walk
+last moved. A cursor that comes back raises ``PagingStalled`` at once; pages that hold
+trades but none new (the same page again, pages dated outside the window) raise it after
+``MAX_IDLE_PAGES`` in a row. Candle windows are fixed in advance, so they always end.
 """
 
 from __future__ import annotations
@@ -41,15 +47,20 @@ import polars as pl
 from dccd_core.domain import (
     NS_PER_MS,
     DataType,
+    IdEdges,
     PageDirection,
+    PagingStalled,
     Span,
     Symbol,
     UnexpectedPayload,
+    check_trade_id_order,
+    iso_datetime,
 )
 from dccd_core.sources.base import Source, TradePage
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "MAX_IDLE_PAGES",
     "Chunk",
     "PageStats",
     "candle_windows",
@@ -85,6 +96,9 @@ class PageStats:
     windows_done: int = 0
     segments: int = 0
     covered_until_ts: int | None = None
+    #: how much of the window's time the pages fetched so far cover (ns), whichever
+    #: way it is paged (backward paging covers ``[x, end)``, not a prefix)
+    done_ns: int = 0
 
 
 def candle_windows(
@@ -123,11 +137,15 @@ def _page_limit(source: Source, data_type: DataType) -> int:
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[object]]) -> None:
-    pending = [t for t in tasks if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.gather(*pending, return_exceptions=True)
+    """Cancel the page tasks still running and collect *every* task's outcome, the
+    finished ones too: a look-ahead page that failed while an earlier one was being
+    raised must not surface later as "Task exception was never retrieved"."""
+    every = list(tasks)
+    for task in every:
+        if not task.done():
+            task.cancel()
+    if every:
+        await asyncio.gather(*every, return_exceptions=True)
 
 
 # -- candles -----------------------------------------------------------------------
@@ -185,6 +203,7 @@ async def paginate_candles(
             if rows.height > 1:
                 rows = rows.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
             stats.covered_until_ts = b
+            stats.done_ns = max(stats.done_ns, b - start_ts)
             yield Chunk(rows, a, b)
     finally:
         await _cancel_all(t for _, _, t in pending)
@@ -206,9 +225,20 @@ class _Segment:
     buffered_rows: int = 0
     tail_ts: int | None = None
     tail_ids: set[str] = field(default_factory=set)
+    advance: _Advance | None = None
+    #: paging backward: the oldest ts of the window reached so far
+    low_ts: int | None = None
 
     def __post_init__(self) -> None:
         self.pos_ts = self.start
+
+    def done_ns(self) -> int:
+        """How much of the segment's time its pages so far cover (either direction)."""
+        if self.done:
+            return self.end - self.start
+        if self.low_ts is not None:
+            return self.end - self.low_ts
+        return self.pos_ts - self.start
 
     def remaining_pages(self) -> float:
         """Pages left, estimated from this segment's own pace (0 when unknown)."""
@@ -249,6 +279,118 @@ def _dedup_page(seg: _Segment, rows: pl.DataFrame) -> pl.DataFrame:
     return rows
 
 
+#: consecutive pages holding trades but none new to the walk before it is declared stuck
+MAX_IDLE_PAGES = 8
+
+
+class _Advance:
+    """Proves that a walk of pages (one segment, or one id-paged window) moves on.
+
+    Every page must either bring a trade of the window past the walk's frontier (the
+    newest ts seen paging forward, the oldest paging backward, and the ids seen at that
+    ts), or be empty with a cursor not asked since the walk last moved (a quiet stretch
+    walked by time). A cursor that comes back is a loop: refused at once. Pages that hold
+    trades but none new (the same page again, pages dated outside the window) are
+    refused after ``MAX_IDLE_PAGES`` in a row. So every paging mode ends after a bounded
+    number of requests, whatever the exchange answers.
+    """
+
+    def __init__(self, exchange: str, symbol: Symbol, forward: bool) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.forward = forward
+        self.frontier_ts: int | None = None
+        self.frontier_ids: set[str] = set()
+        self.idle = 0
+        self.requests = 0
+        self._asked: set[object] = set()
+        self._asked_unhashable: list[object] = []
+
+    def _seen_cursor(self, cursor: object) -> bool:
+        try:
+            return cursor in self._asked
+        except TypeError:
+            return any(cursor == c for c in self._asked_unhashable)
+
+    def _remember(self, cursor: object) -> None:
+        try:
+            self._asked.add(cursor)
+        except TypeError:
+            self._asked_unhashable.append(cursor)
+
+    def _moved(self, rows: pl.DataFrame) -> bool:
+        """Whether ``rows`` (clipped to the window) extend the frontier; updates it."""
+        if rows.height == 0:
+            return False
+        ts = rows.get_column("ts")
+        edge = int(ts.max() if self.forward else ts.min())  # type: ignore[arg-type]
+        at_edge = set(rows.filter(pl.col("ts") == edge).get_column("trade_id").to_list())
+        beyond = self.frontier_ts is None or (
+            edge > self.frontier_ts if self.forward else edge < self.frontier_ts
+        )
+        if beyond:
+            self.frontier_ts, self.frontier_ids = edge, at_edge
+            return True
+        if edge == self.frontier_ts and not at_edge <= self.frontier_ids:
+            self.frontier_ids |= at_edge
+            return True
+        return False
+
+    def observe(self, asked: object | None, page: TradePage, start_ts: int, end_ts: int) -> None:
+        """Check one answered page of the window ``[start_ts, end_ts)`` asked at ``asked``."""
+        self.requests += max(1, page.requests)
+        if self._moved(clip_rows(page.rows, start_ts, end_ts)):
+            self.idle = 0
+            self._asked.clear()
+            self._asked_unhashable.clear()
+            return
+        self._remember(asked)
+        nxt = page.next_cursor
+        if nxt is not None and self._seen_cursor(nxt):
+            raise self._stalled(
+                f"the cursor does not move (asked {asked!r}, told to ask {nxt!r} again)",
+                asked,
+                page,
+                start_ts,
+                end_ts,
+            )
+        if page.rows.height == 0:
+            return  # a quiet stretch: the cursor moved on, the window did not
+        self.idle += 1
+        if self.idle >= MAX_IDLE_PAGES:
+            raise self._stalled(
+                f"{self.idle} pages in a row brought no trade of the window not already "
+                "seen (the same page again, or pages dated outside the window)",
+                asked,
+                page,
+                start_ts,
+                end_ts,
+            )
+
+    def _stalled(
+        self, what: str, asked: object, page: TradePage, start_ts: int, end_ts: int
+    ) -> PagingStalled:
+        rows = page.rows
+        if rows.height:
+            ts = rows.get_column("ts")
+            ids = rows.get_column("trade_id")
+            seen = (
+                f"the last page held {rows.height} trades dated "
+                f"{iso_datetime(int(ts.min()))} .. {iso_datetime(int(ts.max()))}, "  # type: ignore[arg-type]
+                f"ids {ids[0]} .. {ids[-1]}"
+            )
+        else:
+            seen = "the last page was empty"
+        frontier = iso_datetime(self.frontier_ts) if self.frontier_ts is not None else "nothing yet"
+        return PagingStalled(
+            f"{self.exchange} trades {self.symbol}: paging "
+            f"{iso_datetime(start_ts)} -> {iso_datetime(end_ts)} stopped after "
+            f"{self.requests} requests: {what}; cursor {asked!r}; {seen}; got as far as "
+            f"{frontier}. The exchange is answering pages that do not advance: retry "
+            "later, and if it persists report this line (a changed API?)"
+        )
+
+
 class _IdContinuity:
     """Proves that consecutive integer trade ids have no gap across pages and seams."""
 
@@ -271,6 +413,12 @@ class _IdContinuity:
         contiguous = (
             last - first == rows.height - 1 and ids.is_sorted() and ids.n_unique() == rows.height
         )
+        if self.last_id is not None and first <= self.last_id:
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: trade ids went back (expected "
+                f"{self.last_id + 1}, got {first}..{last}): the exchange repeated or "
+                "reordered a page; nothing from it was stored, re-run the backfill"
+            )
         if not contiguous or (self.last_id is not None and first != self.last_id + 1):
             expected = "?" if self.last_id is None else str(self.last_id + 1)
             raise UnexpectedPayload(
@@ -279,6 +427,21 @@ class _IdContinuity:
                 "incomplete range, re-run the backfill"
             )
         self.last_id = int(last)
+
+
+class _IdOrder:
+    """Carries ``check_trade_id_order`` across the chunks of a walk, in the order they
+    are yielded, so a seam between pages whose ids rise while their times fall is
+    refused like a page that does (sources with ``monotonic_trade_ids`` only)."""
+
+    def __init__(self, source: Source, symbol: Symbol) -> None:
+        self.on = source.monotonic_trade_ids
+        self.origin = f"{source.id} {symbol}"
+        self.edges: IdEdges | None = None
+
+    def check(self, rows: pl.DataFrame) -> None:
+        if self.on:
+            self.edges = check_trade_id_order(rows, origin=self.origin, edges=self.edges)
 
 
 async def paginate_trades(
@@ -349,12 +512,15 @@ async def _paginate_by_id(
     when the estimated rest of the window is shorter), yielded in order, until a page
     reaches ``end_ts`` or comes back short (the newest trade)."""
     continuity = _IdContinuity(source.id, symbol)
+    order = _IdOrder(source, symbol)
+    advance = _Advance(source.id, symbol, forward=True)
     stats.segments = stats.windows_total = 1
     cursor: object | None = None
     while True:  # the first rows of the window, by time
         page = await source.fetch_trades_page(symbol, start_ts, end_ts, cursor)
         stats.requests += page.requests
         stats.pages += 1
+        advance.observe(cursor, page, start_ts, end_ts)
         if page.rows.height or page.next_cursor is None:
             break
         cursor = page.next_cursor
@@ -363,7 +529,9 @@ async def _paginate_by_id(
     last_ts = int(raw.get_column("ts")[-1]) if raw.height else end_ts
     done = page.next_cursor is None or last_ts >= end_ts
     continuity.check(rows)
-    stats.covered_until_ts = end_ts if done else last_ts
+    order.check(rows)
+    stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
+    stats.done_ns = stats.covered_until_ts - start_ts
     if done:
         stats.windows_done = 1
     yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -372,7 +540,7 @@ async def _paginate_by_id(
     next_id = int(raw.get_column("trade_id")[-1]) + 1
     first_ts = int(raw.get_column("ts")[0])
     seen = raw.height
-    pending: collections.deque[asyncio.Task[TradePage]] = collections.deque()
+    pending: collections.deque[tuple[object, asyncio.Task[TradePage]]] = collections.deque()
 
     slots = max(1, concurrency)
 
@@ -387,27 +555,28 @@ async def _paginate_by_id(
 
     def launch() -> None:
         nonlocal next_id
-        running = sum(1 for t in pending if not t.done())
+        running = sum(1 for _, t in pending if not t.done())
         want = wanted()
         while running < slots and len(pending) < want:
-            task = asyncio.ensure_future(
-                source.fetch_trades_page(symbol, start_ts, end_ts, cursor_at(next_id))
-            )
-            pending.append(task)
+            asked = cursor_at(next_id)
+            task = asyncio.ensure_future(source.fetch_trades_page(symbol, start_ts, end_ts, asked))
+            pending.append((asked, task))
             next_id += limit
             running += 1
 
     try:
         launch()
         while pending:
-            if not pending[0].done():
-                running = [t for t in pending if not t.done()]
+            if not pending[0][1].done():
+                running = [t for _, t in pending if not t.done()]
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 launch()
                 continue
-            page = pending.popleft().result()
+            asked, task = pending.popleft()
+            page = task.result()
             stats.requests += page.requests
             stats.pages += 1
+            advance.observe(asked, page, start_ts, end_ts)
             raw = page.rows
             rows = clip_rows(raw, start_ts, end_ts)
             if raw.height:
@@ -415,7 +584,9 @@ async def _paginate_by_id(
                 seen += raw.height
             done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
             continuity.check(rows)
-            stats.covered_until_ts = end_ts if done else last_ts
+            order.check(rows)
+            stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
+            stats.done_ns = stats.covered_until_ts - start_ts
             if done:
                 stats.windows_done = 1
             yield Chunk(rows, start_ts, stats.covered_until_ts)
@@ -426,10 +597,10 @@ async def _paginate_by_id(
         # pages fetched ahead of the end: answered, so they were requests
         stats.requests += sum(
             t.result().requests
-            for t in pending
+            for _, t in pending
             if t.done() and not t.cancelled() and t.exception() is None
         )
-        await _cancel_all(pending)
+        await _cancel_all(t for _, t in pending)
 
 
 async def _paginate_segments(
@@ -446,8 +617,10 @@ async def _paginate_segments(
     """Time segments drained by cursor, split adaptively (see the module docstring)."""
     split_pages = max(1, min_split_pages)
     continuity = _IdContinuity(source.id, symbol) if source.sequential_trade_ids else None
+    order = _IdOrder(source, symbol)
     segments: list[_Segment] = [_Segment(start_ts, end_ts)]
-    tasks: dict[asyncio.Task[TradePage], _Segment] = {}
+    finished_ns = 0  # time of the segments already yielded whole
+    tasks: dict[asyncio.Task[TradePage], tuple[_Segment, object]] = {}
     stats.segments = 1
     stats.windows_total = 1
 
@@ -456,12 +629,15 @@ async def _paginate_segments(
         task = asyncio.ensure_future(
             source.fetch_trades_page(symbol, seg.start, seg.end, seg.cursor)
         )
-        tasks[task] = seg
+        tasks[task] = (seg, seg.cursor)
 
-    def absorb(seg: _Segment, page: TradePage) -> None:
+    def absorb(seg: _Segment, page: TradePage, asked: object) -> None:
         stats.requests += page.requests
         stats.pages += 1
         seg.pages += 1
+        if seg.advance is None:
+            seg.advance = _Advance(source.id, symbol, forward)
+        seg.advance.observe(asked, page, seg.start, seg.end)
         rows = page.rows
         reached_end = False
         if rows.height:
@@ -469,6 +645,10 @@ async def _paginate_segments(
             reached_end = forward and max_ts >= seg.end
             if forward:
                 seg.pos_ts = max(seg.pos_ts, min(max_ts, seg.end))
+            else:
+                min_ts = max(seg.start, int(rows.get_column("ts").min()))  # type: ignore[arg-type]
+                if min_ts < seg.end:
+                    seg.low_ts = min_ts if seg.low_ts is None else min(seg.low_ts, min_ts)
         rows = _dedup_page(seg, clip_rows(rows, seg.start, seg.end))
         seg.cursor = page.next_cursor
         seg.done = page.next_cursor is None or reached_end
@@ -476,6 +656,7 @@ async def _paginate_segments(
         if rows.height or seg.done:
             seg.buffer.append(Chunk(rows, seg.start, covered))
             seg.buffered_rows += rows.height
+        stats.done_ns = max(stats.done_ns, finished_ns + sum(s.done_ns() for s in segments))
 
     def may_fetch(index: int) -> bool:
         ahead = sum(s.buffered_rows for s in segments[1 : index + 1])
@@ -513,10 +694,12 @@ async def _paginate_segments(
                 head.buffered_rows -= chunk.rows.height
                 if continuity is not None:
                     continuity.check(chunk.rows)
+                order.check(chunk.rows)
                 stats.covered_until_ts = chunk.covered_until_ts
                 yield chunk
             if head.done and not head.busy:
                 segments.pop(0)
+                finished_ns += head.end - head.start
                 stats.windows_done += 1
                 continue
             for index, seg in enumerate(segments):
@@ -530,8 +713,8 @@ async def _paginate_segments(
                 raise RuntimeError("trade paginator stalled")
             finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
-                seg = tasks.pop(task)
+                seg, asked = tasks.pop(task)
                 seg.busy = False
-                absorb(seg, task.result())
+                absorb(seg, task.result(), asked)
     finally:
         await _cancel_all(tasks)

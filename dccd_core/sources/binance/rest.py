@@ -156,6 +156,8 @@ class BinanceRestSource(Source):
     """Binance spot and USD-M perpetuals over REST (page-level; see ``base.Source``)."""
 
     id: ClassVar[str] = "binance"
+    #: aggregate trade ids are consecutive integers, growing with time
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         SPOT_REST_URL, "wss://stream.binance.com:9443"

@@ -37,6 +37,8 @@ class BitfinexSource(BitfinexWs, Source):
     """Bitfinex public v2 API: candles, trades and book over REST, and WebSocket v2."""
 
     id: ClassVar[str] = "bitfinex"
+    #: trade ID: a global integer, growing with time
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         rest_url="https://api-pub.bitfinex.com", ws_url="wss://api-pub.bitfinex.com"

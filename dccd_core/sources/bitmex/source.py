@@ -34,6 +34,8 @@ class BitmexSource(BitmexWs, Source):
     """BitMEX public API: bucketed candles, trades and L2 book over REST, and WebSocket."""
 
     id: ClassVar[str] = "bitmex"
+    #: trdMatchID is a UUID (no order)
+    monotonic_trade_ids: ClassVar[bool] = False
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         rest_url="https://www.bitmex.com", ws_url="wss://ws.bitmex.com"

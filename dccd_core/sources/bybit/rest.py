@@ -114,6 +114,8 @@ class BybitRestSource(Source):
     (``BTC/USD:BTC``) perpetuals."""
 
     id: ClassVar[str] = "bybit"
+    #: execId is a UUID (no order); REST serves only the latest page
+    monotonic_trade_ids: ClassVar[bool] = False
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         "https://api.bybit.com", "wss://stream.bybit.com"

@@ -51,6 +51,9 @@ class CoinbaseSource(CoinbaseWs, Source):
     """Coinbase Exchange (spot): https://docs.cdp.coinbase.com/exchange/introduction/welcome"""
 
     id: ClassVar[str] = "coinbase"
+    #: trade_id: an integer per product, growing with time (the first page's bisection
+    #: relies on it)
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)

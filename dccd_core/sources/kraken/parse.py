@@ -4,16 +4,25 @@ Kraken wraps every answer as ``{"error": [...], "result": {<internal pair>: rows
 "last": cursor}}``, with HTTP 200 even for errors, keyed by its *internal* pair name
 (``XXBTZUSD``) whatever name was asked (``XBTUSD``). ``taker_side`` is shared with the
 WebSocket parser: REST sends ``b``/``s``, v2 WS ``buy``/``sell``, both the taker's side.
+
+Trade times are JSON *numbers* of seconds with 100 ns digits (``1688669597.8277369``):
+more than a float holds (near 1.7e9 s a double is 238 ns apart), so a trades body is
+decoded with ``decode_exact`` (numbers with a fraction kept as their text, not orjson's
+floats) and ``exact_seconds_to_ns`` turns the text into ns with every digit kept. (The
+v2 WebSocket sends RFC 3339 text, parsed exactly by ``iso_to_ns_column``.)
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from dccd_core.domain import (
+    NS_PER_S,
     DataType,
     ExchangeError,
     RateLimited,
@@ -35,7 +44,9 @@ from ..columns import (
 
 __all__ = [
     "check_payload",
+    "decode_exact",
     "derive_trade_ids",
+    "exact_seconds_to_ns",
     "parse_book",
     "parse_candles",
     "parse_trades",
@@ -44,6 +55,50 @@ __all__ = [
 ]
 
 _SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
+_DECIMAL_SECONDS = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
+
+
+def decode_exact(body: bytes) -> Any:
+    """A JSON body whose numbers with a fraction stay their text (``"1688669597.8277369"``).
+
+    For the trades endpoint's raw body (``JsonResponse.content``): orjson (and any
+    float) would round Kraken's 100 ns trade times. The stdlib decoder's ``parse_float``
+    hook hands over the number's exact text; the floats of a trades page (one per trade)
+    cost well under a millisecond. Bad bodies raise ``json.JSONDecodeError``.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError(f"not UTF-8 ({exc.reason})", "", exc.start) from exc
+    return json.loads(text, parse_float=str)
+
+
+def exact_seconds_to_ns(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """Epoch seconds to Int64 ns, keeping every digit sent.
+
+    Decimal text (from ``decode_exact``) is converted exactly: ``"1688669597.8277369"``
+    -> ``1688669597827736900``; integers too. A float (a body decoded another way) has
+    already lost the digits past the microsecond, so it is rounded to the microsecond.
+    More than 9 decimals (finer than a ns) or anything else is refused.
+    """
+    out: list[int] = []
+    for value in values:
+        if isinstance(value, str):
+            match = _DECIMAL_SECONDS.fullmatch(value)
+            if match is None:
+                raise UnexpectedPayload(
+                    f"{what}: {name!r} holds {value!r}, not decimal seconds with at most 9 "
+                    "decimals"
+                )
+            whole, fraction = match.groups()
+            out.append(int(whole) * NS_PER_S + int((fraction or "").ljust(9, "0")))
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise UnexpectedPayload(f"{what}: {name!r} holds {value!r}, not epoch seconds")
+        elif isinstance(value, int):
+            out.append(value * NS_PER_S)
+        else:
+            out.append(round(value * 1_000_000) * 1_000)
+    return pl.Series(name, out, dtype=pl.Int64)
 
 
 def check_payload(data: Any) -> None:
@@ -145,8 +200,9 @@ def parse_trades(payload: Any) -> tuple[pl.DataFrame, int | None]:
     """``GET /0/public/Trades`` -> (trades frame in arrival order, ``last`` cursor in ns).
 
     Docs: https://docs.kraken.com/api/docs/rest-api/get-recent-trades
-    Rows ``[price, volume, time_s_float, b|s, m|l, misc, trade_id]``; rows recorded
-    before trade ids existed have six fields (ids are then derived). Sample::
+    Rows ``[price, volume, time_s, b|s, m|l, misc, trade_id]``; rows recorded before
+    trade ids existed have six fields (ids are then derived). ``time_s`` has 100 ns
+    digits: decode the body with ``decode_exact`` to keep them (see the module). Sample::
 
         {"error": [], "result": {"XXBTZUSD": [
             ["30243.40000", "0.34507674", 1688669597.8277369, "b", "m", "", 61044952]],
@@ -159,7 +215,7 @@ def parse_trades(payload: Any) -> tuple[pl.DataFrame, int | None]:
         return empty_frame(DataType.TRADES), last_ns
     has_ids = all(isinstance(r, list) and len(r) >= 7 for r in rows)
     cols = rows_to_columns(rows, 7 if has_ids else 4, what)
-    ts = seconds_to_ns_column("ts", cols[2], what)
+    ts = exact_seconds_to_ns("ts", cols[2], what)
     price = float_column("price", cols[0], what)
     amount = float_column("amount", cols[1], what)
     side = taker_side(cols[3], what)

@@ -4,8 +4,8 @@ Trades are addressed by time: ``since`` (ns, exclusive) returns up to 1000 trade
 after it, oldest first. Kraken's own ``last`` cursor is exclusive too, so a page that
 ends in the middle of a group of trades sharing one timestamp would lose the rest of
 the group. The next page therefore asks again from just before the page's newest
-timestamp (one microsecond, the precision of Kraken's float seconds); the repeated
-trades are dropped by the paginator on ``trade_id``.
+timestamp (one microsecond, more than the 100 ns of Kraken's trade times); the
+repeated trades are dropped by the paginator on ``trade_id``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dccd_core.domain import NS_PER_S, DataType, Span, Symbol, now_ns
 
 from ..base import Endpoints, Source, TradePage
 from .capability import CAPABILITY, REST_URL, TRADE_PAGE_LIMIT, WS_URL
-from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .parse import check_payload, decode_exact, parse_book, parse_candles, parse_trades
 from .rest import (
     ERRORS,
     build_asset_pairs_request,
@@ -31,7 +31,7 @@ from .ws import KrakenWs
 
 __all__ = ["KrakenSource"]
 
-#: How far before a timestamp to re-ask from: float seconds carry microseconds.
+#: How far before a timestamp to re-ask from (trade times carry 100 ns, so 1 µs is safe).
 _OVERLAP_NS = 1_000
 
 
@@ -39,6 +39,9 @@ class KrakenSource(KrakenWs, Source):
     """Kraken spot: https://docs.kraken.com/api/"""
 
     id: ClassVar[str] = "kraken"
+    #: trade_id (7th field): an integer per pair, growing with time; rows from before ids
+    #: existed get derived ids, which are not compared
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
@@ -77,7 +80,8 @@ class KrakenSource(KrakenWs, Source):
         since = int(cursor) if cursor is not None else start_ts - _OVERLAP_NS
         path, params = build_trades_request(self.native_symbol(symbol), since)
         response = await self.http.get(path, params)
-        rows, last_ns = parse_trades(response.data)
+        # again from the raw body, keeping the 100 ns trade times orjson's floats round
+        rows, last_ns = parse_trades(decode_exact(response.content))
         if rows.height < TRADE_PAGE_LIMIT:
             return TradePage(rows, None)
         newest = int(rows.get_column("ts").max())  # type: ignore[arg-type]

@@ -96,6 +96,8 @@ class OkxRestSource(Source):
     linear, ``BTC/USD:BTC`` inverse), swap sizes converted from contracts to base."""
 
     id: ClassVar[str] = "okx"
+    #: tradeId: a decimal integer per instrument, growing with time
+    monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         "https://www.okx.com", "wss://ws.okx.com:8443"

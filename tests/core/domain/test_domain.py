@@ -175,3 +175,24 @@ def test_check_rows_refuses_implausible_values() -> None:
     future = good.with_columns(pl.lit(to_ns("2024-06-03")).alias("ts"))
     with pytest.raises(UnexpectedPayload, match="implausible timestamp"):
         check_rows(future, DataType.TRADES, origin="x", now_ts=now)
+
+
+def test_check_trade_id_order_refuses_ids_rising_while_times_fall() -> None:
+    import polars as pl
+
+    from dccd_core.domain import UnexpectedPayload, check_trade_id_order
+
+    def page(ids: list[str], secs: list[int]) -> pl.DataFrame:
+        day = to_ns("2024-05-31")
+        return pl.DataFrame({"trade_id": ids, "ts": [day + s * 10**9 for s in secs]})
+
+    # equal times are one match; newest-first order is fine; derived ids are not compared
+    edges = check_trade_id_order(page(["3", "2", "1"], [5, 5, 4]), origin="x")
+    assert edges == ((1, to_ns("2024-05-31") + 4 * 10**9), (3, to_ns("2024-05-31") + 5 * 10**9))
+    assert check_trade_id_order(page(["b-1", "a-2"], [5, 4]), origin="x") is None
+    with pytest.raises(UnexpectedPayload, match=r"trade 3 at .* is dated before trade 2"):
+        check_trade_id_order(page(["1", "2", "3"], [1, 5, 4]), origin="x")
+    # across pages: the next page must not contradict the previous one's ids
+    check_trade_id_order(page(["4", "5"], [5, 6]), origin="x", edges=edges)
+    with pytest.raises(UnexpectedPayload, match=r"trade 4 at .* is dated before trade 3"):
+        check_trade_id_order(page(["4", "5"], [4, 6]), origin="x", edges=edges)

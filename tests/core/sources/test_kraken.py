@@ -264,3 +264,73 @@ async def test_book_symbols_and_depth_limit(
     with pytest.raises(NoCapability, match="use depth 500"):
         await source.fetch_book(BTC_USD, 1_000)
     assert len(fake.requests) == n
+
+
+# -- 100 ns trade times: every digit kept ---------------------------------------------
+
+
+def test_trade_times_keep_their_100_ns_digits() -> None:
+    # the raw body: times are JSON numbers with 7 decimals, finer than a float keeps
+    raw = (FIXTURES / "trades_XBTUSDT.json").read_bytes()
+    frame, _ = kr.parse_trades(kr.decode_exact(raw))
+    assert frame["ts"].to_list() == [1715691134582941800, 1715691135041770200, 1715691135041770200]
+    assert kr.exact_seconds_to_ns("t", ["1688669597.8277369", "12", 3], "x").to_list() == [
+        1688669597827736900,
+        12 * S,
+        3 * S,
+    ]
+    for bad in ("1.5e9", "-1.5", "1.1234567891", True, None):
+        with pytest.raises(UnexpectedPayload, match="'t' holds"):
+            kr.exact_seconds_to_ns("t", [bad], "x")
+    with pytest.raises(json.JSONDecodeError):
+        kr.decode_exact(b'{"error": [], "result": {"XBTUSDT": [["1", "2", 1688669597.82')
+    with pytest.raises(json.JSONDecodeError):
+        kr.decode_exact(b'{"error": [\xff]}')
+
+
+async def test_a_backfill_stores_the_exact_100_ns_time_kraken_sent(tmp_path: Path) -> None:
+    """A Kraken answering ``1715691134.5829418``: the store holds ...582941800, not the
+    microsecond-rounded ...582942000 a float decode gives."""
+    from aiohttp import web
+
+    from dccd_core.domain import DatasetKey, to_ns
+    from dccd_core.operations.backfill import backfill
+    from dccd_core.storage import Store
+
+    trades = (
+        b'{"error": [], "result": {"XXBTZUSD": ['
+        b'["61722.90000", "0.00415000", 1715691134.5829418, "s", "l", "", 7015882],'
+        b'["61723.00000", "0.02891446", 1715691135.0417703, "b", "m", "", 7015883],'
+        b'["61723.00000", "0.00060000", 1715691135.0417704, "b", "m", "", 7015884]'
+        b'], "last": "1715691135041770400"}}'
+    )
+    pairs = (FIXTURES / "asset_pairs.json").read_bytes()
+
+    async def answer(request: web.Request) -> web.Response:
+        body = trades if request.path.endswith("/Trades") else pairs
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/0/public/Trades", answer)
+    app.router.add_get("/0/public/AssetPairs", answer)
+    key = DatasetKey.of("kraken", "BTC/USD", "trades")
+    store = Store(tmp_path)
+    async with serve(app) as origin:
+        http = HttpClient("kraken", origin, check_payload=kr.check_payload)
+        try:
+            await backfill(
+                key,
+                start=to_ns("2024-05-14T12:52:00Z"),
+                end=to_ns("2024-05-14T12:53:00Z"),
+                store=store,
+                source=KrakenSource(http, Endpoints(origin)),
+            )
+        finally:
+            await http.aclose()
+    stored = store.read(key)
+    assert stored["ts"].to_list() == [
+        1715691134582941800,
+        1715691135041770300,
+        1715691135041770400,
+    ]
+    assert stored["trade_id"].to_list() == ["7015882", "7015883", "7015884"]

@@ -22,6 +22,8 @@ from dccd_core.domain import (
     Capability,
     DataType,
     Feature,
+    PageDirection,
+    PagingStalled,
     Span,
     Symbol,
     Transport,
@@ -29,6 +31,7 @@ from dccd_core.domain import (
 )
 from dccd_core.sources.base import Endpoints, Source, TradePage
 from dccd_core.transport.paginate import (
+    MAX_IDLE_PAGES,
     Chunk,
     PageStats,
     candle_windows,
@@ -293,3 +296,168 @@ def test_id_path_gap_raises() -> None:
     source = IdMemorySource(list(range(1000, 1300)), 10, 3_600_000, skip_id=155)
     with pytest.raises(UnexpectedPayload, match="gap in trade ids"):
         _run(_collect(paginate_trades(source, SYMBOL, 0, 10**12, concurrency=3)))
+
+
+# -- every paging mode ends: pages that never move are refused, boundedly ------------
+
+T0 = 1_000 * NS_PER_MS  # synthetic windows (check_plausibility is off for these doubles)
+
+
+def _trades(ids: list[int], ts_ms: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [t * NS_PER_MS for t in ts_ms],
+            "trade_id": [str(i) for i in ids],
+            "price": [1.0] * len(ids),
+            "amount": [2.0] * len(ids),
+            "side": ["buy"] * len(ids),
+        },
+        schema={
+            "ts": pl.Int64,
+            "trade_id": pl.Utf8,
+            "price": pl.Float64,
+            "amount": pl.Float64,
+            "side": pl.Utf8,
+        },
+    )
+
+
+class BadPages(Source):
+    """A trade source whose every answer is ``answer(calls, cursor)`` -> TradePage."""
+
+    id: ClassVar[str] = "badpages"
+    default_endpoints: ClassVar[Endpoints] = Endpoints("http://bad")
+    check_plausibility: ClassVar[bool] = False
+
+    def __init__(self, answer: Any, *, backward: bool = False, by_id: bool = False) -> None:
+        super().__init__(None)
+        direction = PageDirection.BACKWARD if backward else PageDirection.FORWARD
+        self.capability = Capability(
+            "badpages",
+            (Feature(DataType.TRADES, Transport.REST, page_limit=3, direction=direction),),
+        )
+        self.answer = answer
+        self.calls = 0
+        if by_id:
+            self.cursor_at_trade_id = lambda trade_id: ("id", trade_id)  # type: ignore[attr-defined]
+
+    sequential_trade_ids: ClassVar[bool] = False
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return str(symbol)
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.calls > 1_000:  # a regression must fail here, not hang the suite
+            raise AssertionError("the paginator never stopped")
+        page: TradePage = self.answer(self.calls, cursor)
+        return page
+
+
+class SequentialBadPages(BadPages):
+    sequential_trade_ids: ClassVar[bool] = True
+
+
+def _stall(source: BadPages, start: int = T0, end: int = T0 + 10_000 * NS_PER_MS) -> str:
+    with pytest.raises(PagingStalled) as caught:
+        _run(_collect(paginate_trades(source, SYMBOL, start, end, concurrency=3)))
+    return str(caught.value)
+
+
+@pytest.mark.timeout(20)
+def test_a_page_repeated_forever_with_a_moving_cursor_stops() -> None:
+    page = _trades([1, 2, 3], [1_001, 1_002, 1_003])
+    source = BadPages(lambda n, cursor: TradePage(page, n))
+    message = _stall(source)
+    # each concurrent segment (at most 3 here) stalls on its own
+    assert source.calls <= 3 * (MAX_IDLE_PAGES + 1)
+    assert "badpages trades BTC/USDT" in message
+    assert f"{MAX_IDLE_PAGES} pages in a row" in message
+    assert "cursor" in message and "ids 1 .. 3" in message
+
+
+@pytest.mark.timeout(20)
+def test_a_cursor_that_never_moves_stops_at_once() -> None:
+    page = _trades([1, 2, 3], [1_001, 1_002, 1_003])
+    source = BadPages(lambda n, cursor: TradePage(page, ("at", 7)))
+    message = _stall(source)
+    assert source.calls <= 3  # the first page is new; the second repeats it at the same cursor
+    assert "the cursor does not move" in message and "('at', 7)" in message
+
+
+@pytest.mark.timeout(20)
+def test_an_empty_page_whose_cursor_comes_back_stops() -> None:
+    empty = _trades([], [])
+    source = BadPages(lambda n, cursor: TradePage(empty, ("time", n % 2)))
+    message = _stall(source)
+    assert source.calls <= 3
+    assert "the cursor does not move" in message and "the last page was empty" in message
+
+
+@pytest.mark.timeout(20)
+def test_pages_dated_before_the_window_stop() -> None:
+    # the exchange ignores ``since``: ever older pages, each with a new cursor
+    def older(n: int, cursor: Any) -> TradePage:
+        base = 900 - 3 * n
+        return TradePage(_trades([base, base + 1, base + 2], [base, base + 1, base + 2]), n)
+
+    source = BadPages(older)
+    message = _stall(source)
+    assert source.calls <= 3 * MAX_IDLE_PAGES
+    assert "dated outside the window" in message and "got as far as nothing yet" in message
+
+
+@pytest.mark.timeout(20)
+def test_backward_pages_that_repeat_stop() -> None:
+    # newest-first paging (OKX, Coinbase): the same page, the cursor moving "back"
+    page = _trades([7, 8, 9], [5_000, 5_001, 5_002])
+    source = BadPages(lambda n, cursor: TradePage(page, 7 - n), backward=True)
+    _stall(source)
+    assert source.calls <= MAX_IDLE_PAGES + 1
+
+
+@pytest.mark.timeout(20)
+def test_id_blocks_dated_before_the_window_stop() -> None:
+    # by-id paging (Binance fromId): consecutive ids, but every block dated before the
+    # window, so the walk would read all of history before reaching it
+    def by_id(n: int, cursor: Any) -> TradePage:
+        first = 0 if cursor is None else cursor[1]
+        ids = [first, first + 1, first + 2]
+        return TradePage(_trades(ids, [10 + i for i in ids]), ("id", first + 3))
+
+    source = SequentialBadPages(by_id, by_id=True)
+    message = _stall(source)
+    assert source.calls <= MAX_IDLE_PAGES + 3 * 4  # the stall plus pages already in flight
+    assert "dated outside the window" in message
+
+
+@pytest.mark.timeout(20)
+def test_a_long_quiet_stretch_is_not_a_stall() -> None:
+    # empty pages, each with a new cursor (time slices), then the trades: all kept
+    def quiet(n: int, cursor: Any) -> TradePage:
+        if n < 50:
+            return TradePage(_trades([], []), ("time", n))
+        return TradePage(_trades([1, 2], [1_500, 1_600]), None)
+
+    source = BadPages(quiet)
+    chunks = _run(
+        _collect(paginate_trades(source, SYMBOL, T0, T0 + 10_000 * NS_PER_MS, concurrency=1))
+    )
+    assert pl.concat([c.rows for c in chunks])["trade_id"].to_list() == ["1", "2"]
+
+
+@pytest.mark.timeout(20)
+def test_an_id_page_served_twice_says_so() -> None:
+    # by id, the exchange answers the previous block again: named, not called a gap
+    def again(n: int, cursor: Any) -> TradePage:
+        first = 0 if cursor is None else max(0, cursor[1] - 3)
+        ids = [first, first + 1, first + 2]
+        return TradePage(_trades(ids, [1_000 + i for i in ids]), ("page", n))
+
+    source = SequentialBadPages(again, by_id=True)
+    with pytest.raises(UnexpectedPayload, match=r"trade ids went back .* repeated or reordered"):
+        _run(_collect(paginate_trades(source, SYMBOL, T0, T0 + 10_000 * NS_PER_MS)))
+    assert source.calls <= 1 + 6 * 4
