@@ -111,8 +111,10 @@ def _run_error(context: RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
         data: Any = event.event_specific_data
         error = getattr(data, "error", None)
+        while error is not None and error.cause is not None:  # Dagster wraps the user's error
+            error = error.cause
         if error is not None:
-            return f"step {event.step_key}: {error.cls_name}: {error.message}"
+            return f"step {event.step_key}: {error.message}"
     return context.failure_event.message or ""
 
 
