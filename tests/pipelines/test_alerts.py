@@ -222,3 +222,52 @@ def test_a_stream_without_a_live_run_goes_stale_after_the_threshold(tmp_path: Pa
         assert stale_streams(instance, [empty], lambda s: None, 60, now + 150, memory) == {}
         assert stale_streams(instance, [empty], lambda s: None, 60, now + 211, memory) == {
             empty.name: "nothing stored in 61 s"}
+
+
+# -- the catalog key ----------------------------------------------------------------------
+
+
+def _catalog(alerts: Any, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from dccd_pipelines.catalog import parse_catalog
+
+    raw = {"datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"],
+                         "data_types": ["trades"], "start": "2024-01-01",
+                         "stream": ["trades"]}]}
+    if alerts is not None:
+        raw["alerts"] = alerts
+    return parse_catalog(raw, path="dccd.yaml", env=env or {}, today=date(2024, 6, 1))
+
+
+def test_the_documented_alerts_block_parses_and_builds_both_sensors() -> None:
+    import yaml
+
+    from dccd_pipelines.definitions import build_definitions
+    from tests.docs.doc_blocks import doc_blocks
+
+    [block] = [b for b in doc_blocks("docs/catalog.md")
+               if b.lang == "yaml" and b.text.startswith("alerts:")]
+    catalog = _catalog(yaml.safe_load(block.text)["alerts"])
+    assert catalog.alerts == AlertSettings("https://hooks.slack.com/services/T000/B000/XXXX",
+                                           stale_after_s=600.0)
+    names = {s.name for s in build_definitions(catalog).get_repository_def().sensor_defs}
+    assert {FAILURE_SENSOR_NAME, STALE_SENSOR_NAME} <= names
+    # no webhook: no alert sensors; the environment's webhook wins over the file's
+    assert _catalog(None).alerts is None
+    names = {s.name for s in build_definitions(_catalog(None)).get_repository_def().sensor_defs}
+    assert not {FAILURE_SENSOR_NAME, STALE_SENSOR_NAME} & names
+    env = {"DCCD_ALERTS_WEBHOOK": "https://example.test/hook"}
+    assert _catalog({"stale_after": "90s"}, env).alerts == AlertSettings(
+        "https://example.test/hook", 90.0)
+
+
+def test_a_bad_alerts_key_is_one_clear_error() -> None:
+    from dccd_core.domain import ConfigError
+
+    with pytest.raises(ConfigError, match=r"alerts\.webhook: .*'ftp://x' is not an http\(s\) URL"):
+        _catalog({"webhook": "ftp://x"})
+    with pytest.raises(ConfigError, match=r"alerts\.stale_after: .*invalid duration 'soon'"):
+        _catalog({"webhook": "https://x.test", "stale_after": "soon"})
+    with pytest.raises(ConfigError, match=r"alerts\.channel: unknown key"):
+        _catalog({"webhook": "https://x.test", "channel": "#ops"})
