@@ -371,8 +371,13 @@ def fail_dead_runs(
 ) -> list[str]:
     """Fail every dead run and free its slots (and those of finished runs that kept
     theirs); one line per action. This is what the sensor does each tick."""
-    done = [fail_dead_run(instance, d.run, d.reason) for d in find_dead_runs(
-        instance, now_s, timeout_s, owned)]
+    done = []
+    for dead in find_dead_runs(instance, now_s, timeout_s, owned):
+        # read again right before judging: a beat may have landed since the scan
+        fresh = last_alive(instance, [dead.run.run_id]).get(dead.run.run_id)
+        if fresh is not None and time.time() - fresh <= timeout_s and now_s - fresh <= timeout_s:
+            continue
+        done.append(fail_dead_run(instance, dead.run, dead.reason))
     for run_id in _finished_holders(instance, now_s, timeout_s):
         _free_slots(instance, run_id)
         done.append(f"freed the pool slots still held by finished run {run_id}")
