@@ -50,6 +50,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
+    Executor,
     ExecutorDefinition,
     RunsFilter,
     SensorDefinition,
@@ -57,7 +58,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.executor.base import Executor
 
 from dccd_core.domain import ConfigError
 
