@@ -28,6 +28,7 @@ Shape (keys may grow, these stay)::
         stream: [trades, book]
         book: {depth: 20, snapshot_interval: 10s}
         derive: [4h, 1w]          # candles computed from the trades (dccd_pipelines.derived)
+    alerts: {webhook: "https://hooks.slack.com/services/...", stale_after: 10m}
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from dccd_core.domain import (
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_POOL_LIMIT",
+    "AlertSettings",
     "Catalog",
     "DatasetSpec",
     "ExchangeSettings",
@@ -126,10 +128,29 @@ class _DatasetModel(_Model):
         return value
 
 
+class _AlertsModel(_Model):
+    webhook: str | None = None
+    stale_after: str | float = "10m"
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL; use e.g. https://hooks.slack.com/...")
+        return value
+
+    @field_validator("stale_after")
+    @classmethod
+    def _stale_after(cls, value: str | float) -> str | float:
+        parse_duration_s(value)
+        return value
+
+
 class _CatalogModel(_Model):
     store: _StoreModel = Field(default_factory=_StoreModel)
     exchanges: dict[str, _ExchangeModel] = Field(default_factory=dict)
     datasets: list[_DatasetModel] = Field(default_factory=list)
+    alerts: _AlertsModel | None = None
 
 
 # --------------------------------------------------------------------------- specs
@@ -184,6 +205,15 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Where failure and stale-stream alerts go (``alerts:``; ``DCCD_ALERTS_WEBHOOK``
+    overrides the URL, which is a secret)."""
+
+    webhook: str
+    stale_after_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """The validated catalog: where the lake is, and what to collect."""
 
@@ -191,6 +221,7 @@ class Catalog:
     store_root: Path
     exchanges: Mapping[str, ExchangeSettings]
     datasets: tuple[DatasetSpec, ...]
+    alerts: AlertSettings | None = None
 
     def spec(self, key: DatasetKey) -> DatasetSpec:
         """The spec of ``key``; ``ConfigError`` if the catalog does not list it."""
@@ -269,7 +300,16 @@ def parse_catalog(
     else:
         # Relative to the working directory, as DCCD_DATA_PATH and the Store are.
         root = Path(model.store.root).expanduser().resolve()
-    return Catalog(path=file, store_root=root, exchanges=exchanges, datasets=tuple(specs))
+    return Catalog(path=file, store_root=root, exchanges=exchanges, datasets=tuple(specs),
+                   alerts=_build_alerts(model.alerts, env))
+
+
+def _build_alerts(model: _AlertsModel | None, env: Mapping[str, str]) -> AlertSettings | None:
+    webhook = env.get("DCCD_ALERTS_WEBHOOK") or (model.webhook if model else None)
+    if not webhook:
+        return None
+    stale_after = model.stale_after if model else "10m"
+    return AlertSettings(webhook=webhook, stale_after_s=parse_duration_s(stale_after))
 
 
 # --------------------------------------------------------------------------- validation

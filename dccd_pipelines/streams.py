@@ -97,6 +97,7 @@ from dccd_core.domain import (
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.transport.ws import WsStatus
 
+from . import liveness
 from .catalog import Catalog, DatasetSpec
 from .resources import STORE_KEY, DccdStore
 
@@ -149,7 +150,6 @@ _ACTIVE = [
     DagsterRunStatus.CANCELING,
 ]
 _HEARTBEAT_PREFIX = "dccd_stream_heartbeat:"
-_ALIVE_PREFIX = "dccd_stream_alive:"
 _REGISTRY_PREFIX = "dccd_streams:"
 log = logging.getLogger("dccd.streams")
 _MAX_RETRIES_TAG = "dagster/max_retries"  # Dagster's run-retry tag (overrides run_retries)
@@ -280,15 +280,12 @@ def _sensor_stopped(instance: DagsterInstance, spec: StreamSpec) -> bool:
 
 
 def write_run_alive(instance: DagsterInstance, spec: StreamSpec, run_id: str, now_s: float) -> None:
-    """The run's sign of life, read by the sensor to tell a dead STARTED run."""
-    instance.run_storage.set_cursor_values({_ALIVE_PREFIX + spec.name: f"{run_id} {now_s!r}"})
+    """The run's sign of life (``liveness.write_run_alive``, shared by every dccd run)."""
+    liveness.write_run_alive(instance, run_id, now_s)
 
 
 def _last_alive(instance: DagsterInstance, spec: StreamSpec, run_id: str) -> float | None:
-    key = _ALIVE_PREFIX + spec.name
-    value = instance.run_storage.get_cursor_values({key}).get(key, "")
-    owner, _, when = value.partition(" ")
-    return float(when) if owner == run_id and when else None
+    return liveness.last_alive(instance, [run_id]).get(run_id)
 
 
 def _silent_s(
@@ -405,11 +402,12 @@ def decide_stream_run(
                     "reload: it stops within seconds, and the next tick starts the new one"
                 )
             return SkipReason(f"stream run {run.run_id} is active")
-        instance.report_run_failed(
+        liveness.fail_dead_run(
+            instance,
             run,
             f"stream run {run.run_id} sent no sign of life for {silent_s:.0f} s: its worker "
-            "is gone (killed with dagster dev, OOM, reboot); marked failed so that the "
-            f"sensor {spec.sensor_name} starts a new run, which heals the gap from REST",
+            "is gone (killed with dagster dev, OOM, reboot); a new run heals the gap from REST",
+            by=spec.sensor_name,
         )
         return RunRequest(run_key=f"{spec.name}:{now_s:.0f}", tags=request_tags)
     recent = instance.get_runs(filters=RunsFilter(tags=tag), limit=10)
@@ -693,7 +691,7 @@ def build_stream_job(spec: StreamSpec) -> JobDefinition:
 
     @job(
         name=spec.name,
-        executor_def=in_process_executor,
+        executor_def=liveness.with_liveness(in_process_executor),
         tags={STREAM_TAG: spec.name, _MAX_RETRIES_TAG: "0"},
     )
     def stream_job() -> None:
