@@ -2,8 +2,8 @@
 
 The README's main command is ``python3 -m venv .venv && .venv/bin/pip install -e . &&
 ... dagster dev -w workspace.yaml``. The venv and the editable install already exist
-(they run this test), so ``dev_part`` keeps the command from its first step after the
-install, verbatim, and the rest runs with the project's environment plus a free port
+(``readme_env.py`` ran those set-up steps in the project), so ``dev_part`` keeps the
+command from its first step after the install, verbatim, and the rest runs with the project's environment plus a free port
 through ``DAGSTER_CLI_DEV_PORT`` (the ``dagster`` CLI reads its options from
 ``DAGSTER_CLI_<COMMAND>_<OPTION>``; the documented line gives no ``-p``).
 
@@ -72,7 +72,7 @@ class DagsterDev:
         env = {**project.env, "DAGSTER_CLI_DEV_PORT": str(port)}
         with log.open("wb") as sink:
             proc = subprocess.Popen(
-                ["bash", "-c", rewrite_command(command)],
+                ["bash", "-c", rewrite_command(command, project.bin_dir)],
                 cwd=project.root,
                 env=env,
                 stdin=subprocess.DEVNULL,
