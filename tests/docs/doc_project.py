@@ -13,7 +13,9 @@ Commands run as documented, with one rewrite: ``.venv/bin/X`` and a bare ``dccd`
 ``dagster``, ``python``, ``pip`` in command position become the executables of the
 checkout's ``.venv`` (a reader with the venv activated). The lines of one ``bash``
 block run in ONE shell, in order (an ``export`` reaches the next line, as for a user
-pasting the block), each with its own stdout, stderr, exit code and duration.
+pasting the block), each with its own stdout, stderr, exit code and duration. A
+documented ``pip install`` (an extra the docs name) is the one command that may leave
+loopback: it reaches the package registry, as the README's set-up did.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ DEAD_ORIGIN = "127.0.0.1:9"  # discard port: nothing listens, a connection is re
 OTHER_EXCHANGES = ("coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
 _PROGRAM = Path(__file__).with_name("doc_program.py")
 
+_PIP_INSTALL = re.compile(r"\bpip3? install\b")
 _VENV_BIN = re.compile(r"(?<![\w/.~-])\.venv/bin/")
 _COMMAND_WORD = re.compile(
     r"(?P<lead>(?:^|&&|\|\||[;|(])\s*"
@@ -180,6 +183,18 @@ class UserProject:
                 err += f"\n[docs test: killed after {timeout_s:.0f} s]"
             return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
+    @staticmethod
+    def _with_registry(command: str) -> str:
+        """A documented ``pip install`` reaches the package registry as the README's
+        set-up did: in a subshell without the dead-port proxies (and with this machine's
+        own, if any). Nothing else escapes the loopback trap."""
+        if not _PIP_INSTALL.search(command):
+            return command
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "NO_PROXY", "no_proxy")
+        restore = [f"export {n}={shlex.quote(os.environ[n])}" for n in names if n in os.environ]
+        return "( " + "; ".join([f"unset {' '.join(names)}", *restore, command]) + " )"
+
     def run_bash(
         self, block: Block, commands: list[str], timeout_s: float = 180
     ) -> list[CommandResult]:
@@ -187,7 +202,7 @@ class UserProject:
         out_dir = self.scratch / f"{block.doc.replace('/', '_')}-{block.line}"
         out_dir.mkdir(parents=True, exist_ok=True)
         lines = [f"__out={shlex.quote(str(out_dir))}"]
-        ran = [rewrite_command(c, self.bin_dir) for c in commands]
+        ran = [self._with_registry(rewrite_command(c, self.bin_dir)) for c in commands]
         for k, command in enumerate(ran):
             lines += [
                 "__t0=$EPOCHREALTIME",
