@@ -85,26 +85,23 @@ _ROOT = click.option(
     default=None,
     help="Lake root (default: $DCCD_DATA_PATH, else ./data).",
 )
-class _Time(click.ParamType):
-    """THE parsing of every time option: ISO date/datetime or ns -> ns (``to_ns``), a
-    bad or out-of-range value a usage error naming the option."""
-
-    name = "time"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            return to_ns(value)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """THE parsing of every time option: ISO date/datetime or ns -> ns (``to_ns``); a
+    bad or out-of-range value is a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return to_ns(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
-TIME = _Time()
 _SPAN = click.option("--span", default=None, help="Candle span (ohlc only), e.g. 1m, 1h, 1d.")
 _START = click.option(
-    "--start", type=TIME, default=None, help="Inclusive start: ISO date/datetime or ns."
+    "--start", callback=_time, default=None, help="Inclusive start: ISO date/datetime or ns."
 )
 _END = click.option(
-    "--end", type=TIME, default=None, help="Exclusive end: ISO date/datetime or ns."
+    "--end", callback=_time, default=None, help="Exclusive end: ISO date/datetime or ns."
 )
 
 
@@ -238,9 +235,9 @@ def _duration(ns: int) -> str:
 @click.argument("data_type")
 @_SPAN
 @click.option(
-    "--start", type=TIME, default=None, help="Inclusive start (default: first fetched time)."
+    "--start", callback=_time, default=None, help="Inclusive start (default: first fetched time)."
 )
-@click.option("--end", type=TIME, default=None, help="Exclusive end (default: now).")
+@click.option("--end", callback=_time, default=None, help="Exclusive end (default: now).")
 @_ROOT
 def gaps_cmd(
     exchange: str,

@@ -259,14 +259,14 @@ def load_catalog(
     return parse_catalog(read_yaml(file), path=file, env=env, today=today)
 
 
-class _CatalogLoader(yaml.SafeLoader):
+class _CatalogLoader(yaml.SafeLoader):  # type: ignore[misc]
     """PyYAML's safe loader, but dates stay text: ``start: 2024-02-30`` then reaches
     the model (which names the key) instead of failing inside the YAML library."""
 
 
 _CatalogLoader.add_constructor(
     "tag:yaml.org,2002:timestamp",
-    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
+    lambda loader, node: loader.construct_scalar(node),
 )
 
 

@@ -25,7 +25,7 @@ def test_known_exchanges_native_first_then_ccxt() -> None:
 
 
 def test_unknown_exchange_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownExchange, match="use a native source .binance, coinbase"):
+    with pytest.raises(UnknownExchange, match=r"use a native source \(binance, coinbase"):
         build_source("nosuchexchange")
     with pytest.raises(UnknownExchange, match=r"'binanse' \(did you mean binance"):
         build_source("binanse")
