@@ -85,6 +85,8 @@ _ROOT = click.option(
     default=None,
     help="Lake root (default: $DCCD_DATA_PATH, else ./data).",
 )
+
+
 def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """THE parsing of every time option: ISO date/datetime or ns -> ns (``to_ns``); a
     bad or out-of-range value is a usage error naming the option."""
