@@ -2,7 +2,8 @@
 
 Every user mistake ends as ONE line on stderr, ``error: <message>``, and exit code 2:
 ``DccdError`` (bad names, bad times, damaged files), click's usage errors and file
-system errors alike. A traceback means a bug in dccd, never a typo.
+system errors alike; an error that carries several problems (an invalid catalog)
+prints one such line per problem. A traceback means a bug in dccd, never a typo.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dccd_core.domain import (
     DccdError,
     iso_datetime,
     now_ns,
+    to_ns,
 )
 from dccd_core.storage import DatasetInfo, Store, resolve_range
 
@@ -33,9 +35,11 @@ _NoArgsIsHelp: type[click.UsageError] = getattr(
 )
 
 
-def _fail(message: str, code: int = _EXIT_USER_ERROR) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    click.echo(f"error: {first}", err=True)
+def _fail(message: str, code: int = _EXIT_USER_ERROR, more: Sequence[str] = ()) -> None:
+    """``error: <first line>`` (and one more line per item of ``more``), then exit."""
+    for text in (message, *more):
+        first = text.strip().splitlines()[0] if text.strip() else "failed"
+        click.echo(f"error: {first}", err=True)
     sys.exit(code)
 
 
@@ -53,7 +57,8 @@ class _DccdGroup(click.Group):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DccdError as exc:
-            _fail(str(exc))
+            problems = list(getattr(exc, "problems", ())) or [str(exc)]
+            _fail(problems[0], more=problems[1:])
         except _NoArgsIsHelp as exc:  # bare `dccd` or `dccd read`: show the help
             click.echo(exc.format_message(), err=True)
             sys.exit(exc.exit_code)
@@ -80,9 +85,26 @@ _ROOT = click.option(
     default=None,
     help="Lake root (default: $DCCD_DATA_PATH, else ./data).",
 )
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """THE parsing of every time option: ISO date/datetime or ns -> ns (``to_ns``); a
+    bad or out-of-range value is a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return to_ns(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 _SPAN = click.option("--span", default=None, help="Candle span (ohlc only), e.g. 1m, 1h, 1d.")
-_START = click.option("--start", default=None, help="Inclusive start: ISO date/datetime or ns.")
-_END = click.option("--end", default=None, help="Exclusive end: ISO date/datetime or ns.")
+_START = click.option(
+    "--start", callback=_time, default=None, help="Inclusive start: ISO date/datetime or ns."
+)
+_END = click.option(
+    "--end", callback=_time, default=None, help="Exclusive end: ISO date/datetime or ns."
+)
 
 
 @click.group(cls=_DccdGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,8 +133,8 @@ def read_cmd(
     symbol: str,
     data_type: str,
     span: str | None,
-    start: str | None,
-    end: str | None,
+    start: int | None,
+    end: int | None,
     fmt: str,
     output: Path | None,
     root: Path | None,
@@ -121,7 +143,12 @@ def read_cmd(
     key = DatasetKey.of(exchange, symbol, data_type, span)
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes binary data: give a file with -o")
-    frame = Store(root).read(key, start, end)
+    store = Store(root)
+    if not store.has(key):  # an unknown exchange or a dataset never fetched: say which
+        from dccd_core.operations.reading import require_dataset
+
+        require_dataset(store, key)
+    frame = store.read(key, start, end)
     if fmt == "parquet":
         assert output is not None
         frame.write_parquet(output, compression="zstd")
@@ -209,8 +236,10 @@ def _duration(ns: int) -> str:
 @click.argument("symbol")
 @click.argument("data_type")
 @_SPAN
-@click.option("--start", default=None, help="Inclusive start (default: first fetched time).")
-@click.option("--end", default=None, help="Exclusive end (default: now).")
+@click.option(
+    "--start", callback=_time, default=None, help="Inclusive start (default: first fetched time)."
+)
+@click.option("--end", callback=_time, default=None, help="Exclusive end (default: now).")
 @_ROOT
 def gaps_cmd(
     exchange: str,

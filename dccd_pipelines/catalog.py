@@ -6,12 +6,16 @@ definitions are built (never at import), from ``DCCD_CONFIG`` or ``./dccd.yaml``
 ``DCCD_DATA_PATH`` overrides ``store.root`` and ``DCCD_<EXCHANGE>_REST_URL`` /
 ``DCCD_<EXCHANGE>_WS_URL`` override an exchange's endpoints.
 
-Everything that would fail mid-run is refused at load, as ONE ``ConfigError`` that
-names the file, the key path (``datasets[1].spans[0]``) and the fix: unknown exchange
-(the registry's native sources plus every ccxt id), malformed symbol, unknown span,
-spans on a dataset without ohlc, a data type the exchange cannot serve, a start in the
-future, a duplicate dataset, an invalid cron, a stream of a type not collected, a
-derived span without trades to derive it from.
+Everything that would fail mid-run is refused at load, as ONE ``CatalogError`` (a
+``ConfigError``) whose ``problems`` are one line each, naming the file, the key path
+(``datasets[1].spans[0]``) and the fix: a file that is not UTF-8 or not YAML, a key
+written twice (at any depth: YAML would silently keep the last), no datasets at all,
+an unknown exchange (the registry's native sources plus every ccxt id, with close
+matches), a REST/WS URL that is not an http(s)/ws(s) origin, a store root that cannot
+be written, a malformed symbol, an unknown span (``1M`` is a month: refused), spans
+on a dataset without ohlc, a data type the exchange cannot serve, a start that is not
+a date or is in the future, a duplicate dataset, an invalid cron, a stream of a type
+not collected, a derived span without trades to derive it from.
 
 Shape (keys may grow, these stay)::
 
@@ -47,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dccd_core.domain import (
     Capability,
+    CatalogError,
     ConfigError,
     DatasetKey,
     DataType,
@@ -58,6 +63,7 @@ from dccd_core.domain import (
     now_ns,
     to_ns,
 )
+from dccd_core.storage import Store
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -69,6 +75,7 @@ __all__ = [
     "catalog_path",
     "load_catalog",
     "parse_catalog",
+    "read_yaml",
 ]
 
 DEFAULT_CONFIG_PATH = "dccd.yaml"
@@ -122,9 +129,13 @@ class _DatasetModel(_Model):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, value: Any) -> Any:
-        # ``start: 2024-01-01T00:00:00Z`` is a datetime in YAML; a day is what we mean.
+        # ``start: 2024-01-01T00:00:00Z`` is a datetime; a day is what we mean.
         if isinstance(value, datetime):
             return value.date()
+        if isinstance(value, str):
+            return _parse_day(value)
+        if isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2024-01-01")
         return value
 
 
@@ -151,6 +162,23 @@ class _CatalogModel(_Model):
     exchanges: dict[str, _ExchangeModel] = Field(default_factory=dict)
     datasets: list[_DatasetModel] = Field(default_factory=list)
     alerts: _AlertsModel | None = None
+
+
+_DAY_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt ].*)?$")
+
+
+def _parse_day(text: str) -> date:
+    """``2024-01-01`` (a time after it is ignored) -> date; a clear ValueError else."""
+    match = _DAY_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2024-01-01")
+    try:
+        return date(*(int(part) for part in match.groups()))
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not a valid date ({exc}): write a real day as YYYY-MM-DD, "
+            "e.g. 2024-01-01"
+        ) from None
 
 
 # --------------------------------------------------------------------------- specs
@@ -255,17 +283,93 @@ def load_catalog(
     """
     file = catalog_path(path)
     if not file.is_file():
-        raise ConfigError(
+        raise CatalogError(
             f"catalog {file} not found: create it (see dccd.yaml at the project root) "
             "or point DCCD_CONFIG at your catalog"
         )
+    return parse_catalog(read_yaml(file), path=file, env=env, today=today)
+
+
+class _CatalogLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader, but dates stay text: ``start: 2024-02-30`` then reaches
+    the model (which names the key) instead of failing inside the YAML library."""
+
+
+_CatalogLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda loader, node: loader.construct_scalar(node),
+)
+
+
+def read_yaml(file: Path) -> Any:
+    """The YAML document of ``file``; ``CatalogError`` (file, line, key, fix) for bytes
+    that are not UTF-8, broken YAML, or a key written twice in one mapping."""
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CatalogError(
+            f"catalog {file} cannot be read ({exc.strerror or exc}): fix its permissions"
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        shown = data[start : end if end >= 0 else len(data)].decode("utf-8", "backslashreplace")
+        raise CatalogError(
+            f"{file}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} in "
+            f"{shown.strip()!r}): save the catalog as UTF-8"
+        ) from None
+    loader = _CatalogLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node, "", set())
+        if duplicates:
+            raise CatalogError(_format_problems(file, duplicates), _lines(file, duplicates))
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}: invalid YAML{where}: fix the syntax ({exc})") from None
-    return parse_catalog(raw, path=file, env=env, today=today)
+        message = " ".join(str(exc).split())
+        raise CatalogError(f"{file}: invalid YAML{where}: fix the syntax ({message})") from None
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str, seen: set[int]) -> list[str]:
+    """Every key written twice in one mapping, at any depth, with its key path."""
+    if id(node) in seen:  # an alias of a node already walked (or a recursive one)
+        return []
+    seen.add(id(node))
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *defaults``: overriding merged keys is the point
+            child = path
+            if isinstance(key_node, yaml.ScalarNode):
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                line = key_node.start_mark.line + 1
+                if key in first_line:
+                    lines = f"line {line}" if first_line[key] == line else (
+                        f"lines {first_line[key]} and {line}"
+                    )
+                    found.append(
+                        f"{child}: written twice ({lines}); keep one: YAML would silently "
+                        "use the last"
+                    )
+                else:
+                    first_line[key] = line
+            found += _duplicate_keys(value_node, child, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += _duplicate_keys(item, f"{path}[{i}]", seen)
+    return found
 
 
 def parse_catalog(
@@ -282,24 +386,37 @@ def parse_catalog(
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: the catalog must be a mapping with store/exchanges/datasets")
+        raise CatalogError(
+            f"{file}: the catalog must be a mapping with store/exchanges/datasets"
+        )
     try:
         model = _CatalogModel.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_pydantic(file, exc)) from None
+        problems = _pydantic_problems(exc)
+        raise CatalogError(_format_problems(file, problems), _lines(file, problems)) from None
 
-    problems: list[str] = []
+    problems = []
+    if not model.datasets:
+        problems.append(
+            "datasets: the catalog lists no datasets; add one, e.g. datasets: [{exchange: "
+            "binance, symbols: [BTC/USDT], data_types: [ohlc], spans: [1m], start: 2024-01-01}]"
+        )
     exchanges = _build_exchanges(model, env, problems)
     specs = _build_specs(model, exchanges, today, problems)
-    if problems:
-        raise ConfigError(_format_problems(file, problems))
 
     env_root = env.get("DCCD_DATA_PATH")
     if env_root:
-        root = Path(env_root).expanduser().resolve()
+        root, root_key = Path(env_root).expanduser().resolve(), "DCCD_DATA_PATH"
     else:
         # Relative to the working directory, as DCCD_DATA_PATH and the Store are.
-        root = Path(model.store.root).expanduser().resolve()
+        root, root_key = Path(model.store.root).expanduser().resolve(), "store.root"
+    if model.datasets:  # checked now: a lake that cannot be written fails before a fetch
+        try:
+            Store(root).check_writable()
+        except DccdError as exc:
+            problems.append(f"{root_key}: {exc}")
+    if problems:
+        raise CatalogError(_format_problems(file, problems), _lines(file, problems))
     return Catalog(path=file, store_root=root, exchanges=exchanges, datasets=tuple(specs),
                    alerts=_build_alerts(model.alerts, env))
 
@@ -326,17 +443,36 @@ def _build_exchanges(
             problems.append(f"exchanges.{name}: {_unknown_exchange(name)}")
     out: dict[str, ExchangeSettings] = {}
     for name in sorted(names):
-        settings = next(
-            (v for k, v in model.exchanges.items() if k.strip().lower() == name), _ExchangeModel()
+        key, settings = next(
+            ((k, v) for k, v in model.exchanges.items() if k.strip().lower() == name),
+            (name, _ExchangeModel()),
         )
         prefix = f"DCCD_{name.upper()}_"
+        urls: dict[str, str | None] = {}
+        for kind, configured in (("rest", settings.rest_url), ("ws", settings.ws_url)):
+            overridden = env.get(f"{prefix}{kind.upper()}_URL")
+            where = f"exchanges.{key}.{kind}_url"
+            for origin, place in ((configured, where), (overridden, f"{prefix}{kind.upper()}_URL")):
+                if origin:
+                    _check_origin(origin, name, kind, place, problems)
+            urls[kind] = overridden or configured
         out[name] = ExchangeSettings(
             name=name,
-            rest_url=env.get(prefix + "REST_URL") or settings.rest_url,
-            ws_url=env.get(prefix + "WS_URL") or settings.ws_url,
+            rest_url=urls["rest"],
+            ws_url=urls["ws"],
             pool_limit=settings.pool_limit,
         )
     return out
+
+
+def _check_origin(url: str, exchange: str, kind: str, where: str, problems: list[str]) -> None:
+    """A REST origin must be http(s)://host[:port], a WS one ws(s)://host[:port]."""
+    from dccd_core.sources.registry import validate_origin
+
+    try:
+        validate_origin(url, exchange, kind)
+    except ConfigError as exc:
+        problems.append(f"{where}: {exc}")
 
 
 def _build_specs(
@@ -370,17 +506,24 @@ def _build_specs(
                     f"{where}.stream[{j}]: {st} is streamed but not in data_types; "
                     f"add {st} to data_types or remove it from stream"
                 )
+        start_ok = ds.start <= today and ds.start.year >= 1970
         if ds.start > today:
             problems.append(
                 f"{where}.start: {ds.start} is in the future (today is {today} UTC); "
                 "use a past date"
+            )
+        elif not start_ok:
+            problems.append(
+                f"{where}.start: {ds.start} is before 1970 (times are ns since the epoch); "
+                "use the first day you want, e.g. 2017-01-01"
             )
         if ds.update is not None and not _valid_cron(ds.update):
             problems.append(
                 f"{where}.update: invalid cron {ds.update!r}; use 5 fields, "
                 "e.g. '*/15 * * * *' (every 15 minutes)"
             )
-        _check_capability(exchange, data_types, spans, ds, where, streams, problems)
+        if start_ok:
+            _check_capability(exchange, data_types, spans, ds, where, streams, problems)
         derived = _check_derive(ds, where, data_types, spans, problems)
         if len(problems) > before:
             continue
@@ -591,17 +734,12 @@ def exchange_capability(exchange: str) -> Capability | None:
 
 
 def _unknown_exchange(name: str) -> str:
-    import difflib
+    from dccd_core.sources.registry import unknown_exchange_message
 
-    close = difflib.get_close_matches(name.strip().lower(), sorted(known_exchange_ids()), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return (
-        f"unknown exchange {name!r}{hint}; use a native source (binance, coinbase, kraken, "
-        "bybit, okx, bitfinex, bitmex) or any ccxt id"
-    )
+    return unknown_exchange_message(name)
 
 
-def _format_pydantic(file: Path, exc: ValidationError) -> str:
+def _pydantic_problems(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = _loc_path(err.get("loc", ()))
@@ -610,8 +748,15 @@ def _format_pydantic(file: Path, exc: ValidationError) -> str:
             msg = "unknown key; check its spelling against dccd.yaml"
         elif err.get("type") == "missing":
             msg = "required key is missing; add it"
+        elif err.get("type") == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}")
-    return _format_problems(file, lines)
+    return lines
+
+
+def _lines(file: Path, problems: Sequence[str]) -> list[str]:
+    """One self-contained line per problem: ``FILE: key.path: message; fix``."""
+    return [f"{file}: {problem}" for problem in problems]
 
 
 def _loc_path(loc: Sequence[int | str]) -> str:

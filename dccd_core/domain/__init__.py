@@ -3,6 +3,7 @@
 from .capability import Capability, Feature, PageDirection, Transport
 from .dataset import DatasetKey, validate_exchange_id
 from .errors import (
+    CatalogError,
     ConfigError,
     CorruptFile,
     DccdError,
@@ -16,6 +17,7 @@ from .errors import (
     StoreError,
     TransportError,
     UnexpectedPayload,
+    UnknownDataset,
     UnknownExchange,
     UnknownSymbol,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "NS_PER_S",
     "SCHEMAS",
     "Capability",
+    "CatalogError",
     "ConfigError",
     "CorruptFile",
     "DataType",
@@ -69,6 +72,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnexpectedPayload",
+    "UnknownDataset",
     "UnknownExchange",
     "UnknownSymbol",
     "check_rows",

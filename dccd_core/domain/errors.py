@@ -5,6 +5,8 @@ into one line and exit code 2, so nothing here should need a traceback to explai
 
     DccdError
     ├── ConfigError          bad catalog, bad argument, unknown name (also a ValueError)
+    │   ├── CatalogError     an invalid catalog: one line per problem in ``problems``
+    │   ├── UnknownDataset   a dataset the lake at that root does not hold
     │   ├── UnknownExchange
     │   └── UnknownSymbol
     ├── NoCapability         the exchange cannot serve this (names the alternative)
@@ -22,7 +24,10 @@ into one line and exit code 2, so nothing here should need a traceback to explai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
+    "CatalogError",
     "ConfigError",
     "CorruptFile",
     "DccdError",
@@ -36,6 +41,7 @@ __all__ = [
     "StoreError",
     "TransportError",
     "UnexpectedPayload",
+    "UnknownDataset",
     "UnknownExchange",
     "UnknownSymbol",
 ]
@@ -47,6 +53,22 @@ class DccdError(Exception):
 
 class ConfigError(DccdError, ValueError):
     """A setting, argument or catalog entry is wrong; the message names the fix."""
+
+
+class CatalogError(ConfigError):
+    """An invalid catalog. ``problems`` holds one line per problem, each naming the file,
+    the key path, what is wrong and the fix; ``str()`` is the whole report."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+    def __reduce__(self) -> tuple[type[CatalogError], tuple[str, tuple[str, ...]]]:
+        return type(self), (str(self), self.problems)
+
+
+class UnknownDataset(ConfigError):
+    """A dataset the lake does not hold (never fetched there, or another root)."""
 
 
 class UnknownExchange(ConfigError):

@@ -36,6 +36,8 @@ TimeLike = int | datetime | date | str
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DIGITS = re.compile(r"^-?\d+$")
+# Every ts is an Int64 of ns: 1677-09-21 .. 2262-04-11. Beyond, a time cannot be stored.
+_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
 
 
 def now_ns() -> int:
@@ -124,8 +126,20 @@ def _parse_iso(text: str) -> int:
 def to_ns(value: TimeLike) -> int:
     """Any accepted time form (ns int, datetime, date, ISO string) to ns.
 
-    Raises ``ConfigError`` naming the accepted forms for anything else.
+    Raises ``ConfigError`` naming the accepted forms for anything else, and for a
+    time outside the Int64 ns range (1677-09-21 .. 2262-04-11).
     """
+    ns = _to_ns(value)
+    if not _NS_MIN <= ns <= _NS_MAX:
+        raise ConfigError(
+            f"time {value!r} is out of range: times are Int64 ns since the epoch "
+            "(1677-09-21 to 2262-04-11); use an ISO date (2024-01-01), an ISO datetime "
+            "or ns in that range"
+        )
+    return ns
+
+
+def _to_ns(value: TimeLike) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"invalid time {value!r}: a bool is not a time")
     if isinstance(value, int):

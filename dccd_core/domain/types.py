@@ -45,7 +45,19 @@ _SPAN_SECONDS: dict[str, int] = {
     "1w": 604_800,
 }
 _LABEL_BY_SECONDS = {v: k for k, v in _SPAN_SECONDS.items()}
-_SPAN_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+# Case-sensitive, as in ccxt and on every exchange: ``1m`` is a minute, ``1M`` a month.
+_SPAN_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UPPER_RE = re.compile(r"^\s*(\d+)\s*([MHDW])\s*$")
+
+
+def _label_seconds(text: str) -> int | None:
+    """The seconds of a valid label (``1h``, ``60m``), else None. Case-sensitive."""
+    match = _SPAN_RE.match(text)
+    if match is None:
+        return None
+    unit = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}[match.group(2)]
+    seconds = int(match.group(1)) * unit
+    return seconds if seconds in _LABEL_BY_SECONDS else None
 
 
 class Span:
@@ -74,19 +86,35 @@ class Span:
 
     @classmethod
     def parse(cls, value: str | int | Span) -> Span:
-        """From a label (``1h``, ``60m`` normalised to ``1h``) or a number of seconds."""
+        """From a label (``1h``, ``60m`` normalised to ``1h``) or a number of seconds.
+
+        Labels are case-sensitive: ``1M`` is one month (ccxt's and the exchanges'
+        notation), which dccd does not support, so it is refused, never read as 1m.
+        """
         if isinstance(value, Span):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             if value in _LABEL_BY_SECONDS:
                 return cls(_LABEL_BY_SECONDS[value], value)
         elif isinstance(value, str):
-            match = _SPAN_RE.match(value)
-            if match:
-                unit = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}[match.group(2).lower()]
-                seconds = int(match.group(1)) * unit
-                if seconds in _LABEL_BY_SECONDS:
-                    return cls(_LABEL_BY_SECONDS[seconds], seconds)
+            seconds = _label_seconds(value)
+            if seconds is not None:
+                return cls(_LABEL_BY_SECONDS[seconds], seconds)
+            upper = _UPPER_RE.match(value)
+            if upper and upper.group(2) == "M":
+                count = int(upper.group(1))
+                months = "one month" if count == 1 else f"{count} months"
+                raise ConfigError(
+                    f"invalid span {value!r}: {count}M is {months} (ccxt and the exchanges "
+                    "write months with a capital M); monthly candles are not supported: "
+                    "use 1d or 1w (or 1m for one minute)"
+                )
+            lower = f"{upper.group(1)}{upper.group(2).lower()}" if upper else ""
+            if lower and _label_seconds(lower) is not None:
+                raise ConfigError(
+                    f"invalid span {value!r}: spans are case-sensitive (1m is a minute, 1M a "
+                    f"month); write {lower}"
+                )
         labels = " ".join(_SPAN_SECONDS)
         raise ConfigError(f"invalid span {value!r}: expected one of {labels}")
 

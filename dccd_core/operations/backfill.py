@@ -481,6 +481,7 @@ async def backfill(
     store = store if store is not None else Store()
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    store.check_writable()  # before any request: a read-only lake is said now, not after
     now = now_ns()
     asked_end = _parse_time(end, "end") if end is not None else None
     end_ts = min(asked_end, now) if asked_end is not None else now

@@ -31,9 +31,11 @@ __all__ = [
     "NATIVE_SOURCES",
     "aclose_source",
     "build_source",
+    "check_exchange",
     "known_exchanges",
     "resolve_endpoints",
     "source_class",
+    "unknown_exchange_message",
     "validate_origin",
 ]
 
@@ -63,6 +65,29 @@ def known_exchanges() -> list[str]:
     return native + sorted(set(_ccxt_exchanges()) - set(native))
 
 
+def unknown_exchange_message(exchange: str) -> str:
+    """Why ``exchange`` is refused, with the closest known ids (native and ccxt)."""
+    import difflib
+
+    name = str(exchange).strip().lower()
+    close = difflib.get_close_matches(name, known_exchanges(), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    native = ", ".join(NATIVE_SOURCES)
+    return (
+        f"unknown exchange {exchange!r}{hint}; use a native source ({native}) "
+        "or any ccxt exchange id"
+    )
+
+
+def check_exchange(exchange: str) -> str:
+    """The normalised id of an exchange a source serves; else ``UnknownExchange``
+    with suggestions. Imports ccxt only for a name that is not native."""
+    name = validate_exchange_id(exchange)
+    if name in NATIVE_SOURCES or name in _ccxt_exchanges():
+        return name
+    raise UnknownExchange(unknown_exchange_message(exchange))
+
+
 def _import(target: str, exchange: str) -> Any:
     module_name, _, attr = target.partition(":")
     try:
@@ -77,16 +102,10 @@ def _import(target: str, exchange: str) -> Any:
 
 def source_class(exchange: str) -> tuple[Any, bool]:
     """The class serving ``exchange`` and whether it is native (False: ccxt)."""
-    name = validate_exchange_id(exchange)
+    name = check_exchange(exchange)
     if name in NATIVE_SOURCES:
         return _import(NATIVE_SOURCES[name], name), True
-    if name in _ccxt_exchanges():
-        return _import(CCXT_SOURCE, name), False
-    native = ", ".join(NATIVE_SOURCES)
-    raise UnknownExchange(
-        f"unknown exchange {exchange!r}: native sources are {native}; any other exchange "
-        "must be a ccxt exchange id (see `python -c 'import ccxt; print(ccxt.exchanges)'`)"
-    )
+    return _import(CCXT_SOURCE, name), False
 
 
 def validate_origin(url: str, exchange: str, kind: str = "rest") -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "PeriodKind",
     "coverage_path",
     "dataset_dir",
+    "has_dataset",
     "list_datasets",
     "list_period_files",
     "lock_path",
@@ -223,7 +224,10 @@ def _subdirs(folder: Path, prefix: str) -> list[tuple[str, Path]]:
     )
 
 
-def _has_content(root: Path, key: DatasetKey) -> bool:
+def has_dataset(root: str | os.PathLike[str], key: DatasetKey) -> bool:
+    """Whether the lake holds ``key``: a period file, or a coverage record (fetched,
+    maybe empty). False: never fetched into this root."""
+    root = Path(root)
     return bool(list_period_files(root, key)) or coverage_path(root, key).is_file()
 
 
@@ -259,6 +263,6 @@ def list_datasets(root: str | os.PathLike[str]) -> list[DatasetKey]:
                 )
                 for span in spans:
                     key = _parse_key(exchange, symbol, data_type, span)
-                    if key is not None and _has_content(base, key):
+                    if key is not None and has_dataset(base, key):
                         keys.append(key)
     return keys

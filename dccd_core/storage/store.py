@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from .layout import (
     PeriodFile,
     coverage_path,
     dataset_dir,
+    has_dataset,
     list_datasets,
     list_period_files,
     lock_path,
@@ -114,6 +116,34 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def check_writable(self) -> None:
+        """Raise ``StoreError`` now if the root cannot be written (or created).
+
+        Called before any request, so a read-only or misplaced lake is said at once,
+        not after a fetch. Probes with a temp file in the root, or in its nearest
+        existing parent when the root is still to be created; nothing is left behind.
+        """
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        fix = "fix its permissions or choose another root (store.root or DCCD_DATA_PATH)"
+        if not existing.is_dir():
+            raise StoreError(
+                f"the lake root {self.root} cannot be created: {existing} is a file; {fix}"
+            )
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".dccd-write-probe-", dir=existing)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as exc:
+            what = "is not writable" if existing == self.root else f"cannot be made in {existing}"
+            reason = exc.strerror or str(exc)
+            raise StoreError(f"the lake root {self.root} {what} ({reason}); {fix}") from None
+
+    def has(self, key: DatasetKey) -> bool:
+        """Whether the lake holds ``key`` (data or a coverage record), see ``has_dataset``."""
+        return has_dataset(self.root, key)
 
     # -- writing -----------------------------------------------------------------
 

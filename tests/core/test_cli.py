@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dccd_core import inventory, read
 from dccd_core.cli import cli
-from dccd_core.domain import ConfigError
+from dccd_core.domain import ConfigError, UnknownDataset, UnknownExchange
 from dccd_core.storage import Store
 from dccd_core.storage.layout import period_path
 
@@ -21,6 +21,7 @@ from .storage.helpers import OHLC_1M, TRADES, ns, ohlc, trades
 
 MIN = 60 * 10**9
 DCCD = Path(sys.executable).with_name("dccd")
+CATALOGS = Path(__file__).parents[1] / "fixtures" / "catalogs"
 
 
 @pytest.fixture
@@ -226,3 +227,104 @@ def test_real_subprocess(lake: Path) -> None:
         "error: invalid span '1x': expected one of 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 1w"
     ]
     assert bad.stdout == "" and "Traceback" not in bad.stderr
+
+
+# --- issue 10: one clear answer for every mistake ---------------------------------------
+
+
+def test_read_an_unknown_exchange_suggests_the_close_ones(lake: Path) -> None:
+    args = ["read", "binanse", "BTC/USDT", "ohlc", "--span", "1m", "--root", str(lake)]
+    code, out, err = _run(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: unknown exchange 'binanse' (did you mean binance")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(UnknownExchange, match="did you mean binance"):
+        read("binanse", "BTC/USDT", "ohlc", span="1m", root=lake)
+
+
+def test_read_a_dataset_the_lake_lacks_names_the_root(lake: Path) -> None:
+    code, out, err = _run("read", "binance", "ETH/USDT", "trades", "--root", str(lake))
+    assert (code, out) == (2, "")
+    assert err.startswith("error: binance ETH/USDT trades is not in the lake at ")
+    assert str(lake) in err and "(it holds binance BTC/USDT trades)" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(UnknownDataset, match=f"not in the lake at {lake}"):
+        read("binance", "BTC/USDT", "ohlc", span="1h", root=lake)
+    # a ccxt exchange is known: the lake, not the name, is what lacks it
+    code, _, err = _run("read", "gate", "BTC/USDT", "trades", "--root", str(lake))
+    assert code == 2 and "gate BTC/USDT trades is not in the lake" in err
+
+
+def test_a_fetched_but_empty_range_is_zero_rows_not_an_error(tmp_path: Path) -> None:
+    Store(tmp_path).record_coverage(TRADES, ns("2024-03-01"), ns("2024-03-02"))
+    code, out, err = _run("read", "binance", "BTC/USDT", "trades", "--root", str(tmp_path))
+    assert (code, err) == (0, "") and out.startswith(f"{TRADES}: 0 rows")
+    assert read("binance", "BTC/USDT", "trades", root=tmp_path).height == 0
+
+
+@pytest.mark.parametrize("command", ["read", "gaps"])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--start", "99999999999999999999"),
+        ("--start", "-99999999999999999999"),
+        ("--end", "999999999999999999999"),
+        ("--start", "9999-12-31"),
+        ("--end", "2262-04-12"),
+    ],
+)
+def test_a_time_out_of_range_is_one_line(lake: Path, command: str, option: str, value: str) -> None:
+    args = [command, "binance", "BTC/USDT", "ohlc", "--span", "1m", option, value]
+    code, out, err = _run(*args, "--root", str(lake))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': time ") and "out of range" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_span_1M_is_a_month_in_the_cli(lake: Path) -> None:
+    code, _, err = _run("read", "binance", "BTC/USDT", "ohlc", "--span", "1M", "--root", str(lake))
+    assert code == 2 and "1M is one month" in err and "use 1d or 1w" in err
+
+
+def test_validate_lists_every_problem_one_line_each() -> None:
+    file = CATALOGS / "bad_two_problems.yaml"
+    code, out, err = _run("validate", str(file))
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"error: {file}: datasets[0].exchange: unknown exchange 'binanse'")
+    assert lines[1].startswith(f"error: {file}: datasets[1].spans[0]: invalid span '9m'")
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("bad_invalid_date.yaml", "datasets[0].start: '2024-02-30' is not a valid date"),
+        ("bad_not_utf8.yaml", "line 3: not UTF-8 text"),
+        ("bad_duplicate_key.yaml", "datasets[0].start: written twice"),
+        ("bad_rest_url.yaml", "exchanges.binance.rest_url: invalid rest URL 'ftp://"),
+        ("bad_empty.yaml", "datasets: the catalog lists no datasets"),
+        ("bad_month_span.yaml", "datasets[0].spans[1]: invalid span '1M': 1M is one month"),
+    ],
+)
+def test_validate_names_file_key_and_fix(name: str, fragment: str) -> None:
+    code, out, err = _run("validate", str(CATALOGS / name))
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert all(line.startswith(f"error: {CATALOGS / name}: ") for line in lines), err
+    assert any(fragment in line for line in lines), err
+
+
+def test_validate_an_unwritable_store_root(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        f"store: {{root: {blocker / 'lake'}}}\n"
+        "datasets:\n  - {exchange: binance, symbols: [BTC/USDT], data_types: [trades], "
+        "start: 2024-01-01}\n"
+    )
+    code, out, err = _run("validate", str(catalog))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {catalog}: store.root: the lake root {blocker / 'lake'}")
+    assert len(err.strip().splitlines()) == 1

@@ -2,10 +2,11 @@
 
 The README's main command is ``python3 -m venv .venv && .venv/bin/pip install -e . &&
 ... dagster dev -w workspace.yaml``. The venv and the editable install already exist
-(they run this test), so ``dev_part`` keeps the command from its first step after the
-install, verbatim, and the rest runs with the project's environment plus a free port
-through ``DAGSTER_CLI_DEV_PORT`` (the ``dagster`` CLI reads its options from
-``DAGSTER_CLI_<COMMAND>_<OPTION>``; the documented line gives no ``-p``).
+(``readme_env.py`` ran those set-up steps in the project), so ``dev_part`` keeps the
+command from its first step after the install, verbatim, and the rest runs with the
+project's environment plus a free port through ``DAGSTER_CLI_DEV_PORT`` (the
+``dagster`` CLI reads its options from ``DAGSTER_CLI_<COMMAND>_<OPTION>``; the
+documented line gives no ``-p``).
 
 ``dagster dev`` is slow to stop (DESIGN.md: seen with Dagster 1.13, neither SIGINT nor
 SIGTERM stops it within a minute) and the runs it launched are its grandchildren, so
@@ -72,7 +73,7 @@ class DagsterDev:
         env = {**project.env, "DAGSTER_CLI_DEV_PORT": str(port)}
         with log.open("wb") as sink:
             proc = subprocess.Popen(
-                ["bash", "-c", rewrite_command(command)],
+                ["bash", "-c", rewrite_command(command, project.bin_dir)],
                 cwd=project.root,
                 env=env,
                 stdin=subprocess.DEVNULL,

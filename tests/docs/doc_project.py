@@ -1,19 +1,21 @@
-"""A user's dccd project in a temp folder, where the docs' commands run for real.
+"""A user's dccd project, where the docs' commands run for real.
 
-``UserProject.create`` lays out what the README's setup leaves behind — ``dccd.yaml``,
-``dagster.yaml``, ``workspace.yaml`` and ``.dagster_home/dagster.yaml`` — in a fresh
-folder with its own ``HOME`` (so ``~/...`` in a doc lands there too), and an environment
-that points Binance at a fake on loopback (``DCCD_BINANCE_REST_URL`` / ``_WS_URL``) and
-every other exchange at a closed loopback port. HTTP(S) proxies point at that dead port
-as well, with loopback exempt, so a request that escaped the overrides would fail
-instead of reaching the internet.
+``UserProject.create`` takes a checkout that the README's own set-up command installed
+(``readme_env.py``: a copy of the repository with its ``.venv``, never the developers'
+environment) and adds what the README's main command leaves behind —
+``.dagster_home/dagster.yaml`` — a ``HOME`` of its own (so ``~/...`` in a doc lands
+there too), and an environment that points Binance at a fake on loopback
+(``DCCD_BINANCE_REST_URL`` / ``_WS_URL``) and every other exchange at a closed loopback
+port. HTTP(S) proxies point at that dead port as well, with loopback exempt, so a
+request that escaped the overrides would fail instead of reaching the internet.
 
 Commands run as documented, with one rewrite: ``.venv/bin/X`` and a bare ``dccd``,
-``dagster``, ``python``, ``pip`` in command position become the test interpreter's own
-executables (``Path(sys.executable).parent``), i.e. the venv the README created. The
-lines of one ``bash`` block run in ONE shell, in order (an ``export`` reaches the next
-line, as for a user pasting the block), each with its own stdout, stderr, exit code and
-duration.
+``dagster``, ``python``, ``pip`` in command position become the executables of the
+checkout's ``.venv`` (a reader with the venv activated). The lines of one ``bash``
+block run in ONE shell, in order (an ``export`` reaches the next line, as for a user
+pasting the block), each with its own stdout, stderr, exit code and duration. A
+documented ``pip install`` (an extra the docs name) is the one command that may leave
+loopback: it reaches the package registry, as the README's set-up did.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.docs.doc_blocks import REPO, Block
+from tests.docs.readme_env import clean_env
 
 __all__ = [
     "BIN",
@@ -46,6 +49,7 @@ DEAD_ORIGIN = "127.0.0.1:9"  # discard port: nothing listens, a connection is re
 OTHER_EXCHANGES = ("coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
 _PROGRAM = Path(__file__).with_name("doc_program.py")
 
+_PIP_INSTALL = re.compile(r"\bpip3? install\b")
 _VENV_BIN = re.compile(r"(?<![\w/.~-])\.venv/bin/")
 _COMMAND_WORD = re.compile(
     r"(?P<lead>(?:^|&&|\|\||[;|(])\s*"
@@ -108,26 +112,35 @@ class UserProject:
     home: Path
     scratch: Path
     env: dict[str, str]
+    bin_dir: Path = BIN
 
     @classmethod
-    def create(cls, base: Path, *, binance_origin: str) -> UserProject:
-        root, home, scratch = base / "project", base / "home", base / "scratch"
-        for folder in (root, home, scratch):
+    def create(
+        cls, base: Path, *, binance_origin: str, checkout: Path | None = None
+    ) -> UserProject:
+        """In ``checkout`` (set up by the README; its ``.venv`` runs every command), or,
+        without one, in a bare folder run by this interpreter's environment."""
+        home, scratch = base / "home", base / "scratch"
+        for folder in (home, scratch):
             folder.mkdir(parents=True)
-        for name in PROJECT_FILES:
-            shutil.copy2(REPO / name, root / name)
-        (root / ".dagster_home").mkdir()
+        if checkout is not None:
+            root, bin_dir = checkout, checkout / ".venv" / "bin"
+        else:
+            root, bin_dir = base / "project", BIN
+            root.mkdir(parents=True)
+            for name in PROJECT_FILES:
+                shutil.copy2(REPO / name, root / name)
+        (root / ".dagster_home").mkdir(exist_ok=True)
         shutil.copy2(REPO / "dagster.yaml", root / ".dagster_home" / "dagster.yaml")
         env = {
             k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DCCD_", "DAGSTER_"))
-            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+            for k, v in clean_env().items()
+            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
         }
         env.update(
             HOME=str(home),
             PWD=str(root),
-            PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),
+            PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
             DAGSTER_HOME=str(root / ".dagster_home"),
             DCCD_BINANCE_REST_URL=binance_origin,
             DCCD_BINANCE_WS_URL=binance_origin.replace("http://", "ws://", 1),
@@ -141,7 +154,7 @@ class UserProject:
         for exchange in OTHER_EXCHANGES:
             env[f"DCCD_{exchange.upper()}_REST_URL"] = f"http://{DEAD_ORIGIN}"
             env[f"DCCD_{exchange.upper()}_WS_URL"] = f"ws://{DEAD_ORIGIN}"
-        return cls(root, home, scratch, env)
+        return cls(root, home, scratch, env, bin_dir)
 
     @property
     def lake(self) -> Path:
@@ -170,6 +183,18 @@ class UserProject:
                 err += f"\n[docs test: killed after {timeout_s:.0f} s]"
             return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
+    @staticmethod
+    def _with_registry(command: str) -> str:
+        """A documented ``pip install`` reaches the package registry as the README's
+        set-up did: in a subshell without the dead-port proxies (and with this machine's
+        own, if any). Nothing else escapes the loopback trap."""
+        if not _PIP_INSTALL.search(command):
+            return command
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "NO_PROXY", "no_proxy")
+        restore = [f"export {n}={shlex.quote(os.environ[n])}" for n in names if n in os.environ]
+        return "( " + "; ".join([f"unset {' '.join(names)}", *restore, command]) + " )"
+
     def run_bash(
         self, block: Block, commands: list[str], timeout_s: float = 180
     ) -> list[CommandResult]:
@@ -177,7 +202,7 @@ class UserProject:
         out_dir = self.scratch / f"{block.doc.replace('/', '_')}-{block.line}"
         out_dir.mkdir(parents=True, exist_ok=True)
         lines = [f"__out={shlex.quote(str(out_dir))}"]
-        ran = [rewrite_command(c) for c in commands]
+        ran = [self._with_registry(rewrite_command(c, self.bin_dir)) for c in commands]
         for k, command in enumerate(ran):
             lines += [
                 "__t0=$EPOCHREALTIME",
@@ -212,7 +237,8 @@ class UserProject:
         program.write_text(block.text, encoding="utf-8")
         t0 = time.monotonic()
         done = self._run(
-            [str(BIN / "python"), str(_PROGRAM), str(program), str(summary)], timeout_s
+            [str(self.bin_dir / "python"), str(_PROGRAM), str(program), str(summary)],
+            timeout_s,
         )
         tables = json.loads(summary.read_text()) if summary.exists() else {}
         return ProgramResult(
@@ -229,4 +255,4 @@ class UserProject:
         self, source: str, timeout_s: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run a helper program (not from the docs) with the project's interpreter."""
-        return self._run([str(BIN / "python"), "-c", source], timeout_s)
+        return self._run([str(self.bin_dir / "python"), "-c", source], timeout_s)

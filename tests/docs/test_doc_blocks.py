@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.docs.doc_blocks import REPO, Block, bash_commands, doc_blocks, strip_comment
 from tests.docs.doc_project import BIN, rewrite_command
+from tests.docs.readme_env import ReadmeCheckout, clean_env, setup_part
 
 PAGE = """# Title
 
@@ -81,15 +82,25 @@ def test_only_bash_and_python_blocks_run() -> None:
     assert isinstance(doc_blocks("README.md")[0], Block)
 
 
-def test_the_generator_named_in_exchanges_md_prints_it() -> None:
-    """docs/exchanges.md names its generator inline; running it reproduces the page."""
+def test_the_generator_named_in_exchanges_md_prints_it(readme_checkout: ReadmeCheckout) -> None:
+    """docs/exchanges.md names its generator inline; running it after the README's
+    set-up reproduces the page."""
     page = (REPO / "docs" / "exchanges.md").read_text()
     assert "`python -m dccd_core.sources.capability_table`" in page
     out = subprocess.run(
-        [str(BIN / "python"), "-m", "dccd_core.sources.capability_table"],
+        [str(readme_checkout.bin / "python"), "-m", "dccd_core.sources.capability_table"],
         capture_output=True,
         text=True,
         check=True,
-        cwd=REPO,
+        cwd=readme_checkout.root,
+        env=clean_env(),
     ).stdout
     assert out == page
+
+
+def test_setup_part_is_the_venv_and_the_install() -> None:
+    main = (
+        "python3 -m venv .venv && .venv/bin/pip install -e . && mkdir -p .h && "
+        "DAGSTER_HOME=x .venv/bin/dagster dev -w workspace.yaml"
+    )
+    assert setup_part(main) == "python3 -m venv .venv && .venv/bin/pip install -e ."

@@ -1,10 +1,12 @@
 """Every command in the docs runs, for real, and does what the docs say (issue 7).
 
 The ``bash`` and ``python`` blocks of README.md and docs/*.md (``doc_blocks.py``) run in
-a user's project made in a temp folder (``doc_project.py``), against a fake Binance on
-loopback, in document order, over a lake that a real backfill prepared with the dates
-the docs read (2024-01-01..) — the 2026-11-01.. data come from the docs' own
-``dagster asset materialize``. Each command must exit 0 (or its documented code), and
+a user's project: a copy of the repository installed by the README's own set-up command
+(``readme_env.py``, once per session; issue 10: never the developers' environment, so
+a dependency the docs forget to install fails here as it would for a reader), against
+a fake Binance on loopback, in document order, over a lake that a real backfill
+prepared with the dates the docs read (2024-01-01..) — the 2026-11-01.. data come from
+the docs' own ``dagster asset materialize``. Each command must exit 0 (or its documented code), and
 where the docs promise something (a file with rows, a dataset listed, a hole found,
 a run that succeeds) the check below compares it with the fake's known truth or with
 the lake.
@@ -20,6 +22,7 @@ runs, read from the README at CI time; here we only check that ``.ci/run`` does 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ from tests.docs.doc_blocks import (
     readme_test_command,
 )
 from tests.docs.doc_project import CommandResult, ProgramResult, UserProject
+from tests.docs.readme_env import ReadmeCheckout, clean_env
 from tests.fakes.binance import FakeBinance
 from tests.fakes.server import serve_in_thread
 
@@ -169,9 +173,13 @@ def fake() -> FakeBinance:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, fake: FakeBinance) -> Iterator[World]:
+def world(
+    tmp_path_factory: pytest.TempPathFactory, fake: FakeBinance, readme_checkout: ReadmeCheckout
+) -> Iterator[World]:
     with serve_in_thread(lambda: _app_with_quiet_stream(fake)) as origin:
-        project = UserProject.create(tmp_path_factory.mktemp("docs"), binance_origin=origin)
+        project = UserProject.create(
+            tmp_path_factory.mktemp("docs"), binance_origin=origin, checkout=readme_checkout.root
+        )
         prepared = project.run_python_source(_PREPARE)
         assert prepared.returncode == 0, prepared.stderr[-3000:]
         _write_v3_dir(project.home / "dccd_data")  # README: dccd import-v3 ~/dccd_data
@@ -304,6 +312,12 @@ def check_bad_symbol_exit_2(r: CommandResult, w: World) -> None:
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def check_read_extras(r: CommandResult, w: World) -> None:
+    for module in ("duckdb", "pandas"):
+        probe = w.project.run_python_source(f"import {module}")
+        assert probe.returncode == 0, f"{module} not installed by `{r.command}`: {probe.stderr}"
+
+
 def check_job_launched(r: CommandResult, w: World) -> None:
     # `dagster dev` is not up yet: the run waits in the instance's queue, and the daemon
     # of `dagster dev` runs it (test_readme_main_command_serves_the_catalog awaits it)
@@ -413,6 +427,7 @@ CHECKS: tuple[Check, ...] = (
         check_materialized,
     ),
     Check("bash", r"BTCUSDT .*\|\| echo \"exit code \$\?\"$", check_bad_symbol_exit_2),
+    Check("bash", r"^\.venv/bin/pip install -e '\.\[duckdb,pandas\]'$", check_read_extras),
     Check("bash", r"^dagster job launch .*-j binance__ohlc__btc_usdt_1m", check_job_launched),
     Check("bash", r"^dagster schedule list", check_schedule_list),
     Check("bash", r"^dagster sensor list", check_sensor_list),
@@ -492,6 +507,23 @@ def _verify(result: CommandResult | ProgramResult, checks: list[Check], world: W
 
 
 # --- the tests --------------------------------------------------------------------------
+
+
+def test_the_readme_env_is_not_the_dev_env(readme_checkout: ReadmeCheckout) -> None:
+    """The docs run where a README reader is: dccd from the checkout, no dev extra."""
+    python = str(readme_checkout.bin / "python")
+    where = subprocess.run(
+        [python, "-c", "import dccd_core, sys; print(dccd_core.__file__); print(sys.prefix)"],
+        capture_output=True, text=True, check=True, cwd="/", env=clean_env(),
+    ).stdout.split()
+    assert where == [
+        str(readme_checkout.root / "dccd_core" / "__init__.py"),
+        str(readme_checkout.root / ".venv"),
+    ]
+    dev_only = subprocess.run(
+        [python, "-c", "import pytest"], capture_output=True, text=True, env=clean_env()
+    )
+    assert dev_only.returncode != 0 and "No module named 'pytest'" in dev_only.stderr
 
 
 def test_every_check_matches_a_documented_command() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from dccd_core.domain import ConfigError, DatasetKey
+from dccd_core.domain import CatalogError, ConfigError, DatasetKey
 from dccd_pipelines.catalog import load_catalog, parse_catalog
 
 CATALOGS = Path(__file__).parents[1] / "fixtures" / "catalogs"
@@ -84,6 +85,16 @@ def test_example_catalog_at_project_root_is_valid() -> None:
         ("bad_typo_key.yaml", ["datasets[0].span", "unknown key"]),
         ("bad_data_type.yaml", ["datasets[0].data_types[1]", "unknown data type 'candles'"]),
         ("bad_yaml.yaml", ["invalid YAML", "line"]),
+        ("bad_invalid_date.yaml", ["datasets[0].start", "'2024-02-30' is not a valid date",
+                                   "YYYY-MM-DD"]),
+        ("bad_not_utf8.yaml", ["line 3", "not UTF-8", "0xe9", "symbols:",
+                               "save the catalog as UTF-8"]),
+        ("bad_duplicate_key.yaml", ["datasets[0].start: written twice (lines 8 and 9)",
+                                    "exchanges.binance.pool_limit: written twice", "keep one"]),
+        ("bad_rest_url.yaml", ["exchanges.binance.rest_url", "'ftp://api.binance.com'",
+                               "http or https"]),
+        ("bad_empty.yaml", ["datasets: the catalog lists no datasets", "add one"]),
+        ("bad_month_span.yaml", ["datasets[0].spans[1]", "1M is one month", "use 1d or 1w"]),
     ],
 )
 def test_bad_catalog_is_one_clear_config_error(name: str, fragments: list[str]) -> None:
@@ -134,3 +145,124 @@ def test_recent_only_rest_history_needs_a_stream() -> None:
         parse_catalog(raw, env={}, today=TODAY)
     raw["datasets"][0]["stream"] = ["trades"]
     assert len(parse_catalog(raw, env={}, today=TODAY)) == 1
+
+
+NEW_BAD = [
+    "bad_invalid_date.yaml",
+    "bad_not_utf8.yaml",
+    "bad_duplicate_key.yaml",
+    "bad_rest_url.yaml",
+    "bad_empty.yaml",
+    "bad_month_span.yaml",
+]
+
+
+@pytest.mark.parametrize("name", NEW_BAD)
+def test_dagster_load_raises_the_same_catalog_error(name: str) -> None:
+    """``definitions.py`` (what Dagster loads) fails with the validate error, not a raw one."""
+    from dccd_pipelines.definitions import build_definitions
+
+    with pytest.raises(CatalogError) as loaded:
+        build_definitions(path=CATALOGS / name)
+    with pytest.raises(CatalogError) as validated:
+        load_catalog(CATALOGS / name)
+    assert loaded.value.problems == validated.value.problems
+    assert all(line.startswith(f"{CATALOGS / name}: ") for line in loaded.value.problems)
+
+
+def test_every_problem_is_one_line_naming_file_and_key() -> None:
+    with pytest.raises(CatalogError) as info:
+        load("bad_two_problems.yaml")
+    file = CATALOGS / "bad_two_problems.yaml"
+    assert [line.split(": ")[1] for line in info.value.problems] == [
+        "datasets[0].exchange", "datasets[1].spans[0]"
+    ]
+    assert all(line.startswith(f"{file}: ") and "\n" not in line for line in info.value.problems)
+    assert "did you mean binance" in info.value.problems[0]
+
+
+@pytest.mark.parametrize("raw", [None, {}, {"datasets": []}, {"store": {"root": "./x"}}])
+def test_a_catalog_without_datasets_is_an_error(raw: object) -> None:
+    with pytest.raises(CatalogError, match="datasets: the catalog lists no datasets"):
+        parse_catalog(raw, env={}, today=TODAY)
+
+
+def test_a_duplicate_key_is_found_at_any_depth(tmp_path: Path) -> None:
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        "datasets:\n"
+        "  - exchange: binance\n"
+        "    symbols: [BTC/USDT]\n"
+        "    data_types: [book]\n"
+        "    start: 2024-01-01\n"
+        "    stream: [book]\n"
+        "    book:\n"
+        "      depth: 20\n"
+        "      depth: 50\n"
+        "datasets:\n"
+        "  - exchange: kraken\n"
+        "    symbols: [BTC/USD]\n"
+        "    data_types: [trades]\n"
+        "    start: 2024-01-01\n"
+    )
+    with pytest.raises(CatalogError) as info:
+        load_catalog(catalog, env={}, today=TODAY)
+    assert [p.split(": ")[1] for p in info.value.problems] == ["datasets[0].book.depth", "datasets"]
+    assert "lines 8 and 9" in info.value.problems[0] and "lines 1 and 10" in info.value.problems[1]
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    from dccd_pipelines.catalog import read_yaml
+
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        "x: &base {exchange: binance, symbols: [BTC/USDT], start: 2024-01-01}\n"
+        "datasets:\n  - <<: *base\n    data_types: [trades]\n    start: 2024-02-01\n"
+    )
+    dataset = read_yaml(catalog)["datasets"][0]
+    assert dataset["start"] == "2024-02-01" and dataset["exchange"] == "binance"
+
+
+def test_dates_parse_like_before(tmp_path: Path) -> None:
+    """Dates stay text in YAML now; every spelling that worked still gives the same day."""
+    day = date(2024, 1, 5)
+    for text in ["2024-01-05", "2024-1-5", "2024-01-05T00:00:00Z", "'2024-01-05'"]:
+        catalog = tmp_path / "dccd.yaml"
+        catalog.write_text(
+            "datasets:\n  - {exchange: binance, symbols: [BTC/USDT], data_types: [trades], "
+            f"start: {text}}}\n"
+        )
+        assert load_catalog(catalog, env={}, today=TODAY).datasets[0].start == day
+
+
+def test_an_env_url_override_is_checked_too() -> None:
+    with pytest.raises(CatalogError, match=r"DCCD_BINANCE_WS_URL: invalid ws URL 'https://x'"):
+        load("good_minimal.yaml", DCCD_BINANCE_WS_URL="https://x")
+
+
+def test_a_store_root_that_cannot_be_created_fails_at_load(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    with pytest.raises(CatalogError) as info:
+        load("good_minimal.yaml", DCCD_DATA_PATH=str(blocker / "lake"))
+    [line] = info.value.problems
+    assert "DCCD_DATA_PATH: the lake root" in line and "is a file" in line
+    assert "choose another root (store.root or DCCD_DATA_PATH)" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
+def test_a_read_only_store_root_fails_at_load(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    lake.chmod(0o500)
+    try:
+        catalog = tmp_path / "dccd.yaml"
+        catalog.write_text(
+            f"store: {{root: {lake}}}\n"
+            "datasets:\n  - {exchange: binance, symbols: [BTC/USDT], data_types: [trades], "
+            "start: 2024-01-01}\n"
+        )
+        with pytest.raises(CatalogError, match=r"store.root: the lake root .* is not writable"):
+            load_catalog(catalog, env={}, today=TODAY)
+    finally:
+        lake.chmod(0o700)

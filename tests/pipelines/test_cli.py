@@ -60,12 +60,25 @@ def test_definitions_validate(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_bad_catalog_fails_load_with_the_clear_message(env: dict[str, str]) -> None:
-    bad = ROOT / "tests" / "fixtures" / "catalogs" / "bad_unknown_exchange.yaml"
+@pytest.mark.parametrize(
+    ("name", "fragments"),
+    [
+        ("bad_unknown_exchange.yaml", ["unknown exchange 'binanse'"]),
+        # issue 10: the same file/key/fix lines as `dccd validate`, every one of them
+        ("bad_duplicate_key.yaml", ["datasets[0].start: written twice (lines 8 and 9)",
+                                    "exchanges.binance.pool_limit: written twice"]),
+        ("bad_invalid_date.yaml", ["datasets[0].start: '2024-02-30' is not a valid date"]),
+    ],
+)
+def test_bad_catalog_fails_load_with_the_clear_message(
+    env: dict[str, str], name: str, fragments: list[str]
+) -> None:
+    bad = ROOT / "tests" / "fixtures" / "catalogs" / name
     done = dagster(["definitions", "validate", "-w", "workspace.yaml"],
                    {**env, "DCCD_CONFIG": str(bad)})
     assert done.returncode != 0
-    assert "unknown exchange 'binanse'" in done.stdout + done.stderr
+    for fragment in fragments:
+        assert fragment in done.stdout + done.stderr, done.stdout + done.stderr
 
 
 def test_asset_materialize_partition_range(

@@ -73,6 +73,21 @@ def test_span_normalises_and_rejects() -> None:
             Span.parse(bad)
 
 
+@pytest.mark.parametrize("month", ["1M", "3M", " 1M "])
+def test_capital_m_is_a_month_and_refused(month: str) -> None:
+    """ccxt and every exchange write a month as ``1M``: never read it as a minute."""
+    with pytest.raises(ConfigError, match=r"is (one month|3 months).*use 1d or 1w"):
+        Span.parse(month)
+
+
+def test_spans_are_case_sensitive() -> None:
+    assert Span.parse("1m") == Span(label="1m", seconds=60)
+    for upper, lower in [("1H", "1h"), ("1D", "1d"), ("1W", "1w"), ("15M", None)]:
+        with pytest.raises(ConfigError) as info:
+            Span.parse(upper)
+        assert (f"write {lower}" in str(info.value)) if lower else "15 months" in str(info.value)
+
+
 def test_weekly_span_floors_to_monday() -> None:
     week = Span.parse("1w")
     wednesday = to_ns("2024-01-03T12:00:00Z")

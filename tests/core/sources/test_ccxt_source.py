@@ -123,6 +123,12 @@ def test_span_timeframes_keep_only_dccd_spans() -> None:
     assert mapping == {Span.parse("1m"): "1m", Span.parse("1h"): "1h"}
 
 
+def test_span_timeframes_never_take_a_month_for_a_minute() -> None:
+    """An exchange listing ``1M`` (a month) and no minute candles offers no 1m span."""
+    mapping = span_timeframes({"1M": "1M", "1h": "1H", "1w": "1W"})
+    assert mapping == {Span.parse("1h"): "1h", Span.parse("1w"): "1w"}
+
+
 def test_capability_without_candles_or_book() -> None:
     class Stub:
         has = {"fetchOHLCV": "emulated", "fetchTrades": True, "fetchOrderBook": False}

@@ -25,8 +25,10 @@ def test_known_exchanges_native_first_then_ccxt() -> None:
 
 
 def test_unknown_exchange_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownExchange, match="native sources are binance, coinbase"):
+    with pytest.raises(UnknownExchange, match=r"use a native source \(binance, coinbase"):
         build_source("nosuchexchange")
+    with pytest.raises(UnknownExchange, match=r"'binanse' \(did you mean binance"):
+        build_source("binanse")
 
 
 async def test_builds_binance_with_limiter_and_check_payload() -> None:
