@@ -235,9 +235,7 @@ class BinanceRestSource(Source):
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
     ) -> TradePage:
         request = build_agg_trades_request(symbol, end_ts, cursor, start_ts)
-        parsed = parse_agg_trades_page(
-            await self._get(symbol, request), origin=f"binance {symbol}"
-        )
+        parsed = parse_agg_trades_page(await self._get(symbol, request), origin=f"binance {symbol}")
         rows = parsed.rows
 
         def page(next_cursor: tuple[str, int] | None) -> TradePage:

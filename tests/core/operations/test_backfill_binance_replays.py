@@ -157,3 +157,30 @@ async def test_source_page_with_replay_is_full_and_not_refused() -> None:
             await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
     finally:
         await source.http.aclose()
+
+
+def test_stream_drops_replays_within_and_across_batches() -> None:
+    """The aggTrade stream shares the parser: a replay is dropped in its batch and in a
+    later batch than its original (the stream's dedup by id could not: ids differ)."""
+    from dccd_core.domain import DataType
+    from dccd_core.sources.ws import WsSubscription, WsTrades
+
+    source = build_source("binance", rest_url="http://fake.test", ws_url="ws://fake.test")
+    source.ws_url(WsSubscription(DataType.TRADES, (SPOT,)))  # type: ignore[attr-defined]
+    t = 1_704_067_200_000
+
+    def frame(agg: dict[str, Any]) -> bytes:
+        data = {"e": "aggTrade", "E": agg["T"] + 1, "s": "BTCUSDT", **agg}
+        return orjson.dumps({"stream": "btcusdt@aggTrade", "data": data})
+
+    def ids(batch: list[bytes]) -> list[str]:
+        events = source.parse_ws_messages(batch)  # type: ignore[attr-defined]
+        assert all(isinstance(e, WsTrades) for e in events)
+        return [i for e in events for i in e.rows.get_column("trade_id").to_list()]
+
+    first = [frame(_agg(500, 900, t)), frame(_agg(501, 901, t + 932))]
+    assert ids(first) == ["500", "501"]
+    # a=502 replays a=500 (delivered in the batch before), a=504 replays a=503
+    second = [frame(_agg(502, 900, t)), frame(_agg(503, 902, t + 990)), frame(_agg(504, 902, t))]
+    assert ids(second) == ["503"]
+    assert ids([frame(_agg(505, 903, t + 1000))]) == ["505"]
