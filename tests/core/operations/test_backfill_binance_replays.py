@@ -184,3 +184,15 @@ def test_stream_drops_replays_within_and_across_batches() -> None:
     second = [frame(_agg(502, 900, t)), frame(_agg(503, 902, t + 990)), frame(_agg(504, 902, t))]
     assert ids(second) == ["503"]
     assert ids([frame(_agg(505, 903, t + 1000))]) == ["505"]
+
+
+async def test_paginator_counts_replays() -> None:
+    from dccd_core.transport.paginate import PageStats, paginate_trades
+
+    fake = _fake(replays=REPLAYS)
+    start, end = _window()
+    stats = PageStats()
+    async with _binance(fake) as source:
+        chunks = [c async for c in paginate_trades(source, SPOT, start, end, stats=stats)]
+    assert stats.replayed == len(REPLAYS)
+    assert sum(c.rows.height for c in chunks) == fake.truth_trades(start, end).height
