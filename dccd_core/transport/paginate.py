@@ -483,13 +483,24 @@ class _Replays:
 
     def __init__(self, source: Source, symbol: Symbol) -> None:
         self.origin = f"{source.id} {symbol}"
+        #: the highest underlying trade id and row id delivered by the pages so far
         self.high: int | None = None
+        self.high_id: int | None = None
 
     def apply(self, page: TradePage) -> tuple[pl.DataFrame, tuple[str, ...]]:
-        """The page's rows without replays, and every replayed id (the source's too)."""
+        """The page's rows without replays, and every replayed id (the source's too).
+
+        A replay has a new row id (above every id delivered before) with old trades: a
+        row, or a page, sent twice keeps its ids and is left to the id checks."""
         rows, replayed, first = page.rows, page.replayed, page.first_trade_ids
-        if first is not None and self.high is not None and rows.height == first.len():
-            mask = first <= self.high
+        ids = rows.get_column("trade_id").cast(pl.Int64, strict=False)
+        if (
+            first is not None
+            and self.high is not None
+            and self.high_id is not None
+            and rows.height == first.len()
+        ):
+            mask = ((first <= self.high) & (ids > self.high_id)).fill_null(False)
             if mask.any():
                 dropped = tuple(rows.get_column("trade_id").filter(mask).to_list())
                 log.warning(
@@ -505,6 +516,12 @@ class _Replays:
         if page.last_trade_id is not None:
             high = page.last_trade_id
             self.high = high if self.high is None else max(self.high, high)
+        tops = [int(i) for i in replayed]
+        if ids.drop_nulls().len():
+            tops.append(int(ids.max()))  # type: ignore[arg-type]
+        if tops:
+            top = max(tops)
+            self.high_id = top if self.high_id is None else max(self.high_id, top)
         return rows, replayed
 
 

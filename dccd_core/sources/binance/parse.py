@@ -141,7 +141,11 @@ def _replays(first: pl.Series, last: pl.Series, after: int | None) -> pl.Series:
 
 
 def parse_agg_trades_page(
-    data: Any, *, after_trade_id: int | None = None, origin: str = "binance aggTrades"
+    data: Any,
+    *,
+    after_trade_id: int | None = None,
+    after_agg_id: int | None = None,
+    origin: str = "binance aggTrades",
 ) -> AggTrades:
     """``/api/v3/aggTrades`` objects to the trades schema, replays dropped.
 
@@ -159,8 +163,11 @@ def parse_agg_trades_page(
     time, price and size of ``a=1195414``): an aggregate whose ``f`` is at or below the
     highest ``l`` before it (in the payload, or ``after_trade_id`` from an earlier page)
     brings no new trade. It is dropped, its id returned in ``replayed`` and logged once
-    per payload. Everything else is kept as sent: an aggregate that is not a replay but
-    goes back in time is left for ``check_trade_id_order`` to refuse.
+    per payload. A replay has a *new* aggregate id: ids must rise strictly through the
+    payload and past ``after_agg_id`` (the highest id of earlier pages), so a row or a
+    page sent twice is not taken for one. Everything else is kept as sent: an aggregate
+    that is not a replay but goes back in time is left for ``check_trade_id_order`` to
+    refuse, repeated ids for the id checks.
     """
     if not isinstance(data, list):
         raise UnexpectedPayload(f"binance aggTrades: expected a list, got {type(data).__name__}")
@@ -201,8 +208,11 @@ def parse_agg_trades_page(
     if after_trade_id is not None:
         high = max(high, after_trade_id)
     replayed: tuple[str, ...] = ()
-    if agg_id.is_sorted():  # unsorted ids are refused by the id checks, not patched here
+    # ids not rising strictly are refused by the id checks, not patched here
+    if raw.height == 1 or bool((agg_id.diff().drop_nulls() > 0).all()):
         mask = _replays(first, last, after_trade_id)
+        if after_agg_id is not None:
+            mask = mask & (agg_id > after_agg_id)
         if mask.any():
             replayed = tuple(trade_id.filter(mask).to_list())
             log_replays(origin, replayed, first.filter(mask), last.filter(mask))

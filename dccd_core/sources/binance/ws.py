@@ -152,8 +152,9 @@ class BinanceWs(WsSource):
     book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.REST_SNAPSHOT)
 
     _ws_symbols: dict[str, Symbol]
-    #: per native symbol, the highest trade id (``l``) the aggTrade stream delivered
-    _ws_trade_high: dict[str, int]
+    #: per native symbol, the highest trade id (``l``) and aggregate id (``a``) the
+    #: aggTrade stream delivered
+    _ws_trade_high: dict[str, tuple[int, int]]
 
     def _ws_origin(self, sub: WsSubscription) -> str:
         endpoints = getattr(self, "endpoints", None)
@@ -235,11 +236,16 @@ class BinanceWs(WsSource):
         highs = self.__dict__.setdefault("_ws_trade_high", {})
         for native, records in trades.items():
             symbol = self._symbol(native)
+            high_l, high_a = highs.get(native, (None, None))
             parsed = parse_agg_trades_page(
-                records, after_trade_id=highs.get(native), origin=f"binance stream {symbol}"
+                records,
+                after_trade_id=high_l,
+                after_agg_id=high_a,
+                origin=f"binance stream {symbol}",
             )
-            if parsed.last_trade_id is not None:
-                highs[native] = parsed.last_trade_id
+            if parsed.last_trade_id is not None and parsed.last_agg_id is not None:
+                high_a = parsed.last_agg_id if high_a is None else max(high_a, parsed.last_agg_id)
+                highs[native] = (parsed.last_trade_id, high_a)
             events.append(WsTrades(symbol, parsed.rows))
         for (native, interval), records in klines.items():
             events.append(

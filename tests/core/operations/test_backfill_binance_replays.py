@@ -20,7 +20,14 @@ import httpx
 import orjson
 import pytest
 
-from dccd_core.domain import NS_PER_MS, DatasetKey, Symbol, UnexpectedPayload, to_ns
+from dccd_core.domain import (
+    NS_PER_MS,
+    DatasetKey,
+    PagingStalled,
+    Symbol,
+    UnexpectedPayload,
+    to_ns,
+)
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.binance import BinanceSource
 from dccd_core.sources.registry import build_source
@@ -196,3 +203,61 @@ async def test_paginator_counts_replays() -> None:
         chunks = [c async for c in paginate_trades(source, SPOT, start, end, stats=stats)]
     assert stats.replayed == len(REPLAYS)
     assert sum(c.rows.height for c in chunks) == fake.truth_trades(start, end).height
+
+
+def test_a_row_or_page_sent_twice_is_no_replay() -> None:
+    """A replay has a new aggregate id: a repeated id (row or page) is left to the id
+    checks, which refuse it, instead of being dropped as a replay."""
+    from dccd_core.sources.binance.parse import parse_agg_trades_page
+
+    t = 1_600_000_000_000
+    rows = [_agg(500, 900, t), _agg(501, 901, t + 5), _agg(501, 901, t + 5)]
+    assert parse_agg_trades_page(rows).replayed == ()
+    again = parse_agg_trades_page(rows[:2], after_trade_id=901, after_agg_id=501)
+    assert again.replayed == () and again.rows.height == 2
+
+
+async def test_an_id_page_served_twice_is_still_refused(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Blocks of ids answered with the block before: their trades were delivered, but
+    their ids too, so the backfill is refused, no row dropped as a replay."""
+    fake = _fake(replays={2502: 2500})
+    original = fake.market().agg_body
+
+    def first_block_again(k: Any) -> bytes:
+        return original(k - 1000 if int(k[0]) >= 3000 else k)
+
+    fake.market().agg_body = first_block_again  # type: ignore[method-assign]
+    start, end = _window()
+    async with _binance(fake) as source:
+        with pytest.raises((UnexpectedPayload, PagingStalled)):
+            await backfill(KEY, start=start, end=end, store=Store(tmp_path), source=source)
+    assert not [r for r in caplog.records if "page boundary" in r.getMessage()]
+
+
+def test_paginator_drops_only_new_ids_with_old_trades() -> None:
+    import polars as pl
+
+    from dccd_core.sources.base import TradePage
+    from dccd_core.transport.paginate import _Replays
+
+    def page(ids: list[int], first: list[int]) -> TradePage:
+        rows = pl.DataFrame(
+            {
+                "ts": [1_700_000_000_000_000_000 + i for i in ids],
+                "trade_id": [str(i) for i in ids],
+                "price": [1.0] * len(ids),
+                "amount": [1.0] * len(ids),
+                "side": ["buy"] * len(ids),
+            }
+        )
+        return TradePage(rows, None, first_trade_ids=pl.Series(first), last_trade_id=max(first))
+
+    replays = _Replays(build_source("binance", rest_url="http://fake.test"), SPOT)
+    rows, replayed = replays.apply(page([10, 11, 12], [100, 101, 102]))
+    assert (rows.height, replayed) == (3, ())
+    rows, replayed = replays.apply(page([12, 13], [102, 103]))  # a row sent twice
+    assert (rows.height, replayed) == (2, ())
+    rows, replayed = replays.apply(page([14, 15], [101, 104]))  # 14 replays 11
+    assert rows.get_column("trade_id").to_list() == ["15"] and replayed == ("14",)
