@@ -56,11 +56,22 @@ class Endpoints:
 
 @dataclass(frozen=True, slots=True)
 class TradePage:
-    """One page of trades and where the next one starts (None: window drained)."""
+    """One page of trades and where the next one starts (None: window drained).
+
+    Where each row bundles a range of the exchange's underlying trades (Binance
+    aggregates: trades ``f..l``), ``first_trade_ids`` gives each row's first underlying
+    trade id and ``last_trade_id`` the highest one the page delivered; the paginator
+    then drops the rows of the next page that only re-send trades this page delivered
+    (a replay at a page boundary). ``replayed`` lists the ids of rows the source dropped
+    as replays: the consecutive-id checks count them as seen, nothing stores them.
+    """
 
     rows: pl.DataFrame
     next_cursor: Any | None
     requests: int = 1
+    replayed: tuple[str, ...] = ()
+    first_trade_ids: pl.Series | None = None
+    last_trade_id: int | None = None
 
 
 def _checked_rows(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ __all__ = [
     "paginate_trades",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONCURRENCY = 6
 _DEFAULT_PAGE_LIMIT = 500
 #: answered pages held waiting for an earlier one, per request slot
@@ -99,6 +102,8 @@ class PageStats:
     #: how much of the window's time the pages fetched so far cover (ns), whichever
     #: way it is paged (backward paging covers ``[x, end)``, not a prefix)
     done_ns: int = 0
+    #: rows dropped as replays of trades already delivered (``TradePage.replayed``)
+    replayed: int = 0
 
 
 def candle_windows(
@@ -399,7 +404,10 @@ class _IdContinuity:
         self.exchange = exchange
         self.symbol = symbol
 
-    def check(self, rows: pl.DataFrame) -> None:
+    def check(self, rows: pl.DataFrame, replayed: tuple[str, ...] = ()) -> None:
+        if replayed:
+            self._check_with_replays(rows, replayed)
+            return
         if rows.height == 0:
             return
         ids = rows.get_column("trade_id").cast(pl.Int64, strict=False)
@@ -427,6 +435,94 @@ class _IdContinuity:
                 "incomplete range, re-run the backfill"
             )
         self.last_id = int(last)
+
+    def _check_with_replays(self, rows: pl.DataFrame, replayed: tuple[str, ...]) -> None:
+        """As ``check``, the ids of rows dropped as replays counting as seen (they were
+        sent, in sequence; only their trades had been delivered already)."""
+        skipped = {int(i) for i in replayed}
+        ids = rows.get_column("trade_id").cast(pl.Int64, strict=False)
+        if ids.null_count():
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: non-integer trade ids from a source "
+                "that declares sequential ids"
+            )
+        got = [int(i) for i in ids.to_list()]
+        if self.last_id is not None:
+            expected = self.last_id + 1
+        elif got:
+            expected = got[0]
+        else:
+            expected = min(skipped)
+        while expected in skipped:
+            expected += 1
+        if got and got[0] < expected and self.last_id is not None:
+            raise UnexpectedPayload(
+                f"{self.exchange} {self.symbol}: trade ids went back (expected "
+                f"{expected}, got {got[0]}..{got[-1]}): the exchange repeated or "
+                "reordered a page; nothing from it was stored, re-run the backfill"
+            )
+        for trade_id in got:
+            if trade_id != expected:
+                raise UnexpectedPayload(
+                    f"{self.exchange} {self.symbol}: gap in trade ids (expected {expected}, "
+                    f"got {got[0]}..{got[-1]} in {rows.height} rows); refusing to store an "
+                    "incomplete range, re-run the backfill"
+                )
+            expected += 1
+            while expected in skipped:
+                expected += 1
+        self.last_id = expected - 1
+
+
+class _Replays:
+    """Drops, in the order pages are yielded, the rows of a page that only re-send
+    underlying trades an earlier page delivered (pages that carry
+    ``first_trade_ids``/``last_trade_id``, e.g. Binance aggregates ``f..l``). The source
+    drops such rows inside one page; a replay whose original is on the page before
+    can only be seen here, as pages are fetched concurrently."""
+
+    def __init__(self, source: Source, symbol: Symbol) -> None:
+        self.origin = f"{source.id} {symbol}"
+        #: the highest underlying trade id and row id delivered by the pages so far
+        self.high: int | None = None
+        self.high_id: int | None = None
+
+    def apply(self, page: TradePage) -> tuple[pl.DataFrame, tuple[str, ...]]:
+        """The page's rows without replays, and every replayed id (the source's too).
+
+        A replay has a new row id (above every id delivered before) with old trades: a
+        row, or a page, sent twice keeps its ids and is left to the id checks."""
+        rows, replayed, first = page.rows, page.replayed, page.first_trade_ids
+        ids = rows.get_column("trade_id").cast(pl.Int64, strict=False)
+        if (
+            first is not None
+            and self.high is not None
+            and self.high_id is not None
+            and rows.height == first.len()
+        ):
+            mask = ((first <= self.high) & (ids > self.high_id)).fill_null(False)
+            if mask.any():
+                dropped = tuple(rows.get_column("trade_id").filter(mask).to_list())
+                log.warning(
+                    "%s: dropped %d replayed trade(s) %s at a page boundary: their "
+                    "trades (up to id %d) were already delivered by the page before",
+                    self.origin,
+                    len(dropped),
+                    ", ".join(dropped[:10]),
+                    self.high,
+                )
+                rows = rows.filter(~mask)
+                replayed = replayed + dropped
+        if page.last_trade_id is not None:
+            high = page.last_trade_id
+            self.high = high if self.high is None else max(self.high, high)
+        tops = [int(i) for i in replayed]
+        if ids.drop_nulls().len():
+            tops.append(int(ids.max()))  # type: ignore[arg-type]
+        if tops:
+            top = max(tops)
+            self.high_id = top if self.high_id is None else max(self.high_id, top)
+        return rows, replayed
 
 
 class _IdOrder:
@@ -513,6 +609,7 @@ async def _paginate_by_id(
     reaches ``end_ts`` or comes back short (the newest trade)."""
     continuity = _IdContinuity(source.id, symbol)
     order = _IdOrder(source, symbol)
+    replays = _Replays(source, symbol)
     advance = _Advance(source.id, symbol, forward=True)
     stats.segments = stats.windows_total = 1
     cursor: object | None = None
@@ -524,11 +621,12 @@ async def _paginate_by_id(
         if page.rows.height or page.next_cursor is None:
             break
         cursor = page.next_cursor
-    raw = page.rows
+    raw, replayed = replays.apply(page)
+    stats.replayed += len(replayed)
     rows = clip_rows(raw, start_ts, end_ts)
     last_ts = int(raw.get_column("ts")[-1]) if raw.height else end_ts
     done = page.next_cursor is None or last_ts >= end_ts
-    continuity.check(rows)
+    continuity.check(rows, replayed)
     order.check(rows)
     stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
     stats.done_ns = stats.covered_until_ts - start_ts
@@ -537,7 +635,7 @@ async def _paginate_by_id(
     yield Chunk(rows, start_ts, stats.covered_until_ts)
     if done:
         return
-    next_id = int(raw.get_column("trade_id")[-1]) + 1
+    next_id = max(int(i) for i in (*raw.get_column("trade_id").to_list()[-1:], *replayed)) + 1
     first_ts = int(raw.get_column("ts")[0])
     seen = raw.height
     pending: collections.deque[tuple[object, asyncio.Task[TradePage]]] = collections.deque()
@@ -577,13 +675,15 @@ async def _paginate_by_id(
             stats.requests += page.requests
             stats.pages += 1
             advance.observe(asked, page, start_ts, end_ts)
-            raw = page.rows
+            raw, replayed = replays.apply(page)
+            stats.replayed += len(replayed)
             rows = clip_rows(raw, start_ts, end_ts)
+            sent = page.rows.height + len(page.replayed)  # a dropped replay was sent
             if raw.height:
                 last_ts = max(last_ts, int(raw.get_column("ts")[-1]))
-                seen += raw.height
-            done = raw.height < limit or last_ts >= end_ts or page.next_cursor is None
-            continuity.check(rows)
+            seen += sent
+            done = sent < limit or last_ts >= end_ts or page.next_cursor is None
+            continuity.check(rows, replayed)
             order.check(rows)
             stats.covered_until_ts = end_ts if done else max(start_ts, last_ts)
             stats.done_ns = stats.covered_until_ts - start_ts

@@ -137,6 +137,12 @@ class MarketData:
     burst_len: int = 1_500
     hole_every: int = 500
     holes_ms: frozenset[int] = frozenset()
+    #: Binance's re-sent aggregates (ccxt issue #8329): aggregate ``k`` of a key is sent
+    #: as a copy (``f``/``l``, time, price, size) of the earlier aggregate ``k`` of its
+    #: value; its own trades do not exist, so it is no trade of the truth.
+    replays: dict[int, int] = field(default_factory=dict)
+    #: aggregates sent this many ms before their true time (garbage, not a replay)
+    backdated_ms: dict[int, int] = field(default_factory=dict)
 
     # -- candles ---------------------------------------------------------------
 
@@ -270,16 +276,23 @@ class MarketData:
     def agg_body(self, k: np.ndarray) -> bytes:
         """The JSON body of an aggTrades page (``a``/``f``/``l``/``T`` numbers, ``p``/``q``
         strings, as the live API sends them)."""
-        v = self.trade_values(k)
+        src = k
+        if self.replays:
+            src = np.array([self.replays.get(int(i), int(i)) for i in k], dtype=np.int64)
+        v = self.trade_values(src)
         frame = pl.DataFrame(
             {
                 "a": k + self.first_id,
-                "T": self.trade_ms(k),
+                "T": self.trade_ms(src),
                 "p": v["price"],
                 "q": v["qty"],
                 "m": v["m"],
+                "f": (src + self.first_id) * 2,
             }
         )
+        if self.backdated_ms:
+            back = np.array([self.backdated_ms.get(int(i), 0) for i in k], dtype=np.int64)
+            frame = frame.with_columns(pl.col("T") - pl.Series(back))
         row = pl.concat_str(
             [
                 pl.lit('{"a":'),
@@ -289,9 +302,9 @@ class MarketData:
                 pl.lit(',"q":'),
                 _json_text("q", 5),
                 pl.lit(',"f":'),
-                (pl.col("a") * 2).cast(pl.Utf8),
+                pl.col("f").cast(pl.Utf8),
                 pl.lit(',"l":'),
-                (pl.col("a") * 2 + 1).cast(pl.Utf8),
+                (pl.col("f") + 1).cast(pl.Utf8),
                 pl.lit(',"T":'),
                 pl.col("T").cast(pl.Utf8),
                 pl.lit(',"m":'),
@@ -395,7 +408,10 @@ class FakeBinance:
         data = self.market(symbol, market)
         k0 = data.first_k_at(-(-start_ns // 1_000_000))
         k1 = data.first_k_at(-(-end_ns // 1_000_000))
-        return data.trades_frame(np.arange(k0, k1, dtype=np.int64))
+        ks = np.arange(k0, k1, dtype=np.int64)
+        if data.replays:
+            ks = ks[~np.isin(ks, np.fromiter(data.replays, dtype=np.int64))]
+        return data.trades_frame(ks)
 
     # -- weights ---------------------------------------------------------------
 

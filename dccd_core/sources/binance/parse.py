@@ -10,6 +10,8 @@ Binance's maker flag ``m`` the same way.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -25,14 +27,21 @@ from dccd_core.sources.columns import (
 )
 
 __all__ = [
+    "AggTrades",
     "check_payload",
     "parse_agg_trades",
+    "parse_agg_trades_page",
     "parse_depth",
     "parse_klines",
     "taker_side",
 ]
 
+log = logging.getLogger(__name__)
+
 _AGG_FIELDS = {"a": pl.Utf8, "p": pl.Utf8, "q": pl.Utf8, "T": pl.Utf8, "m": pl.Boolean}
+#: first and last trade id of an aggregate: always sent by the live API, absent from
+#: some older recordings (then no replay can be recognised, see ``parse_agg_trades_page``)
+_RANGE_FIELDS = {"f": pl.Utf8, "l": pl.Utf8}
 
 
 def check_payload(data: Any) -> None:
@@ -103,8 +112,42 @@ def parse_klines(data: Any) -> pl.DataFrame:
     return frame.sort("ts") if not frame.get_column("ts").is_sorted() else frame
 
 
-def parse_agg_trades(data: Any) -> pl.DataFrame:
-    """``/api/v3/aggTrades`` objects to the trades schema (``trade_id`` = aggregate id).
+@dataclass(frozen=True, slots=True)
+class AggTrades:
+    """One aggTrades payload parsed, replayed aggregates dropped (see
+    ``parse_agg_trades_page``)."""
+
+    #: the trades schema, without the replays
+    rows: pl.DataFrame
+    #: aggregate ids (``a``, as text like ``trade_id``) dropped as replays
+    replayed: tuple[str, ...]
+    #: ``f`` of each row of ``rows`` (Int64), None when the payload carries no ``f``/``l``
+    first_trade_ids: pl.Series | None
+    #: the highest ``l`` of the payload, replays included (None: no rows or no ``l``)
+    last_trade_id: int | None
+    #: the highest aggregate id received, replays included
+    last_agg_id: int | None
+    #: rows the exchange sent, replays included (a full page is judged on this)
+    received: int
+
+
+def _replays(first: pl.Series, last: pl.Series, after: int | None) -> pl.Series:
+    """True where a row's trades ``[f, l]`` were all delivered before it: ``f`` is at or
+    below the highest ``l`` of the rows before it (and of ``after``), in id order."""
+    before = last.cum_max().shift(1)
+    if after is not None:
+        before = before.fill_null(after).clip(lower_bound=after)
+    return (first <= before).fill_null(False)
+
+
+def parse_agg_trades_page(
+    data: Any,
+    *,
+    after_trade_id: int | None = None,
+    after_agg_id: int | None = None,
+    origin: str = "binance aggTrades",
+) -> AggTrades:
+    """``/api/v3/aggTrades`` objects to the trades schema, replays dropped.
 
     Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#compressedaggregate-trades-list
     Sample::
@@ -113,26 +156,43 @@ def parse_agg_trades(data: Any) -> pl.DataFrame:
          "l": 3190552808, "T": 1704070812345, "m": true, "M": true}
 
     ``m`` (buyer is maker) true -> the taker sold -> ``side = "sell"``.
+
+    Each aggregate ``a`` bundles the consecutive trades ``f..l``, so aggregates in id
+    order cover consecutive trade ranges. Binance's history holds re-sent aggregates
+    (ccxt issue #8329: ``fromId=1195414`` answers ``a=1195416`` with the ``f``, ``l``,
+    time, price and size of ``a=1195414``): an aggregate whose ``f`` is at or below the
+    highest ``l`` before it (in the payload, or ``after_trade_id`` from an earlier page)
+    brings no new trade. It is dropped, its id returned in ``replayed`` and logged once
+    per payload. A replay has a *new* aggregate id: ids must rise strictly through the
+    payload and past ``after_agg_id`` (the highest id of earlier pages), so a row or a
+    page sent twice is not taken for one. Everything else is kept as sent: an aggregate
+    that is not a replay but goes back in time is left for ``check_trade_id_order`` to
+    refuse, repeated ids for the id checks.
     """
     if not isinstance(data, list):
         raise UnexpectedPayload(f"binance aggTrades: expected a list, got {type(data).__name__}")
     if not data:
-        return empty_frame(DataType.TRADES)
+        return AggTrades(empty_frame(DataType.TRADES), (), None, None, None, 0)
     if not all(isinstance(row, dict) for row in data):
         raise UnexpectedPayload("binance aggTrades: expected a list of objects")
-    raw = pl.from_dicts(data, schema=_AGG_FIELDS, strict=False)
+    with_range = all("f" in row and "l" in row for row in data)
+    schema = {**_AGG_FIELDS, **_RANGE_FIELDS} if with_range else _AGG_FIELDS
+    raw = pl.from_dicts(data, schema=schema, strict=False)
     if any(column.null_count() for column in raw.get_columns()):
-        bad = next((row for row in data if any(row.get(k) is None for k in _AGG_FIELDS)), data[0])
+        bad = next((row for row in data if any(row.get(k) is None for k in schema)), data[0])
         raise UnexpectedPayload(f"binance aggTrades: missing or malformed field in {bad!r}")
     try:
         ts = raw.get_column("T").cast(pl.Int64) * NS_PER_MS
-        trade_id = raw.get_column("a").cast(pl.Int64).cast(pl.Utf8)
+        agg_id = raw.get_column("a").cast(pl.Int64)
         price = raw.get_column("p").cast(pl.Float64)
         amount = raw.get_column("q").cast(pl.Float64)
+        first = raw.get_column("f").cast(pl.Int64) if with_range else None
+        last = raw.get_column("l").cast(pl.Int64) if with_range else None
     except pl.exceptions.InvalidOperationError as exc:
         raise UnexpectedPayload(f"binance aggTrades: malformed value ({exc})") from None
     side = _SIDES.gather(raw.get_column("m").cast(pl.UInt32))
-    return pl.DataFrame(
+    trade_id = agg_id.cast(pl.Utf8)
+    rows = pl.DataFrame(
         [
             ts.alias("ts"),
             trade_id.alias("trade_id"),
@@ -141,6 +201,48 @@ def parse_agg_trades(data: Any) -> pl.DataFrame:
             side.alias("side"),
         ]
     )
+    last_agg = int(agg_id.max())  # type: ignore[arg-type]
+    if first is None or last is None:
+        return AggTrades(rows, (), None, None, last_agg, raw.height)
+    high = int(last.max())  # type: ignore[arg-type]
+    if after_trade_id is not None:
+        high = max(high, after_trade_id)
+    replayed: tuple[str, ...] = ()
+    # ids not rising strictly are refused by the id checks, not patched here
+    if raw.height == 1 or bool((agg_id.diff().drop_nulls() > 0).all()):
+        mask = _replays(first, last, after_trade_id)
+        if after_agg_id is not None:
+            mask = mask & (agg_id > after_agg_id)
+        if mask.any():
+            replayed = tuple(trade_id.filter(mask).to_list())
+            log_replays(origin, replayed, first.filter(mask), last.filter(mask))
+            keep = ~mask
+            rows, first = rows.filter(keep), first.filter(keep)
+    return AggTrades(rows, replayed, first, high, last_agg, raw.height)
+
+
+def log_replays(origin: str, ids: tuple[str, ...], first: pl.Series, last: pl.Series) -> None:
+    """One line per page for the aggregates dropped as replays."""
+    shown = ", ".join(
+        f"a={a} (trades {f}..{lt})"
+        for a, f, lt in zip(ids[:10], first.to_list(), last.to_list(), strict=False)
+    )
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    log.warning(
+        "%s: dropped %d replayed aggregate trade(s) %s%s: their trades were already "
+        "delivered by earlier aggregates (a known Binance quirk), not stored twice",
+        origin,
+        len(ids),
+        shown,
+        more,
+    )
+
+
+def parse_agg_trades(data: Any) -> pl.DataFrame:
+    """``/api/v3/aggTrades`` objects (or aggTrade stream events) to the trades schema
+    (``trade_id`` = aggregate id), replays inside ``data`` dropped: see
+    ``parse_agg_trades_page``."""
+    return parse_agg_trades_page(data).rows
 
 
 def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:

@@ -48,7 +48,13 @@ from .capability import (
     futures_weight,
     spot_weight,
 )
-from .parse import check_payload, parse_agg_trades, parse_depth, parse_klines
+from .parse import (
+    check_payload,
+    parse_agg_trades,
+    parse_agg_trades_page,
+    parse_depth,
+    parse_klines,
+)
 from .symbols import Market, market_of, native_symbol, parse_exchange_info
 
 __all__ = [
@@ -229,26 +235,38 @@ class BinanceRestSource(Source):
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
     ) -> TradePage:
         request = build_agg_trades_request(symbol, end_ts, cursor, start_ts)
-        rows = parse_agg_trades(await self._get(symbol, request))
-        full = rows.height >= AGG_TRADES_LIMIT
+        parsed = parse_agg_trades_page(await self._get(symbol, request), origin=f"binance {symbol}")
+        rows = parsed.rows
+
+        def page(next_cursor: tuple[str, int] | None) -> TradePage:
+            return TradePage(
+                rows,
+                next_cursor,
+                replayed=parsed.replayed,
+                first_trade_ids=parsed.first_trade_ids,
+                last_trade_id=parsed.last_trade_id,
+            )
+
+        # judged on what Binance sent: a dropped replay does not make a page short
+        full = parsed.received >= AGG_TRADES_LIMIT
         by_time = "startTime" in request[1]
-        last_id = int(rows.get_column("trade_id")[-1]) if rows.height else None
+        last_id = parsed.last_agg_id
         if rows.height and int(rows.get_column("ts")[-1]) >= end_ts:
-            return TradePage(rows, None)
+            return page(None)
         if by_time:
             slice_end_ms = int(request[1]["endTime"])
-            if full:
-                return TradePage(rows, ("id", int(rows.get_column("trade_id")[-1]) + 1))
+            if full and last_id is not None:
+                return page(("id", last_id + 1))
             if last_id is not None:
                 if slice_end_ms >= _ceil_ms(end_ts) - 1:
-                    return TradePage(rows, None)
-                return TradePage(rows, ("id", last_id + 1))
+                    return page(None)
+                return page(("id", last_id + 1))
             if slice_end_ms >= _ceil_ms(end_ts) - 1:
-                return TradePage(rows, None)
-            return TradePage(rows, ("time", slice_end_ms + 1))
+                return page(None)
+            return page(("time", slice_end_ms + 1))
         if not full or last_id is None:
-            return TradePage(rows, None)  # reached the newest trade
-        return TradePage(rows, ("id", last_id + 1))
+            return page(None)  # reached the newest trade
+        return page(("id", last_id + 1))
 
     def cursor_at_trade_id(self, trade_id: int) -> tuple[str, int]:
         """The cursor of the page starting at aggregate id ``trade_id`` (``fromId``).

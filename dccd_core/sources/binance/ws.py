@@ -12,9 +12,13 @@ events, GET ``/api/v3/depth?limit=1000`` (``lastUpdateId``), drop events with
 next one starts at the previous ``u + 1`` (futures: ``pu`` equals the previous ``u``).
 
 The aggTrade ``data`` object carries the same keys as a REST ``/api/v3/aggTrades`` row
-(``a p q T m``), so both paths share the REST parser ``parse.parse_agg_trades`` — one
-place maps the maker flag ``m`` to the taker side (``m=true``: the buyer was the maker,
-so the taker *sold*).
+(``a p q f l T m``), so both paths share the REST parser ``parse.parse_agg_trades_page``
+— one place maps the maker flag ``m`` to the taker side (``m=true``: the buyer was the
+maker, so the taker *sold*) and drops re-sent aggregates (``f`` at or below the highest
+``l`` before it). The highest ``l`` of each symbol is kept from batch to batch of one
+subscription, so a replay in a later frame than its original is dropped too (its id
+then shows as a skipped one, which the stream heals from REST, where it is dropped
+again).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from dccd_core.domain import (
     ms_to_ns,
     now_ns,
 )
-from dccd_core.sources.binance.parse import parse_agg_trades
+from dccd_core.sources.binance.parse import parse_agg_trades_page
 from dccd_core.sources.binance.rest import build_depth_request
 from dccd_core.sources.columns import float_levels
 from dccd_core.sources.ws import (
@@ -148,6 +152,9 @@ class BinanceWs(WsSource):
     book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.REST_SNAPSHOT)
 
     _ws_symbols: dict[str, Symbol]
+    #: per native symbol, the highest trade id (``l``) and aggregate id (``a``) the
+    #: aggTrade stream delivered
+    _ws_trade_high: dict[str, tuple[int, int]]
 
     def _ws_origin(self, sub: WsSubscription) -> str:
         endpoints = getattr(self, "endpoints", None)
@@ -180,6 +187,7 @@ class BinanceWs(WsSource):
             self.native_symbol(s).upper(): s  # type: ignore[attr-defined]
             for s in sub.symbols
         }
+        self._ws_trade_high = {}
         return f"{self._ws_origin(sub)}/stream?streams={'/'.join(names)}"
 
     def _symbol(self, native: Any) -> Symbol:
@@ -225,8 +233,20 @@ class BinanceWs(WsSource):
                 events.append(self._depth(data))
             else:
                 raise UnexpectedPayload(f"binance stream: unknown event {kind!r} in {msg!r:.200}")
+        highs = self.__dict__.setdefault("_ws_trade_high", {})
         for native, records in trades.items():
-            events.append(WsTrades(self._symbol(native), parse_agg_trades(records)))
+            symbol = self._symbol(native)
+            high_l, high_a = highs.get(native, (None, None))
+            parsed = parse_agg_trades_page(
+                records,
+                after_trade_id=high_l,
+                after_agg_id=high_a,
+                origin=f"binance stream {symbol}",
+            )
+            if parsed.last_trade_id is not None and parsed.last_agg_id is not None:
+                high_a = parsed.last_agg_id if high_a is None else max(high_a, parsed.last_agg_id)
+                highs[native] = (parsed.last_trade_id, high_a)
+            events.append(WsTrades(symbol, parsed.rows))
         for (native, interval), records in klines.items():
             events.append(
                 WsCandles(self._symbol(native), Span.parse(interval), parse_kline_records(records))
