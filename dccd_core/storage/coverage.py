@@ -18,9 +18,12 @@ can only approximate it:
 A hole is a never-fetched range of what has already happened. ``find_holes`` is the
 one place that decides it (the store, the run metadata, the checks and ``dccd gaps``
 all ask it): nothing after ``settled_until(key, now)`` can be a hole (the candle still
-open has not happened yet), and the never-fetched stretch from the latest fetch up to
-now is reported apart, as ``HoleReport.unfetched`` (the next update's job, watched by
-the freshness policy), not as a hole.
+open has not happened yet), and a *short* never-fetched stretch from the latest fetch
+up to now (at most ``UNFETCHED_GRACE_NS`` or one bar, whichever is longer: the seconds
+between a fetch and the report, the minutes between two scheduled updates) is reported
+apart, as ``HoleReport.unfetched`` (the next update's job, watched by the freshness
+policy). A longer one is a hole like any other: three years never fetched are not
+"not fetched yet".
 """
 
 from __future__ import annotations
@@ -120,6 +123,11 @@ class Coverage:
         return bool(self.ranges)
 
 
+UNFETCHED_GRACE_NS = 3_600 * 1_000_000_000
+"""The longest tail after the latest fetch still called "not fetched yet" (one hour, or
+one bar when the span is longer); past it the tail is a hole."""
+
+
 def settled_until(key: DatasetKey, now_ts: int) -> int:
     """The end of what has happened: for candles the open of the bar still in progress
     (its close is not known yet), for everything else ``now_ts``."""
@@ -131,9 +139,10 @@ class HoleReport:
     """The never-fetched parts of a window, oldest first.
 
     ``holes``: ranges missing between fetched ones (or anywhere in a window that ends
-    before the latest fetch or in the past); ``unfetched``: the range from the latest
-    fetch to now (``settled_until``), not fetched *yet*, or None; ``fetched_until``: the
-    end of the latest fetch (None when nothing was ever fetched).
+    before the latest fetch or in the past, or a tail longer than the grace);
+    ``unfetched``: the short range from the latest fetch to now (``settled_until``), not
+    fetched *yet*, or None; ``fetched_until``: the end of the latest fetch (None when
+    nothing was ever fetched).
     """
 
     holes: tuple[tuple[int, int], ...]
@@ -148,8 +157,9 @@ def find_holes(
 
     Only what has happened is judged: the window is cut at ``settled_until``. A
     never-fetched range that reaches that point and starts at or after the end of the
-    latest fetch is ``unfetched``, not a hole. With nothing fetched at all, every part of
-    the window is a hole.
+    latest fetch is ``unfetched``, not a hole, when it is no longer than the grace
+    (``UNFETCHED_GRACE_NS``, or one bar for longer spans). With nothing fetched at all,
+    every part of the window is a hole.
     """
     if end < start:
         raise ConfigError(f"range ends before it starts: [{start}, {end})")
@@ -160,7 +170,8 @@ def find_holes(
     fetched_until = coverage.end
     if holes and fetched_until is not None and hi == horizon:
         last_start, last_end = holes[-1]
-        if last_end == horizon and last_start >= fetched_until:
+        grace = max(UNFETCHED_GRACE_NS, key.span.ns if key.span is not None else 0)
+        if last_end == horizon and last_start >= fetched_until and last_end - last_start <= grace:
             unfetched = holes.pop()
     return HoleReport(tuple(holes), unfetched, fetched_until)
 

@@ -167,3 +167,26 @@ def test_what_has_not_happened_or_not_been_fetched_yet_is_not_a_hole(tmp_path: P
     assert report.unfetched == (ns("2024-03-01T12:00:40"), now)
     # nothing fetched at all: the whole window is a hole
     assert find_holes(TRADES, Coverage(), 0, 10, now).holes == ((0, 10),)
+
+
+def test_a_long_tail_never_fetched_is_a_hole_not_not_yet(tmp_path: Path) -> None:
+    """Only a short tail (the grace: an hour, or one bar) is "not fetched yet": a day or
+    three years after the latest fetch are holes, so ``dccd gaps`` never says "no holes"
+    over them."""
+    from dccd_core.storage import UNFETCHED_GRACE_NS, find_holes
+
+    store = Store(tmp_path)
+    store.record_coverage(TRADES, ns("2024-03-01T00:00"), ns("2024-03-02T00:00"))
+    cov = store.coverage(TRADES)
+    edge = ns("2024-03-02T00:00") + UNFETCHED_GRACE_NS
+    at_grace = find_holes(TRADES, cov, ns("2024-03-01T00:00"), edge, edge)
+    assert at_grace.holes == () and at_grace.unfetched == (ns("2024-03-02T00:00"), edge)
+    past_grace = find_holes(TRADES, cov, ns("2024-03-01T00:00"), edge + 1, edge + 1)
+    assert past_grace.holes == ((ns("2024-03-02T00:00"), edge + 1),)
+    assert past_grace.unfetched is None
+    years = ns("2027-01-01T00:00")
+    report = store.hole_report(OHLC_1M, ns("2024-03-01T00:00"), years, now_ts=years)
+    assert report.holes == ((ns("2024-03-01T00:00"), years),)  # nothing fetched at all
+    store.record_coverage(OHLC_1M, ns("2024-03-01T00:00"), ns("2024-03-02T00:00"))
+    report = store.hole_report(OHLC_1M, ns("2024-03-01T00:00"), years, now_ts=years)
+    assert report.holes == ((ns("2024-03-02T00:00"), years),) and report.unfetched is None
