@@ -1,4 +1,5 @@
-"""The ``dccd`` command: read, inventory, gaps, validate, import-v3.
+"""The ``dccd`` command: read, inventory, gaps, validate, import-v3 (and, from
+``cli_verbs``, symbols, status, backfill).
 
 Every user mistake ends as ONE line on stderr, ``error: <message>``, and exit code 2:
 ``DccdError`` (bad names, bad times, damaged files), click's usage errors and file
@@ -325,6 +326,10 @@ def import_v3_cmd(path: Path, root: Path | None) -> None:
         f"imported {report.files} files, {report.rows_read} rows read, "
         f"{report.rows_new} new rows"
     )
+
+
+# the verbs of issue 15 (symbols, status, backfill) live in their own module
+from dccd_core import cli_verbs as _cli_verbs  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:
