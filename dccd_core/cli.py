@@ -338,4 +338,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m dccd_core.cli``: run the importable module's group, on which
+    # ``cli_verbs`` registered its commands (this ``__main__`` copy has only its own)
+    from dccd_core.cli import main as _main
+
+    _main()

@@ -331,7 +331,12 @@ def ensure(
     source: Source | None = None,
     lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
 ) -> pl.DataFrame:
-    """The synchronous ``ensure_async``: the window's rows, missing ranges fetched first."""
+    """The synchronous ``ensure_async``: the window's rows, missing ranges fetched first.
+
+    It runs its own event loop (in a thread of its own when called from a running loop,
+    e.g. a notebook), so a ``source`` given here must not be bound to another loop;
+    async code passes its source to ``ensure_async`` instead.
+    """
     return run_sync(
         ensure_async(
             exchange,

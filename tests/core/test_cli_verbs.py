@@ -320,3 +320,18 @@ def test_backfill_cli_plain_progress_and_origin(fake: FakeBinance, tmp_path: Pat
         str(lake),
     )
     assert code == 2 and "--start" in err, err
+
+
+def test_backfill_progress_is_a_rich_bar_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dccd_core.cli_verbs import _progress_printer
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    show, close = _progress_printer(5.0)
+    show(0.25, "binance BTC/USDT ohlc 1m: 25.0%", 1_000)
+    show(1.0, "binance BTC/USDT ohlc 1m: 100.0%", 4_000)
+    close()
+    captured = capsys.readouterr()
+    assert "progress: " not in captured.err  # not the plain lines
+    assert "100.0%" in captured.out and "4,000 rows" in captured.out, captured.out

@@ -172,3 +172,33 @@ def test_trade_estimate_is_rough_and_says_so(tmp_path: Path) -> None:
     )
     assert estimate.rough and "rough" in estimate.note
     assert estimate.requests == 87  # 86 400 s at the default 1 trade/s, 1000 per page
+
+
+_ENSURE_PROGRAM = """
+import sys
+from dccd_core import ensure
+frame = ensure("binance", "BTC/USDT", "ohlc", "1m", start=sys.argv[1], end=sys.argv[2],
+               root=sys.argv[3])
+print(frame.height)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_ensure_the_same_window_once(origin: FakeBinance, tmp_path: Path) -> None:
+    """The ensure lock is a file lock: two processes fetch the window once, not twice."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    argv = [sys.executable, "-c", _ENSURE_PROGRAM, "2024-02-01", "2024-02-03", str(tmp_path)]
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    truth = origin.truth_candles(to_ns("2024-02-01"), to_ns("2024-02-03"))
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == str(truth.height)
+    assert origin.requests["klines"] == 3  # 2880 bars, 1000 a page: once
