@@ -18,6 +18,9 @@ if TYPE_CHECKING:
         inventory,
         read,
     )
+    from .operations.ensure import ensure, ensure_async
+    from .operations.status import status
+    from .operations.symbols_cache import symbols, symbols_async
 
 # public name -> module that defines it; add new exports here
 _EXPORTS = {
@@ -25,6 +28,11 @@ _EXPORTS = {
     "BackfillResult": ".operations",
     "backfill": ".operations",
     "backfill_sync": ".operations",
+    "ensure": ".operations.ensure",
+    "ensure_async": ".operations.ensure",
+    "status": ".operations.status",
+    "symbols": ".operations.symbols_cache",
+    "symbols_async": ".operations.symbols_cache",
     "inventory": ".operations",
     "read": ".operations",
 }
@@ -34,8 +42,13 @@ __all__ = [
     "BackfillResult",
     "backfill",
     "backfill_sync",
+    "ensure",
+    "ensure_async",
     "inventory",
     "read",
+    "status",
+    "symbols",
+    "symbols_async",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The ``dccd`` command: read, inventory, gaps, validate, import-v3.
+"""The ``dccd`` command: read, inventory, gaps, validate, import-v3 (and, from
+``cli_verbs``, symbols, status, backfill).
 
 Every user mistake ends as ONE line on stderr, ``error: <message>``, and exit code 2:
 ``DccdError`` (bad names, bad times, damaged files), click's usage errors and file
@@ -327,10 +328,18 @@ def import_v3_cmd(path: Path, root: Path | None) -> None:
     )
 
 
+# the verbs of issue 15 (symbols, status, backfill) live in their own module
+from dccd_core import cli_verbs as _cli_verbs  # noqa: E402,F401
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``dccd``); exits 2 on any user error, with one line."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="dccd")
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m dccd_core.cli``: run the importable module's group, on which
+    # ``cli_verbs`` registered its commands (this ``__main__`` copy has only its own)
+    from dccd_core.cli import main as _main
+
+    _main()

@@ -384,6 +384,34 @@ def check_py_pandas_trades(p: ProgramResult, w: World) -> None:
     assert p.tables["trades"] == w.lake_rows(TRADES) > 0
 
 
+def check_symbols_usdt(r: CommandResult, w: World) -> None:
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["symbol", "type", "base", "quote", "settle"], r.stdout
+    listed = [line.split()[0] for line in lines[1:-1]]
+    assert listed == ["BTC/USDT", "BTC/USDT:USDT", "ETH/USDT"], r.stdout  # the fake's
+    assert lines[-1].startswith("3 markets (from "), r.stdout
+
+
+def check_status_stale(r: CommandResult, w: World) -> None:
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:5] == ["exchange", "symbol", "type", "span", "state"], r.stdout
+    states = {tuple(line.split()[:4]): line.split()[4] for line in lines[1:-1]}
+    assert states[("binance", "BTC/USDT", "ohlc", "1m")] == "stale", r.stdout  # Nov 2026
+    assert states[("binance", "ETH/USDT", "ohlc", "1m")] == "missing", r.stdout
+    assert " stale, " in lines[-1] and "(stale after 2h;" in lines[-1], r.stdout
+
+
+def check_backfill_1h_week(r: CommandResult, w: World) -> None:
+    got = w.store.read(OHLC_1H, "2024-01-01", "2024-01-08")
+    _same_candles(got, w.truth_candles("2024-01-01", "2024-01-08", "1h"))
+    assert r.stdout.startswith(f"{OHLC_1H}: {got.height} rows fetched"), r.stdout
+
+
+def check_py_ensure(p: ProgramResult, w: World) -> None:
+    assert p.tables["df"] == w.truth_candles("2024-01-02", "2024-01-04").height
+    assert w.store.holes(OHLC_1M, "2024-01-01", "2024-01-04") == []
+
+
 CHECKS: tuple[Check, ...] = (
     # bash
     Check("bash", r"\bdccd inventory$", check_inventory),
@@ -433,6 +461,13 @@ CHECKS: tuple[Check, ...] = (
     Check("bash", r"^dagster sensor list", check_sensor_list),
     Check("bash", r"^dagster definitions validate", check_definitions_validate),
     Check("bash", r"^dagster instance concurrency set dccd_kraken 1$", check_pool_limit),
+    Check("bash", r"^dccd symbols binance --quote USDT$", check_symbols_usdt),
+    Check("bash", r"^dccd status --catalog dccd\.yaml --stale-after 2h$", check_status_stale, 1),
+    Check(
+        "bash",
+        r"^dccd backfill binance BTC/USDT ohlc --span 1h --start 2024-01-01 --end 2024-01-08$",
+        check_backfill_1h_week,
+    ),
     # python
     Check(
         "python",
@@ -458,6 +493,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check("python", r"for info in dccd_core\.inventory\(\)", check_py_read_and_inventory),
     Check("python", r"btc = \(\n\s+lake\.filter", check_py_polars_lake),
+    Check("python", r"df = dccd_core\.ensure\(", check_py_ensure),
     Check(
         "python",
         r"pd\.read_parquet\(\"data/trades/exchange=binance/symbol=BTC-USDT\"\)",

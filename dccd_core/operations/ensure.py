@@ -1,0 +1,354 @@
+"""``ensure``: read a window of a dataset, fetching first only what was never fetched.
+
+``ensure(exchange, symbol, data_type, span=..., start=..., end=...)`` reads the
+dataset's coverage, backfills each hole of ``[start, end)`` (and the tail not fetched
+yet) through the normal ``backfill`` (same source, limiter, write path and coverage
+record), then returns exactly the stored rows of the window.
+
+Concurrent calls on overlapping windows fetch each missing range once: a per-dataset
+*ensure lock* (a file lock under ``{root}/.locks``, guarded per process by a thread
+lock, so it holds across threads, async tasks and processes) is held across "read
+coverage -> fetch the holes -> record coverage"; the next caller then finds the range
+covered and fetches nothing. It is a separate lock from the store's write lock: the
+backfill commits from a worker thread, which takes the write lock itself.
+
+``max_fetch=N`` refuses, before any request, a window that would need more than N data
+requests; the error gives the estimate (exact for candles: one request per page
+window; rough for trades, from the trade rate stored so far).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import os
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+from filelock import FileLock, Timeout
+
+from dccd_core.domain import (
+    ConfigError,
+    DatasetKey,
+    DataType,
+    StoreError,
+    TimeLike,
+    iso_datetime,
+    now_ns,
+)
+from dccd_core.sources.base import Source
+from dccd_core.storage import Store, resolve_range
+from dccd_core.storage.coverage import HoleReport, settled_until
+from dccd_core.storage.layout import lock_path
+
+from .backfill import backfill
+
+__all__ = [
+    "DEFAULT_TRADES_PER_S",
+    "FetchEstimate",
+    "FetchTooLarge",
+    "ensure",
+    "ensure_async",
+    "estimate_requests",
+    "missing_ranges",
+]
+
+#: The trade rate assumed when nothing of a trades dataset is stored yet.
+DEFAULT_TRADES_PER_S = 1.0
+_DEFAULT_PAGE_LIMIT = 500  # as the paginators, where a capability declares none
+ENSURE_LOCK_TIMEOUT_S = 3_600.0
+"""A second ``ensure`` waits this long for the first one's fetch of the same dataset."""
+
+T = TypeVar("T")
+
+
+class FetchTooLarge(ConfigError):
+    """A window whose missing ranges need more requests than ``max_fetch`` allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchEstimate:
+    """How many data requests fetching ``ranges`` takes (``rough``: trades, a guess)."""
+
+    requests: int
+    ranges: tuple[tuple[int, int], ...]
+    rough: bool
+    note: str
+
+
+# -- what to fetch ---------------------------------------------------------------------
+
+
+def missing_ranges(report: HoleReport) -> list[tuple[int, int]]:
+    """The holes and the tail not fetched yet: everything ``ensure`` fetches."""
+    ranges = list(report.holes)
+    if report.unfetched is not None:
+        ranges.append(report.unfetched)
+    return sorted(ranges)
+
+
+def _page_limit(key: DatasetKey) -> int:
+    from dccd_core.sources.registry import source_class
+
+    cls, _native = source_class(key.exchange)
+    capability = getattr(cls, "capability", None)
+    feature = capability.feature(key.data_type) if capability is not None else None
+    return feature.page_limit if feature is not None and feature.page_limit else _DEFAULT_PAGE_LIMIT
+
+
+def _stored_trade_rate(store: Store, key: DatasetKey) -> float | None:
+    """Trades per second over the ranges fetched so far, or None when unknown."""
+    if not store.has(key):
+        return None
+    covered_ns = sum(end - start for start, end in store.coverage(key))
+    rows = store.info(key).rows
+    if covered_ns <= 0 or rows <= 0:
+        return None
+    return rows / (covered_ns / 1e9)
+
+
+def estimate_requests(
+    key: DatasetKey,
+    ranges: list[tuple[int, int]],
+    *,
+    store: Store | None = None,
+    page_limit: int | None = None,
+    now_ts: int | None = None,
+) -> FetchEstimate:
+    """The data requests a backfill of ``ranges`` takes (the symbol check aside).
+
+    Candles: exactly one per page window (``page_limit`` bars). Trades: one per page of
+    the rate stored so far (``DEFAULT_TRADES_PER_S`` when nothing is stored), at least
+    one per range; a rough figure, since trade rates swing by orders of magnitude.
+    """
+    if key.data_type is DataType.BOOK:
+        raise ConfigError(f"{key}: order books have no history to fetch; read what is stored")
+    limit = page_limit or _page_limit(key)
+    now = now_ns() if now_ts is None else now_ts
+    if key.span is not None:
+        from dccd_core.transport.paginate import candle_windows
+
+        horizon = settled_until(key, now)
+        count = sum(
+            len(candle_windows(a, min(b, horizon), key.span, limit))
+            for a, b in ranges
+            if min(b, horizon) > a
+        )
+        note = f"{count} page(s) of up to {limit} {key.span} candles"
+        return FetchEstimate(count, tuple(ranges), False, note)
+    rate = _stored_trade_rate(store, key) if store is not None else None
+    basis = "the trade rate stored so far" if rate is not None else "no trades stored yet"
+    rate = rate if rate is not None else DEFAULT_TRADES_PER_S
+    count = sum(max(1, math.ceil(rate * (b - a) / 1e9 / limit)) for a, b in ranges)
+    note = (
+        f"a rough estimate for trades: {rate:,.2f} trades/s ({basis}), {limit} per page; "
+        "the real count can differ a lot"
+    )
+    return FetchEstimate(count, tuple(ranges), True, note)
+
+
+def _too_large(key: DatasetKey, estimate: FetchEstimate, max_fetch: int) -> FetchTooLarge:
+    a, b = estimate.ranges[0][0], estimate.ranges[-1][1]
+    return FetchTooLarge(
+        f"{key}: fetching the {len(estimate.ranges)} missing range(s) between "
+        f"{iso_datetime(a)} and {iso_datetime(b)} needs about {estimate.requests} requests "
+        f"({estimate.note}), more than max_fetch={max_fetch}; narrow the window, raise "
+        "max_fetch, or run `dccd backfill` for it"
+    )
+
+
+# -- the ensure lock ---------------------------------------------------------------------
+
+_guard = threading.Lock()
+_locks: dict[str, tuple[threading.Lock, FileLock]] = {}
+
+
+def _ensure_lock_path(store: Store, key: DatasetKey) -> Path:
+    path = lock_path(store.root, key)
+    return path.with_name(path.stem + ".ensure.lock")
+
+
+class _EnsureLock:
+    """Process-wide thread lock + file lock of one dataset; acquired and released from
+    any thread (plain ``Lock``, ``FileLock(thread_local=False)``), so an async caller
+    can wait for it in a worker thread without blocking its event loop."""
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        name = os.fspath(path.absolute())
+        with _guard:
+            pair = _locks.get(name)
+            if pair is None:
+                pair = (threading.Lock(), FileLock(name, thread_local=False))
+                _locks[name] = pair
+        self.path = path
+        self.thread_lock, self.file_lock = pair
+        self.timeout_s = timeout_s
+
+    def acquire(self) -> None:
+        if not self.thread_lock.acquire(timeout=self.timeout_s):
+            raise StoreError(
+                f"timed out after {self.timeout_s:g}s waiting for {self.path}: another "
+                "ensure of this dataset is still fetching (this process)"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file_lock.acquire(timeout=self.timeout_s)
+        except Timeout:
+            self.thread_lock.release()
+            raise StoreError(
+                f"timed out after {self.timeout_s:g}s waiting for {self.path}: another "
+                "process is fetching this dataset"
+            ) from None
+        except BaseException:
+            self.thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self.file_lock.release()
+        finally:
+            self.thread_lock.release()
+
+    async def acquire_async(self) -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(self.acquire))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # cancelled while a worker thread waits: release as soon as it gets the lock
+            def undo(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self.release()
+
+            task.add_done_callback(undo)
+            raise
+
+
+# -- the verb --------------------------------------------------------------------------
+
+
+def _store_of(store: Store | None, root: str | os.PathLike[str] | None) -> Store:
+    if store is not None and root is not None:
+        raise ConfigError("give either store or root, not both")
+    return store if store is not None else Store(root)
+
+
+async def ensure_async(
+    exchange: str,
+    symbol: str,
+    data_type: str,
+    span: str | None = None,
+    *,
+    start: TimeLike,
+    end: TimeLike | None = None,
+    max_fetch: int | None = None,
+    store: Store | None = None,
+    root: str | os.PathLike[str] | None = None,
+    source: Source | None = None,
+    lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
+) -> pl.DataFrame:
+    """The rows of ``[start, end)`` (``end``: now), fetching only the missing ranges first.
+
+    See the module docstring. ``source``: a ready source to fetch with (the caller
+    closes it); default: built from the registry when a fetch is needed, then closed.
+    """
+    key = DatasetKey.of(exchange, symbol, data_type, span)
+    if key.data_type is DataType.BOOK:
+        raise ConfigError(f"{key}: order books have no history to ensure; use dccd read")
+    if max_fetch is not None and max_fetch < 0:
+        raise ConfigError(f"max_fetch must be >= 0, got {max_fetch}")
+    store = _store_of(store, root)
+    now = now_ns()
+    start_ts, end_ts = resolve_range(start, end if end is not None else now)
+    assert start_ts is not None and end_ts is not None
+    end_ts = min(end_ts, now)
+    if end_ts <= start_ts:
+        return store.read(key, start_ts, max(start_ts, end_ts))
+    if store.has(key) and not missing_ranges(store.hole_report(key, start_ts, end_ts)):
+        return store.read(key, start_ts, end_ts)  # complete already: no lock, no request
+
+    lock = _EnsureLock(_ensure_lock_path(store, key), lock_timeout_s)
+    await lock.acquire_async()
+    try:
+        # under the lock: a concurrent ensure may have fetched part of it meanwhile
+        now = now_ns()
+        ranges = missing_ranges(store.hole_report(key, start_ts, end_ts, now_ts=now))
+        if ranges:
+            if max_fetch is not None:
+                estimate = estimate_requests(key, ranges, store=store, now_ts=now)
+                if estimate.requests > max_fetch:
+                    raise _too_large(key, estimate, max_fetch)
+            await _fetch(key, ranges, store, source)
+    finally:
+        lock.release()
+    return store.read(key, start_ts, end_ts)
+
+
+async def _fetch(
+    key: DatasetKey, ranges: list[tuple[int, int]], store: Store, source: Source | None
+) -> None:
+    own = source is None
+    if source is None:
+        from dccd_core.sources.registry import build_source
+
+        source = build_source(key.exchange)
+    try:
+        for a, b in ranges:  # one source: one limiter, one symbol check (cached)
+            await backfill(key, start=a, end=b, store=store, source=source)
+    finally:
+        if own:
+            from dccd_core.sources.registry import aclose_source
+
+            await aclose_source(source)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code, also where an event loop is already
+    running (a notebook): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def ensure(
+    exchange: str,
+    symbol: str,
+    data_type: str,
+    span: str | None = None,
+    *,
+    start: TimeLike,
+    end: TimeLike | None = None,
+    max_fetch: int | None = None,
+    store: Store | None = None,
+    root: str | os.PathLike[str] | None = None,
+    source: Source | None = None,
+    lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
+) -> pl.DataFrame:
+    """The synchronous ``ensure_async``: the window's rows, missing ranges fetched first.
+
+    It runs its own event loop (in a thread of its own when called from a running loop,
+    e.g. a notebook), so a ``source`` given here must not be bound to another loop;
+    async code passes its source to ``ensure_async`` instead.
+    """
+    return run_sync(
+        ensure_async(
+            exchange,
+            symbol,
+            data_type,
+            span,
+            start=start,
+            end=end,
+            max_fetch=max_fetch,
+            store=store,
+            root=root,
+            source=source,
+            lock_timeout_s=lock_timeout_s,
+        )
+    )
