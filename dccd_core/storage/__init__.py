@@ -1,15 +1,18 @@
 """The Parquet store: layout, atomic merge-writes, reads, inventory and coverage."""
 
+from .commit import Committer, StoreWriter
 from .coverage import Coverage, HoleReport, find_holes, settled_until
 from .layout import dataset_dir, list_datasets, period_bounds, period_of, periods_between
 from .results import DatasetInfo, WriteResult
+from .segments import SegmentPolicy
 from .store import Store, resolve_range
-from .writer import StoreWriter
 
 __all__ = [
+    "Committer",
     "Coverage",
     "DatasetInfo",
     "HoleReport",
+    "SegmentPolicy",
     "Store",
     "StoreWriter",
     "WriteResult",
