@@ -298,7 +298,7 @@ def load_or_rebuild_coverage(root: Path, key: DatasetKey) -> tuple[Coverage, boo
     # import, a first stream flush): INFO. A corrupt one was already warned about.
     logger.log(
         logging.WARNING if path.exists() else logging.INFO,
-        "coverage record of %s is %s; rebuilt from %d file(s) "
+        "coverage record of %s is %s; rebuilt from %d period file(s) "
         "(approximate: see dccd_core.storage.coverage)",
         key,
         "unreadable" if path.exists() else "missing",
