@@ -16,9 +16,9 @@ real keys, so it costs time, never a row.
 
 **When a segment, when a rewrite** (``SegmentPolicy``): periods below
 ``min_base_rows`` stored rows, closed periods (ended ``close_after_s`` ago), and
-commits whose rows exceed ``1/rewrite_ratio`` of the stored rows, are merge-rewrites (cheap, or amortised over
-many rows). Anything else appends a segment, whose cost depends on the commit, not
-on the period's size.
+commits whose rows exceed ``1/rewrite_ratio`` of the stored rows, are merge-rewrites
+(cheap, or amortised over many rows). Anything else appends a segment, whose cost
+depends on the commit, not on the period's size.
 
 **Bounded files per partition.** Segments of about the same size (the same power of
 ``fanout`` rows) are merged into one once ``fanout`` of them exist; all segments are
@@ -29,20 +29,21 @@ doubles each time and the total rewrite cost stays linear), when there are more 
 **Crash safety of a compaction** (sources -> target, e.g. segments -> base):
 
 1. the merged content is written to a hidden file ``.{target}.new-{tx}`` and fsynced;
-2. a journal ``.{target}.compact-{tx}.json`` naming the sources is written atomically;
-3. each source is renamed to a hidden name ``.{source}.absorbed-{tx}``;
-4. the hidden new file is renamed over ``target`` (``os.replace``, atomic);
-5. the absorbed sources, then the journal, are deleted.
+2. a journal ``.{target}.compact-{tx}.json`` naming the sources is written and fsynced,
+   then the folder (both entries durable);
+3. each source is renamed to a hidden name ``.{source}.absorbed-{tx}``; folder fsync;
+4. the hidden new file is renamed over ``target`` (``os.replace``, atomic); folder fsync;
+5. the journal is deleted, then (off the commit's path) the absorbed copies.
 
 No name that a glob reads ever holds a row that another such name holds: before
 step 4 the new content is hidden; after it the sources are. A crash before step 2
-leaves an orphan hidden file (deleted on recovery); after it, the journal lets the
-next writer (which runs ``recover`` under the dataset lock before anything else)
-finish steps 3-5. Between steps 3 and 4 (two renames, microseconds apart in a live
-run) a glob reader misses the sources' rows: never a duplicate, and after a crash
-there, the rows are in the hidden files until recovery restores them; ``Store``
-reads run that recovery first whenever a journal is present. Hidden names never end
-in ``.parquet``.
+leaves an orphan hidden file; after it, the journal lets the next writer (which runs
+``recover`` under the dataset lock before anything else) finish steps 3-5; absorbed
+copies without a journal are garbage (the journal goes only once the target holds
+their rows). Between steps 3 and 4 (a few renames and one fsync in a live run) a glob
+reader misses the sources' rows: never a duplicate, and after a crash there the rows
+wait in the hidden copies until recovery restores them; ``Store`` reads run that
+recovery first whenever a journal is present. Hidden names never end in ``.parquet``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ import polars as pl
 
 from dccd_core.domain import ConfigError, DatasetKey, StoreError, natural_key, now_ns
 
-from .files import atomic_write, fsync_dir, read_footer, read_period_frame, write_parquet_atomic
+from .files import fsync_dir, fsync_file, read_footer, read_period_frame, write_parquet_atomic
 from .frames import merge_rows, sort_columns, storage_schema
 from .layout import SEGMENT_MARK, PeriodFile, list_period_files, period_bounds, period_path
 from .results import WriteResult
@@ -93,7 +94,7 @@ CRASH_POINTS = (
     "journal_written",
     "source_hidden",
     "target_replaced",
-    "source_deleted",
+    "journal_deleted",
 )
 
 
@@ -235,10 +236,10 @@ def _replace_files(
     folder: Path, sources: Sequence[str], target: str, write: Callable[[Path], None]
 ) -> None:
     """Replace the visible files ``sources`` (``target`` may be one) by ``target``;
-    ``write(path)`` writes the new content durably to ``path``."""
+    ``write(path)`` writes the new content to ``path`` and fsyncs it."""
     tx = secrets.token_hex(4)
     new = folder / f".{target}{_NEW}{tx}"
-    write(new)  # durable (temp, fsync, rename) and hidden
+    write(new)  # hidden: a crash now leaves an orphan that recovery deletes
     _crash_point("new_written")
     journal = {
         "target": target,
@@ -246,11 +247,10 @@ def _replace_files(
         "tx": tx,
         "sources": [s for s in sources if s != target],
     }
-    payload = json.dumps(journal)
-    def write_journal(path: Path) -> None:
-        path.write_text(payload, encoding="utf-8")
-
-    atomic_write(_journal_path(folder, target, tx), write_journal)
+    path = _journal_path(folder, target, tx)
+    path.write_text(json.dumps(journal), encoding="utf-8")
+    fsync_file(path)
+    fsync_dir(folder)  # the new file and the journal are durable before any source hides
     _crash_point("journal_written")
     _finish(folder, journal)
 
@@ -265,33 +265,39 @@ def _finish(folder: Path, journal: Mapping[str, object]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(folder / name, folder / f".{name}{_ABSORBED}{tx}")
                 _crash_point("source_hidden")
-        fsync_dir(folder)
+        fsync_dir(folder)  # hidden for good before the new content appears
         os.replace(new, folder / target)
         fsync_dir(folder)
         _crash_point("target_replaced")
-    for name in sources:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(folder / f".{name}{_ABSORBED}{tx}")
-            _crash_point("source_deleted")
-    fsync_dir(folder)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_journal_path(folder, target, tx))
-    fsync_dir(folder)
+    _crash_point("journal_deleted")
+    # Absorbed copies are garbage once the journal is gone (it is deleted only after
+    # the target holds their rows): delete them off the commit's path.
+    absorbed = [folder / f".{name}{_ABSORBED}{tx}" for name in sources]
+    threading.Thread(target=_unlink_all, args=(absorbed,), daemon=True).start()
+
+
+def _unlink_all(paths: Sequence[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _is_journal(name: str) -> bool:
+    return name.startswith(".") and _JOURNAL in name and name.endswith(_JOURNAL_END)
 
 
 def has_pending_compaction(folder: Path) -> bool:
     """Whether a compaction journal is in ``folder`` (one is running, or one crashed)."""
     try:
-        return any(
-            e.name.startswith(".") and _JOURNAL in e.name and e.name.endswith(_JOURNAL_END)
-            for e in os.scandir(folder)
-        )
+        return any(_is_journal(e.name) for e in os.scandir(folder))
     except FileNotFoundError:
         return False
 
 
 def recover(folder: Path) -> int:
-    """Finish interrupted compactions and drop orphans; call under the dataset lock.
+    """Finish interrupted compactions and drop leftovers; call under the dataset lock.
 
     Returns how many compactions were finished.
     """
@@ -300,22 +306,29 @@ def recover(folder: Path) -> int:
     except FileNotFoundError:
         return 0
     finished = 0
-    for name in sorted(names):
-        if name.startswith(".") and _JOURNAL in name and name.endswith(_JOURNAL_END):
-            try:
-                journal = json.loads((folder / name).read_text())
-            except (OSError, ValueError) as exc:
+    for name in sorted(n for n in names if _is_journal(n)):
+        tx = name[name.rindex(_JOURNAL) + len(_JOURNAL) : -len(_JOURNAL_END)]
+        try:
+            journal = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            if any(n.endswith(f"{_ABSORBED}{tx}") for n in names):
                 raise StoreError(
-                    f"unreadable compaction journal {folder / name}: {exc}; move it away "
-                    "and restore the files it names from their '.absorbed-' copies"
+                    f"unreadable compaction journal {folder / name}: {exc}; restore the "
+                    f"files ending in '{_ABSORBED}{tx}' to their visible names (drop the "
+                    "leading '.' and that suffix), then delete the journal"
                 ) from exc
-            _finish(folder, journal)
-            logger.warning(
-                "finished an interrupted compaction of %s in %s", journal.get("target"), folder
-            )
-            finished += 1
-    for name in names:  # new content written before its journal: never visible, drop it
-        if name.startswith(".") and _NEW in name and (folder / name).exists():
+            # Cut off while being written: no source was hidden yet, nothing to finish.
+            (folder / name).unlink()
+            continue
+        _finish(folder, journal)
+        logger.warning(
+            "finished an interrupted compaction of %s in %s", journal.get("target"), folder
+        )
+        finished += 1
+    for name in names:
+        # New content whose journal was never written, and absorbed copies (every
+        # journal is finished by now, so the targets hold their rows): never visible.
+        if name.startswith(".") and (_NEW in name or _ABSORBED in name):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(folder / name)
     return finished
@@ -367,7 +380,7 @@ def _rewrite(
             base.parent,
             segments,
             base.name,
-            lambda tmp: write_parquet_atomic(tmp, merged, schema, metadata),
+            lambda tmp: write_parquet_atomic(tmp, merged, schema, metadata, atomic=False),
         )
     return merged, before
 
@@ -402,7 +415,7 @@ def _merge_segments(
         target.parent,
         [f.path.name for f in group],
         target.name,
-        lambda tmp: write_parquet_atomic(tmp, frame, schema, metadata),
+        lambda tmp: write_parquet_atomic(tmp, frame, schema, metadata, atomic=False),
     )
     for f in group:
         del state.rows[f.path.name]
@@ -447,7 +460,8 @@ def commit_period(
     ):
         return _full_rewrite(root, key, period, files, None, new, metadata, cache, policy)
     key_cols = natural_key(key.data_type)
-    new = new.unique(subset=list(key_cols), keep="last", maintain_order=True)
+    if new.select(pl.struct(key_cols).n_unique()).item() != new.height:
+        new = new.unique(subset=list(key_cols), keep="last", maintain_order=True)
     old: pl.DataFrame | None = None
     if state is None:
         old, rows = _read_all(files)
