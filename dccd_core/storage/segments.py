@@ -138,6 +138,10 @@ class _KeyIndex:
         order = np.argsort(keys, kind="stable")
         self.runs: list[tuple[np.ndarray, np.ndarray]] = [(keys[order], rows[order])]
 
+    @property
+    def size(self) -> int:
+        return sum(len(k) for k, _ in self.runs)
+
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``found`` mask and the stored row hash of each key (0 where not found)."""
         found = np.zeros(len(keys), dtype=bool)
@@ -172,11 +176,14 @@ class PeriodIndexCache:
     """The stored-key index of recently written periods (LRU, thread-safe).
 
     An entry is valid only while the period's files are exactly as this process left
-    them (name, inode, mtime, size): a write by another process rebuilds it.
+    them (name, inode, mtime, size): a write by another process rebuilds it. Bounded by
+    ``capacity`` periods and ``max_keys`` indexed keys (16 bytes each: the default is
+    about 640 MB, e.g. ten pairs at 3M trades a day, with room for yesterday's).
     """
 
-    def __init__(self, capacity: int = 8) -> None:
+    def __init__(self, capacity: int = 256, max_keys: int = 40_000_000) -> None:
         self.capacity = capacity
+        self.max_keys = max_keys
         self._entries: OrderedDict[tuple[Path, str], _PeriodState] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -195,7 +202,10 @@ class PeriodIndexCache:
                 return
             self._entries[(folder, period)] = state
             self._entries.move_to_end((folder, period))
-            while len(self._entries) > self.capacity:
+            while len(self._entries) > 1 and (
+                len(self._entries) > self.capacity
+                or sum(e.index.size for e in self._entries.values()) > self.max_keys
+            ):
                 self._entries.popitem(last=False)
 
 
