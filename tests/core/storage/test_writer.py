@@ -123,3 +123,19 @@ def test_write_result_addition() -> None:
     b = WriteResult(3, 3, (Path("y"), Path("z")))
     assert a + b == WriteResult(5, 4, (Path("x"), Path("y"), Path("z")))
     assert sum([a, b], WriteResult()) == a + b
+
+
+def test_coverage_is_recorded_only_once_the_rows_before_it_are_committed(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    day = ns("2024-01-01")
+    writer = store.writer(TRADES, commit_rows=10**9, commit_seconds=1e9)
+    writer.add(trades(["1"], [day + 5]))
+    writer.cover(day, day + DAY)
+    assert store.coverage(TRADES).ranges == ()  # the row is not durable yet: no claim
+    writer.flush()
+    assert store.coverage(TRADES).ranges == ((day, day + DAY),)
+    writer.cover(day + DAY, day + 2 * DAY)  # nothing buffered: recorded at once
+    assert store.coverage(TRADES).ranges == ((day, day + 2 * DAY),)
+    writer.close()
