@@ -16,6 +16,9 @@ Two modes:
 * ``day``: every flush of the whole day (86,400 at 1 s), from an empty day; reports
   p50/p99 per 6-hour block and the measured total CPU. ``--rows-per-day`` scales it.
 
+Each dataset starts with ``--history-days`` (365) small files of earlier days, as a
+dataset that has been collected for a year has.
+
 ``--pairs 10`` adds the ten-pairs check: each tick writes one flush of every pair in
 turn (as the stream's single flush thread does); lag = 1 s of buffering + the time the
 tick's writes take, p99 over the window (target < 2 s).
@@ -69,6 +72,22 @@ def trades_between(pair: Pair, start_ns: int, end_ns: int, rate_per_s: float) ->
     )
 
 
+def add_history(store: Store, pair: Pair, days: int) -> None:
+    """One small file per earlier day (a dataset with a history has many files)."""
+    if days:
+        ts = DAY0 - np.arange(days, 0, -1, dtype=np.int64) * DAY_NS
+        frame = pl.DataFrame(
+            {
+                "ts": ts,
+                "trade_id": [f"h{i}" for i in range(days)],
+                "price": np.ones(days),
+                "amount": np.ones(days),
+                "side": ["buy"] * days,
+            }
+        )
+        store.write(pair.key, frame)
+
+
 def flush(store: Store, pair: Pair, frame: pl.DataFrame) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.thread_time()
     store.write(pair.key, frame, provenance={"source": "binance", "transport": "ws"})
@@ -112,7 +131,8 @@ def run_windows(args: argparse.Namespace) -> None:
             store = Store(tmp)
             pairs = make_pairs(args.pairs)
             at = DAY0 + int(hour * 3600 * 1e9)
-            for pair in pairs:  # the day so far, as one backfill commit
+            for pair in pairs:  # history, then the day so far, as backfill commits
+                add_history(store, pair, args.history_days)
                 if at > DAY0:
                     store.write(pair.key, trades_between(pair, DAY0, at, rate))
             walls: list[float] = []
@@ -150,6 +170,7 @@ def run_day(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
         pair = make_pairs(1)[0]
+        add_history(store, pair, args.history_days)
         blocks: dict[int, list[float]] = {}
         cpu_total = 0.0
         started = time.perf_counter()
@@ -182,6 +203,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, nargs="+", default=[0.0, 12.0, 23.5])
     parser.add_argument("--window-min", type=float, default=5.0)
     parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument(
+        "--history-days", type=int, default=365, help="earlier day files in each dataset"
+    )
     args = parser.parse_args()
     import dccd_core
 

@@ -111,10 +111,13 @@ def locked_dataset(root: Path, key: DatasetKey) -> Iterator[Path]:
     folder = dataset_dir(root, key)
     with dataset_lock(lock_path(root, key)):
         ensure_dir(folder)
-        removed = clean_stale_temps(folder)
-        if removed:
-            logger.info("removed %d stale temp file(s) in %s", removed, folder)
-        recover(folder)
+        # Every leftover (temp file, journal, hidden copy) has a name starting with ".":
+        # one listing tells whether there is anything to clean up.
+        if any(entry.name.startswith(".") for entry in os.scandir(folder)):
+            removed = clean_stale_temps(folder)
+            if removed:
+                logger.info("removed %d stale temp file(s) in %s", removed, folder)
+            recover(folder)
         yield folder
 
 
@@ -277,7 +280,7 @@ def compact_closed(
 ) -> int:
     """Merge the segments of every closed period into its base; caller holds the lock."""
     limit = (now_ns() if now is None else now) - int(policy.close_after_s * 1e9)
-    periods = sorted({f.period for f in list_period_files(root, key) if f.segment is not None})
+    periods = sorted({f.period for f in list_period_files(root, key, segments_only=True)})
     done = 0
     for period in periods:
         if period_bounds(key, period)[1] <= limit:

@@ -214,9 +214,20 @@ def lock_path(root: str | os.PathLike[str], key: DatasetKey) -> Path:
     return Path(root) / LOCK_DIR / f"{name}.lock"
 
 
-def list_period_files(root: str | os.PathLike[str], key: DatasetKey) -> list[PeriodFile]:
+def list_period_files(
+    root: str | os.PathLike[str],
+    key: DatasetKey,
+    *,
+    period: str | None = None,
+    segments_only: bool = False,
+) -> list[PeriodFile]:
     """The data files of a dataset, oldest period first, each period's base file before
-    its segments (in id order). Temp, hidden and foreign files are skipped."""
+    its segments (in id order). Temp, hidden and foreign files are skipped.
+
+    ``period`` keeps only that period's files, ``segments_only`` only segments: both
+    filter names before parsing them (a stream flush lists its day's files among years
+    of others).
+    """
     folder = dataset_dir(root, key)
     pattern = _FILE_RE[period_kind(key)]
     try:
@@ -224,10 +235,14 @@ def list_period_files(root: str | os.PathLike[str], key: DatasetKey) -> list[Per
     except FileNotFoundError:
         return []
     found = []
+    prefix = f"{period}." if period is not None else ""
     for entry in entries:
-        match = pattern.match(entry.name)
+        name = entry.name
+        if not name.startswith(prefix) or (segments_only and SEGMENT_MARK not in name):
+            continue
+        match = pattern.match(name)
         if match and entry.is_file():
-            found.append(PeriodFile(match["period"], Path(entry.path), match["segment"]))
+            found.append(PeriodFile(match["period"], folder / name, match["segment"]))
     found.sort(key=lambda f: (f.period, f.segment or ""))
     return found
 

@@ -221,7 +221,7 @@ def _signature(files: Sequence[PeriodFile]) -> tuple[tuple[str, int, int, int], 
 
 
 def _period_files(root: Path, key: DatasetKey, period: str) -> list[PeriodFile]:
-    return [f for f in list_period_files(root, key) if f.period == period]
+    return list_period_files(root, key, period=period)
 
 
 def _new_segment_id(taken: Sequence[PeriodFile]) -> str:

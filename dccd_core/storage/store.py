@@ -159,7 +159,7 @@ class Store:
             if closed_only:
                 return compact_closed(self.root, key, metadata, self._index_cache, self.segments)
             periods = sorted(
-                {f.period for f in list_period_files(self.root, key) if f.segment is not None}
+                {f.period for f in list_period_files(self.root, key, segments_only=True)}
             )
             return sum(
                 compact_period(self.root, key, p, metadata, self._index_cache) for p in periods
