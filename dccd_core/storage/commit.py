@@ -231,7 +231,7 @@ class Committer:
                     done += step
                     self._result += step
                 if periods:
-                    compact_closed(self.root, self.key, metadata, self._cache, self._policy)
+                    compact_closed(self.root, self.key, None, self._cache, self._policy)
                 if self._cover and not self._sizes:
                     record_coverage_locked(self.root, self.key, self._cover)
                     self._cover = []
@@ -272,7 +272,7 @@ StoreWriter = Committer
 def compact_closed(
     root: Path,
     key: DatasetKey,
-    metadata: Mapping[str, str],
+    metadata: Mapping[str, str] | None,
     cache: PeriodIndexCache,
     policy: SegmentPolicy,
     *,

@@ -59,6 +59,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -549,13 +550,23 @@ def compact_period(
     root: Path,
     key: DatasetKey,
     period: str,
-    metadata: Mapping[str, str],
+    metadata: Mapping[str, str] | None,
     cache: PeriodIndexCache,
 ) -> bool:
-    """Merge the period's segments into its base; caller holds the lock. True if any."""
+    """Merge the period's segments into its base; caller holds the lock. True if any.
+
+    ``metadata=None`` keeps the provenance of the newest file (a segment's, else the
+    period file's), with ``compacted_at`` added.
+    """
     files = _period_files(root, key, period)
     if not any(f.segment is not None for f in files):
         return False
+    if metadata is None:
+        raw = read_footer(files[-1].path).metadata or {}
+        metadata = {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
+        metadata["compacted_at"] = (
+            datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        )
     folder = period_path(root, key, period).parent
     cache.put(folder, period, None)
     _rewrite(root, key, period, files, None, None, metadata)

@@ -33,7 +33,6 @@ from dccd_core.domain import (
 
 from .commit import (
     Committer,
-    build_provenance,
     compact_closed,
     dccd_version,
     load_or_rebuild_coverage,
@@ -154,24 +153,18 @@ class Store:
     def compact(self, key: DatasetKey, *, closed_only: bool = False) -> int:
         """Merge every period's segments into its period file (only closed periods
         with ``closed_only``); returns how many periods were compacted."""
-        metadata = build_provenance({"source": "compaction", "transport": "local"})
-        with self._locked(key):
+        with self._locked(key):  # each period keeps its newest file's provenance
             if closed_only:
-                return compact_closed(self.root, key, metadata, self._index_cache, self.segments)
+                return compact_closed(self.root, key, None, self._index_cache, self.segments)
             periods = sorted(
                 {f.period for f in list_period_files(self.root, key, segments_only=True)}
             )
-            return sum(
-                compact_period(self.root, key, p, metadata, self._index_cache) for p in periods
-            )
+            return sum(compact_period(self.root, key, p, None, self._index_cache) for p in periods)
 
     @contextmanager
     def _locked(self, key: DatasetKey) -> Iterator[Path]:
         with locked_dataset(self.root, key) as folder:
             yield folder
-
-    def _provenance(self, provenance: Mapping[str, str] | None) -> dict[str, str]:
-        return build_provenance(provenance)
 
     # -- reading -----------------------------------------------------------------
 

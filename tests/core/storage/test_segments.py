@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -133,6 +134,17 @@ def test_files_per_period_stay_bounded_and_compaction_empties_them(tmp_path: Pat
     assert store.compact(TRADES) == 1
     assert [f.segment for f in list_period_files(tmp_path, TRADES)] == [None]
     assert len(as_map(glob_read(tmp_path, TRADES))) == 700
+
+
+def test_compaction_keeps_the_provenance_of_what_was_written(tmp_path: Path) -> None:
+    store = Store(tmp_path, segments=POLICY)
+    stream = {"source": "binance", "transport": "ws"}
+    store.write(TRADES, trade_rows(list(range(20))), provenance=stream)
+    store.write(TRADES, trade_rows([20]), provenance=stream)
+    store.compact(TRADES)
+    meta = pq.read_schema(period_path(tmp_path, TRADES, "2024-02-29")).metadata
+    assert meta[b"source"] == b"binance" and meta[b"transport"] == b"ws"
+    assert b"compacted_at" in meta and b"written_at" in meta
 
 
 def test_a_closed_period_is_compacted_by_the_next_commit(tmp_path: Path) -> None:
