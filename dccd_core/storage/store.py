@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,31 +208,47 @@ class Store:
     ) -> pl.DataFrame:
         """Rows with ``start <= ts < end`` sorted by ts, exact schema even when empty."""
         start_ts, end_ts = resolve_range(start, end)
-        for attempt in range(_READ_ATTEMPTS):
-            files = self._files_in(key, start_ts, end_ts)
-            if not files:
-                return empty_frame(key.data_type)
-            before = _identity(files)
-            try:
-                frame = self._lazy(key, files, start_ts, end_ts).collect()
-            except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
-                if _identity(files) != before or any(not f.path.exists() for f in files):
-                    continue  # a compaction replaced files meanwhile: read again
-                for period_file in files:  # name the culprit with the usual message
-                    read_period_frame(period_file.path)
-                raise StoreError(f"could not read {key}: {exc}") from exc
-            # A compaction between listing and reading could show a row twice or not
-            # at all: the read counts only if the files it listed did not change.
-            if (
-                _identity(files) == before
-                and _identity(self._files_in(key, start_ts, end_ts)) == before
-            ):
+        folder = dataset_dir(self.root, key)
+        for _ in range(_READ_ATTEMPTS - 1):
+            frame = self._read_once(key, start_ts, end_ts)
+            # A compaction overlapping the read could hide rows from its listing or
+            # replace a file it read: the read counts only if no compaction was under
+            # way when it ended (the hidden copies and the journal live through the
+            # whole window) and every file it read is still the same file.
+            if frame is not None and not has_pending_compaction(folder):
                 return frame
-            time.sleep(0.01 * (attempt + 1))
-        raise StoreError(
-            f"could not read {key}: its files kept changing (compactions) during "
-            f"{_READ_ATTEMPTS} attempts; retry"
-        )
+        try:
+            with self._locked(key):  # compactions keep overlapping: hold them off
+                frame = self._read_once(key, start_ts, end_ts)
+        except OSError as exc:  # a read-only lake with a crashed compaction in it
+            logger.warning(
+                "reading %s without its lock (%s): rows of an interrupted "
+                "compaction stay hidden until a writer finishes it",
+                key,
+                exc,
+            )
+            frame = self._read_once(key, start_ts, end_ts)
+        if frame is None:
+            raise StoreError(f"could not read {key}: its files changed while it was read")
+        return frame
+
+    def _read_once(
+        self, key: DatasetKey, start_ts: int | None, end_ts: int | None
+    ) -> pl.DataFrame | None:
+        """One read, or None when a file it listed changed meanwhile (read again)."""
+        files = self._files_in(key, start_ts, end_ts)
+        if not files:
+            return empty_frame(key.data_type)
+        before = _identity(files)
+        try:
+            frame = self._lazy(key, files, start_ts, end_ts).collect()
+        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+            if _identity(files) != before:
+                return None  # a compaction replaced or hid a file meanwhile
+            for period_file in files:  # name the culprit with the usual message
+                read_period_frame(period_file.path)
+            raise StoreError(f"could not read {key}: {exc}") from exc
+        return frame if _identity(files) == before else None
 
     def scan(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None

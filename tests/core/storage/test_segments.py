@@ -318,3 +318,39 @@ def test_any_interleaving_with_crashes_equals_one_merge_of_everything(
         for period in {f.period for f in list_period_files(root, TRADES)}:
             count = sum(f.period == period for f in list_period_files(root, TRADES))
             assert count <= PROP_POLICY.max_segments + 1
+
+
+def test_reads_during_live_flushes_and_compactions_never_see_a_row_twice_or_lose_one(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    writer = Store(tmp_path, segments=POLICY)
+    writer.write(TRADES, trade_rows(list(range(20))))
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def flush_forever() -> None:
+        try:
+            for flush in range(150):
+                writer.write(TRADES, trade_rows([20 + 2 * flush, 21 + 2 * flush]))
+                if flush % 25 == 24:
+                    writer.compact(TRADES)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=flush_forever)
+    thread.start()
+    reader = Store(tmp_path, segments=POLICY)
+    seen: set[str] = set()
+    reads = 0
+    while not done.is_set():
+        now = set(as_map(reader.read(TRADES)))  # as_map: no key twice
+        assert seen <= now, f"a read lost {len(seen - now)} rows an earlier read had"
+        seen = now
+        reads += 1
+    thread.join()
+    assert not errors and reads > 5
+    assert len(as_map(reader.read(TRADES))) == 320
