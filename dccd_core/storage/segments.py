@@ -20,6 +20,11 @@ commits whose rows exceed ``1/rewrite_ratio`` of the stored rows, are merge-rewr
 (cheap, or amortised over many rows). Anything else appends a segment, whose cost
 depends on the commit, not on the period's size.
 
+**The open segment.** The newest segment takes the next small commits until it holds
+``open_segment_rows``: it is rewritten whole under its own name (``os.replace``, so a
+reader sees it before or after, each row once). A flush costs one small file either way,
+and a minute of flushes makes one segment, so merges of segments stay rare.
+
 **Bounded files per partition.** Segments of about the same size (the same power of
 ``fanout`` rows) are merged into one once ``fanout`` of them exist; all segments are
 merged into the base once they hold as many rows as the base (so the base at least
@@ -111,11 +116,20 @@ class SegmentPolicy:
     rewrite_ratio: int = 4
     fanout: int = 8
     max_segments: int = 32
+    #: The newest segment takes the next commits (rewritten whole, atomically, under
+    #: its own name) until it holds this many rows: a minute of a busy pair's flushes
+    #: make one file, so merges of segments are rare. 0: every commit is a new segment.
+    open_segment_rows: int = 2_048
     #: A period whose end is this far in the past is closed: its segments are compacted.
     close_after_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.min_base_rows < 1 or self.rewrite_ratio < 1 or self.fanout < 2:
+        if (
+            self.min_base_rows < 1
+            or self.rewrite_ratio < 1
+            or self.fanout < 2
+            or self.open_segment_rows < 0
+        ):
             raise ConfigError(f"invalid segment policy {self!r}")
         if self.max_segments < self.fanout:
             raise ConfigError("max_segments must be >= fanout")
@@ -488,12 +502,18 @@ def commit_period(
     if fresh.height == 0:
         cache.put(folder, period, state)
         return WriteResult(incoming, 0, ())
-    fresh = fresh.sort(list(sort_columns(key.data_type)))
-    seg = _new_segment_id(files)
-    path = base.with_name(f"{period}{SEGMENT_MARK}{seg}.parquet")
-    write_parquet_atomic(path, fresh, storage_schema(key.data_type), metadata)
+    newest = [f for f in files if f.segment is not None][-1:]
+    if newest and state.rows[newest[0].path.name] + fresh.height <= policy.open_segment_rows:
+        # The open segment grows: same name, replaced atomically (old rows + new keys).
+        path = newest[0].path
+        fresh_all = pl.concat([read_period_frame(path), fresh], how="vertical")
+    else:
+        path = base.with_name(f"{period}{SEGMENT_MARK}{_new_segment_id(files)}.parquet")
+        fresh_all = fresh
+    fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
+    write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
     state.index.add(key_h[fresh_mask], row_h[fresh_mask])
-    state.rows[path.name] = fresh.height
+    state.rows[path.name] = fresh_all.height
     files = _period_files(root, key, period)
     segments = [f for f in files if f.segment is not None]
     seg_rows = sum(state.rows[f.path.name] for f in segments)

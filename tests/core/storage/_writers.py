@@ -69,7 +69,9 @@ def crash_writer(root: str, trial: int, log_path: str, use_writer: bool) -> None
         index += 1
 
 
-SEGMENTS = SegmentPolicy(min_base_rows=300, fanout=2, max_segments=3, close_after_s=1e12)
+SEGMENTS = SegmentPolicy(
+    min_base_rows=300, fanout=2, max_segments=3, close_after_s=1e12, open_segment_rows=60
+)
 """Tiny bounds: a few flushes already merge segments and compact into the day file."""
 
 

@@ -26,7 +26,12 @@ from .helpers import OHLC_1M, TRADES, ns, ohlc, trades
 
 #: Small bounds so a handful of rows exercises every path; periods never "close".
 POLICY = SegmentPolicy(
-    min_base_rows=6, rewrite_ratio=2, fanout=2, max_segments=4, close_after_s=1e12
+    min_base_rows=6,
+    rewrite_ratio=2,
+    fanout=2,
+    max_segments=4,
+    close_after_s=1e12,
+    open_segment_rows=0,  # each commit its own segment (the open segment: its own test)
 )
 DAY0 = ns("2024-02-29")
 DAY = 86_400 * 10**9
@@ -65,9 +70,10 @@ def glob_read(root: Path, key: DatasetKey) -> pl.DataFrame:
 
 
 def trade_rows(ids: list[int], version: float = 1.0, day: int = 0) -> pl.DataFrame:
-    """Trades ``t{i}``; a trade's ts is fixed by its id (and day), its price by version."""
+    """Trades ``t{day}-{i}``: ts and side fixed by the id (and day), price by version."""
     ts = [DAY0 + day * DAY + i * 10**9 for i in ids]
-    return trades([f"t{day}-{i}" for i in ids], ts, version)
+    rows = trades([f"t{day}-{i}" for i in ids], ts, version)
+    return rows.with_columns(side=pl.Series(["buy" if i % 2 else "sell" for i in ids]))
 
 
 def as_map(frame: pl.DataFrame) -> dict[str, float]:
@@ -99,6 +105,24 @@ def test_small_commit_into_a_large_period_appends_a_segment(tmp_path: Path) -> N
     assert as_map(glob) == as_map(store.read(TRADES))
 
 
+def test_the_newest_segment_grows_in_place_until_its_bound(tmp_path: Path) -> None:
+    policy = SegmentPolicy(min_base_rows=6, close_after_s=1e12, open_segment_rows=5)
+    store = Store(tmp_path, segments=policy)
+    store.write(TRADES, trade_rows(list(range(40))))
+    store.write(TRADES, trade_rows([40, 41]))
+    first = [f for f in list_period_files(tmp_path, TRADES) if f.segment is not None]
+    store.write(TRADES, trade_rows([41, 42, 43]))  # 2 + 2 new rows <= 5: same segment
+    again = [f for f in list_period_files(tmp_path, TRADES) if f.segment is not None]
+    assert [f.path for f in again] == [f.path for f in first]
+    assert pl.read_parquet(again[0].path)["trade_id"].to_list() == [
+        f"t0-{i}" for i in (40, 41, 42, 43)
+    ]
+    store.write(TRADES, trade_rows([44, 45]))  # past the bound: a new segment
+    segments = [f for f in list_period_files(tmp_path, TRADES) if f.segment is not None]
+    assert len(segments) == 2 and segments[0].path == first[0].path
+    assert len(as_map(glob_read(tmp_path, TRADES))) == 46
+
+
 def test_a_changed_row_is_merged_into_the_period_file_never_a_segment(tmp_path: Path) -> None:
     store = Store(tmp_path, segments=POLICY)
     store.write(TRADES, trade_rows(list(range(20))))
@@ -122,7 +146,9 @@ def test_another_process_writing_between_commits_invalidates_the_key_index(
 
 
 def test_files_per_period_stay_bounded_and_compaction_empties_them(tmp_path: Path) -> None:
-    policy = SegmentPolicy(min_base_rows=50, fanout=3, max_segments=6, close_after_s=1e12)
+    policy = SegmentPolicy(
+        min_base_rows=50, fanout=3, max_segments=6, close_after_s=1e12, open_segment_rows=5
+    )
     store = Store(tmp_path, segments=policy)
     store.write(TRADES, trade_rows(list(range(400))))
     most = 0
@@ -247,7 +273,12 @@ def test_a_crash_while_a_commit_rewrites_segments_is_finished_by_the_next_commit
 
 #: Segments on almost every small commit, merges and compactions every few commits.
 PROP_POLICY = SegmentPolicy(
-    min_base_rows=4, rewrite_ratio=1, fanout=2, max_segments=3, close_after_s=1e12
+    min_base_rows=4,
+    rewrite_ratio=1,
+    fanout=2,
+    max_segments=3,
+    close_after_s=1e12,
+    open_segment_rows=4,
 )
 _ids = st.lists(st.integers(0, 60), min_size=1, max_size=6)
 _version = st.sampled_from([1, 1, 1, 2])  # mostly re-sent unchanged, sometimes changed
