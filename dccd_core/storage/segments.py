@@ -74,7 +74,7 @@ from dccd_core.domain import ConfigError, DatasetKey, StoreError, natural_key, n
 
 from .files import fsync_dir, fsync_file, read_footer, read_period_frame, write_parquet_atomic
 from .frames import merge_rows, sort_columns, storage_schema
-from .layout import SEGMENT_MARK, PeriodFile, list_period_files, period_bounds, period_path
+from .layout import PeriodFile, list_period_files, period_bounds, period_path, segment_path
 from .results import WriteResult
 
 __all__ = [
@@ -434,7 +434,7 @@ def _merge_segments(
     frame = pl.concat([read_period_frame(f.path) for f in group], how="vertical")
     frame = frame.sort(list(sort_columns(key.data_type)))
     seg = _new_segment_id(files)
-    target = period_path(root, key, period).with_name(f"{period}{SEGMENT_MARK}{seg}.parquet")
+    target = segment_path(root, key, period, seg)
     schema = storage_schema(key.data_type)
     _replace_files(
         target.parent,
@@ -508,7 +508,7 @@ def commit_period(
         path = newest[0].path
         fresh_all = pl.concat([read_period_frame(path), fresh], how="vertical")
     else:
-        path = base.with_name(f"{period}{SEGMENT_MARK}{_new_segment_id(files)}.parquet")
+        path = segment_path(root, key, period, _new_segment_id(files))
         fresh_all = fresh
     fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
     write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
