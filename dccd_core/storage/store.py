@@ -243,8 +243,8 @@ class Store:
         try:
             frame = self._lazy(key, files, start_ts, end_ts).collect()
         except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
-            if _identity(files) != before:
-                return None  # a compaction replaced or hid a file meanwhile
+            if _identity(files) != before or any(ino == 0 for _, ino, _ in before):
+                return None  # a compaction replaced or hid a file since it was listed
             for period_file in files:  # name the culprit with the usual message
                 read_period_frame(period_file.path)
             raise StoreError(f"could not read {key}: {exc}") from exc
@@ -253,13 +253,21 @@ class Store:
     def scan(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.LazyFrame:
-        """The lazy form of ``read`` for big ranges; footers are checked now, data later."""
+        """The lazy form of ``read`` for big ranges; footers are checked now, data later
+        (a compaction between the two can make the collect fail: scan again)."""
         start_ts, end_ts = resolve_range(start, end)
-        files = self._files_in(key, start_ts, end_ts)
-        if not files:
-            return empty_frame(key.data_type).lazy()
-        for period_file in files:
-            read_footer(period_file.path)
+        for attempt in range(_READ_ATTEMPTS):
+            files = self._files_in(key, start_ts, end_ts)
+            if not files:
+                return empty_frame(key.data_type).lazy()
+            try:
+                for period_file in files:
+                    read_footer(period_file.path)
+            except FileNotFoundError:  # compacted away since it was listed
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+                continue
+            break
         return self._lazy(key, files, start_ts, end_ts)
 
     def _file_ts_range(
