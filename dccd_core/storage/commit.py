@@ -231,7 +231,10 @@ class Committer:
                     done += step
                     self._result += step
                 if periods:
-                    compact_closed(self.root, self.key, None, self._cache, self._policy)
+                    try:
+                        compact_closed(self.root, self.key, None, self._cache, self._policy)
+                    except StoreError as exc:  # housekeeping: the rows are committed
+                        logger.warning("could not compact closed periods of %s: %s", self.key, exc)
                 if self._cover and not self._sizes:
                     record_coverage_locked(self.root, self.key, self._cover)
                     self._cover = []
