@@ -112,7 +112,7 @@ def _crash_point(name: str) -> None:
 class SegmentPolicy:
     """When a commit appends a segment and when segments are compacted (module doc)."""
 
-    min_base_rows: int = 50_000
+    min_base_rows: int = 20_000
     rewrite_ratio: int = 4
     fanout: int = 8
     max_segments: int = 32
