@@ -38,6 +38,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -132,8 +133,10 @@ class DurableClock:
         self.store = store
         self.latencies_ns: list[pl.Series] = []
 
-    def write(self, key: DatasetKey, rows: pl.DataFrame) -> Any:
-        result = self.store.write(key, rows)
+    def write(
+        self, key: DatasetKey, rows: pl.DataFrame, *, provenance: Mapping[str, str]
+    ) -> Any:
+        result = self.store.write(key, rows, provenance=provenance)
         durable = time.time_ns()
         self.latencies_ns.append(durable - rows.get_column("ts"))
         return result

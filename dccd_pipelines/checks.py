@@ -146,14 +146,18 @@ def audit_frame(
 
 def _period_files(
     root: str, key: DatasetKey, start_ts: int | None, end_ts: int | None
-) -> Iterator[tuple[Any, int, int]]:
+) -> Iterator[tuple[list[Any], int, int]]:
+    """Each period in the window: its files (the period file and its segments)."""
     from dccd_core.storage.layout import list_period_files, period_bounds
 
+    by_period: dict[str, list[Any]] = {}
     for pf in list_period_files(root, key):
-        lo, hi = period_bounds(key, pf.period)
+        by_period.setdefault(pf.period, []).append(pf.path)
+    for period, paths in sorted(by_period.items()):
+        lo, hi = period_bounds(key, period)
         if (start_ts is not None and hi <= start_ts) or (end_ts is not None and lo >= end_ts):
             continue
-        yield pf.path, lo, hi
+        yield paths, lo, hi
 
 
 def audit_dataset(
@@ -167,19 +171,29 @@ def audit_dataset(
     """Run every applicable check of ``key`` over ``[start_ts, end_ts)`` (None: all)."""
     names = check_names(key)
     outcomes = {name: CheckOutcome(name) for name in names}
-    for path, lo, hi in _period_files(store_root, key, start_ts, end_ts):
-        lazy = pl.scan_parquet(path)
-        if start_ts is not None:
-            lazy = lazy.filter(pl.col("ts") >= start_ts)
-        if end_ts is not None:
-            lazy = lazy.filter(pl.col("ts") < end_ts)
-        frame = lazy.collect()
-        for name, (bad, examples) in audit_frame(frame, key, lo, hi).items():
-            outcomes[name].add(frame.height, bad, examples)
-        for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity"):
-            if name in outcomes:
-                outcomes[name].extra.setdefault("files", 0)
-                outcomes[name].extra["files"] += 1
+    for paths, lo, hi in _period_files(store_root, key, start_ts, end_ts):
+        frames = []
+        for path in paths:  # order and sanity per file: segments are sorted on their own
+            lazy = pl.scan_parquet(path)
+            if start_ts is not None:
+                lazy = lazy.filter(pl.col("ts") >= start_ts)
+            if end_ts is not None:
+                lazy = lazy.filter(pl.col("ts") < end_ts)
+            frame = lazy.collect()
+            frames.append(frame)
+            results = audit_frame(frame, key, lo, hi)
+            if len(paths) > 1:  # duplicates across the period's files, below
+                del results["no_duplicates"]
+            for name, (bad, examples) in results.items():
+                outcomes[name].add(frame.height, bad, examples)
+            for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity"):
+                if name in outcomes:
+                    outcomes[name].extra.setdefault("files", 0)
+                    outcomes[name].extra["files"] += 1
+        if len(paths) > 1:
+            period = pl.concat(frames, how="vertical")
+            bad, examples = audit_frame(period, key, lo, hi)["no_duplicates"]
+            outcomes["no_duplicates"].add(period.height, bad, examples)
     if "no_holes" in outcomes:
         _audit_holes(outcomes["no_holes"], store_root, key, start_ts, end_ts, dataset_start_ts)
     return outcomes

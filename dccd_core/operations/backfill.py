@@ -401,9 +401,9 @@ async def _commit_chunks(
     ) as writer:
 
         def commit_sync(until: int) -> None:
+            if until > committed_until:  # recorded by the flush, once the rows are durable
+                writer.cover(run.start_ts, until)
             writer.flush()
-            if until > committed_until:
-                store.record_coverage(key, run.start_ts, until)
 
         staged: list[pl.DataFrame] = []  # pages batched before writer.add (less overhead)
         staged_rows = 0
@@ -452,7 +452,7 @@ async def _commit_chunks(
                     await commit()
                 elif buffered == 0 and pending_until - committed_until > 0:
                     # an empty stretch: coverage only, no file to write
-                    store.record_coverage(key, run.start_ts, pending_until)
+                    writer.cover(run.start_ts, pending_until)
                     committed_until, pending_until = pending_until, None
         await commit()
         return writer.result

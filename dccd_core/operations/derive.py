@@ -198,8 +198,7 @@ def derive_candles(
             n_bars, n_trades = _derive_run(store, trades_key, span, run_lo, run_hi, writer.add)
             bars += n_bars
             trades += n_trades
-    for run_lo, run_hi in final:
-        store.record_coverage(key, run_lo, run_hi)
+            writer.cover(run_lo, run_hi)  # recorded once the run's bars are committed
     return DeriveResult(key, lo, hi, bars, trades, open_bars, tuple(uncovered), writer.result)
 
 

@@ -32,7 +32,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -79,7 +79,9 @@ _MAX_PENDING_DELTAS = 50_000
 class StreamStore(Protocol):
     """What the stream needs from ``dccd_core.storage.Store``."""
 
-    def write(self, key: DatasetKey, rows: pl.DataFrame) -> Any: ...
+    def write(
+        self, key: DatasetKey, rows: pl.DataFrame, *, provenance: Mapping[str, str]
+    ) -> Any: ...
 
     def last_ts(self, key: DatasetKey) -> int | None: ...
 
@@ -185,6 +187,7 @@ class _Streamer:
         )
         self.flushes = 0
         self.total_rows = 0
+        self.provenance = {**source.describe(), "transport": "ws"}
         self.client: WsClient | None = None
         self.started = time.monotonic()
         self.messages = 0
@@ -441,7 +444,7 @@ class _Streamer:
             key = self.states[symbol].key
             n = 0
             if frame is not None and frame.height:
-                self.store.write(key, frame)
+                self.store.write(key, frame, provenance=self.provenance)
                 n = frame.height
             if cov_start is not None and cov_end is not None and cov_end + 1 > cov_start:
                 self._record_coverage(key, cov_start, cov_end + 1)

@@ -219,16 +219,20 @@ def _candle_runs(ts: pl.Series, span_ns: int) -> list[tuple[int, int]]:
 def rebuild_coverage(key: DatasetKey, files: Sequence[PeriodFile]) -> Coverage:
     """Approximate coverage from the period files (see the module docstring)."""
     ranges: list[tuple[int, int]] = []
-    for period_file in files:
-        if key.data_type is DataType.OHLC and key.span is not None:
+    if key.data_type is DataType.OHLC and key.span is not None:
+        by_period: dict[str, list[pl.Series]] = {}  # a period's base and segments together
+        for period_file in files:
             ts = read_period_frame(period_file.path, ["ts"]).get_column("ts")
-            ranges.extend(_candle_runs(ts, key.span.ns))
-        else:
-            bounds = ts_range_from_footer(read_footer(period_file.path))
-            if bounds is None:
-                ts = read_period_frame(period_file.path, ["ts"]).get_column("ts")
-                if ts.len() == 0:
-                    continue
-                bounds = (int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
-            ranges.append((bounds[0], bounds[1] + 1))
+            by_period.setdefault(period_file.period, []).append(ts)
+        for parts in by_period.values():
+            ranges.extend(_candle_runs(pl.concat(parts).sort(), key.span.ns))
+        return Coverage.of(ranges)
+    for period_file in files:
+        bounds = ts_range_from_footer(read_footer(period_file.path))
+        if bounds is None:
+            ts = read_period_frame(period_file.path, ["ts"]).get_column("ts")
+            if ts.len() == 0:
+                continue
+            bounds = (int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
+        ranges.append((bounds[0], bounds[1] + 1))
     return Coverage.of(ranges)

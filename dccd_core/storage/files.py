@@ -29,6 +29,7 @@ __all__ = [
     "corrupt_file",
     "ensure_dir",
     "fsync_dir",
+    "fsync_file",
     "read_footer",
     "read_period_frame",
     "temp_path",
@@ -74,7 +75,7 @@ def ensure_dir(folder: Path) -> None:
         fsync_dir(path.parent)
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -87,7 +88,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = temp_path(path)
     try:
         write(tmp)
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -118,11 +119,18 @@ _DICTIONARY_COLUMNS = ("side", "level")
 
 
 def write_parquet_atomic(
-    path: Path, frame: pl.DataFrame, schema: pa.Schema, metadata: Mapping[str, str]
+    path: Path,
+    frame: pl.DataFrame,
+    schema: pa.Schema,
+    metadata: Mapping[str, str],
+    *,
+    atomic: bool = True,
 ) -> None:
     """Write ``frame`` as ``path`` (zstd, statistics, footer metadata), atomically.
 
     ``schema`` is the exact Arrow schema to store (names, types, nullability).
+    ``atomic=False`` writes ``path`` in place and fsyncs it (no folder fsync): for a
+    hidden file that a later, fsynced step makes visible (``segments``).
     """
     table = frame.to_arrow().cast(schema).replace_schema_metadata(dict(metadata))
     names = set(schema.names)
@@ -141,6 +149,13 @@ def write_parquet_atomic(
             sorting_columns=sorting,
         )
 
+    if not atomic:
+        try:
+            write(path)
+            fsync_file(path)
+        except OSError as exc:
+            raise write_failed(path, exc) from exc
+        return
     atomic_write(path, write)
 
 

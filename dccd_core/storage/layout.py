@@ -1,6 +1,7 @@
 """Where every file of the lake lives: the one place that turns a dataset into paths.
 
     {root}/{data_type}/exchange={ex}/symbol={BASE-QUOTE[-SETTLE]}/[span={label}/]{period}.parquet
+    .../{period}.seg-{id}.parquet       (segments of the period: see ``segments``)
 
 A period file holds one calendar period of a dataset: a year for candles of 1h and
 longer, a month for shorter candles, a day for trades and book. Periods are named so
@@ -35,6 +36,7 @@ from dccd_core.domain import (
 __all__ = [
     "COVERAGE_FILE",
     "LOCK_DIR",
+    "SEGMENT_MARK",
     "PeriodFile",
     "PeriodKind",
     "coverage_path",
@@ -48,6 +50,7 @@ __all__ = [
     "period_of",
     "period_path",
     "periods_between",
+    "segment_path",
 ]
 
 COVERAGE_FILE = "_coverage.json"
@@ -69,11 +72,17 @@ class PeriodKind(StrEnum):
     DAY = "day"
 
 
+SEGMENT_MARK = ".seg-"
+"""``{period}.seg-{id}.parquet``: a segment of a period (rows not in its other files)."""
+
+
 class PeriodFile(NamedTuple):
-    """One existing period file: its period name and its path."""
+    """One existing data file: its period, its path, and its segment id (None: the
+    period's base file ``{period}.parquet``)."""
 
     period: str
     path: Path
+    segment: str | None = None
 
 
 _PERIOD_RE: dict[PeriodKind, re.Pattern[str]] = {
@@ -82,8 +91,12 @@ _PERIOD_RE: dict[PeriodKind, re.Pattern[str]] = {
     PeriodKind.DAY: re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
 }
 _FILE_RE: dict[PeriodKind, re.Pattern[str]] = {
-    kind: re.compile(pattern.pattern[:-1] + r"\.parquet$") for kind, pattern in _PERIOD_RE.items()
+    kind: re.compile(
+        "^(?P<period>" + pattern.pattern[1:-1] + r")(?:\.seg-(?P<segment>[0-9a-z]+))?\.parquet$"
+    )
+    for kind, pattern in _PERIOD_RE.items()
 }
+_SEGMENT_ID = re.compile(r"^[0-9a-z]+$")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -183,6 +196,13 @@ def period_path(root: str | os.PathLike[str], key: DatasetKey, period: str) -> P
     return dataset_dir(root, key) / f"{period}.parquet"
 
 
+def segment_path(root: str | os.PathLike[str], key: DatasetKey, period: str, segment: str) -> Path:
+    """The segment ``segment`` (lowercase alphanumerics) of one period of a dataset."""
+    if not _SEGMENT_ID.match(segment):
+        raise ConfigError(f"invalid segment id {segment!r}")
+    return period_path(root, key, period).with_name(f"{period}{SEGMENT_MARK}{segment}.parquet")
+
+
 def coverage_path(root: str | os.PathLike[str], key: DatasetKey) -> Path:
     """The dataset's coverage record (fetched time ranges)."""
     return dataset_dir(root, key) / COVERAGE_FILE
@@ -195,8 +215,20 @@ def lock_path(root: str | os.PathLike[str], key: DatasetKey) -> Path:
     return Path(root) / LOCK_DIR / f"{name}.lock"
 
 
-def list_period_files(root: str | os.PathLike[str], key: DatasetKey) -> list[PeriodFile]:
-    """The period files of a dataset, oldest first. Temp and foreign files are skipped."""
+def list_period_files(
+    root: str | os.PathLike[str],
+    key: DatasetKey,
+    *,
+    period: str | None = None,
+    segments_only: bool = False,
+) -> list[PeriodFile]:
+    """The data files of a dataset, oldest period first, each period's base file before
+    its segments (in id order). Temp, hidden and foreign files are skipped.
+
+    ``period`` keeps only that period's files, ``segments_only`` only segments: both
+    filter names before parsing them (a stream flush lists its day's files among years
+    of others).
+    """
     folder = dataset_dir(root, key)
     pattern = _FILE_RE[period_kind(key)]
     try:
@@ -204,11 +236,15 @@ def list_period_files(root: str | os.PathLike[str], key: DatasetKey) -> list[Per
     except FileNotFoundError:
         return []
     found = []
+    prefix = f"{period}." if period is not None else ""
     for entry in entries:
-        match = pattern.match(entry.name)
+        name = entry.name
+        if not name.startswith(prefix) or (segments_only and SEGMENT_MARK not in name):
+            continue
+        match = pattern.match(name)
         if match and entry.is_file():
-            found.append(PeriodFile(entry.name[: -len(".parquet")], Path(entry.path)))
-    found.sort()
+            found.append(PeriodFile(match["period"], folder / name, match["segment"]))
+    found.sort(key=lambda f: (f.period, f.segment or ""))
     return found
 
 

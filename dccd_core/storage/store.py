@@ -1,23 +1,22 @@
 """The Parquet store: merge-writes, range reads, inventory and coverage of the lake.
 
 One ``Store`` is a root folder (``DCCD_DATA_PATH`` or ``./data`` by default). Every
-write is a merge-write of whole period files under the dataset's lock (see
-``files`` for the atomic replace, ``frames`` for the newer-wins merge, ``layout`` for
-the paths), so concurrent writers, readers and crashes never lose a committed row
-or show a half-written file. Reads open only the period files a range overlaps, and
-footer statistics answer "how much, from when to when" without reading data.
+write goes through the one commit path (``commit.Committer``) under the dataset's lock:
+a merge-write of a period file, or a deduplicated segment beside a large one
+(``segments``; ``files`` for the atomic replace, ``frames`` for the newer-wins merge,
+``layout`` for the paths), so concurrent writers, readers and crashes never lose a
+committed row, store it twice or show a half-written file. Reads open only the files a
+range overlaps, and footer statistics answer "how much, from when to when" without
+reading data.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -32,23 +31,18 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .coverage import (
-    Coverage,
-    HoleReport,
-    find_holes,
-    load_coverage,
-    rebuild_coverage,
-    save_coverage,
+from .commit import (
+    Committer,
+    compact_closed,
+    dccd_version,
+    load_or_rebuild_coverage,
+    locked_dataset,
+    record_coverage_locked,
+    set_aside_corrupt,
 )
-from .files import (
-    clean_stale_temps,
-    ensure_dir,
-    read_footer,
-    read_period_frame,
-    ts_range_from_footer,
-    write_parquet_atomic,
-)
-from .frames import coerce_rows, empty_frame, merge_rows, split_by_period, storage_schema
+from .coverage import Coverage, HoleReport, find_holes, load_coverage, save_coverage
+from .files import read_footer, read_period_frame, ts_range_from_footer
+from .frames import coerce_rows, empty_frame
 from .layout import (
     PeriodFile,
     coverage_path,
@@ -56,28 +50,17 @@ from .layout import (
     has_dataset,
     list_datasets,
     list_period_files,
-    lock_path,
     period_of,
-    period_path,
 )
-from .lock import dataset_lock
 from .results import DatasetInfo, WriteResult
-from .writer import StoreWriter
+from .segments import PeriodIndexCache, SegmentPolicy, compact_period, has_pending_compaction
 
 __all__ = ["Store", "dccd_version", "resolve_range"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_ROOT = "data"
-
-
-@cache
-def dccd_version() -> str:
-    """The installed dccd version, for provenance (``unknown`` when not installed)."""
-    try:
-        return importlib.metadata.version("dccd")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+_READ_ATTEMPTS = 5
 
 
 def resolve_range(start: TimeLike | None, end: TimeLike | None) -> tuple[int | None, int | None]:
@@ -94,7 +77,10 @@ class Store:
 
     ``commit_rows`` / ``commit_seconds`` are the default bounds of ``writer()``: it
     commits early only when that many rows are buffered or that long has passed.
-    Instances are cheap and hold no open files; all state is on disk.
+    ``segments`` is the policy for segments and compaction (``segments.SegmentPolicy``).
+    Instances are cheap and hold no open files; all state is on disk, except an index of
+    the keys of the last periods written (so small commits into a large period need not
+    read it again), which is checked against the files before every use.
     """
 
     def __init__(
@@ -103,6 +89,7 @@ class Store:
         *,
         commit_rows: int = 100_000,
         commit_seconds: float = 30.0,
+        segments: SegmentPolicy | None = None,
     ) -> None:
         if root is None:
             root = os.environ.get("DCCD_DATA_PATH") or _DEFAULT_ROOT
@@ -113,6 +100,8 @@ class Store:
             raise ConfigError(f"commit_seconds must be >= 0, got {commit_seconds}")
         self.commit_rows = commit_rows
         self.commit_seconds = commit_seconds
+        self.segments = segments or SegmentPolicy()
+        self._index_cache = PeriodIndexCache()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -154,22 +143,21 @@ class Store:
         *,
         provenance: Mapping[str, str] | None = None,
     ) -> WriteResult:
-        """Merge ``rows`` into the dataset; the incoming row wins on a duplicate key.
+        """Commit ``rows`` now; the incoming row wins on a duplicate key.
 
-        The schema is checked before anything is touched (``SchemaMismatch``). Each
-        period file touched is rewritten once, atomically, under the dataset lock.
+        The schema is checked before anything is touched (``SchemaMismatch``), and so
+        are the target files (``CorruptFile``). Goes through the one commit path
+        (``writer``) with unbounded buffering, so each period is committed once.
         """
         frame = coerce_rows(key.data_type, rows)
-        metadata = self._provenance(provenance)
+        committer = self.writer(
+            key, provenance=provenance, commit_rows=2**62, commit_seconds=float("inf")
+        )
         if frame.height == 0:
             return WriteResult()
-        parts = split_by_period(key, frame)
-        result = WriteResult()
-        with self._locked(key):
-            for period in sorted(parts):  # refuse corrupt targets before changing any
-                self._check_target(key, period)
-            for period in sorted(parts):
-                result += self._merge_period(key, period, [parts[period]], metadata)
+        committer.add(frame)
+        committer.check_targets()
+        result = committer.close()
         return WriteResult(frame.height, result.new_rows, result.files)
 
     def writer(
@@ -179,69 +167,50 @@ class Store:
         provenance: Mapping[str, str] | None = None,
         commit_rows: int | None = None,
         commit_seconds: float | None = None,
-    ) -> StoreWriter:
-        """A buffering writer (context manager) that writes each period once per pass."""
-        return StoreWriter(
-            self,
+    ) -> Committer:
+        """The commit pipeline of ``key`` (context manager; see ``commit.Committer``)."""
+        return Committer(
+            self.root,
             key,
             provenance=provenance,
             commit_rows=self.commit_rows if commit_rows is None else commit_rows,
             commit_seconds=self.commit_seconds if commit_seconds is None else commit_seconds,
+            cache=self._index_cache,
+            policy=self.segments,
         )
+
+    def compact(self, key: DatasetKey, *, closed_only: bool = False) -> int:
+        """Merge every period's segments into its period file (only closed periods
+        with ``closed_only``); returns how many periods were compacted."""
+        with self._locked(key):  # each period keeps its newest file's provenance
+            if closed_only:
+                return compact_closed(self.root, key, None, self._index_cache, self.segments)
+            periods = sorted(
+                {f.period for f in list_period_files(self.root, key, segments_only=True)}
+            )
+            return sum(compact_period(self.root, key, p, None, self._index_cache) for p in periods)
 
     @contextmanager
     def _locked(self, key: DatasetKey) -> Iterator[Path]:
-        """Hold the dataset lock with its folder created and crash leftovers removed."""
-        folder = dataset_dir(self.root, key)
-        with dataset_lock(lock_path(self.root, key)):
-            ensure_dir(folder)
-            removed = clean_stale_temps(folder)
-            if removed:
-                logger.info("removed %d stale temp file(s) in %s", removed, folder)
+        with locked_dataset(self.root, key) as folder:
             yield folder
 
-    def _check_target(self, key: DatasetKey, period: str) -> None:
-        path = period_path(self.root, key, period)
-        if path.exists():
-            read_footer(path)
-
-    def _merge_period(
-        self,
-        key: DatasetKey,
-        period: str,
-        frames: Sequence[pl.DataFrame],
-        metadata: Mapping[str, str],
-    ) -> WriteResult:
-        """Merge ``frames`` (arrival order) into one period file; caller holds the lock."""
-        path = period_path(self.root, key, period)
-        try:
-            old: pl.DataFrame | None = read_period_frame(path)
-        except FileNotFoundError:
-            old = None
-        new = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
-        merged = merge_rows(key.data_type, old, new)
-        write_parquet_atomic(path, merged, storage_schema(key.data_type), metadata)
-        before = 0 if old is None else old.height
-        return WriteResult(new.height, merged.height - before, (path,))
-
-    def _provenance(self, provenance: Mapping[str, str] | None) -> dict[str, str]:
-        given = dict(provenance or {})
-        bad = [k for k, v in given.items() if not isinstance(k, str) or not isinstance(v, str)]
-        if bad:
-            raise ConfigError(f"provenance keys and values must be strings: {bad!r}")
-        return {
-            "source": "unknown",
-            "transport": "unknown",
-            **given,
-            "dccd_version": dccd_version(),
-            "written_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        }
-
     # -- reading -----------------------------------------------------------------
+
+    def _recover_if_needed(self, key: DatasetKey) -> None:
+        """Finish a crashed compaction before reading (its rows are hidden meanwhile)."""
+        if not has_pending_compaction(dataset_dir(self.root, key)):
+            return
+        try:
+            with self._locked(key):  # waits for a compaction in progress, too
+                pass
+        except (OSError, StoreError) as exc:  # e.g. a read-only lake: read what is there
+            logger.warning("could not finish the interrupted compaction of %s: %s", key, exc)
 
     def _files_in(self, key: DatasetKey, start: int | None, end: int | None) -> list[PeriodFile]:
         if start is not None and end is not None and end <= start:
             return []
+        self._recover_if_needed(key)
         files = list_period_files(self.root, key)
         lo = period_of(key, start) if start is not None else None
         hi = period_of(key, end - 1) if end is not None else None
@@ -269,26 +238,66 @@ class Store:
     ) -> pl.DataFrame:
         """Rows with ``start <= ts < end`` sorted by ts, exact schema even when empty."""
         start_ts, end_ts = resolve_range(start, end)
+        folder = dataset_dir(self.root, key)
+        for _ in range(_READ_ATTEMPTS - 1):
+            frame = self._read_once(key, start_ts, end_ts)
+            # A compaction overlapping the read could hide rows from its listing or
+            # replace a file it read: the read counts only if no compaction was under
+            # way when it ended (the hidden copies and the journal live through the
+            # whole window) and every file it read is still the same file.
+            if frame is not None and not has_pending_compaction(folder):
+                return frame
+        try:
+            with self._locked(key):  # compactions keep overlapping: hold them off
+                frame = self._read_once(key, start_ts, end_ts)
+        except OSError as exc:  # a read-only lake with a crashed compaction in it
+            logger.warning(
+                "reading %s without its lock (%s): rows of an interrupted "
+                "compaction stay hidden until a writer finishes it",
+                key,
+                exc,
+            )
+            frame = self._read_once(key, start_ts, end_ts)
+        if frame is None:
+            raise StoreError(f"could not read {key}: its files changed while it was read")
+        return frame
+
+    def _read_once(
+        self, key: DatasetKey, start_ts: int | None, end_ts: int | None
+    ) -> pl.DataFrame | None:
+        """One read, or None when a file it listed changed meanwhile (read again)."""
         files = self._files_in(key, start_ts, end_ts)
         if not files:
             return empty_frame(key.data_type)
+        before = _identity(files)
         try:
-            return self._lazy(key, files, start_ts, end_ts).collect()
+            frame = self._lazy(key, files, start_ts, end_ts).collect()
         except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+            if _identity(files) != before or any(ino == 0 for _, ino, _ in before):
+                return None  # a compaction replaced or hid a file since it was listed
             for period_file in files:  # name the culprit with the usual message
                 read_period_frame(period_file.path)
             raise StoreError(f"could not read {key}: {exc}") from exc
+        return frame if _identity(files) == before else None
 
     def scan(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.LazyFrame:
-        """The lazy form of ``read`` for big ranges; footers are checked now, data later."""
+        """The lazy form of ``read`` for big ranges; footers are checked now, data later
+        (a compaction between the two can make the collect fail: scan again)."""
         start_ts, end_ts = resolve_range(start, end)
-        files = self._files_in(key, start_ts, end_ts)
-        if not files:
-            return empty_frame(key.data_type).lazy()
-        for period_file in files:
-            read_footer(period_file.path)
+        for attempt in range(_READ_ATTEMPTS):
+            files = self._files_in(key, start_ts, end_ts)
+            if not files:
+                return empty_frame(key.data_type).lazy()
+            try:
+                for period_file in files:
+                    read_footer(period_file.path)
+            except FileNotFoundError:  # compacted away since it was listed
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+                continue
+            break
         return self._lazy(key, files, start_ts, end_ts)
 
     def _file_ts_range(
@@ -303,21 +312,25 @@ class Store:
             bounds = (int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
         return bounds
 
-    def first_ts(self, key: DatasetKey) -> int | None:
-        """The earliest stored ts, from the first period file's footer."""
+    def _period_ts_ranges(self, key: DatasetKey, *, newest: bool) -> Iterator[tuple[int, int]]:
+        """``(min, max)`` ts of each non-empty period (base and segments), from footers."""
+        self._recover_if_needed(key)
+        by_period: dict[str, list[PeriodFile]] = {}
         for period_file in list_period_files(self.root, key):
-            bounds = self._file_ts_range(period_file.path)
-            if bounds is not None:
-                return bounds[0]
-        return None
+            by_period.setdefault(period_file.period, []).append(period_file)
+        for period in sorted(by_period, reverse=newest):
+            ranges = [self._file_ts_range(f.path) for f in by_period[period]]
+            found = [r for r in ranges if r is not None]
+            if found:
+                yield min(r[0] for r in found), max(r[1] for r in found)
+
+    def first_ts(self, key: DatasetKey) -> int | None:
+        """The earliest stored ts, from the footers of the first period's files."""
+        return next((lo for lo, _ in self._period_ts_ranges(key, newest=False)), None)
 
     def last_ts(self, key: DatasetKey) -> int | None:
-        """The latest stored ts, from the last period file's footer."""
-        for period_file in reversed(list_period_files(self.root, key)):
-            bounds = self._file_ts_range(period_file.path)
-            if bounds is not None:
-                return bounds[1]
-        return None
+        """The latest stored ts, from the footers of the last period's files."""
+        return next((hi for _, hi in self._period_ts_ranges(key, newest=True)), None)
 
     def datasets(self) -> list[DatasetKey]:
         """Every dataset present under the root."""
@@ -328,6 +341,7 @@ class Store:
         rows = size = 0
         first: int | None = None
         last: int | None = None
+        self._recover_if_needed(key)
         files = list_period_files(self.root, key)
         for period_file in files:
             meta = read_footer(period_file.path)
@@ -346,24 +360,7 @@ class Store:
     # -- coverage ----------------------------------------------------------------
 
     def _load_or_rebuild(self, key: DatasetKey) -> tuple[Coverage, bool]:
-        path = coverage_path(self.root, key)
-        coverage = load_coverage(path)  # logs a warning itself when the file is corrupt
-        if coverage is not None:
-            return coverage, False
-        files = list_period_files(self.root, key)
-        if not files:
-            return Coverage(), False
-        # A missing record is normal for data written before coverage was recorded (an
-        # import, a first stream flush): INFO. A corrupt one was already warned about.
-        logger.log(
-            logging.WARNING if path.exists() else logging.INFO,
-            "coverage record of %s is %s; rebuilt from %d period file(s) "
-            "(approximate: see dccd_core.storage.coverage)",
-            key,
-            "unreadable" if path.exists() else "missing",
-            len(files),
-        )
-        return rebuild_coverage(key, files), True
+        return load_or_rebuild_coverage(self.root, key)
 
     def coverage(self, key: DatasetKey) -> Coverage:
         """The fetched ranges of a dataset (rebuilt and saved if the record is lost)."""
@@ -373,7 +370,7 @@ class Store:
                 with self._locked(key):
                     path = coverage_path(self.root, key)
                     if load_coverage(path) is None:
-                        _set_aside_corrupt(path)
+                        set_aside_corrupt(path)
                         save_coverage(path, coverage)
             except (OSError, StoreError) as exc:  # e.g. a read-only lake: still answer
                 logger.warning("could not save the rebuilt coverage of %s: %s", key, exc)
@@ -387,11 +384,7 @@ class Store:
         if end == start:
             return
         with self._locked(key):
-            coverage, rebuilt = self._load_or_rebuild(key)
-            path = coverage_path(self.root, key)
-            if rebuilt:
-                _set_aside_corrupt(path)
-            save_coverage(path, coverage.add(start, end))
+            record_coverage_locked(self.root, key, [(start, end)])
 
     def hole_report(
         self, key: DatasetKey, start: TimeLike, end: TimeLike, *, now_ts: int | None = None
@@ -416,9 +409,14 @@ class Store:
         return list(self.hole_report(key, start, end, now_ts=now_ts).holes)
 
 
-def _set_aside_corrupt(path: Path) -> None:
-    """Keep an unreadable coverage record for inspection instead of overwriting it."""
-    if path.exists():
-        target = path.with_name(path.name + ".corrupt")
-        os.replace(path, target)
-        logger.warning("kept the unreadable coverage record as %s", target)
+def _identity(files: list[PeriodFile]) -> list[tuple[str, int, int]]:
+    """What a read saw: each file's name, inode and mtime (missing files: zeros)."""
+    out = []
+    for f in files:
+        try:
+            st = f.path.stat()
+        except FileNotFoundError:
+            out.append((f.path.name, 0, 0))
+            continue
+        out.append((f.path.name, st.st_ino, st.st_mtime_ns))
+    return out

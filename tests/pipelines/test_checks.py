@@ -10,8 +10,8 @@ import pytest
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_S, DatasetKey, to_ns
-from dccd_core.storage import Store
-from dccd_core.storage.layout import period_path
+from dccd_core.storage import SegmentPolicy, Store
+from dccd_core.storage.layout import list_period_files, period_path, segment_path
 from dccd_pipelines.assets import build_dataset_asset
 from dccd_pipelines.catalog import DatasetSpec, ExchangeSettings
 from dccd_pipelines.checks import audit_dataset, build_dataset_checks, check_names
@@ -75,6 +75,21 @@ def test_duplicates_fail_with_the_offending_rows(tmp_path: Path) -> None:
     assert not outcome.passed
     assert outcome.bad == 4  # both copies of 2 keys
     assert outcome.examples[0]["ts"] == "2024-01-01T00:03:00Z"
+
+
+def test_checks_see_segments_and_duplicates_across_them(tmp_path: Path) -> None:
+    store = Store(tmp_path, segments=SegmentPolicy(min_base_rows=100, close_after_s=1e12))
+    store.write(KEY, candles(DAY, 1000))
+    store.write(KEY, candles(DAY + 1000 * 60 * NS_PER_S, 20))  # a segment
+    assert [f.segment is not None for f in list_period_files(tmp_path, KEY)] == [False, True]
+    store.record_coverage(KEY, DAY, DAY + 1020 * 60 * NS_PER_S)
+    outcomes = audit_dataset(str(tmp_path), KEY, None, None)
+    assert all(o.passed for o in outcomes.values()), outcomes
+    assert outcomes["no_duplicates"].rows_checked == 1020
+    # a foreign writer drops a segment repeating a stored candle: the check sees it
+    candles(DAY + 5 * 60 * NS_PER_S, 1).write_parquet(segment_path(tmp_path, KEY, "2024-01", "zz"))
+    outcome = audit_dataset(str(tmp_path), KEY, None, None)["no_duplicates"]
+    assert outcome.bad == 2 and outcome.examples[0]["ts"] == "2024-01-01T00:05:00Z"
 
 
 def test_unsorted_and_out_of_period_rows_fail(tmp_path: Path) -> None:

@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from dccd_core.domain import DatasetKey, ms_to_ns
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.sources.base import Source
 from dccd_core.sources.registry import build_source
-from dccd_core.storage import Store
+from dccd_core.storage import SegmentPolicy, Store
+from dccd_core.storage import segments as segments_module
 from dccd_core.transport.ws import WsConfig
 from tests.fakes.binance_ws import BinanceStreamFake
 from tests.fakes.server import serve
@@ -79,6 +81,39 @@ async def test_trades_equal_truth_across_drops_and_skips(
     assert reports[-1].final and sum(r.rows for r in reports) >= stored.height
     assert final.lag_s is not None and final.lag_s < 5
     assert store.coverage(TRADES).start is not None
+
+
+async def test_flushes_append_segments_with_websocket_provenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[str] = []
+    original = segments_module.write_parquet_atomic
+
+    def spy(path: Path, *args: object, **kwargs: object) -> None:
+        written.append(path.name)
+        original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(segments_module, "write_parquet_atomic", spy)
+    fake = BinanceStreamFake(per_ms=1)
+    store = Store(tmp_path, segments=SegmentPolicy(min_base_rows=100, fanout=3, max_segments=6))
+    async for source, _ in _source(fake):
+        await stream(
+            "binance",
+            ["BTC/USDT"],
+            "trades",
+            store=store,
+            source=source,
+            flush_interval_s=0.1,
+            max_runtime_s=1.5,
+            ws_config=FAST_WS,
+        )
+    assert any(".seg-" in name for name in written)  # small flushes went to segments
+    glob = pl.read_parquet(str(tmp_path / "trades" / "**" / "*.parquet"))
+    ids = glob.get_column("trade_id").cast(pl.Int64)
+    assert ids.is_unique().all() and ids.max() - ids.min() + 1 == ids.len() > 500  # type: ignore[operator]
+    for path in (tmp_path / "trades").rglob("*.parquet"):
+        meta = pq.read_schema(path).metadata
+        assert meta[b"source"] == b"binance" and meta[b"transport"] == b"ws", path
 
 
 async def test_restart_heals_from_the_stored_last_row(tmp_path: Path) -> None:

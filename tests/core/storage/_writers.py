@@ -12,9 +12,17 @@ import numpy as np
 import polars as pl
 
 from dccd_core.domain import DatasetKey
-from dccd_core.storage import Store
+from dccd_core.storage import SegmentPolicy, Store
 
-__all__ = ["CRASH_KEY", "batch_rows", "crash_writer", "merge_writer"]
+__all__ = [
+    "CRASH_KEY",
+    "SEGMENTS",
+    "batch_rows",
+    "crash_writer",
+    "flush_rows",
+    "merge_writer",
+    "segment_writer",
+]
 
 CRASH_KEY = DatasetKey.of("binance", "BTC/USDT", "trades")
 _BASE = 1_709_164_800_000_000_000  # 2024-02-29T00:00:00Z
@@ -58,6 +66,37 @@ def crash_writer(root: str, trial: int, log_path: str, use_writer: bool) -> None
             store.write(CRASH_KEY, rows)
         store.record_coverage(CRASH_KEY, int(rows["ts"].min()), int(rows["ts"].max()) + 1)
         os.write(fd, f"{index}\n".encode())  # one syscall: a line is whole or absent
+        index += 1
+
+
+SEGMENTS = SegmentPolicy(
+    min_base_rows=300, fanout=2, max_segments=3, close_after_s=1e12, open_segment_rows=60
+)
+"""Tiny bounds: a few flushes already merge segments and compact into the day file."""
+
+
+def flush_rows(trial: int, index: int) -> pl.DataFrame:
+    """One stream flush: 30 new trades and the previous flush's last 10 again."""
+    j = np.arange(index * 30 - (10 if index else 0), index * 30 + 30)
+    return pl.DataFrame(
+        {
+            "ts": (_BASE + 3_600 * 10**9 * trial + j * 1_000_000).astype(np.int64),
+            "trade_id": [f"{trial}-{k}" for k in j],
+            "price": np.ones(len(j)),
+            "amount": np.ones(len(j)),
+            "side": ["buy"] * len(j),
+        }
+    )
+
+
+def segment_writer(root: str, trial: int, log_path: str) -> None:
+    """Stream-like small flushes into one day (segments, merges, compactions) forever."""
+    store = Store(root, segments=SEGMENTS)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    index = 0
+    while True:
+        store.write(CRASH_KEY, flush_rows(trial, index))
+        os.write(fd, f"{index}\n".encode())
         index += 1
 
 

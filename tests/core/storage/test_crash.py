@@ -19,9 +19,17 @@ import pytest
 from dccd_core.domain import DatasetKey
 from dccd_core.storage import Store
 
-from ._writers import CRASH_KEY, batch_rows, crash_writer, merge_writer
+from ._writers import (
+    CRASH_KEY,
+    SEGMENTS,
+    batch_rows,
+    crash_writer,
+    flush_rows,
+    merge_writer,
+    segment_writer,
+)
 
-_PERIOD_FILE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?\.parquet$")
+_PERIOD_FILE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?(\.seg-[0-9a-z]+)?\.parquet$")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +87,42 @@ def test_sigkill_never_loses_a_committed_row(tmp_path: Path, ctx: BaseContext) -
     back = store.read(CRASH_KEY)
     assert back["trade_id"].n_unique() == back.height and back["ts"].is_sorted()
     print(f"{trials} kills, {killed_mid_write} left a temp file behind")
+
+
+def test_sigkill_while_flushing_segments_or_compacting_shows_no_row_twice(
+    tmp_path: Path, ctx: BaseContext
+) -> None:
+    rng = random.Random(11)
+    trials = 16
+    expected: set[str] = set()
+    mid_compaction = 0
+    for trial in range(trials):
+        log = tmp_path / f"log-{trial}.txt"
+        child = ctx.Process(  # type: ignore[attr-defined]
+            target=segment_writer, args=(str(tmp_path), trial, str(log))
+        )
+        child.start()
+        deadline = time.monotonic() + 20
+        while len(_committed(log)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3))
+        child.kill()
+        child.join()
+        committed = _committed(log)
+        assert committed, "the child never committed a flush"
+        for index in committed:
+            expected.update(flush_rows(trial, index)["trade_id"].to_list())
+        folder = next(tmp_path.glob("trades/*/*"))
+        mid_compaction += any(".compact-" in p.name for p in folder.iterdir())
+        _check_lake(tmp_path)
+        glob = pl.read_parquet(str(tmp_path / "trades" / "**" / "*.parquet"))
+        assert glob["trade_id"].n_unique() == glob.height, "a glob reader sees a row twice"
+        back = Store(tmp_path, segments=SEGMENTS).read(CRASH_KEY)  # recovers first
+        assert back["trade_id"].n_unique() == back.height
+        assert expected <= set(back["trade_id"].to_list()), f"trial {trial}: rows lost"
+        glob = pl.read_parquet(str(tmp_path / "trades" / "**" / "*.parquet"))
+        assert set(glob["trade_id"].to_list()) == set(back["trade_id"].to_list())
+    print(f"{trials} kills, {mid_compaction} during a compaction")
 
 
 def test_two_processes_merge_writing_lose_nothing(tmp_path: Path, ctx: BaseContext) -> None:

@@ -1,4 +1,5 @@
-"""StoreWriter: buffers per period, commits on bounds, never loses what it was given."""
+"""The commit pipeline (``Store.writer``): buffers per period, commits on bounds, never
+loses what it was given."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from dccd_core.domain import CorruptFile, StoreError
 from dccd_core.storage import Store, WriteResult
-from dccd_core.storage import store as store_module
+from dccd_core.storage import commit as commit_module
 from dccd_core.storage.layout import period_path
 
 from .helpers import OHLC_1M, TRADES, ns, ohlc, trades
@@ -19,15 +20,15 @@ DAY = 86_400 * 10**9
 
 @pytest.fixture
 def merges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The period of every merge-write, in order."""
+    """The period of every period commit, in order."""
     seen: list[str] = []
-    original = store_module.Store._merge_period
+    original = commit_module.commit_period
 
-    def spy(self: Store, key: object, period: str, *args: object) -> WriteResult:
+    def spy(root: Path, key: object, period: str, *args: object, **kw: object) -> WriteResult:
         seen.append(period)
-        return original(self, key, period, *args)  # type: ignore[arg-type]
+        return original(root, key, period, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_module.Store, "_merge_period", spy)
+    monkeypatch.setattr(commit_module, "commit_period", spy)
     return seen
 
 
@@ -122,3 +123,19 @@ def test_write_result_addition() -> None:
     b = WriteResult(3, 3, (Path("y"), Path("z")))
     assert a + b == WriteResult(5, 4, (Path("x"), Path("y"), Path("z")))
     assert sum([a, b], WriteResult()) == a + b
+
+
+def test_coverage_is_recorded_only_once_the_rows_before_it_are_committed(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    day = ns("2024-01-01")
+    writer = store.writer(TRADES, commit_rows=10**9, commit_seconds=1e9)
+    writer.add(trades(["1"], [day + 5]))
+    writer.cover(day, day + DAY)
+    assert store.coverage(TRADES).ranges == ()  # the row is not durable yet: no claim
+    writer.flush()
+    assert store.coverage(TRADES).ranges == ((day, day + DAY),)
+    writer.cover(day + DAY, day + 2 * DAY)  # nothing buffered: recorded at once
+    assert store.coverage(TRADES).ranges == ((day, day + 2 * DAY),)
+    writer.close()
