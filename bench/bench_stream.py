@@ -272,8 +272,14 @@ def _paced_server_main(rate_per_symbol: float, tick_s: float, port_box: Any) -> 
         natives = [name.split("@")[0].upper() for name in names if name.endswith("@aggTrade")]
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        with contextlib.suppress(ConnectionError):  # the consumer left
-            await _send_paced(ws, natives, rate_per_symbol, tick_s)
+        sender = asyncio.create_task(_send_paced(ws, natives, rate_per_symbol, tick_s))
+        try:
+            async for _msg in ws:  # reading answers the client's pings (else: a drop at 40 s)
+                pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
         return ws
 
     async def _send_paced(
@@ -351,6 +357,7 @@ def _paced_consumer_main(
                 f"{symbol}: ids missing"
             )
             n += ids.len()
+        assert final.reconnects == 0, "the connection dropped: ids restart, counts are off"
         latency_ms = pl.concat(clock.latencies_ns) / NS_PER_MS
         out.put({
             "msgs": n,
