@@ -24,6 +24,21 @@ figures measure the neighbours too, the CPU figure much less.
 
 ``python -m bench.bench_stream`` prints one row per scenario.
 
+Exchange-paced scenarios (``--paced``): the sender (its own process) wakes every 10 ms
+and sends each due trade as its own frame, as exchanges do: 2,000 msg/s on one symbol,
+20 symbols x 100 msg/s, and 1 symbol x 20 msg/s for ``--idle-duration`` (default 10
+min). Each row gives the stream process's own CPU (``time.process_time`` of a process
+that runs only the stream) per message and as a share of a core; ``--only`` picks one,
+``--duration`` shortens the others, ``--flush-interval`` sets the stream's (default 5 s,
+the product's). ``--dagster`` runs ``dagster dev`` against a fake Binance sending 2,000
+aggTrades/s as single frames and sums the CPU of every process of its group over
+``--duration`` once trades land (the run worker included), then compares the stored
+trades with the fake's truth::
+
+    python -m bench.bench_stream --paced --duration 60 --idle-duration 600
+    python -m bench.bench_stream --paced --only idle --idle-duration 120
+    python -m bench.bench_stream --dagster --duration 60
+
 Why the previous version peaked at 2.2 GB: it pre-encoded 500k frames with
 ``orjson.dumps``, and each small ``bytes`` orjson returns keeps ~4 KB of allocator
 memory (measured: 4.1 KB per 181-byte frame), i.e. 2 GB of benchmark input. The
