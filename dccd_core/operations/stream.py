@@ -724,12 +724,10 @@ async def stream(
                         in_flight = None
                     in_flight = writer.submit(streamer.write, streamer.take())
                     next_flush = now + flush_interval_s
-            if client.pending:
-                await read()  # stopped: what was received goes into the last flush
     finally:
         # Runs on stop, error, cancellation and interrupts alike: parse the frames still
-        # waiting, wait for the flush in progress, then write whatever is still buffered,
-        # synchronously.
+        # waiting (the client is closed: no new session adds to them), wait for the flush
+        # in progress, then write whatever is still buffered, synchronously.
         if client.pending:
             try:
                 await read()
