@@ -24,6 +24,21 @@ figures measure the neighbours too, the CPU figure much less.
 
 ``python -m bench.bench_stream`` prints one row per scenario.
 
+Exchange-paced scenarios (``--paced``): the sender (its own process) wakes every 10 ms
+and sends each due trade as its own frame, as exchanges do: 2,000 msg/s on one symbol,
+20 symbols x 100 msg/s, and 1 symbol x 20 msg/s for ``--idle-duration`` (default 10
+min). Each row gives the stream process's own CPU (``time.process_time`` of a process
+that runs only the stream) per message and as a share of a core; ``--only`` picks one,
+``--duration`` shortens the others, ``--flush-interval`` sets the stream's (default 5 s,
+the product's). ``--dagster`` runs ``dagster dev`` against a fake Binance sending 2,000
+aggTrades/s as single frames and sums the CPU of every process of its group over
+``--duration`` once trades land (the run worker included), then compares the stored
+trades with the fake's truth::
+
+    python -m bench.bench_stream --paced --duration 60 --idle-duration 600
+    python -m bench.bench_stream --paced --only idle --idle-duration 120
+    python -m bench.bench_stream --dagster --duration 60
+
 Why the previous version peaked at 2.2 GB: it pre-encoded 500k frames with
 ``orjson.dumps``, and each small ``bytes`` orjson returns keeps ~4 KB of allocator
 memory (measured: 4.1 KB per 181-byte frame), i.e. 2 GB of benchmark input. The
@@ -33,6 +48,7 @@ stream itself never held that: frames arrive from the socket as exact-size objec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import tempfile
@@ -250,6 +266,341 @@ def run(n: int = 500_000) -> list[dict[str, Any]]:
     ]
 
 
+# -- arriving like an exchange: single frames at an exchange's pace -------------------------
+#
+# An exchange sends each trade as it happens: a few frames per read, never a 50k burst.
+# The sender wakes every ``TICK_S`` and sends, one WebSocket message per trade, what the
+# clock says is due for each symbol. What counts here is CPU per message of the stream
+# process alone (the sender runs in a third process), and for the idle case its share of
+# a core: fixed costs per read or per wake-up show up here and nowhere in the bursts above.
+
+TICK_S = 0.01
+PACED_SYMBOLS = (
+    "BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "DOT/USDT",
+    "LTC/USDT", "LINK/USDT", "AVAX/USDT", "ATOM/USDT", "UNI/USDT", "ETC/USDT", "XLM/USDT",
+    "BCH/USDT", "FIL/USDT", "TRX/USDT", "NEAR/USDT", "APT/USDT", "ARB/USDT",
+)
+
+
+def _paced_server_main(rate_per_symbol: float, tick_s: float, port_box: Any) -> None:
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        names = request.query.get("streams", "").split("/")
+        natives = [name.split("@")[0].upper() for name in names if name.endswith("@aggTrade")]
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        sender = asyncio.create_task(_send_paced(ws, natives, rate_per_symbol, tick_s))
+        try:
+            async for _msg in ws:  # reading answers the client's pings (else: a drop at 40 s)
+                pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+        return ws
+
+    async def _send_paced(
+        ws: web.WebSocketResponse, natives: list[str], rate_per_symbol: float, tick_s: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
+        while not ws.closed:
+            due = int((loop.time() - started) * rate_per_symbol)
+            now_ms = time.time_ns() // NS_PER_MS
+            for i in range(sent, due):  # round-robin: symbols interleave as on a real feed
+                for native in natives:
+                    data = {
+                        "e": "aggTrade", "E": now_ms, "s": native, "a": FIRST_ID + i,
+                        "p": f"{42000 + (i * 37) % 500 / 100:.2f}",
+                        "q": f"{0.001 + (i % 13) / 1000:.5f}",
+                        "f": 3_000_000_000 + i, "l": 3_000_000_000 + i, "T": now_ms,
+                        "m": i % 3 == 0, "M": True,
+                    }
+                    stream = f"{native.lower()}@aggTrade"
+                    await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
+            sent = max(sent, due)
+            await asyncio.sleep(tick_s)
+
+    async def agg_trades(request: web.Request) -> web.Response:
+        return web.json_response([])  # nothing traded before the connection
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/stream", handler)
+        app.router.add_get("/api/v3/aggTrades", agg_trades)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_box.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+
+    parent = os.getppid()
+    asyncio.run(main())
+
+
+def _paced_consumer_main(
+    origin: str, symbols: tuple[str, ...], duration_s: float, flush_interval_s: float,
+    out: Any,
+) -> None:
+    """The stream process: stream for ``duration_s``; its own CPU time, then the checks."""
+    with tempfile.TemporaryDirectory() as root:
+        clock = DurableClock(Store(root))
+
+        async def consume() -> FlushReport:
+            source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
+            try:
+                return await stream(
+                    "binance", list(symbols), "trades", store=clock, source=source,
+                    flush_interval_s=flush_interval_s, max_runtime_s=duration_s,
+                    ws_config=WsConfig(idle_timeout_s=30.0),
+                )
+            finally:
+                await source.http.aclose()  # type: ignore[attr-defined]
+
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        final = asyncio.run(consume())
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+        n = 0
+        for symbol in symbols:
+            ids = clock.store.read(DatasetKey.of("binance", symbol, "trades")).get_column(
+                "trade_id"
+            ).cast(pl.Int64)
+            # zero loss: every id from the first one sent, once
+            assert ids.len() and ids.is_unique().all(), f"{symbol}: duplicated or no rows"
+            assert ids.min() == FIRST_ID and ids.max() == FIRST_ID + ids.len() - 1, (
+                f"{symbol}: ids missing"
+            )
+            n += ids.len()
+        assert final.reconnects == 0, "the connection dropped: ids restart, counts are off"
+        latency_ms = pl.concat(clock.latencies_ns) / NS_PER_MS
+        out.put({
+            "msgs": n,
+            "wall_s": round(wall_s, 1),
+            "cpu_s": round(cpu_s, 3),
+            "cpu_us_per_msg": round(cpu_s / n * 1e6, 1),
+            "cpu_pct_of_core": round(cpu_s / wall_s * 100, 2),
+            "latency_p50_ms": round(float(latency_ms.quantile(0.5) or 0), 1),  # type: ignore[arg-type]
+            "latency_p99_ms": round(float(latency_ms.quantile(0.99) or 0), 1),  # type: ignore[arg-type]
+            "flushes": final.flushes,
+            "reconnects": final.reconnects,
+            "unhealed_gaps": final.unhealed_gaps,
+        })
+
+
+def run_paced(
+    name: str, symbols: int, rate_per_symbol: float, duration_s: float,
+    flush_interval_s: float = 5.0,
+) -> dict[str, Any]:
+    """One paced scenario: sender and stream each in their own process."""
+    ctx = mp.get_context("spawn")
+    port_box, out = ctx.Queue(), ctx.Queue()
+    server = ctx.Process(
+        target=_paced_server_main, args=(rate_per_symbol, TICK_S, port_box), daemon=True
+    )
+    server.start()
+    try:
+        origin = f"http://127.0.0.1:{port_box.get(timeout=30)}"
+        consumer = ctx.Process(
+            target=_paced_consumer_main,
+            args=(origin, PACED_SYMBOLS[:symbols], duration_s, flush_interval_s, out),
+        )
+        consumer.start()
+        row = out.get(timeout=duration_s + 300)
+        consumer.join(30)
+    finally:
+        server.terminate()
+        server.join(10)
+    return {
+        "scenario": name,
+        "symbols": symbols,
+        "target_msgs_per_s": symbols * rate_per_symbol,
+        "flush_interval_s": flush_interval_s,
+        **row,
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def run_paced_all(
+    duration_s: float = 60.0, idle_duration_s: float = 600.0, only: str | None = None,
+    flush_interval_s: float = 5.0,
+) -> list[dict[str, Any]]:
+    """The three arrival patterns of issue #17 (the idle one runs ``idle_duration_s``);
+    ``only``: ``2000``, ``20x100`` or ``idle``. ``flush_interval_s``: the stream's (5 s:
+    its default and Dagster's; each flush writes every symbol, so a shorter interval
+    adds the store's cost per write and symbol, ~6 ms on a 2-core machine)."""
+    plan = {
+        "2000": (f"2,000 msg/s single frames, 1 symbol, {duration_s:.0f} s", 1, 2000.0,
+                 duration_s),
+        "20x100": (f"20 symbols x 100 msg/s, {duration_s:.0f} s", 20, 100.0, duration_s),
+        "idle": (f"1 symbol x 20 msg/s (idle), {idle_duration_s:.0f} s", 1, 20.0,
+                 idle_duration_s),
+    }
+    return [
+        run_paced(*args, flush_interval_s=flush_interval_s)
+        for name, args in plan.items()
+        if only in (None, name)
+    ]
+
+
+# -- the same through `dagster dev` ---------------------------------------------------------
+
+
+def _stream_fake_main(per_ms: int, tick_s: float, t0_ms: int, port_box: Any) -> None:
+    from tests.fakes.binance_ws import BinanceStreamFake
+    from tests.fakes.server import serve
+
+    async def main() -> None:
+        fake = BinanceStreamFake(per_ms=per_ms, trade_tick_s=tick_s, t0_ms=t0_ms)
+        async with serve(fake.app()) as origin:
+            port_box.put(origin)
+            while os.getppid() == parent:
+                await asyncio.sleep(0.5)
+
+    parent = os.getppid()
+    asyncio.run(main())
+
+
+def _group_cpu(pgid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process in the group (reaped children included)."""
+    out: dict[int, tuple[str, float]] = {}
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) != pgid:
+                continue
+            t = proc.cpu_times()
+            cmd = " ".join(proc.cmdline()[1:6])[:90]
+            out[proc.pid] = (cmd, t.user + t.system + t.children_user + t.children_system)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def run_dagster_dev(duration_s: float = 60.0, per_ms: int = 2) -> dict[str, Any]:
+    """``dagster dev`` streaming a fake Binance's ``per_ms`` * 1000 aggTrades/s, each its
+    own frame, sent every ``TICK_S``: CPU of every Dagster process over ``duration_s``
+    once trades land, and the stored trades compared with the fake's truth."""
+    import datetime as dt
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.fakes.binance_ws import trade_row
+
+    repo = Path(__file__).parents[1]
+    key = DatasetKey.of("binance", "BTC/USDT", "trades")
+    ctx = mp.get_context("spawn")
+    port_box = ctx.Queue()
+    t0_ms = time.time_ns() // NS_PER_MS
+    fake = ctx.Process(target=_stream_fake_main, args=(per_ms, TICK_S, t0_ms, port_box),
+                       daemon=True)
+    fake.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home = root / "dagster_home"
+        home.mkdir()
+        shutil.copy(repo / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(repo / "workspace.yaml", root / "workspace.yaml")
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        (root / "dccd.yaml").write_text(
+            "datasets:\n  - exchange: binance\n    symbols: [BTC/USDT]\n"
+            f"    data_types: [trades]\n    start: {today}\n    stream: [trades]\n"
+        )
+        origin = port_box.get(timeout=30)
+        env = {
+            **os.environ,
+            "DCCD_CONFIG": str(root / "dccd.yaml"),
+            "DCCD_DATA_PATH": str(root / "lake"),
+            "DCCD_BINANCE_REST_URL": origin,
+            "DCCD_BINANCE_WS_URL": origin.replace("http://", "ws://"),
+            "DCCD_STREAM_SENSOR_INTERVAL_S": "5",
+            "DAGSTER_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+        }
+        dagster = str(Path(sys.executable).parent / "dagster")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = str(sock.getsockname()[1])
+        with (root / "dev.log").open("wb") as log:
+            dev = subprocess.Popen(
+                [dagster, "dev", "-w", "workspace.yaml", "-p", port], cwd=root, env=env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        try:
+            store = Store(root / "lake")
+            deadline = time.monotonic() + 240
+            while store.last_ts(key) is None:
+                if time.monotonic() > deadline or dev.poll() is not None:
+                    tail = (root / "dev.log").read_text()[-3000:]
+                    raise RuntimeError(f"no streamed trades after 240 s:\n{tail}")
+                time.sleep(1)
+            before = _group_cpu(dev.pid)
+            time.sleep(duration_s)
+            after = _group_cpu(dev.pid)
+            stored = store.read(key).sort("ts", "trade_id")
+        finally:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(10)
+            fake.terminate()
+            fake.join(10)
+    per_process = {
+        f"{pid} {cmd}": round(cpu - before.get(pid, ("", 0.0))[1], 2)
+        for pid, (cmd, cpu) in after.items()
+    }
+    cpu_s = sum(per_process.values())
+    # the truth over the stored span (the last millisecond may be cut by the flush)
+    first_ms = int(stored.item(0, "ts")) // 1_000_000
+    last_ms = int(stored.item(-1, "ts")) // 1_000_000 - 1
+    span = stored.filter(pl.col("ts") < (last_ms + 1) * 1_000_000)
+    first_i = (first_ms - t0_ms) * per_ms
+    last_i = (last_ms - t0_ms + 1) * per_ms
+    truth_ids = [str(trade_row(i, t0_ms, per_ms)["a"]) for i in range(first_i, last_i)]
+    equal = span.get_column("trade_id").to_list() == truth_ids
+    return {
+        "scenario": f"dagster dev, {per_ms * 1000:,} aggTrades/s single frames, "
+                    f"{duration_s:.0f} s",
+        "dagster_cpu_s": round(cpu_s, 2),
+        "cpu_us_per_msg": round(cpu_s / (duration_s * per_ms * 1000) * 1e6, 1),
+        "stored_rows": span.height,
+        "stored_span_equals_truth": equal,
+        "per_process_cpu_s": per_process,
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--paced", action="store_true",
+                        help="the exchange-paced scenarios (single frames) instead of bursts")
+    parser.add_argument("--dagster", action="store_true",
+                        help="2,000 aggTrades/s single frames through `dagster dev`")
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="seconds per paced / dagster scenario (default 60)")
+    parser.add_argument("--idle-duration", type=float, default=600.0,
+                        help="seconds of the idle (20 msg/s) scenario (default 600)")
+    parser.add_argument("--only", choices=["2000", "20x100", "idle"],
+                        help="one paced scenario only")
+    parser.add_argument("--flush-interval", type=float, default=5.0,
+                        help="the paced stream's flush interval (default 5 s, the product's)")
+    args = parser.parse_args(argv)
+    if args.dagster:
+        rows = [run_dagster_dev(args.duration)]
+    elif args.paced:
+        rows = run_paced_all(args.duration, args.idle_duration, args.only, args.flush_interval)
+    else:
+        rows = run()
+    for row in rows:
+        print(json.dumps(row))
+
+
 if __name__ == "__main__":
-    for result in run():
-        print(result)
+    main()

@@ -15,6 +15,10 @@ on its own and *say* that it did, so the caller can heal the gap from REST.
 * websockets/OS errors are mapped into the dccd tree here and nowhere else: a refused
   handshake with a 4xx (not 429) is an ``ExchangeError`` (retrying cannot fix a bad
   URL), a bad URL a ``ConfigError``, anything else is retried.
+* Reading is pull-based and cheap to wait on: :meth:`WsClient.wait` sleeps until a
+  number of frames is pending (or a reconnect, or the reader's fatal error), so a
+  consumer can take frames in large batches whatever their arrival pattern (an
+  exchange sends a trade per frame, every few ms) instead of waking for each one.
 * The connection state lives here, once: :meth:`WsClient.status` says whether a session
   is open, since when it is not, the consecutive failed attempts, the last error and
   the wait before the next attempt; ``on_status`` hears every change (connected,
@@ -162,6 +166,12 @@ class WsClient:
         self._retry_at: float | None = None
         self._rng = random.Random(seed)
         self._pending: collections.deque[Frame | Connected] = collections.deque()
+        #: ``_ready`` is set once this many items are pending (see :meth:`wait`).
+        self._wanted = 1
+        #: Connected markers among the pending items.
+        self._markers = 0
+        #: Loop time (``time.monotonic``) the last frame arrived; None: none yet.
+        self.last_frame_at: float | None = None
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._error: DccdError | None = None
@@ -219,9 +229,40 @@ class WsClient:
         pending = self._pending
         n = min(max_items, len(pending))
         batch = [pending.popleft() for _ in range(n)]
+        if self._markers:
+            self._markers = sum(1 for item in pending if isinstance(item, Connected))
         if len(pending) < self.config.max_pending // 2:
             self._drained.set()
         return batch
+
+    @property
+    def pending(self) -> int:
+        """Items (frames and markers) received and not read yet."""
+        return len(self._pending)
+
+    def due(self, min_items: int) -> bool:
+        """Should the consumer read now: ``min_items`` items pending, a (re)connect
+        marker pending, or the reader failed for good?"""
+        return len(self._pending) >= min_items or bool(self._markers) or self._error is not None
+
+    async def wait(self, min_items: int, timeout_s: float) -> bool:
+        """Wait until :meth:`due` (``min_items`` items pending, a reconnect or the
+        reader's fatal error) or ``timeout_s`` passed; returns :meth:`due`.
+
+        Reads nothing: a consumer that works per batch waits here for a batch worth the
+        work (or for its own deadline) and then takes everything with
+        :meth:`next_batch`; frames arriving one by one wake nobody until then.
+        """
+        if not self.due(min_items) and timeout_s > 0:
+            self._wanted = max(1, min_items)
+            self._ready.clear()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        await self._ready.wait()
+            finally:
+                self._wanted = 1
+        return self.due(min_items)
 
     def status(self, event: str = "") -> WsStatus:
         """The connection's state now (cheap: no I/O)."""
@@ -254,6 +295,8 @@ class WsClient:
 
     def _put(self, item: Frame | Connected) -> None:
         self._pending.append(item)
+        if isinstance(item, Connected):
+            self._markers += 1
         self._ready.set()
 
     async def _run(self) -> None:
@@ -346,8 +389,9 @@ class WsClient:
                     async for frame in conn:
                         pending.append(frame)
                         self.frames += 1
-                        self._ready.set()
-                        now = loop.time()
+                        if len(pending) >= self._wanted:
+                            self._ready.set()
+                        now = self.last_frame_at = loop.time()
                         if now - rescheduled >= _RESCHEDULE_S:
                             rescheduled = now
                             tm.reschedule(self._deadline(now, session_end))

@@ -89,6 +89,8 @@ class BinanceStreamFake:
     skip_rate: float = 0.0  # share of trade frames silently not sent
     seed: int = 7
     depth_interval_s: float = 0.01
+    #: The trade sender wakes this often and sends what came to exist, one frame a trade.
+    trade_tick_s: float = 0.002
     gap_at: tuple[int, ...] = ()  # update ids whose diff is never sent
     crossed_at: tuple[int, ...] = ()  # update ids followed by a bogus crossed bid
     kline_speed: float = 1200.0  # virtual seconds per real second (1m bar: 50 ms)
@@ -285,7 +287,7 @@ class BinanceStreamFake:
                 if self.drop_every and sent % self.drop_every == 0:
                     self._drop(ws)
                     return
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(self.trade_tick_s)
 
     async def _klines(self, ws: web.WebSocketResponse, interval: str) -> None:
         stream = f"{self.symbol.lower()}@kline_{interval}"

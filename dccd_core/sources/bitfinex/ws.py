@@ -48,9 +48,11 @@ from dccd_core.sources.ws import (
     WsCandles,
     WsEvent,
     WsIgnore,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    merge_ws_records,
 )
 
 from .capability import CANDLE_TIMEFRAMES
@@ -176,6 +178,14 @@ class BitfinexWs(WsSource):
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One frame to events; see the module docstring for the frame shapes."""
+        return merge_ws_records(self._parse_frame(raw))
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of frames in order: each symbol's trades built once."""
+        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
+
+    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events, trades as records to build per batch."""
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -217,12 +227,16 @@ class BitfinexWs(WsSource):
             return WsIgnore(f"subscribed {channel} {chan_id}")
         return WsIgnore(str(event))
 
-    def _trades(self, symbol: Symbol, msg: list[Any]) -> list[WsEvent]:
+    def _trades(self, symbol: Symbol, msg: list[Any]) -> Sequence[WsEvent | WsRecords]:
         body = msg[1]
+
+        def build(records: list[Any]) -> WsEvent:
+            return WsTrades(symbol, parse_trades(records))
+
         if isinstance(body, list):  # snapshot of recent trades
-            return [WsTrades(symbol, parse_trades(body))]
+            return [WsRecords(("trades", symbol), body, build)]
         if body == "te" and len(msg) >= 3:
-            return [WsTrades(symbol, parse_trades([msg[2]]))]
+            return [WsRecords(("trades", symbol), [msg[2]], build)]
         if body == "tu":
             return [WsIgnore("trade update (already seen as te)")]
         raise UnexpectedPayload(f"bitfinex ws trades: unknown frame {str(msg)[:80]}")

@@ -26,7 +26,7 @@ Realtime API.", ...}``, confirms each topic with ``{"success": true, "subscribe"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -49,9 +49,11 @@ from dccd_core.sources.ws import (
     WsEvent,
     WsIgnore,
     WsPing,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    merge_ws_records,
 )
 
 from .capability import BIN_SIZES
@@ -122,8 +124,24 @@ class BitmexWs(WsSource):
 
     # -- parsing -------------------------------------------------------------------------
 
+    def _trades_builder(self, native: str) -> Callable[[list[Any]], WsEvent]:
+        spec = self._spec_or_none(native)
+
+        def build(records: list[Any]) -> WsEvent:
+            return WsTrades(from_native(native), parse_trades(records, spec))
+
+        return build
+
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One frame to events; see the module docstring for the frame shapes."""
+        return merge_ws_records(self._parse_frame(raw))
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of frames in order: each symbol's trades built once."""
+        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
+
+    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events, trades as records to build per batch."""
         if raw in ("pong", b"pong"):
             return [WsIgnore("pong")]
         try:
@@ -142,7 +160,7 @@ class BitmexWs(WsSource):
             if action not in ("partial", "insert"):
                 raise UnexpectedPayload(f"bitmex ws trade: unexpected action {action!r}")
             return [
-                WsTrades(from_native(native), parse_trades(rows, self._spec_or_none(native)))
+                WsRecords(("trades", native), rows, self._trades_builder(native))
                 for native, rows in _by_symbol(data).items()
             ]
         if table in _BIN_TABLES:

@@ -17,6 +17,8 @@ Trades and klines go through the same column functions as the REST parsers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import orjson
@@ -40,9 +42,11 @@ from dccd_core.sources.ws import (
     WsEvent,
     WsIgnore,
     WsPing,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    merge_ws_records,
 )
 
 from .capability import INTERVALS
@@ -133,7 +137,15 @@ class BybitWs(WsSource):
             raise UnexpectedPayload(f"bybit stream: unsubscribed symbol {native!r}") from None
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One push to events.
+        """One push to events (see ``_parse_frame`` for the frames)."""
+        return merge_ws_records(self._parse_frame(raw))
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of pushes: each symbol's trades (and klines) built once."""
+        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
+
+    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One push to events, trades and klines as records to build per batch.
 
         Samples::
 
@@ -162,10 +174,19 @@ class BybitWs(WsSource):
         kind, _, rest = topic.partition(".")
         data = msg.get("data")
         if kind == "publicTrade":
-            return [self._trades(rest, data)]
+            self._symbol(rest)
+            if not isinstance(data, list):
+                raise UnexpectedPayload(
+                    f"bybit publicTrade: expected a data list, got {data!r:.200}"
+                )
+            return [WsRecords(("trades", rest), data, partial(self._trades, rest))]
         if kind == "kline":
             interval, _, native = rest.partition(".")
-            return [self._klines(interval, native, data)]
+            self._symbol(native)
+            if not isinstance(data, list):
+                raise UnexpectedPayload(f"bybit kline: unexpected interval {interval!r} or data")
+            build = partial(self._klines, interval, native)
+            return [WsRecords(("kline", interval, native), data, build)]
         if kind == "orderbook":
             return [self._book(msg, data)]
         raise UnexpectedPayload(f"bybit stream: unknown topic {topic!r}")

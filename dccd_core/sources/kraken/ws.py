@@ -45,9 +45,11 @@ from ..ws import (
     WsCandles,
     WsEvent,
     WsIgnore,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    merge_ws_records,
 )
 from .capability import SPANS, WS_BOOK_DEPTHS
 from .checksum import CHECKSUM_DEPTH, book_checksum
@@ -251,6 +253,14 @@ class KrakenWs(WsSource):
         return book_checksum(bids, asks)
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+        return merge_ws_records(self._parse_frame(raw))
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of frames in order: each symbol's trades built once."""
+        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
+
+    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events, trades as records to build per batch."""
         frame = decode_frame(raw)
         if not isinstance(frame, dict):
             raise UnexpectedPayload(f"kraken ws: unexpected frame {str(raw)[:120]}")
@@ -260,7 +270,10 @@ class KrakenWs(WsSource):
         if channel in _IGNORED_CHANNELS:
             return [WsIgnore(str(channel))]
         if channel == "trade":
-            return list(parse_ws_trades(frame.get("data")))
+            data = frame.get("data")
+            if not isinstance(data, list):
+                raise UnexpectedPayload("kraken ws trade: data must be a list")
+            return [WsRecords("trade", data, parse_ws_trades)]
         if channel == "book":
             return list(parse_ws_book(frame))
         if channel == "ohlc":

@@ -47,9 +47,11 @@ from dccd_core.sources.ws import (
     WsEvent,
     WsIgnore,
     WsPing,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    merge_ws_records,
 )
 
 from .capability import BARS
@@ -145,7 +147,15 @@ class OkxWs(WsSource):
         return symbol, getattr(self, "_ws_contracts", {}).get(str(inst_id))
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One push to events.
+        """One push to events (see ``_parse_frame`` for the frames)."""
+        return merge_ws_records(self._parse_frame(raw))
+
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+        """A batch of pushes: each instrument's trades (and candles) built once."""
+        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
+
+    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One push to events, trades and candles as records to build per batch.
 
         Samples::
 
@@ -178,11 +188,20 @@ class OkxWs(WsSource):
         channel = str(arg.get("channel", ""))
         symbol, contract = self._symbol(arg.get("instId"))
         if channel == "trades-all" or channel == "trades":
-            rows = trades_frame(data, contract=contract, what=f"okx {channel}")
-            return [WsTrades(symbol, rows)]
+
+            def trades(records: list[Any]) -> WsEvent:
+                rows = trades_frame(records, contract=contract, what=f"okx {channel}")
+                return WsTrades(symbol, rows)
+
+            return [WsRecords((channel, symbol), data, trades)]
         if channel in _SPANS_BY_CHANNEL:
-            frame = candles_frame(data, swap=contract is not None, what=f"okx {channel}")
-            return [WsCandles(symbol, Span.parse(_SPANS_BY_CHANNEL[channel]), frame)]
+            span = Span.parse(_SPANS_BY_CHANNEL[channel])
+
+            def candles(records: list[Any]) -> WsEvent:
+                frame = candles_frame(records, swap=contract is not None, what=f"okx {channel}")
+                return WsCandles(symbol, span, frame)
+
+            return [WsRecords((channel, symbol), data, candles)]
         if channel == "books":
             return [self._book(symbol, contract, msg.get("action"), item) for item in data]
         raise UnexpectedPayload(f"okx stream: unknown channel {channel!r}")
