@@ -304,14 +304,19 @@ class _Streamer:
                     ids = ids.filter(fresh)
                     if rows.height == 0:
                         return
-                prev_ids = pl.concat([pl.Series([state.last_id], dtype=pl.Int64), ids])
-                jumps = (prev_ids.diff().slice(1) > 1).arg_true().to_list()
-                ts = rows.get_column("ts")
-                for i in jumps:
-                    lo = state.last_ts if i == 0 else int(ts[i - 1])
-                    if lo is None:
-                        continue
-                    await self.heal(event.symbol, state, lo, int(ts[i]) + 1)
+                chain, first = pl.concat([pl.Series([state.last_id], dtype=pl.Int64), ids]), 0
+            else:
+                # The symbol's first batch: no id before it, but ids missing *inside* it
+                # are gaps all the same (a batch holds every frame since the last flush).
+                chain, first = ids, 1
+            jumps = (chain.diff().slice(1) > 1).arg_true().to_list()
+            ts = rows.get_column("ts")
+            for jump in jumps:
+                i = jump + first  # the row after the gap
+                lo = state.last_ts if i == 0 else int(ts[i - 1])
+                if lo is None:
+                    continue
+                await self.heal(event.symbol, state, lo, int(ts[i]) + 1)
             state.last_id = max(state.last_id or 0, int(ids.max()))  # type: ignore[arg-type]
         state.frames.append(rows)
         last = int(rows.get_column("ts").max())  # type: ignore[arg-type]

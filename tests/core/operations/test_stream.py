@@ -283,3 +283,43 @@ async def test_a_healthy_stream_reports_connected_and_its_last_message(tmp_path:
     assert lines == ["binance trades BTC/USDT: connected (session 1, reconnects 0)"]
     assert final.connected and final.messages > 100 and final.connect_attempts == 0
     assert final.last_message_age_s is not None and final.last_message_age_s < 0.5
+
+
+async def test_ids_missing_inside_the_first_batch_are_healed(tmp_path: Path) -> None:
+    """Frames are parsed once per flush, so a symbol's first batch can hold seconds of
+    trades: an id the exchange skipped inside it is a gap like any later one (it was
+    missed when only a batch's first id was compared with the previous batch)."""
+    from dccd_core.domain import Symbol
+    from dccd_core.domain.types import DataType
+    from dccd_core.operations.stream import _Streamer
+    from dccd_core.sources.ws import WsSubscription, WsTrades
+
+    source = build_source("binance", rest_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9")
+    try:
+        symbol = Symbol.parse("BTC/USDT")
+        streamer = _Streamer(
+            source, WsSubscription(DataType.TRADES, (symbol,)), Store(tmp_path), max_heal_s=60
+        )
+        healed: list[tuple[int, int]] = []
+
+        async def heal(_symbol: Symbol, _state: object, start: int, end: int) -> None:
+            healed.append((start, end))
+
+        streamer.heal = heal  # type: ignore[method-assign]
+        t0 = ms_to_ns(1_700_000_000_000)
+        ids, ts = [10, 11, 13, 14, 17], [t0 + i * 1_000_000 for i in range(5)]
+        rows = pl.DataFrame(
+            {"ts": ts, "trade_id": [str(i) for i in ids], "price": [1.0] * 5,
+             "amount": [1.0] * 5, "side": ["buy"] * 5},
+            schema={"ts": pl.Int64, "trade_id": pl.Utf8, "price": pl.Float64,
+                    "amount": pl.Float64, "side": pl.Utf8},
+        )
+        await streamer.on_trades(WsTrades(symbol, rows))
+        assert healed == [(ts[1], ts[2] + 1), (ts[3], ts[4] + 1)]
+        healed.clear()
+        nxt = rows.with_columns(pl.Series("trade_id", ["19", "20", "21", "22", "23"]),
+                                pl.col("ts") + 10_000_000)
+        await streamer.on_trades(WsTrades(symbol, nxt))  # the seam with the batch before
+        assert healed == [(ts[4], ts[0] + 10_000_000 + 1)]
+    finally:
+        await source.http.aclose()
