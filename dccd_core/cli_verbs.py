@@ -215,27 +215,6 @@ def _progress_printer(
     return line, lambda: None
 
 
-def _last_start(store: Any, key: DatasetKey, end_ts: int) -> int:
-    """``--start last``: after the last stored row, else the coverage's end, else the
-    backfill's default lookback (as ``backfill(start="last")``)."""
-    from dccd_core.operations.backfill import (
-        DEFAULT_CANDLE_LOOKBACK_NS,
-        DEFAULT_TRADE_LOOKBACK_NS,
-    )
-
-    candidates = []
-    last = store.last_ts(key)
-    if last is not None:
-        candidates.append(key.span.floor(last) + key.span.ns if key.span is not None else last)
-    coverage_end = store.coverage(key).end
-    if coverage_end is not None:
-        candidates.append(coverage_end)
-    if candidates:
-        return max(candidates)
-    lookback = DEFAULT_CANDLE_LOOKBACK_NS if key.span is not None else DEFAULT_TRADE_LOOKBACK_NS
-    return end_ts - lookback
-
-
 def _slice_ns(source: Any, key: DatasetKey, concurrency: int) -> int:
     """One slice of the run: 4 rounds of ``concurrency`` candle pages, or an hour of
     trades. Ctrl-C lets the slice in progress finish, so it answers within seconds."""
@@ -271,7 +250,7 @@ async def _run_backfill(
     """The backfill of ``[start, end)`` as consecutive ``backfill`` calls over slices
     (each commits and records its coverage the usual way). The first Ctrl-C stops after
     the slice in progress; a second one aborts at once (committed slices stay)."""
-    from dccd_core.operations.backfill import backfill, find_origin
+    from dccd_core.operations.backfill import _default_start, backfill, find_origin
     from dccd_core.sources.registry import aclose_source, build_source
     from dccd_core.storage import Store
 
@@ -316,7 +295,7 @@ async def _run_backfill(
         if start == "origin":
             start_ts = await find_origin(source, key, end_ts)
         elif start == "last":
-            start_ts = _last_start(store, key, end_ts)
+            start_ts = _default_start(key, store, end_ts)  # as backfill(start="last")
         else:
             assert isinstance(start, int)
             start_ts = start
