@@ -94,19 +94,24 @@ _FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatu
 # -- knobs ------------------------------------------------------------------------------
 
 
-def liveness_timeout_s(env: Mapping[str, str] | None = None) -> float:
-    """``DCCD_RUN_LIVENESS_TIMEOUT_S`` (seconds > 0), default 120."""
-    env = os.environ if env is None else env
-    raw = env.get(TIMEOUT_ENV)
+def env_seconds(env: Mapping[str, str], name: str) -> float | None:
+    """The env knob ``name`` as seconds > 0; None when unset or blank."""
+    raw = env.get(name)
     if raw is None or not raw.strip():
-        return DEFAULT_TIMEOUT_S
+        return None
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds > 0; fix or unset it")
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; fix or unset it")
     return value
+
+
+def liveness_timeout_s(env: Mapping[str, str] | None = None) -> float:
+    """``DCCD_RUN_LIVENESS_TIMEOUT_S`` (seconds > 0), default 120."""
+    value = env_seconds(os.environ if env is None else env, TIMEOUT_ENV)
+    return DEFAULT_TIMEOUT_S if value is None else value
 
 
 def beat_interval_s(timeout_s: float) -> float:

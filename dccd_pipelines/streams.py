@@ -86,7 +86,6 @@ from dagster import (
 )
 
 from dccd_core.domain import (
-    ConfigError,
     DatasetKey,
     DataType,
     Span,
@@ -206,19 +205,6 @@ class StreamSpec:
         return DatasetKey(self.exchange, symbol, self.data_type, self.span)
 
 
-def _env_seconds(env: Mapping[str, str], name: str) -> float | None:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; fix or unset it")
-    return value
-
-
 def stream_specs(
     datasets: Sequence[DatasetSpec], env: Mapping[str, str] | None = None
 ) -> list[StreamSpec]:
@@ -227,9 +213,9 @@ def stream_specs(
     ``env`` (default ``os.environ``) may set the supervision knobs (module docstring).
     """
     env = os.environ if env is None else env
-    interval_s = _env_seconds(env, SENSOR_INTERVAL_ENV)
-    timeout_s = _env_seconds(env, SUPERVISOR_TIMEOUT_ENV)
-    check_s = _env_seconds(env, CHECK_INTERVAL_ENV) or CHECK_INTERVAL_S
+    interval_s = liveness.env_seconds(env, SENSOR_INTERVAL_ENV)
+    timeout_s = liveness.env_seconds(env, SUPERVISOR_TIMEOUT_ENV)
+    check_s = liveness.env_seconds(env, CHECK_INTERVAL_ENV) or CHECK_INTERVAL_S
     groups: dict[tuple[str, DataType, Span | None], list[DatasetSpec]] = {}
     for ds in datasets:
         if ds.stream:
