@@ -253,14 +253,21 @@ def _window(context: Any) -> tuple[int | None, int | None]:
 def _result(
     key: DatasetKey, outcome: CheckOutcome, window: Sequence[int | None]
 ) -> AssetCheckResult:
-    return AssetCheckResult(
-        asset_key=AssetKey(key.asset_key_path),
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=_SEVERITY[outcome.name],
-        metadata=_metadata(outcome, window),
-        description=_DESCRIPTION[outcome.name],
-    )
+    return AssetCheckResult(**_check_fields(key, outcome, window))
+
+
+def _check_fields(
+    key: DatasetKey, outcome: CheckOutcome, window: Sequence[int | None]
+) -> dict[str, Any]:
+    """What an ``AssetCheckResult`` and an ``AssetCheckEvaluation`` of a check share."""
+    return {
+        "asset_key": AssetKey(key.asset_key_path),
+        "check_name": outcome.name,
+        "passed": outcome.passed,
+        "severity": _SEVERITY[outcome.name],
+        "metadata": _metadata(outcome, window),
+        "description": _DESCRIPTION[outcome.name],
+    }
 
 
 def _metadata(outcome: CheckOutcome, window: Sequence[int | None]) -> dict[str, Any]:
@@ -296,15 +303,7 @@ def stream_check_evaluations(
     window = (start_ts, min(start_ts + NS_PER_DAY, now_ts if now_ts is not None else now_ns()))
     outcomes = audit_dataset(store_root, key, *window)
     return [
-        AssetCheckEvaluation(
-            asset_key=AssetKey(key.asset_key_path),
-            check_name=outcome.name,
-            passed=outcome.passed,
-            severity=_SEVERITY[outcome.name],
-            metadata=_metadata(outcome, window),
-            description=_DESCRIPTION[outcome.name],
-            partition=day,
-        )
+        AssetCheckEvaluation(**_check_fields(key, outcome, window), partition=day)
         for outcome in outcomes.values()
     ]
 
