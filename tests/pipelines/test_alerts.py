@@ -39,6 +39,7 @@ from dccd_pipelines.alerts import (
 from dccd_pipelines.catalog import AlertSettings
 from dccd_pipelines.liveness import fail_dead_run, owned_by, write_run_alive
 from dccd_pipelines.streams import STREAM_TAG, StreamSpec
+from tests.core.storage.helpers import trades
 
 JOB = "binance__ohlc__btc_usdt_1m"
 OWNED = owned_by([JOB], [])
@@ -157,9 +158,7 @@ def test_a_failing_webhook_never_breaks_the_sensor(receiver: Receiver) -> None:
 
 
 def _trades(ts: list[int]) -> pl.DataFrame:
-    return pl.DataFrame({"ts": ts, "trade_id": [str(t) for t in ts],
-                         "price": [100.0] * len(ts), "amount": [1.0] * len(ts),
-                         "side": ["buy"] * len(ts)})
+    return trades([str(t) for t in ts], ts, price=100.0)
 
 
 def test_a_stale_stream_is_reported_once_then_its_recovery(

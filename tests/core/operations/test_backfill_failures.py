@@ -32,28 +32,14 @@ from dccd_core.operations.backfill import BackfillProgress, backfill
 from dccd_core.sources.base import Endpoints, Source, TradePage
 from dccd_core.storage import Store
 from dccd_pipelines.execution import format_progress
+from tests.core.storage.helpers import trades
 
 START = to_ns("2024-03-01")
 SYMBOL = Symbol.parse("BTC/USDT")
 
 
 def trades_frame(ids: list[int], ts: list[int]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": ts,
-            "trade_id": [str(i) for i in ids],
-            "price": [100.0] * len(ids),
-            "amount": [1.0] * len(ids),
-            "side": ["buy"] * len(ids),
-        },
-        schema={
-            "ts": pl.Int64,
-            "trade_id": pl.Utf8,
-            "price": pl.Float64,
-            "amount": pl.Float64,
-            "side": pl.Utf8,
-        },
-    )
+    return trades([str(i) for i in ids], ts, price=100.0)
 
 
 class Synthetic(Source):

@@ -17,6 +17,7 @@ from dccd_core.sources.registry import build_source
 from dccd_core.storage import SegmentPolicy, Store
 from dccd_core.storage import segments as segments_module
 from dccd_core.transport.ws import WsConfig
+from tests.core.storage.helpers import trades
 from tests.fakes.binance_ws import BinanceStreamFake
 from tests.fakes.server import serve
 
@@ -308,12 +309,7 @@ async def test_ids_missing_inside_the_first_batch_are_healed(tmp_path: Path) -> 
         streamer.heal = heal  # type: ignore[method-assign]
         t0 = ms_to_ns(1_700_000_000_000)
         ids, ts = [10, 11, 13, 14, 17], [t0 + i * 1_000_000 for i in range(5)]
-        rows = pl.DataFrame(
-            {"ts": ts, "trade_id": [str(i) for i in ids], "price": [1.0] * 5,
-             "amount": [1.0] * 5, "side": ["buy"] * 5},
-            schema={"ts": pl.Int64, "trade_id": pl.Utf8, "price": pl.Float64,
-                    "amount": pl.Float64, "side": pl.Utf8},
-        )
+        rows = trades([str(i) for i in ids], ts)
         await streamer.on_trades(WsTrades(symbol, rows))
         assert healed == [(ts[1], ts[2] + 1), (ts[3], ts[4] + 1)]
         healed.clear()

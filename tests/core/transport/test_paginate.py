@@ -38,6 +38,7 @@ from dccd_core.transport.paginate import (
     paginate_candles,
     paginate_trades,
 )
+from tests.core.storage.helpers import trades
 
 SYMBOL = Symbol.parse("BTC/USDT")
 
@@ -304,22 +305,7 @@ T0 = 1_000 * NS_PER_MS  # synthetic windows (check_plausibility is off for these
 
 
 def _trades(ids: list[int], ts_ms: list[int]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": [t * NS_PER_MS for t in ts_ms],
-            "trade_id": [str(i) for i in ids],
-            "price": [1.0] * len(ids),
-            "amount": [2.0] * len(ids),
-            "side": ["buy"] * len(ids),
-        },
-        schema={
-            "ts": pl.Int64,
-            "trade_id": pl.Utf8,
-            "price": pl.Float64,
-            "amount": pl.Float64,
-            "side": pl.Utf8,
-        },
-    )
+    return trades([str(i) for i in ids], [t * NS_PER_MS for t in ts_ms])
 
 
 class BadPages(Source):
