@@ -165,7 +165,9 @@ async def test_stream_trades_equal_truth_across_drops(
             store=store,
             source=src,
             flush_interval_s=0.3,
-            max_runtime_s=3.0,
+            # each reconnect's REST heal waits for Bitfinex's request spacing (~3 s), so
+            # the run must outlast two of them for the second reconnect to be seen
+            max_runtime_s=6.0,
             ws_config=FAST_WS,
         )
     finally:
