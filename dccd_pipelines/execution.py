@@ -204,7 +204,7 @@ def run_backfill(
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             if source is None and src is not None:  # ours to close (backfill closes its own)
-                await src.http.aclose()
+                await src.aclose()
 
     log(f"{spec.key}: backfill {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}")
     result = asyncio.run(main())

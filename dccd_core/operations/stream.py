@@ -752,8 +752,6 @@ async def stream(
         emit(streamer.report(streamer.write(streamer.take()), final=True))
         writer.shutdown(wait=True)
         if owned is not None:
-            closer = getattr(getattr(owned, "http", None), "aclose", None)
-            if closer is not None:
-                await closer()
+            await owned.aclose()
     assert last_report is not None
     return last_report

@@ -28,7 +28,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import polars as pl
 
@@ -42,6 +42,7 @@ from dccd_core.domain import (
     check_rows,
     check_trade_id_order,
 )
+from dccd_core.transport.pages import TradePage
 
 __all__ = ["Endpoints", "Source", "TradePage"]
 
@@ -52,26 +53,6 @@ class Endpoints:
 
     rest_url: str
     ws_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TradePage:
-    """One page of trades and where the next one starts (None: window drained).
-
-    Where each row bundles a range of the exchange's underlying trades (Binance
-    aggregates: trades ``f..l``), ``first_trade_ids`` gives each row's first underlying
-    trade id and ``last_trade_id`` the highest one the page delivered; the paginator
-    then drops the rows of the next page that only re-send trades this page delivered
-    (a replay at a page boundary). ``replayed`` lists the ids of rows the source dropped
-    as replays: the consecutive-id checks count them as seen, nothing stores them.
-    """
-
-    rows: pl.DataFrame
-    next_cursor: Any | None
-    requests: int = 1
-    replayed: tuple[str, ...] = ()
-    first_trade_ids: pl.Series | None = None
-    last_trade_id: int | None = None
 
 
 def _checked_rows(
@@ -139,6 +120,22 @@ class Source(ABC):
         # ``http`` is a dccd_core.transport.HttpClient bound to ``endpoints.rest_url``.
         self.http = http
         self.endpoints = endpoints or self.default_endpoints
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Release the connections this source owns (its HTTP client's pool).
+
+        The one way to close a source: ``await source.aclose()`` or ``async with``.
+        """
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- markets ---------------------------------------------------------------
 

@@ -161,7 +161,7 @@ def build_source(
 ) -> Source:
     """A ready source for ``exchange``, with its own HTTP client and weight limiter.
 
-    The caller owns the client: ``await source.http.aclose()`` when done.
+    The caller owns it: ``async with build_source(...) as source`` or ``await source.aclose()``.
     """
     from dccd_core.transport import HttpClient, WeightLimiter
 
@@ -192,9 +192,5 @@ def build_source(
 
 
 async def aclose_source(source: Source) -> None:
-    """Release a built source's connections: its own ``aclose`` (ccxt) or its client's."""
-    closer = getattr(source, "aclose", None)
-    if closer is None:
-        closer = getattr(getattr(source, "http", None), "aclose", None)
-    if closer is not None:
-        await closer()
+    """Release a built source's connections (same as ``await source.aclose()``)."""
+    await source.aclose()

@@ -57,7 +57,8 @@ from dccd_core.domain import (
     check_trade_id_order,
     iso_datetime,
 )
-from dccd_core.sources.base import Source, TradePage
+
+from .pages import PageSource, TradePage
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -134,7 +135,7 @@ def clip_rows(rows: pl.DataFrame, start_ts: int, end_ts: int) -> pl.DataFrame:
     return rows.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
 
-def _page_limit(source: Source, data_type: DataType) -> int:
+def _page_limit(source: PageSource, data_type: DataType) -> int:
     feature = source.capability.feature(data_type)
     if feature is not None and feature.page_limit:
         return feature.page_limit
@@ -157,7 +158,7 @@ async def _cancel_all(tasks: Iterable[asyncio.Task[object]]) -> None:
 
 
 async def paginate_candles(
-    source: Source,
+    source: PageSource,
     symbol: Symbol,
     span: Span,
     start_ts: int,
@@ -481,7 +482,7 @@ class _Replays:
     drops such rows inside one page; a replay whose original is on the page before
     can only be seen here, as pages are fetched concurrently."""
 
-    def __init__(self, source: Source, symbol: Symbol) -> None:
+    def __init__(self, source: PageSource, symbol: Symbol) -> None:
         self.origin = f"{source.id} {symbol}"
         #: the highest underlying trade id and row id delivered by the pages so far
         self.high: int | None = None
@@ -530,7 +531,7 @@ class _IdOrder:
     are yielded, so a seam between pages whose ids rise while their times fall is
     refused like a page that does (sources with ``monotonic_trade_ids`` only)."""
 
-    def __init__(self, source: Source, symbol: Symbol) -> None:
+    def __init__(self, source: PageSource, symbol: Symbol) -> None:
         self.on = source.monotonic_trade_ids
         self.origin = f"{source.id} {symbol}"
         self.edges: IdEdges | None = None
@@ -541,7 +542,7 @@ class _IdOrder:
 
 
 async def paginate_trades(
-    source: Source,
+    source: PageSource,
     symbol: Symbol,
     start_ts: int,
     end_ts: int,
@@ -594,7 +595,7 @@ async def paginate_trades(
 
 
 async def _paginate_by_id(
-    source: Source,
+    source: PageSource,
     symbol: Symbol,
     start_ts: int,
     end_ts: int,
@@ -704,7 +705,7 @@ async def _paginate_by_id(
 
 
 async def _paginate_segments(
-    source: Source,
+    source: PageSource,
     symbol: Symbol,
     start_ts: int,
     end_ts: int,

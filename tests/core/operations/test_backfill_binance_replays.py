@@ -239,7 +239,7 @@ async def test_an_id_page_served_twice_is_still_refused(
 def test_paginator_drops_only_new_ids_with_old_trades() -> None:
     import polars as pl
 
-    from dccd_core.sources.base import TradePage
+    from dccd_core.transport.pages import TradePage
     from dccd_core.transport.paginate import _Replays
 
     def page(ids: list[int], first: list[int]) -> TradePage:

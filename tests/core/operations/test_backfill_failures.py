@@ -29,8 +29,9 @@ from dccd_core.domain import (
     to_ns,
 )
 from dccd_core.operations.backfill import BackfillProgress, backfill
-from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.sources.base import Endpoints, Source
 from dccd_core.storage import Store
+from dccd_core.transport.pages import TradePage
 from dccd_pipelines.execution import format_progress
 from tests.core.storage.helpers import trades
 

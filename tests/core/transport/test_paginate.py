@@ -29,7 +29,8 @@ from dccd_core.domain import (
     Transport,
     UnexpectedPayload,
 )
-from dccd_core.sources.base import Endpoints, Source, TradePage
+from dccd_core.sources.base import Endpoints, Source
+from dccd_core.transport.pages import TradePage
 from dccd_core.transport.paginate import (
     MAX_IDLE_PAGES,
     Chunk,
