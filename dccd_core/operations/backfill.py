@@ -285,8 +285,7 @@ class _Run:
         self.pages = PageStats()
         self.rows = 0
         self.started = time.monotonic()
-        http_stats = getattr(getattr(source, "http", None), "stats", None)
-        self._http_stats = http_stats
+        self._http_stats = source.http_stats
         self._base = self._http_counts()
 
     def _http_counts(self) -> tuple[int, int, int]:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Self
 
 import polars as pl
 
@@ -42,9 +42,41 @@ from dccd_core.domain import (
     check_rows,
     check_trade_id_order,
 )
+from dccd_core.transport.errors import ErrorTable
+from dccd_core.transport.http import HttpStats, JsonResponse
 from dccd_core.transport.pages import TradePage
 
-__all__ = ["Endpoints", "Source", "TradePage"]
+__all__ = ["Endpoints", "HttpApi", "Request", "Source", "TradePage"]
+
+
+class HttpApi(Protocol):
+    """What a source needs of its HTTP client (``dccd_core.transport.HttpClient``).
+
+    Sources only ask for JSON documents; retries, rate limits and the exchange's
+    error table are the client's business, so this is all a source may call.
+    """
+
+    stats: HttpStats
+
+    async def get(
+        self, path_or_url: str, params: Mapping[str, Any] | None = None, *, weight: int = 1
+    ) -> JsonResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One REST call as the exchange modules describe it: built by a pure
+    ``build_*_request`` function (testable without a network), sent by ``Source._get``.
+
+    ``path`` is a path on the source's REST origin or an absolute URL (Binance's
+    futures host); ``weight`` is what the exchange charges for it.
+    """
+
+    path: str
+    params: Mapping[str, str | int] = field(default_factory=dict)
+    weight: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +147,45 @@ class Source(ABC):
     monotonic_trade_ids: ClassVar[bool] = False
     #: Only test doubles with synthetic epoch-relative data turn this off.
     check_plausibility: ClassVar[bool] = True
+    #: The exchange's documented error codes -> transient / rate limit / permanent,
+    #: applied by the HTTP client to every error body (``transport/errors.py``).
+    errors: ClassVar[ErrorTable | None] = None
+    #: Response header reporting the weight used so far (Binance), for the limiter.
+    usage_header: ClassVar[str | None] = None
 
-    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
-        # ``http`` is a dccd_core.transport.HttpClient bound to ``endpoints.rest_url``.
-        self.http = http
+    def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:
+        # ``http`` is bound to ``endpoints.rest_url``; None only for ccxt (own session).
+        self._http = http
         self.endpoints = endpoints or self.default_endpoints
+
+    @property
+    def http(self) -> HttpApi:
+        """The HTTP client; a source built without one (ccxt) has no REST pages of ours."""
+        if self._http is None:
+            raise TypeError(f"{self.id} source has no dccd HTTP client")
+        return self._http
+
+    @property
+    def http_stats(self) -> HttpStats | None:
+        """Requests, retries and rate-limit pauses so far (None: not a dccd client)."""
+        return self._http.stats if self._http is not None else None
+
+    @staticmethod
+    def check_payload(data: Any) -> None:
+        """Raise on a body that carries an error at HTTP 200 (OKX/Bybit ``code``).
+
+        Run once per response by the HTTP client (``registry.build_source`` hands it
+        over), never again by the source.
+        """
+        return None
+
+    async def _response(self, request: Request) -> JsonResponse:
+        """Send one request (retries, rate limits and error bodies: the client's job)."""
+        return await self.http.get(request.path, request.params, weight=request.weight)
+
+    async def _get(self, request: Request) -> Any:
+        """The decoded JSON body of one request."""
+        return (await self._response(request)).data
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -128,8 +194,8 @@ class Source(ABC):
 
         The one way to close a source: ``await source.aclose()`` or ``async with``.
         """
-        if self.http is not None:
-            await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -196,7 +196,7 @@ class BinanceRestSource(Source):
     def native_symbol(self, symbol: Symbol) -> str:
         return native_symbol(symbol)
 
-    async def _get(self, symbol: Symbol | Market, request: Request) -> Any:
+    async def _get(self, symbol: Symbol | Market, request: Request) -> Any:  # type: ignore[override]
         market = symbol if isinstance(symbol, str) else market_of(symbol)
         path, params, weight = request
         response = await self.http.get(f"{self.origins[market]}{path}", params, weight=weight)

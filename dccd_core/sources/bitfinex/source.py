@@ -129,7 +129,7 @@ class BitfinexSource(BitfinexWs, Source):
 
     # -- helpers ---------------------------------------------------------------
 
-    async def _get(self, request: rest.Request, *, weight: int = 1) -> Any:
+    async def _get(self, request: rest.Request, *, weight: int = 1) -> Any:  # type: ignore[override]
         path, params = request
         response = await self.http.get(path, params, weight=weight)
         data = response.data

@@ -133,7 +133,7 @@ class BitmexSource(BitmexWs, Source):
             return await self.contract_spec(symbol)
         return None
 
-    async def _get(self, request: rest.Request, *, weight: int = 1) -> Any:
+    async def _get(self, request: rest.Request, *, weight: int = 1) -> Any:  # type: ignore[override]
         path, params = request
         response = await self.http.get(path, params, weight=weight)
         self._observe_rate_limit(response.headers)

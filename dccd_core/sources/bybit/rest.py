@@ -131,7 +131,7 @@ class BybitRestSource(Source):
     def native_symbol(self, symbol: Symbol) -> str:
         return native_symbol(symbol)
 
-    async def _get(self, request: Request) -> Any:
+    async def _get(self, request: Request) -> Any:  # type: ignore[override]
         path, params = request
         response = await self.http.get(path, params)
         return response.data
