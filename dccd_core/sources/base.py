@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, Self
 
 import polars as pl
@@ -77,6 +77,14 @@ class Request:
     path: str
     params: Mapping[str, str | int] = field(default_factory=dict)
     weight: int = 1
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as ``path, params, weight`` (a builder's result read in one line)."""
+        return iter((self.path, self.params, self.weight))
+
+    def on_origin(self, origin: str) -> Request:
+        """The same request to another origin (an absolute URL the client meters apart)."""
+        return replace(self, path=f"{origin.rstrip('/')}{self.path}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +160,16 @@ class Source(ABC):
     errors: ClassVar[ErrorTable | None] = None
     #: Response header reporting the weight used so far (Binance), for the limiter.
     usage_header: ClassVar[str | None] = None
+    #: Other REST origins the source calls by absolute URL, each metered by its own
+    #: weight budget per minute (Binance's USD-M futures host); the registry gives each
+    #: a limiter of its own. Requests to ``endpoints.rest_url`` use ``capability``'s.
+    extra_origins: ClassVar[Mapping[str, int]] = {}
 
     def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:
         # ``http`` is bound to ``endpoints.rest_url``; None only for ccxt (own session).
         self._http = http
         self.endpoints = endpoints or self.default_endpoints
+        self._listings: dict[Hashable, set[Symbol]] = {}
 
     @property
     def http(self) -> HttpApi:
@@ -216,10 +229,24 @@ class Source(ABC):
     async def check_symbol(self, symbol: Symbol) -> None:
         """Raise ``UnknownSymbol`` before any page is fetched for a market that does not exist."""
         known = await self.fetch_symbols()
-        if known is not None and symbol not in known:
+        if known is not None:
+            self._check_listed(symbol, known)
+
+    def _check_listed(self, symbol: Symbol, known: set[Symbol]) -> None:
+        """``UnknownSymbol`` naming up to eight listed markets of the same base."""
+        if symbol not in known:
             close = sorted(str(s) for s in known if s.base == symbol.base)[:8]
             hint = f"; {symbol.base} markets: {', '.join(close)}" if close else ""
             raise UnknownSymbol(f"{self.id} does not list {symbol}{hint}")
+
+    async def _listing(
+        self, key: Hashable, load: Callable[[], Awaitable[set[Symbol]]]
+    ) -> set[Symbol]:
+        """The symbols ``load`` lists, asked once per source and ``key`` (a listing is
+        a few heavy requests and changes rarely within one run)."""
+        if key not in self._listings:
+            self._listings[key] = await load()
+        return self._listings[key]
 
     # -- pages -----------------------------------------------------------------
 

@@ -70,10 +70,10 @@ T = TypeVar("T")
 class CcxtSource(Source):
     """Any ccxt exchange, by id: ``CcxtSource("bitstamp")``.
 
-    ``endpoints.rest_url`` moves every ccxt API URL to that origin (path kept).
-    ``http`` is accepted for the registry's uniform call and unused: ccxt has its own
-    aiohttp session, closed by ``aclose()``. ``options`` are merged into ccxt's
-    exchange options (e.g. ``{'fetchMarkets': {'types': ['spot']}}`` for Binance).
+    ``endpoints.rest_url`` moves every ccxt API URL to that origin (path kept). It
+    has no dccd HTTP client (``http_stats`` is None): ccxt has its own aiohttp session,
+    closed by ``aclose()``. ``options`` are merged into ccxt's exchange options (e.g.
+    ``{'fetchMarkets': {'types': ['spot']}}`` for Binance).
     """
 
     id = "ccxt"
@@ -83,7 +83,6 @@ class CcxtSource(Source):
         self,
         exchange_id: str,
         endpoints: Endpoints | None = None,
-        http: Any = None,
         *,
         options: Mapping[str, Any] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -92,7 +91,7 @@ class CcxtSource(Source):
         self.exchange = create_exchange(
             exchange_id, endpoints.rest_url if endpoints else None, options
         )
-        super().__init__(http, endpoints or Endpoints(rest_url=_api_origin(self.exchange)))
+        super().__init__(None, endpoints or Endpoints(rest_url=_api_origin(self.exchange)))
         # The source's id is the exchange's, per instance (the base declares a ClassVar).
         vars(self)["id"] = exchange_id
         vars(self)["sequential_trade_ids"] = trade_quirks(exchange_id).id_param is not None
@@ -109,14 +108,8 @@ class CcxtSource(Source):
     # -- lifecycle ---------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close ccxt's HTTP session."""
+        """Close ccxt's HTTP session (``async with`` calls this too)."""
         await self.exchange.close()
-
-    async def __aenter__(self) -> CcxtSource:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- markets -----------------------------------------------------------------
 

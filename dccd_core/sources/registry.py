@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,19 +87,24 @@ def check_exchange(exchange: str) -> str:
     raise UnknownExchange(unknown_exchange_message(exchange))
 
 
-def _import(target: str, exchange: str) -> Any:
+def _import(target: str, exchange: str) -> type[Source]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        cls = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise UnknownExchange(
             f"the source of {exchange} ({target}) cannot be loaded: {exc}; "
             "check the dccd installation"
         ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise UnknownExchange(
+            f"the source of {exchange} ({target}) is not a Source; check the dccd installation"
+        )
+    return cls
 
 
-def source_class(exchange: str) -> tuple[Any, bool]:
+def source_class(exchange: str) -> tuple[type[Source], bool]:
     """The class serving ``exchange`` and whether it is native (False: ccxt)."""
     name = check_exchange(exchange)
     if name in NATIVE_SOURCES:
@@ -168,27 +172,35 @@ def build_source(
     name = validate_exchange_id(exchange)
     cls, native = source_class(name)
     if not native:
-        default = Endpoints("", None)
-        overridden = resolve_endpoints(name, default, rest_url, ws_url)
-        endpoints = overridden if overridden.rest_url or overridden.ws_url else None
-        # ccxt brings its own HTTP session (closed by ``aclose_source``)
-        source: Source = cls(name, endpoints, None)
-        return source
+        return _build_ccxt(cls, name, rest_url, ws_url)
     endpoints = resolve_endpoints(name, cls.default_endpoints, rest_url, ws_url)
-    capability = cls.capability
-    limiter = WeightLimiter(
-        capability.weight_per_minute, usage_header=getattr(cls, "usage_header", None)
-    )
     http = HttpClient(
         name,
         endpoints.rest_url,
-        limiter=limiter,
-        check_payload=getattr(cls, "check_payload", None),
-        errors=getattr(cls, "errors", None),
+        limiter=WeightLimiter(cls.capability.weight_per_minute, usage_header=cls.usage_header),
+        check_payload=cls.check_payload,
+        errors=cls.errors,
         transport=transport,
     )
-    built: Source = cls(http, endpoints)
-    return built
+    for origin, weight_per_minute in cls.extra_origins.items():
+        # inert where the REST origin is overridden: no request then goes to ``origin``
+        http.set_host_limiter(
+            origin, WeightLimiter(weight_per_minute, usage_header=cls.usage_header)
+        )
+    return cls(http, endpoints)
+
+
+def _build_ccxt(
+    cls: type[Source], name: str, rest_url: str | None, ws_url: str | None
+) -> Source:
+    """The generic source; ccxt brings its own HTTP session (closed by ``aclose()``)."""
+    from .ccxt_source import CcxtSource
+
+    if not issubclass(cls, CcxtSource):
+        raise UnknownExchange(f"the generic source of {name} is not a CcxtSource")
+    overridden = resolve_endpoints(name, Endpoints("", None), rest_url, ws_url)
+    endpoints = overridden if overridden.rest_url or overridden.ws_url else None
+    return cls(name, endpoints)
 
 
 async def aclose_source(source: Source) -> None:

@@ -1,6 +1,9 @@
 """The streaming contract: the hooks an exchange source implements to be streamed.
 
-A source that streams mixes in :class:`WsSource` next to :class:`~.base.Source`.
+A source that streams mixes in :class:`WsSource` (itself a :class:`~.base.Source`, so
+the hooks may use ``endpoints``, ``native_symbol`` and ``_get``) next to its REST class:
+``class BinanceSource(BinanceWs, BinanceRest)``. What it streams is not declared twice:
+``ws_data_types`` is read from the ``capability``'s WebSocket features.
 It only knows its wire format: where to connect, what to send, and how to turn one
 frame into events. Connecting, reconnecting, pinging, batching, book upkeep, gap
 healing from REST and flushing live once in ``dccd_core.transport.ws`` and
@@ -56,7 +59,9 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol
+from dccd_core.domain import DataType, NoCapability, Span, Symbol, Transport, UnexpectedPayload
+
+from .base import Source
 
 __all__ = [
     "BookLevels",
@@ -242,11 +247,9 @@ class SeqCheck(Enum):
 # -- the contract ----------------------------------------------------------------------
 
 
-class WsSource:
+class WsSource(Source):
     """Mixin declaring a source's streaming hooks; see the module docstring."""
 
-    #: Data types the source streams (besides what ``capability`` declares over WS).
-    ws_data_types: ClassVar[tuple[DataType, ...]] = ()
     #: True where the stream's trade ids are consecutive integers per symbol (Coinbase
     #: ``matches``, Kraken v2 ``trade``), so a skipped frame shows as an id jump and is
     #: healed from REST. Unlike ``Source.sequential_trade_ids`` it promises nothing to
@@ -256,6 +259,34 @@ class WsSource:
     ws_idle_timeout_s: ClassVar[float] = 60.0
     ws_max_session_s: ClassVar[float | None] = None
     book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.SNAPSHOTS_ONLY)
+    #: native name -> symbol of the subscription being parsed (set by ``ws_url``)
+    _ws_symbols: dict[str, Symbol]
+
+    @property
+    def ws_data_types(self) -> tuple[DataType, ...]:
+        """Data types the source streams: its capability's WebSocket features, in order."""
+        features = self.capability.features
+        return tuple(dict.fromkeys(f.data_type for f in features if f.transport is Transport.WS))
+
+    async def prepare_ws(self, sub: WsSubscription) -> None:
+        """Async set-up the synchronous hooks need, before connecting (OKX: swap
+        contract sizes); none by default."""
+        return None
+
+    def _ws_origin(self, default: str) -> str:
+        """The WebSocket origin: the endpoints' (catalog, env, a fake), else ``default``."""
+        return (self.endpoints.ws_url or default).rstrip("/")
+
+    def _subscribe(self, sub: WsSubscription, native: Callable[[Symbol], str]) -> None:
+        """Remember the subscription's symbols by ``native(symbol)`` for ``_ws_symbol``."""
+        self._ws_symbols = {native(s): s for s in sub.symbols}
+
+    def _ws_symbol(self, native: object, kind: str = "symbol") -> Symbol:
+        """The subscribed symbol a frame names; ``UnexpectedPayload`` for any other."""
+        try:
+            return self._ws_symbols[str(native)]
+        except (AttributeError, KeyError):
+            raise UnexpectedPayload(f"{self.id} stream: unsubscribed {kind} {native!r}") from None
 
     def ws_url(self, sub: WsSubscription) -> str:
         """The URL to connect to for ``sub`` (origin from the endpoints + path/query)."""

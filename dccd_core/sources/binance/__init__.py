@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .capability import CAPABILITY
-from .rest import BinanceRestSource
+from .rest import BinanceRest
 from .ws import BinanceWs
 
 __all__ = ["CAPABILITY", "BinanceSource"]
 
 
-class BinanceSource(BinanceWs, BinanceRestSource):
+class BinanceSource(BinanceWs, BinanceRest):
     """Binance over REST (``rest.py``) and WebSocket (``ws.py``)."""

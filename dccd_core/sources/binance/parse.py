@@ -4,7 +4,7 @@ Every parser works per column (one polars construction per field, no per-row
 objects), accepts numbers sent as strings and strings sent as numbers (ccxt's
 recordings stringify ``a``/``T``; the live API sends numbers), and raises
 ``UnexpectedPayload`` on a missing or malformed value instead of storing a null.
-The WS stream reuses ``parse_agg_trades`` and ``taker_side``, so REST and WS map
+The WS stream reuses ``parse_trades`` and ``taker_side``, so REST and WS map
 Binance's maker flag ``m`` the same way.
 """
 
@@ -29,10 +29,10 @@ from dccd_core.sources.columns import (
 __all__ = [
     "AggTrades",
     "check_payload",
-    "parse_agg_trades",
-    "parse_agg_trades_page",
-    "parse_depth",
-    "parse_klines",
+    "parse_book",
+    "parse_candles",
+    "parse_trades",
+    "parse_trades_page",
     "taker_side",
 ]
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _AGG_FIELDS = {"a": pl.Utf8, "p": pl.Utf8, "q": pl.Utf8, "T": pl.Utf8, "m": pl.Boolean}
 #: first and last trade id of an aggregate: always sent by the live API, absent from
-#: some older recordings (then no replay can be recognised, see ``parse_agg_trades_page``)
+#: some older recordings (then no replay can be recognised, see ``parse_trades_page``)
 _RANGE_FIELDS = {"f": pl.Utf8, "l": pl.Utf8}
 
 
@@ -71,7 +71,7 @@ def taker_side(buyer_is_maker: pl.Expr) -> pl.Expr:
     return pl.when(buyer_is_maker).then(pl.lit("sell")).otherwise(pl.lit("buy"))
 
 
-def parse_klines(data: Any) -> pl.DataFrame:
+def parse_candles(data: Any) -> pl.DataFrame:
     """``/api/v3/klines`` (and ``/fapi/v1/klines``) rows to the ohlc schema.
 
     Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
@@ -115,7 +115,7 @@ def parse_klines(data: Any) -> pl.DataFrame:
 @dataclass(frozen=True, slots=True)
 class AggTrades:
     """One aggTrades payload parsed, replayed aggregates dropped (see
-    ``parse_agg_trades_page``)."""
+    ``parse_trades_page``)."""
 
     #: the trades schema, without the replays
     rows: pl.DataFrame
@@ -140,7 +140,7 @@ def _replays(first: pl.Series, last: pl.Series, after: int | None) -> pl.Series:
     return (first <= before).fill_null(False)
 
 
-def parse_agg_trades_page(
+def parse_trades_page(
     data: Any,
     *,
     after_trade_id: int | None = None,
@@ -238,14 +238,14 @@ def log_replays(origin: str, ids: tuple[str, ...], first: pl.Series, last: pl.Se
     )
 
 
-def parse_agg_trades(data: Any) -> pl.DataFrame:
+def parse_trades(data: Any) -> pl.DataFrame:
     """``/api/v3/aggTrades`` objects (or aggTrade stream events) to the trades schema
     (``trade_id`` = aggregate id), replays inside ``data`` dropped: see
-    ``parse_agg_trades_page``."""
-    return parse_agg_trades_page(data).rows
+    ``parse_trades_page``."""
+    return parse_trades_page(data).rows
 
 
-def parse_depth(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
+def parse_book(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
     """``/api/v3/depth`` (``/fapi/v1/depth``) to the book schema, level 0 = best.
 
     Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#order-book

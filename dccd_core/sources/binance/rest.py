@@ -1,4 +1,4 @@
-"""Binance REST: request builders and the page-level ``BinanceRestSource``.
+"""Binance REST: request builders and the page-level ``BinanceRest``.
 
 Spot (``BTC/USDT``) goes to ``https://api.binance.com/api/v3/...``, USD-M perpetuals
 (``BTC/USDT:USDT``) to ``https://fapi.binance.com/fapi/v1/...``. When the REST origin
@@ -23,19 +23,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
-    NoCapability,
-    Span,
-    Symbol,
-    Transport,
-    UnknownSymbol,
-    now_ns,
-)
+from dccd_core.domain import DataType, NoCapability, Span, Symbol, Transport, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
-from ..base import Endpoints, Source, TradePage
+from ..base import Endpoints, Request, Source, TradePage
+from ..columns import ceil_ms
 from .capability import (
     AGG_TRADES_LIMIT,
     AGG_TRADES_MAX_WINDOW_MS,
@@ -48,31 +40,24 @@ from .capability import (
     futures_weight,
     spot_weight,
 )
-from .parse import (
-    check_payload,
-    parse_agg_trades,
-    parse_agg_trades_page,
-    parse_depth,
-    parse_klines,
-)
-from .symbols import Market, market_of, native_symbol, parse_exchange_info
+from .parse import check_payload, parse_book, parse_candles, parse_trades, parse_trades_page
+from .symbols import MARKETS, Market, market_of, native_symbol, parse_symbols
 
 __all__ = [
     "ERRORS",
     "FUTURES_REST_URL",
     "SPOT_REST_URL",
-    "BinanceRestSource",
-    "Request",
-    "build_agg_trades_request",
-    "build_depth_request",
-    "build_klines_request",
+    "BinanceRest",
+    "build_book_request",
+    "build_candles_request",
+    "build_first_trade_request",
+    "build_symbols_request",
+    "build_trades_request",
+    "on_host",
 ]
 
 SPOT_REST_URL = "https://api.binance.com"
 FUTURES_REST_URL = "https://fapi.binance.com"
-
-#: (path under the market's origin, query parameters, request weight)
-Request = tuple[str, dict[str, str], int]
 
 #: Binance's documented error codes (developers.binance.com, "Error codes for Binance";
 #: the same 10xx/11xx codes on spot and USD-M futures). 10xx are server or network
@@ -106,15 +91,21 @@ ERRORS = ErrorTable.of(
 _PREFIX: dict[Market, str] = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 
 
-def _ceil_ms(ts: int) -> int:
-    return -(-ts // NS_PER_MS)
-
-
 def _weight(market: Market, endpoint: str, limit: int = 0) -> int:
     return spot_weight(endpoint, limit) if market == "spot" else futures_weight(endpoint, limit)
 
 
-def build_klines_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+def on_host(request: Request, rest_url: str) -> Request:
+    """``request`` as an absolute URL: a futures path (``/fapi``) on Binance's futures
+    host, everything else on ``rest_url``; an overridden origin (catalog,
+    ``DCCD_BINANCE_REST_URL``, a test fake) serves both markets."""
+    origin = rest_url.rstrip("/")
+    if origin == SPOT_REST_URL and request.path.startswith(_PREFIX["usdm"]):
+        origin = FUTURES_REST_URL
+    return request.on_origin(origin)
+
+
+def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
     """Klines opening in ``[start_ts, end_ts)``: ``startTime``/``endTime`` are inclusive ms."""
     market = market_of(symbol)
     bars = max(1, -(-(end_ts - start_ts) // span.ns))
@@ -122,14 +113,14 @@ def build_klines_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int)
     params = {
         "symbol": native_symbol(symbol),
         "interval": INTERVALS[span],
-        "startTime": str(_ceil_ms(start_ts)),
-        "endTime": str(_ceil_ms(end_ts) - 1),
+        "startTime": str(ceil_ms(start_ts)),
+        "endTime": str(ceil_ms(end_ts) - 1),
         "limit": str(limit),
     }
-    return f"{_PREFIX[market]}/klines", params, _weight(market, "klines", limit)
+    return Request(f"{_PREFIX[market]}/klines", params, _weight(market, "klines", limit))
 
 
-def build_agg_trades_request(
+def build_trades_request(
     symbol: Symbol, end_ts: int, cursor: tuple[str, int] | None, start_ts: int
 ) -> Request:
     """One aggTrades page for the cursor (see the module docstring)."""
@@ -138,14 +129,21 @@ def build_agg_trades_request(
     if cursor is not None and cursor[0] == "id":
         params["fromId"] = str(cursor[1])
     else:
-        start_ms = cursor[1] if cursor is not None else _ceil_ms(start_ts)
-        end_ms = min(start_ms + AGG_TRADES_MAX_WINDOW_MS, _ceil_ms(end_ts) - 1)
+        start_ms = cursor[1] if cursor is not None else ceil_ms(start_ts)
+        end_ms = min(start_ms + AGG_TRADES_MAX_WINDOW_MS, ceil_ms(end_ts) - 1)
         params["startTime"] = str(start_ms)
         params["endTime"] = str(max(end_ms, start_ms))
-    return f"{_PREFIX[market]}/aggTrades", params, _weight(market, "aggTrades")
+    return Request(f"{_PREFIX[market]}/aggTrades", params, _weight(market, "aggTrades"))
 
 
-def build_depth_request(symbol: Symbol, depth: int) -> Request:
+def build_first_trade_request(symbol: Symbol) -> Request:
+    """The first aggregate trade ever (``fromId=0``, one row)."""
+    market = market_of(symbol)
+    params = {"symbol": native_symbol(symbol), "fromId": "0", "limit": "1"}
+    return Request(f"{_PREFIX[market]}/aggTrades", params, _weight(market, "aggTrades"))
+
+
+def build_book_request(symbol: Symbol, depth: int) -> Request:
     """Order book with ``limit`` = depth."""
     market = market_of(symbol)
     CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
@@ -155,10 +153,15 @@ def build_depth_request(symbol: Symbol, depth: int) -> Request:
             f"{', '.join(map(str, FUTURES_BOOK_DEPTHS))}"
         )
     params = {"symbol": native_symbol(symbol), "limit": str(depth)}
-    return f"{_PREFIX[market]}/depth", params, _weight(market, "depth", depth)
+    return Request(f"{_PREFIX[market]}/depth", params, _weight(market, "depth", depth))
 
 
-class BinanceRestSource(Source):
+def build_symbols_request(market: Market) -> Request:
+    """``exchangeInfo`` of one market: every symbol it lists."""
+    return Request(f"{_PREFIX[market]}/exchangeInfo", {}, _weight(market, "exchangeInfo"))
+
+
+class BinanceRest(Source):
     """Binance spot and USD-M perpetuals over REST (page-level; see ``base.Source``)."""
 
     id: ClassVar[str] = "binance"
@@ -171,71 +174,49 @@ class BinanceRestSource(Source):
     sequential_trade_ids: ClassVar[bool] = True
     #: the header the registry's limiter reads to slow down before the limit.
     usage_header: ClassVar[str | None] = USAGE_HEADER
+    #: the futures host has a budget of its own
+    extra_origins: ClassVar[dict[str, int]] = {FUTURES_REST_URL: FUTURES_WEIGHT_PER_MINUTE}
     check_payload = staticmethod(check_payload)
     #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
+    native_symbol = staticmethod(native_symbol)
 
-    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
-        super().__init__(http, endpoints)
-        spot = self.endpoints.rest_url.rstrip("/")
-        overridden = spot != SPOT_REST_URL
-        self.origins: dict[Market, str] = {
-            "spot": spot,
-            "usdm": spot if overridden else FUTURES_REST_URL,
-        }
-        self._symbols: dict[Market, set[Symbol]] = {}
-        set_host_limiter = getattr(http, "set_host_limiter", None)
-        if not overridden and set_host_limiter is not None:
-            from dccd_core.transport import WeightLimiter
-
-            set_host_limiter(
-                FUTURES_REST_URL,
-                WeightLimiter(FUTURES_WEIGHT_PER_MINUTE, usage_header=USAGE_HEADER),
-            )
-
-    def native_symbol(self, symbol: Symbol) -> str:
-        return native_symbol(symbol)
-
-    async def _get(self, symbol: Symbol | Market, request: Request) -> Any:  # type: ignore[override]
-        market = symbol if isinstance(symbol, str) else market_of(symbol)
-        path, params, weight = request
-        response = await self.http.get(f"{self.origins[market]}{path}", params, weight=weight)
-        return response.data
+    async def _fetch(self, request: Request) -> Any:
+        """``request`` on the host of its market (see ``on_host``)."""
+        return await self._get(on_host(request, self.endpoints.rest_url))
 
     # -- markets ---------------------------------------------------------------
 
     async def _market_symbols(self, market: Market) -> set[Symbol]:
-        if market not in self._symbols:
-            path = f"{_PREFIX[market]}/exchangeInfo"
-            data = await self._get(market, (path, {}, _weight(market, "exchangeInfo")))
-            self._symbols[market] = parse_exchange_info(data, market)
-        return self._symbols[market]
+        async def load() -> set[Symbol]:
+            return parse_symbols(await self._fetch(build_symbols_request(market)), market)
+
+        return await self._listing(market, load)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
         """Spot and USD-M perpetual markets from both ``exchangeInfo`` (cached)."""
-        return await self._market_symbols("spot") | await self._market_symbols("usdm")
+        found: set[Symbol] = set()
+        for market in MARKETS:
+            found |= await self._market_symbols(market)
+        return found
 
     async def check_symbol(self, symbol: Symbol) -> None:
         """Ask only the symbol's own market (one ``exchangeInfo``, not a data page)."""
-        known = await self._market_symbols(market_of(symbol))
-        if symbol not in known:
-            close = sorted(str(s) for s in known if s.base == symbol.base)[:8]
-            hint = f"; {symbol.base} markets: {', '.join(close)}" if close else ""
-            raise UnknownSymbol(f"binance does not list {symbol}{hint}")
+        self._check_listed(symbol, await self._market_symbols(market_of(symbol)))
 
     # -- pages -----------------------------------------------------------------
 
     async def fetch_candles(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
-        data = await self._get(symbol, build_klines_request(symbol, span, start_ts, end_ts))
-        return parse_klines(data)  # the paginator clips, after the plausibility check
+        data = await self._fetch(build_candles_request(symbol, span, start_ts, end_ts))
+        return parse_candles(data)  # the paginator clips, after the plausibility check
 
     async def fetch_trades_page(
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
     ) -> TradePage:
-        request = build_agg_trades_request(symbol, end_ts, cursor, start_ts)
-        parsed = parse_agg_trades_page(await self._get(symbol, request), origin=f"binance {symbol}")
+        request = build_trades_request(symbol, end_ts, cursor, start_ts)
+        parsed = parse_trades_page(await self._fetch(request), origin=f"binance {symbol}")
         rows = parsed.rows
 
         def page(next_cursor: tuple[str, int] | None) -> TradePage:
@@ -249,19 +230,18 @@ class BinanceRestSource(Source):
 
         # judged on what Binance sent: a dropped replay does not make a page short
         full = parsed.received >= AGG_TRADES_LIMIT
-        by_time = "startTime" in request[1]
         last_id = parsed.last_agg_id
         if rows.height and int(rows.get_column("ts")[-1]) >= end_ts:
             return page(None)
-        if by_time:
-            slice_end_ms = int(request[1]["endTime"])
+        if "startTime" in request.params:
+            slice_end_ms = int(request.params["endTime"])
             if full and last_id is not None:
                 return page(("id", last_id + 1))
             if last_id is not None:
-                if slice_end_ms >= _ceil_ms(end_ts) - 1:
+                if slice_end_ms >= ceil_ms(end_ts) - 1:
                     return page(None)
                 return page(("id", last_id + 1))
-            if slice_end_ms >= _ceil_ms(end_ts) - 1:
+            if slice_end_ms >= ceil_ms(end_ts) - 1:
                 return page(None)
             return page(("time", slice_end_ms + 1))
         if not full or last_id is None:
@@ -278,13 +258,9 @@ class BinanceRestSource(Source):
 
     async def fetch_first_trade_ts(self, symbol: Symbol) -> int | None:
         """The first aggregate trade ever (``fromId=0``)."""
-        market = market_of(symbol)
-        params = {"symbol": native_symbol(symbol), "fromId": "0", "limit": "1"}
-        path = f"{_PREFIX[market]}/aggTrades"
-        request = (path, params, _weight(market, "aggTrades"))
-        rows = parse_agg_trades(await self._get(symbol, request))
+        rows = parse_trades(await self._fetch(build_first_trade_request(symbol)))
         return int(rows.get_column("ts")[0]) if rows.height else None
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
-        data = await self._get(symbol, build_depth_request(symbol, depth))
-        return parse_depth(data, depth, now_ns())
+        data = await self._fetch(build_book_request(symbol, depth))
+        return parse_book(data, depth, now_ns())

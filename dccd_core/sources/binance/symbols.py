@@ -17,9 +17,11 @@ from typing import Any, Literal
 
 from dccd_core.domain import NoCapability, Symbol, UnexpectedPayload
 
-__all__ = ["Market", "market_of", "native_symbol", "parse_exchange_info"]
+__all__ = ["MARKETS", "Market", "market_of", "native_symbol", "parse_symbols"]
 
 Market = Literal["spot", "usdm"]
+#: both markets, in the order their listings are asked
+MARKETS: tuple[Market, ...] = ("spot", "usdm")
 
 
 def market_of(symbol: Symbol) -> Market:
@@ -40,7 +42,7 @@ def native_symbol(symbol: Symbol) -> str:
     return f"{symbol.base}{symbol.quote}"
 
 
-def parse_exchange_info(data: Any, market: Market) -> set[Symbol]:
+def parse_symbols(data: Any, market: Market) -> set[Symbol]:
     """Every market listed (delisted ones included: their history can still be fetched)."""
     if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
         raise UnexpectedPayload("binance exchangeInfo: expected an object with a 'symbols' list")

@@ -12,7 +12,7 @@ events, GET ``/api/v3/depth?limit=1000`` (``lastUpdateId``), drop events with
 next one starts at the previous ``u + 1`` (futures: ``pu`` equals the previous ``u``).
 
 The aggTrade ``data`` object carries the same keys as a REST ``/api/v3/aggTrades`` row
-(``a p q f l T m``), so both paths share the REST parser ``parse.parse_agg_trades_page``
+(``a p q f l T m``), so both paths share the REST parser ``parse.parse_trades_page``
 — one place maps the maker flag ``m`` to the taker side (``m=true``: the buyer was the
 maker, so the taker *sold*) and drops re-sent aggregates (``f`` at or below the highest
 ``l`` before it). The highest ``l`` of each symbol is kept from batch to batch of one
@@ -39,8 +39,6 @@ from dccd_core.domain import (
     ms_to_ns,
     now_ns,
 )
-from dccd_core.sources.binance.parse import parse_agg_trades_page
-from dccd_core.sources.binance.rest import build_depth_request
 from dccd_core.sources.columns import float_levels
 from dccd_core.sources.ws import (
     BookProtocol,
@@ -53,6 +51,9 @@ from dccd_core.sources.ws import (
     WsSubscription,
     WsTrades,
 )
+
+from .parse import parse_trades_page
+from .rest import build_book_request, on_host
 
 __all__ = [
     "BINANCE_FUTURES_WS",
@@ -135,30 +136,19 @@ def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
 
 
 class BinanceWs(WsSource):
-    """Binance's streaming hooks, mixed into the Binance source class.
+    """Binance's streaming hooks, mixed into ``BinanceSource`` next to ``BinanceRest``."""
 
-    Needs from the host class: ``endpoints.ws_url`` (origin), ``native_symbol(symbol)``,
-    ``http`` (for the depth snapshot) — the :class:`~dccd_core.sources.base.Source` API.
-    """
-
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     ws_idle_timeout_s: ClassVar[float] = 60.0
     #: Binance disconnects every connection at 24 h; the client rotates before.
     ws_max_session_s: ClassVar[float | None] = 24 * 3600.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.REST_SNAPSHOT)
 
-    _ws_symbols: dict[str, Symbol]
     #: per native symbol, the highest trade id (``l``) and aggregate id (``a``) the
     #: aggTrade stream delivered
     _ws_trade_high: dict[str, tuple[int, int]]
 
-    def _ws_origin(self, sub: WsSubscription) -> str:
-        endpoints = getattr(self, "endpoints", None)
-        origin = getattr(endpoints, "ws_url", None) or BINANCE_SPOT_WS
+    def _market_origin(self, sub: WsSubscription) -> str:
+        origin = self._ws_origin(BINANCE_SPOT_WS)
         perps = {s.is_perpetual for s in sub.symbols}
         if len(perps) > 1:
             raise NoCapability(
@@ -167,10 +157,10 @@ class BinanceWs(WsSource):
             )
         if perps == {True} and origin == BINANCE_SPOT_WS:
             origin = BINANCE_FUTURES_WS
-        return origin.rstrip("/")
+        return origin
 
     def _stream_name(self, symbol: Symbol, sub: WsSubscription) -> str:
-        native = self.native_symbol(symbol).lower()  # type: ignore[attr-defined]
+        native = self.native_symbol(symbol).lower()
         if sub.data_type is DataType.TRADES:
             return f"{native}@aggTrade"
         if sub.data_type is DataType.OHLC:
@@ -183,18 +173,12 @@ class BinanceWs(WsSource):
     def ws_url(self, sub: WsSubscription) -> str:
         """``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/...``."""
         names = [self._stream_name(s, sub) for s in sub.symbols]
-        self._ws_symbols = {
-            self.native_symbol(s).upper(): s  # type: ignore[attr-defined]
-            for s in sub.symbols
-        }
+        self._subscribe(sub, lambda s: self.native_symbol(s).upper())
         self._ws_trade_high = {}
-        return f"{self._ws_origin(sub)}/stream?streams={'/'.join(names)}"
+        return f"{self._market_origin(sub)}/stream?streams={'/'.join(names)}"
 
-    def _symbol(self, native: Any) -> Symbol:
-        try:
-            return self._ws_symbols[str(native).upper()]
-        except (AttributeError, KeyError):
-            raise UnexpectedPayload(f"binance stream: unsubscribed symbol {native!r}") from None
+    def _symbol(self, native: object) -> Symbol:
+        return self._ws_symbol(str(native).upper())
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One combined-stream frame to events (see the module docstring)."""
@@ -237,7 +221,7 @@ class BinanceWs(WsSource):
         for native, records in trades.items():
             symbol = self._symbol(native)
             high_l, high_a = highs.get(native, (None, None))
-            parsed = parse_agg_trades_page(
+            parsed = parse_trades_page(
                 records,
                 after_trade_id=high_l,
                 after_agg_id=high_a,
@@ -286,6 +270,6 @@ class BinanceWs(WsSource):
     async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
         """GET ``/api/v3/depth?limit=1000`` (futures ``/fapi/v1/depth``) with lastUpdateId."""
         limit = next((n for n in (100, 500, 1000) if n >= depth), 1000)
-        request = build_depth_request(symbol, limit)
-        payload = await self._get(symbol, request)  # type: ignore[attr-defined]
+        request = on_host(build_book_request(symbol, limit), self.endpoints.rest_url)
+        payload = await self._get(request)
         return parse_depth_snapshot(payload, symbol)

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .capability import CAPABILITY
-from .rest import BybitRestSource
+from .rest import BybitRest
 from .ws import BybitWs
 
 __all__ = ["CAPABILITY", "BybitSource"]
 
 
-class BybitSource(BybitWs, BybitRestSource):
+class BybitSource(BybitWs, BybitRest):
     """Bybit over REST (``rest.py``) and WebSocket (``ws.py``)."""

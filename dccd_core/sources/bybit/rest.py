@@ -22,7 +22,7 @@ from dccd_core.domain import (
 )
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
-from ..base import Endpoints, Source, TradePage
+from ..base import Endpoints, Request, Source, TradePage
 from ..columns import ceil_ms
 from .capability import (
     CAPABILITY,
@@ -32,19 +32,16 @@ from .capability import (
     TRADES_LIMIT_SPOT,
 )
 from .parse import check_payload, parse_book, parse_candles, parse_trades
-from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_instruments
+from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_symbols
 
 __all__ = [
     "ERRORS",
-    "BybitRestSource",
-    "Request",
+    "BybitRest",
     "build_book_request",
     "build_candles_request",
-    "build_instruments_request",
+    "build_symbols_request",
     "build_trades_request",
 ]
-
-Request = tuple[str, dict[str, str]]
 
 #: Bybit v5's documented ``retCode`` values (bybit-exchange.github.io/docs/v5/error and
 #: /rate-limit); errors mostly arrive inside an HTTP 200 body.
@@ -83,7 +80,7 @@ def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int
         "end": str(ceil_ms(end_ts) - 1),
         "limit": str(KLINE_LIMIT),
     }
-    return "/v5/market/kline", params
+    return Request("/v5/market/kline", params)
 
 
 def build_trades_request(symbol: Symbol) -> Request:
@@ -91,25 +88,25 @@ def build_trades_request(symbol: Symbol) -> Request:
     category = category_of(symbol)
     limit = TRADES_LIMIT_SPOT if category == "spot" else TRADES_LIMIT_DERIVATIVES
     params = {"category": category, "symbol": native_symbol(symbol), "limit": str(limit)}
-    return "/v5/market/recent-trade", params
+    return Request("/v5/market/recent-trade", params)
 
 
 def build_book_request(symbol: Symbol, depth: int) -> Request:
     """``/v5/market/orderbook`` with ``limit`` = depth (spot <= 200, derivatives <= 500)."""
     CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
     params = {"category": category_of(symbol), "symbol": native_symbol(symbol), "limit": str(depth)}
-    return "/v5/market/orderbook", params
+    return Request("/v5/market/orderbook", params)
 
 
-def build_instruments_request(category: str, cursor: str | None = None) -> Request:
+def build_symbols_request(category: str, cursor: str | None = None) -> Request:
     """``/v5/market/instruments-info`` for one category (spot ignores limit/cursor)."""
     params = {"category": category, "limit": "1000"}
     if cursor:
         params["cursor"] = cursor
-    return "/v5/market/instruments-info", params
+    return Request("/v5/market/instruments-info", params)
 
 
-class BybitRestSource(Source):
+class BybitRest(Source):
     """Bybit v5 over REST: spot (``BTC/USDT``), linear (``BTC/USDT:USDT``) and inverse
     (``BTC/USD:BTC``) perpetuals."""
 
@@ -124,33 +121,23 @@ class BybitRestSource(Source):
     #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
-    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
-        super().__init__(http, endpoints)
-        self._symbols: set[Symbol] | None = None
-
-    def native_symbol(self, symbol: Symbol) -> str:
-        return native_symbol(symbol)
-
-    async def _get(self, request: Request) -> Any:  # type: ignore[override]
-        path, params = request
-        response = await self.http.get(path, params)
-        return response.data
+    native_symbol = staticmethod(native_symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
         """Trading spot pairs and perpetuals of all three categories (cached)."""
-        if self._symbols is None:
-            symbols: set[Symbol] = set()
-            for category in CATEGORIES:
-                cursor: str | None = None
-                for _ in range(_MAX_INSTRUMENT_PAGES):
-                    data = await self._get(build_instruments_request(category, cursor))
-                    check_payload(data)
-                    found, cursor = parse_instruments(data, category)
-                    symbols |= found
-                    if cursor is None or category == "spot":
-                        break
-            self._symbols = symbols
-        return self._symbols
+        return await self._listing("all", self._load_symbols)
+
+    async def _load_symbols(self) -> set[Symbol]:
+        symbols: set[Symbol] = set()
+        for category in CATEGORIES:
+            cursor: str | None = None
+            for _ in range(_MAX_INSTRUMENT_PAGES):
+                data = await self._get(build_symbols_request(category, cursor))
+                found, cursor = parse_symbols(data, category)
+                symbols |= found
+                if cursor is None or category == "spot":
+                    break
+        return symbols
 
     async def fetch_candles(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
@@ -166,7 +153,7 @@ class BybitRestSource(Source):
         page always ends the window (the capability refuses history before this)."""
         request = build_trades_request(symbol)
         rows = parse_trades(await self._get(request), inverse=is_inverse(symbol))
-        full = rows.height >= int(request[1]["limit"])
+        full = rows.height >= int(request.params["limit"])
         if full and int(rows.get_column("ts").min()) > start_ts:  # type: ignore[arg-type]
             # The window reaches further back than Bybit's latest page: what lies
             # between cannot be fetched. Say so (a stream records it as an unhealed

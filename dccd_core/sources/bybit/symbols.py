@@ -18,7 +18,7 @@ __all__ = [
     "category_of",
     "is_inverse",
     "native_symbol",
-    "parse_instruments",
+    "parse_symbols",
     "unified_symbol",
 ]
 
@@ -73,7 +73,7 @@ def unified_symbol(native: str, category: str) -> Symbol:
     raise UnknownSymbol(f"bybit symbol {native!r} ({category}) has no known quote currency")
 
 
-def parse_instruments(payload: Any, category: str) -> tuple[set[Symbol], str | None]:
+def parse_symbols(payload: Any, category: str) -> tuple[set[Symbol], str | None]:
     """Trading spot pairs and perpetuals of one ``instruments-info`` page, plus its cursor.
 
     Dated futures (``LinearFutures``/``InverseFutures``) are skipped: dccd's symbols

@@ -78,20 +78,14 @@ def parse_levels(raw: Any, *, inverse: bool, what: str) -> BookLevels:
 
 
 class BybitWs(WsSource):
-    """Bybit's streaming hooks, mixed into ``BybitSource`` (needs ``endpoints``)."""
+    """Bybit's streaming hooks, mixed into ``BybitSource`` next to ``BybitRest``."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     ws_ping: ClassVar[WsPing | None] = WsPing({"op": "ping"}, 20.0)
     ws_idle_timeout_s: ClassVar[float] = 60.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
     )
 
-    _ws_symbols: dict[str, Symbol]
     _ws_inverse: bool = False
 
     def _ws_category(self, sub: WsSubscription) -> str:
@@ -116,11 +110,9 @@ class BybitWs(WsSource):
     def ws_url(self, sub: WsSubscription) -> str:
         """``wss://stream.bybit.com/v5/public/{category}``."""
         category = self._ws_category(sub)
-        self._ws_symbols = {native_symbol(s): s for s in sub.symbols}
+        self._subscribe(sub, native_symbol)
         self._ws_inverse = category == "inverse"
-        endpoints = getattr(self, "endpoints", None)
-        origin = getattr(endpoints, "ws_url", None) or BYBIT_WS
-        return f"{origin.rstrip('/')}/v5/public/{category}"
+        return f"{self._ws_origin(BYBIT_WS)}/v5/public/{category}"
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """``{"op": "subscribe", "args": [topics]}``, 10 topics per message."""
@@ -129,12 +121,6 @@ class BybitWs(WsSource):
             {"op": "subscribe", "args": topics[i : i + _ARGS_PER_MESSAGE]}
             for i in range(0, len(topics), _ARGS_PER_MESSAGE)
         ]
-
-    def _symbol(self, native: str) -> Symbol:
-        try:
-            return self._ws_symbols[native]
-        except (AttributeError, KeyError):
-            raise UnexpectedPayload(f"bybit stream: unsubscribed symbol {native!r}") from None
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One push to events (see ``_parse_frame`` for the frames)."""
@@ -174,7 +160,7 @@ class BybitWs(WsSource):
         kind, _, rest = topic.partition(".")
         data = msg.get("data")
         if kind == "publicTrade":
-            self._symbol(rest)
+            self._ws_symbol(rest)
             if not isinstance(data, list):
                 raise UnexpectedPayload(
                     f"bybit publicTrade: expected a data list, got {data!r:.200}"
@@ -182,7 +168,7 @@ class BybitWs(WsSource):
             return [WsRecords(("trades", rest), data, partial(self._trades, rest))]
         if kind == "kline":
             interval, _, native = rest.partition(".")
-            self._symbol(native)
+            self._ws_symbol(native)
             if not isinstance(data, list):
                 raise UnexpectedPayload(f"bybit kline: unexpected interval {interval!r} or data")
             build = partial(self._klines, interval, native)
@@ -210,7 +196,7 @@ class BybitWs(WsSource):
         except (KeyError, TypeError) as exc:
             raise UnexpectedPayload(f"{what}: trade without {exc}") from None
         rows = trades_frame(*columns, inverse=self._ws_inverse, what=what)
-        return WsTrades(self._symbol(native), rows)
+        return WsTrades(self._ws_symbol(native), rows)
 
     def _klines(self, interval: str, native: str, data: Any) -> WsCandles:
         what = "bybit kline"
@@ -226,7 +212,7 @@ class BybitWs(WsSource):
         if not all(isinstance(c, bool) for c in closed):
             raise UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
         frame = candles_frame(*columns, inverse=self._ws_inverse, what=what, closed=closed)
-        return WsCandles(self._symbol(native), Span.parse(span), frame)
+        return WsCandles(self._ws_symbol(native), Span.parse(span), frame)
 
     def _book(self, msg: dict[str, Any], data: Any) -> WsBook:
         what = "bybit orderbook"
@@ -236,7 +222,7 @@ class BybitWs(WsSource):
         try:
             seq = int(data["u"])
             return WsBook(
-                symbol=self._symbol(str(data["s"])),
+                symbol=self._ws_symbol(str(data["s"])),
                 ts=ms_to_ns(msg.get("cts") or msg["ts"]),
                 snapshot=kind == "snapshot",
                 bids=parse_levels(data["b"], inverse=self._ws_inverse, what=what),

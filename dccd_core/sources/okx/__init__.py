@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .capability import CAPABILITY
-from .rest import OkxRestSource
+from .rest import OkxRest
 from .ws import OkxWs
 
 __all__ = ["CAPABILITY", "OkxSource"]
 
 
-class OkxSource(OkxWs, OkxRestSource):
+class OkxSource(OkxWs, OkxRest):
     """OKX over REST (``rest.py``) and WebSocket (``ws.py``)."""

@@ -1,4 +1,4 @@
-"""OKX v5 REST: request builders and the page-level ``OkxRestSource``.
+"""OKX v5 REST: request builders and the page-level ``OkxRest``.
 
 Trade paging: OKX pages history backwards and ``after`` is exclusive. The first page
 of a window asks by time (``type=2``, ``after`` = the window end in ms): the newest
@@ -18,23 +18,20 @@ import polars as pl
 from dccd_core.domain import DataType, Span, Symbol, Transport
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
-from ..base import Endpoints, Source, TradePage
+from ..base import Endpoints, HttpApi, Request, Source, TradePage
 from ..columns import ceil_ms
 from .capability import BARS, CANDLES_LIMIT, CAPABILITY, TRADES_LIMIT
 from .parse import check_payload, parse_book, parse_candles, parse_trades
-from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_instruments
+from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_symbols
 
 __all__ = [
     "ERRORS",
-    "OkxRestSource",
-    "Request",
+    "OkxRest",
     "build_book_request",
     "build_candles_request",
-    "build_instruments_request",
+    "build_symbols_request",
     "build_trades_request",
 ]
-
-Request = tuple[str, dict[str, str]]
 
 #: OKX v5's documented error codes (okx.com/docs-v5, "Error Code"; public 50xxx and
 #: 51xxx), sent with HTTP 200, 400, 429 or 5xx alike.
@@ -64,7 +61,7 @@ def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int
         "after": str(ceil_ms(end_ts)),
         "limit": str(CANDLES_LIMIT),
     }
-    return "/api/v5/market/history-candles", params
+    return Request("/api/v5/market/history-candles", params)
 
 
 def build_trades_request(symbol: Symbol, end_ts: int, cursor: str | None) -> Request:
@@ -74,24 +71,24 @@ def build_trades_request(symbol: Symbol, end_ts: int, cursor: str | None) -> Req
         params |= {"type": "2", "after": str(ceil_ms(end_ts))}
     else:
         params |= {"type": "1", "after": str(cursor)}
-    return "/api/v5/market/history-trades", params
+    return Request("/api/v5/market/history-trades", params)
 
 
 def build_book_request(symbol: Symbol, depth: int) -> Request:
     """``books`` with ``sz`` = depth (<= 400)."""
     CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
-    return "/api/v5/market/books", {"instId": native_symbol(symbol), "sz": str(depth)}
+    return Request("/api/v5/market/books", {"instId": native_symbol(symbol), "sz": str(depth)})
 
 
-def build_instruments_request(inst_type: str, inst_id: str | None = None) -> Request:
+def build_symbols_request(inst_type: str, inst_id: str | None = None) -> Request:
     """``public/instruments`` of one type (SPOT, SWAP), optionally one instrument."""
     params = {"instType": inst_type}
     if inst_id:
         params["instId"] = inst_id
-    return "/api/v5/public/instruments", params
+    return Request("/api/v5/public/instruments", params)
 
 
-class OkxRestSource(Source):
+class OkxRest(Source):
     """OKX v5 over REST: spot (``BTC/USDT``) and perpetual swaps (``BTC/USDT:USDT``
     linear, ``BTC/USD:BTC`` inverse), swap sizes converted from contracts to base."""
 
@@ -106,29 +103,21 @@ class OkxRestSource(Source):
     #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
-    def __init__(self, http: Any, endpoints: Endpoints | None = None) -> None:
+    native_symbol = staticmethod(native_symbol)
+
+    def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:
         super().__init__(http, endpoints)
-        self._symbols: set[Symbol] | None = None
         self._contracts: dict[str, Contract] = {}
-
-    def native_symbol(self, symbol: Symbol) -> str:
-        return native_symbol(symbol)
-
-    async def _get(self, request: Request) -> Any:  # type: ignore[override]
-        path, params = request
-        response = await self.http.get(path, params)
-        return response.data
 
     async def fetch_symbols(self) -> set[Symbol] | None:
         """Live spot pairs and perpetual swaps (two requests, cached)."""
-        if self._symbols is None:
-            symbols: set[Symbol] = set()
-            for inst_type in ("SPOT", "SWAP"):
-                data = await self._get(build_instruments_request(inst_type))
-                check_payload(data)
-                symbols |= parse_instruments(data)
-            self._symbols = symbols
-        return self._symbols
+        return await self._listing("all", self._load_symbols)
+
+    async def _load_symbols(self) -> set[Symbol]:
+        symbols: set[Symbol] = set()
+        for inst_type in ("SPOT", "SWAP"):
+            symbols |= parse_symbols(await self._get(build_symbols_request(inst_type)))
+        return symbols
 
     async def contract(self, symbol: Symbol) -> Contract | None:
         """The swap's contract size (one request per symbol, cached); None for spot."""
@@ -136,8 +125,7 @@ class OkxRestSource(Source):
             return None
         inst_id = native_symbol(symbol)
         if inst_id not in self._contracts:
-            data = await self._get(build_instruments_request("SWAP", inst_id))
-            check_payload(data)
+            data = await self._get(build_symbols_request("SWAP", inst_id))
             self._contracts[inst_id] = parse_contract(data, inst_id)
         return self._contracts[inst_id]
 

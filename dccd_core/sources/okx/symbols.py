@@ -20,7 +20,7 @@ __all__ = [
     "inst_type_of",
     "native_symbol",
     "parse_contract",
-    "parse_instruments",
+    "parse_symbols",
     "unified_symbol",
 ]
 
@@ -76,7 +76,7 @@ def _instrument_rows(payload: Any, what: str) -> list[dict[str, Any]]:
     return [row for row in rows if isinstance(row, dict)]
 
 
-def parse_instruments(payload: Any) -> set[Symbol]:
+def parse_symbols(payload: Any) -> set[Symbol]:
     """Live spot pairs and perpetual swaps of one ``/api/v5/public/instruments`` body.
 
     Sample (abridged)::

@@ -22,7 +22,8 @@ with the contract size, fetched once by :meth:`OkxWs.prepare_ws` before connecti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import orjson
@@ -77,13 +78,8 @@ def parse_levels(
 
 
 class OkxWs(WsSource):
-    """OKX's streaming hooks, mixed into ``OkxSource`` (needs ``endpoints``, ``contract``)."""
+    """OKX's streaming hooks, mixed into ``OkxSource`` next to ``OkxRest``."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     ws_ping: ClassVar[WsPing | None] = WsPing("ping", 20.0)
     ws_idle_timeout_s: ClassVar[float] = 40.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
@@ -93,14 +89,16 @@ class OkxWs(WsSource):
         resubscribe_on_gap=True,
     )
 
-    _ws_symbols: dict[str, Symbol]
-    _ws_contracts: dict[str, Contract | None]
+    #: the swap contract sizes of the subscription (by instId), set by ``prepare_ws``
+    _ws_contracts: Mapping[str, Contract | None] = MappingProxyType({})
+    #: a swap's contract size, cached: ``OkxRest.contract`` (the REST half of ``OkxSource``)
+    contract: Callable[[Symbol], Awaitable[Contract | None]]
 
     async def prepare_ws(self, sub: WsSubscription) -> None:
         """Fetch the contract size of every swap in ``sub`` (parsers are synchronous)."""
         contracts: dict[str, Contract | None] = {}
         for symbol in sub.symbols:
-            contracts[native_symbol(symbol)] = await self.contract(symbol)  # type: ignore[attr-defined]
+            contracts[native_symbol(symbol)] = await self.contract(symbol)
         self._ws_contracts = contracts
 
     def _channel(self, sub: WsSubscription) -> str:
@@ -116,22 +114,19 @@ class OkxWs(WsSource):
 
     def ws_url(self, sub: WsSubscription) -> str:
         """``.../ws/v5/business`` for trades and candles, ``.../ws/v5/public`` for books."""
-        contracts = getattr(self, "_ws_contracts", {})
         missing = [
             str(s)
             for s in sub.symbols
-            if inst_type_of(s) == "SWAP" and native_symbol(s) not in contracts
+            if inst_type_of(s) == "SWAP" and native_symbol(s) not in self._ws_contracts
         ]
         if missing:
             raise NoCapability(
                 f"okx swap streams ({', '.join(missing)}) need contract sizes: "
                 "await source.prepare_ws(sub) before connecting (operations.stream does)"
             )
-        self._ws_symbols = {native_symbol(s): s for s in sub.symbols}
-        endpoints = getattr(self, "endpoints", None)
-        origin = (getattr(endpoints, "ws_url", None) or OKX_WS).rstrip("/")
+        self._subscribe(sub, native_symbol)
         path = "public" if sub.data_type is DataType.BOOK else "business"
-        return f"{origin}/ws/v5/{path}"
+        return f"{self._ws_origin(OKX_WS)}/ws/v5/{path}"
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """One ``subscribe`` with a ``{channel, instId}`` argument per symbol."""
@@ -139,12 +134,9 @@ class OkxWs(WsSource):
         args = [{"channel": channel, "instId": native_symbol(s)} for s in sub.symbols]
         return [{"op": "subscribe", "args": args}]
 
-    def _symbol(self, inst_id: Any) -> tuple[Symbol, Contract | None]:
-        try:
-            symbol = self._ws_symbols[str(inst_id)]
-        except (AttributeError, KeyError):
-            raise UnexpectedPayload(f"okx stream: unsubscribed instrument {inst_id!r}") from None
-        return symbol, getattr(self, "_ws_contracts", {}).get(str(inst_id))
+    def _symbol(self, inst_id: object) -> tuple[Symbol, Contract | None]:
+        symbol = self._ws_symbol(inst_id, "instrument")
+        return symbol, self._ws_contracts.get(str(inst_id))
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One push to events (see ``_parse_frame`` for the frames)."""

@@ -122,19 +122,19 @@ def _agg(a: int, f: int, t: int, p: str = "1.5", q: str = "0.2") -> dict[str, An
 
 def test_parse_drops_replay_inside_a_page() -> None:
     """Made-up values of the ccxt #8329 shape, ids as strings like ccxt's recordings."""
-    from dccd_core.sources.binance.parse import parse_agg_trades_page
+    from dccd_core.sources.binance.parse import parse_trades_page
 
     t = 1_600_000_000_000
     rows = [_agg(500, 900, t), _agg(501, 901, t + 932), _agg(502, 900, t), _agg(503, 902, t + 990)]
     rows[0]["a"] = "500"
-    page = parse_agg_trades_page(rows)
+    page = parse_trades_page(rows)
     assert page.rows.get_column("trade_id").to_list() == ["500", "501", "503"]
     assert page.replayed == ("502",)
     assert page.first_trade_ids is not None and page.first_trade_ids.to_list() == [900, 901, 902]
     assert (page.last_trade_id, page.last_agg_id, page.received) == (902, 503, 4)
     # the same aggregate first in its payload: a replay only given the earlier page's l
-    assert parse_agg_trades_page(rows[2:]).replayed == ()
-    assert parse_agg_trades_page(rows[2:], after_trade_id=901).replayed == ("502",)
+    assert parse_trades_page(rows[2:]).replayed == ()
+    assert parse_trades_page(rows[2:], after_trade_id=901).replayed == ("502",)
 
 
 async def test_source_page_with_replay_is_full_and_not_refused() -> None:
@@ -208,12 +208,12 @@ async def test_paginator_counts_replays() -> None:
 def test_a_row_or_page_sent_twice_is_no_replay() -> None:
     """A replay has a new aggregate id: a repeated id (row or page) is left to the id
     checks, which refuse it, instead of being dropped as a replay."""
-    from dccd_core.sources.binance.parse import parse_agg_trades_page
+    from dccd_core.sources.binance.parse import parse_trades_page
 
     t = 1_600_000_000_000
     rows = [_agg(500, 900, t), _agg(501, 901, t + 5), _agg(501, 901, t + 5)]
-    assert parse_agg_trades_page(rows).replayed == ()
-    again = parse_agg_trades_page(rows[:2], after_trade_id=901, after_agg_id=501)
+    assert parse_trades_page(rows).replayed == ()
+    again = parse_trades_page(rows[:2], after_trade_id=901, after_agg_id=501)
     assert again.replayed == () and again.rows.height == 2
 
 

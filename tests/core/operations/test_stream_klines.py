@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dccd_core.domain import NS_PER_MS, DatasetKey
 from dccd_core.operations.stream import stream
-from dccd_core.sources.binance.parse import parse_klines
+from dccd_core.sources.binance.parse import parse_candles
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport.ws import WsConfig
@@ -46,7 +46,7 @@ async def test_only_closed_klines_are_stored_and_drops_are_healed(tmp_path: Path
     assert fake.kline_rest_requests >= 2
     # every stored bar carries its final values: an open (partial) bar was never stored
     first_ms, last_ms = int(ts[0]) // NS_PER_MS, int(ts[-1]) // NS_PER_MS
-    truth = parse_klines(fake.truth_klines("1m", first_ms, last_ms + 1))
+    truth = parse_candles(fake.truth_klines("1m", first_ms, last_ms + 1))
     assert stored.equals(truth)
     assert stored.height == final.total_rows
     # the partial values the stream saw are nowhere in the store

@@ -24,11 +24,11 @@ from dccd_core.domain import (
 from dccd_core.sources.binance import CAPABILITY, BinanceSource
 from dccd_core.sources.binance.parse import (
     check_payload,
-    parse_agg_trades,
-    parse_depth,
-    parse_klines,
+    parse_book,
+    parse_candles,
+    parse_trades,
 )
-from dccd_core.sources.binance.rest import build_agg_trades_request, build_klines_request
+from dccd_core.sources.binance.rest import build_candles_request, build_trades_request
 from dccd_core.sources.registry import build_source
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "binance"
@@ -51,7 +51,7 @@ def _frame_schema(frame: pl.DataFrame, data_type: DataType) -> None:
 
 
 def test_parse_klines_open_time_strings_and_numbers() -> None:
-    frame = parse_klines(_load("klines.json"))
+    frame = parse_candles(_load("klines.json"))
     _frame_schema(frame, DataType.OHLC)
     assert frame.row(0) == (
         1499040000000 * NS_PER_MS,
@@ -67,7 +67,7 @@ def test_parse_klines_open_time_strings_and_numbers() -> None:
 
 
 def test_parse_agg_trades_side_from_maker_flag() -> None:
-    frame = parse_agg_trades(_load("agg_trades.json"))
+    frame = parse_trades(_load("agg_trades.json"))
     _frame_schema(frame, DataType.TRADES)
     assert frame.get_column("trade_id").to_list() == ["26129", "26130"]
     assert frame.get_column("ts").to_list() == [1498793709153 * NS_PER_MS] * 2
@@ -89,13 +89,13 @@ def test_parse_agg_trades_side_from_maker_flag() -> None:
 def test_malformed_payloads_raise(payload: Any) -> None:
     with pytest.raises(UnexpectedPayload):
         if isinstance(payload, list) and payload and isinstance(payload[0], dict):
-            parse_agg_trades(payload)
+            parse_trades(payload)
         else:
-            parse_klines(payload)
+            parse_candles(payload)
 
 
 def test_parse_depth_spot_and_futures_timestamps() -> None:
-    spot = parse_depth(_load("depth_spot.json"), 20, received_ts=123)
+    spot = parse_book(_load("depth_spot.json"), 20, received_ts=123)
     _frame_schema(spot, DataType.BOOK)
     assert spot.select("side", "level", "price").rows() == [
         ("bid", 0, 4.0),
@@ -104,7 +104,7 @@ def test_parse_depth_spot_and_futures_timestamps() -> None:
         ("ask", 1, 4.1),
     ]
     assert set(spot.get_column("ts")) == {123}
-    futures = parse_depth(_load("depth_futures.json"), 5, received_ts=123)
+    futures = parse_book(_load("depth_futures.json"), 5, received_ts=123)
     assert set(futures.get_column("ts")) == {1589436922959 * NS_PER_MS}
 
 
@@ -119,7 +119,7 @@ def test_check_payload_negative_code() -> None:
 
 
 def test_klines_request_inclusive_ms_and_weight() -> None:
-    path, params, weight = build_klines_request(
+    path, params, weight = build_candles_request(
         SPOT, Span.parse("1m"), 60_000 * NS_PER_MS, (60_000 + 1000 * 60_000) * NS_PER_MS
     )
     assert path == "/api/v3/klines"
@@ -131,18 +131,18 @@ def test_klines_request_inclusive_ms_and_weight() -> None:
         "limit": "1000",
     }
     assert weight == 2
-    path, params, weight = build_klines_request(
+    path, params, weight = build_candles_request(
         PERP, Span.parse("1h"), 0, 10 * 3_600_000 * NS_PER_MS
     )
     assert (path, params["limit"], weight) == ("/fapi/v1/klines", "10", 1)
 
 
 def test_agg_trades_time_window_is_below_one_hour() -> None:
-    _, params, weight = build_agg_trades_request(SPOT, 10**18, None, 5 * NS_PER_MS + 1)
+    _, params, weight = build_trades_request(SPOT, 10**18, None, 5 * NS_PER_MS + 1)
     assert params["startTime"] == "6"  # rounded up: no trade before start_ts
     assert int(params["endTime"]) - int(params["startTime"]) == 3_600_000 - 1
     assert weight == 4
-    _, params, weight = build_agg_trades_request(PERP, 10**18, ("id", 42), 0)
+    _, params, weight = build_trades_request(PERP, 10**18, ("id", 42), 0)
     assert params == {"symbol": "BTCUSDT", "limit": "1000", "fromId": "42"} and weight == 20
 
 

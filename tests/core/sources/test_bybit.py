@@ -164,7 +164,8 @@ def test_symbol_map_both_ways() -> None:
 
 def test_candle_request_uses_inclusive_ms_bounds() -> None:
     start = 1_704_067_200_000 * NS_PER_MS
-    path, params = build_candles_request(LINEAR, Span.parse("1m"), start, start + 1000 * 60 * 10**9)
+    path, params, _ = build_candles_request(
+        LINEAR, Span.parse("1m"), start, start + 1000 * 60 * 10**9)
     assert path == "/v5/market/kline"
     assert params["category"] == "linear"
     assert params["interval"] == "1"

@@ -139,7 +139,7 @@ def test_symbol_map_both_ways() -> None:
 
 def test_request_builders() -> None:
     end = 1_704_067_200_000 * NS_PER_MS + 1  # not on a ms: the end ms itself is inside
-    path, params = build_candles_request(SPOT, Span.parse("1d"), end - 86_400 * 10**11, end)
+    path, params, _ = build_candles_request(SPOT, Span.parse("1d"), end - 86_400 * 10**11, end)
     assert path == "/api/v5/market/history-candles"
     assert params == {
         "instId": "BTC-USDT",
@@ -147,10 +147,10 @@ def test_request_builders() -> None:
         "after": "1704067200001",
         "limit": "100",
     }
-    assert build_trades_request(SWAP, end, None)[1] == {
+    assert build_trades_request(SWAP, end, None).params == {
         "instId": "BTC-USDT-SWAP", "limit": "100", "type": "2", "after": "1704067200001"
     }  # fmt: skip
-    assert build_trades_request(SWAP, end, "123")[1]["type"] == "1"
+    assert build_trades_request(SWAP, end, "123").params["type"] == "1"
 
 
 def test_capability() -> None:
