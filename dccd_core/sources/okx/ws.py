@@ -22,9 +22,9 @@ with the contract size, fetched once by :meth:`OkxWs.prepare_ws` before connecti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -91,8 +91,11 @@ class OkxWs(WsSource):
 
     #: the swap contract sizes of the subscription (by instId), set by ``prepare_ws``
     _ws_contracts: Mapping[str, Contract | None] = MappingProxyType({})
-    #: a swap's contract size, cached: ``OkxRest.contract`` (the REST half of ``OkxSource``)
-    contract: Callable[[Symbol], Awaitable[Contract | None]]
+
+    if TYPE_CHECKING:  # declared for the checker only: a body here would shadow OkxRest's
+
+        async def contract(self, symbol: Symbol) -> Contract | None:
+            """A swap's contract size, cached: ``OkxRest.contract`` (the REST half)."""
 
     async def prepare_ws(self, sub: WsSubscription) -> None:
         """Fetch the contract size of every swap in ``sub`` (parsers are synchronous)."""
