@@ -15,22 +15,23 @@ Hooks (Binance examples, see ``dccd_core/sources/binance/ws.py``):
   ``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade``.
 * ``ws_subscribe_messages(sub)`` — frames sent after every (re)connect, e.g. OKX
   ``{"op": "subscribe", "args": [...]}``. Binance subscribes in the URL: ``[]``.
-* ``parse_ws_message(raw)`` — pure: one text/bytes frame in, a list of events out:
+* ``parse_ws_frame(raw)`` — pure: one text/bytes frame in, a list of events out:
   :class:`WsTrades` / :class:`WsCandles` (polars frames in the domain schemas; candles
   carry an extra Boolean ``closed`` column), :class:`WsBook` (levels + sequence ids +
   checksum), :class:`WsIgnore` (acks, pongs, heartbeats, subscription confirmations).
   An exchange error frame raises ``ExchangeError``; an unknown shape raises
   ``UnexpectedPayload``. Trade sides MUST come from the same normalisation function as
   the REST parser (Binance ``m=true`` -> taker sold, in both paths).
-* ``parse_ws_messages(raws)`` — optional batch fast path (default: one by one). A
-  source may merge the trades of a batch into one frame per symbol (Binance reuses its
-  REST aggTrades parser on the batch: the WS ``data`` objects carry the same keys).
-  The stream hands over every frame of a flush interval at once, and an exchange sends
-  a trade or two per frame: building a polars frame per frame costs ~100x the JSON
-  decode. So a parser that decodes frame by frame returns :class:`WsRecords` (the
-  frame's plain rows, a key and the builder) for its trades, and
-  ``merge_ws_records`` builds each key's rows once per batch, with the same builder
-  (the REST parser's column rules) for one frame or thousands.
+* ``parse_ws_message(raw)`` / ``parse_ws_messages(raws)`` — one frame, or a batch in
+  arrival order, to events; by default both run ``parse_ws_frame`` and
+  ``merge_ws_records``. The stream hands over every frame of a flush interval at once,
+  and an exchange sends a trade or two per frame: building a polars frame per frame
+  costs ~100x the JSON decode. So ``parse_ws_frame`` returns :class:`WsRecords` (the
+  frame's plain rows, a key and the builder) for its trades, and ``merge_ws_records``
+  builds each key's rows once per batch, with the same builder (the REST parser's
+  column rules) for one frame or thousands. A source may instead override
+  ``parse_ws_messages`` (Binance reuses its REST aggTrades parser on the batch: the WS
+  ``data`` objects carry the same keys) or ``parse_ws_message`` alone.
 * ``ws_ping`` — an app-level ping: frame + interval where the exchange needs one
   (OKX ``"ping"`` every 20 s, Bybit ``{"op":"ping"}`` every 20 s); ``None`` where
   protocol pings suffice (Binance). Server heartbeats (Kraken, Bitfinex) are
@@ -57,6 +58,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
+import orjson
 import polars as pl
 
 from dccd_core.domain import DataType, NoCapability, Span, Symbol, Transport, UnexpectedPayload
@@ -77,6 +79,7 @@ __all__ = [
     "WsSource",
     "WsSubscription",
     "WsTrades",
+    "decode_frame",
     "merge_ws_records",
 ]
 
@@ -197,6 +200,15 @@ def merge_ws_records(items: Iterable[WsEvent | WsRecords]) -> list[WsEvent]:
     return events
 
 
+def decode_frame(raw: str | bytes, what: str, shown: int = 200) -> Any:
+    """A JSON frame decoded; anything else is ``UnexpectedPayload`` naming ``what`` and
+    the first ``shown`` characters."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UnexpectedPayload(f"{what}: not JSON: {raw[:shown]!r}") from None
+
+
 # -- declarations ---------------------------------------------------------------------
 
 
@@ -296,16 +308,21 @@ class WsSource(Source):
         """Frames to send after each (re)connect; dicts are sent as JSON."""
         return []
 
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame in (pure): events, and rows as ``WsRecords`` to build per batch.
+        Raise ``UnexpectedPayload``/``ExchangeError``. A source overriding
+        ``parse_ws_message`` instead is asked through it."""
+        if type(self).parse_ws_message is WsSource.parse_ws_message:
+            raise NoCapability(f"{type(self).__name__} has no WebSocket parser")
+        return self.parse_ws_message(raw)
+
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One frame in, events out (pure). Raise ``UnexpectedPayload``/``ExchangeError``."""
-        raise NoCapability(f"{type(self).__name__} has no WebSocket parser")
+        """One frame in, events out (pure): ``parse_ws_frame``'s records built."""
+        return merge_ws_records(self.parse_ws_frame(raw))
 
     def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of frames in arrival order; override to merge rows per symbol."""
-        events: list[WsEvent] = []
-        for raw in raws:
-            events.extend(self.parse_ws_message(raw))
-        return events
+        """A batch of frames in arrival order: each key's records built once."""
+        return merge_ws_records(item for raw in raws for item in self.parse_ws_frame(raw))
 
     async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
         """The REST snapshot a ``REST_SNAPSHOT`` book starts from, with ``last_seq``."""

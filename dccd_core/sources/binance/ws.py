@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import orjson
 import polars as pl
 
 from dccd_core.domain import (
@@ -50,6 +49,7 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
+    decode_frame,
 )
 
 from .parse import parse_trades_page
@@ -197,10 +197,7 @@ class BinanceWs(WsSource):
         klines: dict[tuple[str, str], list[dict[str, Any]]] = {}
         events: list[WsEvent] = []
         for raw in raws:
-            try:
-                msg = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise UnexpectedPayload(f"binance stream: not JSON: {raw[:200]!r}") from None
+            msg = decode_frame(raw, "binance stream")
             data = msg.get("data") if isinstance(msg, dict) else None
             if not isinstance(data, dict):
                 events.append(self._control(msg))

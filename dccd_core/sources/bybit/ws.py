@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
-import orjson
-
 from dccd_core.domain import (
     DataType,
     ExchangeError,
@@ -46,7 +44,7 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
+    decode_frame,
 )
 
 from .capability import INTERVALS
@@ -122,15 +120,7 @@ class BybitWs(WsSource):
             for i in range(0, len(topics), _ARGS_PER_MESSAGE)
         ]
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One push to events (see ``_parse_frame`` for the frames)."""
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of pushes: each symbol's trades (and klines) built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
         """One push to events, trades and klines as records to build per batch.
 
         Samples::
@@ -148,10 +138,7 @@ class BybitWs(WsSource):
                       "seq": 66544703342}, "cts": 1687940967464}
             {"success": true, "ret_msg": "pong", "conn_id": "...", "op": "ping"}
         """
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UnexpectedPayload(f"bybit stream: not JSON: {raw[:200]!r}") from None
+        msg = decode_frame(raw, "bybit stream")
         if not isinstance(msg, dict):
             raise UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
         topic = msg.get("topic")

@@ -26,8 +26,6 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import orjson
-
 from dccd_core.domain import (
     DataType,
     ExchangeError,
@@ -52,7 +50,7 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
+    decode_frame,
 )
 
 from .capability import BARS
@@ -141,15 +139,7 @@ class OkxWs(WsSource):
         symbol = self._ws_symbol(inst_id, "instrument")
         return symbol, self._ws_contracts.get(str(inst_id))
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One push to events (see ``_parse_frame`` for the frames)."""
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of pushes: each instrument's trades (and candles) built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
         """One push to events, trades and candles as records to build per batch.
 
         Samples::
@@ -169,10 +159,7 @@ class OkxWs(WsSource):
         """
         if raw in ("pong", b"pong"):
             return [WsIgnore("pong")]
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UnexpectedPayload(f"okx stream: not JSON: {raw[:200]!r}") from None
+        msg = decode_frame(raw, "okx stream")
         if not isinstance(msg, dict):
             raise UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
         if "event" in msg:
