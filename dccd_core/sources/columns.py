@@ -38,6 +38,7 @@ import polars as pl
 from dccd_core.domain import NS_PER_MS, DataType, UnexpectedPayload, schema_for
 
 __all__ = [
+    "WS_CANDLES_SCHEMA",
     "book_frame",
     "ceil_ms",
     "empty_frame",
@@ -48,6 +49,7 @@ __all__ = [
     "level_texts",
     "levels_frame",
     "ms_to_ns_column",
+    "object_columns",
     "rows_to_columns",
     "seconds_to_ns_column",
     "side_column",
@@ -205,6 +207,17 @@ def rows_to_columns(rows: Any, width: int, what: str) -> list[tuple[Any, ...]]:
     return list(zip(*rows, strict=False))[:width]
 
 
+def object_columns(
+    rows: Sequence[Any], keys: Sequence[str], what: str, item: str = "trade"
+) -> list[list[Any]]:
+    """JSON objects to one list per key, in ``keys`` order (``[[row["ts"], ...], ...]``):
+    a missing key or a row that is not an object raises ``UnexpectedPayload``."""
+    try:
+        return [[row[k] for row in rows] for k in keys]
+    except (KeyError, TypeError) as exc:
+        raise UnexpectedPayload(f"{what}: {item} without {exc}") from None
+
+
 def side_column(values: Sequence[Any], sides: Mapping[str, str], what: str) -> pl.Series:
     """The exchange's side codes to ``buy``/``sell`` through ``sides``; unknown raises.
 
@@ -296,6 +309,8 @@ def book_frame(ts: int, bids: pl.DataFrame, asks: pl.DataFrame) -> pl.DataFrame:
 
 
 _SCHEMAS: dict[DataType, pl.Schema] = {dt: pl.Schema(schema_for(dt)) for dt in DataType}
+#: streamed candles: the ohlc schema plus the Boolean ``closed`` (only closed bars are stored)
+WS_CANDLES_SCHEMA = pl.Schema({**_SCHEMAS[DataType.OHLC], "closed": pl.Boolean})
 
 
 def empty_frame(data_type: DataType) -> pl.DataFrame:

@@ -52,38 +52,33 @@ USAGE_HEADER = "X-MBX-USED-WEIGHT-1M"
 _SPANS = tuple(INTERVALS)
 
 
+#: (largest ``limit``, weight) steps, smallest first; a larger limit costs ``_LAST``.
+_SPOT_DEPTH_STEPS = ((100, 5), (500, 25), (1000, 50))
+_FUTURES_DEPTH_STEPS = ((50, 2), (100, 5), (500, 10))
+#: futures klines: ``limit`` below 100 -> 1, below 500 -> 2, up to 1000 -> 5, else 10
+_FUTURES_KLINES_STEPS = ((99, 1), (499, 2), (1000, 5))
+_SPOT_FLAT = {"klines": 2, "aggTrades": 4, "exchangeInfo": 20}
+_FUTURES_FLAT = {"aggTrades": 20, "exchangeInfo": 1}
+
+
+def _stepped(steps: tuple[tuple[int, int], ...], last: int, limit: int) -> int:
+    return next((weight for top, weight in steps if limit <= top), last)
+
+
 def spot_weight(endpoint: str, limit: int = 0) -> int:
     """Request weight of a spot endpoint: ``klines``, ``aggTrades``, ``depth``, ``exchangeInfo``."""
     if endpoint == "depth":
-        if limit <= 100:
-            return 5
-        if limit <= 500:
-            return 25
-        if limit <= 1000:
-            return 50
-        return 250
-    return {"klines": 2, "aggTrades": 4, "exchangeInfo": 20}[endpoint]
+        return _stepped(_SPOT_DEPTH_STEPS, 250, limit)
+    return _SPOT_FLAT[endpoint]
 
 
 def futures_weight(endpoint: str, limit: int = 0) -> int:
     """Request weight of a USD-M futures endpoint (weights depend on ``limit``)."""
     if endpoint == "klines":
-        if limit < 100:
-            return 1
-        if limit < 500:
-            return 2
-        if limit <= 1000:
-            return 5
-        return 10
+        return _stepped(_FUTURES_KLINES_STEPS, 10, limit)
     if endpoint == "depth":
-        if limit <= 50:
-            return 2
-        if limit <= 100:
-            return 5
-        if limit <= 500:
-            return 10
-        return 20
-    return {"aggTrades": 20, "exchangeInfo": 1}[endpoint]
+        return _stepped(_FUTURES_DEPTH_STEPS, 20, limit)
+    return _FUTURES_FLAT[endpoint]
 
 
 CAPABILITY = Capability(

@@ -38,7 +38,7 @@ from dccd_core.domain import (
     ms_to_ns,
     now_ns,
 )
-from dccd_core.sources.columns import float_levels
+from dccd_core.sources.columns import WS_CANDLES_SCHEMA, float_levels
 from dccd_core.sources.ws import (
     BookProtocol,
     BookSync,
@@ -66,17 +66,6 @@ __all__ = [
 BINANCE_SPOT_WS = "wss://stream.binance.com:9443"
 BINANCE_FUTURES_WS = "wss://fstream.binance.com"
 
-_KLINE_SCHEMA = {
-    "ts": pl.Int64,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "quote_volume": pl.Float64,
-    "trades": pl.Int64,
-    "closed": pl.Boolean,
-}
 
 
 def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
@@ -104,7 +93,7 @@ def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
                 "trades": pl.Series([k.get("n") for k in records], dtype=pl.Int64, strict=False),
                 "closed": pl.Series([bool(k["x"]) for k in records], dtype=pl.Boolean),
             },
-            schema=_KLINE_SCHEMA,
+            schema=WS_CANDLES_SCHEMA,
         )
     except (KeyError, TypeError) as exc:
         raise UnexpectedPayload(f"binance kline: missing field {exc} in {records[:1]!r}") from None

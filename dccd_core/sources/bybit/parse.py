@@ -24,6 +24,7 @@ from ..columns import (
     float_column,
     levels_frame,
     ms_to_ns_column,
+    object_columns,
     rows_to_columns,
     side_column,
     text_column,
@@ -184,10 +185,7 @@ def parse_trades(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     if not isinstance(rows, list):
         raise UnexpectedPayload(f"{what}: expected result.list, got {rows!r:.200}")
     rows = rows[::-1]  # newest first on the wire; reverse keeps same-ms trades in order
-    try:
-        columns = [[row[k] for row in rows] for k in ("time", "execId", "price", "size", "side")]
-    except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+    columns = object_columns(rows, ("time", "execId", "price", "size", "side"), what)
     return trades_frame(*columns, inverse=inverse, what=what)
 
 

@@ -30,7 +30,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     ms_to_ns,
 )
-from dccd_core.sources.columns import float_levels
+from dccd_core.sources.columns import float_levels, object_columns
 from dccd_core.sources.ws import (
     BookLevels,
     BookProtocol,
@@ -178,10 +178,7 @@ class BybitWs(WsSource):
         what = "bybit publicTrade"
         if not isinstance(data, list):
             raise UnexpectedPayload(f"{what}: expected a data list, got {data!r:.200}")
-        try:
-            columns = [[row[k] for row in data] for k in ("T", "i", "p", "v", "S")]
-        except (KeyError, TypeError) as exc:
-            raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+        columns = object_columns(data, ("T", "i", "p", "v", "S"), what)
         rows = trades_frame(*columns, inverse=self._ws_inverse, what=what)
         return WsTrades(self._ws_symbol(native), rows)
 
@@ -190,12 +187,8 @@ class BybitWs(WsSource):
         span = _SPANS_BY_INTERVAL.get(interval)
         if span is None or not isinstance(data, list):
             raise UnexpectedPayload(f"{what}: unexpected interval {interval!r} or data")
-        keys = ("start", "open", "high", "low", "close", "volume", "turnover")
-        try:
-            columns = [[row[k] for row in data] for k in keys]
-            closed = [row["confirm"] for row in data]
-        except (KeyError, TypeError) as exc:
-            raise UnexpectedPayload(f"{what}: kline without {exc}") from None
+        keys = ("start", "open", "high", "low", "close", "volume", "turnover", "confirm")
+        *columns, closed = object_columns(data, keys, what, "kline")
         if not all(isinstance(c, bool) for c in closed):
             raise UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
         frame = candles_frame(*columns, inverse=self._ws_inverse, what=what, closed=closed)

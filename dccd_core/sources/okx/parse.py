@@ -21,6 +21,7 @@ from ..columns import (
     float_column,
     levels_frame,
     ms_to_ns_column,
+    object_columns,
     rows_to_columns,
     side_column,
     text_column,
@@ -127,12 +128,7 @@ def trades_frame(rows: list[Any], *, contract: Contract | None, what: str) -> pl
     The one place OKX's ``side`` (the taker's) is normalised, for REST and WS alike.
     """
     rows = rows[::-1]  # newest first on the wire
-    try:
-        ts, ids, px, sz, side = (
-            [row[k] for row in rows] for k in ("ts", "tradeId", "px", "sz", "side")
-        )
-    except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"{what}: trade without {exc}") from None
+    ts, ids, px, sz, side = object_columns(rows, ("ts", "tradeId", "px", "sz", "side"), what)
     price = float_column("price", px, what)
     amount = float_column("amount", sz, what)
     if contract is not None:
