@@ -25,16 +25,9 @@ from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
-from dccd_core.domain import (
-    Capability,
-    ConfigError,
-    DataType,
-    Feature,
-    PageDirection,
-    Span,
-    Transport,
-    UnknownExchange,
-)
+from dccd_core.domain import Capability, ConfigError, Feature, Span, UnknownExchange
+
+from .features import rest_book, rest_candles, rest_trades
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
@@ -189,27 +182,12 @@ def derive_capability(exchange: Any, exchange_id: str) -> Capability:
     spans = tuple(span_timeframes(exchange.timeframes))
     if has.get("fetchOHLCV") is True and spans:
         limit = min(_feature_limits(exchange.features, "fetchOHLCV"), default=DEFAULT_PAGE_LIMIT)
-        features.append(
-            Feature(
-                DataType.OHLC,
-                Transport.REST,
-                page_limit=limit,
-                direction=PageDirection.FORWARD,
-                spans=spans,
-            )
-        )
+        features.append(rest_candles(limit, spans))
     if has.get("fetchTrades") is True:
         quirks = trade_quirks(exchange_id)
-        features.append(
-            Feature(
-                DataType.TRADES,
-                Transport.REST,
-                page_limit=quirks.page_limit or DEFAULT_PAGE_LIMIT,
-                direction=PageDirection.FORWARD,
-            )
-        )
+        features.append(rest_trades(quirks.page_limit or DEFAULT_PAGE_LIMIT))
     if has.get("fetchOrderBook") is True:
-        features.append(Feature(DataType.BOOK, Transport.REST))
+        features.append(rest_book())
     rate_limit_ms = exchange.rateLimit
     per_minute = 1_200
     if isinstance(rate_limit_ms, int | float) and rate_limit_ms > 0:

@@ -310,7 +310,7 @@ def book_frame(ts: int, bids: pl.DataFrame, asks: pl.DataFrame) -> pl.DataFrame:
 
 _SCHEMAS: dict[DataType, pl.Schema] = {dt: pl.Schema(schema_for(dt)) for dt in DataType}
 #: streamed candles: the ohlc schema plus the Boolean ``closed`` (only closed bars are stored)
-WS_CANDLES_SCHEMA = pl.Schema({**_SCHEMAS[DataType.OHLC], "closed": pl.Boolean})
+WS_CANDLES_SCHEMA = pl.Schema([*_SCHEMAS[DataType.OHLC].items(), ("closed", pl.Boolean())])
 
 
 def empty_frame(data_type: DataType) -> pl.DataFrame:

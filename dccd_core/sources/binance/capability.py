@@ -17,7 +17,9 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, Span
+
+from ..features import rest_book, rest_candles, rest_trades, ws_book, ws_candles, ws_trades
 
 __all__ = [
     "AGG_TRADES_LIMIT",
@@ -84,30 +86,12 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
 CAPABILITY = Capability(
     exchange="binance",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=KLINES_LIMIT,
-            direction=PageDirection.FORWARD,
-            spans=_SPANS,
-            weight=spot_weight("klines"),
-        ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=AGG_TRADES_LIMIT,
-            direction=PageDirection.FORWARD,
-            weight=spot_weight("aggTrades"),
-        ),
-        Feature(
-            DataType.BOOK,
-            Transport.REST,
-            book_depths=BOOK_DEPTHS,
-            weight=spot_weight("depth", 100),
-        ),
-        Feature(DataType.TRADES, Transport.WS, channel="aggTrade"),
-        Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="kline_<span>"),
-        Feature(DataType.BOOK, Transport.WS, book_depths=BOOK_DEPTHS, channel="depth@100ms"),
+        rest_candles(KLINES_LIMIT, _SPANS, weight=spot_weight("klines")),
+        rest_trades(AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
+        rest_book(BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        ws_trades("aggTrade"),
+        ws_candles(_SPANS, "kline_<span>"),
+        ws_book(BOOK_DEPTHS, "depth@100ms"),
     ),
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",

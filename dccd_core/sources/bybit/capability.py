@@ -15,9 +15,20 @@ https://bybit-exchange.github.io/docs/v5/rate-limit
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection
+
+from ..features import (
+    rest_book,
+    rest_candles,
+    rest_trades,
+    span_table,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
 
 __all__ = [
+    "BOOK_DEPTHS",
     "CAPABILITY",
     "INTERVALS",
     "KLINE_LIMIT",
@@ -26,59 +37,34 @@ __all__ = [
 ]
 
 #: dccd span -> Bybit ``interval`` value.
-INTERVALS: dict[Span, str] = {
-    Span.parse("1m"): "1",
-    Span.parse("3m"): "3",
-    Span.parse("5m"): "5",
-    Span.parse("15m"): "15",
-    Span.parse("30m"): "30",
-    Span.parse("1h"): "60",
-    Span.parse("2h"): "120",
-    Span.parse("4h"): "240",
-    Span.parse("6h"): "360",
-    Span.parse("12h"): "720",
-    Span.parse("1d"): "D",
-    Span.parse("1w"): "W",
-}
+INTERVALS = span_table(
+    {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120"}
+    | {"4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W"}
+)
 
 KLINE_LIMIT = 1000
 TRADES_LIMIT_SPOT = 60
 TRADES_LIMIT_DERIVATIVES = 1000
+BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200)
 
 _SPANS = tuple(INTERVALS)
+_BACKWARD = PageDirection.BACKWARD
 
 CAPABILITY = Capability(
     exchange="bybit",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=KLINE_LIMIT,
-            direction=PageDirection.BACKWARD,
-            spans=_SPANS,
-        ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=TRADES_LIMIT_DERIVATIVES,
-            direction=PageDirection.BACKWARD,
+        rest_candles(KLINE_LIMIT, _SPANS, _BACKWARD),
+        rest_trades(
+            TRADES_LIMIT_DERIVATIVES,
+            _BACKWARD,
             recent_only=True,
             alternative="collect trades live with a stream (stream: [trades])",
         ),
-        Feature(
-            DataType.BOOK,
-            Transport.REST,
-            book_depths=(1, 5, 10, 20, 25, 50, 100, 200),
-        ),
-        Feature(DataType.TRADES, Transport.WS, channel="publicTrade"),
-        Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="kline"),
+        rest_book(BOOK_DEPTHS),
+        ws_trades("publicTrade"),
+        ws_candles(_SPANS, "kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic
-        Feature(
-            DataType.BOOK,
-            Transport.WS,
-            book_depths=(1, 5, 10, 20, 25, 50, 100, 200),
-            channel="orderbook",
-        ),
+        ws_book(BOOK_DEPTHS, "orderbook"),
     ),
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",

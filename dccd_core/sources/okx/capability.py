@@ -15,62 +15,44 @@ Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-hist
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection
 
-__all__ = ["BARS", "CANDLES_LIMIT", "CAPABILITY", "TRADES_LIMIT"]
+from ..features import (
+    rest_book,
+    rest_candles,
+    rest_trades,
+    span_table,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
+
+__all__ = ["BARS", "BOOK_DEPTHS", "CANDLES_LIMIT", "CAPABILITY", "TRADES_LIMIT"]
 
 #: dccd span -> OKX ``bar`` value (UTC-aligned variants for 6h and longer).
-BARS: dict[Span, str] = {
-    Span.parse("1m"): "1m",
-    Span.parse("3m"): "3m",
-    Span.parse("5m"): "5m",
-    Span.parse("15m"): "15m",
-    Span.parse("30m"): "30m",
-    Span.parse("1h"): "1H",
-    Span.parse("2h"): "2H",
-    Span.parse("4h"): "4H",
-    Span.parse("6h"): "6Hutc",
-    Span.parse("12h"): "12Hutc",
-    Span.parse("1d"): "1Dutc",
-    Span.parse("1w"): "1Wutc",
-}
+BARS = span_table(
+    {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H"}
+    | {"4h": "4H", "6h": "6Hutc", "12h": "12Hutc", "1d": "1Dutc", "1w": "1Wutc"}
+)
 
 CANDLES_LIMIT = 100
 TRADES_LIMIT = 100
+BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200, 400)
 
 _SPANS = tuple(BARS)
+_BACKWARD = PageDirection.BACKWARD
 
 CAPABILITY = Capability(
     exchange="okx",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=CANDLES_LIMIT,
-            direction=PageDirection.BACKWARD,
-            spans=_SPANS,
-        ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=TRADES_LIMIT,
-            direction=PageDirection.BACKWARD,
-        ),
-        Feature(
-            DataType.BOOK,
-            Transport.REST,
-            book_depths=(1, 5, 10, 20, 25, 50, 100, 200, 400),
-        ),
+        rest_candles(CANDLES_LIMIT, _SPANS, _BACKWARD),
+        rest_trades(TRADES_LIMIT, _BACKWARD),
+        rest_book(BOOK_DEPTHS),
         # trades-all, not the aggregating trades channel (see ws.py)
-        Feature(DataType.TRADES, Transport.WS, channel="trades-all"),
-        Feature(DataType.OHLC, Transport.WS, spans=_SPANS, channel="candle"),
+        ws_trades("trades-all"),
+        ws_candles(_SPANS, "candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
-        Feature(
-            DataType.BOOK,
-            Transport.WS,
-            book_depths=(1, 5, 10, 20, 25, 50, 100, 200, 400),
-            channel="books",
-        ),
+        ws_book(BOOK_DEPTHS, "books"),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",
