@@ -182,10 +182,10 @@ def derive_capability(exchange: Any, exchange_id: str) -> Capability:
     spans = tuple(span_timeframes(exchange.timeframes))
     if has.get("fetchOHLCV") is True and spans:
         limit = min(_feature_limits(exchange.features, "fetchOHLCV"), default=DEFAULT_PAGE_LIMIT)
-        features.append(rest_candles(limit, spans))
+        features.append(rest_candles(page_limit=limit, spans=spans))
     if has.get("fetchTrades") is True:
         quirks = trade_quirks(exchange_id)
-        features.append(rest_trades(quirks.page_limit or DEFAULT_PAGE_LIMIT))
+        features.append(rest_trades(page_limit=quirks.page_limit or DEFAULT_PAGE_LIMIT))
     if has.get("fetchOrderBook") is True:
         features.append(rest_book())
     rate_limit_ms = exchange.rateLimit

@@ -86,12 +86,12 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
 CAPABILITY = Capability(
     exchange="binance",
     features=(
-        rest_candles(KLINES_LIMIT, _SPANS, weight=spot_weight("klines")),
-        rest_trades(AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
-        rest_book(BOOK_DEPTHS, weight=spot_weight("depth", 100)),
-        ws_trades("aggTrade"),
-        ws_candles(_SPANS, "kline_<span>"),
-        ws_book(BOOK_DEPTHS, "depth@100ms"),
+        rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
+        rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
+        rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        ws_trades(channel="aggTrade"),
+        ws_candles(spans=_SPANS, channel="kline_<span>"),
+        ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
     ),
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",

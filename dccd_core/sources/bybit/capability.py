@@ -53,18 +53,18 @@ _BACKWARD = PageDirection.BACKWARD
 CAPABILITY = Capability(
     exchange="bybit",
     features=(
-        rest_candles(KLINE_LIMIT, _SPANS, _BACKWARD),
+        rest_candles(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
         rest_trades(
-            TRADES_LIMIT_DERIVATIVES,
-            _BACKWARD,
+            page_limit=TRADES_LIMIT_DERIVATIVES,
+            direction=_BACKWARD,
             recent_only=True,
             alternative="collect trades live with a stream (stream: [trades])",
         ),
-        rest_book(BOOK_DEPTHS),
-        ws_trades("publicTrade"),
-        ws_candles(_SPANS, "kline"),
+        rest_book(book_depths=BOOK_DEPTHS),
+        ws_trades(channel="publicTrade"),
+        ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic
-        ws_book(BOOK_DEPTHS, "orderbook"),
+        ws_book(book_depths=BOOK_DEPTHS, channel="orderbook"),
     ),
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",

@@ -45,14 +45,14 @@ _BACKWARD = PageDirection.BACKWARD
 CAPABILITY = Capability(
     exchange="okx",
     features=(
-        rest_candles(CANDLES_LIMIT, _SPANS, _BACKWARD),
-        rest_trades(TRADES_LIMIT, _BACKWARD),
-        rest_book(BOOK_DEPTHS),
+        rest_candles(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        rest_trades(page_limit=TRADES_LIMIT, direction=_BACKWARD),
+        rest_book(book_depths=BOOK_DEPTHS),
         # trades-all, not the aggregating trades channel (see ws.py)
-        ws_trades("trades-all"),
-        ws_candles(_SPANS, "candle"),
+        ws_trades(channel="trades-all"),
+        ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
-        ws_book(BOOK_DEPTHS, "books"),
+        ws_book(book_depths=BOOK_DEPTHS, channel="books"),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",
