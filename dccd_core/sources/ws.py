@@ -247,6 +247,18 @@ class BookProtocol:
     resubscribe_on_gap: bool = False
     truncate_to_depth: bool = False
 
+    @classmethod
+    def checksummed(cls, checksum_depth: int, *, truncate_to_depth: bool = False) -> BookProtocol:
+        """WS snapshot + deltas, each verified by a checksum over ``checksum_depth``
+        levels a side; a gap or a mismatch resubscribes (Kraken, OKX, Bitfinex)."""
+        return cls(
+            BookSync.WS_SNAPSHOT,
+            checksum=True,
+            checksum_depth=checksum_depth,
+            resubscribe_on_gap=True,
+            truncate_to_depth=truncate_to_depth,
+        )
+
 
 class SeqCheck(Enum):
     """Verdict of :meth:`WsSource.check_book_sequence`."""

@@ -39,7 +39,6 @@ from dccd_core.sources.book_checksum import interleaved_checksum
 from dccd_core.sources.columns import float_levels, level_texts
 from dccd_core.sources.ws import (
     BookProtocol,
-    BookSync,
     SeqCheck,
     WsBook,
     WsCandles,
@@ -80,12 +79,7 @@ class OkxWs(WsSource):
 
     ws_ping: ClassVar[WsPing | None] = WsPing("ping", 20.0)
     ws_idle_timeout_s: ClassVar[float] = 40.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT,
-        checksum=True,
-        checksum_depth=CHECKSUM_DEPTH,
-        resubscribe_on_gap=True,
-    )
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(CHECKSUM_DEPTH)
 
     #: the swap contract sizes of the subscription (by instId), set by ``prepare_ws``
     _ws_contracts: Mapping[str, Contract | None] = MappingProxyType({})
