@@ -72,8 +72,14 @@ def check_payload(data: Any) -> None:
 
 
 def parse_result(data: Any, what: str) -> Any:
-    """The ``result`` object of a successful body (after :func:`check_payload`)."""
-    check_payload(data)
+    """The ``result`` object of a successful body.
+
+    The HTTP client has run :func:`check_payload` on every response already; a body
+    that is not a plain success (an error handed to the parser directly) goes through
+    it here, so a parser never reads an error body as data.
+    """
+    if not isinstance(data, dict) or data.get("retCode") not in (0, "0"):
+        check_payload(data)
     result = data.get("result")
     if not isinstance(result, dict):
         raise UnexpectedPayload(f"bybit {what}: expected a result object, got {result!r:.200}")

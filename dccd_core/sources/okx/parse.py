@@ -67,8 +67,14 @@ def check_payload(data: Any) -> None:
 
 
 def parse_data(data: Any, what: str) -> list[Any]:
-    """The ``data`` list of a successful body (after :func:`check_payload`)."""
-    check_payload(data)
+    """The ``data`` list of a successful body.
+
+    The HTTP client has run :func:`check_payload` on every response already; a body
+    that is not a plain success (an error handed to the parser directly) goes through
+    it here, so a parser never reads an error body as data.
+    """
+    if not isinstance(data, dict) or data.get("code") not in (0, "0"):
+        check_payload(data)
     rows = data.get("data")
     if not isinstance(rows, list):
         raise UnexpectedPayload(f"okx {what}: expected a data list, got {rows!r:.200}")
