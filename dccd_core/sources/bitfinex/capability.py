@@ -14,9 +14,19 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
 
-__all__ = ["CANDLE_TIMEFRAMES", "CAPABILITY", "DOCS_URL", "TRADES_PAGE_LIMIT"]
+__all__ = [
+    "CANDLES_PAGE_LIMIT",
+    "CANDLE_TIMEFRAMES",
+    "CAPABILITY",
+    "DOCS_URL",
+    "REST_URL",
+    "TRADES_PAGE_LIMIT",
+    "WS_URL",
+]
 
 DOCS_URL = "https://docs.bitfinex.com/docs/rest-public"
+REST_URL = "https://api-pub.bitfinex.com"
+WS_URL = "wss://api-pub.bitfinex.com"  # the source appends /ws/2
 
 #: Bitfinex timeframe label per dccd span (3h, 14D and 1M have no dccd span).
 CANDLE_TIMEFRAMES: dict[Span, str] = {
