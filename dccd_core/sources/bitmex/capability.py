@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
 
-__all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT"]
+__all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
 
 DOCS_URL = "https://www.bitmex.com/api/explorer/"
+REST_URL = "https://www.bitmex.com"
+WS_URL = "wss://ws.bitmex.com"  # the source appends /realtime
 
 #: BitMEX ``binSize`` per dccd span.
 BIN_SIZES: dict[Span, str] = {

@@ -27,6 +27,7 @@ Realtime API.", ...}``, confirms each topic with ``{"success": true, "subscribe"
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
 import orjson
@@ -40,6 +41,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
+from dccd_core.sources.base import Endpoints
 from dccd_core.sources.columns import iso_to_ns_column
 from dccd_core.sources.ws import (
     BookProtocol,
@@ -56,7 +58,7 @@ from dccd_core.sources.ws import (
     merge_ws_records,
 )
 
-from .capability import BIN_SIZES
+from .capability import BIN_SIZES, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native
@@ -71,11 +73,6 @@ _BIN_TABLES: dict[str, Span] = {f"tradeBin{size}": span for span, size in BIN_SI
 class BitmexWs(WsSource):
     """Streaming hooks of the BitMEX realtime API, mixed into ``BitmexSource``."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     ws_ping: ClassVar[WsPing | None] = WsPing("ping", 5.0)
     #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
     ws_idle_timeout_s: ClassVar[float] = 15.0
@@ -84,11 +81,14 @@ class BitmexWs(WsSource):
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
     )
 
-    def __init__(self) -> None:
-        #: native symbol -> (typ, contract terms), from ``/instrument/active``
-        self.instruments: dict[str, tuple[str, ContractSpec]] | None = None
-        #: native symbol -> its book's level index on the current connection
-        self._l2: dict[str, L2Index] = {}
+    endpoints: Endpoints  # from the host ``Source``
+    #: native symbol -> (typ, contract terms): fetched by the host's ``prepare_ws``
+    instruments: dict[str, tuple[str, ContractSpec]] | None
+
+    @cached_property
+    def _l2(self) -> dict[str, L2Index]:
+        """Native symbol -> its book's level index on the current connection."""
+        return {}
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -118,8 +118,7 @@ class BitmexWs(WsSource):
 
     def ws_url(self, sub: WsSubscription) -> str:
         """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
-        origin = getattr(getattr(self, "endpoints", None), "ws_url", None)
-        base = (origin or "wss://ws.bitmex.com").rstrip("/")
+        base = (self.endpoints.ws_url or WS_URL).rstrip("/")
         return f"{base}/realtime?subscribe={','.join(self.ws_topics(sub))}"
 
     # -- parsing -------------------------------------------------------------------------
