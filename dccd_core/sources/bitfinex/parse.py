@@ -29,7 +29,6 @@ __all__ = [
     "check_payload",
     "parse_book",
     "parse_candles",
-    "parse_pair_list",
     "parse_trades",
     "side_from_amount",
 ]
@@ -151,21 +150,3 @@ def parse_book(rows: Any, ts: int) -> pl.DataFrame:
     bids = frame.filter(pl.col("amount") > 0).sort("price", descending=True)
     asks = frame.filter(pl.col("amount") < 0).sort("price").with_columns(pl.col("amount").abs())
     return book_frame(ts, bids, asks)
-
-
-def parse_pair_list(data: Any) -> list[str]:
-    """``/v2/conf/pub:list:pair:exchange`` -> pair names.
-
-    Docs: https://docs.bitfinex.com/reference/rest-public-conf . Body: one list
-    nested in another::
-
-        [["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", ...]]
-    """
-    if (
-        not isinstance(data, list)
-        or len(data) != 1
-        or not isinstance(data[0], list)
-        or not all(isinstance(n, str) for n in data[0])
-    ):
-        raise UnexpectedPayload(f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}")
-    return list(data[0])

@@ -31,8 +31,8 @@ from .capability import (
     TRADES_PAGE_LIMIT,
     WS_URL,
 )
-from .parse import check_payload, parse_book, parse_candles, parse_pair_list, parse_trades
-from .symbols import from_native, to_native
+from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .symbols import parse_symbols, to_native
 
 __all__ = [
     "ERRORS",
@@ -135,10 +135,10 @@ class BitfinexRest(Source):
 
     async def fetch_symbols(self) -> set[Symbol] | None:
         if self._symbols is None:
-            names: list[str] = []
+            symbols: set[Symbol] = set()
             for kind in ("exchange", "futures"):
-                names += parse_pair_list(await self._get(build_symbols_request(kind)))
-            self._symbols = {from_native(n) for n in names}
+                symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
+            self._symbols = symbols
         return self._symbols
 
     # -- pages -----------------------------------------------------------------

@@ -24,7 +24,6 @@ from dccd_core.transport.limiter import WeightLimiter
 
 from ..base import Endpoints, Request, Source, TradePage
 from ..columns import ceil_ms
-from ..ws import WsSubscription
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT, REST_URL, WS_URL
 from .parse import (
     ContractSpec,
@@ -169,19 +168,6 @@ class BitmexRest(Source):
             for name, (typ, _) in instruments.items()
             if typ in PERPETUAL_TYPES or typ in SPOT_TYPES
         }
-
-    async def prepare_ws(self, sub: WsSubscription) -> None:
-        """Fetch the contract terms before streaming (the WS parsers are synchronous).
-
-        A stream hook, here because it is REST work (``ws.py`` reads ``instruments``).
-        Book sizes are contracts and need them; a quanto book is refused here, before
-        connecting, rather than on its first frame.
-        """
-        await self.fetch_instruments()
-        if sub.data_type is DataType.BOOK:
-            for symbol in sub.symbols:
-                spec = await self.contract_spec(symbol)
-                spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
     async def contract_spec(self, symbol: Symbol) -> ContractSpec:
         native = self.native_symbol(symbol)

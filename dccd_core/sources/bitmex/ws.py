@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import orjson
 import polars as pl
@@ -38,6 +38,7 @@ from dccd_core.domain import (
     ExchangeError,
     NoCapability,
     Span,
+    Symbol,
     UnexpectedPayload,
     now_ns,
 )
@@ -70,6 +71,14 @@ BOOK_DEPTH = 25
 _BIN_TABLES: dict[str, Span] = {f"tradeBin{size}": span for span, size in BIN_SIZES.items()}
 
 
+class _ContractTerms(Protocol):
+    """What ``prepare_ws`` asks of the host source (``BitmexRest``, over REST)."""
+
+    async def fetch_instruments(self) -> dict[str, tuple[str, ContractSpec]]: ...
+
+    async def contract_spec(self, symbol: Symbol) -> ContractSpec: ...
+
+
 class BitmexWs(WsSource):
     """Streaming hooks of the BitMEX realtime API, mixed into ``BitmexSource``."""
 
@@ -82,7 +91,7 @@ class BitmexWs(WsSource):
     )
 
     endpoints: Endpoints  # from the host ``Source``
-    #: native symbol -> (typ, contract terms): fetched by the host's ``prepare_ws``
+    #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
     instruments: dict[str, tuple[str, ContractSpec]] | None
 
     @cached_property
@@ -91,6 +100,18 @@ class BitmexWs(WsSource):
         return {}
 
     # -- connecting ----------------------------------------------------------------------
+
+    async def prepare_ws(self: _ContractTerms, sub: WsSubscription) -> None:
+        """Fetch the contract terms before streaming (the WS parsers are synchronous).
+
+        Book sizes are contracts and need them; a quanto book is refused here, before
+        connecting, rather than on its first frame.
+        """
+        await self.fetch_instruments()
+        if sub.data_type is DataType.BOOK:
+            for symbol in sub.symbols:
+                spec = await self.contract_spec(symbol)
+                spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
     def ws_topics(self, sub: WsSubscription) -> list[str]:
         """``trade:XBTUSD``, ``tradeBin1m:XBTUSD`` or ``orderBookL2_25:XBTUSD`` per symbol."""

@@ -30,7 +30,7 @@ from .capability import (
     WS_URL,
 )
 from .parse import check_payload, parse_book, parse_candles, parse_trades
-from .symbols import native_symbol, parse_products
+from .symbols import native_symbol, parse_symbols
 
 __all__ = [
     "ERRORS",
@@ -136,7 +136,7 @@ class CoinbaseRest(Source):
         return native_symbol(symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
-        return parse_products(await self._get(build_symbols_request()))
+        return parse_symbols(await self._get(build_symbols_request()))
 
     async def fetch_candles(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int

@@ -22,7 +22,7 @@ from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTa
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
 from .capability import BOOK_MAX_DEPTH, CAPABILITY, REST_URL, SPANS, TRADE_PAGE_LIMIT, WS_URL
 from .parse import check_payload, decode_exact, parse_book, parse_candles, parse_trades
-from .symbols import native_symbol, parse_asset_pairs
+from .symbols import native_symbol, parse_symbols
 
 __all__ = [
     "ERRORS",
@@ -112,7 +112,7 @@ class KrakenRest(Source):
         return self._altnames.get(symbol) or native_symbol(symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
-        self._altnames = parse_asset_pairs(await self._get(build_symbols_request()))
+        self._altnames = parse_symbols(await self._get(build_symbols_request()))
         return set(self._altnames)
 
     async def fetch_candles(
