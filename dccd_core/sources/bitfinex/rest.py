@@ -22,7 +22,7 @@ from dccd_core.domain import NS_PER_MS, DataType, NoCapability, SourceError, Spa
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Request, Source, TradePage
-from ..columns import empty_frame
+from ..columns import ceil_ms, empty_frame
 from .capability import (
     CANDLE_TIMEFRAMES,
     CANDLES_PAGE_LIMIT,
@@ -41,7 +41,6 @@ __all__ = [
     "build_candles_request",
     "build_symbols_request",
     "build_trades_request",
-    "ceil_ms",
 ]
 
 #: Bitfinex's documented error codes (docs.bitfinex.com): ``["error", code, message]``
@@ -57,11 +56,6 @@ ERRORS = ErrorTable.of(
     },
     rate_limit_pause_s=60.0,
 )
-
-
-def ceil_ms(ts: int) -> int:
-    """ns -> ms, rounding up (a window end in ns becomes the first ms not wanted)."""
-    return -(-ts // NS_PER_MS)
 
 
 def timeframe(span: Span) -> str:

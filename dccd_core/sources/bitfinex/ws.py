@@ -57,7 +57,7 @@ from dccd_core.sources.ws import (
     merge_ws_records,
 )
 
-from .capability import CANDLE_TIMEFRAMES, WS_URL
+from .capability import CANDLE_TIMEFRAMES, DERIVE_HINT, WS_URL
 from .parse import parse_candles, parse_trades
 from .symbols import from_native, to_native
 
@@ -140,9 +140,7 @@ class BitfinexWs(WsSource):
         ):
             spans = " ".join(s.label for s in CANDLE_TIMEFRAMES)
             raise NoCapability(
-                f"bitfinex streams candles of {spans} only; derive candles from trades "
-                "(catalog: list the span under `derive:` "
-                "of a dataset with trades in data_types, e.g. derive: [4h])"
+                f"bitfinex streams candles of {spans} only; {DERIVE_HINT}"
             )
         if sub.data_type is DataType.BOOK:
             _book_len(sub.book_depth)

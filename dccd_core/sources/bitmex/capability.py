@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
 
-__all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
+__all__ = ["BIN_SIZES", "CAPABILITY", "DERIVE_HINT", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
 
 DOCS_URL = "https://www.bitmex.com/api/explorer/"
 REST_URL = "https://www.bitmex.com"
@@ -29,7 +29,8 @@ BIN_SIZES: dict[Span, str] = {
 
 PAGE_LIMIT = 1_000
 
-_DERIVE = (
+#: What to do instead when a span is not served (candles derived from trades).
+DERIVE_HINT = (
     "derive candles from trades (catalog: list the span under `derive:` "
     "of a dataset with trades in data_types, e.g. derive: [4h])"
 )
@@ -43,7 +44,7 @@ CAPABILITY = Capability(
             page_limit=PAGE_LIMIT,
             direction=PageDirection.FORWARD,
             spans=tuple(BIN_SIZES),
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(
             DataType.TRADES, Transport.REST, page_limit=PAGE_LIMIT, direction=PageDirection.FORWARD
@@ -55,7 +56,7 @@ CAPABILITY = Capability(
             Transport.WS,
             spans=(Span.parse("1m"), Span.parse("5m"), Span.parse("1h"), Span.parse("1d")),
             channel="tradeBin{bin}",
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(DataType.BOOK, Transport.WS, book_depths=(25,), channel="orderBookL2_25"),
     ),

@@ -59,7 +59,7 @@ from dccd_core.sources.ws import (
     merge_ws_records,
 )
 
-from .capability import BIN_SIZES, WS_URL
+from .capability import BIN_SIZES, DERIVE_HINT, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native
@@ -121,9 +121,7 @@ class BitmexWs(WsSource):
             if sub.span is None or sub.span not in BIN_SIZES:
                 spans = " ".join(s.label for s in BIN_SIZES)
                 raise NoCapability(
-                    f"bitmex streams candles of {spans} only; derive candles from trades "
-                    "(catalog: list the span under `derive:` "
-                    "of a dataset with trades in data_types, e.g. derive: [4h])"
+                    f"bitmex streams candles of {spans} only; {DERIVE_HINT}"
                 )
             table = f"tradeBin{BIN_SIZES[sub.span]}"
         elif sub.data_type is DataType.BOOK:

@@ -23,6 +23,7 @@ from ..base import Endpoints, Request, Source, TradePage
 from .capability import (
     CANDLE_PAGE_LIMIT,
     CAPABILITY,
+    DERIVE_HINT,
     GRANULARITIES_S,
     REST_URL,
     SPANS,
@@ -65,9 +66,7 @@ def build_candles_request(product_id: str, span: Span, start_ts: int, end_ts: in
     if span.seconds not in GRANULARITIES_S:
         labels = " ".join(s.label for s in SPANS)
         raise NoCapability(
-            f"coinbase has no {span} candles: its spans are {labels}; "
-            "derive candles from trades (catalog: list the span under `derive:` "
-            "of a dataset with trades in data_types, e.g. derive: [4h])"
+            f"coinbase has no {span} candles: its spans are {labels}; {DERIVE_HINT}"
         )
     bars = -(-(end_ts - start_ts) // span.ns)
     if bars > CANDLE_PAGE_LIMIT:

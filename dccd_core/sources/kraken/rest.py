@@ -20,7 +20,15 @@ from dccd_core.domain import NS_PER_S, DataType, NoCapability, Span, Symbol, now
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
-from .capability import BOOK_MAX_DEPTH, CAPABILITY, REST_URL, SPANS, TRADE_PAGE_LIMIT, WS_URL
+from .capability import (
+    BOOK_MAX_DEPTH,
+    CAPABILITY,
+    DERIVE_HINT,
+    REST_URL,
+    SPANS,
+    TRADE_PAGE_LIMIT,
+    WS_URL,
+)
 from .parse import check_payload, decode_exact, parse_book, parse_candles, parse_trades
 from .symbols import native_symbol, parse_symbols
 
@@ -60,9 +68,7 @@ def build_candles_request(pair: str, span: Span, since_s: int) -> Request:
     if span not in SPANS:
         labels = " ".join(s.label for s in SPANS)
         raise NoCapability(
-            f"kraken has no {span} candles: its spans are {labels}; "
-            "derive candles from trades (catalog: list the span under `derive:` "
-            "of a dataset with trades in data_types, e.g. derive: [4h])"
+            f"kraken has no {span} candles: its spans are {labels}; {DERIVE_HINT}"
         )
     params: dict[str, str | int] = {"pair": pair, "interval": span.seconds // 60, "since": since_s}
     return Request("/0/public/OHLC", params)
