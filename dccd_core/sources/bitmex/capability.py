@@ -54,7 +54,7 @@ CAPABILITY = Capability(
         Feature(
             DataType.OHLC,
             Transport.WS,
-            spans=(Span.parse("1m"), Span.parse("5m"), Span.parse("1h"), Span.parse("1d")),
+            spans=tuple(BIN_SIZES),
             channel="tradeBin{bin}",
             alternative=DERIVE_HINT,
         ),
