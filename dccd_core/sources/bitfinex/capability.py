@@ -14,9 +14,20 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
 
-__all__ = ["CANDLE_TIMEFRAMES", "CAPABILITY", "DOCS_URL", "TRADES_PAGE_LIMIT"]
+__all__ = [
+    "CANDLES_PAGE_LIMIT",
+    "CANDLE_TIMEFRAMES",
+    "CAPABILITY",
+    "DERIVE_HINT",
+    "DOCS_URL",
+    "REST_URL",
+    "TRADES_PAGE_LIMIT",
+    "WS_URL",
+]
 
 DOCS_URL = "https://docs.bitfinex.com/docs/rest-public"
+REST_URL = "https://api-pub.bitfinex.com"
+WS_URL = "wss://api-pub.bitfinex.com"  # the source appends /ws/2
 
 #: Bitfinex timeframe label per dccd span (3h, 14D and 1M have no dccd span).
 CANDLE_TIMEFRAMES: dict[Span, str] = {
@@ -35,7 +46,8 @@ CANDLE_TIMEFRAMES: dict[Span, str] = {
 TRADES_PAGE_LIMIT = 10_000
 CANDLES_PAGE_LIMIT = 10_000
 
-_DERIVE = (
+#: What to do instead when a span is not served (candles derived from trades).
+DERIVE_HINT = (
     "derive candles from trades (catalog: list the span under `derive:` "
     "of a dataset with trades in data_types, e.g. derive: [4h])"
 )
@@ -50,7 +62,7 @@ CAPABILITY = Capability(
             direction=PageDirection.FORWARD,
             spans=tuple(CANDLE_TIMEFRAMES),
             weight=3,
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(
             DataType.TRADES,
@@ -72,7 +84,7 @@ CAPABILITY = Capability(
             Transport.WS,
             spans=tuple(CANDLE_TIMEFRAMES),
             channel="candles",
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(DataType.BOOK, Transport.WS, book_depths=(1, 25, 100, 250), channel="book"),
     ),

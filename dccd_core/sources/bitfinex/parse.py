@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import (
+    DataType,
     ExchangeError,
     RateLimited,
     UnexpectedPayload,
@@ -21,6 +22,7 @@ from dccd_core.sources.columns import (
     int_column,
     ms_to_ns_column,
     rows_to_columns,
+    to_schema,
 )
 from dccd_core.transport.retry import TransientError
 
@@ -29,7 +31,6 @@ __all__ = [
     "check_payload",
     "parse_book",
     "parse_candles",
-    "parse_pair_list",
     "parse_trades",
     "side_from_amount",
 ]
@@ -91,17 +92,16 @@ def parse_candles(rows: Any) -> pl.DataFrame:
     """
     what = "bitfinex candles"
     mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
-    frame = pl.DataFrame(
-        [
-            ms_to_ns_column("ts", mts, what),
-            float_column("open", opn, what),
-            float_column("high", high, what),
-            float_column("low", low, what),
-            float_column("close", cls, what),
-            float_column("volume", vol, what),
-            pl.Series("quote_volume", [None] * len(mts), dtype=pl.Float64),
-            pl.Series("trades", [None] * len(mts), dtype=pl.Int64),
-        ]
+    frame = to_schema(  # no quote volume, no trade count: nulls
+        DataType.OHLC,
+        {
+            "ts": ms_to_ns_column("ts", mts, what),
+            "open": float_column("open", opn, what),
+            "high": float_column("high", high, what),
+            "low": float_column("low", low, what),
+            "close": float_column("close", cls, what),
+            "volume": float_column("volume", vol, what),
+        },
     )
     return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
 
@@ -151,21 +151,3 @@ def parse_book(rows: Any, ts: int) -> pl.DataFrame:
     bids = frame.filter(pl.col("amount") > 0).sort("price", descending=True)
     asks = frame.filter(pl.col("amount") < 0).sort("price").with_columns(pl.col("amount").abs())
     return book_frame(ts, bids, asks)
-
-
-def parse_pair_list(data: Any) -> list[str]:
-    """``/v2/conf/pub:list:pair:exchange`` -> pair names.
-
-    Docs: https://docs.bitfinex.com/reference/rest-public-conf . Body: one list
-    nested in another::
-
-        [["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", ...]]
-    """
-    if (
-        not isinstance(data, list)
-        or len(data) != 1
-        or not isinstance(data[0], list)
-        or not all(isinstance(n, str) for n in data[0])
-    ):
-        raise UnexpectedPayload(f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}")
-    return list(data[0])

@@ -1,27 +1,47 @@
-"""Bitfinex v2 REST request builders: (path, params) for each public endpoint.
+"""Bitfinex v2 REST: pure request builders and the page-level ``BitfinexRest``.
 
 Times are epoch milliseconds; ``start`` and ``end`` are inclusive. ``sort=1`` asks for
-oldest-first rows (the default, ``-1``, is newest-first).
+oldest-first rows (the default, ``-1``, is newest-first). Each request carries the
+weight ``capability.py`` charges its endpoint.
+
+Trades are paged by time, and Bitfinex prints many trades in one millisecond, so a
+"last MTS + 1 ms" cursor would lose them. The next page starts AT the last page's
+newest millisecond (inclusive); the trades of that millisecond come back again and the
+paginator drops them by trade id. A full page that lies entirely within one
+millisecond cannot move a time cursor, so the same millisecond is then read from its
+other end (``sort=-1``); the two pages overlap iff they hold all of its trades.
 """
 
 from __future__ import annotations
 
-from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span
+from typing import Any, ClassVar
+
+import polars as pl
+
+from dccd_core.domain import NS_PER_MS, DataType, NoCapability, SourceError, Span, Symbol, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
-from .capability import CANDLE_TIMEFRAMES, CAPABILITY
+from ..base import Endpoints, Request, Source, TradePage
+from ..columns import ceil_ms, empty_frame
+from .capability import (
+    CANDLE_TIMEFRAMES,
+    CANDLES_PAGE_LIMIT,
+    CAPABILITY,
+    REST_URL,
+    TRADES_PAGE_LIMIT,
+    WS_URL,
+)
+from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .symbols import parse_symbols, to_native
 
 __all__ = [
     "ERRORS",
-    "Request",
+    "BitfinexRest",
     "build_book_request",
     "build_candles_request",
-    "build_pair_list_request",
+    "build_symbols_request",
     "build_trades_request",
-    "ceil_ms",
 ]
-
-Request = tuple[str, dict[str, str | int]]
 
 #: Bitfinex's documented error codes (docs.bitfinex.com): ``["error", code, message]``
 #: (HTTP 500 for a bad parameter, the reason a 5xx cannot simply mean "retry") and
@@ -36,11 +56,6 @@ ERRORS = ErrorTable.of(
     },
     rate_limit_pause_s=60.0,
 )
-
-
-def ceil_ms(ts: int) -> int:
-    """ns -> ms, rounding up (a window end in ns becomes the first ms not wanted)."""
-    return -(-ts // NS_PER_MS)
 
 
 def timeframe(span: Span) -> str:
@@ -62,7 +77,8 @@ def build_candles_request(
         "end": ceil_ms(end_ts) - 1,
         "limit": limit,
     }
-    return f"/v2/candles/trade:{timeframe(span)}:{native}/hist", params
+    weight = CAPABILITY.require(DataType.OHLC).weight
+    return Request(f"/v2/candles/trade:{timeframe(span)}:{native}/hist", params, weight)
 
 
 def build_trades_request(
@@ -75,14 +91,102 @@ def build_trades_request(
         "end": end_ms,
         "limit": limit,
     }
-    return f"/v2/trades/{native}/hist", params
+    weight = CAPABILITY.require(DataType.TRADES).weight
+    return Request(f"/v2/trades/{native}/hist", params, weight)
 
 
 def build_book_request(native: str, depth: int) -> Request:
     """``/v2/book/tBTCUSD/P0?len=25``: raw-precision aggregated levels, ``len`` per side."""
-    return f"/v2/book/{native}/P0", {"len": depth}
+    weight = CAPABILITY.require(DataType.BOOK).weight
+    return Request(f"/v2/book/{native}/P0", {"len": depth}, weight)
 
 
-def build_pair_list_request(kind: str = "exchange") -> Request:
+def build_symbols_request(kind: str = "exchange") -> Request:
     """``/v2/conf/pub:list:pair:exchange`` (spot) or ``...:futures`` (perpetuals)."""
-    return f"/v2/conf/pub:list:pair:{kind}", {}
+    return Request(f"/v2/conf/pub:list:pair:{kind}")
+
+
+class BitfinexRest(Source):
+    """Bitfinex public v2 API: candles, trades and book pages over REST."""
+
+    id: ClassVar[str] = "bitfinex"
+    #: trade ID: a global integer, growing with time
+    monotonic_trade_ids: ClassVar[bool] = True
+    capability = CAPABILITY
+    default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
+    check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
+    #: rows asked per trades page (the exchange's maximum; tests page smaller)
+    trades_page_limit: int = TRADES_PAGE_LIMIT
+    #: every listed symbol, fetched once per source
+    _symbols: set[Symbol] | None = None
+
+    # -- markets ---------------------------------------------------------------
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return to_native(symbol)
+
+    async def fetch_symbols(self) -> set[Symbol] | None:
+        if self._symbols is None:
+            symbols: set[Symbol] = set()
+            for kind in ("exchange", "futures"):
+                symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
+            self._symbols = symbols
+        return self._symbols
+
+    # -- pages -----------------------------------------------------------------
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        CAPABILITY.require(DataType.OHLC, span=span)
+        bars = max(1, -(-(end_ts - span.floor(start_ts)) // span.ns))
+        request = build_candles_request(
+            self.native_symbol(symbol), span, start_ts, end_ts, min(CANDLES_PAGE_LIMIT, bars)
+        )
+        frame = parse_candles(await self._get(request))
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        """One page from ``cursor`` (a start ms, inclusive) to the window end.
+
+        The window is drained when a page comes back short: Bitfinex returns up to
+        ``limit`` rows, so fewer means nothing else lies before ``end``.
+        """
+        native = self.native_symbol(symbol)
+        limit = self.trades_page_limit
+        start_ms = int(cursor) if cursor is not None else start_ts // NS_PER_MS
+        end_ms = ceil_ms(end_ts) - 1
+        if start_ms > end_ms:
+            return TradePage(empty_frame(DataType.TRADES), None, requests=0)
+        page = parse_trades(await self._get(build_trades_request(native, start_ms, end_ms, limit)))
+        if page.height < limit:
+            return TradePage(page, None)
+        first_ms = int(page["ts"].min()) // NS_PER_MS  # type: ignore[arg-type]
+        last_ms = int(page["ts"].max()) // NS_PER_MS  # type: ignore[arg-type]
+        if first_ms < last_ms:
+            return TradePage(page, last_ms)
+        rows = await self._drain_millisecond(native, last_ms, page)
+        return TradePage(rows, last_ms + 1 if last_ms < end_ms else None, requests=2)
+
+    async def _drain_millisecond(self, native: str, ms: int, head: pl.DataFrame) -> pl.DataFrame:
+        """All trades of millisecond ``ms`` when ``head`` (its oldest) filled a page."""
+        limit = self.trades_page_limit
+        request = build_trades_request(native, ms, ms, limit, newest_first=True)
+        tail = parse_trades(await self._get(request))
+        overlap = head["trade_id"].is_in(tail["trade_id"].implode()).any()
+        if tail.height >= limit and not overlap:
+            raise SourceError(
+                f"bitfinex has more than {2 * limit} {native} trades in the one millisecond "
+                f"{ms}: its REST API cannot page inside a millisecond, so some cannot be "
+                "fetched; collect this market live over WebSocket instead"
+            )
+        return pl.concat([head, tail.reverse()]).unique("trade_id", maintain_order=True)
+
+    async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
+        CAPABILITY.require(DataType.BOOK, depth=depth)
+        data = await self._get(build_book_request(self.native_symbol(symbol), depth))
+        return parse_book(data, now_ns())

@@ -10,9 +10,11 @@ is USDC... (``/v2/conf/pub:map:currency:sym``). Lists of names:
 
 from __future__ import annotations
 
+from typing import Any
+
 from dccd_core.domain import Symbol, UnexpectedPayload, UnknownSymbol
 
-__all__ = ["from_native", "native_currency", "to_native", "unified_currency"]
+__all__ = ["from_native", "native_currency", "parse_symbols", "to_native", "unified_currency"]
 
 #: Bitfinex code -> common code (the ones a user is likely to meet).
 _ALIASES: dict[str, str] = {
@@ -80,3 +82,21 @@ def from_native(name: str) -> Symbol:
         quote_code = unified_currency(quote[: -len(_PERP_SUFFIX)])
         return Symbol(base_code, quote_code, quote_code)
     return Symbol(unified_currency(base), unified_currency(quote))
+
+
+def parse_symbols(data: Any) -> set[Symbol]:
+    """``/v2/conf/pub:list:pair:exchange`` (or ``...:futures``) -> the listed symbols.
+
+    Docs: https://docs.bitfinex.com/reference/rest-public-conf . Body: one list
+    nested in another::
+
+        [["BTCUSD", "ETHUSD", "BTCUST", "AVAX:USD", ...]]
+    """
+    if (
+        not isinstance(data, list)
+        or len(data) != 1
+        or not isinstance(data[0], list)
+        or not all(isinstance(n, str) for n in data[0])
+    ):
+        raise UnexpectedPayload(f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}")
+    return {from_native(name) for name in data[0]}

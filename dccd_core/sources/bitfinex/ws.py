@@ -27,6 +27,7 @@ Trade rows go through ``parse.parse_trades``, the REST parser: one side mapping.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
 import orjson
@@ -40,6 +41,7 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
+from dccd_core.sources.base import Endpoints
 from dccd_core.sources.book_checksum import interleaved_checksum
 from dccd_core.sources.ws import (
     BookProtocol,
@@ -55,7 +57,7 @@ from dccd_core.sources.ws import (
     merge_ws_records,
 )
 
-from .capability import CANDLE_TIMEFRAMES
+from .capability import CANDLE_TIMEFRAMES, DERIVE_HINT, WS_URL
 from .parse import parse_candles, parse_trades
 from .symbols import from_native, to_native
 
@@ -106,23 +108,23 @@ def _book_len(depth: int) -> int:
 class BitfinexWs(WsSource):
     """Bitfinex's streaming hooks, mixed into ``BitfinexSource``."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     #: Bitfinex sends a heartbeat per channel every 15 s of silence.
     ws_idle_timeout_s: ClassVar[float] = 45.0
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
         BookSync.WS_SNAPSHOT, checksum=True, checksum_depth=_CHECKSUM_DEPTH, resubscribe_on_gap=True
     )
 
-    def __init__(self) -> None:
-        #: chanId -> (channel, symbol, span) for the current connection
-        self._channels: dict[int, tuple[str, Symbol, Span | None]] = {}
-        #: chanId -> the running (not yet closed) candle row
-        self._open_bars: dict[int, list[Any]] = {}
-        self._span: Span | None = None
+    endpoints: Endpoints  # from the host ``Source``
+
+    @cached_property
+    def _channels(self) -> dict[int, tuple[str, Symbol, Span | None]]:
+        """chanId -> (channel, symbol, span), from the ``subscribed`` events."""
+        return {}
+
+    @cached_property
+    def _open_bars(self) -> dict[int, list[Any]]:
+        """chanId -> the running (not yet closed) candle row."""
+        return {}
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -138,15 +140,11 @@ class BitfinexWs(WsSource):
         ):
             spans = " ".join(s.label for s in CANDLE_TIMEFRAMES)
             raise NoCapability(
-                f"bitfinex streams candles of {spans} only; derive candles from trades "
-                "(catalog: list the span under `derive:` "
-                "of a dataset with trades in data_types, e.g. derive: [4h])"
+                f"bitfinex streams candles of {spans} only; {DERIVE_HINT}"
             )
         if sub.data_type is DataType.BOOK:
             _book_len(sub.book_depth)
-        self._span = sub.span
-        origin = getattr(getattr(self, "endpoints", None), "ws_url", None)
-        return f"{(origin or 'wss://api-pub.bitfinex.com').rstrip('/')}/ws/2"
+        return f"{(self.endpoints.ws_url or WS_URL).rstrip('/')}/ws/2"
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """The conf flags, then one subscribe per symbol (re-sent on every connect)."""

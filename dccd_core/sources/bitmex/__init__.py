@@ -1,6 +1,16 @@
-"""BitMEX: bucketed candles, trades and L2 book over REST and WebSocket."""
+"""BitMEX: bucketed candles, trades and L2 book over REST and WebSocket.
+
+``BitmexSource`` is what the registry builds for exchange id ``bitmex``.
+"""
+
+from __future__ import annotations
 
 from .capability import CAPABILITY
-from .source import BitmexSource
+from .rest import BitmexRest
+from .ws import BitmexWs
 
 __all__ = ["CAPABILITY", "BitmexSource"]
+
+
+class BitmexSource(BitmexWs, BitmexRest):
+    """BitMEX over REST (``rest.py``) and its realtime WebSocket API (``ws.py``)."""

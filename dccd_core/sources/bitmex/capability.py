@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
 
-__all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT"]
+__all__ = ["BIN_SIZES", "CAPABILITY", "DERIVE_HINT", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
 
 DOCS_URL = "https://www.bitmex.com/api/explorer/"
+REST_URL = "https://www.bitmex.com"
+WS_URL = "wss://ws.bitmex.com"  # the source appends /realtime
 
 #: BitMEX ``binSize`` per dccd span.
 BIN_SIZES: dict[Span, str] = {
@@ -27,7 +29,8 @@ BIN_SIZES: dict[Span, str] = {
 
 PAGE_LIMIT = 1_000
 
-_DERIVE = (
+#: What to do instead when a span is not served (candles derived from trades).
+DERIVE_HINT = (
     "derive candles from trades (catalog: list the span under `derive:` "
     "of a dataset with trades in data_types, e.g. derive: [4h])"
 )
@@ -41,7 +44,7 @@ CAPABILITY = Capability(
             page_limit=PAGE_LIMIT,
             direction=PageDirection.FORWARD,
             spans=tuple(BIN_SIZES),
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(
             DataType.TRADES, Transport.REST, page_limit=PAGE_LIMIT, direction=PageDirection.FORWARD
@@ -51,9 +54,9 @@ CAPABILITY = Capability(
         Feature(
             DataType.OHLC,
             Transport.WS,
-            spans=(Span.parse("1m"), Span.parse("5m"), Span.parse("1h"), Span.parse("1d")),
+            spans=tuple(BIN_SIZES),
             channel="tradeBin{bin}",
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(DataType.BOOK, Transport.WS, book_depths=(25,), channel="orderBookL2_25"),
     ),

@@ -1,29 +1,57 @@
-"""BitMEX REST request builders: (path, params) for each public endpoint.
+"""BitMEX REST: pure request builders and the page-level ``BitmexRest``.
 
 Times are ISO-8601 UTC with milliseconds. Table queries page with ``count`` (at most
 1,000) and the row offset ``start``; ``reverse=false`` returns oldest first.
+
+Trades are paged by time, and BitMEX prints many trades in one millisecond. A
+"last ts + 1 ms" cursor would lose them, so the cursor is (ms, offset): the next page
+asks for ``startTime`` = the last page's newest millisecond and skips, with the
+documented row offset ``start``, the trades of that millisecond already returned. The
+window is drained when a page comes back shorter than ``count``.
 """
 
 from __future__ import annotations
 
-from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span, iso_datetime
-from dccd_core.transport.errors import TRANSIENT, ErrorTable
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+import polars as pl
+
+from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span, Symbol, iso_datetime, now_ns
+from dccd_core.transport.errors import TRANSIENT, ErrorTable
+from dccd_core.transport.http import HttpClient, JsonResponse
+from dccd_core.transport.limiter import WeightLimiter
+
+from ..base import Endpoints, Request, Source, TradePage
 from ..columns import ceil_ms
-from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT
+from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT, REST_URL, WS_URL
+from .parse import (
+    ContractSpec,
+    check_payload,
+    parse_book,
+    parse_candles,
+    parse_instruments,
+    parse_trades,
+)
+from .symbols import PERPETUAL_TYPES, SPOT_TYPES, from_native, to_native
 
 __all__ = [
     "ERRORS",
-    "Request",
+    "USED_HEADER",
+    "BitmexRest",
     "bin_size",
     "build_book_request",
     "build_candles_request",
-    "build_instruments_request",
+    "build_symbols_request",
     "build_trades_request",
     "iso_ms",
+    "observe_remaining",
 ]
 
-Request = tuple[str, dict[str, str | int]]
+#: The header ``observe`` reads on the weight limiter; BitMEX sends what is *left*
+#: (``x-ratelimit-remaining`` of ``x-ratelimit-limit``), ``observe_remaining`` turns it
+#: into this.
+USED_HEADER = "x-dccd-ratelimit-used"
 
 #: BitMEX's documented errors (bitmex.com/app/restAPI, "Overload"): no codes, an
 #: ``{"error": {"message", "name"}}`` body. Load shedding answers HTTP 503 with the
@@ -65,7 +93,7 @@ def build_candles_request(native: str, span: Span, start_ts: int, end_ts: int) -
         "reverse": "false",
         "partial": "false",
     }
-    return "/api/v1/trade/bucketed", params
+    return Request("/api/v1/trade/bucketed", params, CAPABILITY.require(DataType.OHLC).weight)
 
 
 def build_trades_request(native: str, start_ms: int, offset: int, end_ms: int) -> Request:
@@ -78,14 +106,121 @@ def build_trades_request(native: str, start_ms: int, offset: int, end_ms: int) -
         "start": offset,
         "reverse": "false",
     }
-    return "/api/v1/trade", params
+    return Request("/api/v1/trade", params, CAPABILITY.require(DataType.TRADES).weight)
 
 
 def build_book_request(native: str, depth: int) -> Request:
     """``/api/v1/orderBook/L2?symbol=XBTUSD&depth=25`` (depth per side; 0 = full book)."""
-    return "/api/v1/orderBook/L2", {"symbol": native, "depth": depth}
+    params: dict[str, str | int] = {"symbol": native, "depth": depth}
+    return Request("/api/v1/orderBook/L2", params, CAPABILITY.require(DataType.BOOK).weight)
 
 
-def build_instruments_request() -> Request:
+def build_symbols_request() -> Request:
     """``/api/v1/instrument/active``: every listed instrument and its contract terms."""
-    return "/api/v1/instrument/active", {}
+    return Request("/api/v1/instrument/active")
+
+
+def observe_remaining(limiter: WeightLimiter, headers: Mapping[str, str]) -> None:
+    """Tell the limiter how much of its budget is used: BitMEX reports what is *left*
+    (``x-ratelimit-remaining`` of ``x-ratelimit-limit``), scaled here to the limiter's
+    weight per minute. Only a limiter reading ``USED_HEADER`` is told."""
+    if limiter.usage_header != USED_HEADER:
+        return
+    try:
+        limit = int(headers.get("x-ratelimit-limit") or CAPABILITY.weight_per_minute)
+        remaining = int(headers["x-ratelimit-remaining"])
+    except (KeyError, TypeError, ValueError):
+        return
+    scaled = round((limit - remaining) * limiter.weight_per_minute / max(limit, 1))
+    limiter.observe({USED_HEADER: str(scaled)})
+
+
+class BitmexRest(Source):
+    """BitMEX public API: bucketed candles, trades and L2 book pages over REST."""
+
+    id: ClassVar[str] = "bitmex"
+    #: trdMatchID is a UUID (no order)
+    monotonic_trade_ids: ClassVar[bool] = False
+    capability = CAPABILITY
+    default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
+    check_payload = staticmethod(check_payload)
+    #: documented error codes -> transient / rate limit / permanent (HTTP client)
+    errors = ERRORS
+    usage_header: ClassVar[str] = USED_HEADER
+    #: native symbol -> (typ, contract terms), from ``/instrument/active`` (once per source)
+    instruments: dict[str, tuple[str, ContractSpec]] | None = None
+
+    # -- markets ---------------------------------------------------------------
+
+    def native_symbol(self, symbol: Symbol) -> str:
+        return to_native(symbol)
+
+    async def fetch_instruments(self) -> dict[str, tuple[str, ContractSpec]]:
+        """Active instruments and their contract terms (cached per source)."""
+        if self.instruments is None:
+            self.instruments = parse_instruments(await self._get(build_symbols_request()))
+        return self.instruments
+
+    async def fetch_symbols(self) -> set[Symbol] | None:
+        instruments = await self.fetch_instruments()
+        return {
+            from_native(name)
+            for name, (typ, _) in instruments.items()
+            if typ in PERPETUAL_TYPES or typ in SPOT_TYPES
+        }
+
+    async def contract_spec(self, symbol: Symbol) -> ContractSpec:
+        native = self.native_symbol(symbol)
+        found = (await self.fetch_instruments()).get(native)
+        return found[1] if found else ContractSpec(inverse=native.endswith("USD"))
+
+    # -- pages -----------------------------------------------------------------
+
+    async def fetch_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        CAPABILITY.require(DataType.OHLC, span=span)
+        request = build_candles_request(self.native_symbol(symbol), span, start_ts, end_ts)
+        frame = parse_candles(await self._get(request), span)
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def fetch_trades_page(
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+    ) -> TradePage:
+        """One page from ``cursor`` = (start ms, rows to skip at that ms)."""
+        native = self.native_symbol(symbol)
+        start_ms, offset = cursor if cursor is not None else (start_ts // NS_PER_MS, 0)
+        # endTime = the first ms not wanted: whether BitMEX treats it as inclusive or
+        # not, nothing before the window end is cut (spill is clipped by the paginator).
+        data = await self._get(build_trades_request(native, start_ms, offset, ceil_ms(end_ts)))
+        page = parse_trades(data, await self._spec_if_needed(symbol, data))
+        if page.height < PAGE_LIMIT:
+            return TradePage(page, None)
+        last_ms = int(page["ts"].max()) // NS_PER_MS  # type: ignore[arg-type]
+        if last_ms == start_ms:  # the whole page is one millisecond: skip further in it
+            return TradePage(page, (start_ms, offset + page.height))
+        at_last = page.filter(pl.col("ts") == last_ms * NS_PER_MS).height
+        return TradePage(page, (last_ms, at_last))
+
+    async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
+        CAPABILITY.require(DataType.BOOK, depth=depth)
+        spec = await self.contract_spec(symbol)
+        data = await self._get(build_book_request(self.native_symbol(symbol), depth))
+        return parse_book(data, now_ns(), spec)
+
+    # -- helpers ---------------------------------------------------------------
+
+    async def _spec_if_needed(self, symbol: Symbol, data: Any) -> ContractSpec | None:
+        """Contract terms, fetched only for rows without ``homeNotional`` (rare)."""
+        if isinstance(data, list) and any(
+            isinstance(r, dict) and r.get("homeNotional") is None for r in data
+        ):
+            return await self.contract_spec(symbol)
+        return None
+
+    async def _response(self, request: Request) -> JsonResponse:
+        """Send as every source does, then feed BitMEX's budget headers to the limiter."""
+        response = await super()._response(request)
+        if isinstance(self.http, HttpClient) and self.http.limiter is not None:
+            observe_remaining(self.http.limiter, response.headers)
+        return response

@@ -27,7 +27,8 @@ Realtime API.", ...}``, confirms each topic with ``{"success": true, "subscribe"
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
 
 import orjson
 import polars as pl
@@ -37,9 +38,11 @@ from dccd_core.domain import (
     ExchangeError,
     NoCapability,
     Span,
+    Symbol,
     UnexpectedPayload,
     now_ns,
 )
+from dccd_core.sources.base import Endpoints
 from dccd_core.sources.columns import iso_to_ns_column
 from dccd_core.sources.ws import (
     BookProtocol,
@@ -56,7 +59,7 @@ from dccd_core.sources.ws import (
     merge_ws_records,
 )
 
-from .capability import BIN_SIZES
+from .capability import BIN_SIZES, DERIVE_HINT, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native
@@ -68,14 +71,17 @@ BOOK_DEPTH = 25
 _BIN_TABLES: dict[str, Span] = {f"tradeBin{size}": span for span, size in BIN_SIZES.items()}
 
 
+class _ContractTerms(Protocol):
+    """What ``prepare_ws`` asks of the host source (``BitmexRest``, over REST)."""
+
+    async def fetch_instruments(self) -> dict[str, tuple[str, ContractSpec]]: ...
+
+    async def contract_spec(self, symbol: Symbol) -> ContractSpec: ...
+
+
 class BitmexWs(WsSource):
     """Streaming hooks of the BitMEX realtime API, mixed into ``BitmexSource``."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (
-        DataType.TRADES,
-        DataType.OHLC,
-        DataType.BOOK,
-    )
     ws_ping: ClassVar[WsPing | None] = WsPing("ping", 5.0)
     #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
     ws_idle_timeout_s: ClassVar[float] = 15.0
@@ -84,13 +90,28 @@ class BitmexWs(WsSource):
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
     )
 
-    def __init__(self) -> None:
-        #: native symbol -> (typ, contract terms), from ``/instrument/active``
-        self.instruments: dict[str, tuple[str, ContractSpec]] | None = None
-        #: native symbol -> its book's level index on the current connection
-        self._l2: dict[str, L2Index] = {}
+    endpoints: Endpoints  # from the host ``Source``
+    #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
+    instruments: dict[str, tuple[str, ContractSpec]] | None
+
+    @cached_property
+    def _l2(self) -> dict[str, L2Index]:
+        """Native symbol -> its book's level index on the current connection."""
+        return {}
 
     # -- connecting ----------------------------------------------------------------------
+
+    async def prepare_ws(self: _ContractTerms, sub: WsSubscription) -> None:
+        """Fetch the contract terms before streaming (the WS parsers are synchronous).
+
+        Book sizes are contracts and need them; a quanto book is refused here, before
+        connecting, rather than on its first frame.
+        """
+        await self.fetch_instruments()
+        if sub.data_type is DataType.BOOK:
+            for symbol in sub.symbols:
+                spec = await self.contract_spec(symbol)
+                spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
     def ws_topics(self, sub: WsSubscription) -> list[str]:
         """``trade:XBTUSD``, ``tradeBin1m:XBTUSD`` or ``orderBookL2_25:XBTUSD`` per symbol."""
@@ -100,9 +121,7 @@ class BitmexWs(WsSource):
             if sub.span is None or sub.span not in BIN_SIZES:
                 spans = " ".join(s.label for s in BIN_SIZES)
                 raise NoCapability(
-                    f"bitmex streams candles of {spans} only; derive candles from trades "
-                    "(catalog: list the span under `derive:` "
-                    "of a dataset with trades in data_types, e.g. derive: [4h])"
+                    f"bitmex streams candles of {spans} only; {DERIVE_HINT}"
                 )
             table = f"tradeBin{BIN_SIZES[sub.span]}"
         elif sub.data_type is DataType.BOOK:
@@ -118,8 +137,7 @@ class BitmexWs(WsSource):
 
     def ws_url(self, sub: WsSubscription) -> str:
         """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
-        origin = getattr(getattr(self, "endpoints", None), "ws_url", None)
-        base = (origin or "wss://ws.bitmex.com").rstrip("/")
+        base = (self.endpoints.ws_url or WS_URL).rstrip("/")
         return f"{base}/realtime?subscribe={','.join(self.ws_topics(sub))}"
 
     # -- parsing -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span,
 __all__ = [
     "CANDLE_PAGE_LIMIT",
     "CAPABILITY",
+    "DERIVE_HINT",
     "DOCS_URL",
     "GRANULARITIES_S",
     "REST_URL",
@@ -38,7 +39,8 @@ TRADE_PAGE_LIMIT = 1000
 GRANULARITIES_S: tuple[int, ...] = (60, 300, 900, 3_600, 21_600, 86_400)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in GRANULARITIES_S)
 
-_DERIVE = (
+#: What to do instead when a span is not served (candles derived from trades).
+DERIVE_HINT = (
     "derive candles from trades (catalog: list the span under `derive:` "
     "of a dataset with trades in data_types, e.g. derive: [4h])"
 )
@@ -53,7 +55,7 @@ CAPABILITY = Capability(
             # Windows are addressed by start/end; each page comes newest first.
             direction=PageDirection.BACKWARD,
             spans=SPANS,
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(
             DataType.TRADES,

@@ -11,7 +11,7 @@ from typing import Any
 
 from dccd_core.domain import ConfigError, Symbol, UnexpectedPayload, UnknownSymbol
 
-__all__ = ["ALIASES", "native_symbol", "parse_products", "unified_symbol"]
+__all__ = ["ALIASES", "native_symbol", "parse_symbols", "unified_symbol"]
 
 #: Coinbase code -> unified code.
 ALIASES: dict[str, str] = {"CGLD": "CELO"}
@@ -41,7 +41,7 @@ def unified_symbol(product_id: str) -> Symbol:
         raise UnexpectedPayload(f"coinbase product id {product_id!r}: {exc}") from exc
 
 
-def parse_products(payload: Any) -> set[Symbol]:
+def parse_symbols(payload: Any) -> set[Symbol]:
     """``GET /products`` -> the tradable symbols (status ``online``, not delisted).
 
     Sample: ``[{"id": "BTC-USD", "base_currency": "BTC", "quote_currency": "USD",

@@ -25,6 +25,7 @@ from dccd_core.domain import (
     now_ns,
 )
 
+from ..base import Endpoints
 from ..columns import float_levels, iso_to_ns_column
 from ..ws import (
     BookProtocol,
@@ -137,7 +138,6 @@ def parse_ws_frames(raws: Sequence[str | bytes]) -> list[WsEvent]:
 class CoinbaseWs(WsSource):
     """The ``WsSource`` hooks of Coinbase (mixed into ``CoinbaseSource``)."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (DataType.TRADES, DataType.BOOK)
     #: Trade ids are consecutive per product (REST pages and ``matches`` alike), so a
     #: missed match is an id jump the stream heals from REST.
     ws_sequential_trade_ids: ClassVar[bool] = True
@@ -145,7 +145,7 @@ class CoinbaseWs(WsSource):
     book_protocol: ClassVar[BookProtocol] = BookProtocol(
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
     )
-    endpoints: Any
+    endpoints: Endpoints  # from the host ``Source``
 
     def ws_url(self, sub: WsSubscription) -> str:
         if sub.data_type not in CHANNELS:

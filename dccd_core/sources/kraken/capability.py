@@ -21,6 +21,7 @@ from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span,
 __all__ = [
     "BOOK_MAX_DEPTH",
     "CAPABILITY",
+    "DERIVE_HINT",
     "DOCS_URL",
     "HISTORY_BARS",
     "REST_URL",
@@ -40,7 +41,8 @@ BOOK_MAX_DEPTH = 500
 WS_BOOK_DEPTHS: tuple[int, ...] = (10, 25, 100, 500, 1000)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in ("1m", "5m", "15m", "30m", "1h", "4h", "1d"))
 
-_DERIVE = (
+#: What to do instead when a span is not served (candles derived from trades).
+DERIVE_HINT = (
     "derive candles from trades (catalog: list the span under `derive:` "
     "of a dataset with trades in data_types, e.g. derive: [4h])"
 )
@@ -54,7 +56,7 @@ CAPABILITY = Capability(
             page_limit=HISTORY_BARS,
             spans=SPANS,
             history_bars=HISTORY_BARS,
-            alternative=_DERIVE,
+            alternative=DERIVE_HINT,
         ),
         Feature(
             DataType.TRADES,
@@ -64,7 +66,7 @@ CAPABILITY = Capability(
         ),
         Feature(DataType.BOOK, Transport.REST),
         Feature(DataType.TRADES, Transport.WS, channel="trade"),
-        Feature(DataType.OHLC, Transport.WS, spans=SPANS, channel="ohlc", alternative=_DERIVE),
+        Feature(DataType.OHLC, Transport.WS, spans=SPANS, channel="ohlc", alternative=DERIVE_HINT),
         Feature(DataType.BOOK, Transport.WS, book_depths=WS_BOOK_DEPTHS, channel="book"),
     ),
     weight_per_minute=60,

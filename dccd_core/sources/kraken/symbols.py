@@ -16,7 +16,7 @@ from dccd_core.domain import ConfigError, Symbol, UnexpectedPayload, UnknownSymb
 __all__ = [
     "ASSET_ALIASES",
     "native_symbol",
-    "parse_asset_pairs",
+    "parse_symbols",
     "unified_asset",
     "unified_symbol",
     "ws_symbol",
@@ -81,7 +81,7 @@ def unified_symbol(name: str) -> Symbol:
         raise UnexpectedPayload(f"kraken pair name {name!r}: {exc}") from exc
 
 
-def parse_asset_pairs(payload: Any) -> dict[Symbol, str]:
+def parse_symbols(payload: Any) -> dict[Symbol, str]:
     """``GET /0/public/AssetPairs`` -> unified symbol -> altname.
 
     Sample: ``{"error": [], "result": {"XXBTZUSD": {"altname": "XBTUSD",

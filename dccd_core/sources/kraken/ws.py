@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
 import polars as pl
@@ -30,6 +31,7 @@ from dccd_core.domain import (
     now_ns,
 )
 
+from ..base import Endpoints
 from ..columns import (
     float_column,
     float_levels,
@@ -204,7 +206,6 @@ def parse_ws_book(frame: dict[str, Any]) -> list[WsBook]:
 class KrakenWs(WsSource):
     """The ``WsSource`` hooks of Kraken v2 (mixed into ``KrakenSource``)."""
 
-    ws_data_types: ClassVar[tuple[DataType, ...]] = (DataType.TRADES, DataType.OHLC, DataType.BOOK)
     #: v2 trade ids are sequential per pair (docs: "Trade ID: Sequential int").
     ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
@@ -216,7 +217,7 @@ class KrakenWs(WsSource):
         resubscribe_on_gap=True,
         truncate_to_depth=True,
     )
-    endpoints: Any
+    endpoints: Endpoints  # from the host ``Source``
 
     def ws_url(self, sub: WsSubscription) -> str:
         if sub.data_type not in CHANNELS:
@@ -291,13 +292,16 @@ class KrakenWs(WsSource):
             return WsIgnore(str(frame["method"]))
         raise UnexpectedPayload(f"kraken ws: unexpected frame {str(frame)[:120]}")
 
+    @cached_property
+    def _open_bars(self) -> dict[tuple[Symbol, Span], pl.DataFrame]:
+        """The still-open bar per (symbol, span): the only state kept (module docstring)."""
+        return {}
+
     def _close_candles(
         self, groups: list[tuple[Symbol, Span, pl.DataFrame]], *, snapshot: bool
     ) -> list[WsEvent]:
         """Mark bars closed once a later bar shows up (see the module docstring)."""
-        held: dict[tuple[Symbol, Span], pl.DataFrame] = self.__dict__.setdefault(
-            "_kraken_open_bars", {}
-        )
+        held = self._open_bars
         events: list[WsEvent] = []
         for symbol, span, rows in groups:
             previous = held.get((symbol, span))

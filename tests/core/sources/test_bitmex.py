@@ -25,8 +25,7 @@ from dccd_core.domain import (
 from dccd_core.sources.base import Endpoints
 from dccd_core.sources.bitmex import BitmexSource
 from dccd_core.sources.bitmex import parse as mex
-from dccd_core.sources.bitmex.rest import iso_ms
-from dccd_core.sources.bitmex.source import USED_HEADER
+from dccd_core.sources.bitmex.rest import USED_HEADER, iso_ms
 from dccd_core.sources.bitmex.symbols import from_native, to_native
 from dccd_core.transport import HttpClient, RetryPolicy, WeightLimiter
 from dccd_core.transport.paginate import paginate_candles, paginate_trades

@@ -24,7 +24,7 @@ from dccd_core.domain import (
 from dccd_core.sources.base import Endpoints
 from dccd_core.sources.kraken import CAPABILITY, KrakenSource
 from dccd_core.sources.kraken import parse as kr
-from dccd_core.sources.kraken.symbols import native_symbol, parse_asset_pairs, unified_symbol
+from dccd_core.sources.kraken.symbols import native_symbol, parse_symbols, unified_symbol
 from dccd_core.transport import HttpClient
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.kraken import KrakenFake
@@ -142,7 +142,7 @@ def test_symbols_xbt_xdg_and_asset_pairs() -> None:
     assert native_symbol(Symbol("ETH", "EUR")) == "ETHEUR"
     assert unified_symbol("XBT/USDT") == Symbol("BTC", "USDT")
     assert unified_symbol("XDG/USD") == Symbol("DOGE", "USD")
-    pairs = parse_asset_pairs(load("asset_pairs.json"))
+    pairs = parse_symbols(load("asset_pairs.json"))
     assert pairs == {
         BTC_USD: "XBTUSD",
         Symbol("DOGE", "USD"): "XDGUSD",
