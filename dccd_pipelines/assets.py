@@ -33,9 +33,9 @@ from dagster import (
     multi_asset,
 )
 
+from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import DatasetKey, DataType, iso_datetime
 
-from .catalog import DatasetSpec
 from .checks import dataset_check_specs, evaluate_checks
 from .execution import RunSummary, partition_window, run_backfill, summarize
 from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata

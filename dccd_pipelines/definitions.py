@@ -11,9 +11,11 @@ import os
 
 from dagster import Definitions, multi_or_in_process_executor
 
+from dccd_core.catalog import Catalog
+
 from .alerts import build_alert_sensors
 from .assets import build_dataset_assets
-from .catalog import Catalog, load_catalog
+from .catalog import load_catalog
 from .checks import build_dataset_checks
 from .liveness import build_dead_run_sensor, liveness_timeout_s, owned_by, with_liveness
 from .pools import build_pool_sensor

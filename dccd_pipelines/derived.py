@@ -34,6 +34,7 @@ from dagster import (
     multi_asset,
 )
 
+from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import iso_datetime
 
 from .assets import (
@@ -44,7 +45,6 @@ from .assets import (
     freshness_policy,
     summary_metadata,
 )
-from .catalog import DatasetSpec
 from .execution import partition_window, summarize
 from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
 from .resources import DccdStore

@@ -34,9 +34,8 @@ from dccd_core.domain import (
 )
 
 if TYPE_CHECKING:
+    from dccd_core.catalog import DatasetSpec
     from dccd_core.storage import Coverage, Store
-
-    from .catalog import DatasetSpec
 
 __all__ = [
     "PROGRESS_INTERVAL_S",

@@ -33,8 +33,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
+from dccd_core.catalog import DatasetSpec
+
 from .assets import asset_key
-from .catalog import DatasetSpec
 
 __all__ = [
     "build_dataset_job",

@@ -85,6 +85,7 @@ from dagster import (
     sensor,
 )
 
+from dccd_core.catalog import Catalog, DatasetSpec
 from dccd_core.domain import (
     DatasetKey,
     DataType,
@@ -97,7 +98,6 @@ from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.transport.ws import WsStatus
 
 from . import liveness
-from .catalog import Catalog, DatasetSpec
 from .resources import STORE_KEY, DccdStore
 
 __all__ = [
