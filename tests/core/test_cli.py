@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from dccd_cli import cli
 from dccd_core import inventory, read
-from dccd_core.cli import cli
 from dccd_core.domain import ConfigError, UnknownDataset, UnknownExchange
 from dccd_core.storage import Store
 from dccd_core.storage.layout import period_path

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dccd_cli import cli
 from dccd_core import symbols
-from dccd_core.cli import cli
 from dccd_core.domain import NS_PER_MS, DatasetKey, Span, iso_datetime, now_ns, to_ns
 from dccd_core.storage import Store
 from tests.fakes.binance import FakeBinance
@@ -325,7 +325,7 @@ def test_backfill_cli_plain_progress_and_origin(fake: FakeBinance, tmp_path: Pat
 def test_backfill_progress_is_a_rich_bar_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dccd_core.cli_verbs import _progress_printer
+    from dccd_cli.backfill import _progress_printer
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     show, close = _progress_printer(5.0)

@@ -1,0 +1,5 @@
+"""``python -m dccd_cli``: the ``dccd`` command."""
+
+from dccd_cli import main
+
+main()
