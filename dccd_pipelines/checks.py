@@ -55,7 +55,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .resources import DccdStore
+from .store import DccdStore
 
 __all__ = [
     "CHECK_NAMES",

@@ -35,7 +35,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from dccd_core.catalog import DatasetSpec
 
-from .assets import asset_key
+from .declaration import asset_key
 
 __all__ = [
     "build_dataset_job",

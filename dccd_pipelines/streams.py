@@ -98,7 +98,7 @@ from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.transport.ws import WsStatus
 
 from . import liveness
-from .resources import STORE_KEY, DccdStore
+from .store import STORE_KEY, DccdStore
 
 __all__ = [
     "CHECK_INTERVAL_ENV",
