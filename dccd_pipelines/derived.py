@@ -120,7 +120,7 @@ def build_derived_asset(spec: DatasetSpec) -> AssetsDefinition:
         partitions_def=daily_partitions(spec),
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def _derived(context: AssetExecutionContext, dccd_store: DccdStore) -> MaterializeResult:
+    def _derived(context: AssetExecutionContext, dccd_store: DccdStore) -> MaterializeResult[Any]:
         days = context.partition_key_range
         summary, derived = derive_range(spec, days.start, days.end, dccd_store, context.log)
         return materialize_result(context, summary, dccd_store.root, extra=derived)

@@ -75,7 +75,7 @@ def materialize_result(
     *,
     extra: Mapping[str, Any] | None = None,
     check_results: Sequence[AssetCheckResult] = (),
-) -> MaterializeResult:
+) -> MaterializeResult[Any]:
     """The result of a dataset run: the run's figures (and ``extra``), the dataset's
     folder and its row count in the window, each day's figures on its own partition,
     and the checks evaluated after the run."""
