@@ -9,7 +9,7 @@ prints one such line per problem. A traceback means a bug in dccd, never a typo.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import click
 
 from dccd_core.domain import ConfigError, DccdError, to_ns
 
-__all__ = ["END", "ROOT", "SPAN", "START", "cli", "main", "parse_time"]
+__all__ = ["END", "ROOT", "SPAN", "START", "cli", "dataset_arguments", "main", "parse_time"]
 
 _EXIT_USER_ERROR = 2
 _NoArgsIsHelp: type[click.UsageError] = getattr(
@@ -95,6 +95,14 @@ START = click.option(
 END = click.option(
     "--end", callback=parse_time, default=None, help="Exclusive end: ISO date/datetime or ns."
 )
+
+
+def dataset_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``EXCHANGE SYMBOL DATA_TYPE [--span]``: the dataset a verb works on."""
+    for decorate in (SPAN, click.argument("data_type"), click.argument("symbol"),
+                     click.argument("exchange")):
+        command = decorate(command)
+    return command
 
 
 @click.group(cls=_DccdGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,7 +28,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .app import END, ROOT, SPAN, cli
+from .app import END, ROOT, cli, dataset_arguments
 
 __all__ = ["EXIT_INTERRUPTED", "backfill_cmd"]
 
@@ -223,16 +223,9 @@ async def _run_backfill(
                 outcome.interrupted = True
                 break
             b = min(t + step, end_ts)
-            result = await backfill(
-                key,
-                start=t,
-                end=b,
-                store=store,
-                source=source,
-                progress=report,
-                concurrency=concurrency,
-                progress_interval_s=every_s,
-            )
+            result = await backfill(key, start=t, end=b, store=store, source=source,
+                                    progress=report, concurrency=concurrency,
+                                    progress_interval_s=every_s)
             overall.rows += result.rows_fetched
             overall.requests += result.requests
             outcome.rows_fetched += result.rows_fetched
@@ -247,10 +240,7 @@ async def _run_backfill(
 
 
 @cli.command("backfill")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@SPAN
+@dataset_arguments
 @click.option(
     "--start",
     callback=_start_option,

@@ -10,16 +10,13 @@ import polars as pl
 from dccd_core.domain import ConfigError, DatasetKey, iso_datetime, now_ns
 from dccd_core.storage import DatasetInfo, Store, resolve_range
 
-from .app import END, ROOT, SPAN, START, cli, parse_time
+from .app import END, ROOT, START, cli, dataset_arguments, parse_time
 
 __all__ = ["gaps_cmd", "import_v3_cmd", "inventory_cmd", "read_cmd"]
 
 
 @cli.command("read")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@SPAN
+@dataset_arguments
 @START
 @END
 @click.option(
@@ -135,10 +132,7 @@ def _duration(ns: int) -> str:
 
 
 @cli.command("gaps")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@SPAN
+@dataset_arguments
 @click.option(
     "--start",
     callback=parse_time,

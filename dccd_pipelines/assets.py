@@ -72,14 +72,15 @@ def materialize_range(
     start_ts, end_ts = partition_window(first_day, last_day, now_ts)
     store = store_resource.open()
     result = run_backfill(spec, start_ts, end_ts, store, log.info)
-    summary = summarize(counters_of(result), store, spec.key, start_ts, end_ts, now_ts=now_ts)
+    counters = counters_of(result)
+    summary = summarize(counters, store, spec.key, start_ts, end_ts, now_ts=now_ts)
     log.info(
-        f"{spec.key}: {summary.rows_fetched:,} rows fetched, {summary.rows_new:,} new, "
+        f"{spec.key}: {counters.rows_fetched:,} rows fetched, {counters.rows_new:,} new, "
         f"{summary.row_count:,} stored in {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}, "
-        f"{summary.requests} requests, {len(summary.holes)} holes"
+        f"{counters.requests} requests, {len(summary.holes)} holes"
     )
-    if summary.files:
-        log.info(f"{spec.key}: files written: {', '.join(summary.files)}")
+    if counters.files:
+        log.info(f"{spec.key}: files written: {', '.join(counters.files)}")
     return summary
 
 

@@ -48,13 +48,8 @@ _SHOWN = 5
 
 
 def derive_range(
-    spec: DatasetSpec,
-    first_day: str,
-    last_day: str,
-    store_resource: DccdStore,
-    log: Any,
-    *,
-    now_ts: int | None = None,
+    spec: DatasetSpec, first_day: str, last_day: str, store_resource: DccdStore, log: Any,
+    *, now_ts: int | None = None,
 ) -> tuple[RunSummary, dict[str, Any]]:
     """Derive the bars of the days ``first_day..last_day``; what the run did and the
     derivation's own metadata (source, bars, trades read, bars left out)."""

@@ -22,18 +22,18 @@ __all__ = ["add_day_metadata", "day_metadata", "materialize_result", "summary_me
 
 def summary_metadata(summary: RunSummary) -> dict[str, Any]:
     """The run's own figures as Dagster metadata (a day's figures: ``day_metadata``)."""
-    days = summary.days
+    days, counters = summary.days, summary.counters
     first_day = days[0].partition if days else ""
     last_day = days[-1].partition if days else ""
     span = first_day if first_day == last_day else f"{first_day}...{last_day}"
     return {
         "run_partitions": MetadataValue.text(f"{span} ({len(days)} day(s))"),
-        "run_rows_fetched": MetadataValue.int(summary.rows_fetched),
-        "run_rows_new": MetadataValue.int(summary.rows_new),
-        "run_requests": MetadataValue.int(summary.requests),
-        "run_retries": MetadataValue.int(summary.retries),
-        "run_rate_limit_pauses": MetadataValue.int(summary.rate_limit_pauses),
-        "run_files_written": MetadataValue.int(len(summary.files)),
+        "run_rows_fetched": MetadataValue.int(counters.rows_fetched),
+        "run_rows_new": MetadataValue.int(counters.rows_new),
+        "run_requests": MetadataValue.int(counters.requests),
+        "run_retries": MetadataValue.int(counters.retries),
+        "run_rate_limit_pauses": MetadataValue.int(counters.rate_limit_pauses),
+        "run_files_written": MetadataValue.int(len(counters.files)),
         # The file list goes to the run log, not here: a range run repeats its metadata
         # on every partition's materialization event (365 copies for a year).
     }

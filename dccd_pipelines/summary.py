@@ -25,12 +25,13 @@ HOLES_SHOWN = 5
 class RunCounters:
     """The run's own counters, whatever did the run (a backfill or a derivation)."""
 
-    rows_fetched: int = 0
-    rows_new: int = 0
+    rows_fetched: int
+    rows_new: int
+    files: tuple[str, ...]
+    #: Exchange requests: a derivation makes none.
     requests: int = 0
     retries: int = 0
     rate_limit_pauses: int = 0
-    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,38 +73,13 @@ class RunSummary:
     key: DatasetKey
     start_ts: int
     end_ts: int
-    rows_fetched: int
-    rows_new: int
-    requests: int
-    retries: int
-    rate_limit_pauses: int
-    files: tuple[str, ...]
+    counters: RunCounters
     row_count: int
     first_ts: int | None
     last_ts: int | None
     holes: tuple[tuple[int, int], ...]
     preview_md: str
     days: tuple[DaySummary, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        """Flat metadata values (ISO strings for timestamps)."""
-        return {
-            "rows_fetched": self.rows_fetched,
-            "rows_new": self.rows_new,
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limit_pauses": self.rate_limit_pauses,
-            "window_start": iso_datetime(self.start_ts),
-            "window_end": iso_datetime(self.end_ts),
-            "first_ts": iso_datetime(self.first_ts) if self.first_ts is not None else None,
-            "last_ts": iso_datetime(self.last_ts) if self.last_ts is not None else None,
-            "files_written": len(self.files),
-            "holes": len(self.holes),
-            "holes_first": [
-                f"{iso_datetime(a)} -> {iso_datetime(b)}" for a, b in self.holes[:HOLES_SHOWN]
-            ],
-            "row_count": self.row_count,
-        }
 
 
 def summarize(
@@ -154,17 +130,11 @@ def summarize(
     firsts = [d.first_ts for d in days if d.first_ts is not None]
     lasts = [d.last_ts for d in days if d.last_ts is not None]
     last_day = next((d for d in reversed(days) if d.row_count), None)
-    counters = counters if counters is not None else RunCounters()
     return RunSummary(
         key=key,
         start_ts=start_ts,
         end_ts=end_ts,
-        rows_fetched=counters.rows_fetched,
-        rows_new=counters.rows_new,
-        requests=counters.requests,
-        retries=counters.retries,
-        rate_limit_pauses=counters.rate_limit_pauses,
-        files=counters.files,
+        counters=counters if counters is not None else RunCounters(0, 0, ()),
         row_count=row_count,
         first_ts=min(firsts) if firsts else None,
         last_ts=max(lasts) if lasts else None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_CONFIG_PATH", "DEFAULT_POOL_LIMIT", "DEFAULT_STORE_ROOT", "parse_duration_s"]
 
@@ -18,6 +18,31 @@ DEFAULT_POOL_LIMIT = 2
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3_600.0, None: 1.0}
+
+def parse_duration_s(value: str | float | int) -> float:
+    """``"10s"``, ``"500ms"``, ``"1m"``, ``2.5`` (seconds) -> seconds; > 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if match is None:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
+        seconds = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: must be > 0")
+    return seconds
+
+
+def _duration(value: str | float) -> str | float:
+    parse_duration_s(value)
+    return value
+
+
+#: A duration as written in the catalog (``10s``, ``500ms``, ``1m``, seconds), checked.
+Duration = Annotated[str | float, AfterValidator(_duration)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -35,13 +60,7 @@ class _ExchangeModel(_Model):
 
 class _BookModel(_Model):
     depth: int = Field(default=20, ge=1, le=5_000)
-    snapshot_interval: str | float = "10s"
-
-    @field_validator("snapshot_interval")
-    @classmethod
-    def _interval(cls, value: str | float) -> str | float:
-        parse_duration_s(value)
-        return value
+    snapshot_interval: Duration = "10s"
 
 
 class _DatasetModel(_Model):
@@ -70,19 +89,13 @@ class _DatasetModel(_Model):
 
 class _AlertsModel(_Model):
     webhook: str | None = None
-    stale_after: str | float = "10m"
+    stale_after: Duration = "10m"
 
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL; use e.g. https://hooks.slack.com/...")
-        return value
-
-    @field_validator("stale_after")
-    @classmethod
-    def _stale_after(cls, value: str | float) -> str | float:
-        parse_duration_s(value)
         return value
 
 
@@ -111,20 +124,3 @@ def _parse_day(text: str) -> date:
 
 
 # --------------------------------------------------------------------------- specs
-
-def parse_duration_s(value: str | float | int) -> float:
-    """``"10s"``, ``"500ms"``, ``"1m"``, ``2.5`` (seconds) -> seconds; > 0."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION_RE.match(str(value))
-        if match is None:
-            raise ValueError(f"invalid duration {value!r}: use e.g. 10s, 500ms, 1m")
-        seconds = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"invalid duration {value!r}: must be > 0")
-    return seconds
-
-

@@ -219,18 +219,8 @@ def status(
 
 def status_lines(report: StatusReport) -> list[str]:
     """The table ``dccd status`` prints."""
-    header = (
-        "exchange",
-        "symbol",
-        "type",
-        "span",
-        "state",
-        "last",
-        "age",
-        "holes",
-        "missing",
-        "stream",
-    )
+    header = ("exchange", "symbol", "type", "span", "state", "last", "age", "holes", "missing",
+              "stream")
     rows: list[Sequence[str]] = [header]
     for d in report.datasets:
         stored = d.state != "missing"

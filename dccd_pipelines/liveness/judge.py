@@ -41,9 +41,16 @@ __all__ = [
     "owned_by",
 ]
 
+#: Whether a run is a dccd run (``owned_by``): one without a sign of life is then dead.
+Owned = Callable[[DagsterRun], bool]
+
 log = logging.getLogger(__name__)
 POOL_PREFIX = "dccd_"
 _FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+
+def _not_owned(run: DagsterRun) -> bool:
+    return False
 
 
 # -- the judge ----------------------------------------------------------------------------
@@ -145,7 +152,7 @@ def find_dead_runs(
     instance: DagsterInstance,
     now_s: float,
     timeout_s: float,
-    owned: Callable[[DagsterRun], bool] = lambda run: False,
+    owned: Owned = _not_owned,
 ) -> list[DeadRun]:
     """The STARTED runs that are dead (``dead_reason``)."""
     started = RunsFilter(statuses=[DagsterRunStatus.STARTED])
@@ -192,10 +199,7 @@ def _finished_holders(instance: DagsterInstance, now_s: float, timeout_s: float)
 
 
 def fail_dead_runs(
-    instance: DagsterInstance,
-    now_s: float,
-    timeout_s: float,
-    owned: Callable[[DagsterRun], bool] = lambda run: False,
+    instance: DagsterInstance, now_s: float, timeout_s: float, owned: Owned = _not_owned
 ) -> list[str]:
     """Fail every dead run and free its slots (and those of finished runs that kept
     theirs); one line per action. This is what the sensor does each tick."""
@@ -245,7 +249,7 @@ def _sweep_alive_keys(instance: DagsterInstance) -> None:
 
 def owned_by(
     job_names: Collection[str], asset_keys: Collection[AssetKey]
-) -> Callable[[DagsterRun], bool]:
+) -> Owned:
     """Whether a run is a dccd run: one of ``job_names``, or an asset run selecting only
     dccd assets (``dagster asset materialize`` runs the implicit ``__ASSET_JOB``)."""
     jobs, assets = frozenset(job_names), frozenset(asset_keys)

@@ -151,20 +151,11 @@ def run_stream_body(
         watcher = asyncio.create_task(watch())
         try:
             return await stream(
-                spec.exchange,
-                spec.symbols,
-                spec.data_type,
-                span=spec.span,
-                store=store_resource.open(),
-                book_depth=spec.book_depth,
-                snapshot_interval_s=spec.snapshot_interval_s,
-                flush_interval_s=flush_interval_s,
-                stop=stop,
-                on_flush=on_flush,
-                max_runtime_s=max_runtime_s,
-                rest_url=spec.rest_url,
-                ws_url=spec.ws_url,
-                on_status=on_status,
+                spec.exchange, spec.symbols, spec.data_type, span=spec.span,
+                store=store_resource.open(), book_depth=spec.book_depth,
+                snapshot_interval_s=spec.snapshot_interval_s, flush_interval_s=flush_interval_s,
+                stop=stop, on_flush=on_flush, on_status=on_status, max_runtime_s=max_runtime_s,
+                rest_url=spec.rest_url, ws_url=spec.ws_url,
             )
         finally:
             watcher.cancel()
