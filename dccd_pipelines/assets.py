@@ -1,4 +1,7 @@
-"""The asset factory: one Dagster asset per ``DatasetSpec``.
+"""The dataset factory: one ``Definitions`` per ``DatasetSpec`` (its asset, checks, job
+and update schedule: ``dataset_definitions``), which ``definitions.build_definitions``
+merges. From there a fetch is two hops away: the asset body calls
+``execution.run_backfill``, which calls ``dccd_core.operations.backfill``.
 
 Fetched datasets (this module): pool ``dccd_binance``, daily partitions
 (``declaration.py``), ``BackfillPolicy.single_run()`` makes a range of partitions one
@@ -12,19 +15,27 @@ Candles listed under ``derive:`` get the derived-candle asset of ``derived.py``.
 https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, multi_asset
+from dagster import (
+    AssetChecksDefinition,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    Definitions,
+    multi_asset,
+)
 
 from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import DatasetKey, DataType, iso_datetime
 
-from .checks import dataset_check_specs, evaluate_checks
+from .checks import build_dataset_checks, dataset_check_specs, evaluate_checks
 from .declaration import asset_key, daily_partitions, dataset_out, freshness_policy
 from .derived import build_derived_asset
 from .execution import counters_of, partition_window, run_backfill
 from .metadata import materialize_result
+from .schedules import build_resolved_job, build_update_schedule
 from .store import STORE_KEY, DccdStore
 from .summary import RunSummary, summarize
 
@@ -34,6 +45,7 @@ __all__ = [
     "build_dataset_assets",
     "build_fetched_asset",
     "daily_partitions",
+    "dataset_definitions",
     "freshness_policy",
     "materialize_range",
     "output_name",
@@ -135,3 +147,17 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
 def build_dataset_assets(specs: Sequence[DatasetSpec]) -> list[AssetsDefinition]:
     """One asset per spec, in catalog order."""
     return [build_dataset_asset(spec) for spec in specs]
+
+
+def dataset_definitions(spec: DatasetSpec, resources: Mapping[str, Any]) -> Definitions:
+    """The definitions of one dataset of the catalog (``resources``: the ones every
+    dccd definition shares, which its job is resolved against)."""
+    asset = build_dataset_asset(spec)
+    # A fetched asset carries its checks in its own op (see build_fetched_asset); a
+    # derived one has none to carry them, so they get their own op.
+    checks: list[AssetChecksDefinition] = (
+        [build_dataset_checks(spec)] if spec.derive_from is not None else []
+    )
+    job = build_resolved_job(spec, [asset, *checks], resources)
+    schedules = [build_update_schedule(spec, job)] if spec.update_cron else []
+    return Definitions(assets=[asset], asset_checks=checks, jobs=[job], schedules=schedules)

@@ -4,7 +4,7 @@
 The catalog is read when ``build_definitions`` runs, never at import of the other
 modules; a bad catalog raises one ``ConfigError`` that Dagster shows as the load error.
 
-Each dataset brings its own definitions (``dataset.dataset_definitions``: asset,
+Each dataset brings its own definitions (``assets.dataset_definitions``: asset,
 checks, job, schedule); what spans the catalog (streams, sensors, resources, the
 executor) is ``catalog_definitions``; ``Definitions.merge`` joins them.
 """
@@ -20,8 +20,8 @@ from dagster import Definitions, multi_or_in_process_executor
 from dccd_core.catalog import Catalog
 
 from .alerts import build_alert_sensors
+from .assets import dataset_definitions
 from .catalog import load_catalog
-from .dataset import dataset_definitions
 from .declaration import asset_key
 from .liveness import build_dead_run_sensor, liveness_timeout_s, owned_by, with_liveness
 from .pools import build_pool_sensor
