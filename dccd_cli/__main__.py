@@ -2,4 +2,6 @@
 
 from dccd_cli import main
 
+__all__: list[str] = []
+
 main()

@@ -12,13 +12,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dccd_core.catalog import Catalog
 from dccd_core.domain import ConfigError, DccdError
 
 from .app import ROOT, cli
+
+if TYPE_CHECKING:
+    from dccd_core.catalog import Catalog
 
 __all__ = ["status_cmd", "validate_cmd"]
 
