@@ -141,7 +141,7 @@ def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any
 
 def generated_catalog(n_symbols: int = 50, today: date | None = None) -> dict[str, Any]:
     """7 native exchanges x ``n_symbols`` symbols x (ohlc 1h, trades, book)."""
-    from dccd_pipelines.catalog import exchange_capability
+    from dccd_core.catalog import exchange_capability
 
     today = today or datetime.now(UTC).date()
     datasets = []

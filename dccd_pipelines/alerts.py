@@ -42,9 +42,9 @@ from dagster import (
     sensor,
 )
 
+from dccd_core.catalog import AlertSettings
 from dccd_core.domain import iso_datetime
 
-from .catalog import AlertSettings
 from .liveness import last_alive, liveness_timeout_s
 from .streams import STREAM_TAG, StreamSpec
 

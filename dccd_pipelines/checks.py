@@ -44,6 +44,7 @@ from dagster import (
     multi_asset_check,
 )
 
+from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import (
     NS_PER_DAY,
     DatasetKey,
@@ -54,8 +55,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .catalog import DatasetSpec
-from .resources import DccdStore
+from .store import DccdStore
 
 __all__ = [
     "CHECK_NAMES",

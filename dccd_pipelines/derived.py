@@ -21,33 +21,25 @@ not fetched (a hole in the trades' coverage), are left out and reported: materia
 the trades for those days, then this asset again.
 """
 
-from types import SimpleNamespace
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetOut,
     AssetsDefinition,
     BackfillPolicy,
+    MaterializeResult,
     MetadataValue,
-    Output,
     multi_asset,
 )
 
+from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import iso_datetime
 
-from .assets import (
-    add_day_metadata,
-    asset_key,
-    daily_partitions,
-    day_metadata,
-    freshness_policy,
-    summary_metadata,
-)
-from .catalog import DatasetSpec
-from .execution import partition_window, summarize
-from .io_manager import IO_MANAGER_KEY, Committed, dataset_metadata
-from .resources import DccdStore
+from .declaration import asset_key, daily_partitions, dataset_out
+from .execution import partition_window
+from .metadata import materialize_result
+from .store import DccdStore
+from .summary import RunCounters, RunSummary, summarize
 
 __all__ = ["build_derived_asset", "derive_range"]
 
@@ -56,16 +48,11 @@ _SHOWN = 5
 
 
 def derive_range(
-    spec: DatasetSpec,
-    first_day: str,
-    last_day: str,
-    store_resource: DccdStore,
-    log: Any,
-    *,
-    now_ts: int | None = None,
-) -> tuple[Committed, dict[str, Any], dict[str, dict[str, Any]]]:
-    """Derive the bars of the days ``first_day..last_day``; the receipt, the run's
-    metadata and each day's."""
+    spec: DatasetSpec, first_day: str, last_day: str, store_resource: DccdStore, log: Any,
+    *, now_ts: int | None = None,
+) -> tuple[RunSummary, dict[str, Any]]:
+    """Derive the bars of the days ``first_day..last_day``; what the run did and the
+    derivation's own metadata (source, bars, trades read, bars left out)."""
     from dccd_core.operations.derive import derive_candles
 
     if spec.derive_from is None:
@@ -73,11 +60,10 @@ def derive_range(
     start_ts, end_ts = partition_window(first_day, last_day, now_ts)
     store = store_resource.open()
     result = derive_candles(store, spec.key, start_ts, end_ts, now_ts=now_ts)
-    counters = SimpleNamespace(
+    counters = RunCounters(
         rows_fetched=result.trades,
         rows_new=result.write.new_rows,
-        requests=0,
-        files=result.write.files,
+        files=tuple(str(path) for path in result.write.files),
     )
     summary = summarize(counters, store, spec.key, start_ts, end_ts, now_ts=now_ts)
     uncovered = [f"{iso_datetime(a)} -> {iso_datetime(b)}" for a, b in result.uncovered]
@@ -92,20 +78,14 @@ def derive_range(
             f"were never fetched (first: {uncovered[0]}); materialize {spec.derive_from} "
             "for those days, then this asset again"
         )
-    metadata = summary_metadata(summary)
-    metadata.update(
-        {
-            "derived_from": MetadataValue.text(
-                "/".join(spec.derive_from.asset_key_path)
-            ),
-            "bars_derived": MetadataValue.int(result.bars),
-            "trades_read": MetadataValue.int(result.trades),
-            "open_bars": MetadataValue.int(result.open_bars),
-            "uncovered": MetadataValue.json(uncovered[:_SHOWN]),
-        }
-    )
-    receipt = Committed(spec.key, start_ts, end_ts, summary.row_count, summary.files)
-    return receipt, metadata, day_metadata(summary)
+    derived = {
+        "derived_from": MetadataValue.text("/".join(spec.derive_from.asset_key_path)),
+        "bars_derived": MetadataValue.int(result.bars),
+        "trades_read": MetadataValue.int(result.trades),
+        "open_bars": MetadataValue.int(result.open_bars),
+        "uncovered": MetadataValue.json(uncovered[:_SHOWN]),
+    }
+    return summary, derived
 
 
 def _description(spec: DatasetSpec) -> str:
@@ -127,31 +107,17 @@ def build_derived_asset(spec: DatasetSpec) -> AssetsDefinition:
     @multi_asset(
         name=f"derive_{key.job_name}",
         outs={
-            _OUTPUT: AssetOut(
-                key=asset_key(key),
-                group_name=key.exchange,
-                kinds={"parquet", "polars"},
-                tags={
-                    "exchange": key.exchange,
-                    "data_type": key.data_type.value,
-                    "derived_from": source.data_type.value,
-                },
-                description=_description(spec),
-                metadata=dataset_metadata(key),
-                io_manager_key=IO_MANAGER_KEY,
-                freshness_policy=freshness_policy(spec),
+            _OUTPUT: dataset_out(
+                spec, _description(spec), tags={"derived_from": source.data_type.value}
             )
         },
         deps=[asset_key(source)],
         partitions_def=daily_partitions(spec),
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def _derived(context: AssetExecutionContext, dccd_store: DccdStore) -> Output[Committed]:
+    def _derived(context: AssetExecutionContext, dccd_store: DccdStore) -> MaterializeResult[Any]:
         days = context.partition_key_range
-        receipt, metadata, per_day = derive_range(
-            spec, days.start, days.end, dccd_store, context.log
-        )
-        add_day_metadata(context, key, per_day)
-        return Output(receipt, output_name=_OUTPUT, metadata=metadata)
+        summary, derived = derive_range(spec, days.start, days.end, dccd_store, context.log)
+        return materialize_result(context, summary, dccd_store.root, extra=derived)
 
     return _derived

@@ -1,19 +1,20 @@
-"""The Parquet IO manager: the one way Dagster writes to and reads from the lake.
+"""The Parquet IO manager: how a downstream asset reads a dccd dataset.
 
-Mapping (why ``handle_output`` does not receive the data):
-a dataset asset may cover a year of trades in one run (``BackfillPolicy.single_run``),
-far more than fits in memory, and the backfill must commit as it goes so a crash
-keeps what was fetched. So the rows never travel through Dagster's output machinery:
+Why the dataset assets do not write through it: a dataset asset may cover a year of
+trades in one run (``BackfillPolicy.single_run``), far more than fits in memory, and
+the backfill must commit as it goes so a crash keeps what was fetched. So the rows
+never travel through Dagster's output machinery: the asset body opens the ``Store``
+from the ``DccdStore`` resource, ``operations.backfill`` merge-writes bounded chunks
+through it *during* the run, and the asset returns a ``MaterializeResult`` (metadata
+only; Dagster does not call an IO manager for it).
 
-* writing: the IO manager owns the ``DccdStore`` resource; the asset body opens the
-  same ``Store`` from it and ``operations.backfill`` merge-writes bounded chunks
-  through it *during* the run (locked, atomic, one period file at a time). The asset
-  then returns a ``Committed`` receipt; ``handle_output`` checks it belongs to the
-  asset and records ``path`` and ``row_count``. A plain ``polars.DataFrame`` returned
-  by some other asset is written through ``Store.write`` (a small frame, by contract).
+What it still earns its place for:
+
 * reading: ``load_input`` gives a downstream asset a ``polars.LazyFrame`` over the
-  partition range (``Store.scan``), so it decides itself how much to materialise.
-* paths: ``target(key)`` is the one function that says where a dataset lives.
+  partition range (``Store.scan``), so it decides itself how much to materialise;
+* writing a plain ``polars.DataFrame`` returned by some other asset, through
+  ``Store.write`` (a small frame, by contract);
+* paths: ``dataset_path(root, key)`` is the one function that says where a dataset lives.
 
 Assets find their ``DatasetKey`` in their definition metadata (``dccd/*`` entries),
 never by parsing asset-key strings.
@@ -22,7 +23,6 @@ never by parsing asset-key strings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +31,25 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from dccd_core.domain import DatasetKey, DccdError, StoreError, to_ns
 
-from .resources import DccdStore
+from .store import DccdStore
 
 __all__ = [
     "IO_MANAGER_KEY",
-    "Committed",
     "DccdIOManager",
     "dataset_key_from_metadata",
     "dataset_metadata",
+    "dataset_path",
 ]
 
 #: The resource key every dccd asset writes through.
 IO_MANAGER_KEY = "dccd_io_manager"
 
 
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """Receipt for rows the store already committed during the run."""
+def dataset_path(root: str, key: DatasetKey) -> Path:
+    """The dataset's folder in the lake at ``root`` (its period files live directly under it)."""
+    from dccd_core.storage.layout import dataset_dir
 
-    key: DatasetKey
-    start_ts: int
-    end_ts: int
-    row_count: int
-    files: tuple[str, ...] = ()
+    return Path(dataset_dir(Path(root), key))
 
 
 def dataset_metadata(key: DatasetKey) -> dict[str, str]:
@@ -82,36 +78,29 @@ def dataset_key_from_metadata(metadata: Mapping[str, Any] | None) -> DatasetKey:
 
 
 class DccdIOManager(ConfigurableIOManager):
-    """Writes go through ``store`` (see the module docstring); reads are lazy scans."""
+    """Reads are lazy scans; a returned DataFrame is written through ``store`` (see the
+    module docstring)."""
 
     store: DccdStore
 
     def target(self, key: DatasetKey) -> Path:
-        """The dataset's folder in the lake (its period files live directly under it)."""
-        from dccd_core.storage.layout import dataset_dir
-
-        return Path(dataset_dir(Path(self.store.root), key))
+        """The dataset's folder in the lake."""
+        return dataset_path(self.store.root, key)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
         key = dataset_key_from_metadata(context.definition_metadata)
-        if isinstance(obj, Committed):
-            if obj.key != key:
-                raise StoreError(f"receipt for {obj.key} returned by the asset of {key}")
-            row_count = obj.row_count
-        elif isinstance(obj, pl.DataFrame):
+        if isinstance(obj, pl.DataFrame):
             result = self.store.open().write(
                 key, obj, provenance={"source": "dagster", "run_id": context.run_id}
             )
             row_count = int(getattr(result, "rows", obj.height))
         else:
             raise StoreError(
-                f"the dccd IO manager stores a polars DataFrame or a Committed receipt, "
-                f"not {type(obj).__name__}; return one of those from {key}"
+                f"the dccd IO manager stores a polars DataFrame, not {type(obj).__name__}; "
+                f"return one from {key} (a dccd dataset asset returns a MaterializeResult)"
             )
-        # For a range run this row_count is the range's; the asset body gives each day's
-        # materialization its own (``assets.add_day_metadata``), which Dagster puts over it.
         context.add_output_metadata(
             {"path": MetadataValue.path(str(self.target(key))), "row_count": row_count}
         )

@@ -22,7 +22,7 @@ from dagster import (
     sensor,
 )
 
-from .catalog import Catalog
+from dccd_core.catalog import Catalog
 
 __all__ = ["apply_pool_limits", "build_pool_sensor"]
 

@@ -1,44 +1,18 @@
-"""Dagster resources: the store every dccd run writes through.
-
-``DccdStore`` wraps the core's ``Store`` at one root (the catalog's ``store.root``, or
-``DCCD_DATA_PATH``). The Parquet IO manager (``io_manager.py``) holds it, and asset
-bodies and stream runs open the same ``Store`` from it, so there is exactly one way
-into the lake: ``Store``'s locked, atomic merge-writes.
+"""The resources of every dccd definition: the store (``store.py``) and the IO manager
+holding it (``io_manager.py``), under the keys the assets, checks and stream runs use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dagster import ConfigurableResource
+from .io_manager import IO_MANAGER_KEY, DccdIOManager
+from .store import STORE_KEY, DccdStore
 
-if TYPE_CHECKING:
-    from dccd_core.storage import Store
-
-__all__ = ["STORE_KEY", "DccdStore", "dccd_resources"]
-
-#: The resource key of the store (asset bodies, checks and stream runs ask for it).
-STORE_KEY = "dccd_store"
-
-
-class DccdStore(ConfigurableResource):  # type: ignore[type-arg]
-    """The Parquet lake at ``root``. ``open()`` returns the core ``Store``.
-
-    https://docs.dagster.io/guides/build/external-resources
-    """
-
-    root: str
-
-    def open(self) -> Store:
-        """The core store at ``root`` (cheap: no I/O until it reads or writes)."""
-        from dccd_core.storage import Store
-
-        return Store(root=self.root)
+__all__ = ["IO_MANAGER_KEY", "STORE_KEY", "DccdStore", "dccd_resources"]
 
 
 def dccd_resources(root: str) -> dict[str, Any]:
-    """The resources of every dccd definition: the store and the IO manager holding it."""
-    from .io_manager import IO_MANAGER_KEY, DccdIOManager
-
+    """The store and the IO manager holding it, by resource key."""
     store = DccdStore(root=root)
     return {STORE_KEY: store, IO_MANAGER_KEY: DccdIOManager(store=store)}

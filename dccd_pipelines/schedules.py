@@ -33,8 +33,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
-from .assets import asset_key
-from .catalog import DatasetSpec
+from dccd_core.catalog import DatasetSpec
+
+from .declaration import asset_key
 
 __all__ = [
     "build_dataset_job",

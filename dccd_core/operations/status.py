@@ -7,23 +7,23 @@ candles, and the end of the recorded coverage), the holes of the last N days
 stream runs. State: ``missing`` (nothing stored), ``stale`` (older than
 ``stale_after``) or ``fresh``; ``healthy`` is False when any is not fresh.
 
-The stream column comes from the Dagster instance at ``$DAGSTER_HOME`` when it can be
-opened (read-only queries of run records; ``dagster`` and ``dccd_pipelines`` are
-imported lazily, so the core never needs them): ``running`` or ``stopped``. When
-the instance cannot be reached it is ``unknown``, never a guess; ``-`` for a dataset
-the catalog does not stream.
+The stream column comes from a ``StreamReader`` the caller passes: the core never
+imports Dagster, so reading run records is the Dagster layer's job
+(``dccd_pipelines.run_records.stream_states``, which ``dccd status`` passes):
+``running`` or ``stopped``. Without a reader, or when it cannot reach the instance,
+it is ``unknown``, never a guess; ``-`` for a dataset the catalog does not stream.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dccd_core.catalog import Catalog, load_catalog
 from dccd_core.domain import (
     NS_PER_DAY,
     ConfigError,
@@ -37,12 +37,16 @@ from dccd_core.storage import Store
 __all__ = [
     "DatasetStatus",
     "StatusReport",
+    "StreamReader",
     "parse_duration_s",
     "status",
     "status_of",
 ]
 
-log = logging.getLogger("dccd.status")
+#: Which streamed datasets have a live stream run: (running by dataset key, or None
+#: when that cannot be known, and a word on the instance: ``reachable`` or
+#: ``unknown (<why>)``).
+StreamReader = Callable[[Catalog], tuple[Mapping[DatasetKey, bool] | None, str]]
 
 DEFAULT_STALE_AFTER_S = 2 * 3_600.0
 DEFAULT_DAYS = 7
@@ -156,53 +160,7 @@ def status_of(
     return DatasetStatus(key, state, last, fetched_until, age_s, len(holes), missing_s, stream)
 
 
-def _stream_states(catalog: Any) -> tuple[dict[str, bool] | None, str]:
-    """{stream name: running} from the Dagster instance, or None with the reason.
-
-    Read-only: only run records are queried. Lazy imports: dagster and dccd_pipelines
-    are optional for the core.
-    """
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        return None, "unknown (DAGSTER_HOME is not set)"
-    if not Path(home).is_dir():
-        return None, f"unknown (DAGSTER_HOME {home} is not a folder)"
-    if not (Path(home) / "dagster.yaml").is_file() and not (Path(home) / "history").is_dir():
-        return None, f"unknown (no Dagster instance at {home})"  # never create one
-    try:
-        from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-
-        from dccd_pipelines.streams import STREAM_TAG, stream_specs
-    except ImportError as exc:
-        return None, f"unknown (dagster is not installed: {exc})"
-    try:
-        active = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-        states: dict[str, bool] = {}
-        with DagsterInstance.get() as instance:
-            for spec in stream_specs(catalog.datasets):
-                records = instance.get_run_records(
-                    filters=RunsFilter(tags={STREAM_TAG: spec.name}, statuses=active), limit=1
-                )
-                states[spec.name] = bool(records)
-        return states, "reachable"
-    except Exception as exc:  # any failure to read the instance: say unknown, never guess
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.info("dagster instance at %s not readable: %s", home, first)
-        return None, f"unknown (instance at {home} not readable: {first})"
-
-
-def _stream_name(key: DatasetKey) -> str:
-    kind = key.data_type.value + (f"_{key.span.label}" if key.span else "")
-    return f"{key.exchange}__{kind}__stream"
-
-
-def _load_catalog(path: str | os.PathLike[str] | None) -> Any:
-    try:
-        from dccd_pipelines.catalog import load_catalog
-    except ImportError as exc:
-        raise ConfigError(
-            f"cannot read the catalog: dccd_pipelines.catalog is not available ({exc})"
-        ) from None
+def _load_catalog(path: str | os.PathLike[str] | None) -> Catalog:
     try:
         return load_catalog(os.fspath(path) if path is not None else None)
     except DccdError:
@@ -212,38 +170,39 @@ def _load_catalog(path: str | os.PathLike[str] | None) -> Any:
 
 
 def status(
-    catalog: str | os.PathLike[str] | None = None,
+    catalog: Catalog | str | os.PathLike[str] | None = None,
     *,
     stale_after: str | float = DEFAULT_STALE_AFTER_S,
     days: int = DEFAULT_DAYS,
     root: str | os.PathLike[str] | None = None,
     now_ts: int | None = None,
-    dagster: bool = True,
+    streams: StreamReader | None = None,
 ) -> StatusReport:
     """The status of every dataset of the catalog (default ``$DCCD_CONFIG`` or
     ``./dccd.yaml``) in its lake (``root`` overrides the catalog's ``store.root``).
 
-    ``stale_after``: seconds or a duration (``2h``); ``days``: the hole window;
-    ``dagster=False`` skips the instance (stream ``unknown``).
+    ``catalog`` may be one already loaded; ``stale_after``: seconds or a duration
+    (``2h``); ``days``: the hole window; ``streams`` reads which streams run (without
+    it the stream column of a streamed dataset is ``unknown``).
     """
     stale_after_s = parse_duration_s(stale_after)
     if days < 1:
         raise ConfigError(f"days must be >= 1, got {days}")
-    loaded = _load_catalog(catalog)
+    loaded = catalog if isinstance(catalog, Catalog) else _load_catalog(catalog)
     store = Store(root if root is not None else loaded.store_root)
     now = now_ns() if now_ts is None else now_ts
-    streams: Mapping[str, bool] | None = None
+    running: Mapping[DatasetKey, bool] | None = None
     reach = "unknown (not asked)"
-    if dagster and any(spec.stream for spec in loaded.datasets):
-        streams, reach = _stream_states(loaded)
+    if streams is not None and any(spec.stream for spec in loaded.datasets):
+        running, reach = streams(loaded)
     results = []
     for spec in loaded.datasets:
         if not spec.stream:
             stream = "-"
-        elif streams is None:
+        elif running is None:
             stream = "unknown"
         else:
-            stream = "running" if streams.get(_stream_name(spec.key), False) else "stopped"
+            stream = "running" if running.get(spec.key, False) else "stopped"
         results.append(
             status_of(
                 store,
@@ -260,18 +219,8 @@ def status(
 
 def status_lines(report: StatusReport) -> list[str]:
     """The table ``dccd status`` prints."""
-    header = (
-        "exchange",
-        "symbol",
-        "type",
-        "span",
-        "state",
-        "last",
-        "age",
-        "holes",
-        "missing",
-        "stream",
-    )
+    header = ("exchange", "symbol", "type", "span", "state", "last", "age", "holes", "missing",
+              "stream")
     rows: list[Sequence[str]] = [header]
     for d in report.datasets:
         stored = d.state != "missing"

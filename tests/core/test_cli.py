@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from dccd_cli import cli
 from dccd_core import inventory, read
-from dccd_core.cli import cli
 from dccd_core.domain import ConfigError, UnknownDataset, UnknownExchange
 from dccd_core.storage import Store
 from dccd_core.storage.layout import period_path
@@ -99,36 +99,13 @@ def test_inventory_and_gaps(lake: Path) -> None:
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["exchange", "symbol", "type", "span"]
     assert any("ohlc" in line and "1m" in line and "2024-02-29T23:58:00Z" in line for line in lines)
-    code, out, _ = _run(
-        "gaps",
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "--span",
-        "1m",
-        "--end",
-        "2024-03-01T03:00",
-        "--root",
-        str(lake),
-    )
+    gaps = ("gaps", "binance", "BTC/USDT", "ohlc", "--span", "1m", "--root", str(lake))
+    code, out, _ = _run(*gaps, "--end", "2024-03-01T03:00")
     assert code == 0
     assert "2 hole(s)" in out
     assert "2024-03-01T00:02:00Z  ->  2024-03-01T01:00:00Z  (58m)" in out
     assert "2024-03-01T02:00:00Z  ->  2024-03-01T03:00:00Z  (1h)" in out
-    code, out, _ = _run(
-        "gaps",
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "--span",
-        "1m",
-        "--start",
-        "2024-03-01T01:00",
-        "--end",
-        "2024-03-01T02:00",
-        "--root",
-        str(lake),
-    )
+    code, out, _ = _run(*gaps, "--start", "2024-03-01T01:00", "--end", "2024-03-01T02:00")
     assert code == 0 and "no holes" in out
     assert _run("inventory", "--root", str(lake / "empty"))[1].startswith("no datasets")
 

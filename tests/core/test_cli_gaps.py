@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from dccd_core.cli import cli
+from dccd_cli import cli
 from dccd_core.domain import iso_datetime, now_ns
 from dccd_core.storage import Store
 from dccd_core.storage.layout import period_path

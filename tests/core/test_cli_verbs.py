@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dccd_cli import cli
 from dccd_core import symbols
-from dccd_core.cli import cli
 from dccd_core.domain import NS_PER_MS, DatasetKey, Span, iso_datetime, now_ns, to_ns
 from dccd_core.storage import Store
 from tests.fakes.binance import FakeBinance
@@ -284,22 +284,9 @@ def test_backfill_subprocess_sigint_then_resume_converges(tmp_path: Path) -> Non
 
 def test_backfill_cli_plain_progress_and_origin(fake: FakeBinance, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    code, out, err = _run(
-        "backfill",
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "--span",
-        "1d",
-        "--start",
-        "origin",
-        "--end",
-        "2024-02-01",
-        "--root",
-        str(lake),
-        "--progress-every",
-        "0.05",
-    )
+    daily = ("backfill", "binance", "BTC/USDT", "ohlc", "--span", "1d", "--root", str(lake))
+    code, out, err = _run(*daily, "--start", "origin", "--end", "2024-02-01",
+                          "--progress-every", "0.05")
     assert code == 0, err
     truth = fake.truth_candles(to_ns("2023-01-01"), to_ns("2024-02-01"), "1d")
     stored = Store(lake).read(DatasetKey.of("binance", "BTC/USDT", "ohlc", "1d"))
@@ -307,25 +294,14 @@ def test_backfill_cli_plain_progress_and_origin(fake: FakeBinance, tmp_path: Pat
     assert out.startswith(f"binance BTC/USDT ohlc 1d: {truth.height} rows fetched, "), out
     assert "2024-01-01T00:00:00Z -> 2024-02-01T00:00:00Z" in out, out  # the listing day
     assert "progress: binance BTC/USDT ohlc 1d: 100.0%, covered until 2024-02-01" in err, err
-    code, _, err = _run(
-        "backfill",
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "--span",
-        "1d",
-        "--start",
-        "someday",
-        "--root",
-        str(lake),
-    )
+    code, _, err = _run(*daily, "--start", "someday")
     assert code == 2 and "--start" in err, err
 
 
 def test_backfill_progress_is_a_rich_bar_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dccd_core.cli_verbs import _progress_printer
+    from dccd_cli.backfill import _progress_printer
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     show, close = _progress_printer(5.0)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from dccd_core.catalog import Catalog
 from dccd_core.domain import ms_to_ns, to_ns
-from dccd_pipelines.catalog import Catalog, parse_catalog
+from dccd_pipelines.catalog import parse_catalog
 from tests.fakes.binance import FakeBinance
 from tests.fakes.server import serve_in_thread
 

@@ -27,6 +27,7 @@ from dagster import (
 )
 from dagster._core.test_utils import instance_for_test
 
+from dccd_core.catalog import AlertSettings
 from dccd_core.domain import DataType, Symbol
 from dccd_core.storage import Store
 from dccd_pipelines.alerts import (
@@ -36,7 +37,6 @@ from dccd_pipelines.alerts import (
     build_stale_stream_sensor,
     post_alert,
 )
-from dccd_pipelines.catalog import AlertSettings
 from dccd_pipelines.liveness import fail_dead_run, owned_by, write_run_alive
 from dccd_pipelines.streams import STREAM_TAG, StreamSpec
 from tests.core.storage.helpers import trades

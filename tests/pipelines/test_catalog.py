@@ -212,7 +212,7 @@ def test_a_duplicate_key_is_found_at_any_depth(tmp_path: Path) -> None:
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
-    from dccd_pipelines.catalog import read_yaml
+    from dccd_core.catalog import read_yaml
 
     catalog = tmp_path / "dccd.yaml"
     catalog.write_text(

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
 
+from dccd_core.catalog import DatasetSpec, ExchangeSettings
 from dccd_core.domain import NS_PER_DAY, NS_PER_S, DatasetKey, to_ns
 from dccd_core.storage import SegmentPolicy, Store
 from dccd_core.storage.layout import list_period_files, period_path, segment_path
 from dccd_pipelines.assets import build_dataset_asset
-from dccd_pipelines.catalog import DatasetSpec, ExchangeSettings
 from dccd_pipelines.checks import audit_dataset, build_dataset_checks, check_names
 from dccd_pipelines.resources import dccd_resources
 

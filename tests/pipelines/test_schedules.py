@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 from dagster import DagsterInstance, DefaultScheduleStatus, Definitions, build_schedule_context
 
+from dccd_core.catalog import DatasetSpec, ExchangeSettings
 from dccd_core.domain import DatasetKey
 from dccd_pipelines.assets import build_dataset_asset
-from dccd_pipelines.catalog import DatasetSpec, ExchangeSettings
 from dccd_pipelines.resources import dccd_resources
 from dccd_pipelines.schedules import build_dataset_job, build_update_schedule, update_days
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
-from dccd_core.cli import cli
+from dccd_cli import cli
 from dccd_pipelines.streams import STREAM_TAG
 
 CATALOG = """\

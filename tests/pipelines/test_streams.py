@@ -124,7 +124,7 @@ def test_stream_jobs_are_never_auto_retried_and_knobs_come_from_env() -> None:
 
 
 def test_stream_run_stops_when_the_sensor_is_turned_off(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(streams, "WATCH_INTERVAL_S", 0.2)
+    monkeypatch.setattr(streams.run, "WATCH_INTERVAL_S", 0.2)
     fake = BinanceStreamFake(per_ms=1)
     with serve_in_thread(fake.app) as origin, instance_for_test() as instance:
         spec = StreamSpec(
@@ -165,7 +165,7 @@ def test_an_offline_stream_says_so_at_once_and_never_ends_green(  # type: ignore
 ) -> None:
     """Nothing listens at the ws_url: the run log says "not connected" with the error at
     once, no materialization claims data, and the supervisor's stop fails the run."""
-    monkeypatch.setattr(streams, "WATCH_INTERVAL_S", 0.2)
+    monkeypatch.setattr(streams.run, "WATCH_INTERVAL_S", 0.2)
     spec = StreamSpec(
         "binance",
         DataType.TRADES,
@@ -314,7 +314,7 @@ def test_a_stream_run_evaluates_its_checks_per_day(  # type: ignore[no-untyped-d
     from dccd_pipelines.checks import dataset_check_specs
     from tests.pipelines.conftest import make_catalog
 
-    monkeypatch.setattr(streams, "WATCH_INTERVAL_S", 0.2)
+    monkeypatch.setattr(streams.run, "WATCH_INTERVAL_S", 0.2)
     fake = BinanceStreamFake(per_ms=1)
     with serve_in_thread(fake.app) as origin, instance_for_test() as instance:
         catalog = make_catalog(tmp_path, origin, data_types=["trades"], spans=[],
@@ -361,7 +361,7 @@ def test_stream_checks_run_every_interval_when_a_day_closes_and_at_the_stop(
         rep = SymbolReport(rows=1, total_rows=5, last_ts=last_ts)
         return replace(_OK_REPORT, per_symbol={"BTC/USDT": rep}, final=final)
 
-    checks = streams._StreamChecks(replace(SPEC, check_interval_s=3600.0), str(tmp_path),
+    checks = streams.run._StreamChecks(replace(SPEC, check_interval_s=3600.0), str(tmp_path),
                                    lambda e: logged.append((e.partition, e.check_name)))
     checks.after_flush(report(day_ns + 86_398 * 10**9))  # the run's first rows
     checks.after_flush(report(day_ns + 86_399 * 10**9))  # 23:59:59: nothing due
@@ -373,7 +373,7 @@ def test_stream_checks_run_every_interval_when_a_day_closes_and_at_the_stop(
     assert logged == [("2024-06-01", n) for n in names] * 2 + [("2024-06-02", n) for n in names]
     # every interval: each flush past the interval evaluates the current day
     logged.clear()
-    checks = streams._StreamChecks(replace(SPEC, check_interval_s=0.05), str(tmp_path),
+    checks = streams.run._StreamChecks(replace(SPEC, check_interval_s=0.05), str(tmp_path),
                                    lambda e: logged.append((e.partition, e.check_name)))
     checks.after_flush(report(day_ns + 3600 * 10**9))  # first rows
     for _ in range(3):

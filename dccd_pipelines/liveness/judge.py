@@ -1,44 +1,10 @@
-"""Run liveness: every dccd run says it is alive; a run that stops saying so is failed.
-
-Dagster's run monitoring cannot see a dead worker with the default run launcher (it has
-no worker health check), so a run whose process died without a word (``kill -9``, out
-of memory, a reboot) stays STARTED for good, and keeps its ``dccd_<exchange>`` pool
-slots: with two such runs every later run on that exchange waits forever. Dagster's
-``free_slots_after_run_end_seconds`` frees slots of *finished* runs only.
-
-The mechanism, one for every dccd run (asset runs, update runs, stream runs):
-
-* **the sign of life**: every dccd job runs under an executor wrapped by
-  ``with_liveness``; while the run's orchestrating process executes, a thread writes
-  ``dccd_run_alive:<run_id> = <unix time>`` into the instance's key-value store every
-  ``timeout / 4`` seconds (at most 15 s) — from the first moment of execution, so also
-  while the run waits for a pool slot. Stream runs write it from their watchdog too;
-* **the judge**: the default-running sensor ``dccd_dead_runs`` (every ``timeout / 4``
-  s, at most 30 s) looks at STARTED runs. A run whose last sign of life is older than
-  the timeout, or a dccd run that has none ``timeout`` seconds after it started, is
-  dead: it is marked failed with the reason (``report_run_failed``, failure reason
-  ``UNEXPECTED_TERMINATION``) and its pool slots are freed
-  (``free_concurrency_slots_for_run``), so the waiting runs on that exchange start at
-  once. A finished dccd run still holding slots after the timeout (cancelled while its
-  worker was gone) has them freed too;
-* ``DCCD_RUN_LIVENESS_TIMEOUT_S`` (default 120) sets the timeout, read when the
-  definitions load (code server and run workers alike). With the defaults a dead run
-  is failed within ~150 s, well inside 5 minutes.
-
-What this cannot see: a process alive but stuck (a deadlock) still beats; a run
-whose orchestrator died while one of its step processes goes on is failed once the
-orchestrator is silent (the orphan step may still finish its work). Clocks of the
-run's host and of the sensor's host must agree to within a fraction of the timeout.
-A run launched by a dccd older than this mechanism has no sign of life and is failed
-``timeout`` seconds after it started: let such runs end before upgrading.
-"""
+"""The judge: find the STARTED runs that stopped beating, fail them with the reason and
+free their pool slots (also a finished run's left behind); the ``dccd_dead_runs``
+sensor that does it (see the package docstring)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -50,8 +16,6 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
-    Executor,
-    ExecutorDefinition,
     RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
@@ -59,168 +23,34 @@ from dagster import (
     sensor,
 )
 
-from dccd_core.domain import ConfigError
+from .beat import (
+    ALIVE_PREFIX,
+    SENSOR_NAME,
+    last_alive,
+    liveness_timeout_s,
+    sensor_interval_s,
+)
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S",
-    "SENSOR_NAME",
-    "TIMEOUT_ENV",
     "DeadRun",
-    "RunHeartbeat",
-    "beat_interval_s",
     "build_dead_run_sensor",
     "dead_reason",
     "fail_dead_run",
     "fail_dead_runs",
     "find_dead_runs",
-    "last_alive",
-    "liveness_timeout_s",
     "owned_by",
-    "sensor_interval_s",
-    "with_liveness",
-    "write_run_alive",
 ]
 
-log = logging.getLogger(__name__)
+#: Whether a run is a dccd run (``owned_by``): one without a sign of life is then dead.
+Owned = Callable[[DagsterRun], bool]
 
-TIMEOUT_ENV = "DCCD_RUN_LIVENESS_TIMEOUT_S"
-DEFAULT_TIMEOUT_S = 120.0
-SENSOR_NAME = "dccd_dead_runs"
+log = logging.getLogger(__name__)
 POOL_PREFIX = "dccd_"
-_ALIVE_PREFIX = "dccd_run_alive:"
 _FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
-# -- knobs ------------------------------------------------------------------------------
-
-
-def env_seconds(env: Mapping[str, str], name: str) -> float | None:
-    """The env knob ``name`` as seconds > 0; None when unset or blank."""
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; fix or unset it")
-    return value
-
-
-def liveness_timeout_s(env: Mapping[str, str] | None = None) -> float:
-    """``DCCD_RUN_LIVENESS_TIMEOUT_S`` (seconds > 0), default 120."""
-    value = env_seconds(os.environ if env is None else env, TIMEOUT_ENV)
-    return DEFAULT_TIMEOUT_S if value is None else value
-
-
-def beat_interval_s(timeout_s: float) -> float:
-    """How often a run writes its sign of life: four beats per timeout, at most 15 s."""
-    return max(0.2, min(15.0, timeout_s / 4))
-
-
-def sensor_interval_s(timeout_s: float) -> int:
-    """How often ``dccd_dead_runs`` ticks: four ticks per timeout, 1..30 s."""
-    return max(1, min(30, round(timeout_s / 4)))
-
-
-# -- the sign of life ---------------------------------------------------------------------
-
-
-def write_run_alive(instance: DagsterInstance, run_id: str, now_s: float | None = None) -> None:
-    """The run's sign of life (read by ``dccd_dead_runs`` and the stream sensors)."""
-    now_s = time.time() if now_s is None else now_s
-    instance.run_storage.set_cursor_values({_ALIVE_PREFIX + run_id: repr(now_s)})
-
-
-def last_alive(instance: DagsterInstance, run_ids: Collection[str]) -> dict[str, float]:
-    """The last sign of life of each run that wrote one (unix seconds)."""
-    if not run_ids:
-        return {}
-    values = instance.run_storage.get_cursor_values({_ALIVE_PREFIX + r for r in run_ids})
-    out = {}
-    for key, value in values.items():
-        with contextlib.suppress(ValueError):
-            out[key[len(_ALIVE_PREFIX):]] = float(value)
-    return out
-
-
-class RunHeartbeat:
-    """A daemon thread writing the run's sign of life every ``interval_s`` while the
-    ``with`` block runs, plus once more when it ends (the run is still STARTED for a
-    moment after its executor returns; a fresh beat keeps it from looking dead)."""
-
-    def __init__(self, instance: DagsterInstance, run_id: str, interval_s: float) -> None:
-        self._instance = instance
-        self._run_id = run_id
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"dccd-alive-{run_id[:8]}",
-                                        daemon=True)
-        self._warned = False
-
-    def _beat(self) -> None:
-        try:
-            write_run_alive(self._instance, self._run_id)
-        except Exception as exc:  # a busy SQLite must not fail the run; the next beat retries
-            if not self._warned:
-                self._warned = True
-                log.warning(f"dccd: could not write the run's sign of life ({exc}); retrying")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._beat()
-
-    def __enter__(self) -> RunHeartbeat:
-        self._beat()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._beat()
-
-
-class _LivenessExecutor(Executor):
-    """Any executor, with the run's sign of life written while it executes."""
-
-    def __init__(self, inner: Executor, interval_s: float) -> None:
-        self._inner = inner
-        self._interval_s = interval_s
-
-    @property
-    def retries(self):  # type: ignore[no-untyped-def]  # RetryMode, private module
-        return self._inner.retries
-
-    @property
-    def step_dependency_config(self):  # type: ignore[no-untyped-def]
-        return self._inner.step_dependency_config
-
-    def __getattr__(self, name: str) -> Any:  # e.g. max_concurrent, tag_concurrency_limits
-        return getattr(self._inner, name)
-
-    def execute(self, plan_context, execution_plan):  # type: ignore[no-untyped-def]
-        with RunHeartbeat(plan_context.instance, plan_context.run_id, self._interval_s):
-            yield from self._inner.execute(plan_context, execution_plan)
-
-
-def with_liveness(inner: ExecutorDefinition, timeout_s: float | None = None) -> ExecutorDefinition:
-    """``inner`` (same name, config and requirements) writing the run's sign of life."""
-    interval_s = beat_interval_s(liveness_timeout_s() if timeout_s is None else timeout_s)
-    create = inner.executor_creation_fn
-    assert create is not None, f"executor {inner.name} has no creation function"
-
-    def create_with_liveness(init_context):  # type: ignore[no-untyped-def]
-        return _LivenessExecutor(create(init_context), interval_s)
-
-    return ExecutorDefinition(
-        name=inner.name,
-        config_schema=inner.config_schema,  # type: ignore[arg-type]  # already converted
-        requirements=inner.get_requirements,
-        executor_creation_fn=create_with_liveness,
-        description=inner.description,
-    )
+def _not_owned(run: DagsterRun) -> bool:
+    return False
 
 
 # -- the judge ----------------------------------------------------------------------------
@@ -322,7 +152,7 @@ def find_dead_runs(
     instance: DagsterInstance,
     now_s: float,
     timeout_s: float,
-    owned: Callable[[DagsterRun], bool] = lambda run: False,
+    owned: Owned = _not_owned,
 ) -> list[DeadRun]:
     """The STARTED runs that are dead (``dead_reason``)."""
     started = RunsFilter(statuses=[DagsterRunStatus.STARTED])
@@ -369,10 +199,7 @@ def _finished_holders(instance: DagsterInstance, now_s: float, timeout_s: float)
 
 
 def fail_dead_runs(
-    instance: DagsterInstance,
-    now_s: float,
-    timeout_s: float,
-    owned: Callable[[DagsterRun], bool] = lambda run: False,
+    instance: DagsterInstance, now_s: float, timeout_s: float, owned: Owned = _not_owned
 ) -> list[str]:
     """Fail every dead run and free its slots (and those of finished runs that kept
     theirs); one line per action. This is what the sensor does each tick."""
@@ -400,10 +227,10 @@ def _sweep_alive_keys(instance: DagsterInstance) -> None:
         with storage.connect() as conn:
             rows = conn.execute(
                 KeyValueStoreTable.select().where(
-                    KeyValueStoreTable.c.key.like(_ALIVE_PREFIX + "%")
+                    KeyValueStoreTable.c.key.like(ALIVE_PREFIX + "%")
                 )
             ).fetchall()
-        run_ids = [row.key[len(_ALIVE_PREFIX):] for row in rows]
+        run_ids = [row.key[len(ALIVE_PREFIX):] for row in rows]
         if not run_ids:
             return
         started = {
@@ -412,7 +239,7 @@ def _sweep_alive_keys(instance: DagsterInstance) -> None:
                 DagsterRunStatus.STARTED, DagsterRunStatus.STARTING,
                 DagsterRunStatus.CANCELING]))
         }
-        gone = [_ALIVE_PREFIX + r for r in run_ids if r not in started]
+        gone = [ALIVE_PREFIX + r for r in run_ids if r not in started]
         if gone:
             with storage.connect() as conn:
                 conn.execute(KeyValueStoreTable.delete().where(KeyValueStoreTable.c.key.in_(gone)))
@@ -422,7 +249,7 @@ def _sweep_alive_keys(instance: DagsterInstance) -> None:
 
 def owned_by(
     job_names: Collection[str], asset_keys: Collection[AssetKey]
-) -> Callable[[DagsterRun], bool]:
+) -> Owned:
     """Whether a run is a dccd run: one of ``job_names``, or an asset run selecting only
     dccd assets (``dagster asset materialize`` runs the implicit ``__ASSET_JOB``)."""
     jobs, assets = frozenset(job_names), frozenset(asset_keys)

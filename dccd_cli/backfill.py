@@ -1,24 +1,13 @@
-"""The ``dccd`` verbs of issue 15: ``symbols``, ``status``, ``backfill``.
-
-Registered on the same click group as ``dccd read`` (``dccd_core.cli``), so they share
-its error handling: a user mistake is one ``error: ...`` line and exit code 2.
-
-* ``dccd symbols EXCHANGE``: the exchange's markets (``dccd_core.symbols``); served from
-  the on-disk cache with a ``warning:`` line (exit 0) when the exchange cannot be
-  reached, exit 2 when there is no cache either.
-* ``dccd status``: the freshness of every dataset of a catalog (``dccd_core.status``);
-  exit 1 when any is stale or missing, so it serves as a health check.
-* ``dccd backfill``: the core ``backfill`` over consecutive slices of the range (a few
-  seconds of requests each), with progress; Ctrl-C (SIGINT) lets the slice in progress
-  finish and commit (through the backfill's own commit and coverage path), then says
-  where to resume (``--start last``) and exits 130.
+"""``dccd backfill``: the core ``backfill`` over consecutive slices of the range (a few
+seconds of requests each), with progress; Ctrl-C (SIGINT) lets the slice in progress
+finish and commit (through the backfill's own commit and coverage path), then says
+where to resume (``--start last``) and exits 130.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import time
@@ -29,7 +18,6 @@ from typing import Any
 
 import click
 
-from dccd_core.cli import _END, _ROOT, _SPAN, cli
 from dccd_core.domain import (
     NS_PER_DAY,
     ConfigError,
@@ -40,94 +28,12 @@ from dccd_core.domain import (
     to_ns,
 )
 
-__all__ = ["backfill_cmd", "status_cmd", "symbols_cmd"]
+from .app import END, ROOT, cli, dataset_arguments
+
+__all__ = ["EXIT_INTERRUPTED", "backfill_cmd"]
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 TRADE_SLICE_NS = NS_PER_DAY // 24
-
-
-# -- symbols ---------------------------------------------------------------------------
-
-
-@cli.command("symbols")
-@click.argument("exchange")
-@click.option("--quote", default=None, help="Only markets quoted in this asset, e.g. USDT.")
-@click.option(
-    "--type",
-    "kind",
-    type=click.Choice(["spot", "linear", "inverse"]),
-    default=None,
-    help="Only spot, linear (settled in the quote) or inverse (settled in the base) markets.",
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@click.option("--refresh", is_flag=True, help="Ask the exchange even if the cache is recent.")
-def symbols_cmd(
-    exchange: str, quote: str | None, kind: str | None, fmt: str, refresh: bool
-) -> None:
-    """List an exchange's markets in dccd's unified form (cached on disk for an hour)."""
-    from dccd_core.operations.symbols_cache import symbols
-
-    listing = symbols(exchange, quote=quote, type=kind, refresh=refresh)
-    if listing.warning:
-        click.echo(f"warning: {listing.warning}", err=True)
-    if fmt == "json":
-        payload = {
-            "exchange": listing.exchange,
-            "fetched_at": listing.fetched_at,
-            "from_cache": listing.from_cache,
-            "symbols": listing.rows(),
-        }
-        click.echo(json.dumps(payload, indent=2))
-        return
-    rows = [("symbol", "type", "base", "quote", "settle")] + [
-        (r["symbol"] or "", r["type"] or "", r["base"] or "", r["quote"] or "", r["settle"] or "-")
-        for r in listing.rows()
-    ]
-    widths = [max(len(r[c]) for r in rows) for c in range(5)]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    source = "cache" if listing.from_cache else listing.exchange
-    click.echo(f"{len(listing.symbols)} markets (from {source}, fetched {listing.fetched_at})")
-
-
-# -- status ----------------------------------------------------------------------------
-
-
-@cli.command("status")
-@click.option(
-    "--catalog",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The catalog (default: $DCCD_CONFIG, else ./dccd.yaml).",
-)
-@click.option(
-    "--stale-after", default="2h", show_default=True, help="Age past which data is stale."
-)
-@click.option(
-    "--days", type=click.IntRange(min=1), default=7, show_default=True, help="Hole window."
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@_ROOT
-def status_cmd(
-    catalog: Path | None, stale_after: str, days: int, fmt: str, root: Path | None
-) -> None:
-    """Freshness of every catalog dataset; exit 1 if any is stale or missing."""
-    from dccd_core.operations.status import status, status_lines
-
-    report = status(catalog, stale_after=stale_after, days=days, root=root)
-    if fmt == "json":
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for line in status_lines(report):
-            click.echo(line)
-    sys.exit(0 if report.healthy else 1)
-
-
-# -- backfill --------------------------------------------------------------------------
 
 
 def _start_option(ctx: click.Context, param: click.Parameter, value: str) -> str | int:
@@ -317,16 +223,9 @@ async def _run_backfill(
                 outcome.interrupted = True
                 break
             b = min(t + step, end_ts)
-            result = await backfill(
-                key,
-                start=t,
-                end=b,
-                store=store,
-                source=source,
-                progress=report,
-                concurrency=concurrency,
-                progress_interval_s=every_s,
-            )
+            result = await backfill(key, start=t, end=b, store=store, source=source,
+                                    progress=report, concurrency=concurrency,
+                                    progress_interval_s=every_s)
             overall.rows += result.rows_fetched
             overall.requests += result.requests
             outcome.rows_fetched += result.rows_fetched
@@ -341,10 +240,7 @@ async def _run_backfill(
 
 
 @cli.command("backfill")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@_SPAN
+@dataset_arguments
 @click.option(
     "--start",
     callback=_start_option,
@@ -353,7 +249,7 @@ async def _run_backfill(
     help="last (where the stored data ends), origin (the exchange's first data), or a "
     "date/datetime/ns.",
 )
-@_END
+@END
 @click.option("--concurrency", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option(
     "--progress-every",
@@ -362,7 +258,7 @@ async def _run_backfill(
     show_default=True,
     help="Seconds between progress lines when not on a terminal.",
 )
-@_ROOT
+@ROOT
 def backfill_cmd(
     exchange: str,
     symbol: str,

@@ -1,125 +1,24 @@
-"""The ``dccd`` command: read, inventory, gaps, validate, import-v3 (and, from
-``cli_verbs``, symbols, status, backfill).
-
-Every user mistake ends as ONE line on stderr, ``error: <message>``, and exit code 2:
-``DccdError`` (bad names, bad times, damaged files), click's usage errors and file
-system errors alike; an error that carries several problems (an invalid catalog)
-prints one such line per problem. A traceback means a bug in dccd, never a typo.
-"""
+"""The verbs on the lake itself: ``read``, ``inventory``, ``gaps``, ``import-v3``."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 import polars as pl
 
-from dccd_core.domain import (
-    ConfigError,
-    DatasetKey,
-    DccdError,
-    iso_datetime,
-    now_ns,
-    to_ns,
-)
+from dccd_core.domain import ConfigError, DatasetKey, iso_datetime, now_ns
 from dccd_core.storage import DatasetInfo, Store, resolve_range
 
-__all__ = ["cli", "main"]
+from .app import END, ROOT, START, cli, dataset_arguments, parse_time
 
-_EXIT_USER_ERROR = 2
-_NoArgsIsHelp: type[click.UsageError] = getattr(
-    click.exceptions, "NoArgsIsHelpError", type("_NeverRaised", (click.UsageError,), {})
-)
-
-
-def _fail(message: str, code: int = _EXIT_USER_ERROR, more: Sequence[str] = ()) -> None:
-    """``error: <first line>`` (and one more line per item of ``more``), then exit."""
-    for text in (message, *more):
-        first = text.strip().splitlines()[0] if text.strip() else "failed"
-        click.echo(f"error: {first}", err=True)
-    sys.exit(code)
-
-
-class _DccdGroup(click.Group):
-    """A click group whose errors are one line, also under ``CliRunner``."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except DccdError as exc:
-            problems = list(getattr(exc, "problems", ())) or [str(exc)]
-            _fail(problems[0], more=problems[1:])
-        except _NoArgsIsHelp as exc:  # bare `dccd` or `dccd read`: show the help
-            click.echo(exc.format_message(), err=True)
-            sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            _fail("aborted", 1)
-        except click.ClickException as exc:
-            hint = ""
-            if isinstance(exc, click.UsageError) and exc.ctx is not None:
-                hint = f" (see {exc.ctx.command_path} --help)"
-            _fail(exc.format_message() + hint, exc.exit_code)
-        except BrokenPipeError:
-            sys.stderr.close()  # `dccd read ... | head`: the reader left, nothing to say
-            sys.exit(0)
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-_ROOT = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Lake root (default: $DCCD_DATA_PATH, else ./data).",
-)
-
-
-def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """THE parsing of every time option: ISO date/datetime or ns -> ns (``to_ns``); a
-    bad or out-of-range value is a usage error naming the option."""
-    if value is None:
-        return None
-    try:
-        return to_ns(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
-
-
-_SPAN = click.option("--span", default=None, help="Candle span (ohlc only), e.g. 1m, 1h, 1d.")
-_START = click.option(
-    "--start", callback=_time, default=None, help="Inclusive start: ISO date/datetime or ns."
-)
-_END = click.option(
-    "--end", callback=_time, default=None, help="Exclusive end: ISO date/datetime or ns."
-)
-
-
-@click.group(cls=_DccdGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """dccd: crypto market data in a Parquet lake."""
+__all__ = ["gaps_cmd", "import_v3_cmd", "inventory_cmd", "read_cmd"]
 
 
 @cli.command("read")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@_SPAN
-@_START
-@_END
+@dataset_arguments
+@START
+@END
 @click.option(
     "--format",
     "fmt",
@@ -128,7 +27,7 @@ def cli() -> None:
     show_default=True,
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@_ROOT
+@ROOT
 def read_cmd(
     exchange: str,
     symbol: str,
@@ -205,7 +104,7 @@ def _inventory_lines(infos: list[DatasetInfo]) -> list[str]:
 
 
 @cli.command("inventory")
-@_ROOT
+@ROOT
 def inventory_cmd(root: Path | None) -> None:
     """List every dataset of the lake (rows, files, size, time range)."""
     store = Store(root)
@@ -233,15 +132,15 @@ def _duration(ns: int) -> str:
 
 
 @cli.command("gaps")
-@click.argument("exchange")
-@click.argument("symbol")
-@click.argument("data_type")
-@_SPAN
+@dataset_arguments
 @click.option(
-    "--start", callback=_time, default=None, help="Inclusive start (default: first fetched time)."
+    "--start",
+    callback=parse_time,
+    default=None,
+    help="Inclusive start (default: first fetched time).",
 )
-@click.option("--end", callback=_time, default=None, help="Exclusive end (default: now).")
-@_ROOT
+@click.option("--end", callback=parse_time, default=None, help="Exclusive end (default: now).")
+@ROOT
 def gaps_cmd(
     exchange: str,
     symbol: str,
@@ -285,32 +184,11 @@ def gaps_cmd(
         )
 
 
-@cli.command("validate")
-@click.argument("catalog", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def validate_cmd(catalog: Path | None) -> None:
-    """Check a catalog (default: $DCCD_CONFIG, else ./dccd.yaml)."""
-    try:
-        from dccd_pipelines.catalog import load_catalog
-    except ImportError as exc:
-        raise ConfigError(
-            f"cannot validate: the catalog loader dccd_pipelines.catalog is not available ({exc})"
-        ) from None
-    try:
-        loaded = load_catalog(os.fspath(catalog) if catalog is not None else None)
-    except DccdError:
-        raise
-    except ValueError as exc:  # e.g. a pydantic ValidationError that slipped through
-        raise ConfigError(str(exc)) from exc
-    datasets = getattr(loaded, "datasets", loaded)
-    count = len(datasets) if hasattr(datasets, "__len__") else 0
-    click.echo(f"ok: {count} datasets")
-
-
 @cli.command("import-v3")
 @click.argument(
     "path", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="V3_DATA_PATH"
 )
-@_ROOT
+@ROOT
 def import_v3_cmd(path: Path, root: Path | None) -> None:
     """Merge a dccd v3 data directory into the lake (safe to repeat)."""
     from dccd_core.operations.import_v3 import import_v3
@@ -326,20 +204,3 @@ def import_v3_cmd(path: Path, root: Path | None) -> None:
         f"imported {report.files} files, {report.rows_read} rows read, "
         f"{report.rows_new} new rows"
     )
-
-
-# the verbs of issue 15 (symbols, status, backfill) live in their own module
-from dccd_core import cli_verbs as _cli_verbs  # noqa: E402,F401
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``dccd``); exits 2 on any user error, with one line."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="dccd")
-
-
-if __name__ == "__main__":
-    # ``python -m dccd_core.cli``: run the importable module's group, on which
-    # ``cli_verbs`` registered its commands (this ``__main__`` copy has only its own)
-    from dccd_core.cli import main as _main
-
-    _main()
