@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
     "command",
     [
         [str(BIN / "ruff"), "check", "."],
-        [str(BIN / "mypy"), "--no-incremental", "dccd_core", "dccd_pipelines"],
+        [str(BIN / "mypy"), "--no-incremental", "dccd_core", "dccd_pipelines", "dccd_cli"],
     ],
     ids=["ruff", "mypy"],
 )

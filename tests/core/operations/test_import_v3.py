@@ -108,7 +108,7 @@ def test_import_v3_rejects_a_missing_directory(tmp_path: Path) -> None:
 def test_import_v3_cli(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from dccd_core.cli import cli
+    from dccd_cli import cli
 
     _write_v3(tmp_path / "v3")
     lake = tmp_path / "lake"
