@@ -41,7 +41,7 @@ or order reversal across pages). This module picks the trade paging mode.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 from dccd_core.domain import DataType, PageDirection, Symbol
 
@@ -82,7 +82,7 @@ async def paginate_trades(
     min_split_pages: int = 64,
     max_buffer_rows: int = 500_000,
     stats: PageStats | None = None,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Yield the trades of ``[start_ts, end_ts)`` in order, as chunks of about a page.
 
     Sources with consecutive trade ids that can address a page by id (a

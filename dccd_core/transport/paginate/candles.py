@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import polars as pl
 
@@ -41,7 +41,7 @@ async def paginate_candles(
     page_limit: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     stats: PageStats | None = None,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Yield one ``Chunk`` per window, in order, fetching up to ``concurrency`` ahead."""
     limit = page_limit or source_page_limit(source, DataType.OHLC)
     windows = candle_windows(start_ts, end_ts, span, limit)
