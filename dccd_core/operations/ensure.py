@@ -95,8 +95,10 @@ def missing_ranges(report: HoleReport) -> list[tuple[int, int]]:
 def _page_limit(key: DatasetKey) -> int:
     from dccd_core.sources.registry import source_class
 
-    cls, _native = source_class(key.exchange)
-    capability = getattr(cls, "capability", None)
+    cls, native = source_class(key.exchange)
+    # a native source declares its capability on the class; ccxt's is per instance
+    source_cls: type[Source] = cls
+    capability = source_cls.capability if native else None
     feature = capability.feature(key.data_type) if capability is not None else None
     return feature.page_limit if feature is not None and feature.page_limit else _DEFAULT_PAGE_LIMIT
 
@@ -291,19 +293,14 @@ async def ensure_async(
 async def _fetch(
     key: DatasetKey, ranges: list[tuple[int, int]], store: Store, source: Source | None
 ) -> None:
-    own = source is None
     if source is None:
         from dccd_core.sources.registry import build_source
 
-        source = build_source(key.exchange)
-    try:
-        for a, b in ranges:  # one source: one limiter, one symbol check (cached)
-            await backfill(key, start=a, end=b, store=store, source=source)
-    finally:
-        if own:
-            from dccd_core.sources.registry import aclose_source
-
-            await aclose_source(source)
+        async with build_source(key.exchange) as owned:
+            await _fetch(key, ranges, store, owned)
+        return
+    for a, b in ranges:  # one source: one limiter, one symbol check (cached)
+        await backfill(key, start=a, end=b, store=store, source=source)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

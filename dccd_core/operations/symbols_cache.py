@@ -133,18 +133,16 @@ def _save(path: Path, exchange: str, fetched_ts: int, found: list[Symbol]) -> No
 
 
 async def _fetch(exchange: str) -> list[Symbol]:
-    from dccd_core.sources.registry import aclose_source, build_source
+    from dccd_core.sources.registry import build_source
+    from dccd_core.transport.http import HttpClient
     from dccd_core.transport.retry import RetryPolicy
 
-    source = build_source(exchange)
-    http = getattr(source, "http", None)
-    if http is not None and hasattr(http, "retry"):
-        # metadata for a person waiting: a few quick tries, then the cache
-        http.retry = RetryPolicy(attempts=3, base_s=0.2, max_s=1.0)
-    try:
+    async with build_source(exchange) as source:
+        # (ccxt has no dccd HTTP client: its own retries stand)
+        if source.http_stats is not None and isinstance(source.http, HttpClient):
+            # metadata for a person waiting: a few quick tries, then the cache
+            source.http.retry = RetryPolicy(attempts=3, base_s=0.2, max_s=1.0)
         found = await source.fetch_symbols()
-    finally:
-        await aclose_source(source)
     if found is None:
         raise ConfigError(f"{exchange}: the source cannot list its markets")
     return sorted(found, key=str)

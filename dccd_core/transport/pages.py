@@ -9,7 +9,7 @@ so they name the part of a source they drive as a Protocol here; every
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
@@ -31,7 +31,7 @@ class TradePage:
     """
 
     rows: pl.DataFrame
-    next_cursor: Any | None
+    next_cursor: object | None
     requests: int = 1
     replayed: tuple[str, ...] = ()
     first_trade_ids: pl.Series | None = None
@@ -58,7 +58,7 @@ class PageSource(Protocol):
     ) -> pl.DataFrame: ...
 
     async def fetch_trades_page(
-        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: object | None
     ) -> TradePage: ...
 
 
