@@ -33,7 +33,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .ensure import run_sync
+from .sync import sync_twin
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
@@ -197,15 +197,4 @@ def type_name(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
-def symbols(
-    exchange: str,
-    *,
-    quote: str | None = None,
-    type: str | None = None,
-    max_age_s: float = DEFAULT_MAX_AGE_S,
-    refresh: bool = False,
-) -> SymbolList:
-    """The synchronous ``symbols_async``."""
-    return run_sync(
-        symbols_async(exchange, quote=quote, type=type, max_age_s=max_age_s, refresh=refresh)
-    )
+symbols = sync_twin(symbols_async, """The synchronous ``symbols_async``.""")

@@ -30,6 +30,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
+from . import reads
 from .commit import (
     Committer,
     compact_closed,
@@ -47,14 +48,6 @@ from .layout import (
     has_dataset,
     list_datasets,
     list_period_files,
-)
-from .reads import (
-    file_ts_range,
-    files_in,
-    period_ts_ranges,
-    read_rows,
-    recover_if_needed,
-    scan_rows,
 )
 from .results import DatasetInfo, WriteResult
 from .segments import PeriodIndexCache, SegmentPolicy, compact_period
@@ -205,22 +198,22 @@ class Store:
     ) -> pl.DataFrame:
         """Rows with ``start <= ts < end`` sorted by ts, exact schema even when empty
         (consistent while compactions run: see ``reads``)."""
-        return read_rows(self.root, key, *resolve_range(start, end))
+        return reads.read_rows(self.root, key, *resolve_range(start, end))
 
     def scan(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.LazyFrame:
         """The lazy form of ``read`` for big ranges; footers are checked now, data later
         (a compaction between the two can make the collect fail: scan again)."""
-        return scan_rows(self.root, key, *resolve_range(start, end))
+        return reads.scan_rows(self.root, key, *resolve_range(start, end))
 
     def first_ts(self, key: DatasetKey) -> int | None:
         """The earliest stored ts, from the footers of the first period's files."""
-        return next((lo for lo, _ in period_ts_ranges(self.root, key, newest=False)), None)
+        return next((lo for lo, _ in reads.period_ts_ranges(self.root, key, newest=False)), None)
 
     def last_ts(self, key: DatasetKey) -> int | None:
         """The latest stored ts, from the footers of the last period's files."""
-        return next((hi for _, hi in period_ts_ranges(self.root, key, newest=True)), None)
+        return next((hi for _, hi in reads.period_ts_ranges(self.root, key, newest=True)), None)
 
     def datasets(self) -> list[DatasetKey]:
         """Every dataset present under the root."""
@@ -231,13 +224,13 @@ class Store:
         rows = size = 0
         first: int | None = None
         last: int | None = None
-        recover_if_needed(self.root, key)
+        reads.recover_if_needed(self.root, key)
         files = list_period_files(self.root, key)
         for period_file in files:
             meta = read_footer(period_file.path)
             rows += meta.num_rows
             size += period_file.path.stat().st_size
-            bounds = file_ts_range(period_file.path, meta)
+            bounds = reads.file_ts_range(period_file.path, meta)
             if bounds is not None:
                 first = bounds[0] if first is None else min(first, bounds[0])
                 last = bounds[1] if last is None else max(last, bounds[1])
@@ -287,7 +280,7 @@ class Store:
         """
         start_ts, end_ts = resolve_range(start, end)
         assert start_ts is not None and end_ts is not None
-        for period_file in files_in(self.root, key, start_ts, end_ts):
+        for period_file in reads.files_in(self.root, key, start_ts, end_ts):
             read_footer(period_file.path)
         return find_holes(key, self.coverage(key), start_ts, end_ts, now_ts)
 

@@ -155,14 +155,6 @@ class RunCounters:
 
     def result(self, written: WriteResult, start_ts: int, end_ts: int) -> BackfillResult:
         """The run's result, once ``written`` is committed."""
-        requests, retries, pauses = self.counts()
-        return BackfillResult(
-            rows_fetched=self.rows,
-            rows_new=written.new_rows,
-            requests=requests,
-            retries=retries,
-            rate_limit_pauses=pauses,
-            start_ts=start_ts,
-            end_ts=end_ts,
-            files=written.files,
-        )
+        # (fields in order: rows_fetched, rows_new, requests, retries, rate_limit_pauses)
+        counts = (self.rows, written.new_rows, *self.counts())
+        return BackfillResult(*counts, start_ts, end_ts, written.files)
