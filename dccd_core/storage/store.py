@@ -22,13 +22,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from dccd_core.domain import (
-    ConfigError,
-    DatasetKey,
-    StoreError,
-    TimeLike,
-    to_ns,
-)
+from dccd_core.domain import ConfigError, DatasetKey, StoreError, TimeLike, to_ns
 
 from . import reads
 from .commit import (
@@ -43,12 +37,7 @@ from .commit import (
 from .coverage import Coverage, HoleReport, find_holes, load_coverage, save_coverage
 from .files import read_footer
 from .frames import coerce_rows
-from .layout import (
-    coverage_path,
-    has_dataset,
-    list_datasets,
-    list_period_files,
-)
+from .layout import coverage_path, has_dataset, list_datasets, list_period_files
 from .results import DatasetInfo, WriteResult
 from .segments import PeriodIndexCache, SegmentPolicy, compact_period
 
