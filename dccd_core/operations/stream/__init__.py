@@ -52,14 +52,7 @@ from dccd_core.sources.base import Source
 from dccd_core.sources.ws import WsSource, WsSubscription
 from dccd_core.transport.ws import Connected, WsClient, WsConfig, WsStatus
 
-from .state import (
-    FlushReport,
-    StreamStore,
-    SymbolReport,
-    SymbolState,
-    describe_connection,
-    stream_label,
-)
+from .state import FlushReport, StreamStore, SymbolReport, describe_connection, stream_label
 from .streamer import Streamer
 
 __all__ = ["FlushReport", "StreamStore", "SymbolReport", "describe_connection", "stream"]
@@ -74,9 +67,8 @@ _DISPATCH_FRAMES = 5_000
 #: The longest the loop sleeps without looking at ``stop``.
 _STOP_POLL_S = 0.25
 
-# the names the tests and older callers used before the split into a package
+#: the name the tests use (from before the split into a package)
 _Streamer = Streamer
-_State = SymbolState
 
 
 @runtime_checkable
