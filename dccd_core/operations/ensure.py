@@ -44,6 +44,7 @@ from dccd_core.storage.layout import lock_path
 from dccd_core.storage.lock import process_locks
 
 from .backfill import backfill
+from .sync import run_sync as run_sync  # importable from here, as before
 from .sync import sync_twin
 
 __all__ = [
