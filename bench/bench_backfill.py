@@ -28,7 +28,6 @@ import json
 import multiprocessing
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
@@ -104,14 +103,26 @@ def _verify(store: Any, key: Any, start: int, end: int) -> int:
     return checked
 
 
-def _scenario(name: str, kind: str, latency_s: float, concurrency: int, n_trades: int) -> dict:
-    import psutil
-
-    from dccd_core.domain import DatasetKey, to_ns
+async def backfill_from(
+    origin: str, key: Any, store: Any, start: int, end: int, concurrency: int
+) -> Any:
+    """The benchmarked backfill: a registry-built Binance source at ``origin``, its
+    limiter opened (the fake has no weight limit), closed at the end."""
     from dccd_core.operations.backfill import backfill
-    from dccd_core.sources.registry import aclose_source, build_source
-    from dccd_core.storage import Store
+    from dccd_core.sources.registry import build_source
     from dccd_core.transport import WeightLimiter
+
+    async with build_source("binance", rest_url=origin) as source:
+        source.http.limiter = WeightLimiter(10**12)  # type: ignore[attr-defined]
+        return await backfill(
+            key, start=start, end=end, store=store, source=source, concurrency=concurrency
+        )
+
+
+def _scenario(name: str, kind: str, latency_s: float, concurrency: int, n_trades: int) -> dict:
+    from bench.measure import peak_rss
+    from dccd_core.domain import DatasetKey, to_ns
+    from dccd_core.storage import Store
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -125,43 +136,16 @@ def _scenario(name: str, kind: str, latency_s: float, concurrency: int, n_trades
         key = DatasetKey.of("binance", "BTC/USDT", "trades")
         start, end = _trades_end_ns(n_trades)
 
-    proc = psutil.Process()
-    peak = {"mb": proc.memory_info().rss / 2**20}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.02):
-            peak["mb"] = max(peak["mb"], proc.memory_info().rss / 2**20)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    with tempfile.TemporaryDirectory(prefix=f"dccd-bench-{name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"dccd-bench-{name}-") as tmp, peak_rss() as peak:
         # a day of the fake's trades (~860k) is committed once at the day's end rather
         # than merged 9 times into a growing file (the store's merge reads the file)
         store = Store(tmp, commit_rows=COMMIT_ROWS if kind == "trades" else 100_000)
 
-        async def main() -> Any:
-            source = build_source("binance", rest_url=origin)
-            source.http.limiter = WeightLimiter(10**12)  # the fake has no limit
-            try:
-                return await backfill(
-                    key,
-                    start=start,
-                    end=end,
-                    store=store,
-                    source=source,
-                    concurrency=concurrency,
-                )
-            finally:
-                await aclose_source(source)
-
-        sampler.start()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
-        result = asyncio.run(main())
+        result = asyncio.run(backfill_from(origin, key, store, start, end, concurrency))
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-        stop.set()
-        sampler.join()
         checked = _verify(store, key, start, end)
     parent.close()
     server.join(10)

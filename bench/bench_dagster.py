@@ -25,42 +25,21 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from bench.measure import peak_rss
 from dccd_core.domain import DatasetKey, to_ns
 
 __all__ = ["generated_catalog", "run"]
 
 NATIVE = ("binance", "coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
 QUOTE = {"coinbase": "USD", "kraken": "USD", "bitmex": "USDT"}
-
-
-@contextmanager
-def peak_rss() -> Iterator[dict[str, float]]:
-    """Sample this process's RSS every 20 ms; ``out["mb"]`` is the peak."""
-    proc = psutil.Process()
-    out = {"mb": proc.memory_info().rss / 2**20}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.02):
-            out["mb"] = max(out["mb"], proc.memory_info().rss / 2**20)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _row(scenario: str, wall_s: float, rows: int, requests: int, rss: float) -> dict[str, Any]:

@@ -44,7 +44,10 @@ from dccd_core.domain import DatasetKey
 from dccd_core.storage import Store
 
 DAY_NS = 86_400 * 10**9
-DAY0 = 1_796_342_400 * 10**9  # 2026-12-04T00:00Z: a recent day (segments apply to open periods)
+#: today (UTC): the day must still be open for segments to apply (a closed period's
+#: commits are merge-rewrites), so a fixed date would turn the bench into that case
+#: once it is a day old
+DAY0 = time.time_ns() // DAY_NS * DAY_NS
 
 
 @dataclass

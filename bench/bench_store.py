@@ -57,6 +57,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _row(scenario: str, wall_s: float, rows: int) -> dict[str, Any]:
+    """The columns every scenario reports (no requests: the store alone)."""
+    return {
+        "scenario": scenario,
+        "wall_s": wall_s,
+        "rows_per_s": rows / wall_s,
+        "requests": 0,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def _trade_pages(days: int) -> list[pl.DataFrame]:
     """1M trades as parsed pages (as a source would hand them over), ts ascending."""
     rng = np.random.default_rng(7)
@@ -86,11 +97,7 @@ def _write_trades(root: str, days: int) -> dict[str, Any]:
     cpu = _cpu_s() - cpu
     assert store.inventory()[0].rows == N_TRADES
     return {
-        "scenario": f"write_trades_{days}d",
-        "wall_s": wall,
-        "rows_per_s": N_TRADES / wall,
-        "requests": 0,
-        "peak_rss_mb": _peak_rss_mb(),
+        **_row(f"write_trades_{days}d", wall, N_TRADES),
         "files_written": len(writer.result.files),
         "cpu_s": cpu,
         "target": ">= 1,000,000 rows/s",
@@ -136,11 +143,7 @@ def _read_day(root: str) -> dict[str, Any]:
         assert frame.height == 1_440
     median = statistics.median(timings)
     return {
-        "scenario": "read_day_1m",
-        "wall_s": median,
-        "rows_per_s": 1_440 / median,
-        "requests": 0,
-        "peak_rss_mb": _peak_rss_mb(),
+        **_row("read_day_1m", median, 1_440),
         "first_read_s": timings[0],
         "store_files": files,
         "target": "< 0.020 s",
@@ -162,11 +165,7 @@ def _append_candle(root: str) -> dict[str, Any]:
         rewritten.add(len(result.files))
     median = statistics.median(timings)
     return {
-        "scenario": "append_candle_1m",
-        "wall_s": median,
-        "rows_per_s": 1 / median,
-        "requests": 0,
-        "peak_rss_mb": _peak_rss_mb(),
+        **_row("append_candle_1m", median, 1),
         "max_wall_s": max(timings),
         "files_rewritten_per_append": max(rewritten),
         "target": "< 0.050 s, 1 file",

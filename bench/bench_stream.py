@@ -48,7 +48,6 @@ stream itself never held that: frames arrive from the socket as exact-size objec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing as mp
 import os
 import tempfile
@@ -57,86 +56,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 import polars as pl
 import psutil
 
+from bench.stream_dagster import run_dagster_dev
+from bench.stream_fakes import FIRST_ID, TICK_S, paced_server_main, server_main
 from dccd_core.domain import NS_PER_MS, DatasetKey
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport.ws import WsConfig
 
-__all__ = ["run"]
+__all__ = ["run", "run_dagster_dev", "run_paced", "run_paced_all", "run_scenario"]
 
 KEY = DatasetKey.of("binance", "BTC/USDT", "trades")
-FIRST_ID = 1_000_000_000
-_BATCH = 200  # frames stamped with one clock reading (ms resolution anyway)
-
-
-# -- the exchange (its own process) ---------------------------------------------------
-
-
-def _frames(first: int, count: int, now_ms: int) -> list[bytes]:
-    out = []
-    for i in range(first, first + count):
-        data = {
-            "e": "aggTrade",
-            "E": now_ms,
-            "s": "BTCUSDT",
-            "a": FIRST_ID + i,
-            "p": f"{42000 + (i * 37) % 500 / 100:.2f}",
-            "q": f"{0.001 + (i % 13) / 1000:.5f}",
-            "f": 3_000_000_000 + i,
-            "l": 3_000_000_000 + i,
-            "T": now_ms,
-            "m": i % 3 == 0,
-            "M": True,
-        }
-        out.append(orjson.dumps({"stream": "btcusdt@aggTrade", "data": data}))
-    return out
-
-
-def _server_main(n: int, rate: float, port_box: Any) -> None:
-    from aiohttp import web
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        sent = 0
-        while sent < n and not ws.closed:
-            if rate:
-                ahead = started + sent / rate - loop.time()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            count = min(_BATCH, n - sent)
-            for frame in _frames(sent, count, time.time_ns() // NS_PER_MS):
-                await ws.send_bytes(frame)
-            sent += count
-        async for _msg in ws:  # stay open until the consumer leaves
-            pass
-        return ws
-
-    async def agg_trades(request: web.Request) -> web.Response:
-        # The stream heals from connect time to its first frame: nothing traded before.
-        return web.json_response([])
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/stream", handler)
-        app.router.add_get("/api/v3/aggTrades", agg_trades)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_box.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        while os.getppid() == parent:  # never outlive the benchmark
-            await asyncio.sleep(0.5)
-
-    parent = os.getppid()
-    asyncio.run(main())
 
 
 # -- the consumer ------------------------------------------------------------------------
@@ -191,7 +124,6 @@ class RssSampler:
 
 async def _consume(origin: str, n: int, root: str, flush_interval_s: float) -> dict[str, Any]:
     clock = DurableClock(Store(root))
-    source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
     stop = asyncio.Event()
     reports: list[FlushReport] = []
 
@@ -201,14 +133,14 @@ async def _consume(origin: str, n: int, root: str, flush_interval_s: float) -> d
             stop.set()
 
     started = time.perf_counter()
-    try:
+    async with build_source(
+        "binance", rest_url=origin, ws_url=origin.replace("http", "ws")
+    ) as source:
         final = await stream(
             "binance", ["BTC/USDT"], "trades", store=clock, source=source,
             flush_interval_s=flush_interval_s, stop=stop, on_flush=on_flush,
             max_runtime_s=300.0, ws_config=WsConfig(idle_timeout_s=30.0),
         )
-    finally:
-        await source.http.aclose()  # type: ignore[attr-defined]
     wall = time.perf_counter() - started
     stored = clock.store.read(KEY)
     ids = stored.get_column("trade_id").cast(pl.Int64)
@@ -232,7 +164,7 @@ def run_scenario(name: str, n: int, rate: float, flush_interval_s: float) -> dic
     """One scenario: a fresh server process and store; the consumer in this process."""
     ctx = mp.get_context("spawn")
     port_box = ctx.Queue()
-    server = ctx.Process(target=_server_main, args=(n, rate, port_box), daemon=True)
+    server = ctx.Process(target=server_main, args=(n, rate, port_box), daemon=True)
     server.start()
     try:
         origin = f"http://127.0.0.1:{port_box.get(timeout=30)}"
@@ -274,74 +206,11 @@ def run(n: int = 500_000) -> list[dict[str, Any]]:
 # process alone (the sender runs in a third process), and for the idle case its share of
 # a core: fixed costs per read or per wake-up show up here and nowhere in the bursts above.
 
-TICK_S = 0.01
 PACED_SYMBOLS = (
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "DOT/USDT",
     "LTC/USDT", "LINK/USDT", "AVAX/USDT", "ATOM/USDT", "UNI/USDT", "ETC/USDT", "XLM/USDT",
     "BCH/USDT", "FIL/USDT", "TRX/USDT", "NEAR/USDT", "APT/USDT", "ARB/USDT",
 )
-
-
-def _paced_server_main(rate_per_symbol: float, tick_s: float, port_box: Any) -> None:
-    from aiohttp import web
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        names = request.query.get("streams", "").split("/")
-        natives = [name.split("@")[0].upper() for name in names if name.endswith("@aggTrade")]
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        sender = asyncio.create_task(_send_paced(ws, natives, rate_per_symbol, tick_s))
-        try:
-            async for _msg in ws:  # reading answers the client's pings (else: a drop at 40 s)
-                pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await sender
-        return ws
-
-    async def _send_paced(
-        ws: web.WebSocketResponse, natives: list[str], rate_per_symbol: float, tick_s: float
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        sent = 0
-        while not ws.closed:
-            due = int((loop.time() - started) * rate_per_symbol)
-            now_ms = time.time_ns() // NS_PER_MS
-            for i in range(sent, due):  # round-robin: symbols interleave as on a real feed
-                for native in natives:
-                    data = {
-                        "e": "aggTrade", "E": now_ms, "s": native, "a": FIRST_ID + i,
-                        "p": f"{42000 + (i * 37) % 500 / 100:.2f}",
-                        "q": f"{0.001 + (i % 13) / 1000:.5f}",
-                        "f": 3_000_000_000 + i, "l": 3_000_000_000 + i, "T": now_ms,
-                        "m": i % 3 == 0, "M": True,
-                    }
-                    stream = f"{native.lower()}@aggTrade"
-                    await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
-            sent = max(sent, due)
-            await asyncio.sleep(tick_s)
-
-    async def agg_trades(request: web.Request) -> web.Response:
-        return web.json_response([])  # nothing traded before the connection
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/stream", handler)
-        app.router.add_get("/api/v3/aggTrades", agg_trades)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_box.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        while os.getppid() == parent:
-            await asyncio.sleep(0.5)
-
-    parent = os.getppid()
-    asyncio.run(main())
-
-
 def _paced_consumer_main(
     origin: str, symbols: tuple[str, ...], duration_s: float, flush_interval_s: float,
     out: Any,
@@ -351,15 +220,13 @@ def _paced_consumer_main(
         clock = DurableClock(Store(root))
 
         async def consume() -> FlushReport:
-            source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
-            try:
+            ws_url = origin.replace("http", "ws")
+            async with build_source("binance", rest_url=origin, ws_url=ws_url) as source:
                 return await stream(
                     "binance", list(symbols), "trades", store=clock, source=source,
                     flush_interval_s=flush_interval_s, max_runtime_s=duration_s,
                     ws_config=WsConfig(idle_timeout_s=30.0),
                 )
-            finally:
-                await source.http.aclose()  # type: ignore[attr-defined]
 
         wall0, cpu0 = time.perf_counter(), time.process_time()
         final = asyncio.run(consume())
@@ -399,7 +266,7 @@ def run_paced(
     ctx = mp.get_context("spawn")
     port_box, out = ctx.Queue(), ctx.Queue()
     server = ctx.Process(
-        target=_paced_server_main, args=(rate_per_symbol, TICK_S, port_box), daemon=True
+        target=paced_server_main, args=(rate_per_symbol, TICK_S, port_box), daemon=True
     )
     server.start()
     try:
@@ -444,135 +311,6 @@ def run_paced_all(
         for name, args in plan.items()
         if only in (None, name)
     ]
-
-
-# -- the same through `dagster dev` ---------------------------------------------------------
-
-
-def _stream_fake_main(per_ms: int, tick_s: float, t0_ms: int, port_box: Any) -> None:
-    from tests.fakes.binance_ws import BinanceStreamFake
-    from tests.fakes.server import serve
-
-    async def main() -> None:
-        fake = BinanceStreamFake(per_ms=per_ms, trade_tick_s=tick_s, t0_ms=t0_ms)
-        async with serve(fake.app()) as origin:
-            port_box.put(origin)
-            while os.getppid() == parent:
-                await asyncio.sleep(0.5)
-
-    parent = os.getppid()
-    asyncio.run(main())
-
-
-def _group_cpu(pgid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds so far of every process in the group (reaped children included)."""
-    out: dict[int, tuple[str, float]] = {}
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) != pgid:
-                continue
-            t = proc.cpu_times()
-            cmd = " ".join(proc.cmdline()[1:6])[:90]
-            out[proc.pid] = (cmd, t.user + t.system + t.children_user + t.children_system)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return out
-
-
-def run_dagster_dev(duration_s: float = 60.0, per_ms: int = 2) -> dict[str, Any]:
-    """``dagster dev`` streaming a fake Binance's ``per_ms`` * 1000 aggTrades/s, each its
-    own frame, sent every ``TICK_S``: CPU of every Dagster process over ``duration_s``
-    once trades land, and the stored trades compared with the fake's truth."""
-    import datetime as dt
-    import shutil
-    import signal
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.fakes.binance_ws import trade_row
-
-    repo = Path(__file__).parents[1]
-    key = DatasetKey.of("binance", "BTC/USDT", "trades")
-    ctx = mp.get_context("spawn")
-    port_box = ctx.Queue()
-    t0_ms = time.time_ns() // NS_PER_MS
-    fake = ctx.Process(target=_stream_fake_main, args=(per_ms, TICK_S, t0_ms, port_box),
-                       daemon=True)
-    fake.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        home = root / "dagster_home"
-        home.mkdir()
-        shutil.copy(repo / "dagster.yaml", home / "dagster.yaml")
-        shutil.copy(repo / "workspace.yaml", root / "workspace.yaml")
-        today = dt.datetime.now(dt.UTC).date().isoformat()
-        (root / "dccd.yaml").write_text(
-            "datasets:\n  - exchange: binance\n    symbols: [BTC/USDT]\n"
-            f"    data_types: [trades]\n    start: {today}\n    stream: [trades]\n"
-        )
-        origin = port_box.get(timeout=30)
-        env = {
-            **os.environ,
-            "DCCD_CONFIG": str(root / "dccd.yaml"),
-            "DCCD_DATA_PATH": str(root / "lake"),
-            "DCCD_BINANCE_REST_URL": origin,
-            "DCCD_BINANCE_WS_URL": origin.replace("http://", "ws://"),
-            "DCCD_STREAM_SENSOR_INTERVAL_S": "5",
-            "DAGSTER_HOME": str(home),
-            "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
-        }
-        dagster = str(Path(sys.executable).parent / "dagster")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = str(sock.getsockname()[1])
-        with (root / "dev.log").open("wb") as log:
-            dev = subprocess.Popen(
-                [dagster, "dev", "-w", "workspace.yaml", "-p", port], cwd=root, env=env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        try:
-            store = Store(root / "lake")
-            deadline = time.monotonic() + 240
-            while store.last_ts(key) is None:
-                if time.monotonic() > deadline or dev.poll() is not None:
-                    tail = (root / "dev.log").read_text()[-3000:]
-                    raise RuntimeError(f"no streamed trades after 240 s:\n{tail}")
-                time.sleep(1)
-            before = _group_cpu(dev.pid)
-            time.sleep(duration_s)
-            after = _group_cpu(dev.pid)
-            stored = store.read(key).sort("ts", "trade_id")
-        finally:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(10)
-            fake.terminate()
-            fake.join(10)
-    per_process = {
-        f"{pid} {cmd}": round(cpu - before.get(pid, ("", 0.0))[1], 2)
-        for pid, (cmd, cpu) in after.items()
-    }
-    cpu_s = sum(per_process.values())
-    # the truth over the stored span (the last millisecond may be cut by the flush)
-    first_ms = int(stored.item(0, "ts")) // 1_000_000
-    last_ms = int(stored.item(-1, "ts")) // 1_000_000 - 1
-    span = stored.filter(pl.col("ts") < (last_ms + 1) * 1_000_000)
-    first_i = (first_ms - t0_ms) * per_ms
-    last_i = (last_ms - t0_ms + 1) * per_ms
-    truth_ids = [str(trade_row(i, t0_ms, per_ms)["a"]) for i in range(first_i, last_i)]
-    equal = span.get_column("trade_id").to_list() == truth_ids
-    return {
-        "scenario": f"dagster dev, {per_ms * 1000:,} aggTrades/s single frames, "
-                    f"{duration_s:.0f} s",
-        "dagster_cpu_s": round(cpu_s, 2),
-        "cpu_us_per_msg": round(cpu_s / (duration_s * per_ms * 1000) * 1e6, 1),
-        "stored_rows": span.height,
-        "stored_span_equals_truth": equal,
-        "per_process_cpu_s": per_process,
-        "load_avg_1m": round(os.getloadavg()[0], 1),
-    }
-
 
 def main(argv: list[str] | None = None) -> None:
     import argparse

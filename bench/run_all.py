@@ -23,17 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.table import Row, machine, render, wall_text
 
 __all__ = ["Row", "Sizes", "main", "render", "run"]
 
@@ -68,17 +69,6 @@ DEFAULT = Sizes(candle_days=365, trades=1_000_000, store_trades=1_000_000,
                 stream_msgs=500_000, dagster_days=365)
 QUICK = Sizes(candle_days=30, trades=200_000, store_trades=200_000,
               stream_msgs=100_000, dagster_days=30)
-
-
-@dataclass
-class Row:
-    """One line of the table: a scenario, its v4 figures and v3's (or why not)."""
-
-    area: str
-    scenario: str
-    v4: dict[str, Any] | None = None
-    v3: dict[str, Any] | str | None = None  # a str says why v3 has no figure
-    notes: list[str] = field(default_factory=list)
 
 
 # -- processes --------------------------------------------------------------------------
@@ -344,89 +334,6 @@ def stream_rows(sizes: Sizes, emit: Callable[[Row], None]) -> list[Row]:
     return rows
 
 
-# -- the table --------------------------------------------------------------------------
-
-
-def _wall(s: Any) -> str:
-    if not isinstance(s, int | float):
-        return "—"
-    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.1f} s"
-
-
-def _num(x: Any) -> str:
-    return f"{x:,.0f}" if isinstance(x, int | float) else "—"
-
-
-def _rss(x: Any) -> str:
-    return f"{x:,.0f} MB" if isinstance(x, int | float) and x else "—"
-
-
-def _check(side: Any, label: str) -> str:
-    if not isinstance(side, dict) or "check" not in side:
-        return ""
-    c = side["check"]
-    if c["exact"]:
-        return f"{label} exact ({c['stored']:,})"
-    parts = [f"{c['stored']:,} stored / {c['expected']:,} expected"]
-    for k in ("missing", "extra", "duplicated", "differing"):
-        if c.get(k):
-            parts.append(f"{c[k]:,} {k}")
-    return f"**{label} " + ", ".join(parts) + "**"
-
-
-def _cells(side: dict[str, Any] | str | None) -> list[str]:
-    if side is None:
-        return ["", "", "", ""]
-    if isinstance(side, str):
-        return [side, "", "", ""]
-    if "error" in side:
-        return [f"error: {side['error']}", "", "", _rss(side.get("peak_rss_mb"))]
-    if "value" in side:
-        return [str(side["value"]), "", "", ""]
-    return [_wall(side.get("wall_s")), _num(side.get("rows_per_s")),
-            _num(side.get("requests")), _rss(side.get("peak_rss_mb"))]
-
-
-def render(rows: list[Row], header: str, with_v3: bool) -> str:
-    """The markdown table (and its notes)."""
-    cols = ["scenario", "v4 wall", "v4 rows/s", "v4 req", "v4 peak RSS"]
-    if with_v3:
-        cols += ["v3 wall", "v3 rows/s", "v3 req", "v3 peak RSS", "v3/v4 wall"]
-    cols += ["stored rows vs truth"]
-    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    notes: list[str] = []
-    for row in rows:
-        cells = [row.scenario, *_cells(row.v4)]
-        if with_v3:
-            cells += _cells(row.v3)
-            ratio = ""
-            if (isinstance(row.v3, dict) and isinstance(row.v4, dict)
-                    and isinstance(row.v3.get("wall_s"), int | float)
-                    and row.v4.get("wall_s") and "error" not in row.v3):
-                ratio = f"{row.v3['wall_s'] / row.v4['wall_s']:.2f}x"
-            cells.append(ratio)
-        checks = [c for c in (_check(row.v4, "v4"), _check(row.v3, "v3") if with_v3 else "")
-                  if c]
-        cells.append("; ".join(checks))
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-        notes += [f"- {row.scenario}: {n}" for n in row.notes]
-    if notes:
-        lines += ["", "Notes:", "", *notes]
-    return "\n".join(lines) + "\n"
-
-
-def _machine() -> str:
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    python = platform.python_version()
-    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {python}"
-
-
 def run(quick: bool = False, with_v3: bool = True,
         emit: Callable[[Row], None] | None = None) -> tuple[list[Row], dict[str, Any]]:
     """Every area; returns the rows and the run's facts (date, machine, load)."""
@@ -439,7 +346,7 @@ def run(quick: bool = False, with_v3: bool = True,
         v3python = ensure_v3(lambda m: print(m, file=sys.stderr, flush=True))
     facts: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(), "load_before": os.getloadavg()[0],
+        "machine": machine(), "load_before": os.getloadavg()[0],
     }
     t0 = time.perf_counter()
     rows: list[Row] = []
@@ -467,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     def progress(row: Row) -> None:
         v4 = row.v4 if isinstance(row.v4, dict) else {}
         v3 = row.v3 if isinstance(row.v3, dict) else {}
-        print(f"[{row.area}] {row.scenario}: v4 {_wall(v4.get('wall_s'))}"
+        print(f"[{row.area}] {row.scenario}: v4 {wall_text(v4.get('wall_s'))}"
               + (f" {v4['error']}" if "error" in v4 else "")
-              + (f", v3 {_wall(v3.get('wall_s'))}" if v3 else "")
+              + (f", v3 {wall_text(v3.get('wall_s'))}" if v3 else "")
               + (f" {v3['error']}" if "error" in v3 else ""), file=sys.stderr, flush=True)
 
     rows, facts = run(quick=args.quick, with_v3=not args.no_v3, emit=progress)

@@ -24,36 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from typing import Any
 
+from bench.measure import peak_rss_mb
+
 __all__ = ["main", "run_spec"]
 
 
-def _rss_mb() -> float:
-    """This process's own peak RSS: ``VmHWM``, the high-water mark of its memory map.
-
-    Not ``ru_maxrss``: Linux carries it across ``execve``, so a child started by a big
-    parent would report the parent's peak (seen: every scenario "peaked" at the
-    parent's 242 MB)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def _backfill(spec: dict[str, Any]) -> dict[str, Any]:
+    from bench.bench_backfill import backfill_from
     from dccd_core.domain import DatasetKey
-    from dccd_core.operations.backfill import backfill
-    from dccd_core.sources.registry import aclose_source, build_source
     from dccd_core.storage import Store
-    from dccd_core.transport import WeightLimiter
 
     kind = spec["kind"]
     key = (DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m") if kind == "candles"
@@ -61,24 +44,15 @@ def _backfill(spec: dict[str, Any]) -> dict[str, Any]:
     # as bench_backfill: a day of the fake's trades (~860k) is committed once at the
     # day's end rather than merged ~9 times into a growing file
     store = Store(spec["root"], commit_rows=1_000_000 if kind == "trades" else 100_000)
-
-    async def main() -> Any:
-        source = build_source("binance", rest_url=spec["origin"])
-        source.http.limiter = WeightLimiter(10**12)  # type: ignore[attr-defined]
-        try:
-            return await backfill(key, start=int(spec["start_ns"]), end=int(spec["end_ns"]),
-                                  store=store, source=source,
-                                  concurrency=int(spec.get("concurrency", 6)))
-        finally:
-            await aclose_source(source)
-
+    main = backfill_from(spec["origin"], key, store, int(spec["start_ns"]), int(spec["end_ns"]),
+                         int(spec.get("concurrency", 6)))
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    result = asyncio.run(main())
+    result = asyncio.run(main)
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 3), "rows_written": result.rows_fetched,
             "client_requests": result.requests, "retries": result.retries,
-            "cpu_s": round(time.process_time() - cpu0, 2), "peak_rss_mb": round(_rss_mb(), 1)}
+            "cpu_s": round(time.process_time() - cpu0, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def _store(spec: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +61,7 @@ def _store(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("n"):
         bench_store.N_TRADES = int(spec["n"])  # module constant read at call time
     row = bench_store._scenario(spec["name"], spec["root"])
-    row["peak_rss_mb"] = round(_rss_mb(), 1)
+    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if spec["name"].startswith("write"):  # bench_store asserted the stored count
         n = bench_store.N_TRADES
         row["check"] = {"stored": n, "expected": n, "exact": True}
@@ -103,7 +77,7 @@ def _dagster(spec: dict[str, Any]) -> dict[str, Any]:
     fn = bench_dagster.bench_direct if which == "direct" else bench_dagster.bench_dagster
     row = fn(spec["origin"], spec["start"], spec["end"], "1m")
     row["sampled_peak_rss_mb"] = row["peak_rss_mb"]
-    row["peak_rss_mb"] = round(_rss_mb(), 1)
+    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return row
 
 
@@ -122,7 +96,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         return AREAS[spec["area"]](spec)
     except BaseException as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"[:300], "peak_rss_mb": round(_rss_mb(), 1)}
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        return {"error": error, "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

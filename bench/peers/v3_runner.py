@@ -39,28 +39,17 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# run as a script by the peer venv: the shared stdlib-only helpers are one folder up
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from measure import peak_rss_mb
 
 HOUR_NS = 3_600 * 10**9
 DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9
 START_3Y = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
-
-
-def _peak_rss_mb() -> float:
-    """This process's own peak RSS: ``VmHWM``, the high-water mark of its memory map.
-
-    Not ``ru_maxrss``: Linux carries it across ``execve``, so a child started by a big
-    parent would report the parent's peak (seen: every scenario "peaked" at the
-    parent's 242 MB)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _cpu_s() -> float:
@@ -143,7 +132,7 @@ def _backfill(spec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "rows_written": rows,
         "cpu_s": round(_cpu_s() - cpu0, 2),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "backfill_calls": len(windows),
     }
     if errors:
@@ -195,7 +184,7 @@ def _store_write_trades(spec: dict[str, Any]) -> dict[str, Any]:
         cpu += _cpu_s() - c0
     stored = store.load(ds).height
     return {"wall_s": round(saving, 3), "rows_written": n, "rows": stored,
-            "cpu_s": round(cpu, 2), "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
             "files": sum(1 for _ in store.directory(ds).glob("*.parquet"))}
 
 
@@ -242,7 +231,7 @@ def _store_read_day(spec: dict[str, Any]) -> dict[str, Any]:
             raise AssertionError(f"read {frame.height} rows, expected 1440")
     median = statistics.median(timings)
     return {"wall_s": round(median, 5), "rows": 1_440, "first_read_s": round(timings[0], 5),
-            "peak_rss_mb": round(_peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def _store_append(spec: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +248,7 @@ def _store_append(spec: dict[str, Any]) -> dict[str, Any]:
         timings.append(time.perf_counter() - t0)
     median = statistics.median(timings)
     return {"wall_s": round(median, 5), "rows": 1, "max_wall_s": round(max(timings), 5),
-            "peak_rss_mb": round(_peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 SCENARIOS = {
@@ -276,7 +265,7 @@ def main(argv: list[str]) -> int:
         out = SCENARIOS[spec["scenario"]](spec)
     except Exception as exc:  # reported in the table, never a hang
         out = {"error": f"{type(exc).__name__}: {exc}"[:300],
-               "peak_rss_mb": round(_peak_rss_mb(), 1)}
+               "peak_rss_mb": round(peak_rss_mb(), 1)}
     import dccd
 
     out["dccd_version"] = getattr(dccd, "__version__", "?")

@@ -12,37 +12,25 @@ from .types import DataType
 
 __all__ = ["NATURAL_KEYS", "SCHEMAS", "natural_key", "schema_for"]
 
+
+def _schema(spec: str) -> pa.Schema:
+    """``"ts:int64 quote_volume:float64?"``: columns in order as ``name:arrow_type``,
+    ``?`` where the column may be null."""
+    fields = []
+    for column in spec.split():
+        name, _, type_name = column.partition(":")
+        nullable = type_name.endswith("?")
+        fields.append(pa.field(name, pa.type_for_alias(type_name.rstrip("?")), nullable=nullable))
+    return pa.schema(fields)
+
+
 SCHEMAS: dict[DataType, pa.Schema] = {
-    DataType.OHLC: pa.schema(
-        [
-            pa.field("ts", pa.int64(), nullable=False),
-            pa.field("open", pa.float64(), nullable=False),
-            pa.field("high", pa.float64(), nullable=False),
-            pa.field("low", pa.float64(), nullable=False),
-            pa.field("close", pa.float64(), nullable=False),
-            pa.field("volume", pa.float64(), nullable=False),
-            pa.field("quote_volume", pa.float64(), nullable=True),
-            pa.field("trades", pa.int64(), nullable=True),
-        ]
+    DataType.OHLC: _schema(
+        "ts:int64 open:float64 high:float64 low:float64 close:float64 volume:float64 "
+        "quote_volume:float64? trades:int64?"
     ),
-    DataType.TRADES: pa.schema(
-        [
-            pa.field("ts", pa.int64(), nullable=False),
-            pa.field("trade_id", pa.string(), nullable=False),
-            pa.field("price", pa.float64(), nullable=False),
-            pa.field("amount", pa.float64(), nullable=False),
-            pa.field("side", pa.string(), nullable=False),
-        ]
-    ),
-    DataType.BOOK: pa.schema(
-        [
-            pa.field("ts", pa.int64(), nullable=False),
-            pa.field("side", pa.string(), nullable=False),
-            pa.field("level", pa.int32(), nullable=False),
-            pa.field("price", pa.float64(), nullable=False),
-            pa.field("amount", pa.float64(), nullable=False),
-        ]
-    ),
+    DataType.TRADES: _schema("ts:int64 trade_id:string price:float64 amount:float64 side:string"),
+    DataType.BOOK: _schema("ts:int64 side:string level:int32 price:float64 amount:float64"),
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {

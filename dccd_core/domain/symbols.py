@@ -36,18 +36,18 @@ class Symbol:
         """Parse ``btc/usdt``, ``BTC/USDT:USDT``...; case-insensitive."""
         if not isinstance(text, str):
             raise ConfigError(f"invalid symbol {text!r}: expected {_ACCEPTED}")
-        match = _PATTERN.match(text.strip().upper())
-        if match is None:
-            raise ConfigError(f"invalid symbol {text!r}: expected {_ACCEPTED}")
-        base, quote, settle = match.groups()
-        return cls(base, quote, settle)
+        return cls._matched(_PATTERN, text, "symbol", _ACCEPTED)
 
     @classmethod
     def from_path(cls, text: str) -> Symbol:
         """Parse the lake's folder form ``BTC-USDT[-USDT]`` back into a symbol."""
-        match = _FS_PATTERN.match(text.strip().upper())
+        return cls._matched(_FS_PATTERN, text, "symbol folder", "BASE-QUOTE[-SETTLE]")
+
+    @classmethod
+    def _matched(cls, pattern: re.Pattern[str], text: str, what: str, expected: str) -> Symbol:
+        match = pattern.match(text.strip().upper())
         if match is None:
-            raise ConfigError(f"invalid symbol folder {text!r}: expected BASE-QUOTE[-SETTLE]")
+            raise ConfigError(f"invalid {what} {text!r}: expected {expected}")
         base, quote, settle = match.groups()
         return cls(base, quote, settle)
 

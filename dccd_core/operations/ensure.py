@@ -20,17 +20,13 @@ window; rough for trades, from the trade rate stored so far).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import math
 import os
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import polars as pl
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from dccd_core.domain import (
     ConfigError,
@@ -45,8 +41,11 @@ from dccd_core.sources.base import Source
 from dccd_core.storage import Store, resolve_range
 from dccd_core.storage.coverage import HoleReport, settled_until
 from dccd_core.storage.layout import lock_path
+from dccd_core.storage.lock import process_locks
 
 from .backfill import backfill
+from .sync import run_sync as run_sync  # importable from here, as before
+from .sync import sync_twin
 
 __all__ = [
     "DEFAULT_TRADES_PER_S",
@@ -63,8 +62,6 @@ DEFAULT_TRADES_PER_S = 1.0
 _DEFAULT_PAGE_LIMIT = 500  # as the paginators, where a capability declares none
 ENSURE_LOCK_TIMEOUT_S = 3_600.0
 """A second ``ensure`` waits this long for the first one's fetch of the same dataset."""
-
-T = TypeVar("T")
 
 
 class FetchTooLarge(ConfigError):
@@ -95,8 +92,10 @@ def missing_ranges(report: HoleReport) -> list[tuple[int, int]]:
 def _page_limit(key: DatasetKey) -> int:
     from dccd_core.sources.registry import source_class
 
-    cls, _native = source_class(key.exchange)
-    capability = getattr(cls, "capability", None)
+    cls, native = source_class(key.exchange)
+    # a native source declares its capability on the class; ccxt's is per instance
+    source_cls: type[Source] = cls
+    capability = source_cls.capability if native else None
     feature = capability.feature(key.data_type) if capability is not None else None
     return feature.page_limit if feature is not None and feature.page_limit else _DEFAULT_PAGE_LIMIT
 
@@ -164,9 +163,6 @@ def _too_large(key: DatasetKey, estimate: FetchEstimate, max_fetch: int) -> Fetc
 
 # -- the ensure lock ---------------------------------------------------------------------
 
-_guard = threading.Lock()
-_locks: dict[str, tuple[threading.Lock, FileLock]] = {}
-
 
 def _ensure_lock_path(store: Store, key: DatasetKey) -> Path:
     path = lock_path(store.root, key)
@@ -179,14 +175,8 @@ class _EnsureLock:
     can wait for it in a worker thread without blocking its event loop."""
 
     def __init__(self, path: Path, timeout_s: float) -> None:
-        name = os.fspath(path.absolute())
-        with _guard:
-            pair = _locks.get(name)
-            if pair is None:
-                pair = (threading.Lock(), FileLock(name, thread_local=False))
-                _locks[name] = pair
         self.path = path
-        self.thread_lock, self.file_lock = pair
+        self.thread_lock, self.file_lock = process_locks(path, reentrant=False)
         self.timeout_s = timeout_s
 
     def acquire(self) -> None:
@@ -291,64 +281,22 @@ async def ensure_async(
 async def _fetch(
     key: DatasetKey, ranges: list[tuple[int, int]], store: Store, source: Source | None
 ) -> None:
-    own = source is None
     if source is None:
         from dccd_core.sources.registry import build_source
 
-        source = build_source(key.exchange)
-    try:
-        for a, b in ranges:  # one source: one limiter, one symbol check (cached)
-            await backfill(key, start=a, end=b, store=store, source=source)
-    finally:
-        if own:
-            from dccd_core.sources.registry import aclose_source
-
-            await aclose_source(source)
+        async with build_source(key.exchange) as owned:
+            await _fetch(key, ranges, store, owned)
+        return
+    for a, b in ranges:  # one source: one limiter, one symbol check (cached)
+        await backfill(key, start=a, end=b, store=store, source=source)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from sync code, also where an event loop is already
-    running (a notebook): then in a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def ensure(
-    exchange: str,
-    symbol: str,
-    data_type: str,
-    span: str | None = None,
-    *,
-    start: TimeLike,
-    end: TimeLike | None = None,
-    max_fetch: int | None = None,
-    store: Store | None = None,
-    root: str | os.PathLike[str] | None = None,
-    source: Source | None = None,
-    lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
-) -> pl.DataFrame:
+ensure = sync_twin(
+    ensure_async,
     """The synchronous ``ensure_async``: the window's rows, missing ranges fetched first.
 
     It runs its own event loop (in a thread of its own when called from a running loop,
     e.g. a notebook), so a ``source`` given here must not be bound to another loop;
     async code passes its source to ``ensure_async`` instead.
-    """
-    return run_sync(
-        ensure_async(
-            exchange,
-            symbol,
-            data_type,
-            span,
-            start=start,
-            end=end,
-            max_fetch=max_fetch,
-            store=store,
-            root=root,
-            source=source,
-            lock_timeout_s=lock_timeout_s,
-        )
-    )
+    """,
+)

@@ -33,7 +33,7 @@ from dccd_core.domain import (
     to_ns,
 )
 
-from .ensure import run_sync
+from .sync import sync_twin
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
@@ -133,18 +133,16 @@ def _save(path: Path, exchange: str, fetched_ts: int, found: list[Symbol]) -> No
 
 
 async def _fetch(exchange: str) -> list[Symbol]:
-    from dccd_core.sources.registry import aclose_source, build_source
+    from dccd_core.sources.registry import build_source
+    from dccd_core.transport.http import HttpClient
     from dccd_core.transport.retry import RetryPolicy
 
-    source = build_source(exchange)
-    http = getattr(source, "http", None)
-    if http is not None and hasattr(http, "retry"):
-        # metadata for a person waiting: a few quick tries, then the cache
-        http.retry = RetryPolicy(attempts=3, base_s=0.2, max_s=1.0)
-    try:
+    async with build_source(exchange) as source:
+        # (ccxt has no dccd HTTP client: its own retries stand)
+        if source.http_stats is not None and isinstance(source.http, HttpClient):
+            # metadata for a person waiting: a few quick tries, then the cache
+            source.http.retry = RetryPolicy(attempts=3, base_s=0.2, max_s=1.0)
         found = await source.fetch_symbols()
-    finally:
-        await aclose_source(source)
     if found is None:
         raise ConfigError(f"{exchange}: the source cannot list its markets")
     return sorted(found, key=str)
@@ -199,15 +197,4 @@ def type_name(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
-def symbols(
-    exchange: str,
-    *,
-    quote: str | None = None,
-    type: str | None = None,
-    max_age_s: float = DEFAULT_MAX_AGE_S,
-    refresh: bool = False,
-) -> SymbolList:
-    """The synchronous ``symbols_async``."""
-    return run_sync(
-        symbols_async(exchange, quote=quote, type=type, max_age_s=max_age_s, refresh=refresh)
-    )
+symbols = sync_twin(symbols_async, """The synchronous ``symbols_async``.""")

@@ -55,11 +55,7 @@ def temp_path(path: Path) -> Path:
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename or a new entry in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(folder)  # a folder is fsynced through a read-only handle like a file
 
 
 def ensure_dir(folder: Path) -> None:
@@ -76,6 +72,7 @@ def ensure_dir(folder: Path) -> None:
 
 
 def fsync_file(path: Path) -> None:
+    """Make a file's (or a folder's) content durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -17,36 +17,51 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from filelock import FileLock, Timeout
 
 from dccd_core.domain import StoreError
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "dataset_lock"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ThreadLock", "dataset_lock", "process_locks"]
 
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 """Long enough for the biggest period rewrite, short enough that a stuck writer shows."""
 
+
+class ThreadLock(Protocol):
+    """A ``threading.Lock`` or ``RLock``: acquired with a timeout, released."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 _registry_guard = threading.Lock()
-_registry: dict[str, tuple[threading.RLock, FileLock]] = {}
+_registry: dict[tuple[str, bool], tuple[ThreadLock, FileLock]] = {}
 
 
-def _locks_for(path: Path) -> tuple[threading.RLock, FileLock]:
+def process_locks(path: Path, *, reentrant: bool = True) -> tuple[ThreadLock, FileLock]:
+    """The process-wide thread lock and the file lock of the lock file ``path``, the
+    same pair for every caller (an OS file lock is per process: threads queue on the
+    thread lock first). ``reentrant=False``: a plain ``Lock``, which any thread may
+    release (a lock taken in a worker thread for an async caller)."""
     name = os.fspath(path.absolute())
     with _registry_guard:
-        pair = _registry.get(name)
+        pair = _registry.get((name, reentrant))
         if pair is None:
-            # thread_local=False: the RLock already admits one thread at a time, and the
-            # FileLock's reentrancy counter must be shared by nested calls of that thread.
-            pair = (threading.RLock(), FileLock(name, thread_local=False))
-            _registry[name] = pair
+            # thread_local=False: the thread lock already admits one thread at a time,
+            # and the FileLock's reentrancy counter must be shared by nested calls.
+            thread_lock = threading.RLock() if reentrant else threading.Lock()
+            pair = (thread_lock, FileLock(name, thread_local=False))
+            _registry[(name, reentrant)] = pair
         return pair
 
 
 @contextmanager
 def dataset_lock(path: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold the dataset lock at ``path`` (created with its folder when missing)."""
-    thread_lock, file_lock = _locks_for(path)
+    thread_lock, file_lock = process_locks(path)
     if not thread_lock.acquire(timeout=timeout_s):
         raise StoreError(f"timed out after {timeout_s:g}s waiting for lock {path} (this process)")
     try:

@@ -31,49 +31,35 @@ merged into the base once they hold as many rows as the base (so the base at lea
 doubles each time and the total rewrite cost stays linear), when there are more than
 ``max_segments``, and when the period is closed.
 
-**Crash safety of a compaction** (sources -> target, e.g. segments -> base):
-
-1. the merged content is written to a hidden file ``.{target}.new-{tx}`` and fsynced;
-2. a journal ``.{target}.compact-{tx}.json`` naming the sources is written and fsynced,
-   then the folder (both entries durable);
-3. each source is renamed to a hidden name ``.{source}.absorbed-{tx}``; folder fsync;
-4. the hidden new file is renamed over ``target`` (``os.replace``, atomic); folder fsync;
-5. the journal is deleted, then (off the commit's path) the absorbed copies.
-
-No name that a glob reads ever holds a row that another such name holds: before
-step 4 the new content is hidden; after it the sources are. A crash before step 2
-leaves an orphan hidden file; after it, the journal lets the next writer (which runs
-``recover`` under the dataset lock before anything else) finish steps 3-5; absorbed
-copies without a journal are garbage (the journal goes only once the target holds
-their rows). Between steps 3 and 4 (a few renames and one fsync in a live run) a glob
-reader misses the sources' rows: never a duplicate, and after a crash there the rows
-wait in the hidden copies until recovery restores them; ``Store`` reads run that
-recovery first whenever a journal is present. Hidden names never end in ``.parquet``.
+Compactions replace files crash-safely through ``compaction``; the index of stored
+keys lives in ``key_index``. This module decides and performs the commits.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import math
-import os
-import secrets
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from dccd_core.domain import ConfigError, DatasetKey, StoreError, natural_key, now_ns
+from dccd_core.domain import ConfigError, DatasetKey, natural_key, now_ns
 
-from .files import fsync_dir, fsync_file, read_footer, read_period_frame, write_parquet_atomic
+from .compaction import CRASH_POINTS, has_pending_compaction, recover, replace_files
+from .files import read_footer, read_period_frame, write_parquet_atomic
 from .frames import merge_rows, sort_columns, storage_schema
+from .key_index import (
+    PeriodIndexCache,
+    PeriodState,
+    build_state,
+    files_signature,
+    key_hashes,
+    row_hashes,
+)
 from .layout import PeriodFile, list_period_files, period_bounds, period_path, segment_path
 from .results import WriteResult
 
@@ -86,26 +72,6 @@ __all__ = [
     "has_pending_compaction",
     "recover",
 ]
-
-logger = logging.getLogger(__name__)
-
-_NEW = ".new-"
-_ABSORBED = ".absorbed-"
-_JOURNAL = ".compact-"
-_JOURNAL_END = ".json"
-
-#: The steps of a compaction, in order; tests make ``_crash_point`` raise at each.
-CRASH_POINTS = (
-    "new_written",
-    "journal_written",
-    "source_hidden",
-    "target_replaced",
-    "journal_deleted",
-)
-
-
-def _crash_point(name: str) -> None:
-    """A seam for crash tests (monkeypatched to raise); does nothing in production."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,106 +101,6 @@ class SegmentPolicy:
             raise ConfigError("max_segments must be >= fanout")
 
 
-# -- the key index ---------------------------------------------------------------------
-
-
-def _key_hashes(data_type_key: tuple[str, ...], frame: pl.DataFrame) -> np.ndarray:
-    return frame.select(data_type_key).hash_rows(seed=11).to_numpy()
-
-
-def _row_hashes(frame: pl.DataFrame) -> np.ndarray:
-    return frame.hash_rows(seed=29).to_numpy()
-
-
-class _KeyIndex:
-    """Sorted key hashes with their row hashes; small additions wait in sorted runs."""
-
-    def __init__(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = [(keys[order], rows[order])]
-
-    @property
-    def size(self) -> int:
-        return sum(len(k) for k, _ in self.runs)
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``found`` mask and the stored row hash of each key (0 where not found)."""
-        found = np.zeros(len(keys), dtype=bool)
-        rows = np.zeros(len(keys), dtype=np.uint64)
-        for run_keys, run_rows in self.runs:
-            if len(run_keys) == 0:
-                continue
-            at = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
-            hit = (run_keys[at] == keys) & ~found
-            rows[hit] = run_rows[at[hit]]
-            found |= hit
-        return found, rows
-
-    def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.runs.append((keys[order], rows[order]))
-        # Merge runs of similar size (each row is merged O(log n) times in all).
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
-            (k2, r2), (k1, r1) = self.runs.pop(), self.runs.pop()
-            at = np.searchsorted(k1, k2)
-            self.runs.append((np.insert(k1, at, k2), np.insert(r1, at, r2)))
-
-
-@dataclass(slots=True)
-class _PeriodState:
-    signature: tuple[tuple[str, int, int, int], ...]
-    index: _KeyIndex
-    rows: dict[str, int] = field(default_factory=dict)  # file name -> rows
-
-
-class PeriodIndexCache:
-    """The stored-key index of recently written periods (LRU, thread-safe).
-
-    An entry is valid only while the period's files are exactly as this process left
-    them (name, inode, mtime, size): a write by another process rebuilds it. Bounded by
-    ``capacity`` periods and ``max_keys`` indexed keys (16 bytes each: the default is
-    about 640 MB, e.g. ten pairs at 3M trades a day, with room for yesterday's).
-    """
-
-    def __init__(self, capacity: int = 256, max_keys: int = 40_000_000) -> None:
-        self.capacity = capacity
-        self.max_keys = max_keys
-        self._entries: OrderedDict[tuple[Path, str], _PeriodState] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, folder: Path, period: str, signature: tuple[object, ...]) -> _PeriodState | None:
-        with self._lock:
-            state = self._entries.get((folder, period))
-            if state is None or state.signature != signature:
-                return None
-            self._entries.move_to_end((folder, period))
-            return state
-
-    def put(self, folder: Path, period: str, state: _PeriodState | None) -> None:
-        with self._lock:
-            if state is None:
-                self._entries.pop((folder, period), None)
-                return
-            self._entries[(folder, period)] = state
-            self._entries.move_to_end((folder, period))
-            while len(self._entries) > 1 and (
-                len(self._entries) > self.capacity
-                or sum(e.index.size for e in self._entries.values()) > self.max_keys
-            ):
-                self._entries.popitem(last=False)
-
-
-# -- listing ---------------------------------------------------------------------------
-
-
-def _signature(files: Sequence[PeriodFile]) -> tuple[tuple[str, int, int, int], ...]:
-    out = []
-    for f in files:
-        st = f.path.stat()
-        out.append((f.path.name, st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
 def _period_files(root: Path, key: DatasetKey, period: str) -> list[PeriodFile]:
     return list_period_files(root, key, period=period)
 
@@ -250,115 +116,6 @@ def _new_segment_id(taken: Sequence[PeriodFile]) -> str:
         stamp += 1
 
 
-# -- compaction transaction ---------------------------------------------------------------
-
-
-def _journal_path(folder: Path, target: str, tx: str) -> Path:
-    return folder / f".{target}{_JOURNAL}{tx}{_JOURNAL_END}"
-
-
-def _replace_files(
-    folder: Path, sources: Sequence[str], target: str, write: Callable[[Path], None]
-) -> None:
-    """Replace the visible files ``sources`` (``target`` may be one) by ``target``;
-    ``write(path)`` writes the new content to ``path`` and fsyncs it."""
-    tx = secrets.token_hex(4)
-    new = folder / f".{target}{_NEW}{tx}"
-    write(new)  # hidden: a crash now leaves an orphan that recovery deletes
-    _crash_point("new_written")
-    journal = {
-        "target": target,
-        "new": new.name,
-        "tx": tx,
-        "sources": [s for s in sources if s != target],
-    }
-    path = _journal_path(folder, target, tx)
-    path.write_text(json.dumps(journal), encoding="utf-8")
-    fsync_file(path)
-    fsync_dir(folder)  # the new file and the journal are durable before any source hides
-    _crash_point("journal_written")
-    _finish(folder, journal)
-
-
-def _finish(folder: Path, journal: Mapping[str, object]) -> None:
-    """Steps 3-5 of a compaction; idempotent, so recovery simply runs it again."""
-    target, new_name, tx = str(journal["target"]), str(journal["new"]), str(journal["tx"])
-    sources = [str(s) for s in journal["sources"]]  # type: ignore[attr-defined]
-    new = folder / new_name
-    if new.exists():
-        for name in sources:
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(folder / name, folder / f".{name}{_ABSORBED}{tx}")
-                _crash_point("source_hidden")
-        fsync_dir(folder)  # hidden for good before the new content appears
-        os.replace(new, folder / target)
-        fsync_dir(folder)
-        _crash_point("target_replaced")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_journal_path(folder, target, tx))
-    _crash_point("journal_deleted")
-    # Absorbed copies are garbage once the journal is gone (it is deleted only after
-    # the target holds their rows): delete them off the commit's path.
-    absorbed = [folder / f".{name}{_ABSORBED}{tx}" for name in sources]
-    threading.Thread(target=_unlink_all, args=(absorbed,), daemon=True).start()
-
-
-def _unlink_all(paths: Sequence[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-def _is_journal(name: str) -> bool:
-    return name.startswith(".") and _JOURNAL in name and name.endswith(_JOURNAL_END)
-
-
-def has_pending_compaction(folder: Path) -> bool:
-    """Whether a compaction journal is in ``folder`` (one is running, or one crashed)."""
-    try:
-        return any(_is_journal(e.name) for e in os.scandir(folder))
-    except FileNotFoundError:
-        return False
-
-
-def recover(folder: Path) -> int:
-    """Finish interrupted compactions and drop leftovers; call under the dataset lock.
-
-    Returns how many compactions were finished.
-    """
-    try:
-        names = [e.name for e in os.scandir(folder)]
-    except FileNotFoundError:
-        return 0
-    finished = 0
-    for name in sorted(n for n in names if _is_journal(n)):
-        tx = name[name.rindex(_JOURNAL) + len(_JOURNAL) : -len(_JOURNAL_END)]
-        try:
-            journal = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            if any(n.endswith(f"{_ABSORBED}{tx}") for n in names):
-                raise StoreError(
-                    f"unreadable compaction journal {folder / name}: {exc}; restore the "
-                    f"files ending in '{_ABSORBED}{tx}' to their visible names (drop the "
-                    "leading '.' and that suffix), then delete the journal"
-                ) from exc
-            # Cut off while being written: no source was hidden yet, nothing to finish.
-            (folder / name).unlink()
-            continue
-        _finish(folder, journal)
-        logger.warning(
-            "finished an interrupted compaction of %s in %s", journal.get("target"), folder
-        )
-        finished += 1
-    for name in names:
-        # New content whose journal was never written, and absorbed copies (every
-        # journal is finished by now, so the targets hold their rows): never visible.
-        if name.startswith(".") and (_NEW in name or _ABSORBED in name):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(folder / name)
-    return finished
-
-
 # -- commits ---------------------------------------------------------------------------
 
 
@@ -368,13 +125,6 @@ def _read_all(files: Sequence[PeriodFile]) -> tuple[pl.DataFrame | None, dict[st
     if not frames:
         return None, rows
     return (frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")), rows
-
-
-def _build_state(
-    key: DatasetKey, frame: pl.DataFrame, rows: dict[str, int], files: Sequence[PeriodFile]
-) -> _PeriodState:
-    index = _KeyIndex(_key_hashes(natural_key(key.data_type), frame), _row_hashes(frame))
-    return _PeriodState(_signature(files), index, rows)
 
 
 def _rewrite(
@@ -401,7 +151,7 @@ def _rewrite(
     if not segments:
         write_parquet_atomic(base, merged, schema, metadata)
     else:
-        _replace_files(
+        replace_files(
             base.parent,
             segments,
             base.name,
@@ -419,7 +169,7 @@ def _merge_segments(
     key: DatasetKey,
     period: str,
     files: list[PeriodFile],
-    state: _PeriodState,
+    state: PeriodState,
     policy: SegmentPolicy,
     metadata: Mapping[str, str],
 ) -> bool:
@@ -436,7 +186,7 @@ def _merge_segments(
     seg = _new_segment_id(files)
     target = segment_path(root, key, period, seg)
     schema = storage_schema(key.data_type)
-    _replace_files(
+    replace_files(
         target.parent,
         [f.path.name for f in group],
         target.name,
@@ -448,7 +198,7 @@ def _merge_segments(
     return True
 
 
-def _stored_rows(files: Sequence[PeriodFile], state: _PeriodState | None) -> int:
+def _stored_rows(files: Sequence[PeriodFile], state: PeriodState | None) -> int:
     if state is not None:
         return sum(state.rows.values())
     return sum(read_footer(f.path).num_rows for f in files)
@@ -473,7 +223,7 @@ def commit_period(
     files = _period_files(root, key, period)
     base = period_path(root, key, period)
     folder = base.parent
-    state = cache.get(folder, period, _signature(files)) if files else None
+    state = cache.get(folder, period, files_signature(files)) if files else None
     stored = _stored_rows(files, state)
     has_base = any(f.segment is None for f in files)
     closed = period_bounds(key, period)[1] <= now_ns() - int(policy.close_after_s * 1e9)
@@ -491,9 +241,9 @@ def commit_period(
     if state is None:
         old, rows = _read_all(files)
         assert old is not None
-        state = _build_state(key, old, rows, files)
-    key_h = _key_hashes(key_cols, new)
-    row_h = _row_hashes(new)
+        state = build_state(key, old, rows, files)
+    key_h = key_hashes(key_cols, new)
+    row_h = row_hashes(new)
     found, stored_h = state.index.lookup(key_h)
     if bool((found & (stored_h != row_h)).any()):  # a stored key with other values
         return _full_rewrite(root, key, period, files, old, new, metadata, cache, policy)
@@ -525,7 +275,7 @@ def commit_period(
         return WriteResult(incoming, fresh.height, (path, base))
     while _merge_segments(root, key, period, files, state, policy, metadata):
         files = _period_files(root, key, period)
-    state.signature = _signature(files)
+    state.signature = files_signature(files)
     cache.put(folder, period, state)
     return WriteResult(incoming, fresh.height, (path,))
 
@@ -545,7 +295,7 @@ def _remember(
         return
     files = _period_files(root, key, period)
     rows = {f.path.name: merged.height for f in files}
-    cache.put(folder, period, _build_state(key, merged, rows, files))
+    cache.put(folder, period, build_state(key, merged, rows, files))
 
 
 def _full_rewrite(

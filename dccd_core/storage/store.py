@@ -6,8 +6,8 @@ a merge-write of a period file, or a deduplicated segment beside a large one
 (``segments``; ``files`` for the atomic replace, ``frames`` for the newer-wins merge,
 ``layout`` for the paths), so concurrent writers, readers and crashes never lose a
 committed row, store it twice or show a half-written file. Reads open only the files a
-range overlaps, and footer statistics answer "how much, from when to when" without
-reading data.
+range overlaps (``reads``, safe while compactions run), and footer statistics answer
+"how much, from when to when" without reading data.
 """
 
 from __future__ import annotations
@@ -21,16 +21,10 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from dccd_core.domain import (
-    ConfigError,
-    DatasetKey,
-    StoreError,
-    TimeLike,
-    to_ns,
-)
+from dccd_core.domain import ConfigError, DatasetKey, StoreError, TimeLike, to_ns
 
+from . import reads
 from .commit import (
     Committer,
     compact_closed,
@@ -41,26 +35,17 @@ from .commit import (
     set_aside_corrupt,
 )
 from .coverage import Coverage, HoleReport, find_holes, load_coverage, save_coverage
-from .files import read_footer, read_period_frame, ts_range_from_footer
-from .frames import coerce_rows, empty_frame
-from .layout import (
-    PeriodFile,
-    coverage_path,
-    dataset_dir,
-    has_dataset,
-    list_datasets,
-    list_period_files,
-    period_of,
-)
+from .files import read_footer
+from .frames import coerce_rows
+from .layout import coverage_path, has_dataset, list_datasets, list_period_files
 from .results import DatasetInfo, WriteResult
-from .segments import PeriodIndexCache, SegmentPolicy, compact_period, has_pending_compaction
+from .segments import PeriodIndexCache, SegmentPolicy, compact_period
 
 __all__ = ["Store", "dccd_version", "resolve_range"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_ROOT = "data"
-_READ_ATTEMPTS = 5
 
 
 def resolve_range(start: TimeLike | None, end: TimeLike | None) -> tuple[int | None, int | None]:
@@ -197,140 +182,27 @@ class Store:
 
     # -- reading -----------------------------------------------------------------
 
-    def _recover_if_needed(self, key: DatasetKey) -> None:
-        """Finish a crashed compaction before reading (its rows are hidden meanwhile)."""
-        if not has_pending_compaction(dataset_dir(self.root, key)):
-            return
-        try:
-            with self._locked(key):  # waits for a compaction in progress, too
-                pass
-        except (OSError, StoreError) as exc:  # e.g. a read-only lake: read what is there
-            logger.warning("could not finish the interrupted compaction of %s: %s", key, exc)
-
-    def _files_in(self, key: DatasetKey, start: int | None, end: int | None) -> list[PeriodFile]:
-        if start is not None and end is not None and end <= start:
-            return []
-        self._recover_if_needed(key)
-        files = list_period_files(self.root, key)
-        lo = period_of(key, start) if start is not None else None
-        hi = period_of(key, end - 1) if end is not None else None
-        return [
-            f for f in files if (lo is None or f.period >= lo) and (hi is None or f.period <= hi)
-        ]
-
-    @staticmethod
-    def _range_filter(lazy: pl.LazyFrame, start: int | None, end: int | None) -> pl.LazyFrame:
-        if start is not None:
-            lazy = lazy.filter(pl.col("ts") >= start)
-        if end is not None:
-            lazy = lazy.filter(pl.col("ts") < end)
-        return lazy
-
-    def _lazy(
-        self, key: DatasetKey, files: list[PeriodFile], start: int | None, end: int | None
-    ) -> pl.LazyFrame:
-        columns = list(empty_frame(key.data_type).columns)
-        lazy = pl.scan_parquet([f.path for f in files], hive_partitioning=False)
-        return self._range_filter(lazy.select(columns), start, end)
-
     def read(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.DataFrame:
-        """Rows with ``start <= ts < end`` sorted by ts, exact schema even when empty."""
-        start_ts, end_ts = resolve_range(start, end)
-        folder = dataset_dir(self.root, key)
-        for _ in range(_READ_ATTEMPTS - 1):
-            frame = self._read_once(key, start_ts, end_ts)
-            # A compaction overlapping the read could hide rows from its listing or
-            # replace a file it read: the read counts only if no compaction was under
-            # way when it ended (the hidden copies and the journal live through the
-            # whole window) and every file it read is still the same file.
-            if frame is not None and not has_pending_compaction(folder):
-                return frame
-        try:
-            with self._locked(key):  # compactions keep overlapping: hold them off
-                frame = self._read_once(key, start_ts, end_ts)
-        except OSError as exc:  # a read-only lake with a crashed compaction in it
-            logger.warning(
-                "reading %s without its lock (%s): rows of an interrupted "
-                "compaction stay hidden until a writer finishes it",
-                key,
-                exc,
-            )
-            frame = self._read_once(key, start_ts, end_ts)
-        if frame is None:
-            raise StoreError(f"could not read {key}: its files changed while it was read")
-        return frame
-
-    def _read_once(
-        self, key: DatasetKey, start_ts: int | None, end_ts: int | None
-    ) -> pl.DataFrame | None:
-        """One read, or None when a file it listed changed meanwhile (read again)."""
-        files = self._files_in(key, start_ts, end_ts)
-        if not files:
-            return empty_frame(key.data_type)
-        before = _identity(files)
-        try:
-            frame = self._lazy(key, files, start_ts, end_ts).collect()
-        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
-            if _identity(files) != before or any(ino == 0 for _, ino, _ in before):
-                return None  # a compaction replaced or hid a file since it was listed
-            for period_file in files:  # name the culprit with the usual message
-                read_period_frame(period_file.path)
-            raise StoreError(f"could not read {key}: {exc}") from exc
-        return frame if _identity(files) == before else None
+        """Rows with ``start <= ts < end`` sorted by ts, exact schema even when empty
+        (consistent while compactions run: see ``reads``)."""
+        return reads.read_rows(self.root, key, *resolve_range(start, end))
 
     def scan(
         self, key: DatasetKey, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.LazyFrame:
         """The lazy form of ``read`` for big ranges; footers are checked now, data later
         (a compaction between the two can make the collect fail: scan again)."""
-        start_ts, end_ts = resolve_range(start, end)
-        for attempt in range(_READ_ATTEMPTS):
-            files = self._files_in(key, start_ts, end_ts)
-            if not files:
-                return empty_frame(key.data_type).lazy()
-            try:
-                for period_file in files:
-                    read_footer(period_file.path)
-            except FileNotFoundError:  # compacted away since it was listed
-                if attempt == _READ_ATTEMPTS - 1:
-                    raise
-                continue
-            break
-        return self._lazy(key, files, start_ts, end_ts)
-
-    def _file_ts_range(
-        self, path: Path, meta: pq.FileMetaData | None = None
-    ) -> tuple[int, int] | None:
-        meta = read_footer(path) if meta is None else meta
-        if meta.num_rows == 0:
-            return None
-        bounds = ts_range_from_footer(meta)
-        if bounds is None:  # no statistics (a foreign writer): read the one column
-            ts = read_period_frame(path, ["ts"]).get_column("ts")
-            bounds = (int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
-        return bounds
-
-    def _period_ts_ranges(self, key: DatasetKey, *, newest: bool) -> Iterator[tuple[int, int]]:
-        """``(min, max)`` ts of each non-empty period (base and segments), from footers."""
-        self._recover_if_needed(key)
-        by_period: dict[str, list[PeriodFile]] = {}
-        for period_file in list_period_files(self.root, key):
-            by_period.setdefault(period_file.period, []).append(period_file)
-        for period in sorted(by_period, reverse=newest):
-            ranges = [self._file_ts_range(f.path) for f in by_period[period]]
-            found = [r for r in ranges if r is not None]
-            if found:
-                yield min(r[0] for r in found), max(r[1] for r in found)
+        return reads.scan_rows(self.root, key, *resolve_range(start, end))
 
     def first_ts(self, key: DatasetKey) -> int | None:
         """The earliest stored ts, from the footers of the first period's files."""
-        return next((lo for lo, _ in self._period_ts_ranges(key, newest=False)), None)
+        return next((lo for lo, _ in reads.period_ts_ranges(self.root, key, newest=False)), None)
 
     def last_ts(self, key: DatasetKey) -> int | None:
         """The latest stored ts, from the footers of the last period's files."""
-        return next((hi for _, hi in self._period_ts_ranges(key, newest=True)), None)
+        return next((hi for _, hi in reads.period_ts_ranges(self.root, key, newest=True)), None)
 
     def datasets(self) -> list[DatasetKey]:
         """Every dataset present under the root."""
@@ -341,13 +213,13 @@ class Store:
         rows = size = 0
         first: int | None = None
         last: int | None = None
-        self._recover_if_needed(key)
+        reads.recover_if_needed(self.root, key)
         files = list_period_files(self.root, key)
         for period_file in files:
             meta = read_footer(period_file.path)
             rows += meta.num_rows
             size += period_file.path.stat().st_size
-            bounds = self._file_ts_range(period_file.path, meta)
+            bounds = reads.file_ts_range(period_file.path, meta)
             if bounds is not None:
                 first = bounds[0] if first is None else min(first, bounds[0])
                 last = bounds[1] if last is None else max(last, bounds[1])
@@ -397,7 +269,7 @@ class Store:
         """
         start_ts, end_ts = resolve_range(start, end)
         assert start_ts is not None and end_ts is not None
-        for period_file in self._files_in(key, start_ts, end_ts):
+        for period_file in reads.files_in(self.root, key, start_ts, end_ts):
             read_footer(period_file.path)
         return find_holes(key, self.coverage(key), start_ts, end_ts, now_ts)
 
@@ -407,16 +279,3 @@ class Store:
         """The never-fetched parts of ``[start, end)`` that have happened, oldest first
         (see ``hole_report``: the tail not fetched yet is not a hole)."""
         return list(self.hole_report(key, start, end, now_ts=now_ts).holes)
-
-
-def _identity(files: list[PeriodFile]) -> list[tuple[str, int, int]]:
-    """What a read saw: each file's name, inode and mtime (missing files: zeros)."""
-    out = []
-    for f in files:
-        try:
-            st = f.path.stat()
-        except FileNotFoundError:
-            out.append((f.path.name, 0, 0))
-            continue
-        out.append((f.path.name, st.st_ino, st.st_mtime_ns))
-    return out

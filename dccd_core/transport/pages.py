@@ -9,13 +9,13 @@ so they name the part of a source they drive as a Protocol here; every
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
 from dccd_core.domain import Capability, Span, Symbol
 
-__all__ = ["PageSource", "TradePage"]
+__all__ = ["IdAddressedPages", "PageSource", "TradePage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class TradePage:
     """
 
     rows: pl.DataFrame
-    next_cursor: Any | None
+    next_cursor: object | None
     requests: int = 1
     replayed: tuple[str, ...] = ()
     first_trade_ids: pl.Series | None = None
@@ -58,5 +58,16 @@ class PageSource(Protocol):
     ) -> pl.DataFrame: ...
 
     async def fetch_trades_page(
-        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: Any | None
+        self, symbol: Symbol, start_ts: int, end_ts: int, cursor: object | None
     ) -> TradePage: ...
+
+
+@runtime_checkable
+class IdAddressedPages(Protocol):
+    """A source that can ask for the page starting at a trade id (Binance ``fromId``).
+
+    Where ``sequential_trade_ids`` holds too, the trade paginator pages such a source
+    by id blocks instead of by time (``dccd_core.transport.paginate.trades_by_id``).
+    """
+
+    def cursor_at_trade_id(self, trade_id: int) -> object: ...

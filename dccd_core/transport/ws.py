@@ -24,6 +24,9 @@ on its own and *say* that it did, so the caller can heal the gap from REST.
   the wait before the next attempt; ``on_status`` hears every change (connected,
   connection lost, attempt failed) the moment it happens, so a caller can say "not
   connected" at once instead of at its next report.
+
+The records live in ``ws_config`` and the error mapping in ``ws_errors``; this module
+is the client (names re-exported here as before).
 """
 
 from __future__ import annotations
@@ -33,22 +36,20 @@ import collections
 import contextlib
 import logging
 import random
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
     WebSocketException,
 )
 
 from dccd_core.domain import ConfigError, DccdError, ExchangeError, RetryExhausted
+
+from .ws_config import DEFAULT_WS_CONFIG, Connected, WsConfig, WsStatus, full_jitter_s
+from .ws_errors import map_ws_error, short_url
 
 __all__ = [
     "DEFAULT_WS_CONFIG",
@@ -64,64 +65,6 @@ Frame = str | bytes
 #: The idle deadline moves at most this often (see ``WsClient._session``).
 _RESCHEDULE_S = 0.5
 Outgoing = str | bytes | dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class WsConfig:
-    """Connection policy; defaults suit the public exchanges."""
-
-    open_timeout_s: float = 10.0
-    ping_interval_s: float | None = 20.0
-    ping_timeout_s: float | None = 20.0
-    idle_timeout_s: float = 60.0
-    max_session_s: float | None = None
-    #: Reconnect this long before ``max_session_s`` (Binance: 24 h - 10 min).
-    session_margin_s: float = 600.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    max_attempts: int = 30
-    #: Frames held before the reader waits for the consumer (backpressure).
-    max_pending: int = 500_000
-
-
-DEFAULT_WS_CONFIG = WsConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """Marker: a (re)connect succeeded; frames after it belong to the new session."""
-
-    session: int
-    reconnects: int
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class WsStatus:
-    """The connection's state at one moment (see :meth:`WsClient.status`).
-
-    ``event`` names the change that produced it: ``connected``, ``lost`` (a session
-    ended), ``failed`` (a connection attempt failed) or ``""`` (asked for).
-    """
-
-    url: str
-    connected: bool
-    #: Consecutive failed connection attempts since the last session (0 while connected).
-    attempts: int
-    last_error: str
-    #: Seconds until the next attempt (None: connected, or trying right now).
-    retry_in_s: float | None
-    #: Seconds since the connection went down, or since the start if it never came up.
-    down_s: float | None
-    sessions: int
-    reconnects: int
-    frames: int
-    event: str = ""
-
-
-def full_jitter_s(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """AWS "full jitter": a uniform wait in ``[0, min(cap, base * 2**attempt)]``."""
-    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
 
 
 def _encode(message: Outgoing) -> Frame:
@@ -313,7 +256,7 @@ class WsClient:
                 self._ready.set()
                 return
             except (OSError, TimeoutError, WebSocketException) as exc:
-                mapped = self._map(exc)
+                mapped = map_ws_error(exc, self.url)
                 if isinstance(mapped, ExchangeError | ConfigError):
                     self._error = mapped
                     self._ready.set()
@@ -324,7 +267,7 @@ class WsClient:
                 self.attempts = attempt
                 if attempt > self.config.max_attempts:
                     self._error = RetryExhausted(
-                        f"WebSocket {_short_url(self.url)} failed {attempt - 1} times in a row "
+                        f"WebSocket {short_url(self.url)} failed {attempt - 1} times in a row "
                         f"(last: {self.last_error}); check the network or the ws_url"
                     )
                     self._ready.set()
@@ -428,38 +371,3 @@ class WsClient:
             while True:
                 await asyncio.sleep(self.app_ping_interval_s)
                 await conn.send(frame)
-
-    def _map(self, exc: BaseException) -> DccdError:
-        """The one boundary from websockets/OS errors into the dccd tree."""
-        if isinstance(exc, InvalidURI):
-            return ConfigError(f"invalid WebSocket URL {self.url!r}: {exc}")
-        if isinstance(exc, InvalidStatus):
-            status = exc.response.status_code
-            if 400 <= status < 500 and status != 429:
-                return ExchangeError(
-                    f"WebSocket handshake to {self.url} refused with HTTP {status}; "
-                    "check the ws_url and the subscribed symbols"
-                )
-            return RetryExhausted(f"WebSocket handshake HTTP {status}")
-        if isinstance(exc, InvalidHandshake):
-            return RetryExhausted(f"WebSocket handshake failed: {exc}")
-        if isinstance(exc, ConnectionClosed):
-            return RetryExhausted(f"connection closed: {exc}")
-        where = _short_url(self.url)
-        if isinstance(exc, TimeoutError):
-            return RetryExhausted(f"timed out connecting to {where}")
-        if isinstance(exc, ConnectionRefusedError):
-            return RetryExhausted(f"connection refused by {where}")
-        if isinstance(exc, socket.gaierror):
-            return RetryExhausted(f"cannot resolve the host of {where} ({exc.strerror or exc})")
-        if isinstance(exc, OSError) and exc.strerror:
-            return RetryExhausted(f"{exc.strerror.lower()} ({where})")
-        return RetryExhausted(f"{type(exc).__name__}: {exc} ({where})")
-
-
-def _short_url(url: str) -> str:
-    """``ws://host:port/...``: the origin, without a path that lists every stream."""
-    scheme, _, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme}://{host}/..." if slash and path else url
-

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from dccd_core.domain import DatasetKey
 from dccd_core.storage import SegmentPolicy, Store
-from dccd_core.storage import segments as segments_module
+from dccd_core.storage import compaction as segments_module
 from dccd_core.storage.layout import dataset_dir, list_period_files, period_path
 
 from .helpers import OHLC_1M, TRADES, ns, ohlc, trades

@@ -1,0 +1,236 @@
+"""``backfill``: fetch a dataset's history into the store, in bounded, ordered commits.
+
+What it guarantees:
+
+* Everything that can be refused is refused *before* the first data page: the data
+  type / span / history against the source's ``Capability``, the symbol against the
+  exchange's market list (``check_symbol``, one metadata request), the time range.
+* The still-open candle is never stored as if final: candle windows end at the open of
+  the current bar (``span.floor(now)``), so the bar in progress is left for the next run.
+* Rows are committed through ``store.writer`` in bounded chunks (a finished storage
+  period, ``store.commit_rows`` rows or ``store.commit_seconds``, whichever comes
+  first), never held whole; coverage is recorded after each commit, in order, and
+  only up to what was committed, including ranges where the exchange had no data.
+* ``start="origin"`` finds the exchange's first data by probing (the source's direct
+  answer where it has one, else exponential then binary search over page windows),
+  never by paging from 1970.
+* Order books have no history: a ``book`` backfill stores one snapshot, now.
+
+The package: this module checks the request and runs it; ``start`` finds where it
+begins (``origin`` probing), ``commit_loop`` writes the pages in bounded commits,
+``report`` holds the progress and result records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from dccd_core.domain import (
+    ConfigError,
+    DatasetKey,
+    DataType,
+    TimeLike,
+    Transport,
+    iso_datetime,
+    now_ns,
+    to_ns,
+)
+from dccd_core.sources.base import Source
+from dccd_core.storage import Store
+from dccd_core.transport.paginate import DEFAULT_CONCURRENCY, paginate_candles, paginate_trades
+
+from .commit_loop import commit_chunks
+from .report import BackfillProgress, BackfillResult, RunCounters
+from .start import (
+    DEFAULT_CANDLE_LOOKBACK_NS,
+    DEFAULT_TRADE_LOOKBACK_NS,
+    default_start,
+    find_origin,
+)
+
+__all__ = [
+    "DEFAULT_CANDLE_LOOKBACK_NS",
+    "DEFAULT_TRADE_LOOKBACK_NS",
+    "BackfillProgress",
+    "BackfillResult",
+    "backfill",
+    "backfill_sync",
+    "find_origin",
+]
+
+log = logging.getLogger("dccd.backfill")
+
+DEFAULT_BOOK_DEPTH = 20
+
+StartLike = Literal["last", "origin"] | TimeLike
+
+#: the name ``dccd_core.cli_verbs`` imports
+_default_start = default_start
+
+
+# -- validation and the time range -------------------------------------------------
+
+
+def _parse_time(value: TimeLike, what: str) -> int:
+    if isinstance(value, str) and value.strip().lower() in ("last", "origin", "now"):
+        raise ConfigError(f"{what} {value!r} is not accepted here: use a date, datetime or ns")
+    return to_ns(value)
+
+
+def _require(source: Source, key: DatasetKey, start_ts: int | None, now_ts: int) -> None:
+    history = key.data_type is not DataType.BOOK
+    source.capability.require(
+        key.data_type,
+        Transport.REST,
+        span=key.span,
+        start_ts=start_ts,
+        now_ts=now_ts,
+        history=history,
+    )
+
+
+def _book_depth(source: Source) -> int:
+    feature = source.capability.feature(DataType.BOOK)
+    depths = feature.book_depths if feature is not None else ()
+    if not depths or DEFAULT_BOOK_DEPTH in depths:
+        return DEFAULT_BOOK_DEPTH
+    larger = [d for d in depths if d >= DEFAULT_BOOK_DEPTH]
+    return min(larger) if larger else max(depths)
+
+
+async def backfill(
+    key: DatasetKey,
+    *,
+    start: StartLike = "last",
+    end: TimeLike | None = None,
+    store: Store | None = None,
+    source: Source | None = None,
+    progress: Callable[[BackfillProgress], None] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress_interval_s: float = 2.0,
+) -> BackfillResult:
+    """Fetch ``key``'s data of ``[start, end)`` into ``store``; see the module docstring.
+
+    ``start``: ``"last"`` (after the last stored row; else the end of the recorded
+    coverage; else 30 days back for candles, 1 day for trades), ``"origin"`` (the
+    exchange's first data), an ISO date/datetime, a datetime or ns.
+    ``end``: defaults to now; candle windows stop at the open of the current bar.
+    ``source``: a ready source (the caller closes it); default: built from the registry
+    and closed here.
+    """
+    store = store if store is not None else Store()
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    store.check_writable()  # before any request: a read-only lake is said now, not after
+    now = now_ns()
+    asked_end = _parse_time(end, "end") if end is not None else None
+    end_ts = min(asked_end, now) if asked_end is not None else now
+    mode: str | None = None
+    explicit_start: int | None = None
+    if isinstance(start, str) and start.strip().lower() in ("last", "origin"):
+        mode = start.strip().lower()
+    else:
+        explicit_start = _parse_time(start, "start")
+        if asked_end is not None and asked_end < explicit_start:
+            raise ConfigError(
+                f"the backfill of {key} ends ({iso_datetime(asked_end)}) before it starts "
+                f"({iso_datetime(explicit_start)}): swap start and end"
+            )
+
+    async def run_on(source: Source) -> BackfillResult:
+        # -- refuse before any data page ------------------------------------------
+        end = end_ts
+        _require(source, key, None, now)
+        await source.check_symbol(key.symbol)
+        if key.data_type is DataType.BOOK:
+            return await _backfill_book(key, store, source, progress)
+        if key.span is not None:
+            end = min(end, key.span.floor(now))  # never the bar still in progress
+        if mode == "origin":
+            start_ts = await find_origin(source, key, end)
+        elif mode == "last":
+            start_ts = default_start(key, store, end)
+        else:
+            assert explicit_start is not None
+            start_ts = explicit_start
+        if key.span is not None:
+            _require(source, key, start_ts, now)
+        if start_ts >= end:
+            return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
+        return await _backfill_pages(
+            key, store, source, start_ts, end, progress, concurrency, progress_interval_s
+        )
+
+    if source is not None:
+        return await run_on(source)
+    from dccd_core.sources.registry import build_source
+
+    async with build_source(key.exchange) as owned:
+        return await run_on(owned)
+
+
+async def _backfill_pages(
+    key: DatasetKey,
+    store: Store,
+    source: Source,
+    start_ts: int,
+    end_ts: int,
+    progress: Callable[[BackfillProgress], None] | None,
+    concurrency: int,
+    progress_interval_s: float,
+) -> BackfillResult:
+    run = RunCounters(key, source, start_ts, end_ts, progress)
+    if key.span is not None:
+        chunks = paginate_candles(
+            source,
+            key.symbol,
+            key.span,
+            start_ts,
+            end_ts,
+            concurrency=concurrency,
+            stats=run.pages,
+        )
+    else:
+        chunks = paginate_trades(
+            source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=run.pages
+        )
+    provenance = {**source.describe(), "transport": "rest"}
+    log.info("backfill %s %s -> %s", key, iso_datetime(start_ts), iso_datetime(end_ts))
+    ticker = asyncio.create_task(run.ticker(progress_interval_s)) if progress else None
+    try:
+        written = await commit_chunks(key, store, chunks, run, provenance)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        await chunks.aclose()
+    run.report()
+    return run.result(written, start_ts, end_ts)
+
+
+async def _backfill_book(
+    key: DatasetKey,
+    store: Store,
+    source: Source,
+    progress: Callable[[BackfillProgress], None] | None,
+) -> BackfillResult:
+    """Books have no history: one snapshot now."""
+    run = RunCounters(key, source, now_ns(), now_ns(), progress)
+    rows = await source.fetch_book(key.symbol, _book_depth(source))
+    provenance = {**source.describe(), "transport": "rest"}
+    written = store.write(key, rows, provenance=provenance)
+    run.rows = rows.height
+    ts = int(rows.get_column("ts")[0]) if rows.height else run.start_ts
+    result = run.result(written, ts, ts)
+    run.report()
+    return result
+
+
+def backfill_sync(key: DatasetKey, **kwargs: Any) -> BackfillResult:
+    """``asyncio.run(backfill(key, **kwargs))`` for scripts and the CLI."""
+    return asyncio.run(backfill(key, **kwargs))

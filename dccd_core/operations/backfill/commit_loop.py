@@ -1,0 +1,145 @@
+"""The commit loop of a backfill: chunks in order, committed in bounded pieces.
+
+Rows are committed through ``store.writer`` in bounded chunks (a finished storage
+period, ``store.commit_rows`` rows or ``store.commit_seconds``, whichever comes first),
+never held whole; coverage is recorded after each commit, in order, and only up to
+what was committed, including ranges where the exchange had no data. The paginator runs
+ahead in its own task meanwhile. Its own module: this is the one place a backfill
+writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncGenerator
+
+import polars as pl
+
+from dccd_core.domain import DatasetKey
+from dccd_core.storage import Store, WriteResult, period_of
+from dccd_core.transport.paginate import Chunk
+
+from .report import RunCounters
+
+__all__ = ["commit_chunks"]
+
+#: chunks (about a page each) fetched ahead of the writer while it commits.
+_PREFETCH_CHUNKS = 64
+#: rows batched into one ``writer.add`` (fewer small polars operations per page).
+_STAGE_ROWS = 20_000
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _prefetch(chunks: AsyncGenerator[Chunk, None], depth: int) -> AsyncGenerator[Chunk, None]:
+    """Run the paginator in its own task, ``depth`` chunks ahead of the writer, so pages
+    keep arriving while a commit runs in a worker thread."""
+    queue: asyncio.Queue[Chunk | _Failed | None] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(_Failed(exc))
+            return
+        await queue.put(None)
+
+    task = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await chunks.aclose()
+
+
+async def commit_chunks(
+    key: DatasetKey,
+    store: Store,
+    chunks: AsyncGenerator[Chunk, None],
+    run: RunCounters,
+    provenance: dict[str, str],
+) -> WriteResult:
+    """Write chunks in order; commit per finished period or bound; record coverage.
+
+    Commits (merge-writes) run in a worker thread while the paginator keeps fetching.
+    """
+    commit_rows = store.commit_rows
+    commit_s = store.commit_seconds
+    committed_until = run.start_ts
+    pending_until: int | None = None
+    buffered = 0
+    buffer_period: str | None = None
+    last_commit = time.monotonic()
+    # the writer never commits on its own: we commit, then record coverage
+    with store.writer(
+        key, provenance=provenance, commit_rows=2**62, commit_seconds=math.inf
+    ) as writer:
+
+        def commit_sync(until: int) -> None:
+            if until > committed_until:  # recorded by the flush, once the rows are durable
+                writer.cover(run.start_ts, until)
+            writer.flush()
+
+        staged: list[pl.DataFrame] = []  # pages batched before writer.add (less overhead)
+        staged_rows = 0
+
+        def unstage() -> None:
+            nonlocal staged_rows
+            if staged:
+                writer.add(staged[0] if len(staged) == 1 else pl.concat(staged))
+                staged.clear()
+                staged_rows = 0
+
+        async def commit() -> None:
+            nonlocal committed_until, pending_until, buffered, buffer_period, last_commit
+            if pending_until is None:
+                return
+            unstage()
+            until = pending_until
+            await asyncio.to_thread(commit_sync, until)
+            committed_until = max(committed_until, until)
+            pending_until, buffered, buffer_period = None, 0, None
+            last_commit = time.monotonic()
+
+        # aclosing: on a failed commit the prefetch task must stop *now*, not when the
+        # generator is garbage-collected, or it keeps iterating the paginator.
+        prefetched = contextlib.aclosing(_prefetch(chunks, _PREFETCH_CHUNKS))
+        async with prefetched as ahead:
+            async for chunk in ahead:
+                rows = chunk.rows
+                run.rows += rows.height
+                if rows.height:
+                    first_period = period_of(key, int(rows.get_column("ts")[0]))
+                    if buffer_period is not None and first_period != buffer_period and buffered:
+                        await commit()  # a storage period is complete: write it once
+                    staged.append(rows)
+                    staged_rows += rows.height
+                    if staged_rows >= _STAGE_ROWS:
+                        unstage()
+                    buffered += rows.height
+                    if buffer_period is None:
+                        buffer_period = first_period
+                    last_period = period_of(key, int(rows.get_column("ts")[-1]))
+                    if last_period != buffer_period:
+                        buffer_period = last_period
+                pending_until = chunk.covered_until_ts
+                if buffered >= commit_rows or time.monotonic() - last_commit >= commit_s:
+                    await commit()
+                elif buffered == 0 and pending_until - committed_until > 0:
+                    # an empty stretch: coverage only, no file to write
+                    writer.cover(run.start_ts, pending_until)
+                    committed_until, pending_until = pending_until, None
+        await commit()
+        return writer.result

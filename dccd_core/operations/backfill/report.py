@@ -1,0 +1,160 @@
+"""What a backfill tells its caller: progress while it runs, the result at the end,
+and the counters behind both.
+
+Its own module so the two records (read by the pipelines, the CLI and the bench) can
+be imported and built without the run; ``BackfillResult`` is the typed result every
+caller consumes (``dccd_pipelines`` summarizes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dccd_core.domain import DatasetKey, iso_datetime
+from dccd_core.sources.base import Source
+from dccd_core.storage import WriteResult
+from dccd_core.transport.paginate import PageStats
+
+__all__ = ["BackfillProgress", "BackfillResult", "RunCounters"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    """A progress report; ``windows_*`` count page windows (candles) or time segments
+    (trades), ``covered_until_ts`` is how far the committed-or-committing data reaches."""
+
+    key: DatasetKey
+    start_ts: int
+    end_ts: int
+    windows_done: int
+    windows_total: int
+    covered_until_ts: int | None
+    rows_fetched: int
+    rows_per_s: float
+    eta_s: float | None
+    requests: int
+    retries: int
+    rate_limit_pauses: int
+    elapsed_s: float
+    #: time of the range the pages fetched so far cover (ns), whichever way it is paged
+    done_ns: int = 0
+
+    @property
+    def fraction(self) -> float:
+        """Share of the time range covered, 0..1: rises page by page (also for trades
+        paged by id or newest-first), not window by window."""
+        if self.end_ts <= self.start_ts:
+            return 0.0 if self.covered_until_ts is None else 1.0
+        done_ns = self.done_ns
+        if self.covered_until_ts is not None:
+            done_ns = max(done_ns, self.covered_until_ts - self.start_ts)
+        return min(1.0, max(0.0, done_ns / (self.end_ts - self.start_ts)))
+
+    def __str__(self) -> str:
+        until = iso_datetime(self.covered_until_ts) if self.covered_until_ts else "-"
+        eta = f"{self.eta_s:.0f}s" if self.eta_s is not None else "?"
+        return (
+            f"{self.key}: {100 * self.fraction:.1f}% of the time range, "
+            f"windows {self.windows_done}/{self.windows_total}, covered until "
+            f"{until}, {self.rows_fetched:,} rows ({self.rows_per_s:,.0f}/s), ETA {eta}, "
+            f"{self.requests} requests, {self.retries} retries, "
+            f"{self.rate_limit_pauses} rate-limit pauses"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    """What a backfill did."""
+
+    rows_fetched: int
+    rows_new: int
+    requests: int
+    retries: int
+    rate_limit_pauses: int
+    start_ts: int
+    end_ts: int
+    files: tuple[Path, ...]
+
+
+class RunCounters:
+    """Counters of one backfill, its progress reports and its result."""
+
+    def __init__(
+        self,
+        key: DatasetKey,
+        source: Source,
+        start_ts: int,
+        end_ts: int,
+        progress: Callable[[BackfillProgress], None] | None,
+    ) -> None:
+        self.key = key
+        self.source = source
+        self.start_ts = start_ts
+        self.end_ts = end_ts
+        self.progress = progress
+        self.pages = PageStats()
+        self.rows = 0
+        self.started = time.monotonic()
+        self._http_stats = source.http_stats
+        self._base = self._http_counts()
+
+    def _http_counts(self) -> tuple[int, int, int]:
+        stats = self._http_stats
+        if stats is None:
+            return (0, 0, 0)
+        return (stats.requests, stats.retries, stats.rate_limit_pauses)
+
+    def counts(self) -> tuple[int, int, int]:
+        """(requests, retries, rate-limit pauses) since the run began."""
+        now = self._http_counts()
+        requests = now[0] - self._base[0] if self._http_stats is not None else self.pages.requests
+        return requests, now[1] - self._base[1], now[2] - self._base[2]
+
+    def snapshot(self) -> BackfillProgress:
+        elapsed = time.monotonic() - self.started
+        requests, retries, pauses = self.counts()
+        covered = self.pages.covered_until_ts
+        rate = self.rows / elapsed if elapsed > 0 else 0.0
+        done_ns = self.pages.done_ns
+        if covered is not None:
+            done_ns = max(done_ns, covered - self.start_ts)
+        eta: float | None = None
+        if done_ns > 0 and elapsed > 0:
+            done = min(1.0, done_ns / max(1, self.end_ts - self.start_ts))
+            eta = elapsed * (1 - done) / done
+        return BackfillProgress(
+            key=self.key,
+            start_ts=self.start_ts,
+            end_ts=self.end_ts,
+            windows_done=self.pages.windows_done,
+            windows_total=self.pages.windows_total,
+            covered_until_ts=covered,
+            rows_fetched=self.rows,
+            rows_per_s=rate,
+            eta_s=eta,
+            requests=requests,
+            retries=retries,
+            rate_limit_pauses=pauses,
+            elapsed_s=elapsed,
+            done_ns=done_ns,
+        )
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.snapshot())
+
+    async def ticker(self, interval_s: float) -> None:
+        """Report at least every ``interval_s``, also while a page is stuck in a pause."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.report()
+
+    def result(self, written: WriteResult, start_ts: int, end_ts: int) -> BackfillResult:
+        """The run's result, once ``written`` is committed."""
+        # (fields in order: rows_fetched, rows_new, requests, retries, rate_limit_pauses)
+        counts = (self.rows, written.new_rows, *self.counts())
+        return BackfillResult(*counts, start_ts, end_ts, written.files)
