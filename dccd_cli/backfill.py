@@ -157,7 +157,7 @@ async def _run_backfill(
     (each commits and records its coverage the usual way). The first Ctrl-C stops after
     the slice in progress; a second one aborts at once (committed slices stay)."""
     from dccd_core.operations.backfill import _default_start, backfill, find_origin
-    from dccd_core.sources.registry import aclose_source, build_source
+    from dccd_core.sources.registry import build_source
     from dccd_core.storage import Store
 
     store = Store(root)
@@ -236,7 +236,7 @@ async def _run_backfill(
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
-        await aclose_source(source)
+        await source.aclose()
 
 
 @cli.command("backfill")
