@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
-import orjson
 import polars as pl
 
 from dccd_core.domain import (
@@ -42,9 +41,9 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
-from dccd_core.sources.base import Endpoints
-from dccd_core.sources.columns import iso_to_ns_column
-from dccd_core.sources.ws import (
+
+from ..columns import iso_to_ns_column
+from ..ws import (
     BookProtocol,
     BookSync,
     WsBook,
@@ -56,9 +55,8 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
+    decode_frame,
 )
-
 from .capability import BIN_SIZES, DERIVE_HINT, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
@@ -90,7 +88,6 @@ class BitmexWs(WsSource):
         BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
     )
 
-    endpoints: Endpoints  # from the host ``Source``
     #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
     instruments: dict[str, tuple[str, ContractSpec]] | None
 
@@ -137,8 +134,7 @@ class BitmexWs(WsSource):
 
     def ws_url(self, sub: WsSubscription) -> str:
         """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
-        base = (self.endpoints.ws_url or WS_URL).rstrip("/")
-        return f"{base}/realtime?subscribe={','.join(self.ws_topics(sub))}"
+        return f"{self._ws_origin(WS_URL)}/realtime?subscribe={','.join(self.ws_topics(sub))}"
 
     # -- parsing -------------------------------------------------------------------------
 
@@ -150,22 +146,11 @@ class BitmexWs(WsSource):
 
         return build
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One frame to events; see the module docstring for the frame shapes."""
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of frames in order: each symbol's trades built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
-        """One frame to events, trades as records to build per batch."""
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events (see the module docstring), trades as records."""
         if raw in ("pong", b"pong"):
             return [WsIgnore("pong")]
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UnexpectedPayload(f"bitmex ws: not JSON: {raw[:80]!r}") from None
+        msg = decode_frame(raw, "bitmex ws", 80)
         if not isinstance(msg, dict):
             raise UnexpectedPayload(f"bitmex ws: unknown frame {str(msg)[:80]}")
         table = msg.get("table")
