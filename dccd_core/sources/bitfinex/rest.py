@@ -119,8 +119,6 @@ class BitfinexRest(Source):
     errors = ERRORS
     #: rows asked per trades page (the exchange's maximum; tests page smaller)
     trades_page_limit: int = TRADES_PAGE_LIMIT
-    #: every listed symbol, fetched once per source
-    _symbols: set[Symbol] | None = None
 
     # -- markets ---------------------------------------------------------------
 
@@ -128,12 +126,14 @@ class BitfinexRest(Source):
         return to_native(symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
-        if self._symbols is None:
-            symbols: set[Symbol] = set()
-            for kind in ("exchange", "futures"):
-                symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
-            self._symbols = symbols
-        return self._symbols
+        return await self._listing("all", self._load_symbols)
+
+    async def _load_symbols(self) -> set[Symbol]:
+        """Spot pairs and perpetuals: two listings, one set."""
+        symbols: set[Symbol] = set()
+        for kind in ("exchange", "futures"):
+            symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
+        return symbols
 
     # -- pages -----------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from dccd_core.domain import (
 )
 
 from ..book_checksum import interleaved_checksum
+from ..features import DERIVE_HINT
 from ..ws import (
     BookProtocol,
     WsBook,
@@ -53,7 +54,7 @@ from ..ws import (
     WsTrades,
     decode_frame,
 )
-from .capability import CANDLE_TIMEFRAMES, DERIVE_HINT, WS_URL
+from .capability import CANDLE_TIMEFRAMES, WS_URL
 from .parse import parse_candles, parse_trades
 from .symbols import from_native, to_native
 

@@ -43,6 +43,7 @@ from dccd_core.domain import (
 )
 
 from ..columns import iso_to_ns_column
+from ..features import DERIVE_HINT
 from ..ws import (
     BookProtocol,
     BookSync,
@@ -57,7 +58,7 @@ from ..ws import (
     WsTrades,
     decode_frame,
 )
-from .capability import BIN_SIZES, DERIVE_HINT, WS_URL
+from .capability import BIN_SIZES, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native

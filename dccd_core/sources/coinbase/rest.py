@@ -20,10 +20,10 @@ from dccd_core.domain import DataType, NoCapability, Span, Symbol, iso_datetime,
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Request, Source, TradePage
+from ..features import DERIVE_HINT
 from .capability import (
     CANDLE_PAGE_LIMIT,
     CAPABILITY,
-    DERIVE_HINT,
     GRANULARITIES_S,
     REST_URL,
     SPANS,

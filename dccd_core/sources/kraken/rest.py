@@ -20,10 +20,10 @@ from dccd_core.domain import NS_PER_S, DataType, NoCapability, Span, Symbol, now
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
+from ..features import DERIVE_HINT
 from .capability import (
     BOOK_MAX_DEPTH,
     CAPABILITY,
-    DERIVE_HINT,
     REST_URL,
     SPANS,
     TRADE_PAGE_LIMIT,
