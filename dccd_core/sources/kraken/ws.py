@@ -37,6 +37,7 @@ from ..columns import (
     int_column,
     iso_to_ns_column,
     level_texts,
+    ohlc_frame,
     to_schema,
 )
 from ..ws import (
@@ -129,18 +130,13 @@ def parse_ws_candles(data: Any) -> list[tuple[Symbol, Span, pl.DataFrame]]:
             "interval_begin", "interval")
     cols = _entries(data, keys, what)
     volume = float_column("volume", cols["volume"], what)
-    frame = to_schema(
-        DataType.OHLC,
-        {
-            "ts": iso_to_ns_column("ts", cols["interval_begin"], what),
-            "open": float_column("open", cols["open"], what),
-            "high": float_column("high", cols["high"], what),
-            "low": float_column("low", cols["low"], what),
-            "close": float_column("close", cols["close"], what),
-            "volume": volume,
-            "quote_volume": float_column("vwap", cols["vwap"], what) * volume,
-            "trades": int_column("trades", cols["trades"], what),
-        },
+    frame = ohlc_frame(
+        iso_to_ns_column("ts", cols["interval_begin"], what),
+        (cols["open"], cols["high"], cols["low"], cols["close"]),
+        what,
+        volume=volume,
+        quote_volume=float_column("vwap", cols["vwap"], what) * volume,
+        trades=int_column("trades", cols["trades"], what),
     ).with_columns(
         closed=pl.lit(False),
         _symbol=pl.Series(cols["symbol"], dtype=pl.String),
