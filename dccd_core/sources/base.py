@@ -136,6 +136,8 @@ class Source(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = vars(cls)
+        if "capability" in own and "id" not in own:  # an exchange is named once
+            cls.id = own["capability"].exchange
         if "fetch_candles" in own:
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
@@ -143,6 +145,7 @@ class Source(ABC):
         if "fetch_trades_page" in own:
             cls.fetch_trades_page = _checked_trades(own["fetch_trades_page"])  # type: ignore[method-assign,assignment]
 
+    #: the exchange id; by default the ``capability``'s exchange
     id: ClassVar[str]
     capability: Capability
     default_endpoints: ClassVar[Endpoints]

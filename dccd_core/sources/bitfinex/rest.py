@@ -109,13 +109,11 @@ def build_symbols_request(kind: str = "exchange") -> Request:
 class BitfinexRest(Source):
     """Bitfinex public v2 API: candles, trades and book pages over REST."""
 
-    id: ClassVar[str] = "bitfinex"
     #: trade ID: a global integer, growing with time
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
     #: rows asked per trades page (the exchange's maximum; tests page smaller)
     trades_page_limit: int = TRADES_PAGE_LIMIT

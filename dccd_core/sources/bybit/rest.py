@@ -110,7 +110,6 @@ class BybitRest(Source):
     """Bybit v5 over REST: spot (``BTC/USDT``), linear (``BTC/USDT:USDT``) and inverse
     (``BTC/USD:BTC``) perpetuals."""
 
-    id: ClassVar[str] = "bybit"
     #: execId is a UUID (no order); REST serves only the latest page
     monotonic_trade_ids: ClassVar[bool] = False
     capability = CAPABILITY
@@ -118,7 +117,6 @@ class BybitRest(Source):
         "https://api.bybit.com", "wss://stream.bybit.com"
     )
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     native_symbol = staticmethod(native_symbol)

@@ -121,14 +121,12 @@ class CoinbaseRest(Source):
     """Coinbase Exchange (spot) pages over REST:
     https://docs.cdp.coinbase.com/exchange/introduction/welcome"""
 
-    id: ClassVar[str] = "coinbase"
     #: trade_id: an integer per product, growing with time (the first page's bisection
     #: relies on it)
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     def native_symbol(self, symbol: Symbol) -> str:

@@ -92,7 +92,6 @@ class OkxRest(Source):
     """OKX v5 over REST: spot (``BTC/USDT``) and perpetual swaps (``BTC/USDT:USDT``
     linear, ``BTC/USD:BTC`` inverse), swap sizes converted from contracts to base."""
 
-    id: ClassVar[str] = "okx"
     #: tradeId: a decimal integer per instrument, growing with time
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
@@ -100,7 +99,6 @@ class OkxRest(Source):
         "https://www.okx.com", "wss://ws.okx.com:8443"
     )
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     native_symbol = staticmethod(native_symbol)
