@@ -259,6 +259,12 @@ class BookProtocol:
     truncate_to_depth: bool = False
 
     @classmethod
+    def resubscribing(cls) -> BookProtocol:
+        """WS snapshot + deltas without a checksum; a gap (a sequence break, a crossed
+        book, an unknown level) resubscribes (Bybit, Coinbase, BitMEX)."""
+        return cls(BookSync.WS_SNAPSHOT, resubscribe_on_gap=True)
+
+    @classmethod
     def checksummed(cls, checksum_depth: int, *, truncate_to_depth: bool = False) -> BookProtocol:
         """WS snapshot + deltas, each verified by a checksum over ``checksum_depth``
         levels a side; a gap or a mismatch resubscribes (Kraken, OKX, Bitfinex)."""

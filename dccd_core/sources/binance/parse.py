@@ -17,7 +17,8 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload
-from dccd_core.sources.columns import (
+
+from ..columns import (
     book_frame,
     empty_frame,
     float_column,

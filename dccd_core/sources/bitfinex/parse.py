@@ -15,7 +15,9 @@ from dccd_core.domain import (
     RateLimited,
     UnexpectedPayload,
 )
-from dccd_core.sources.columns import (
+from dccd_core.transport.retry import TransientError
+
+from ..columns import (
     book_frame,
     float_column,
     int_column,
@@ -23,7 +25,6 @@ from dccd_core.sources.columns import (
     ohlc_frame,
     rows_to_columns,
 )
-from dccd_core.transport.retry import TransientError
 
 __all__ = [
     "MAINTENANCE",

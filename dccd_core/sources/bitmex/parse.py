@@ -24,7 +24,8 @@ from dccd_core.domain import (
     Span,
     UnexpectedPayload,
 )
-from dccd_core.sources.columns import (
+
+from ..columns import (
     book_frame,
     float_column,
     int_column,

@@ -46,7 +46,6 @@ from ..columns import iso_to_ns_column
 from ..features import DERIVE_HINT
 from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsCandles,
     WsEvent,
@@ -85,9 +84,7 @@ class BitmexWs(WsSource):
     #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
     ws_idle_timeout_s: ClassVar[float] = 15.0
     #: snapshot from the WS ``partial``; no sequence ids, no checksum; resync = resubscribe
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
-    )
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
 
     #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
     instruments: dict[str, tuple[str, ContractSpec]] | None

@@ -20,7 +20,6 @@ from dccd_core.domain import DataType, ExchangeError, NoCapability, UnexpectedPa
 from ..columns import float_levels, iso_to_ns_column
 from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsEvent,
     WsIgnore,
@@ -129,9 +128,7 @@ class CoinbaseWs(WsSource):
     #: missed match is an id jump the stream heals from REST.
     ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
-    )
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
     ws_records_in_place: ClassVar[bool] = True
 
     def ws_url(self, sub: WsSubscription) -> str:
