@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, Self
 
@@ -250,6 +250,19 @@ class Source(ABC):
         if key not in self._listings:
             self._listings[key] = await load()
         return self._listings[key]
+
+    async def _listed_in(
+        self, requests: Iterable[Request], parse: Callable[[Any], set[Symbol]]
+    ) -> set[Symbol]:
+        """Every market of several listings (spot pairs, perpetuals), asked once."""
+
+        async def load() -> set[Symbol]:
+            found: set[Symbol] = set()
+            for request in requests:
+                found |= parse(await self._get(request))
+            return found
+
+        return await self._listing("all", load)
 
     # -- pages -----------------------------------------------------------------
 

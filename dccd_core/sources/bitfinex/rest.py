@@ -124,14 +124,9 @@ class BitfinexRest(Source):
         return to_native(symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
-        return await self._listing("all", self._load_symbols)
-
-    async def _load_symbols(self) -> set[Symbol]:
-        """Spot pairs and perpetuals: two listings, one set."""
-        symbols: set[Symbol] = set()
-        for kind in ("exchange", "futures"):
-            symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
-        return symbols
+        """Spot pairs and perpetuals (two requests, cached)."""
+        requests = [build_symbols_request(kind) for kind in ("exchange", "futures")]
+        return await self._listed_in(requests, parse_symbols)
 
     # -- pages -----------------------------------------------------------------
 
