@@ -136,10 +136,11 @@ def observe_remaining(limiter: WeightLimiter, headers: Mapping[str, str]) -> Non
 
 
 class BitmexRest(Source):
-    """BitMEX public API: bucketed candles, trades and L2 book pages over REST."""
+    """BitMEX public API: bucketed candles, trades and L2 book pages over REST.
 
-    #: trdMatchID is a UUID (no order)
-    monotonic_trade_ids: ClassVar[bool] = False
+    Trade ids (``trdMatchID``) are UUIDs: no order, so not ``monotonic_trade_ids``.
+    """
+
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
