@@ -1,4 +1,5 @@
-"""The code stays ruff-clean and mypy-clean (strict on dccd_core/domain, per pyproject)."""
+"""The code stays ruff-clean and mypy-clean (strict where pyproject says: domain,
+transport, sources and storage)."""
 
 from __future__ import annotations
 

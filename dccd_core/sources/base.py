@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, Self
 
@@ -136,6 +136,8 @@ class Source(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = vars(cls)
+        if "capability" in own and "id" not in own:  # an exchange is named once
+            cls.id = own["capability"].exchange
         if "fetch_candles" in own:
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
@@ -143,6 +145,7 @@ class Source(ABC):
         if "fetch_trades_page" in own:
             cls.fetch_trades_page = _checked_trades(own["fetch_trades_page"])  # type: ignore[method-assign,assignment]
 
+    #: the exchange id; by default the ``capability``'s exchange
     id: ClassVar[str]
     capability: Capability
     default_endpoints: ClassVar[Endpoints]
@@ -247,6 +250,19 @@ class Source(ABC):
         if key not in self._listings:
             self._listings[key] = await load()
         return self._listings[key]
+
+    async def _listed_in(
+        self, requests: Iterable[Request], parse: Callable[[Any], set[Symbol]]
+    ) -> set[Symbol]:
+        """Every market of several listings (spot pairs, perpetuals), asked once."""
+
+        async def load() -> set[Symbol]:
+            found: set[Symbol] = set()
+            for request in requests:
+                found |= parse(await self._get(request))
+            return found
+
+        return await self._listing("all", load)
 
     # -- pages -----------------------------------------------------------------
 

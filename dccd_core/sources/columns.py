@@ -50,6 +50,7 @@ __all__ = [
     "levels_frame",
     "ms_to_ns_column",
     "object_columns",
+    "ohlc_frame",
     "rows_to_columns",
     "seconds_to_ns_column",
     "side_column",
@@ -329,6 +330,22 @@ def to_schema(data_type: DataType, columns: Mapping[str, pl.Series]) -> pl.DataF
             else pl.Series(name, [None] * n, dtype=dtype)
             for name, dtype in _SCHEMAS[data_type].items()
         ]
+    )
+
+
+def ohlc_frame(
+    ts: pl.Series,
+    prices: Sequence[Sequence[Any]],
+    what: str,
+    **more: pl.Series,
+) -> pl.DataFrame:
+    """Bars in the ohlc schema: ``ts`` (ns), the (open, high, low, close) values as sent
+    (numbers or numeric texts) and ``more`` of ``volume``, ``quote_volume``, ``trades``
+    (the absent ones nulls). Unsorted: each exchange knows its order and duplicates."""
+    named = dict(zip(("open", "high", "low", "close"), prices, strict=True))
+    return to_schema(
+        DataType.OHLC,
+        {"ts": ts, **{n: float_column(n, v, what) for n, v in named.items()}, **more},
     )
 
 

@@ -15,6 +15,7 @@ from functools import partial
 from dccd_core.domain import DataType, Feature, Span, Transport
 
 __all__ = [
+    "DERIVE_HINT",
     "rest_book",
     "rest_candles",
     "rest_trades",
@@ -23,6 +24,13 @@ __all__ = [
     "ws_candles",
     "ws_trades",
 ]
+
+
+#: What to do instead when an exchange does not serve a span (candles derived from trades).
+DERIVE_HINT = (
+    "derive candles from trades (catalog: list the span under `derive:` "
+    "of a dataset with trades in data_types, e.g. derive: [4h])"
+)
 
 
 def span_table(labels: Mapping[str, str]) -> dict[Span, str]:

@@ -171,33 +171,44 @@ class WsRecords:
     build: Callable[[list[Any]], WsEvent | Sequence[WsEvent]]
 
 
-def merge_ws_records(items: Iterable[WsEvent | WsRecords]) -> list[WsEvent]:
+def merge_ws_records(
+    items: Iterable[WsEvent | WsRecords], *, in_place: bool = False
+) -> list[WsEvent]:
     """Events in order, then each key's records built once (in first-seen key order).
 
     A stream carries one data type, so building trades after acks or heartbeats of the
     same batch changes no order that matters; a bad value anywhere in a key's records
-    raises ``UnexpectedPayload`` for the batch, as it would for its frame.
+    raises ``UnexpectedPayload`` for the batch, as it would for its frame. ``in_place``
+    puts each key's events where its first records arrived instead (Coinbase).
     """
     events: list[WsEvent] = []
     pending: dict[
         Hashable, tuple[list[Any], Callable[[list[Any]], WsEvent | Sequence[WsEvent]]]
     ] = {}
+    slots: dict[Hashable, int] = {}
     for item in items:
         if isinstance(item, WsRecords):
             slot = pending.get(item.key)
             if slot is None:
                 pending[item.key] = (list(item.records), item.build)
+                if in_place:
+                    slots[item.key] = len(events)
+                    events.append(WsIgnore("placeholder"))
             else:
                 slot[0].extend(item.records)
         else:
             events.append(item)
-    for records, build in pending.values():
+    built_at: dict[int, list[WsEvent]] = {}
+    for key, (records, build) in pending.items():
         built = build(records)
-        if isinstance(built, WsTrades | WsCandles | WsBook | WsIgnore):
-            events.append(built)
+        group = [built] if isinstance(built, WsTrades | WsCandles | WsBook | WsIgnore) else built
+        if key in slots:
+            built_at[slots[key]] = list(group)
         else:
-            events.extend(built)
-    return events
+            events.extend(group)
+    if not built_at:
+        return events
+    return [e for i, ev in enumerate(events) for e in built_at.get(i, [ev])]
 
 
 def decode_frame(raw: str | bytes, what: str, shown: int = 200) -> Any:
@@ -248,6 +259,12 @@ class BookProtocol:
     truncate_to_depth: bool = False
 
     @classmethod
+    def resubscribing(cls) -> BookProtocol:
+        """WS snapshot + deltas without a checksum; a gap (a sequence break, a crossed
+        book, an unknown level) resubscribes (Bybit, Coinbase, BitMEX)."""
+        return cls(BookSync.WS_SNAPSHOT, resubscribe_on_gap=True)
+
+    @classmethod
     def checksummed(cls, checksum_depth: int, *, truncate_to_depth: bool = False) -> BookProtocol:
         """WS snapshot + deltas, each verified by a checksum over ``checksum_depth``
         levels a side; a gap or a mismatch resubscribes (Kraken, OKX, Bitfinex)."""
@@ -283,6 +300,9 @@ class WsSource(Source):
     ws_idle_timeout_s: ClassVar[float] = 60.0
     ws_max_session_s: ClassVar[float | None] = None
     book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.SNAPSHOTS_ONLY)
+    #: A batch's built records stand where their key's first frame was, not after the
+    #: batch's other events (``merge_ws_records(in_place=True)``).
+    ws_records_in_place: ClassVar[bool] = False
     #: native name -> symbol of the subscription being parsed (set by ``ws_url``)
     _ws_symbols: dict[str, Symbol]
 
@@ -330,11 +350,12 @@ class WsSource(Source):
 
     def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
         """One frame in, events out (pure): ``parse_ws_frame``'s records built."""
-        return merge_ws_records(self.parse_ws_frame(raw))
+        return merge_ws_records(self.parse_ws_frame(raw), in_place=self.ws_records_in_place)
 
     def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
         """A batch of frames in arrival order: each key's records built once."""
-        return merge_ws_records(item for raw in raws for item in self.parse_ws_frame(raw))
+        items = (item for raw in raws for item in self.parse_ws_frame(raw))
+        return merge_ws_records(items, in_place=self.ws_records_in_place)
 
     async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
         """The REST snapshot a ``REST_SNAPSHOT`` book starts from, with ``last_seq``."""

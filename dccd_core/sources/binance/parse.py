@@ -17,13 +17,15 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload
-from dccd_core.sources.columns import (
+
+from ..columns import (
     book_frame,
     empty_frame,
     float_column,
     int_column,
     levels_frame,
     ms_to_ns_column,
+    ohlc_frame,
 )
 
 __all__ = [
@@ -97,17 +99,13 @@ def parse_candles(data: Any) -> pl.DataFrame:
         raise UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
     cols = list(zip(*data, strict=False))
     what = "binance klines"
-    frame = pl.DataFrame(
-        [
-            ms_to_ns_column("ts", cols[0], what),
-            float_column("open", cols[1], what),
-            float_column("high", cols[2], what),
-            float_column("low", cols[3], what),
-            float_column("close", cols[4], what),
-            float_column("volume", cols[5], what),
-            float_column("quote_volume", cols[7], what),
-            int_column("trades", cols[8], what),
-        ]
+    frame = ohlc_frame(
+        ms_to_ns_column("ts", cols[0], what),
+        (cols[1], cols[2], cols[3], cols[4]),
+        what,
+        volume=float_column("volume", cols[5], what),
+        quote_volume=float_column("quote_volume", cols[7], what),
+        trades=int_column("trades", cols[8], what),
     )
     return frame.sort("ts") if not frame.get_column("ts").is_sorted() else frame
 

@@ -164,7 +164,6 @@ def build_symbols_request(market: Market) -> Request:
 class BinanceRest(Source):
     """Binance spot and USD-M perpetuals over REST (page-level; see ``base.Source``)."""
 
-    id: ClassVar[str] = "binance"
     #: aggregate trade ids are consecutive integers, growing with time
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
@@ -177,7 +176,6 @@ class BinanceRest(Source):
     #: the futures host has a budget of its own
     extra_origins: ClassVar[dict[str, int]] = {FUTURES_REST_URL: FUTURES_WEIGHT_PER_MINUTE}
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
     native_symbol = staticmethod(native_symbol)
 

@@ -38,8 +38,9 @@ from dccd_core.domain import (
     ms_to_ns,
     now_ns,
 )
-from dccd_core.sources.columns import WS_CANDLES_SCHEMA, float_levels
-from dccd_core.sources.ws import (
+
+from ..columns import WS_CANDLES_SCHEMA, float_levels
+from ..ws import (
     BookProtocol,
     BookSync,
     WsBook,
@@ -51,7 +52,6 @@ from dccd_core.sources.ws import (
     WsTrades,
     decode_frame,
 )
-
 from .parse import parse_trades_page
 from .rest import build_book_request, on_host
 

@@ -12,13 +12,22 @@ the history endpoints more: trades 6 (15 req/min), candles 3 (30 req/min).
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection, Span
+
+from ..features import (
+    DERIVE_HINT,
+    rest_book,
+    rest_candles,
+    rest_trades,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
 
 __all__ = [
     "CANDLES_PAGE_LIMIT",
     "CANDLE_TIMEFRAMES",
     "CAPABILITY",
-    "DERIVE_HINT",
     "DOCS_URL",
     "REST_URL",
     "TRADES_PAGE_LIMIT",
@@ -46,47 +55,28 @@ CANDLE_TIMEFRAMES: dict[Span, str] = {
 TRADES_PAGE_LIMIT = 10_000
 CANDLES_PAGE_LIMIT = 10_000
 
-#: What to do instead when a span is not served (candles derived from trades).
-DERIVE_HINT = (
-    "derive candles from trades (catalog: list the span under `derive:` "
-    "of a dataset with trades in data_types, e.g. derive: [4h])"
-)
+_SPANS = tuple(CANDLE_TIMEFRAMES)
+_FORWARD = PageDirection.FORWARD
 
 CAPABILITY = Capability(
     exchange="bitfinex",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
+        rest_candles(
             page_limit=CANDLES_PAGE_LIMIT,
-            direction=PageDirection.FORWARD,
-            spans=tuple(CANDLE_TIMEFRAMES),
+            direction=_FORWARD,
+            spans=_SPANS,
             weight=3,
             alternative=DERIVE_HINT,
         ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=TRADES_PAGE_LIMIT,
-            direction=PageDirection.FORWARD,
-            weight=6,
-        ),
-        Feature(
-            DataType.BOOK,
-            Transport.REST,
+        rest_trades(page_limit=TRADES_PAGE_LIMIT, direction=_FORWARD, weight=6),
+        rest_book(
             book_depths=(1, 25, 100),
             weight=1,
             alternative="stream the book over WebSocket (depth 1, 25, 100 or 250)",
         ),
-        Feature(DataType.TRADES, Transport.WS, channel="trades"),
-        Feature(
-            DataType.OHLC,
-            Transport.WS,
-            spans=tuple(CANDLE_TIMEFRAMES),
-            channel="candles",
-            alternative=DERIVE_HINT,
-        ),
-        Feature(DataType.BOOK, Transport.WS, book_depths=(1, 25, 100, 250), channel="book"),
+        ws_trades(channel="trades"),
+        ws_candles(spans=_SPANS, channel="candles", alternative=DERIVE_HINT),
+        ws_book(book_depths=(1, 25, 100, 250), channel="book"),
     ),
     weight_per_minute=90,
     docs_url=DOCS_URL,

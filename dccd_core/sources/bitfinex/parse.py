@@ -11,20 +11,20 @@ from typing import Any
 import polars as pl
 
 from dccd_core.domain import (
-    DataType,
     ExchangeError,
     RateLimited,
     UnexpectedPayload,
 )
-from dccd_core.sources.columns import (
+from dccd_core.transport.retry import TransientError
+
+from ..columns import (
     book_frame,
     float_column,
     int_column,
     ms_to_ns_column,
+    ohlc_frame,
     rows_to_columns,
-    to_schema,
 )
-from dccd_core.transport.retry import TransientError
 
 __all__ = [
     "MAINTENANCE",
@@ -92,16 +92,11 @@ def parse_candles(rows: Any) -> pl.DataFrame:
     """
     what = "bitfinex candles"
     mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
-    frame = to_schema(  # no quote volume, no trade count: nulls
-        DataType.OHLC,
-        {
-            "ts": ms_to_ns_column("ts", mts, what),
-            "open": float_column("open", opn, what),
-            "high": float_column("high", high, what),
-            "low": float_column("low", low, what),
-            "close": float_column("close", cls, what),
-            "volume": float_column("volume", vol, what),
-        },
+    frame = ohlc_frame(  # no quote volume, no trade count: nulls
+        ms_to_ns_column("ts", mts, what),
+        (opn, high, low, cls),
+        what,
+        volume=float_column("volume", vol, what),
     )
     return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
 

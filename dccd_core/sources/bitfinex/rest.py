@@ -109,18 +109,14 @@ def build_symbols_request(kind: str = "exchange") -> Request:
 class BitfinexRest(Source):
     """Bitfinex public v2 API: candles, trades and book pages over REST."""
 
-    id: ClassVar[str] = "bitfinex"
     #: trade ID: a global integer, growing with time
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
     #: rows asked per trades page (the exchange's maximum; tests page smaller)
     trades_page_limit: int = TRADES_PAGE_LIMIT
-    #: every listed symbol, fetched once per source
-    _symbols: set[Symbol] | None = None
 
     # -- markets ---------------------------------------------------------------
 
@@ -128,12 +124,9 @@ class BitfinexRest(Source):
         return to_native(symbol)
 
     async def fetch_symbols(self) -> set[Symbol] | None:
-        if self._symbols is None:
-            symbols: set[Symbol] = set()
-            for kind in ("exchange", "futures"):
-                symbols |= parse_symbols(await self._get(build_symbols_request(kind)))
-            self._symbols = symbols
-        return self._symbols
+        """Spot pairs and perpetuals (two requests, cached)."""
+        requests = [build_symbols_request(kind) for kind in ("exchange", "futures")]
+        return await self._listed_in(requests, parse_symbols)
 
     # -- pages -----------------------------------------------------------------
 

@@ -30,8 +30,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
-import orjson
-
 from dccd_core.domain import (
     DataType,
     ExchangeError,
@@ -41,11 +39,11 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
-from dccd_core.sources.base import Endpoints
-from dccd_core.sources.book_checksum import interleaved_checksum
-from dccd_core.sources.ws import (
+
+from ..book_checksum import interleaved_checksum
+from ..features import DERIVE_HINT
+from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsCandles,
     WsEvent,
@@ -54,10 +52,9 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
+    decode_frame,
 )
-
-from .capability import CANDLE_TIMEFRAMES, DERIVE_HINT, WS_URL
+from .capability import CANDLE_TIMEFRAMES, WS_URL
 from .parse import parse_candles, parse_trades
 from .symbols import from_native, to_native
 
@@ -110,11 +107,7 @@ class BitfinexWs(WsSource):
 
     #: Bitfinex sends a heartbeat per channel every 15 s of silence.
     ws_idle_timeout_s: ClassVar[float] = 45.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, checksum=True, checksum_depth=_CHECKSUM_DEPTH, resubscribe_on_gap=True
-    )
-
-    endpoints: Endpoints  # from the host ``Source``
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(_CHECKSUM_DEPTH)
 
     @cached_property
     def _channels(self) -> dict[int, tuple[str, Symbol, Span | None]]:
@@ -144,7 +137,7 @@ class BitfinexWs(WsSource):
             )
         if sub.data_type is DataType.BOOK:
             _book_len(sub.book_depth)
-        return f"{(self.endpoints.ws_url or WS_URL).rstrip('/')}/ws/2"
+        return f"{self._ws_origin(WS_URL)}/ws/2"
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """The conf flags, then one subscribe per symbol (re-sent on every connect)."""
@@ -174,20 +167,9 @@ class BitfinexWs(WsSource):
 
     # -- parsing -------------------------------------------------------------------------
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One frame to events; see the module docstring for the frame shapes."""
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of frames in order: each symbol's trades built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
-        """One frame to events, trades as records to build per batch."""
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UnexpectedPayload(f"bitfinex ws: not JSON: {raw[:80]!r}") from None
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events (see the module docstring), trades as records."""
+        msg = decode_frame(raw, "bitfinex ws", 80)
         if isinstance(msg, dict):
             return [self._event(msg)]
         if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], int):

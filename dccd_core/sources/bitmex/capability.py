@@ -11,9 +11,19 @@ which the source feeds to the weight limiter.
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection, Span
 
-__all__ = ["BIN_SIZES", "CAPABILITY", "DERIVE_HINT", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
+from ..features import (
+    DERIVE_HINT,
+    rest_book,
+    rest_candles,
+    rest_trades,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
+
+__all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
 
 DOCS_URL = "https://www.bitmex.com/api/explorer/"
 REST_URL = "https://www.bitmex.com"
@@ -29,36 +39,20 @@ BIN_SIZES: dict[Span, str] = {
 
 PAGE_LIMIT = 1_000
 
-#: What to do instead when a span is not served (candles derived from trades).
-DERIVE_HINT = (
-    "derive candles from trades (catalog: list the span under `derive:` "
-    "of a dataset with trades in data_types, e.g. derive: [4h])"
-)
+_SPANS = tuple(BIN_SIZES)
+_FORWARD = PageDirection.FORWARD
 
 CAPABILITY = Capability(
     exchange="bitmex",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=PAGE_LIMIT,
-            direction=PageDirection.FORWARD,
-            spans=tuple(BIN_SIZES),
-            alternative=DERIVE_HINT,
+        rest_candles(
+            page_limit=PAGE_LIMIT, direction=_FORWARD, spans=_SPANS, alternative=DERIVE_HINT
         ),
-        Feature(
-            DataType.TRADES, Transport.REST, page_limit=PAGE_LIMIT, direction=PageDirection.FORWARD
-        ),
-        Feature(DataType.BOOK, Transport.REST, book_depths=(), page_limit=None),
-        Feature(DataType.TRADES, Transport.WS, channel="trade"),
-        Feature(
-            DataType.OHLC,
-            Transport.WS,
-            spans=tuple(BIN_SIZES),
-            channel="tradeBin{bin}",
-            alternative=DERIVE_HINT,
-        ),
-        Feature(DataType.BOOK, Transport.WS, book_depths=(25,), channel="orderBookL2_25"),
+        rest_trades(page_limit=PAGE_LIMIT, direction=_FORWARD),
+        rest_book(book_depths=(), page_limit=None),
+        ws_trades(channel="trade"),
+        ws_candles(spans=_SPANS, channel="tradeBin{bin}", alternative=DERIVE_HINT),
+        ws_book(book_depths=(25,), channel="orderBookL2_25"),
     ),
     weight_per_minute=120,
     docs_url=DOCS_URL,

@@ -24,11 +24,13 @@ from dccd_core.domain import (
     Span,
     UnexpectedPayload,
 )
-from dccd_core.sources.columns import (
+
+from ..columns import (
     book_frame,
     float_column,
     int_column,
     iso_to_ns_column,
+    ohlc_frame,
     side_column,
     text_column,
 )
@@ -159,19 +161,15 @@ def parse_candles(rows: Any, span: Span) -> pl.DataFrame:
     # A bucket without trades (e.g. before listing) may carry null prices: not a bar.
     objs = [r for r in objs if r.get("close") is not None or r.get("trades") not in (0, "0")]
     stamp = iso_to_ns_column("ts", _field(objs, "timestamp", what), what)
-    frame = pl.DataFrame(
-        [
-            (stamp - span.ns).alias("ts"),
-            float_column("open", _field(objs, "open", what), what),
-            float_column("high", _field(objs, "high", what), what),
-            float_column("low", _field(objs, "low", what), what),
-            float_column("close", _field(objs, "close", what), what),
-            float_column("volume", [r.get("homeNotional", 0) for r in objs], what),
-            float_column(
-                "quote_volume", [r.get("foreignNotional") for r in objs], what, optional=True
-            ),
-            int_column("trades", [r.get("trades") for r in objs], what, optional=True),
-        ]
+    frame = ohlc_frame(
+        stamp - span.ns,
+        [_field(objs, key, what) for key in ("open", "high", "low", "close")],
+        what,
+        volume=float_column("volume", [r.get("homeNotional", 0) for r in objs], what),
+        quote_volume=float_column(
+            "quote_volume", [r.get("foreignNotional") for r in objs], what, optional=True
+        ),
+        trades=int_column("trades", [r.get("trades") for r in objs], what, optional=True),
     )
     return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
 

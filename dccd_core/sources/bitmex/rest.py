@@ -136,15 +136,14 @@ def observe_remaining(limiter: WeightLimiter, headers: Mapping[str, str]) -> Non
 
 
 class BitmexRest(Source):
-    """BitMEX public API: bucketed candles, trades and L2 book pages over REST."""
+    """BitMEX public API: bucketed candles, trades and L2 book pages over REST.
 
-    id: ClassVar[str] = "bitmex"
-    #: trdMatchID is a UUID (no order)
-    monotonic_trade_ids: ClassVar[bool] = False
+    Trade ids (``trdMatchID``) are UUIDs: no order, so not ``monotonic_trade_ids``.
+    """
+
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
     usage_header: ClassVar[str] = USED_HEADER
     #: native symbol -> (typ, contract terms), from ``/instrument/active`` (once per source)

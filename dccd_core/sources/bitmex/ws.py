@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
-import orjson
 import polars as pl
 
 from dccd_core.domain import (
@@ -42,11 +41,11 @@ from dccd_core.domain import (
     UnexpectedPayload,
     now_ns,
 )
-from dccd_core.sources.base import Endpoints
-from dccd_core.sources.columns import iso_to_ns_column
-from dccd_core.sources.ws import (
+
+from ..columns import iso_to_ns_column
+from ..features import DERIVE_HINT
+from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsCandles,
     WsEvent,
@@ -56,10 +55,9 @@ from dccd_core.sources.ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
+    decode_frame,
 )
-
-from .capability import BIN_SIZES, DERIVE_HINT, WS_URL
+from .capability import BIN_SIZES, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native
@@ -86,11 +84,8 @@ class BitmexWs(WsSource):
     #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
     ws_idle_timeout_s: ClassVar[float] = 15.0
     #: snapshot from the WS ``partial``; no sequence ids, no checksum; resync = resubscribe
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
-    )
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
 
-    endpoints: Endpoints  # from the host ``Source``
     #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
     instruments: dict[str, tuple[str, ContractSpec]] | None
 
@@ -137,8 +132,7 @@ class BitmexWs(WsSource):
 
     def ws_url(self, sub: WsSubscription) -> str:
         """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
-        base = (self.endpoints.ws_url or WS_URL).rstrip("/")
-        return f"{base}/realtime?subscribe={','.join(self.ws_topics(sub))}"
+        return f"{self._ws_origin(WS_URL)}/realtime?subscribe={','.join(self.ws_topics(sub))}"
 
     # -- parsing -------------------------------------------------------------------------
 
@@ -150,22 +144,11 @@ class BitmexWs(WsSource):
 
         return build
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        """One frame to events; see the module docstring for the frame shapes."""
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of frames in order: each symbol's trades built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
-        """One frame to events, trades as records to build per batch."""
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+        """One frame to events (see the module docstring), trades as records."""
         if raw in ("pong", b"pong"):
             return [WsIgnore("pong")]
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UnexpectedPayload(f"bitmex ws: not JSON: {raw[:80]!r}") from None
+        msg = decode_frame(raw, "bitmex ws", 80)
         if not isinstance(msg, dict):
             raise UnexpectedPayload(f"bitmex ws: unknown frame {str(msg)[:80]}")
         table = msg.get("table")

@@ -25,6 +25,7 @@ from ..columns import (
     levels_frame,
     ms_to_ns_column,
     object_columns,
+    ohlc_frame,
     rows_to_columns,
     side_column,
     text_column,
@@ -126,18 +127,8 @@ def candles_frame(
     volume, quote = float_column("v", vol, what), float_column("q", turnover, what)
     if inverse:
         volume, quote = quote, volume
-    frame = pl.DataFrame(
-        {
-            "ts": ms_to_ns_column("ts", ts_ms, what),
-            "open": float_column("open", o, what),
-            "high": float_column("high", h, what),
-            "low": float_column("low", lo, what),
-            "close": float_column("close", c, what),
-            "volume": volume.alias("volume"),
-            "quote_volume": quote.alias("quote_volume"),
-            "trades": pl.Series("trades", [None] * len(ts_ms), dtype=pl.Int64),
-        }
-    )
+    ts = ms_to_ns_column("ts", ts_ms, what)
+    frame = ohlc_frame(ts, (o, h, lo, c), what, volume=volume, quote_volume=quote)
     if closed is not None:
         frame = frame.with_columns(pl.Series("closed", list(closed), dtype=pl.Boolean))
     return frame.sort("ts")

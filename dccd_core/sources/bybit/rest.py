@@ -108,17 +108,17 @@ def build_symbols_request(category: str, cursor: str | None = None) -> Request:
 
 class BybitRest(Source):
     """Bybit v5 over REST: spot (``BTC/USDT``), linear (``BTC/USDT:USDT``) and inverse
-    (``BTC/USD:BTC``) perpetuals."""
+    (``BTC/USD:BTC``) perpetuals.
 
-    id: ClassVar[str] = "bybit"
-    #: execId is a UUID (no order); REST serves only the latest page
-    monotonic_trade_ids: ClassVar[bool] = False
+    Trade ids (``execId``) are UUIDs and REST serves only the latest page: not
+    ``monotonic_trade_ids``.
+    """
+
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(
         "https://api.bybit.com", "wss://stream.bybit.com"
     )
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     native_symbol = staticmethod(native_symbol)

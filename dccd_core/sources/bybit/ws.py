@@ -30,11 +30,11 @@ from dccd_core.domain import (
     UnexpectedPayload,
     ms_to_ns,
 )
-from dccd_core.sources.columns import float_levels, object_columns
-from dccd_core.sources.ws import (
+
+from ..columns import float_levels, object_columns
+from ..ws import (
     BookLevels,
     BookProtocol,
-    BookSync,
     WsBook,
     WsCandles,
     WsEvent,
@@ -46,7 +46,6 @@ from dccd_core.sources.ws import (
     WsTrades,
     decode_frame,
 )
-
 from .capability import INTERVALS
 from .parse import candles_frame, trades_frame
 from .symbols import category_of, native_symbol
@@ -80,9 +79,7 @@ class BybitWs(WsSource):
 
     ws_ping: ClassVar[WsPing | None] = WsPing({"op": "ping"}, 20.0)
     ws_idle_timeout_s: ClassVar[float] = 60.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
-    )
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
 
     _ws_inverse: bool = False
 

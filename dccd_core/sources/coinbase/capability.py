@@ -16,12 +16,13 @@ Docs: https://docs.cdp.coinbase.com/exchange/introduction/welcome
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection, Span
+
+from ..features import DERIVE_HINT, rest_book, rest_candles, rest_trades, ws_book, ws_trades
 
 __all__ = [
     "CANDLE_PAGE_LIMIT",
     "CAPABILITY",
-    "DERIVE_HINT",
     "DOCS_URL",
     "GRANULARITIES_S",
     "REST_URL",
@@ -39,38 +40,20 @@ TRADE_PAGE_LIMIT = 1000
 GRANULARITIES_S: tuple[int, ...] = (60, 300, 900, 3_600, 21_600, 86_400)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in GRANULARITIES_S)
 
-#: What to do instead when a span is not served (candles derived from trades).
-DERIVE_HINT = (
-    "derive candles from trades (catalog: list the span under `derive:` "
-    "of a dataset with trades in data_types, e.g. derive: [4h])"
-)
+_BACKWARD = PageDirection.BACKWARD
+_POLL_HINT = "poll REST snapshots (data type book over rest)"
 
 CAPABILITY = Capability(
     exchange="coinbase",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=CANDLE_PAGE_LIMIT,
-            # Windows are addressed by start/end; each page comes newest first.
-            direction=PageDirection.BACKWARD,
-            spans=SPANS,
-            alternative=DERIVE_HINT,
+        # Windows are addressed by start/end; each page comes newest first.
+        rest_candles(
+            page_limit=CANDLE_PAGE_LIMIT, direction=_BACKWARD, spans=SPANS, alternative=DERIVE_HINT
         ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=TRADE_PAGE_LIMIT,
-            direction=PageDirection.BACKWARD,
-        ),
-        Feature(DataType.BOOK, Transport.REST),
-        Feature(DataType.TRADES, Transport.WS, channel="matches"),
-        Feature(
-            DataType.BOOK,
-            Transport.WS,
-            channel="level2_batch",
-            alternative="poll REST snapshots (data type book over rest)",
-        ),
+        rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=_BACKWARD),
+        rest_book(),
+        ws_trades(channel="matches"),
+        ws_book(channel="level2_batch", alternative=_POLL_HINT),
     ),
     weight_per_minute=600,
     docs_url=DOCS_URL,

@@ -21,6 +21,7 @@ from ..columns import (
     int_column,
     iso_to_ns_column,
     levels_frame,
+    ohlc_frame,
     rows_to_columns,
     seconds_to_ns_column,
     side_column,
@@ -67,16 +68,11 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     if isinstance(payload, list) and not payload:
         return empty_frame(DataType.OHLC)
     time_s, low, high, open_, close, volume = rows_to_columns(payload, 6, what)
-    frame = to_schema(
-        DataType.OHLC,
-        {
-            "ts": seconds_to_ns_column("ts", time_s, what),
-            "open": float_column("open", open_, what),
-            "high": float_column("high", high, what),
-            "low": float_column("low", low, what),
-            "close": float_column("close", close, what),
-            "volume": float_column("volume", volume, what),
-        },
+    frame = ohlc_frame(
+        seconds_to_ns_column("ts", time_s, what),
+        (open_, high, low, close),
+        what,
+        volume=float_column("volume", volume, what),
     )
     return frame.sort("ts").unique("ts", keep="first", maintain_order=True)
 

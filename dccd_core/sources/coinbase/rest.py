@@ -20,10 +20,10 @@ from dccd_core.domain import DataType, NoCapability, Span, Symbol, iso_datetime,
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, Request, Source, TradePage
+from ..features import DERIVE_HINT
 from .capability import (
     CANDLE_PAGE_LIMIT,
     CAPABILITY,
-    DERIVE_HINT,
     GRANULARITIES_S,
     REST_URL,
     SPANS,
@@ -121,14 +121,12 @@ class CoinbaseRest(Source):
     """Coinbase Exchange (spot) pages over REST:
     https://docs.cdp.coinbase.com/exchange/introduction/welcome"""
 
-    id: ClassVar[str] = "coinbase"
     #: trade_id: an integer per product, growing with time (the first page's bisection
     #: relies on it)
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     def native_symbol(self, symbol: Symbol) -> str:

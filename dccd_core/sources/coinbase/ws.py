@@ -12,35 +12,28 @@ resubscribing. There is no candle channel (``ticker`` is a last-trade feed, not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-import orjson
+from dccd_core.domain import DataType, ExchangeError, NoCapability, UnexpectedPayload, now_ns
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    UnexpectedPayload,
-    now_ns,
-)
-
-from ..base import Endpoints
 from ..columns import float_levels, iso_to_ns_column
 from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsEvent,
     WsIgnore,
+    WsRecords,
     WsSource,
     WsSubscription,
     WsTrades,
+    decode_frame,
 )
+from .capability import WS_URL
 from .parse import parse_trades
 from .symbols import native_symbol, unified_symbol
 
-__all__ = ["CHANNELS", "CoinbaseWs", "parse_ws_frames"]
+__all__ = ["CHANNELS", "CoinbaseWs", "parse_ws_frame"]
 
 #: Our data type -> Coinbase channel.
 CHANNELS: dict[DataType, str] = {DataType.TRADES: "matches", DataType.BOOK: "level2_batch"}
@@ -92,9 +85,17 @@ def _book_event(frame: dict[str, Any]) -> WsBook:
     )
 
 
-def parse_ws_frames(raws: Sequence[str | bytes]) -> list[WsEvent]:
-    """Frames in arrival order -> events; the matches of a batch become one frame per
-    product (one vectorised ``parse_trades`` call), placed where its first match was.
+def _matches_of(product: str) -> Callable[[list[Any]], WsEvent]:
+    def build(frames: list[Any]) -> WsEvent:
+        return WsTrades(unified_symbol(product), parse_trades(frames))
+
+    return build
+
+
+def parse_ws_frame(raw: str | bytes) -> list[WsEvent | WsRecords]:
+    """One frame -> events; a match is a record, so the matches of a batch become one
+    frame per product (one vectorised ``parse_trades`` call), placed where its first
+    match was (``CoinbaseWs.ws_records_in_place``).
 
     Match sample (``side`` is the maker's)::
 
@@ -102,37 +103,22 @@ def parse_ws_frames(raws: Sequence[str | bytes]) -> list[WsEvent]:
          "taker_order_id": "d50e...", "time": "2014-11-07T08:19:27.028459Z",
          "product_id": "BTC-USD", "size": "5.23512", "price": "400.23", "side": "sell"}
     """
-    events: list[WsEvent] = []
-    matches: dict[str, list[dict[str, Any]]] = {}
-    slots: dict[str, int] = {}
-    for raw in raws:
-        try:
-            frame = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UnexpectedPayload(f"coinbase ws: invalid JSON {raw[:80]!r}") from exc
-        if not isinstance(frame, dict) or "type" not in frame:
-            raise UnexpectedPayload(f"coinbase ws: unexpected frame {str(raw)[:120]}")
-        kind = frame["type"]
-        if kind in ("match", "last_match"):
-            product = str(frame.get("product_id"))
-            if product not in matches:
-                matches[product] = []
-                slots[product] = len(events)
-                events.append(WsIgnore("placeholder"))
-            matches[product].append(frame)
-        elif kind in ("snapshot", "l2update"):
-            events.append(_book_event(frame))
-        elif kind == "error":
-            raise ExchangeError(
-                f"coinbase ws error: {frame.get('message')} ({frame.get('reason', '')})"
-            )
-        elif kind in _IGNORED:
-            events.append(WsIgnore(kind))
-        else:
-            raise UnexpectedPayload(f"coinbase ws: unknown frame type {kind!r}")
-    for product, frames in matches.items():
-        events[slots[product]] = WsTrades(unified_symbol(product), parse_trades(frames))
-    return events
+    frame = decode_frame(raw, "coinbase ws", 80)
+    if not isinstance(frame, dict) or "type" not in frame:
+        raise UnexpectedPayload(f"coinbase ws: unexpected frame {str(raw)[:120]}")
+    kind = frame["type"]
+    if kind in ("match", "last_match"):
+        product = str(frame.get("product_id"))
+        return [WsRecords(("matches", product), [frame], _matches_of(product))]
+    if kind in ("snapshot", "l2update"):
+        return [_book_event(frame)]
+    if kind == "error":
+        raise ExchangeError(
+            f"coinbase ws error: {frame.get('message')} ({frame.get('reason', '')})"
+        )
+    if kind in _IGNORED:
+        return [WsIgnore(kind)]
+    raise UnexpectedPayload(f"coinbase ws: unknown frame type {kind!r}")
 
 
 class CoinbaseWs(WsSource):
@@ -142,10 +128,8 @@ class CoinbaseWs(WsSource):
     #: missed match is an id jump the stream heals from REST.
     ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT, resubscribe_on_gap=True
-    )
-    endpoints: Endpoints  # from the host ``Source``
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
+    ws_records_in_place: ClassVar[bool] = True
 
     def ws_url(self, sub: WsSubscription) -> str:
         if sub.data_type not in CHANNELS:
@@ -153,10 +137,7 @@ class CoinbaseWs(WsSource):
                 f"coinbase streams trades and book only, not {sub.data_type} "
                 "(its ticker channel is not candles); backfill ohlc over REST instead"
             )
-        url = self.endpoints.ws_url
-        if not url:
-            raise NoCapability("coinbase: no WebSocket URL configured")
-        return str(url)
+        return self._ws_origin(WS_URL)
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         products = [native_symbol(s) for s in sub.symbols]
@@ -168,8 +149,5 @@ class CoinbaseWs(WsSource):
             }
         ]
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        return parse_ws_frames([raw])
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        return parse_ws_frames(raws)
+    def parse_ws_frame(self, raw: str | bytes) -> list[WsEvent | WsRecords]:
+        return parse_ws_frame(raw)

@@ -16,12 +16,21 @@ Docs: https://docs.kraken.com/api/docs/rest-api/get-ohlc-data
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, PageDirection, Span, Transport
+from dccd_core.domain import Capability, PageDirection, Span
+
+from ..features import (
+    DERIVE_HINT,
+    rest_book,
+    rest_candles,
+    rest_trades,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
 
 __all__ = [
     "BOOK_MAX_DEPTH",
     "CAPABILITY",
-    "DERIVE_HINT",
     "DOCS_URL",
     "HISTORY_BARS",
     "REST_URL",
@@ -41,33 +50,17 @@ BOOK_MAX_DEPTH = 500
 WS_BOOK_DEPTHS: tuple[int, ...] = (10, 25, 100, 500, 1000)
 SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in ("1m", "5m", "15m", "30m", "1h", "4h", "1d"))
 
-#: What to do instead when a span is not served (candles derived from trades).
-DERIVE_HINT = (
-    "derive candles from trades (catalog: list the span under `derive:` "
-    "of a dataset with trades in data_types, e.g. derive: [4h])"
-)
-
 CAPABILITY = Capability(
     exchange="kraken",
     features=(
-        Feature(
-            DataType.OHLC,
-            Transport.REST,
-            page_limit=HISTORY_BARS,
-            spans=SPANS,
-            history_bars=HISTORY_BARS,
-            alternative=DERIVE_HINT,
+        rest_candles(
+            page_limit=HISTORY_BARS, spans=SPANS, history_bars=HISTORY_BARS, alternative=DERIVE_HINT
         ),
-        Feature(
-            DataType.TRADES,
-            Transport.REST,
-            page_limit=TRADE_PAGE_LIMIT,
-            direction=PageDirection.FORWARD,
-        ),
-        Feature(DataType.BOOK, Transport.REST),
-        Feature(DataType.TRADES, Transport.WS, channel="trade"),
-        Feature(DataType.OHLC, Transport.WS, spans=SPANS, channel="ohlc", alternative=DERIVE_HINT),
-        Feature(DataType.BOOK, Transport.WS, book_depths=WS_BOOK_DEPTHS, channel="book"),
+        rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=PageDirection.FORWARD),
+        rest_book(),
+        ws_trades(channel="trade"),
+        ws_candles(spans=SPANS, channel="ohlc", alternative=DERIVE_HINT),
+        ws_book(book_depths=WS_BOOK_DEPTHS, channel="book"),
     ),
     weight_per_minute=60,
     docs_url=DOCS_URL,

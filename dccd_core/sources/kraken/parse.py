@@ -36,6 +36,7 @@ from ..columns import (
     float_column,
     int_column,
     levels_frame,
+    ohlc_frame,
     rows_to_columns,
     seconds_to_ns_column,
     side_column,
@@ -154,18 +155,13 @@ def parse_candles(payload: Any) -> pl.DataFrame:
         return empty_frame(DataType.OHLC)
     time_s, open_, high, low, close, vwap, volume, count = rows_to_columns(rows, 8, what)
     vol = float_column("volume", volume, what)
-    frame = to_schema(
-        DataType.OHLC,
-        {
-            "ts": seconds_to_ns_column("ts", time_s, what),
-            "open": float_column("open", open_, what),
-            "high": float_column("high", high, what),
-            "low": float_column("low", low, what),
-            "close": float_column("close", close, what),
-            "volume": vol,
-            "quote_volume": float_column("vwap", vwap, what) * vol,
-            "trades": int_column("trades", count, what),
-        },
+    frame = ohlc_frame(
+        seconds_to_ns_column("ts", time_s, what),
+        (open_, high, low, close),
+        what,
+        volume=vol,
+        quote_volume=float_column("vwap", vwap, what) * vol,
+        trades=int_column("trades", count, what),
     )
     if last is not None:
         last_ts = int(seconds_to_ns_column("last", [last], what)[0])

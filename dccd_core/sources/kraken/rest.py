@@ -20,10 +20,10 @@ from dccd_core.domain import NS_PER_S, DataType, NoCapability, Span, Symbol, now
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
+from ..features import DERIVE_HINT
 from .capability import (
     BOOK_MAX_DEPTH,
     CAPABILITY,
-    DERIVE_HINT,
     REST_URL,
     SPANS,
     TRADE_PAGE_LIMIT,
@@ -100,14 +100,12 @@ def build_symbols_request() -> Request:
 class KrakenRest(Source):
     """Kraken spot pages over REST: https://docs.kraken.com/api/"""
 
-    id: ClassVar[str] = "kraken"
     #: trade_id (7th field): an integer per pair, growing with time; rows from before ids
     #: existed get derived ids, which are not compared
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
     default_endpoints: ClassVar[Endpoints] = Endpoints(REST_URL, WS_URL)
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:

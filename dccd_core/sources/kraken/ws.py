@@ -31,18 +31,17 @@ from dccd_core.domain import (
     now_ns,
 )
 
-from ..base import Endpoints
 from ..columns import (
     float_column,
     float_levels,
     int_column,
     iso_to_ns_column,
     level_texts,
+    ohlc_frame,
     to_schema,
 )
 from ..ws import (
     BookProtocol,
-    BookSync,
     WsBook,
     WsCandles,
     WsEvent,
@@ -51,9 +50,8 @@ from ..ws import (
     WsSource,
     WsSubscription,
     WsTrades,
-    merge_ws_records,
 )
-from .capability import SPANS, WS_BOOK_DEPTHS
+from .capability import SPANS, WS_BOOK_DEPTHS, WS_URL
 from .checksum import CHECKSUM_DEPTH, book_checksum
 from .parse import taker_side
 from .symbols import unified_symbol, ws_symbol
@@ -76,7 +74,8 @@ _IGNORED_CHANNELS = {"heartbeat", "status", "pong"}
 
 
 def decode_frame(raw: str | bytes) -> Any:
-    """JSON with every float kept as its text (the checksum needs Kraken's digits)."""
+    """JSON with every float kept as its text (the checksum needs Kraken's digits), so
+    not ``ws.decode_frame`` (orjson would round them)."""
     try:
         return json.loads(raw, parse_float=str)
     except (ValueError, TypeError) as exc:
@@ -131,18 +130,13 @@ def parse_ws_candles(data: Any) -> list[tuple[Symbol, Span, pl.DataFrame]]:
             "interval_begin", "interval")
     cols = _entries(data, keys, what)
     volume = float_column("volume", cols["volume"], what)
-    frame = to_schema(
-        DataType.OHLC,
-        {
-            "ts": iso_to_ns_column("ts", cols["interval_begin"], what),
-            "open": float_column("open", cols["open"], what),
-            "high": float_column("high", cols["high"], what),
-            "low": float_column("low", cols["low"], what),
-            "close": float_column("close", cols["close"], what),
-            "volume": volume,
-            "quote_volume": float_column("vwap", cols["vwap"], what) * volume,
-            "trades": int_column("trades", cols["trades"], what),
-        },
+    frame = ohlc_frame(
+        iso_to_ns_column("ts", cols["interval_begin"], what),
+        (cols["open"], cols["high"], cols["low"], cols["close"]),
+        what,
+        volume=volume,
+        quote_volume=float_column("vwap", cols["vwap"], what) * volume,
+        trades=int_column("trades", cols["trades"], what),
     ).with_columns(
         closed=pl.lit(False),
         _symbol=pl.Series(cols["symbol"], dtype=pl.String),
@@ -210,22 +204,14 @@ class KrakenWs(WsSource):
     ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
     #: No delete is sent for a level pushed out of the subscribed depth: truncate.
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(
-        BookSync.WS_SNAPSHOT,
-        checksum=True,
-        checksum_depth=CHECKSUM_DEPTH,
-        resubscribe_on_gap=True,
-        truncate_to_depth=True,
+    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(
+        CHECKSUM_DEPTH, truncate_to_depth=True
     )
-    endpoints: Endpoints  # from the host ``Source``
 
     def ws_url(self, sub: WsSubscription) -> str:
         if sub.data_type not in CHANNELS:
             raise NoCapability(f"kraken does not stream {sub.data_type}")
-        url = self.endpoints.ws_url
-        if not url:
-            raise NoCapability("kraken: no WebSocket URL configured")
-        return str(url).rstrip("/") + "/v2"
+        return f"{self._ws_origin(WS_URL)}/v2"
 
     def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
         params: dict[str, Any] = {
@@ -253,14 +239,7 @@ class KrakenWs(WsSource):
     ) -> int:
         return book_checksum(bids, asks)
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
-        return merge_ws_records(self._parse_frame(raw))
-
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
-        """A batch of frames in order: each symbol's trades built once."""
-        return merge_ws_records(item for raw in raws for item in self._parse_frame(raw))
-
-    def _parse_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
         """One frame to events, trades as records to build per batch."""
         frame = decode_frame(raw)
         if not isinstance(frame, dict):

@@ -22,6 +22,7 @@ from ..columns import (
     levels_frame,
     ms_to_ns_column,
     object_columns,
+    ohlc_frame,
     rows_to_columns,
     side_column,
     text_column,
@@ -91,21 +92,14 @@ def candles_frame(rows: list[Any], *, swap: bool, what: str) -> pl.DataFrame:
     confirm_text = text_column("confirm", confirm, what)
     if not confirm_text.is_in(["0", "1"]).all():
         raise UnexpectedPayload(f"{what}: confirm values other than 0/1: {confirm_text.unique()}")
-    volume = float_column("volume", vol_ccy if swap else vol, what)
-    frame = pl.DataFrame(
-        {
-            "ts": ms_to_ns_column("ts", ts, what),
-            "open": float_column("open", o, what),
-            "high": float_column("high", h, what),
-            "low": float_column("low", lo, what),
-            "close": float_column("close", c, what),
-            "volume": volume,
-            "quote_volume": float_column("quote_volume", vol_quote, what),
-            "trades": pl.Series("trades", [None] * len(ts), dtype=pl.Int64),
-            "closed": confirm_text == "1",
-        }
+    frame = ohlc_frame(
+        ms_to_ns_column("ts", ts, what),
+        (o, h, lo, c),
+        what,
+        volume=float_column("volume", vol_ccy if swap else vol, what),
+        quote_volume=float_column("quote_volume", vol_quote, what),
     )
-    return frame.sort("ts")
+    return frame.with_columns(closed=confirm_text == "1").sort("ts")
 
 
 def parse_candles(data: Any, *, swap: bool = False) -> pl.DataFrame:

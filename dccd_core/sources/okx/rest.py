@@ -92,7 +92,6 @@ class OkxRest(Source):
     """OKX v5 over REST: spot (``BTC/USDT``) and perpetual swaps (``BTC/USDT:USDT``
     linear, ``BTC/USD:BTC`` inverse), swap sizes converted from contracts to base."""
 
-    id: ClassVar[str] = "okx"
     #: tradeId: a decimal integer per instrument, growing with time
     monotonic_trade_ids: ClassVar[bool] = True
     capability = CAPABILITY
@@ -100,7 +99,6 @@ class OkxRest(Source):
         "https://www.okx.com", "wss://ws.okx.com:8443"
     )
     check_payload = staticmethod(check_payload)
-    #: documented error codes -> transient / rate limit / permanent (HTTP client)
     errors = ERRORS
 
     native_symbol = staticmethod(native_symbol)
@@ -111,13 +109,8 @@ class OkxRest(Source):
 
     async def fetch_symbols(self) -> set[Symbol] | None:
         """Live spot pairs and perpetual swaps (two requests, cached)."""
-        return await self._listing("all", self._load_symbols)
-
-    async def _load_symbols(self) -> set[Symbol]:
-        symbols: set[Symbol] = set()
-        for inst_type in ("SPOT", "SWAP"):
-            symbols |= parse_symbols(await self._get(build_symbols_request(inst_type)))
-        return symbols
+        requests = [build_symbols_request(inst_type) for inst_type in ("SPOT", "SWAP")]
+        return await self._listed_in(requests, parse_symbols)
 
     async def contract(self, symbol: Symbol) -> Contract | None:
         """The swap's contract size (one request per symbol, cached); None for spot."""

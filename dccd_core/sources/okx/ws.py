@@ -35,9 +35,10 @@ from dccd_core.domain import (
     UnexpectedPayload,
     ms_to_ns,
 )
-from dccd_core.sources.book_checksum import interleaved_checksum
-from dccd_core.sources.columns import float_levels, level_texts
-from dccd_core.sources.ws import (
+
+from ..book_checksum import interleaved_checksum
+from ..columns import float_levels, level_texts
+from ..ws import (
     BookProtocol,
     SeqCheck,
     WsBook,
@@ -51,7 +52,6 @@ from dccd_core.sources.ws import (
     WsTrades,
     decode_frame,
 )
-
 from .capability import BARS
 from .parse import candles_frame, trades_frame
 from .symbols import Contract, inst_type_of, native_symbol
