@@ -33,6 +33,8 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
+from dccd_core.sources.bitfinex.symbols import to_native
+from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
 from tests.fakes.server import ErrorReply
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
@@ -68,11 +70,7 @@ def _num(value: float) -> float | int:
 
 
 def _native(symbol: Symbol | str) -> str:
-    if isinstance(symbol, str):
-        return symbol
-    from dccd_core.sources.bitfinex.symbols import to_native
-
-    return to_native(symbol)
+    return symbol if isinstance(symbol, str) else to_native(symbol)
 
 
 @dataclass
@@ -100,16 +98,11 @@ class BitfinexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         rows: list[list[Any]] = []
         if (sec // 60) % self.quiet_every != 5:
-            n = rng.choice((0, 1, 2, 3, 4, 5, 6, 8, 10)) * self.density
-            stamps = sorted(rng.randrange(1000) for _ in range(n))
-            if n and rng.random() < 0.4:  # a cluster: several fills of one order in 1 ms
-                stamps += [stamps[-1]] * rng.randint(2, 12)
+            counts = (0, 1, 2, 3, 4, 5, 6, 8, 10)
+            stamps = second_stamps(rng, sec, counts=counts, cluster_max=12, density=self.density)
             base = 30_000 + 500 * math.sin(sec / 5_000)
-            for off in stamps:
-                rows.append([0, sec * 1000 + off, rng, base])
-        for ms, count in self.bursts.items():
-            if ms // 1000 == sec:
-                rows.extend([0, ms, rng, 30_000.0] for _ in range(count))
+            rows += ([0, ms, rng, base] for ms in stamps)
+        rows += ([0, ms, rng, 30_000.0] for ms in burst_stamps(self.bursts, sec))
         rows.sort(key=lambda r: r[1])
         out = []
         for rank, (_, mts, rr, base) in enumerate(rows):
@@ -160,21 +153,12 @@ class BitfinexFake:
         rows = list(
             self._trades(_native(symbol), start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1, False)
         )
-        return pl.DataFrame(
-            {
-                "ts": [r[1] * NS_PER_MS for r in rows],
-                "trade_id": [str(r[0]) for r in rows],
-                "price": [float(r[3]) for r in rows],
-                "amount": [abs(float(r[2])) for r in rows],
-                "side": ["buy" if r[2] > 0 else "sell" for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.String,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.String,
-            },
+        return trades_frame(
+            ts=[r[1] * NS_PER_MS for r in rows],
+            trade_id=[str(r[0]) for r in rows],
+            price=[float(r[3]) for r in rows],
+            amount=[abs(float(r[2])) for r in rows],
+            side=["buy" if r[2] > 0 else "sell" for r in rows],
         ).filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
     def truth_candles(
@@ -186,27 +170,13 @@ class BitfinexFake:
                 _native(symbol), span.seconds, start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1
             )
         )
-        return pl.DataFrame(
-            {
-                "ts": [r[0] * NS_PER_MS for r in rows],
-                "open": [float(r[1]) for r in rows],
-                "high": [float(r[3]) for r in rows],
-                "low": [float(r[4]) for r in rows],
-                "close": [float(r[2]) for r in rows],
-                "volume": [float(r[5]) for r in rows],
-                "quote_volume": [None] * len(rows),
-                "trades": [None] * len(rows),
-            },
-            schema={
-                "ts": pl.Int64,
-                "open": pl.Float64,
-                "high": pl.Float64,
-                "low": pl.Float64,
-                "close": pl.Float64,
-                "volume": pl.Float64,
-                "quote_volume": pl.Float64,
-                "trades": pl.Int64,
-            },
+        return ohlc_frame(
+            ts=[r[0] * NS_PER_MS for r in rows],
+            open=[float(r[1]) for r in rows],
+            high=[float(r[3]) for r in rows],
+            low=[float(r[4]) for r in rows],
+            close=[float(r[2]) for r in rows],
+            volume=[float(r[5]) for r in rows],
         )
 
     def book(self, native: str, depth: int) -> list[list[Any]]:

@@ -31,6 +31,8 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
+from dccd_core.sources.bitmex.symbols import to_native
+from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
 from tests.fakes.server import ErrorReply
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
@@ -108,11 +110,7 @@ def _iso(ms: int) -> str:
 
 
 def _native(symbol: Symbol | str) -> str:
-    if isinstance(symbol, str):
-        return symbol
-    from dccd_core.sources.bitmex.symbols import to_native
-
-    return to_native(symbol)
+    return symbol if isinstance(symbol, str) else to_native(symbol)
 
 
 @dataclass
@@ -141,13 +139,11 @@ class BitmexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         stamps: list[int] = []
         if not self.quiet_every or (sec // 60) % self.quiet_every != 3:  # quiet minutes
-            n = max(rng.choice((0, 1, 2, 3, 4, 6, 9)), self.min_per_second) * self.density
-            stamps = sorted(sec * 1000 + rng.randrange(1000) for _ in range(n))
-            if stamps and rng.random() < 0.4:  # one order filled against several makers
-                stamps += [stamps[-1]] * rng.randint(2, 15)
-        for ms, count in self.bursts.items():
-            if ms // 1000 == sec:
-                stamps += [ms] * count
+            stamps = second_stamps(
+                rng, sec, counts=(0, 1, 2, 3, 4, 6, 9), cluster_max=15,
+                density=self.density, min_count=self.min_per_second,
+            )  # fmt: skip
+        stamps += burst_stamps(self.bursts, sec)
         stamps.sort()
         base = 42_000 + 800 * math.sin(sec / 7_000)
         rows = []
@@ -226,21 +222,12 @@ class BitmexFake:
     def truth_trades(self, symbol: Symbol | str, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Every trade with ``start_ts <= ts < end_ts``, in the trades schema."""
         rows = list(self._trades(_native(symbol), start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS)))
-        frame = pl.DataFrame(
-            {
-                "ts": [to_ns(r["timestamp"]) for r in rows],
-                "trade_id": [r["trdMatchID"] for r in rows],
-                "price": [float(r["price"]) for r in rows],
-                "amount": [r.get("homeNotional", r["size"] / r["price"]) for r in rows],
-                "side": [r["side"].lower() for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.String,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.String,
-            },
+        frame = trades_frame(
+            ts=[to_ns(r["timestamp"]) for r in rows],
+            trade_id=[r["trdMatchID"] for r in rows],
+            price=[float(r["price"]) for r in rows],
+            amount=[r.get("homeNotional", r["size"] / r["price"]) for r in rows],
+            side=[r["side"].lower() for r in rows],
         )
         return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
@@ -257,27 +244,15 @@ class BitmexFake:
                 -(-end_ts // NS_PER_MS) + step - 1,
             )
         )
-        frame = pl.DataFrame(
-            {
-                "ts": [to_ns(r["timestamp"]) - span.ns for r in rows],
-                "open": [float(r["open"]) for r in rows],
-                "high": [float(r["high"]) for r in rows],
-                "low": [float(r["low"]) for r in rows],
-                "close": [float(r["close"]) for r in rows],
-                "volume": [float(r["homeNotional"]) for r in rows],
-                "quote_volume": [float(r["foreignNotional"]) for r in rows],
-                "trades": [r["trades"] for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "open": pl.Float64,
-                "high": pl.Float64,
-                "low": pl.Float64,
-                "close": pl.Float64,
-                "volume": pl.Float64,
-                "quote_volume": pl.Float64,
-                "trades": pl.Int64,
-            },
+        frame = ohlc_frame(
+            ts=[to_ns(r["timestamp"]) - span.ns for r in rows],
+            open=[float(r["open"]) for r in rows],
+            high=[float(r["high"]) for r in rows],
+            low=[float(r["low"]) for r in rows],
+            close=[float(r["close"]) for r in rows],
+            volume=[float(r["homeNotional"]) for r in rows],
+            quote_volume=[float(r["foreignNotional"]) for r in rows],
+            trades=[r["trades"] for r in rows],
         )
         return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 

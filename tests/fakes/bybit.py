@@ -27,10 +27,9 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from dccd_core.domain import NS_PER_MS, Span, Symbol
+from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
 from tests.fakes.server import ErrorReply
-
-from ._seeded import SeededCandles, SeededTape, Trade
 
 __all__ = ["NOW_MS", "TAPE_START_MS", "FakeBybit", "make_app"]
 
@@ -118,19 +117,7 @@ class FakeBybit:
         end_ms = min(-(-end_ts // NS_PER_MS), self.now_ms + 1)
         bars = self.candles(symbol).bars(start_ts // NS_PER_MS, end_ms, span.ms, offset)
         bars = [b for b in bars if b.ts_ms * NS_PER_MS >= start_ts]
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_ms * NS_PER_MS for b in bars],
-                "open": [float(b.open) for b in bars],
-                "high": [float(b.high) for b in bars],
-                "low": [float(b.low) for b in bars],
-                "close": [float(b.close) for b in bars],
-                "volume": [float(b.volume) for b in bars],
-                "quote_volume": [float(b.quote_volume) for b in bars],
-                "trades": [None] * len(bars),
-            },
-            schema=pl.Schema(schema_for(DataType.OHLC)),
-        )
+        return bars_frame(bars)
 
     def truth_trades(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """The trades of ``[start_ts, end_ts)`` in the trades schema (amounts in base)."""
@@ -251,17 +238,12 @@ def _exec_id(trade: Trade, spot: bool) -> str:
 
 
 def _trade_frame(trades: list[Trade], inverse: bool, *, spot: bool) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": [t.ts_ms * NS_PER_MS for t in trades],
-            "trade_id": [_exec_id(t, spot) for t in trades],
-            "price": [float(t.price) for t in trades],
-            "amount": [
-                float(t.size) / float(t.price) if inverse else float(t.size) for t in trades
-            ],
-            "side": [t.side for t in trades],
-        },
-        schema=pl.Schema(schema_for(DataType.TRADES)),
+    return trades_frame(
+        ts=[t.ts_ms * NS_PER_MS for t in trades],
+        trade_id=[_exec_id(t, spot) for t in trades],
+        price=[float(t.price) for t in trades],
+        amount=[float(t.size) / float(t.price) if inverse else float(t.size) for t in trades],
+        side=[t.side for t in trades],
     )
 
 

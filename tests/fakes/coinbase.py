@@ -14,8 +14,6 @@ Quirks reproduced (docs: https://docs.cdp.coinbase.com/exchange/reference/):
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +22,9 @@ import orjson
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
+from dccd_core.domain import Span, Symbol, to_ns
+from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
 from tests.fakes.server import ErrorReply
-
-from ._tape_ck import Tape, bar_at
 
 __all__ = ["CoinbaseFake"]
 
@@ -56,59 +53,24 @@ def _iso(ts_us: int) -> str:
 
 
 @dataclass
-class CoinbaseFake:
+class CoinbaseFake(TapeMarket):
     """Deterministic Coinbase: BTC-USD and ETH-USD tapes starting 2024-01-01."""
+
+    MARKETS = ("BTC-USD", "ETH-USD")
 
     seed: str = "coinbase"
     n_trades: int = 4_500
     #: Bursts of trades sharing one microsecond: index -> size. The 1200-trade burst is
     #: longer than a page, so every walk through it splits it at a page boundary.
     bursts: tuple[tuple[int, int], ...] = ((995, 12), (1_500, 1_200), (3_000, 40))
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     start_us: int = T0_US
-    max_gap_us: int = 3_000_000
-    #: Live mode (the streaming fake): a trade exists once this clock (µs) reaches it.
-    clock_us: Callable[[], int] | None = None
-
-    def __post_init__(self) -> None:
-        self.tapes = {
-            product: Tape(f"{self.seed}:{product}", self.start_us, self.n_trades, first_id=1,
-                          bursts=self.bursts, max_gap_us=self.max_gap_us).rows()
-            for product in ("BTC-USD", "ETH-USD")
-        }
-        self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
-
-    def restart_tapes(self, start_us: int, n_trades: int | None = None) -> None:
-        """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
-        when the first client connects, so the test's startup time does not matter)."""
-        self.start_us = start_us
-        if n_trades is not None:
-            self.n_trades = n_trades
-        self.__post_init__()
-
-    def existing(self, product: str) -> list[tuple[int, int, float, float, bool]]:
-        """The tape of ``product`` up to now (all of it unless in live mode)."""
-        tape = self.tapes[product]
-        if self.clock_us is None:
-            return tape
-        return tape[: bisect.bisect_right(self._tape_ts[product], self.clock_us())]
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     # -- truth ----------------------------------------------------------------------
 
     def truth_trades(self, symbol: Symbol, start: int, end: int) -> pl.DataFrame:
         """The trades of ``[start, end)`` in the trades schema (taker side), by (ts, id)."""
-        rows = [r for r in self.tapes[f"{symbol.base}-{symbol.quote}"]
-                if start <= r[1] * 1_000 < end]
-        return pl.DataFrame(
-            {
-                "ts": [r[1] * 1_000 for r in rows],
-                "trade_id": [str(r[0]) for r in rows],
-                "price": [r[2] for r in rows],
-                "amount": [r[3] for r in rows],
-                "side": ["buy" if r[4] else "sell" for r in rows],
-            },
-            schema=pl.Schema(pl.from_arrow(schema_for(DataType.TRADES).empty_table()).schema),  # type: ignore[union-attr]
-        )
+        return self.tape_truth(f"{symbol.base}-{symbol.quote}", start, end)
 
     def truth_candles(self, symbol: Symbol, span: Span, start: int, end: int) -> pl.DataFrame:
         """The bars opening in ``[start, end)`` (holes left out), ohlc schema."""
@@ -116,18 +78,13 @@ class CoinbaseFake:
         first = span.floor(start) + (span.ns if span.floor(start) < start else 0)
         bars = [bar_at(seed, t // 10**9, span.seconds) for t in range(first, end, span.ns)]
         kept = [b for b in bars if b is not None]
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_s * 10**9 for b in kept],
-                "open": [b.open for b in kept],
-                "high": [b.high for b in kept],
-                "low": [b.low for b in kept],
-                "close": [b.close for b in kept],
-                "volume": [b.volume for b in kept],
-                "quote_volume": [None] * len(kept),
-                "trades": [None] * len(kept),
-            },
-            schema=pl.Schema(pl.from_arrow(schema_for(DataType.OHLC).empty_table()).schema),  # type: ignore[union-attr]
+        return ohlc_frame(
+            ts=[b.ts_s * 10**9 for b in kept],
+            open=[b.open for b in kept],
+            high=[b.high for b in kept],
+            low=[b.low for b in kept],
+            close=[b.close for b in kept],
+            volume=[b.volume for b in kept],
         )
 
     @property

@@ -46,9 +46,9 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.market import bar_at
 from tests.fakes.server import cut_connection
 
-from ._tape_ck import bar_at
 from .coinbase import _iso
 from .kraken import KrakenFake
 

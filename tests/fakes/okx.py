@@ -27,10 +27,9 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from dccd_core.domain import NS_PER_MS, Span, Symbol
+from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
 from tests.fakes.server import ErrorReply
-
-from ._seeded import SeededCandles, SeededTape, Trade
 
 __all__ = ["INSTRUMENTS", "NOW_MS", "TAPE_START_MS", "FakeOkx", "book_levels", "make_app"]
 
@@ -118,20 +117,8 @@ class FakeOkx:
         offset = _WEEK_OFFSET_MS if span.label == "1w" else 0
         open_bar_ms = self.now_ms - (self.now_ms - offset) % span.ms
         end_ms = min(-(-end_ts // NS_PER_MS), open_bar_ms)
-        bars = self.candles(inst_id).bars(-(-start_ts // NS_PER_MS), end_ms, span.ms, offset)
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_ms * NS_PER_MS for b in bars],
-                "open": [float(b.open) for b in bars],
-                "high": [float(b.high) for b in bars],
-                "low": [float(b.low) for b in bars],
-                "close": [float(b.close) for b in bars],
-                "volume": [float(b.volume) for b in bars],
-                "quote_volume": [float(b.quote_volume) for b in bars],
-                "trades": [None] * len(bars),
-            },
-            schema=pl.Schema(schema_for(DataType.OHLC)),
-        )
+        start_ms = -(-start_ts // NS_PER_MS)
+        return bars_frame(self.candles(inst_id).bars(start_ms, end_ms, span.ms, offset))
 
     def truth_trades(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Trades of ``[start_ts, end_ts)``, sorted by (ts, id), amounts in base."""
@@ -146,15 +133,12 @@ class FakeOkx:
                 return float(t.size) * ct_val / float(t.price)
             return float(t.size) * ct_val
 
-        return pl.DataFrame(
-            {
-                "ts": [t.ts_ms * NS_PER_MS for t in trades],
-                "trade_id": [str(t.trade_id) for t in trades],
-                "price": [float(t.price) for t in trades],
-                "amount": [amount(t) for t in trades],
-                "side": [t.side for t in trades],
-            },
-            schema=pl.Schema(schema_for(DataType.TRADES)),
+        return trades_frame(
+            ts=[t.ts_ms * NS_PER_MS for t in trades],
+            trade_id=[str(t.trade_id) for t in trades],
+            price=[float(t.price) for t in trades],
+            amount=[amount(t) for t in trades],
+            side=[t.side for t in trades],
         )
 
     # -- handlers ---------------------------------------------------------------------
