@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import polars as pl
 from aiohttp import web
 
-from tests.fakes.server import ErrorReply, FaultInjector
+from tests.fakes.server import ErrorReply, FaultInjector, json_reply
 
 __all__ = ["FakeBinance", "MarketData"]
 
@@ -328,12 +327,7 @@ class MarketData:
 
 
 def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        body=orjson.dumps({"code": code, "msg": msg}),
-        content_type="application/json",
-        headers=headers,
-    )
+    return json_reply({"code": code, "msg": msg}, status, headers)
 
 
 class _Refused(Exception):
@@ -575,9 +569,7 @@ class FakeBinance:
         payload: dict[str, Any] = {"lastUpdateId": now, "bids": bids, "asks": asks}
         if market == "usdm":
             payload = {"lastUpdateId": now, "E": now, "T": now - 3, "bids": bids, "asks": asks}
-        return web.Response(
-            body=orjson.dumps(payload), content_type="application/json", headers=headers
-        )
+        return json_reply(payload, headers=headers)
 
     async def exchange_info(self, request: web.Request) -> web.Response:
         market = "usdm" if request.path.startswith("/fapi/") else "spot"
@@ -598,9 +590,7 @@ class FakeBinance:
                 entry.update(pair=native, contractType="PERPETUAL", marginAsset=quote)
             symbols.append(entry)
         payload = {"timezone": "UTC", "serverTime": self.now_ms(), "symbols": symbols}
-        return web.Response(
-            body=orjson.dumps(payload), content_type="application/json", headers=headers
-        )
+        return json_reply(payload, headers=headers)
 
     @web.middleware
     async def _refusals(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -24,9 +24,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
+
+from tests.fakes.server import json_reply, routes_app
 
 __all__ = ["BinanceQuirksFake", "TradeTape", "make_tape"]
 
@@ -137,14 +138,14 @@ class BinanceQuirksFake:
         ]
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/fapi/v1/exchangeInfo", self._empty_info)
-        app.router.add_get("/dapi/v1/exchangeInfo", self._empty_info)
-        app.router.add_get("/api/v3/klines", self._klines)
-        app.router.add_get("/api/v3/aggTrades", self._agg_trades)
-        app.router.add_get("/api/v3/depth", self._depth)
-        return app
+        return routes_app({
+            "/api/v3/exchangeInfo": self._exchange_info,
+            "/fapi/v1/exchangeInfo": self._empty_info,
+            "/dapi/v1/exchangeInfo": self._empty_info,
+            "/api/v3/klines": self._klines,
+            "/api/v3/aggTrades": self._agg_trades,
+            "/api/v3/depth": self._depth,
+        })  # fmt: skip
 
     # -- helpers -----------------------------------------------------------------
 
@@ -153,12 +154,9 @@ class BinanceQuirksFake:
         self.requests.append((request.path, query))
         return query
 
-    @staticmethod
-    def _json(data: Any, status: int = 200) -> web.Response:
-        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
     def _error(self, code: int, msg: str) -> web.Response:
-        return self._json({"code": code, "msg": msg}, status=400)
+        return json_reply({"code": code, "msg": msg}, status=400)
 
     def _limit(self, query: dict[str, str]) -> int | web.Response:
         limit = int(query.get("limit", 500))
@@ -175,7 +173,7 @@ class BinanceQuirksFake:
             _market("ETHUSDT", "ETH", "USDT"),
             _market("ETHBTC", "ETH", "BTC"),
         ]
-        return self._json(
+        return json_reply(
             {
                 "timezone": "UTC",
                 "serverTime": self.candles_to_ms,
@@ -190,7 +188,7 @@ class BinanceQuirksFake:
 
     async def _empty_info(self, request: web.Request) -> web.Response:
         self._log(request)
-        return self._json({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": []})
+        return json_reply({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": []})
 
     async def _klines(self, request: web.Request) -> web.Response:
         query = self._log(request)
@@ -205,7 +203,7 @@ class BinanceQuirksFake:
         start = int(query.get("startTime", self.candles_from_ms))
         end = int(query.get("endTime", self.candles_to_ms))
         rows = self.truth_candles(interval, start, end + 1)
-        return self._json(rows[:limit])
+        return json_reply(rows[:limit])
 
     async def _agg_trades(self, request: web.Request) -> web.Response:
         query = self._log(request)
@@ -248,14 +246,14 @@ class BinanceQuirksFake:
             }
             for i in idx
         ]
-        return self._json(rows)
+        return json_reply(rows)
 
     async def _depth(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
             return self._error(-1121, "Invalid symbol.")
         limit = int(query.get("limit", 100))
-        return self._json(
+        return json_reply(
             {
                 "lastUpdateId": 1027024,
                 "bids": [[f"{40000 - i * 0.5:.2f}", f"{1 + i:.8f}"] for i in range(limit)],

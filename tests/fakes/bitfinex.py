@@ -28,14 +28,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from dccd_core.sources.bitfinex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
 
@@ -196,19 +195,16 @@ class BitfinexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        app = web.Application()
-        app.router.add_get("/v2/candles/{key}/hist", self._candles_handler)
-        app.router.add_get("/v2/trades/{symbol}/hist", self._trades_handler)
-        app.router.add_get("/v2/book/{symbol}/{prec}", self._book_handler)
-        app.router.add_get("/v2/conf/{key}", self._conf_handler)
-        return app
+        return routes_app({
+            "/v2/candles/{key}/hist": self._candles_handler,
+            "/v2/trades/{symbol}/hist": self._trades_handler,
+            "/v2/book/{symbol}/{prec}": self._book_handler,
+            "/v2/conf/{key}": self._conf_handler,
+        })  # fmt: skip
 
-    @staticmethod
-    def _json(data: Any, status: int = 200) -> web.Response:
-        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
     def _error(self, code: int, message: str) -> web.Response:
-        return self._json(["error", code, message], status=500)
+        return json_reply(["error", code, message], status=500)
 
     def _known(self, native: str) -> bool:
         return native[1:] in _PAIRS_EXCHANGE + _PAIRS_FUTURES
@@ -250,7 +246,7 @@ class BitfinexFake:
             rows.append(row)
             if len(rows) >= limit:
                 break
-        return self._json(rows)
+        return json_reply(rows)
 
     async def _candles_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
@@ -269,7 +265,7 @@ class BitfinexFake:
         seconds = _TIMEFRAMES[parts[1]]
         rows = list(self._candles(native, seconds, start, end))
         rows = rows[::-1][:limit] if newest_first else rows[:limit]
-        return self._json(rows)
+        return json_reply(rows)
 
     async def _book_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
@@ -284,13 +280,13 @@ class BitfinexFake:
             return self._error(10020, "len: invalid")
         if depth not in (1, 25, 100):
             return self._error(10020, "len: invalid")
-        return self._json(self.book(native, depth))
+        return json_reply(self.book(native, depth))
 
     async def _conf_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         key = request.match_info["key"]
         if key == "pub:list:pair:exchange":
-            return self._json([_PAIRS_EXCHANGE])
+            return json_reply([_PAIRS_EXCHANGE])
         if key == "pub:list:pair:futures":
-            return self._json([_PAIRS_FUTURES])
-        return self._json([None])
+            return json_reply([_PAIRS_FUTURES])
+        return json_reply([None])

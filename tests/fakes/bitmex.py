@@ -26,14 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
 from dccd_core.sources.bitmex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
 
@@ -287,12 +286,12 @@ class BitmexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        app = web.Application()
-        app.router.add_get("/api/v1/trade/bucketed", self._bucketed_handler)
-        app.router.add_get("/api/v1/trade", self._trades_handler)
-        app.router.add_get("/api/v1/orderBook/L2", self._book_handler)
-        app.router.add_get("/api/v1/instrument/active", self._instruments_handler)
-        return app
+        return routes_app({
+            "/api/v1/trade/bucketed": self._bucketed_handler,
+            "/api/v1/trade": self._trades_handler,
+            "/api/v1/orderBook/L2": self._book_handler,
+            "/api/v1/instrument/active": self._instruments_handler,
+        })  # fmt: skip
 
     def _json(self, data: Any, status: int = 200) -> web.Response:
         now = time.monotonic()
@@ -304,9 +303,7 @@ class BitmexFake:
             "x-ratelimit-remaining": str(max(0, 120 - self._used)),
             "x-ratelimit-reset": str(int(time.time()) + 60),
         }
-        return web.Response(
-            body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
-        )
+        return json_reply(data, status, headers)
 
     def _error(self, message: str, status: int = 400, name: str = "HTTPError") -> web.Response:
         return self._json({"error": {"message": message, "name": name}}, status=status)

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["NOW_MS", "TAPE_START_MS", "FakeBybit", "make_app"]
 
@@ -89,7 +89,7 @@ ERROR_REPLIES = (
 
 
 def _body(result: Any, code: int = 0, msg: str = "OK") -> web.Response:
-    return web.json_response(
+    return json_reply(
         {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": NOW_MS}
     )
 
@@ -264,9 +264,9 @@ def _tape(key: str, inverse: bool) -> SeededTape:
 def make_app(fake: FakeBybit | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under Bybit's v5 paths."""
     fake = fake or FakeBybit()
-    app = web.Application(middlewares=list(middlewares))
-    app.router.add_get("/v5/market/kline", fake.kline)
-    app.router.add_get("/v5/market/recent-trade", fake.recent_trade)
-    app.router.add_get("/v5/market/orderbook", fake.orderbook)
-    app.router.add_get("/v5/market/instruments-info", fake.instruments)
-    return app
+    return routes_app({
+        "/v5/market/kline": fake.kline,
+        "/v5/market/recent-trade": fake.recent_trade,
+        "/v5/market/orderbook": fake.orderbook,
+        "/v5/market/instruments-info": fake.instruments,
+    }, middlewares=list(middlewares))  # fmt: skip

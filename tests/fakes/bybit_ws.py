@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.server import WsFake, json_reply
 
 __all__ = ["BybitStreamFake", "trade_record"]
 
@@ -45,21 +45,21 @@ def trade_record(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
     }
 
 
+def _is_ping(text: str) -> bool:
+    return bool(orjson.loads(text).get("op") == "ping")
+
+
 @dataclass
-class BybitStreamFake:
+class BybitStreamFake(WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     per_ms: int = 1
-    drop_every: int = 0
     #: Seconds between the subscribe ack and the first trade pushed, like a real
     #: subscription that starts after the client's connect-time REST heal.
     subscribe_delay_s: float = 0.0
     gap_at: tuple[int, ...] = ()
     book_interval_s: float = 0.005
     t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    connections: int = 0
-    drops: int = 0
-    pings: int = 0
     subscriptions: list[list[str]] = field(default_factory=list)
     rest_requests: int = 0
     bids: dict[float, float] = field(default_factory=dict)
@@ -130,7 +130,7 @@ class BybitStreamFake:
         self.rest_requests += 1
         limit = int(request.query.get("limit", 500))
         if not 1 <= limit <= 1000:
-            return web.json_response({"retCode": 10001, "retMsg": "params error", "result": {}})
+            return json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
         now = self.now_index()
         rows = [
             {
@@ -145,14 +145,12 @@ class BybitStreamFake:
             for r in reversed(self.truth(max(0, now - limit), now - 1))
         ]
         body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows}}
-        return web.json_response(body)
+        return json_reply(body)
 
     # -- WS ---------------------------------------------------------------------------
 
     async def public(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         # Trades flow from the handshake on. (A real subscription starts when Bybit has
         # processed the subscribe frame, which can be after a heal's REST call; see the
         # report on operations.stream's heal-on-connect.)
@@ -175,7 +173,10 @@ class BybitStreamFake:
                         }
                     ).decode()
                 )
-        reader = asyncio.create_task(self._read(ws))
+        pong = {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
+        reader = asyncio.create_task(
+            self.answer_pings(ws, _is_ping, orjson.dumps(pong).decode())
+        )
         try:
             if any(t.startswith("publicTrade.") for t in topics):
                 if self.subscribe_delay_s:
@@ -197,21 +198,6 @@ class BybitStreamFake:
             reader.cancel()
         return ws
 
-    async def _read(self, ws: web.WebSocketResponse) -> None:
-        with contextlib.suppress(Exception):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and orjson.loads(msg.data).get("op") == "ping":
-                    self.pings += 1
-                    await ws.send_str(
-                        orjson.dumps(
-                            {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
-                        ).decode()
-                    )
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start
         sent = 0
@@ -228,8 +214,7 @@ class BybitStreamFake:
                 }
                 await ws.send_bytes(orjson.dumps(push))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(0.002)
 
@@ -248,7 +233,6 @@ class BybitStreamFake:
             await asyncio.sleep(self.book_interval_s)
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/v5/public/{category}", self.public)
-        app.router.add_get("/v5/market/recent-trade", self.recent_trade)
-        return app
+        return self.ws_app(
+            {"/v5/public/{category}": self.public, "/v5/market/recent-trade": self.recent_trade}
+        )

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["CoinbaseFake"]
 
@@ -38,13 +36,6 @@ ERROR_REPLIES = (
     ErrorReply(503, {"message": "Service Unavailable"}),
     ErrorReply(502, "<html><head><title>502 Bad Gateway</title></head></html>"),
 )
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json",
-        headers=headers,
-    )
 
 
 def _iso(ts_us: int) -> str:
@@ -95,19 +86,19 @@ class CoinbaseFake(TapeMarket):
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/products", self._products)
-        app.router.add_get("/products/{product}/candles", self._candles)
-        app.router.add_get("/products/{product}/trades", self._trades)
-        app.router.add_get("/products/{product}/book", self._book)
-        return app
+        return routes_app({
+            "/products": self._products,
+            "/products/{product}/candles": self._candles,
+            "/products/{product}/trades": self._trades,
+            "/products/{product}/book": self._book,
+        })  # fmt: skip
 
     def _log(self, request: web.Request) -> None:
         self.requests.append((request.path, dict(request.query)))
 
     async def _products(self, request: web.Request) -> web.Response:
         self._log(request)
-        return _json([
+        return json_reply([
             {"id": p, "base_currency": p.split("-")[0], "quote_currency": p.split("-")[1],
              "status": "online", "trading_disabled": False}
             for p in self.tapes
@@ -124,17 +115,17 @@ class CoinbaseFake(TapeMarket):
         self._log(request)
         product = self._product(request)
         if product is None:
-            return _json({"message": "NotFound"}, 404)
+            return json_reply({"message": "NotFound"}, 404)
         try:
             gran = int(request.query["granularity"])
             start_s = to_ns(request.query["start"]) // 10**9
             end_s = to_ns(request.query["end"]) // 10**9
         except (KeyError, ValueError):
-            return _json({"message": "Invalid request"}, 400)
+            return json_reply({"message": "Invalid request"}, 400)
         if gran not in _GRANULARITIES:
-            return _json({"message": "Unsupported granularity"}, 400)
+            return json_reply({"message": "Unsupported granularity"}, 400)
         if (end_s - start_s) // gran > 300:
-            return _json({"message": "granularity too small for the requested time range. "
+            return json_reply({"message": "granularity too small for the requested time range. "
                           "Count of aggregations requested exceeds 300"}, 400)
         first = start_s - start_s % gran + (gran if start_s % gran else 0)
         seed = f"{self.seed}:{product}"
@@ -143,21 +134,21 @@ class CoinbaseFake(TapeMarket):
             bar = bar_at(seed, t, gran)
             if bar is not None:
                 rows.append([t, bar.low, bar.high, bar.open, bar.close, bar.volume])
-        return _json(rows[::-1])
+        return json_reply(rows[::-1])
 
     async def _trades(self, request: web.Request) -> web.Response:
         self._log(request)
         product = self._product(request)
         if product is None:
-            return _json({"message": "NotFound"}, 404)
+            return json_reply({"message": "NotFound"}, 404)
         try:
             limit = int(request.query.get("limit", 1000))
             after = int(request.query["after"]) if "after" in request.query else None
             before = int(request.query["before"]) if "before" in request.query else None
         except ValueError:
-            return _json({"message": "Invalid pagination parameter"}, 400)
+            return json_reply({"message": "Invalid pagination parameter"}, 400)
         if not 1 <= limit <= 1000:
-            return _json({"message": "Limit must be between 1 and 1000"}, 400)
+            return json_reply({"message": "Limit must be between 1 and 1000"}, 400)
         tape = self.existing(product)
         first_id = self.tapes[product][0][0]
         if after is not None:
@@ -176,17 +167,17 @@ class CoinbaseFake(TapeMarket):
         headers = {}
         if chosen:
             headers = {"CB-BEFORE": str(chosen[-1][0]), "CB-AFTER": str(chosen[0][0])}
-        return _json(body, headers=headers)
+        return json_reply(body, headers=headers)
 
     async def _book(self, request: web.Request) -> web.Response:
         self._log(request)
         product = self._product(request)
         if product is None:
-            return _json({"message": "NotFound"}, 404)
+            return json_reply({"message": "NotFound"}, 404)
         if request.query.get("level") != "2":
-            return _json({"message": "Invalid level"}, 400)
+            return json_reply({"message": "Invalid level"}, 400)
         bids = [[f"{40_000 - 0.5 * i:.2f}", f"{1 + i * 0.25:.8f}", 1 + i % 3] for i in range(60)]
         asks = [[f"{40_000.5 + 0.5 * i:.2f}", f"{2 + i * 0.5:.8f}", 1 + i % 2] for i in range(60)]
-        return _json({"bids": bids, "asks": asks, "sequence": 71023654321,
+        return json_reply({"bids": bids, "asks": asks, "sequence": 71023654321,
                       "auction_mode": False, "auction": None,
                       "time": "2024-01-01T00:00:00.123456Z"})

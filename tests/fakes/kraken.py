@@ -21,13 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["KrakenFake"]
 
@@ -51,13 +50,11 @@ ERROR_REPLIES = (
 
 
 def _ok(result: Any) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": [], "result": result}),
-                        content_type="application/json")
+    return json_reply({"error": [], "result": result})
 
 
 def _err(*errors: str) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": list(errors)}),
-                        content_type="application/json")
+    return json_reply({"error": list(errors)})
 
 
 @dataclass
@@ -115,12 +112,12 @@ class KrakenFake(TapeMarket):
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/0/public/AssetPairs", self._asset_pairs)
-        app.router.add_get("/0/public/OHLC", self._ohlc)
-        app.router.add_get("/0/public/Trades", self._trades)
-        app.router.add_get("/0/public/Depth", self._depth)
-        return app
+        return routes_app({
+            "/0/public/AssetPairs": self._asset_pairs,
+            "/0/public/OHLC": self._ohlc,
+            "/0/public/Trades": self._trades,
+            "/0/public/Depth": self._depth,
+        })  # fmt: skip
 
     def _pair(self, request: web.Request) -> str | None:
         self.requests.append((request.path, dict(request.query)))

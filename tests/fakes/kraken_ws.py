@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tests.fakes.market import bar_at
-from tests.fakes.server import cut_connection
+from tests.fakes.server import WsFake
 
 from .coinbase import _iso
 from .kraken import KrakenFake
@@ -110,20 +110,17 @@ class _Step:
 
 
 @dataclass
-class KrakenStreamFake:
+class KrakenStreamFake(WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     seed: int = 11
     n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
-    drop_every: int = 0  # cut the connection after this many frames (0: never)
     drop_every_trades: int = 0  # ... or after the frame that crosses each N trades
     skip_rate: float = 0.0
     bad_checksum_at: tuple[int, ...] = ()
     skip_book_at: tuple[int, ...] = ()
     book_interval_s: float = 0.005
     heartbeat_s: float = 1.0
-    connections: int = 0
-    drops: int = 0
     skipped: list[int] = field(default_factory=list)
     skipped_book: list[int] = field(default_factory=list)
     bad_checksums: list[int] = field(default_factory=list)
@@ -155,7 +152,6 @@ class KrakenStreamFake:
         self._book_subscribers: dict[str, dict[asyncio.Queue[_Step], int]] = {
             s: {} for s in PAIRS
         }
-        self._stepper: asyncio.Task[None] | None = None
         self._last_book_us = 0
         self._faults: list[str] = []  # "checksum"/"skip", for the next visible update
 
@@ -192,9 +188,7 @@ class KrakenStreamFake:
     # -- WS ---------------------------------------------------------------------------
 
     async def v2(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         if not self.market_open:
             self.market_open = True
             self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
@@ -203,19 +197,9 @@ class KrakenStreamFake:
         await ws.send_str(orjson.dumps({"channel": "status", "type": "update", "data": [{
             "api_version": "v2", "connection_id": 12_345_678 + self.connections,
             "system": "online", "version": "2.0.10"}]}).decode())
-        try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                task = await self._on_request(ws, msg.data, counter)
-                if task is not None:
-                    tasks.append(task)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+        await self.read_until_closed(
+            ws, tasks, lambda text: self._on_request(ws, text, counter)
+        )
         return ws
 
     async def _on_request(
@@ -270,20 +254,6 @@ class KrakenStreamFake:
         stamp = _iso(now_us())
         await ws.send_str(orjson.dumps({**frame, "time_in": stamp, "time_out": stamp}).decode())
 
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
-    async def _send(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
-        if ws.closed:
-            return False
-        await ws.send_str(text)
-        counter["sent"] += 1
-        if self.drop_every and counter["sent"] % self.drop_every == 0:
-            self._drop(ws)
-            return False
-        return True
-
     async def _heartbeats(self, ws: web.WebSocketResponse) -> None:
         while not ws.closed:
             await asyncio.sleep(self.heartbeat_s)
@@ -312,12 +282,12 @@ class KrakenStreamFake:
                     for trade_id, ts_us, price, amount, buys in rows
                 )
                 text = f'{{"channel":"trade","type":"update","data":[{data}]}}'
-                if not await self._send(ws, text, counter):
+                if not await self.push(ws, text, counter):
                     return
                 trades = counter["trades"] = counter.get("trades", 0) + len(rows)
                 n = self.drop_every_trades
                 if n and trades // n != (trades - len(rows)) // n:
-                    self._drop(ws)
+                    self.drop(ws)
                     return
             await asyncio.sleep(0.003)
 
@@ -355,7 +325,7 @@ class KrakenStreamFake:
                            if (e := self.ohlc_bar(s, span_s, b)) is not None]
                 if entries:
                     text = f'{{"channel":"ohlc","type":"{kind}","data":[{",".join(entries)}]}}'
-                    if not await self._send(ws, text, counter):
+                    if not await self.push(ws, text, counter):
                         return
                 if bars is not None:
                     break
@@ -375,11 +345,10 @@ class KrakenStreamFake:
             )
             snapshots.append(f'{{"channel":"book","type":"snapshot","data":[{entry}]}}')
             self._book_subscribers[symbol][queue] = depth
-        if self._stepper is None or self._stepper.done():
-            self._stepper = asyncio.create_task(self._step_books())
+        self.start_market(self._step_books)
         try:
             for text in snapshots:
-                if not await self._send(ws, text, counter):
+                if not await self.push(ws, text, counter):
                     return
             while not ws.closed:
                 step = await queue.get()
@@ -389,7 +358,7 @@ class KrakenStreamFake:
                 if self._faults and self._faults.pop(0) == "skip":
                     self.skipped_book.append(step.u)
                     continue
-                if not await self._send(ws, text, counter):
+                if not await self.push(ws, text, counter):
                     return
         finally:
             for symbol in symbols:
@@ -438,14 +407,5 @@ class KrakenStreamFake:
                     queue.put_nowait(step)
             await asyncio.sleep(self.book_interval_s)
 
-    async def _on_cleanup(self, app: web.Application) -> None:
-        if self._stepper is not None:
-            self._stepper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._stepper
-
     def app(self) -> web.Application:
-        app = self.rest.app()
-        app.router.add_get("/v2", self.v2)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
+        return self.ws_app({"/v2": self.v2}, self.rest.app())

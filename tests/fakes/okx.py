@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply
+from tests.fakes.server import ErrorReply, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "NOW_MS", "TAPE_START_MS", "FakeOkx", "book_levels", "make_app"]
 
@@ -79,11 +79,11 @@ ERROR_REPLIES = (
 
 
 def _ok(data: list[Any]) -> web.Response:
-    return web.json_response({"code": "0", "msg": "", "data": data})
+    return json_reply({"code": "0", "msg": "", "data": data})
 
 
 def _err(code: str, msg: str) -> web.Response:
-    return web.json_response({"code": code, "msg": msg, "data": []})
+    return json_reply({"code": code, "msg": msg, "data": []})
 
 
 @dataclass
@@ -276,9 +276,9 @@ def book_levels(inst_id: str, depth: int) -> tuple[list[list[str]], list[list[st
 def make_app(fake: FakeOkx | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under OKX's v5 paths."""
     fake = fake or FakeOkx()
-    app = web.Application(middlewares=list(middlewares))
-    app.router.add_get("/api/v5/market/history-candles", fake.history_candles)
-    app.router.add_get("/api/v5/market/history-trades", fake.history_trades)
-    app.router.add_get("/api/v5/market/books", fake.books)
-    app.router.add_get("/api/v5/public/instruments", fake.instruments)
-    return app
+    return routes_app({
+        "/api/v5/market/history-candles": fake.history_candles,
+        "/api/v5/market/history-trades": fake.history_trades,
+        "/api/v5/market/books": fake.books,
+        "/api/v5/public/instruments": fake.instruments,
+    }, middlewares=list(middlewares))  # fmt: skip

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.server import WsFake, json_reply
 
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
 
@@ -61,18 +61,14 @@ def _crc(bids: list[list[str]], asks: list[list[str]]) -> int:
 
 
 @dataclass
-class OkxStreamFake:
+class OkxStreamFake(WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     per_ms: int = 1
-    drop_every: int = 0
     gap_at: tuple[int, ...] = ()
     bad_checksum_at: tuple[int, ...] = ()
     book_interval_s: float = 0.004
     t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    connections: int = 0
-    drops: int = 0
-    pings: int = 0
     subscriptions: list[list[dict[str, str]]] = field(default_factory=list)
     rest_requests: int = 0
     bids: dict[float, int] = field(default_factory=dict)
@@ -133,9 +129,7 @@ class OkxStreamFake:
         q = request.query
         limit = int(q.get("limit", 100))
         if q.get("instId") != INST or not 1 <= limit <= 100:
-            return web.json_response(
-                {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
-            )
+            return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
         now = self.now_index()
         last = now - 1
         if "after" in q:
@@ -145,7 +139,7 @@ class OkxStreamFake:
             else:  # by ts: trades with ts < after
                 last = min(last, (after - self.t0_ms) * self.per_ms - 1)
         rows = list(reversed(self.truth(max(0, last - limit + 1), last))) if last >= 0 else []
-        return web.json_response({"code": "0", "msg": "", "data": rows})
+        return json_reply({"code": "0", "msg": "", "data": rows})
 
     async def instruments(self, request: web.Request) -> web.Response:
         row = {
@@ -157,14 +151,12 @@ class OkxStreamFake:
             "settleCcy": "USDT",
             "state": "live",
         }
-        return web.json_response({"code": "0", "msg": "", "data": [row]})
+        return json_reply({"code": "0", "msg": "", "data": [row]})
 
     # -- WS ---------------------------------------------------------------------------
 
     async def ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         start = self.now_index()  # trades flow from the handshake on (see bybit_ws.py)
         args: list[dict[str, str]] = []
         with contextlib.suppress(asyncio.TimeoutError):
@@ -175,7 +167,7 @@ class OkxStreamFake:
                 for arg in args:
                     ack = {"event": "subscribe", "arg": arg, "connId": "a4d3ae55"}
                     await ws.send_str(orjson.dumps(ack).decode())
-        reader = asyncio.create_task(self._read(ws))
+        reader = asyncio.create_task(self.answer_pings(ws, "ping".__eq__, "pong"))
         channels = {a.get("channel") for a in args}
         try:
             if "trades-all" in channels and request.path.endswith("/business"):
@@ -192,17 +184,6 @@ class OkxStreamFake:
             reader.cancel()
         return ws
 
-    async def _read(self, ws: web.WebSocketResponse) -> None:
-        with contextlib.suppress(Exception):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                    self.pings += 1
-                    await ws.send_str("pong")
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start
         sent = 0
@@ -214,8 +195,7 @@ class OkxStreamFake:
                 i += 1
                 await ws.send_bytes(orjson.dumps(push))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(0.002)
 
@@ -251,9 +231,9 @@ class OkxStreamFake:
             await ws.send_bytes(orjson.dumps({"arg": arg, "action": "update", "data": [item]}))
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/ws/v5/business", self.ws)
-        app.router.add_get("/ws/v5/public", self.ws)
-        app.router.add_get("/api/v5/market/history-trades", self.history_trades)
-        app.router.add_get("/api/v5/public/instruments", self.instruments)
-        return app
+        return self.ws_app({
+            "/ws/v5/business": self.ws,
+            "/ws/v5/public": self.ws,
+            "/api/v5/market/history-trades": self.history_trades,
+            "/api/v5/public/instruments": self.instruments,
+        })  # fmt: skip
