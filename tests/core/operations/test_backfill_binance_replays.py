@@ -32,9 +32,8 @@ from dccd_core.operations.backfill import backfill
 from dccd_core.sources.binance import BinanceSource
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
 from tests.fakes.binance import FakeBinance, MarketData
-from tests.fakes.server import serve
+from tests.fakes.kit import open_limiter, source_on
 
 LISTING_MS = to_ns("2024-01-01") // NS_PER_MS
 KEY = DatasetKey.of("binance", "BTC/USDT", "trades", None)
@@ -57,13 +56,8 @@ def _fake(**market: Any) -> FakeBinance:
 
 @asynccontextmanager
 async def _binance(fake: FakeBinance) -> AsyncIterator[BinanceSource]:
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
-        source.http.limiter = WeightLimiter(10**9)
-        try:
-            yield source  # type: ignore[misc]
-        finally:
-            await source.http.aclose()
+    async with source_on("binance", fake.app()) as source:
+        yield open_limiter(source)  # type: ignore[misc]
 
 
 def _window() -> tuple[int, int]:
@@ -163,7 +157,7 @@ async def test_source_page_with_replay_is_full_and_not_refused() -> None:
         with pytest.raises(UnexpectedPayload, match="id rising while its time falls"):
             await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
     finally:
-        await source.http.aclose()
+        await source.aclose()
 
 
 def test_stream_drops_replays_within_and_across_batches() -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
@@ -29,33 +26,25 @@ from dccd_core.sources.bybit import CAPABILITY, BybitSource
 from dccd_core.sources.bybit.parse import check_payload, parse_book, parse_candles, parse_trades
 from dccd_core.sources.bybit.rest import build_candles_request
 from dccd_core.sources.bybit.symbols import native_symbol, unified_symbol
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport.paginate import paginate_candles
+from tests.conftest import OpenFakeSource
 from tests.fakes.bybit import NOW_MS, FakeBybit, make_app
-from tests.fakes.server import serve
+from tests.fakes.kit import fixture_loader
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "bybit"
 SPOT = Symbol("BTC", "USDT")
 LINEAR = Symbol("BTC", "USDT", "USDT")
 INVERSE = Symbol("BTC", "USD", "BTC")
 USDC_PERP = Symbol("BTC", "USDC", "USDC")
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader("bybit")
 
 
 @pytest.fixture
-async def fake_source() -> AsyncIterator[tuple[FakeBybit, BybitSource]]:
+async def fake_source(open_fake_source: OpenFakeSource) -> tuple[FakeBybit, BybitSource]:
     fake = FakeBybit()
-    async with serve(make_app(fake)) as origin:
-        source = build_source("bybit", rest_url=origin)
-        assert isinstance(source, BybitSource)
-        try:
-            yield fake, source
-        finally:
-            await source.http.aclose()
+    source = await open_fake_source("bybit", make_app(fake))
+    assert isinstance(source, BybitSource)
+    return fake, source
 
 
 # -- parsers -----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ async def test_builds_binance_with_limiter_and_check_payload() -> None:
         assert source.http.limiter.usage_header == "X-MBX-USED-WEIGHT-1M"
         assert source.http.check_payload is BinanceSource.check_payload
     finally:
-        await source.http.aclose()
+        await source.aclose()
 
 
 def test_a_broken_native_module_only_breaks_its_exchange(monkeypatch: pytest.MonkeyPatch) -> None:

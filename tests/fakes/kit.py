@@ -1,0 +1,116 @@
+"""The test side of the fake exchanges: a registry-built source on a served fake, a stream
+through it, recorded payloads, the store's schemas.
+
+``source_on(exchange, app)`` is the one way a test gets a source on a fake: it serves the
+app, builds the source the way production does (``registry.build_source`` with the fake's
+origin as REST and WS URL) and closes it with ``source.aclose()``, then stops the server.
+The ``fake_source`` fixture (``tests/conftest.py``) is the same for a test's whole body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from aiohttp import web
+
+from dccd_core.domain import DataType, Symbol, schema_for
+from dccd_core.operations.stream import FlushReport, stream
+from dccd_core.sources.base import Source
+from dccd_core.sources.registry import build_source
+from dccd_core.storage import Store
+from dccd_core.transport import WeightLimiter
+from dccd_core.transport.ws import WsConfig
+from tests.fakes.server import WsFake, serve
+
+__all__ = [
+    "FAST_WS",
+    "FIXTURES",
+    "fixture_loader",
+    "open_limiter",
+    "polars_schema",
+    "source_built_on",
+    "source_on",
+    "stream_on",
+    "ws_origin",
+]
+
+#: Reconnects on loopback need not wait like on the internet.
+FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
+#: Recorded and documented payloads, one folder per exchange.
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def fixture_loader(exchange: str) -> Callable[[str], Any]:
+    """``load(name)``: the parsed JSON of ``tests/fixtures/<exchange>/<name>``."""
+
+    def load(name: str) -> Any:
+        return json.loads((FIXTURES / exchange / name).read_text())
+
+    return load
+
+
+def polars_schema(data_type: DataType) -> pl.Schema:
+    """The store's schema of ``data_type`` as polars sees it."""
+    return pl.Schema(schema_for(data_type))
+
+
+def ws_origin(origin: str) -> str:
+    """The WebSocket origin of a fake served at ``origin`` (one server speaks both)."""
+    return origin.replace("http", "ws")
+
+
+def open_limiter(source: Source, weight_per_minute: int = 10**9) -> Source:
+    """Open ``source``'s request budget: pacing has its own tests, loopback need not wait."""
+    source.http.limiter = WeightLimiter(weight_per_minute)  # type: ignore[attr-defined]
+    return source
+
+
+@contextlib.asynccontextmanager
+async def source_built_on(app: web.Application, build: Callable[[str], Any]) -> AsyncIterator[Any]:
+    """Serve ``app``; yield ``build(origin)``, a source; close it, then stop the server.
+
+    For a source put together by hand (a test's own HTTP client or limiter);
+    ``source_on`` is the registry's.
+    """
+    async with serve(app) as origin:
+        source = build(origin)
+        async with source:
+            yield source
+
+
+def source_on(exchange: str, app: web.Application) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Serve ``app``; yield the registry's source for ``exchange`` on it (REST and WS at
+    the fake's origin); close both."""
+    return source_built_on(
+        app, lambda origin: build_source(exchange, rest_url=origin, ws_url=ws_origin(origin))
+    )
+
+
+async def stream_on(
+    fake: WsFake,
+    exchange: str,
+    symbols: Sequence[str | Symbol],
+    data_type: str,
+    *,
+    store: Store,
+    prepare: Callable[[Any], object] | None = None,
+    **options: Any,
+) -> FlushReport:
+    """``operations.stream`` through the registry's source on the served streaming
+    ``fake`` (``FAST_WS`` unless ``options`` say otherwise); ``prepare(source)`` may tune
+    the source first. The fake is stopped before its server shuts down."""
+    options.setdefault("ws_config", FAST_WS)
+    async with source_on(exchange, fake.app()) as source:  # type: ignore[attr-defined]
+        if prepare is not None:
+            prepare(source)
+        try:
+            return await stream(
+                exchange, list(symbols), data_type, store=store, source=source, **options
+            )
+        finally:
+            fake.stopped = True
