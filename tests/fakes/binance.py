@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from aiohttp import web
 
-from tests.fakes.server import ErrorReply, FaultInjector, json_reply
+from tests.fakes.server import ErrorReply, FaultInjector, get, json_reply, routes_app
 
 __all__ = ["FakeBinance", "MarketData"]
 
@@ -491,6 +491,7 @@ class FakeBinance:
             raise _Refused(_error(400, -1130, "Data sent for parameter 'limit' is not valid."))
         return limit
 
+    @get("/api/v3/klines", "/fapi/v1/klines")
     async def klines(self, request: web.Request) -> web.Response:
         market, data = self._market_of(request)
         interval = request.query.get("interval", "")
@@ -516,6 +517,7 @@ class FakeBinance:
         body = data.klines_body(interval, opens)
         return web.Response(body=body, content_type="application/json", headers=headers)
 
+    @get("/api/v3/aggTrades", "/fapi/v1/aggTrades")
     async def agg_trades(self, request: web.Request) -> web.Response:
         market, data = self._market_of(request)
         limit = self._limit(request)
@@ -550,6 +552,7 @@ class FakeBinance:
         body = data.agg_body(ks)
         return web.Response(body=body, content_type="application/json", headers=headers)
 
+    @get("/api/v3/depth", "/fapi/v1/depth")
     async def depth(self, request: web.Request) -> web.Response:
         market, _ = self._market_of(request)
         limit = self._int(request, "limit") or 100
@@ -571,6 +574,7 @@ class FakeBinance:
             payload = {"lastUpdateId": now, "E": now, "T": now - 3, "bids": bids, "asks": asks}
         return json_reply(payload, headers=headers)
 
+    @get("/api/v3/exchangeInfo", "/fapi/v1/exchangeInfo")
     async def exchange_info(self, request: web.Request) -> web.Response:
         market = "usdm" if request.path.startswith("/fapi/") else "spot"
         headers = self._charge(20 if market == "spot" else 1)
@@ -605,10 +609,4 @@ class FakeBinance:
 
     def app(self) -> web.Application:
         middlewares = [self.faults.middleware] if self.faults is not None else []
-        app = web.Application(middlewares=[*middlewares, self._refusals])
-        for prefix in ("/api/v3", "/fapi/v1"):
-            app.router.add_get(f"{prefix}/klines", self.klines)
-            app.router.add_get(f"{prefix}/aggTrades", self.agg_trades)
-            app.router.add_get(f"{prefix}/depth", self.depth)
-            app.router.add_get(f"{prefix}/exchangeInfo", self.exchange_info)
-        return app
+        return routes_app(self, middlewares=[*middlewares, self._refusals])

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
-from tests.fakes.server import json_reply, routes_app
+from tests.fakes.server import get, json_reply, routes_app
 
 __all__ = ["BinanceQuirksFake", "TradeTape", "make_tape"]
 
@@ -138,14 +138,7 @@ class BinanceQuirksFake:
         ]
 
     def app(self) -> web.Application:
-        return routes_app({
-            "/api/v3/exchangeInfo": self._exchange_info,
-            "/fapi/v1/exchangeInfo": self._empty_info,
-            "/dapi/v1/exchangeInfo": self._empty_info,
-            "/api/v3/klines": self._klines,
-            "/api/v3/aggTrades": self._agg_trades,
-            "/api/v3/depth": self._depth,
-        })  # fmt: skip
+        return routes_app(self)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -166,6 +159,7 @@ class BinanceQuirksFake:
 
     # -- endpoints ---------------------------------------------------------------
 
+    @get("/api/v3/exchangeInfo")
     async def _exchange_info(self, request: web.Request) -> web.Response:
         self._log(request)
         symbols = [
@@ -186,10 +180,12 @@ class BinanceQuirksFake:
             }
         )  # fmt: skip
 
+    @get("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo")
     async def _empty_info(self, request: web.Request) -> web.Response:
         self._log(request)
         return json_reply({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": []})
 
+    @get("/api/v3/klines")
     async def _klines(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
@@ -205,6 +201,7 @@ class BinanceQuirksFake:
         rows = self.truth_candles(interval, start, end + 1)
         return json_reply(rows[:limit])
 
+    @get("/api/v3/aggTrades")
     async def _agg_trades(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
@@ -248,6 +245,7 @@ class BinanceQuirksFake:
         ]
         return json_reply(rows)
 
+    @get("/api/v3/depth")
     async def _depth(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import WsFake, json_reply
+from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
 
@@ -175,6 +175,7 @@ class BinanceStreamFake(WsFake):
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/api/v3/aggTrades")
     async def agg_trades(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         q = request.query
@@ -196,6 +197,7 @@ class BinanceStreamFake(WsFake):
             rows = self.truth(start, end)
         return json_reply(rows[:limit])
 
+    @get("/api/v3/klines")
     async def klines(self, request: web.Request) -> web.Response:
         """``/api/v3/klines``: bars opening in [startTime, endTime] (inclusive ms), the open
         bar included with its partial values."""
@@ -210,6 +212,7 @@ class BinanceStreamFake(WsFake):
         rows = [kline_row(t, step, partial=t == open_bar) for t in range(start, end + 1, step)]
         return json_reply(rows[:limit])
 
+    @get("/api/v3/depth")
     async def depth(self, request: web.Request) -> web.Response:
         self.depth_requests += 1
         limit = int(request.query.get("limit", 100))
@@ -222,6 +225,7 @@ class BinanceStreamFake(WsFake):
         }
         return json_reply(body)
 
+    @get("/api/v3/exchangeInfo")
     async def exchange_info(self, request: web.Request) -> web.Response:
         body = {
             "symbols": [
@@ -237,6 +241,7 @@ class BinanceStreamFake(WsFake):
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/stream")
     async def stream(self, request: web.Request) -> web.StreamResponse:
         names = request.query.get("streams", "").split("/")
         ws = await self.accept(request)
@@ -329,10 +334,4 @@ class BinanceStreamFake(WsFake):
             await asyncio.sleep(self.depth_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app({
-            "/stream": self.stream,
-            "/api/v3/aggTrades": self.agg_trades,
-            "/api/v3/klines": self.klines,
-            "/api/v3/depth": self.depth,
-            "/api/v3/exchangeInfo": self.exchange_info,
-        })  # fmt: skip
+        return self.ws_app()

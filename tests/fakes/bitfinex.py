@@ -34,7 +34,7 @@ from aiohttp import web
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from dccd_core.sources.bitfinex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
 
@@ -195,12 +195,7 @@ class BitfinexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        return routes_app({
-            "/v2/candles/{key}/hist": self._candles_handler,
-            "/v2/trades/{symbol}/hist": self._trades_handler,
-            "/v2/book/{symbol}/{prec}": self._book_handler,
-            "/v2/conf/{key}": self._conf_handler,
-        })  # fmt: skip
+        return routes_app(self)
 
 
     def _error(self, code: int, message: str) -> web.Response:
@@ -230,6 +225,7 @@ class BitfinexFake:
             return True
         return False
 
+    @get("/v2/trades/{symbol}/hist")
     async def _trades_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         if self._in_maintenance():
@@ -248,6 +244,7 @@ class BitfinexFake:
                 break
         return json_reply(rows)
 
+    @get("/v2/candles/{key}/hist")
     async def _candles_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         if self._in_maintenance():
@@ -267,6 +264,7 @@ class BitfinexFake:
         rows = rows[::-1][:limit] if newest_first else rows[:limit]
         return json_reply(rows)
 
+    @get("/v2/book/{symbol}/{prec}")
     async def _book_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         native = request.match_info["symbol"]
@@ -282,6 +280,7 @@ class BitfinexFake:
             return self._error(10020, "len: invalid")
         return json_reply(self.book(native, depth))
 
+    @get("/v2/conf/{key}")
     async def _conf_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         key = request.match_info["key"]

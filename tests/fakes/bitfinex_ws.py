@@ -27,7 +27,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import WsFake
+from tests.fakes.server import WsFake, get
 
 from .bitfinex import BitfinexFake
 
@@ -120,6 +120,7 @@ class BitfinexStreamFake(WsFake):
 
     # -- WS ------------------------------------------------------------------------------
 
+    @get("/ws/2")
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         chan_id = 100 + self.connections
@@ -186,4 +187,4 @@ class BitfinexStreamFake(WsFake):
             await asyncio.sleep(self.step_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app({"/ws/2": self.ws_handler}, self.rest.app())
+        return self.ws_app(self.rest.app())

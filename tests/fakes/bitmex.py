@@ -32,7 +32,7 @@ from aiohttp import web
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
 from dccd_core.sources.bitmex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
 
@@ -286,12 +286,7 @@ class BitmexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        return routes_app({
-            "/api/v1/trade/bucketed": self._bucketed_handler,
-            "/api/v1/trade": self._trades_handler,
-            "/api/v1/orderBook/L2": self._book_handler,
-            "/api/v1/instrument/active": self._instruments_handler,
-        })  # fmt: skip
+        return routes_app(self)
 
     def _json(self, data: Any, status: int = 200) -> web.Response:
         now = time.monotonic()
@@ -325,6 +320,7 @@ class BitmexFake:
             return self._error("count must be between 1 and 1000", name="ValidationError")
         return native, count, offset, start, end, q.get("reverse", "false") == "true"
 
+    @get("/api/v1/trade")
     async def _trades_handler(self, request: web.Request) -> web.Response:
         parsed = self._query(request)
         if isinstance(parsed, web.Response):
@@ -341,6 +337,7 @@ class BitmexFake:
                     break
         return self._json(out)
 
+    @get("/api/v1/trade/bucketed")
     async def _bucketed_handler(self, request: web.Request) -> web.Response:
         bin_size = request.query.get("binSize", "")
         if bin_size not in _BINS:
@@ -354,6 +351,7 @@ class BitmexFake:
         rows = rows[::-1] if reverse else rows
         return self._json(rows[offset : offset + count])
 
+    @get("/api/v1/orderBook/L2")
     async def _book_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         native = request.query.get("symbol", "")
@@ -362,6 +360,7 @@ class BitmexFake:
         depth = int(request.query.get("depth", 25)) or 200
         return self._json(self.book(native, depth))
 
+    @get("/api/v1/instrument/active")
     async def _instruments_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         return self._json(INSTRUMENTS)

@@ -35,7 +35,7 @@ import orjson
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import WsFake
+from tests.fakes.server import WsFake, get
 
 from .bitmex import BitmexFake, _iso
 
@@ -190,6 +190,7 @@ class BitmexStreamFake(WsFake):
 
     # -- WS ------------------------------------------------------------------------------
 
+    @get("/realtime")
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         topics = [t for t in request.query.get("subscribe", "").split(",") if t]
@@ -278,4 +279,4 @@ class BitmexStreamFake(WsFake):
             await asyncio.sleep(self.step_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app({"/realtime": self.ws_handler}, self.rest.app())
+        return self.ws_app(self.rest.app())

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["NOW_MS", "TAPE_START_MS", "FakeBybit", "make_app"]
 
@@ -137,6 +137,7 @@ class FakeBybit:
             return _body({}, 10001, "Not supported symbols")
         return _MARKETS[key]
 
+    @get("/v5/market/kline")
     async def kline(self, request: web.Request) -> web.Response:
         market = self._market(request)
         if isinstance(market, web.Response):
@@ -160,6 +161,7 @@ class FakeBybit:
         result = {"symbol": q["symbol"], "category": q.get("category", "linear"), "list": rows}
         return _body(result)
 
+    @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
         market = self._market(request)
         if isinstance(market, web.Response):
@@ -184,6 +186,7 @@ class FakeBybit:
         ]
         return _body({"category": request.query.get("category", "linear"), "list": rows})
 
+    @get("/v5/market/orderbook")
     async def orderbook(self, request: web.Request) -> web.Response:
         market = self._market(request)
         if isinstance(market, web.Response):
@@ -201,6 +204,7 @@ class FakeBybit:
             result |= {"b": bids, "a": asks, "ts": self.now_ms, "u": 418277, "seq": 515930214}
         return _body(result)
 
+    @get("/v5/market/instruments-info")
     async def instruments(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         category = request.query.get("category", "")
@@ -264,9 +268,4 @@ def _tape(key: str, inverse: bool) -> SeededTape:
 def make_app(fake: FakeBybit | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under Bybit's v5 paths."""
     fake = fake or FakeBybit()
-    return routes_app({
-        "/v5/market/kline": fake.kline,
-        "/v5/market/recent-trade": fake.recent_trade,
-        "/v5/market/orderbook": fake.orderbook,
-        "/v5/market/instruments-info": fake.instruments,
-    }, middlewares=list(middlewares))  # fmt: skip
+    return routes_app(fake, middlewares=middlewares)

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import WsFake, json_reply
+from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["BybitStreamFake", "trade_record"]
 
@@ -126,6 +126,7 @@ class BybitStreamFake(WsFake):
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         limit = int(request.query.get("limit", 500))
@@ -149,6 +150,7 @@ class BybitStreamFake(WsFake):
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/v5/public/{category}")
     async def public(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         # Trades flow from the handshake on. (A real subscription starts when Bybit has
@@ -233,6 +235,4 @@ class BybitStreamFake(WsFake):
             await asyncio.sleep(self.book_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app(
-            {"/v5/public/{category}": self.public, "/v5/market/recent-trade": self.recent_trade}
-        )
+        return self.ws_app()

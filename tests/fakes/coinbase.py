@@ -22,7 +22,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["CoinbaseFake"]
 
@@ -86,16 +86,12 @@ class CoinbaseFake(TapeMarket):
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        return routes_app({
-            "/products": self._products,
-            "/products/{product}/candles": self._candles,
-            "/products/{product}/trades": self._trades,
-            "/products/{product}/book": self._book,
-        })  # fmt: skip
+        return routes_app(self)
 
     def _log(self, request: web.Request) -> None:
         self.requests.append((request.path, dict(request.query)))
 
+    @get("/products")
     async def _products(self, request: web.Request) -> web.Response:
         self._log(request)
         return json_reply([
@@ -111,6 +107,7 @@ class CoinbaseFake(TapeMarket):
         product = request.match_info["product"]
         return product if product in self.tapes else None
 
+    @get("/products/{product}/candles")
     async def _candles(self, request: web.Request) -> web.Response:
         self._log(request)
         product = self._product(request)
@@ -136,6 +133,7 @@ class CoinbaseFake(TapeMarket):
                 rows.append([t, bar.low, bar.high, bar.open, bar.close, bar.volume])
         return json_reply(rows[::-1])
 
+    @get("/products/{product}/trades")
     async def _trades(self, request: web.Request) -> web.Response:
         self._log(request)
         product = self._product(request)
@@ -169,6 +167,7 @@ class CoinbaseFake(TapeMarket):
             headers = {"CB-BEFORE": str(chosen[-1][0]), "CB-AFTER": str(chosen[0][0])}
         return json_reply(body, headers=headers)
 
+    @get("/products/{product}/book")
     async def _book(self, request: web.Request) -> web.Response:
         self._log(request)
         product = self._product(request)

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import WsFake
+from tests.fakes.server import WsFake, get
 
 from .coinbase import CoinbaseFake, _iso
 
@@ -146,6 +146,7 @@ class CoinbaseStreamFake(WsFake):
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/")
     async def feed(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         if not self.market_open:
@@ -307,4 +308,4 @@ class CoinbaseStreamFake(WsFake):
             await asyncio.sleep(self.book_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app({"/": self.feed}, self.rest.app())
+        return self.ws_app(self.rest.app())

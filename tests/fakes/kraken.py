@@ -26,7 +26,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["KrakenFake"]
 
@@ -112,12 +112,7 @@ class KrakenFake(TapeMarket):
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        return routes_app({
-            "/0/public/AssetPairs": self._asset_pairs,
-            "/0/public/OHLC": self._ohlc,
-            "/0/public/Trades": self._trades,
-            "/0/public/Depth": self._depth,
-        })  # fmt: skip
+        return routes_app(self)
 
     def _pair(self, request: web.Request) -> str | None:
         self.requests.append((request.path, dict(request.query)))
@@ -127,6 +122,7 @@ class KrakenFake(TapeMarket):
                 return internal
         return None
 
+    @get("/0/public/AssetPairs")
     async def _asset_pairs(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         result = {
@@ -136,6 +132,7 @@ class KrakenFake(TapeMarket):
         }
         return _ok(result)
 
+    @get("/0/public/OHLC")
     async def _ohlc(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
         if pair is None:
@@ -160,6 +157,7 @@ class KrakenFake(TapeMarket):
                          f"{bar.close:.2f}", f"{bar.vwap:.1f}", f"{bar.volume:.8f}", bar.count])
         return _ok({pair: rows, "last": open_s - span_s})
 
+    @get("/0/public/Trades")
     async def _trades(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
         if pair is None:
@@ -187,6 +185,7 @@ class KrakenFake(TapeMarket):
         last = chosen[-1][1] * 1_000 if chosen else (since or 0)
         return _ok({pair: rows, "last": str(last)})
 
+    @get("/0/public/Depth")
     async def _depth(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
         if pair is None:

@@ -47,7 +47,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.market import bar_at
-from tests.fakes.server import WsFake
+from tests.fakes.server import WsFake, get
 
 from .coinbase import _iso
 from .kraken import KrakenFake
@@ -187,6 +187,7 @@ class KrakenStreamFake(WsFake):
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/v2")
     async def v2(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         if not self.market_open:
@@ -408,4 +409,4 @@ class KrakenStreamFake(WsFake):
             await asyncio.sleep(self.book_interval_s)
 
     def app(self) -> web.Application:
-        return self.ws_app({"/v2": self.v2}, self.rest.app())
+        return self.ws_app(self.rest.app())

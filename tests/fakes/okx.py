@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply, json_reply, routes_app
+from tests.fakes.server import ErrorReply, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "NOW_MS", "TAPE_START_MS", "FakeOkx", "book_levels", "make_app"]
 
@@ -157,6 +157,7 @@ class FakeOkx:
         limit = int(request.query.get("limit", default))
         return limit if 1 <= limit <= most else None
 
+    @get("/api/v5/market/history-candles")
     async def history_candles(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
         if isinstance(inst_id, web.Response):
@@ -188,6 +189,7 @@ class FakeOkx:
         ]
         return _ok(rows[:limit])
 
+    @get("/api/v5/market/history-trades")
     async def history_trades(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
         if isinstance(inst_id, web.Response):
@@ -211,6 +213,7 @@ class FakeOkx:
         ]  # fmt: skip
         return _ok(rows)
 
+    @get("/api/v5/market/books")
     async def books(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
         if isinstance(inst_id, web.Response):
@@ -221,6 +224,7 @@ class FakeOkx:
         bids, asks = book_levels(inst_id, depth)
         return _ok([{"asks": asks, "bids": bids, "ts": str(self.now_ms)}])
 
+    @get("/api/v5/public/instruments")
     async def instruments(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         inst_type = request.query.get("instType", "")
@@ -276,9 +280,4 @@ def book_levels(inst_id: str, depth: int) -> tuple[list[list[str]], list[list[st
 def make_app(fake: FakeOkx | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under OKX's v5 paths."""
     fake = fake or FakeOkx()
-    return routes_app({
-        "/api/v5/market/history-candles": fake.history_candles,
-        "/api/v5/market/history-trades": fake.history_trades,
-        "/api/v5/market/books": fake.books,
-        "/api/v5/public/instruments": fake.instruments,
-    }, middlewares=list(middlewares))  # fmt: skip
+    return routes_app(fake, middlewares=middlewares)

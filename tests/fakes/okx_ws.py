@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import WsFake, json_reply
+from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
 
@@ -124,6 +124,7 @@ class OkxStreamFake(WsFake):
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/api/v5/market/history-trades")
     async def history_trades(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         q = request.query
@@ -141,6 +142,7 @@ class OkxStreamFake(WsFake):
         rows = list(reversed(self.truth(max(0, last - limit + 1), last))) if last >= 0 else []
         return json_reply({"code": "0", "msg": "", "data": rows})
 
+    @get("/api/v5/public/instruments")
     async def instruments(self, request: web.Request) -> web.Response:
         row = {
             "instType": "SWAP",
@@ -155,6 +157,7 @@ class OkxStreamFake(WsFake):
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/ws/v5/business", "/ws/v5/public")
     async def ws(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
         start = self.now_index()  # trades flow from the handshake on (see bybit_ws.py)
@@ -231,9 +234,4 @@ class OkxStreamFake(WsFake):
             await ws.send_bytes(orjson.dumps({"arg": arg, "action": "update", "data": [item]}))
 
     def app(self) -> web.Application:
-        return self.ws_app({
-            "/ws/v5/business": self.ws,
-            "/ws/v5/public": self.ws,
-            "/api/v5/market/history-trades": self.history_trades,
-            "/api/v5/public/instruments": self.instruments,
-        })  # fmt: skip
+        return self.ws_app()

@@ -23,7 +23,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -34,8 +34,10 @@ __all__ = [
     "WsFake",
     "cut_connection",
     "exchange_faults",
+    "get",
     "json_reply",
     "routes_app",
+    "routes_of",
     "serve",
     "serve_in_thread",
     "with_faults",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 
 def json_reply(
@@ -57,14 +60,36 @@ def json_reply(
     )
 
 
+def get(*paths: str) -> Callable[[HandlerT], HandlerT]:
+    """Mark a fake's handler method as the GET handler of ``paths`` (its wire address):
+    ``routes_app(fake)`` serves every method so marked."""
+
+    def mark(handler: HandlerT) -> HandlerT:
+        handler.get_paths = (*getattr(handler, "get_paths", ()), *paths)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def routes_of(fake: object) -> dict[str, Handler]:
+    """Path -> bound handler for every method of ``fake`` marked with ``@get``."""
+    routes: dict[str, Handler] = {}
+    for name in dir(type(fake)):
+        for path in getattr(getattr(type(fake), name), "get_paths", ()):
+            routes[path] = getattr(fake, name)
+    return routes
+
+
 def routes_app(
-    routes: Mapping[str, Handler],
+    fake: object,
     *,
     app: web.Application | None = None,
     middlewares: Sequence[Any] = (),
 ) -> web.Application:
-    """``app`` (a new one with ``middlewares`` if None) with a GET route per ``routes`` item."""
+    """``app`` (a new one with ``middlewares`` if None) serving ``fake``'s ``@get``
+    handlers (or ``fake`` itself if it is a path -> handler mapping)."""
     app = web.Application(middlewares=list(middlewares)) if app is None else app
+    routes = fake if isinstance(fake, Mapping) else routes_of(fake)
     for path, handler in routes.items():
         app.router.add_get(path, handler)
     return app
@@ -259,11 +284,10 @@ class WsFake:
             with contextlib.suppress(BaseException):
                 await self._market
 
-    def ws_app(
-        self, routes: Mapping[str, Handler], app: web.Application | None = None
-    ) -> web.Application:
-        """``app`` (or a new one) serving ``routes`` too, its market stopped at cleanup."""
-        app = routes_app(routes, app=app)
+    def ws_app(self, app: web.Application | None = None) -> web.Application:
+        """``app`` (or a new one) serving this fake's ``@get`` handlers too, its market
+        stopped at cleanup."""
+        app = routes_app(self, app=app)
         app.on_cleanup.append(self._stop_market)
         return app
 
