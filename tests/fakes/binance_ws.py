@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.market import ClockMarket
 from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
@@ -79,11 +80,10 @@ def kline_row(open_ms: int, step_ms: int, *, partial: bool = False) -> list[Any]
 
 
 @dataclass
-class BinanceStreamFake(WsFake):
+class BinanceStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     symbol: str = "BTCUSDT"
-    per_ms: int = 1  # trades per millisecond
     skip_rate: float = 0.0  # share of trade frames silently not sent
     seed: int = 7
     depth_interval_s: float = 0.01
@@ -96,16 +96,8 @@ class BinanceStreamFake(WsFake):
     kline_update_s: float = 0.01
     kline_rest_requests: int = 0
     first_kline_ms: int | None = None  # open time of the first bar streamed
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     skipped: list[int] = field(default_factory=list)
-    rest_requests: int = 0
     depth_requests: int = 0
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -116,10 +108,8 @@ class BinanceStreamFake(WsFake):
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        """Index of the first trade that does not exist yet."""
-        elapsed_ms = int(time.time() * 1000) - self.t0_ms
-        return max(0, (elapsed_ms + 1) * self.per_ms)
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_row(i, self.t0_ms, self.per_ms)
 
     def truth(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         """All existing trades with ``start_ms <= T <= end_ms``."""
@@ -137,11 +127,6 @@ class BinanceStreamFake(WsFake):
         closed_end = self.virtual_ms() // step * step
         first = -(-start_ms // step) * step
         return [kline_row(t, step) for t in range(first, min(end_ms, closed_end), step)]
-
-    def _record(self) -> None:
-        bids = sorted(self.bids.items(), reverse=True)[:50]
-        asks = sorted(self.asks.items())[:50]
-        self.book_history[self.update_id] = (bids, asks)
 
     def _step_book(self) -> dict[str, Any]:
         """Advance the truth by two update ids; return the diff covering them."""

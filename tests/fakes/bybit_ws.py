@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.market import ClockMarket
 from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["BybitStreamFake", "trade_record"]
@@ -50,24 +50,14 @@ def _is_ping(text: str) -> bool:
 
 
 @dataclass
-class BybitStreamFake(WsFake):
+class BybitStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    per_ms: int = 1
     #: Seconds between the subscribe ack and the first trade pushed, like a real
     #: subscription that starts after the client's connect-time REST heal.
     subscribe_delay_s: float = 0.0
     gap_at: tuple[int, ...] = ()
     book_interval_s: float = 0.005
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    subscriptions: list[list[str]] = field(default_factory=list)
-    rest_requests: int = 0
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
         for k in range(1, 60):
@@ -77,21 +67,11 @@ class BybitStreamFake(WsFake):
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        """Index of the first trade that does not exist yet."""
-        return max(0, (int(time.time() * 1000) - self.t0_ms + 1) * self.per_ms)
-
-    def truth(self, first: int, last: int) -> list[dict[str, Any]]:
-        """Trades ``first..last`` (indexes, inclusive)."""
-        return [trade_record(i, self.t0_ms, self.per_ms) for i in range(first, last + 1)]
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_record(i, self.t0_ms, self.per_ms)
 
     def index_of(self, exec_id: str) -> int:
         return uuid.UUID(exec_id).int - 10**12
-
-    def _record(self) -> None:
-        bids = sorted(self.bids.items(), reverse=True)[:50]
-        asks = sorted(self.asks.items())[:50]
-        self.book_history[self.update_id] = (bids, asks)
 
     def _step_book(self) -> dict[str, Any]:
         self.update_id += 1

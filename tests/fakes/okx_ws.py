@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from tests.fakes.market import ClockMarket
 from tests.fakes.server import WsFake, get, json_reply
 
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
@@ -61,22 +62,12 @@ def _crc(bids: list[list[str]], asks: list[list[str]]) -> int:
 
 
 @dataclass
-class OkxStreamFake(WsFake):
+class OkxStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    per_ms: int = 1
     gap_at: tuple[int, ...] = ()
     bad_checksum_at: tuple[int, ...] = ()
     book_interval_s: float = 0.004
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    subscriptions: list[list[dict[str, str]]] = field(default_factory=list)
-    rest_requests: int = 0
-    bids: dict[float, int] = field(default_factory=dict)
-    asks: dict[float, int] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
         for k in range(1, 60):
@@ -86,22 +77,16 @@ class OkxStreamFake(WsFake):
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        return max(0, (int(time.time() * 1000) - self.t0_ms + 1) * self.per_ms)
-
-    def truth(self, first: int, last: int) -> list[dict[str, str]]:
-        """Trades ``first..last`` (indexes, inclusive)."""
-        return [trade_record(i, self.t0_ms, self.per_ms) for i in range(first, last + 1)]
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_record(i, self.t0_ms, self.per_ms)
 
     def _levels(self) -> tuple[list[list[str]], list[list[str]]]:
         bids = [[f"{p:.1f}", str(q), "0", "1"] for p, q in sorted(self.bids.items(), reverse=True)]
         asks = [[f"{p:.1f}", str(q), "0", "2"] for p, q in sorted(self.asks.items())]
         return bids, asks
 
-    def _record(self) -> None:
-        bids = [(p, q * CT_VAL) for p, q in sorted(self.bids.items(), reverse=True)]
-        asks = [(p, q * CT_VAL) for p, q in sorted(self.asks.items())]
-        self.book_history[self.update_id] = (bids, asks)
+    def _record(self, depth: int | None = None, scale: float | None = CT_VAL) -> None:
+        super()._record(depth, scale)  # the whole book, in base units
 
     def _step_book(self) -> tuple[list[list[str]], list[list[str]]]:
         """Advance the truth by one update; return its changed levels (empty: no change)."""
