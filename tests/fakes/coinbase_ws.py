@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import WsFake, get
+from tests.fakes.market import LiveTapeFeed, now_us
+from tests.fakes.server import get
 
 from .coinbase import CoinbaseFake, _iso
 
@@ -48,11 +48,6 @@ _BOOK_LEVELS = 40
 _TICK = 0.01
 
 Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
-
-
-def now_us() -> int:
-    """The wall clock in µs (the live tape's clock)."""
-    return time.time_ns() // 1_000
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -74,38 +69,21 @@ class _Book:
 
 
 @dataclass
-class CoinbaseStreamFake(WsFake):
+class CoinbaseStreamFake(LiveTapeFeed):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    seed: int = 7
-    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
-    skip_rate: float = 0.0  # share of matches silently not sent
     crossed_at: tuple[int, ...] = ()  # book update numbers carrying a bogus crossed bid
-    book_interval_s: float = 0.005
-    heartbeat_s: float = 1.0
-    skipped: list[int] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
     #: product -> update time (µs) -> the truth (bids, asks, best first) after it
     book_history: dict[str, dict[int, Book]] = field(
         default_factory=lambda: {p: {} for p in PRODUCTS}
     )
-    updates: int = 0
-    market_open: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self.rest = CoinbaseFake(
-            seed=f"coinbase-live-{self.seed}",
-            n_trades=0,  # the tapes are made when the market opens
-            bursts=((300, 30), (2_000, 1_100)),
-            start_us=now_us() + 3_600_000_000,  # opens at the first connection
-            max_gap_us=2_000,
-            clock_us=now_us,
-        )
+        self.rest = self.live_market(CoinbaseFake, "coinbase", ((300, 30), (2_000, 1_100)))
         self.books = {p: self._initial_book() for p in PRODUCTS}
         self._sequence = dict.fromkeys(PRODUCTS, 1_000_000)
         self._book_subscribers: dict[str, set[asyncio.Queue[str]]] = {p: set() for p in PRODUCTS}
-        self._last_book_us = 0
 
     # -- truth ------------------------------------------------------------------------
 
@@ -149,9 +127,7 @@ class CoinbaseStreamFake(WsFake):
     @get("/")
     async def feed(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
-        if not self.market_open:
-            self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
+        self.open_market(self.rest)
         try:
             msg = await ws.receive(timeout=5.0)
         except TimeoutError:
@@ -298,8 +274,7 @@ class CoinbaseStreamFake(WsFake):
                 if not queues:
                     continue
                 _, changes = self._step(product)
-                ts_us = max(now_us(), self._last_book_us + 1)
-                self._last_book_us = ts_us
+                ts_us = self.book_stamp_us()
                 self.book_history[product][ts_us] = self.books[product].top(_BOOK_LEVELS)
                 text = _dumps({"type": "l2update", "product_id": product,
                                "changes": changes, "time": _iso(ts_us)})

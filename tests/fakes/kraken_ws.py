@@ -46,8 +46,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.market import bar_at
-from tests.fakes.server import WsFake, get
+from tests.fakes.market import LiveTapeFeed, bar_at, now_us
+from tests.fakes.server import get
 
 from .coinbase import _iso
 from .kraken import KrakenFake
@@ -62,11 +62,6 @@ _MID_TICKS = 400_000  # 40 000.0 on a 0.1 grid
 
 Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
 _Side = dict[int, int]  # price ticks -> qty in 1e-8 units
-
-
-def now_us() -> int:
-    """The wall clock in µs (the live tape's clock)."""
-    return time.time_ns() // 1_000
 
 
 def _price(ticks: int) -> str:
@@ -110,21 +105,15 @@ class _Step:
 
 
 @dataclass
-class KrakenStreamFake(WsFake):
+class KrakenStreamFake(LiveTapeFeed):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     seed: int = 11
-    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
     drop_every_trades: int = 0  # ... or after the frame that crosses each N trades
-    skip_rate: float = 0.0
     bad_checksum_at: tuple[int, ...] = ()
     skip_book_at: tuple[int, ...] = ()
-    book_interval_s: float = 0.005
-    heartbeat_s: float = 1.0
-    skipped: list[int] = field(default_factory=list)
     skipped_book: list[int] = field(default_factory=list)
     bad_checksums: list[int] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
     book_history: dict[str, dict[int, Book]] = field(
         default_factory=lambda: {s: {} for s in PAIRS}
     )
@@ -133,26 +122,16 @@ class KrakenStreamFake(WsFake):
     ohlc_bar_s: float = 0.05
     skip_bars: tuple[int, ...] = ()
     ohlc_first_s: int = 0
-    updates: int = 0
     #: levels pushed out of a subscriber's range with no message (it must truncate)
     pushed_out: int = 0
-    market_open: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self.rest = KrakenFake(
-            seed=f"kraken-live-{self.seed}",
-            n_trades=0,  # the tapes are made when the market opens
-            bursts=((400, 25), (1_500, 60)),
-            start_us=now_us() + 3_600_000_000,  # opens at the first connection
-            max_gap_us=2_000,
-            clock_us=now_us,
-        )
+        self.rest = self.live_market(KrakenFake, "kraken", ((400, 25), (1_500, 60)))
         self.books: dict[str, tuple[_Side, _Side]] = {s: self._initial_book() for s in PAIRS}
         self._book_subscribers: dict[str, dict[asyncio.Queue[_Step], int]] = {
             s: {} for s in PAIRS
         }
-        self._last_book_us = 0
         self._faults: list[str] = []  # "checksum"/"skip", for the next visible update
 
     # -- truth ------------------------------------------------------------------------
@@ -177,8 +156,7 @@ class KrakenStreamFake(WsFake):
             del side[price]
         else:
             side[price] = rng.randint(1, 300_000_000)
-        ts_us = max(now_us(), self._last_book_us + 1)
-        self._last_book_us = ts_us
+        ts_us = self.book_stamp_us()
         self.book_history[symbol][ts_us] = (
             [(p / 10, q / 10**8) for p, q in _top(bids, _LEVELS, bids=True)],
             [(p / 10, q / 10**8) for p, q in _top(asks, _LEVELS, bids=False)],
@@ -190,9 +168,7 @@ class KrakenStreamFake(WsFake):
     @get("/v2")
     async def v2(self, request: web.Request) -> web.StreamResponse:
         ws = await self.accept(request)
-        if not self.market_open:
-            self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
+        self.open_market(self.rest)
         counter = {"sent": 0}
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._heartbeats(ws))]
         await ws.send_str(orjson.dumps({"channel": "status", "type": "update", "data": [{

@@ -26,11 +26,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import polars as pl
 
 from dccd_core.domain import DataType, schema_for
+from tests.fakes.server import WsFake
 
 __all__ = [
     "OHLC_SCHEMA",
@@ -39,6 +40,7 @@ __all__ = [
     "Book",
     "CentBar",
     "ClockMarket",
+    "LiveTapeFeed",
     "SeededCandles",
     "SeededTape",
     "Tape",
@@ -48,6 +50,7 @@ __all__ = [
     "bar_at",
     "bars_frame",
     "burst_stamps",
+    "now_us",
     "ohlc_frame",
     "second_stamps",
     "seeded_bar",
@@ -296,6 +299,9 @@ class Tape:
         return out
 
 
+TapeMarketT = TypeVar("TapeMarketT", bound="TapeMarket")
+
+
 @dataclass
 class TapeMarket:
     """``Tape``s of the markets ``MARKETS`` names, replayed as history or live.
@@ -346,6 +352,53 @@ class TapeMarket:
     def tape_truth(self, market: str, start: int, end: int) -> pl.DataFrame:
         """The trades of ``market`` with ``start <= ts < end`` (ns), trades schema."""
         return tape_frame([r for r in self.tapes[market] if start <= r[1] * 1_000 < end])
+
+
+def now_us() -> int:
+    """The wall clock in µs (the live tapes' clock)."""
+    return time.time_ns() // 1_000
+
+
+@dataclass
+class LiveTapeFeed(WsFake):
+    """The base of a streaming fake over a ``TapeMarket`` played live (``rest``, which also
+    serves the REST endpoints a stream heals from): the market opens at the first
+    connection, ~1.6 trades a ms, a trade existing once the wall clock reaches it."""
+
+    seed: int = 7
+    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
+    skip_rate: float = 0.0  # share of trade messages silently not sent
+    book_interval_s: float = 0.005
+    heartbeat_s: float = 1.0
+    skipped: list[int] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    updates: int = 0
+    market_open: bool = False
+
+    def live_market(
+        self, rest: type[TapeMarketT], name: str, bursts: tuple[tuple[int, int], ...]
+    ) -> TapeMarketT:
+        """``rest`` in live mode, its tapes made when the market opens."""
+        self._last_book_us = 0
+        return rest(
+            seed=f"{name}-live-{self.seed}",
+            n_trades=0,  # the tapes are made when the market opens
+            bursts=bursts,
+            start_us=now_us() + 3_600_000_000,  # opens at the first connection
+            max_gap_us=2_000,
+            clock_us=now_us,
+        )
+
+    def open_market(self, rest: TapeMarket) -> None:
+        """At the first connection: the tapes start 20 ms from now."""
+        if not self.market_open:
+            self.market_open = True
+            rest.restart_tapes(now_us() + 20_000, self.n_trades)
+
+    def book_stamp_us(self) -> int:
+        """The time (µs) of a book update: the clock, strictly after the previous one."""
+        self._last_book_us = max(now_us(), self._last_book_us + 1)
+        return self._last_book_us
 
 
 def tape_frame(rows: Sequence[TapeRow]) -> pl.DataFrame:
