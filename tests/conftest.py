@@ -9,20 +9,25 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes.kit import source_on
+from tests.fakes.kit import source_built_on, source_on
 
-#: ``await open_fake_source(exchange, app)`` -> a source on the served fake
-OpenFakeSource = Callable[[str, web.Application], Awaitable[Any]]
+#: ``await open_fake_source(source, app)`` -> a source on the served fake ``app``;
+#: ``source`` is an exchange id (the registry's source) or ``origin -> Source``
+OpenFakeSource = Callable[[str | Callable[[str], Any], web.Application], Awaitable[Any]]
 
 
 @pytest.fixture
 async def open_fake_source() -> AsyncIterator[OpenFakeSource]:
-    """``source = await open_fake_source("bybit", make_app(fake))``: serve a fake, build
-    the registry's source on it (REST and WS); when the test ends the source is closed
-    (``source.aclose()``) and the fake stopped."""
+    """``source = await open_fake_source("bybit", make_app(fake))``: serve a fake and build
+    a source on it: the registry's (REST and WS at the fake) for an exchange id, or
+    ``build(origin)``'s. When the test ends the source is closed (``source.aclose()``)
+    and the fake stopped."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def open_source(exchange: str, app: web.Application) -> Any:
-            return await stack.enter_async_context(source_on(exchange, app))
+        async def open_source(source: str | Callable[[str], Any], app: web.Application) -> Any:
+            served = source_on(source, app) if isinstance(source, str) else source_built_on(
+                app, source
+            )
+            return await stack.enter_async_context(served)
 
         yield open_source

@@ -13,23 +13,28 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import DataType, Symbol, schema_for
 from dccd_core.operations.stream import FlushReport, stream
-from dccd_core.sources.base import Source
+from dccd_core.sources.base import Endpoints, Source
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
+from dccd_core.transport import HttpClient, WeightLimiter
 from dccd_core.transport.ws import WsConfig
 from tests.fakes.server import WsFake, serve
 
 __all__ = [
     "FAST_WS",
     "FIXTURES",
+    "checked_book_samples",
+    "client_source",
+    "fast_source_on",
+    "feed",
     "fixture_loader",
     "open_limiter",
     "polars_schema",
@@ -38,6 +43,8 @@ __all__ = [
     "stream_on",
     "ws_origin",
 ]
+
+SourceT = TypeVar("SourceT", bound=Source)
 
 #: Reconnects on loopback need not wait like on the internet.
 FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
@@ -64,6 +71,47 @@ def ws_origin(origin: str) -> str:
     return origin.replace("http", "ws")
 
 
+def client_source(
+    source_type: type[SourceT], exchange: str, **client: Any
+) -> Callable[[str], SourceT]:
+    """``origin -> source_type`` on a plain ``HttpClient(exchange, origin, **client)``: the
+    test sets the client (no limiter unless given), not the registry."""
+
+    def build(origin: str) -> SourceT:
+        return source_type(HttpClient(exchange, origin, **client), Endpoints(origin))
+
+    return build
+
+
+def checked_book_samples(
+    book: pl.DataFrame, truth_at: Callable[[int], Any], depth: int = 10
+) -> int:
+    """Assert each stored book snapshot (rows sharing a ``ts``) equals ``truth_at(ts)``,
+    ``(bids, asks)`` of ``(price, amount)`` best first, in its top ``depth`` levels;
+    ``truth_at`` returns None for a snapshot that has no truth to compare (stamped on
+    receipt). Returns how many snapshots were compared."""
+    checked = 0
+    for (ts,), frame in book.group_by("ts"):
+        truth = truth_at(int(ts))  # type: ignore[arg-type]
+        if truth is None:
+            continue
+        checked += 1
+        got_b = frame.filter(pl.col("side") == "bid").sort("level")
+        got_a = frame.filter(pl.col("side") == "ask").sort("level")
+        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == truth[0][:depth]
+        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == truth[1][:depth]
+    return checked
+
+
+def feed(source: Any, *frames: object) -> list[object]:
+    """The events ``source`` parses from ``frames`` (text as is, anything else as JSON)."""
+    events: list[object] = []
+    for frame in frames:
+        text = frame if isinstance(frame, str) else orjson.dumps(frame)
+        events += source.parse_ws_message(text)
+    return events
+
+
 def open_limiter(source: Source, weight_per_minute: int = 10**9) -> Source:
     """Open ``source``'s request budget: pacing has its own tests, loopback need not wait."""
     source.http.limiter = WeightLimiter(weight_per_minute)  # type: ignore[attr-defined]
@@ -81,6 +129,17 @@ async def source_built_on(app: web.Application, build: Callable[[str], Any]) -> 
         source = build(origin)
         async with source:
             yield source
+
+
+def fast_source_on(
+    exchange: str, app: web.Application
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """``source_on`` with the request budget opened (``open_limiter``)."""
+    return source_built_on(
+        app, lambda origin: open_limiter(
+            build_source(exchange, rest_url=origin, ws_url=ws_origin(origin))
+        ),
+    )
 
 
 def source_on(exchange: str, app: web.Application) -> contextlib.AbstractAsyncContextManager[Any]:

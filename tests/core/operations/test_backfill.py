@@ -8,8 +8,7 @@ Sizes: 30 days of 1m candles and ~200k trades here (seconds); the full-size chec
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +33,7 @@ from dccd_core.sources.binance import BinanceSource
 from dccd_core.storage import Store
 from dccd_core.transport import WeightLimiter
 from tests.fakes.binance import FakeBinance, MarketData
-from tests.fakes.kit import open_limiter, source_on
+from tests.fakes.kit import fast_source_on, source_on
 from tests.fakes.server import FaultInjector
 
 LISTING = "2024-01-01"
@@ -46,13 +45,9 @@ def _fake(**kwargs: Any) -> FakeBinance:
     return FakeBinance.default(listing_ms=LISTING_MS, **kwargs)
 
 
-@asynccontextmanager
-async def _binance(fake: FakeBinance, *, fast: bool = True) -> AsyncIterator[Any]:
+def _binance(fake: FakeBinance, *, fast: bool = True) -> AbstractAsyncContextManager[Any]:
     """A registry-built Binance source pointed at the fake (limiter opened up if fast)."""
-    async with source_on("binance", fake.app()) as source:
-        if fast:
-            open_limiter(source)
-        yield source
+    return (fast_source_on if fast else source_on)("binance", fake.app())
 
 
 def _key(data_type: str = "ohlc", span: str | None = "1m", symbol: str = "BTC/USDT") -> DatasetKey:

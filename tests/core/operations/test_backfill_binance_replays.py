@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -33,7 +32,7 @@ from dccd_core.sources.binance import BinanceSource
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from tests.fakes.binance import FakeBinance, MarketData
-from tests.fakes.kit import open_limiter, source_on
+from tests.fakes.kit import fast_source_on
 
 LISTING_MS = to_ns("2024-01-01") // NS_PER_MS
 KEY = DatasetKey.of("binance", "BTC/USDT", "trades", None)
@@ -54,10 +53,8 @@ def _fake(**market: Any) -> FakeBinance:
     return FakeBinance(markets={("spot", "BTCUSDT"): data}, weight_limit=10**9)
 
 
-@asynccontextmanager
-async def _binance(fake: FakeBinance) -> AsyncIterator[BinanceSource]:
-    async with source_on("binance", fake.app()) as source:
-        yield open_limiter(source)  # type: ignore[misc]
+def _binance(fake: FakeBinance) -> AbstractAsyncContextManager[BinanceSource]:
+    return fast_source_on("binance", fake.app())
 
 
 def _window() -> tuple[int, int]:

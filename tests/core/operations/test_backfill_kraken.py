@@ -12,8 +12,7 @@ backfill is at most one window, and anything older is refused before any request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +22,7 @@ from dccd_core.domain import DatasetKey, NoCapability, Span, now_ns
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store
-from tests.fakes.kit import open_limiter, source_on
+from tests.fakes.kit import fast_source_on, source_on
 from tests.fakes.kraken import T0_US, KrakenFake
 
 TRADES = DatasetKey.of("kraken", "BTC/USD", "trades")
@@ -31,12 +30,8 @@ T0 = T0_US * 1_000
 PAGE = 1_000
 
 
-@asynccontextmanager
-async def kraken(fake: KrakenFake, *, fast: bool = True) -> AsyncIterator[Source]:
-    async with source_on("kraken", fake.app()) as source:
-        if fast:
-            open_limiter(source)
-        yield source
+def kraken(fake: KrakenFake, *, fast: bool = True) -> AbstractAsyncContextManager[Source]:
+    return (fast_source_on if fast else source_on)("kraken", fake.app())
 
 
 def _data_requests(fake: KrakenFake, what: str) -> list[dict[str, str]]:

@@ -19,7 +19,7 @@ from dccd_core.storage import segments as segments_module
 from dccd_core.transport.ws import WsConfig
 from tests.core.storage.helpers import trades
 from tests.fakes.binance_ws import BinanceStreamFake
-from tests.fakes.kit import FAST_WS, source_on, stream_on
+from tests.fakes.kit import FAST_WS, checked_book_samples, source_on, stream_on
 
 TRADES = DatasetKey.of("binance", "BTC/USDT", "trades")
 BOOK = DatasetKey.of("binance", "BTC/USDT", "book")
@@ -130,18 +130,10 @@ async def test_stop_event_flushes_everything(tmp_path: Path) -> None:
     store = Store(tmp_path)
     stop = asyncio.Event()
     async with _source(fake) as source:
-        task = asyncio.create_task(
-            stream(
-                "binance",
-                ["BTC/USDT"],
-                "trades",
-                store=store,
-                source=source,
-                flush_interval_s=60.0,
-                stop=stop,
-                ws_config=FAST_WS,
-            )
-        )
+        task = asyncio.create_task(stream(
+            "binance", ["BTC/USDT"], "trades", store=store, source=source, flush_interval_s=60.0,
+            stop=stop, ws_config=FAST_WS,
+        ))
         await asyncio.sleep(0.8)
         stop.set()
         final = await asyncio.wait_for(task, 5)
@@ -153,18 +145,10 @@ async def test_cancel_flushes_everything(tmp_path: Path) -> None:
     store = Store(tmp_path)
     seen: list[FlushReport] = []
     async with _source(fake) as source:
-        task = asyncio.create_task(
-            stream(
-                "binance",
-                ["BTC/USDT"],
-                "trades",
-                store=store,
-                source=source,
-                flush_interval_s=60.0,
-                on_flush=seen.append,
-                ws_config=FAST_WS,
-            )
-        )
+        task = asyncio.create_task(stream(
+            "binance", ["BTC/USDT"], "trades", store=store, source=source, flush_interval_s=60.0,
+            on_flush=seen.append, ws_config=FAST_WS,
+        ))
         await asyncio.sleep(0.8)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -189,17 +173,9 @@ async def test_book_resyncs_on_gap_and_never_stores_a_crossed_book(tmp_path: Pat
     assert fake.depth_requests >= 3
     # every stored snapshot equals the truth at its update id (ts = t0 + u ms)
     # (a snapshot sampled right after a REST snapshot carries the receive time instead)
-    checked = 0
-    for ts, frame in book.group_by("ts"):
-        u = ts[0] // 1_000_000 - fake.t0_ms  # type: ignore[operator]
-        if u not in fake.book_history:
-            continue
-        checked += 1
-        bids, asks = fake.book_history[u]
-        got_b = frame.filter(pl.col("side") == "bid").sort("level")
-        got_a = frame.filter(pl.col("side") == "ask").sort("level")
-        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == bids[:10]
-        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == asks[:10]
+    checked = checked_book_samples(
+        book, lambda ts: fake.book_history.get(ts // 1_000_000 - fake.t0_ms)
+    )
     assert checked >= 10
 
 

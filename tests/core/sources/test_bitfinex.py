@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import polars as pl
 import pytest
 
@@ -22,14 +20,14 @@ from dccd_core.domain import (
     schema_for,
     to_ns,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.bitfinex import BitfinexSource
 from dccd_core.sources.bitfinex import parse as bfx
 from dccd_core.sources.bitfinex.symbols import from_native, to_native
-from dccd_core.transport import HttpClient, RetryPolicy, TransientError
+from dccd_core.transport import RetryPolicy, TransientError
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.conftest import OpenFakeSource
 from tests.fakes.bitfinex import BitfinexFake
-from tests.fakes.kit import fixture_loader, source_built_on
+from tests.fakes.kit import client_source, fixture_loader, source_built_on
 
 BTC_USD = Symbol("BTC", "USD")
 T0 = to_ns("2024-01-01T00:00:00Z")
@@ -166,21 +164,17 @@ def test_inverse_perp_is_unknown() -> None:
 
 
 def make_source(origin: str, attempts: int = 2) -> BitfinexSource:
-    http = HttpClient(
-        "bitfinex",
-        origin,
-        check_payload=BitfinexSource.check_payload,
-        errors=BitfinexSource.errors,
-        retry=RetryPolicy(attempts=attempts, base_s=0.01, max_s=0.02),
-    )
-    return BitfinexSource(http, Endpoints(rest_url=origin))
+    retry = RetryPolicy(attempts=attempts, base_s=0.01, max_s=0.02)
+    check, errors = BitfinexSource.check_payload, BitfinexSource.errors
+    return client_source(
+        BitfinexSource, "bitfinex", check_payload=check, errors=errors, retry=retry
+    )(origin)
 
 
 @pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[BitfinexFake, BitfinexSource]]:
+async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[BitfinexFake, BitfinexSource]:
     fake = BitfinexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 40 * 86_400_000)
-    async with source_built_on(fake.app(), make_source) as source:
-        yield fake, source
+    return fake, await open_fake_source(make_source, fake.app())
 
 
 async def collect_trades(source: BitfinexSource, start: int, end: int) -> pl.DataFrame:

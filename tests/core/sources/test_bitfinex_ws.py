@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
 
@@ -16,20 +15,13 @@ from dccd_core.sources.bitfinex.ws import js_number_text
 from dccd_core.sources.ws import WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades
 from dccd_core.storage import Store
 from tests.fakes.bitfinex_ws import BitfinexStreamFake
-from tests.fakes.kit import stream_on
+from tests.fakes.kit import feed, stream_on
 
 BTC_USD = Symbol("BTC", "USD")
 
 
 def source() -> BitfinexSource:
     return BitfinexSource(http=None)
-
-
-def feed(src: BitfinexSource, *frames: object) -> list[object]:
-    events: list[object] = []
-    for frame in frames:
-        events += src.parse_ws_message(frame if isinstance(frame, str) else orjson.dumps(frame))
-    return events
 
 
 @pytest.mark.parametrize(
@@ -139,14 +131,13 @@ def test_error_event_raises() -> None:
 
 
 @pytest.fixture
-def served() -> BitfinexStreamFake:
+def fake() -> BitfinexStreamFake:
     return BitfinexStreamFake(drop_every=60, gap_at=(60, 200))
 
 
 async def test_stream_trades_equal_truth_across_drops(
-    served: BitfinexStreamFake, tmp_path: Path
+    fake: BitfinexStreamFake, tmp_path: Path
 ) -> None:
-    fake = served
     store = Store(tmp_path)
     # each reconnect's REST heal waits for Bitfinex's request spacing (~3 s), so the run
     # must outlast two of them for the second reconnect to be seen
@@ -164,9 +155,8 @@ async def test_stream_trades_equal_truth_across_drops(
 
 
 async def test_stream_book_resubscribes_on_checksum_gap(
-    served: BitfinexStreamFake, tmp_path: Path
+    fake: BitfinexStreamFake, tmp_path: Path
 ) -> None:
-    fake = served
     store = Store(tmp_path)
     final = await stream_on(
         fake, "bitfinex", [BTC_USD], "book", store=store, book_depth=10,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 import polars as pl
@@ -20,16 +19,16 @@ from dccd_core.domain import (
     schema_for,
     to_ns,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.bitmex import BitmexSource
 from dccd_core.sources.bitmex import parse as mex
 from dccd_core.sources.bitmex.rest import iso_ms
 from dccd_core.sources.bitmex.source import USED_HEADER
 from dccd_core.sources.bitmex.symbols import from_native, to_native
-from dccd_core.transport import HttpClient, RetryPolicy, WeightLimiter
+from dccd_core.transport import RetryPolicy, WeightLimiter
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.conftest import OpenFakeSource
 from tests.fakes.bitmex import BitmexFake
-from tests.fakes.kit import fixture_loader, source_built_on
+from tests.fakes.kit import client_source, fixture_loader, source_built_on
 
 XBTUSD = Symbol.parse("BTC/USD:BTC")
 T0 = to_ns("2024-01-01T00:00:00Z")
@@ -173,22 +172,17 @@ def test_symbol_with_wrong_settle_is_unknown() -> None:
 
 
 def make_source(origin: str, limiter: WeightLimiter | None = None) -> BitmexSource:
-    http = HttpClient(
-        "bitmex",
-        origin,
-        limiter=limiter,
-        check_payload=BitmexSource.check_payload,
-        errors=BitmexSource.errors,
-        retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02),
-    )
-    return BitmexSource(http, Endpoints(rest_url=origin))
+    retry = RetryPolicy(attempts=2, base_s=0.01, max_s=0.02)
+    check, errors = BitmexSource.check_payload, BitmexSource.errors
+    return client_source(
+        BitmexSource, "bitmex", limiter=limiter, check_payload=check, errors=errors, retry=retry
+    )(origin)
 
 
 @pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[BitmexFake, BitmexSource]]:
+async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[BitmexFake, BitmexSource]:
     fake = BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 200 * 86_400_000)
-    async with source_built_on(fake.app(), make_source) as source:
-        yield fake, source
+    return fake, await open_fake_source(make_source, fake.app())
 
 
 async def collect_trades(source: BitmexSource, start: int, end: int) -> pl.DataFrame:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
 
@@ -33,7 +32,7 @@ from dccd_core.sources.ws import (
 )
 from dccd_core.storage import Store
 from tests.fakes.bitmex_ws import BitmexStreamFake
-from tests.fakes.kit import stream_on
+from tests.fakes.kit import feed, stream_on
 
 XBTUSD = Symbol.parse("BTC/USD:BTC")
 TRADE = {
@@ -65,13 +64,6 @@ BIN = {
 
 def source() -> BitmexSource:
     return BitmexSource(http=None)
-
-
-def feed(src: BitmexSource, *frames: object) -> list[object]:
-    events: list[object] = []
-    for frame in frames:
-        events += src.parse_ws_message(frame if isinstance(frame, str) else orjson.dumps(frame))
-    return events
 
 
 def level(level_id: int, side: str, size: int | None = None, price: float | None = None) -> dict:
@@ -229,7 +221,7 @@ def test_deltas_before_the_partial_are_dropped() -> None:
 
 
 @pytest.fixture
-def served() -> BitmexStreamFake:
+def fake() -> BitmexStreamFake:
     return BitmexStreamFake(drop_every=15)
 
 
@@ -250,9 +242,8 @@ async def run_stream(
 
 
 async def test_stream_trades_equal_truth_across_drops(
-    served: BitmexStreamFake, tmp_path: Path
+    fake: BitmexStreamFake, tmp_path: Path
 ) -> None:
-    fake = served
     final, store = await run_stream(fake, tmp_path, "trades", 3.0)
     stored = store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "trades"))
     assert fake.drops >= 3 and final.reconnects >= 3

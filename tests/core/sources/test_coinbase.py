@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import polars as pl
 import pytest
 
@@ -16,14 +14,13 @@ from dccd_core.domain import (
     UnexpectedPayload,
     UnknownSymbol,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.coinbase import CAPABILITY, CoinbaseSource
 from dccd_core.sources.coinbase import parse as cb
 from dccd_core.sources.coinbase.symbols import native_symbol, unified_symbol
-from dccd_core.transport import HttpClient
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.conftest import OpenFakeSource
 from tests.fakes.coinbase import CoinbaseFake
-from tests.fakes.kit import fixture_loader, polars_schema, source_built_on, source_on
+from tests.fakes.kit import client_source, fixture_loader, polars_schema, source_on
 
 BTC_USD = Symbol("BTC", "USD")
 H = 3_600 * 10**9
@@ -127,17 +124,14 @@ def test_capability_declares_the_real_api() -> None:
     assert CAPABILITY.feature(DataType.OHLC, CAPABILITY.features[3].transport) is None
 
 
-def plain_source(origin: str) -> CoinbaseSource:
-    """The source on a plain client (no limiter): the paging tests need no pacing."""
-    return CoinbaseSource(HttpClient("coinbase", origin, check_payload=cb.check_payload),
-                          Endpoints(origin))
+#: the source on a plain client (no limiter): the paging tests need no pacing
+plain_source = client_source(CoinbaseSource, "coinbase", check_payload=cb.check_payload)
 
 
 @pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[CoinbaseFake, CoinbaseSource]]:
+async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[CoinbaseFake, CoinbaseSource]:
     fake = CoinbaseFake()
-    async with source_built_on(fake.app(), plain_source) as source:
-        yield fake, source
+    return fake, await open_fake_source(plain_source, fake.app())
 
 
 async def test_unsupported_span_fails_before_any_request(

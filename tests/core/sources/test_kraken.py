@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import polars as pl
@@ -20,14 +19,13 @@ from dccd_core.domain import (
     UnknownSymbol,
     now_ns,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.kraken import CAPABILITY, KrakenSource
 from dccd_core.sources.kraken import parse as kr
 from dccd_core.sources.kraken.symbols import native_symbol, parse_asset_pairs, unified_symbol
-from dccd_core.transport import HttpClient
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.conftest import OpenFakeSource
 from tests.fakes.kit import FIXTURES as KIT_FIXTURES
-from tests.fakes.kit import fixture_loader, polars_schema, source_built_on
+from tests.fakes.kit import client_source, fixture_loader, polars_schema, source_built_on
 from tests.fakes.kraken import KrakenFake
 from tests.fakes.server import routes_app
 
@@ -154,17 +152,14 @@ def test_capability_720_bars_and_spans() -> None:
     assert [s.label for s in ohlc.spans] == ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 
 
-def plain_source(origin: str) -> KrakenSource:
-    """The source on a plain client (no limiter): the paging tests need no pacing."""
-    return KrakenSource(HttpClient("kraken", origin, check_payload=kr.check_payload),
-                        Endpoints(origin))
+#: the source on a plain client (no limiter): the paging tests need no pacing
+plain_source = client_source(KrakenSource, "kraken", check_payload=kr.check_payload)
 
 
 @pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[KrakenFake, KrakenSource]]:
+async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[KrakenFake, KrakenSource]:
     fake = KrakenFake()
-    async with source_built_on(fake.app(), plain_source) as source:
-        yield fake, source
+    return fake, await open_fake_source(plain_source, fake.app())
 
 
 async def test_old_candles_fail_before_any_request_naming_the_alternative(
