@@ -34,7 +34,7 @@ from aiohttp import web
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from dccd_core.sources.bitfinex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
 
@@ -206,7 +206,7 @@ class BitfinexFake:
 
     def _window(
         self, request: web.Request, default_limit: int
-    ) -> tuple[int, int, int, bool] | web.Response:
+    ) -> tuple[int, int, int, bool]:
         q = request.query
         try:
             limit = int(q.get("limit", default_limit))
@@ -214,9 +214,9 @@ class BitfinexFake:
             end = int(q.get("end", self.last_ms))
             sort = int(q.get("sort", -1))
         except ValueError:
-            return self._error(10020, "params: invalid")
+            raise Refusal(self._error(10020, "params: invalid")) from None
         if not 0 < limit <= MAX_LIMIT:
-            return self._error(10020, "limit: invalid")
+            raise Refusal(self._error(10020, "limit: invalid"))
         return limit, start, end, sort != 1
 
     def _in_maintenance(self) -> bool:
@@ -233,10 +233,7 @@ class BitfinexFake:
         native = request.match_info["symbol"]
         if not self._known(native):
             return self._error(10020, "symbol: invalid")
-        window = self._window(request, 125)
-        if isinstance(window, web.Response):
-            return window
-        limit, start, end, newest_first = window
+        limit, start, end, newest_first = self._window(request, 125)
         rows = []
         for row in self._trades(native, start, end, newest_first):
             rows.append(row)
@@ -255,10 +252,7 @@ class BitfinexFake:
         native = parts[2]
         if not self._known(native):
             return self._error(10020, "symbol: invalid")
-        window = self._window(request, 100)
-        if isinstance(window, web.Response):
-            return window
-        limit, start, end, newest_first = window
+        limit, start, end, newest_first = self._window(request, 100)
         seconds = _TIMEFRAMES[parts[1]]
         rows = list(self._candles(native, seconds, start, end))
         rows = rows[::-1][:limit] if newest_first else rows[:limit]

@@ -32,7 +32,7 @@ from aiohttp import web
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
 from dccd_core.sources.bitmex.symbols import to_native
 from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
 
@@ -303,29 +303,28 @@ class BitmexFake:
     def _error(self, message: str, status: int = 400, name: str = "HTTPError") -> web.Response:
         return self._json({"error": {"message": message, "name": name}}, status=status)
 
-    def _query(self, request: web.Request) -> tuple[str, int, int, int, int, bool] | web.Response:
+    def _query(self, request: web.Request) -> tuple[str, int, int, int, int, bool]:
         self.requests.append(str(request.rel_url))
         q = request.query
         native = q.get("symbol", "")
         if native not in _NAMES:
-            return self._error(f"Unknown symbol {native!r}" if native else "symbol is required")
+            message = f"Unknown symbol {native!r}" if native else "symbol is required"
+            raise Refusal(self._error(message))
         try:
             count = int(q.get("count", 100))
             offset = int(q.get("start", 0))
             start = to_ns(q["startTime"]) // NS_PER_MS if "startTime" in q else self.first_ms
             end = to_ns(q["endTime"]) // NS_PER_MS if "endTime" in q else self.last_ms
         except (ValueError, Exception):
-            return self._error("Invalid startTime, endTime, count or start", name="ValidationError")
+            message = "Invalid startTime, endTime, count or start"
+            raise Refusal(self._error(message, name="ValidationError")) from None
         if not 0 < count <= MAX_COUNT:
-            return self._error("count must be between 1 and 1000", name="ValidationError")
+            raise Refusal(self._error("count must be between 1 and 1000", name="ValidationError"))
         return native, count, offset, start, end, q.get("reverse", "false") == "true"
 
     @get("/api/v1/trade")
     async def _trades_handler(self, request: web.Request) -> web.Response:
-        parsed = self._query(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        native, count, offset, start, end, reverse = parsed
+        native, count, offset, start, end, reverse = self._query(request)
         if reverse:
             rows = list(self._trades(native, start, end))[::-1][offset : offset + count]
             return self._json(rows)
@@ -343,10 +342,7 @@ class BitmexFake:
         if bin_size not in _BINS:
             self.requests.append(str(request.rel_url))
             return self._error("binSize must be one of 1m, 5m, 1h, 1d", name="ValidationError")
-        parsed = self._query(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        native, count, offset, start, end, reverse = parsed
+        native, count, offset, start, end, reverse = self._query(request)
         rows = list(self._buckets(native, _BINS[bin_size], start, end))
         rows = rows[::-1] if reverse else rows
         return self._json(rows[offset : offset + count])

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["NOW_MS", "TAPE_START_MS", "FakeBybit", "make_app"]
 
@@ -127,22 +127,19 @@ class FakeBybit:
 
     # -- handlers ---------------------------------------------------------------------
 
-    def _market(self, request: web.Request) -> tuple[Symbol, bool] | web.Response:
+    def _market(self, request: web.Request) -> tuple[Symbol, bool]:
         self.requests.append((request.path, dict(request.query)))
         if self.fail_next:
             code, msg = self.fail_next.pop(0)
-            return _body({}, code, msg)
+            raise Refusal(_body({}, code, msg))
         key = (request.query.get("category", "linear"), request.query.get("symbol", ""))
         if key not in _MARKETS:
-            return _body({}, 10001, "Not supported symbols")
+            raise Refusal(_body({}, 10001, "Not supported symbols"))
         return _MARKETS[key]
 
     @get("/v5/market/kline")
     async def kline(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, inverse = market
+        symbol, inverse = self._market(request)
         q = request.query
         interval = q.get("interval", "")
         limit = int(q.get("limit", "200"))
@@ -163,10 +160,7 @@ class FakeBybit:
 
     @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, _ = market
+        symbol, _ = self._market(request)
         spot = symbol.settle is None
         limit = int(request.query.get("limit", "60" if spot else "500"))
         if not 1 <= limit <= (60 if spot else 1000):
@@ -188,10 +182,7 @@ class FakeBybit:
 
     @get("/v5/market/orderbook")
     async def orderbook(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, _ = market
+        symbol, _ = self._market(request)
         spot = symbol.settle is None
         limit = int(request.query.get("limit", "1" if spot else "25"))
         if not 1 <= limit <= (200 if spot else 500):

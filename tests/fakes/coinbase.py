@@ -22,7 +22,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["CoinbaseFake"]
 
@@ -103,16 +103,16 @@ class CoinbaseFake(TapeMarket):
              {"id": "OLD-USD", "base_currency": "OLD", "quote_currency": "USD",
               "status": "delisted"}])
 
-    def _product(self, request: web.Request) -> str | None:
+    def _product(self, request: web.Request) -> str:
+        self._log(request)
         product = request.match_info["product"]
-        return product if product in self.tapes else None
+        if product not in self.tapes:
+            raise Refusal(json_reply({"message": "NotFound"}, 404))
+        return product
 
     @get("/products/{product}/candles")
     async def _candles(self, request: web.Request) -> web.Response:
-        self._log(request)
         product = self._product(request)
-        if product is None:
-            return json_reply({"message": "NotFound"}, 404)
         try:
             gran = int(request.query["granularity"])
             start_s = to_ns(request.query["start"]) // 10**9
@@ -135,10 +135,7 @@ class CoinbaseFake(TapeMarket):
 
     @get("/products/{product}/trades")
     async def _trades(self, request: web.Request) -> web.Response:
-        self._log(request)
         product = self._product(request)
-        if product is None:
-            return json_reply({"message": "NotFound"}, 404)
         try:
             limit = int(request.query.get("limit", 1000))
             after = int(request.query["after"]) if "after" in request.query else None
@@ -169,10 +166,7 @@ class CoinbaseFake(TapeMarket):
 
     @get("/products/{product}/book")
     async def _book(self, request: web.Request) -> web.Response:
-        self._log(request)
-        product = self._product(request)
-        if product is None:
-            return json_reply({"message": "NotFound"}, 404)
+        self._product(request)  # 404 for an unknown product
         if request.query.get("level") != "2":
             return json_reply({"message": "Invalid level"}, 400)
         bids = [[f"{40_000 - 0.5 * i:.2f}", f"{1 + i * 0.25:.8f}", 1 + i % 3] for i in range(60)]

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["KrakenFake"]
 
@@ -114,13 +114,13 @@ class KrakenFake(TapeMarket):
     def app(self) -> web.Application:
         return routes_app(self)
 
-    def _pair(self, request: web.Request) -> str | None:
+    def _pair(self, request: web.Request) -> str:
         self.requests.append((request.path, dict(request.query)))
         asked = request.query.get("pair", "")
         for internal, (alt, _) in _PAIRS.items():
             if asked in (internal, alt):
                 return internal
-        return None
+        raise Refusal(_err("EQuery:Unknown asset pair"))
 
     @get("/0/public/AssetPairs")
     async def _asset_pairs(self, request: web.Request) -> web.Response:
@@ -135,8 +135,6 @@ class KrakenFake(TapeMarket):
     @get("/0/public/OHLC")
     async def _ohlc(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
         try:
             interval = int(request.query.get("interval", 1))
             since = int(request.query.get("since", 0))
@@ -160,8 +158,6 @@ class KrakenFake(TapeMarket):
     @get("/0/public/Trades")
     async def _trades(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
         try:
             count = int(request.query.get("count", 1000))
             since = int(request.query["since"]) if "since" in request.query else None
@@ -188,8 +184,6 @@ class KrakenFake(TapeMarket):
     @get("/0/public/Depth")
     async def _depth(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
         count = int(request.query.get("count", 100))
         if not 1 <= count <= 500:
             return _err("EGeneral:Invalid arguments")

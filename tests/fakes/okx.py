@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
-from tests.fakes.server import ErrorReply, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "NOW_MS", "TAPE_START_MS", "FakeOkx", "book_levels", "make_app"]
 
@@ -143,13 +143,13 @@ class FakeOkx:
 
     # -- handlers ---------------------------------------------------------------------
 
-    def _instrument(self, request: web.Request) -> str | web.Response:
+    def _instrument(self, request: web.Request) -> str:
         self.requests.append((request.path, dict(request.query)))
         if self.fail_next:
-            return _err(*self.fail_next.pop(0))
+            raise Refusal(_err(*self.fail_next.pop(0)))
         inst_id = request.query.get("instId", "")
         if inst_id not in INSTRUMENTS or INSTRUMENTS[inst_id][3] != "live":
-            return _err("51001", "Instrument ID does not exist")
+            raise Refusal(_err("51001", "Instrument ID does not exist"))
         return inst_id
 
     @staticmethod
@@ -160,8 +160,6 @@ class FakeOkx:
     @get("/api/v5/market/history-candles")
     async def history_candles(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         bar = request.query.get("bar", "1m")
         limit = self._limit(request, 100, 100)
         if bar not in _BAR_MS:
@@ -192,8 +190,6 @@ class FakeOkx:
     @get("/api/v5/market/history-trades")
     async def history_trades(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         limit = self._limit(request, 100, 100)
         page_type = request.query.get("type", "1")
         if limit is None or page_type not in ("1", "2"):
@@ -216,8 +212,6 @@ class FakeOkx:
     @get("/api/v5/market/books")
     async def books(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         depth = int(request.query.get("sz", "1"))
         if not 1 <= depth <= 400:
             return _err("51000", "Parameter sz error")

@@ -31,7 +31,9 @@ from aiohttp import WSMsgType, web
 __all__ = [
     "ErrorReply",
     "FaultInjector",
+    "Refusal",
     "WsFake",
+    "answer_refusals",
     "cut_connection",
     "exchange_faults",
     "get",
@@ -58,6 +60,24 @@ def json_reply(
         content_type="application/json",
         headers=dict(headers) if headers else None,
     )
+
+
+class Refusal(Exception):
+    """Raised anywhere in a fake's handler to answer ``response``: the exchange refusing
+    the request (unknown symbol, bad parameter), so handlers need no early returns."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@web.middleware
+async def answer_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The middleware turning a ``Refusal`` into its response (``routes_app`` adds it)."""
+    try:
+        return await handler(request)
+    except Refusal as refusal:
+        return refusal.response
 
 
 def get(*paths: str) -> Callable[[HandlerT], HandlerT]:
@@ -88,7 +108,7 @@ def routes_app(
 ) -> web.Application:
     """``app`` (a new one with ``middlewares`` if None) serving ``fake``'s ``@get``
     handlers (or ``fake`` itself if it is a path -> handler mapping)."""
-    app = web.Application(middlewares=list(middlewares)) if app is None else app
+    app = web.Application(middlewares=[*middlewares, answer_refusals]) if app is None else app
     routes = fake if isinstance(fake, Mapping) else routes_of(fake)
     for path, handler in routes.items():
         app.router.add_get(path, handler)
