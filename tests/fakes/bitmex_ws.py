@@ -25,7 +25,6 @@ sees after losing the ``insert``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -201,9 +200,9 @@ class BitmexStreamFake(WsFake):
         )
         for topic in topics:
             await ws.send_str(orjson.dumps({"success": True, "subscribe": topic}).decode())
-        reader = asyncio.create_task(self.answer_pings(ws, "ping".__eq__, "pong"))
         self._sent = 0
-        try:
+
+        async def pushes() -> None:
             tables = {t.split(":", 1)[0] for t in topics}
             natives = [t.split(":", 1)[1] for t in topics if ":" in t]
             if tables == {"trade"}:
@@ -216,13 +215,8 @@ class BitmexStreamFake(WsFake):
                         {"status": 400, "error": f"Unknown or unsupported topics {topics}"}
                     ).decode()
                 )
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        return ws
+
+        return await self.push_answering_pings(ws, pushes, "ping".__eq__, "pong")
 
     async def _send(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> bool:
         """Send one data message (or skip it); False once the connection was dropped."""

@@ -45,6 +45,9 @@ def trade_record(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
     }
 
 
+_PONG = orjson.dumps({"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}).decode()
+
+
 def _is_ping(text: str) -> bool:
     return bool(orjson.loads(text).get("op") == "ping")
 
@@ -155,11 +158,9 @@ class BybitStreamFake(ClockMarket, WsFake):
                         }
                     ).decode()
                 )
-        pong = {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
-        reader = asyncio.create_task(
-            self.answer_pings(ws, _is_ping, orjson.dumps(pong).decode())
-        )
-        try:
+
+        async def pushes() -> None:
+            nonlocal start
             if any(t.startswith("publicTrade.") for t in topics):
                 if self.subscribe_delay_s:
                     await asyncio.sleep(self.subscribe_delay_s)
@@ -174,11 +175,8 @@ class BybitStreamFake(ClockMarket, WsFake):
                     ).decode()
                 )
                 await asyncio.sleep(5)
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-        return ws
+
+        return await self.push_answering_pings(ws, pushes, _is_ping, _PONG)
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start

@@ -21,7 +21,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
-from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
+from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
 from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["CoinbaseFake"]
@@ -69,14 +69,7 @@ class CoinbaseFake(TapeMarket):
         first = span.floor(start) + (span.ns if span.floor(start) < start else 0)
         bars = [bar_at(seed, t // 10**9, span.seconds) for t in range(first, end, span.ns)]
         kept = [b for b in bars if b is not None]
-        return ohlc_frame(
-            ts=[b.ts_s * 10**9 for b in kept],
-            open=[b.open for b in kept],
-            high=[b.high for b in kept],
-            low=[b.low for b in kept],
-            close=[b.close for b in kept],
-            volume=[b.volume for b in kept],
-        )
+        return cent_bars_frame(kept, with_counts=False)
 
     @property
     def newest_ts(self) -> int:

@@ -25,7 +25,7 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
-from tests.fakes.market import TapeMarket, bar_at, ohlc_frame
+from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
 from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["KrakenFake"]
@@ -98,16 +98,7 @@ class KrakenFake(TapeMarket):
         bars = [bar_at(seed, t, span.seconds) for t in
                 range(open_s - 719 * span.seconds, open_s, span.seconds)]
         kept = [b for b in bars if b is not None and start <= b.ts_s * 10**9 < end]
-        return ohlc_frame(
-            ts=[b.ts_s * 10**9 for b in kept],
-            open=[b.open for b in kept],
-            high=[b.high for b in kept],
-            low=[b.low for b in kept],
-            close=[b.close for b in kept],
-            volume=[b.volume for b in kept],
-            quote_volume=[b.vwap * b.volume for b in kept],
-            trades=[b.count for b in kept],
-        )
+        return cent_bars_frame(kept, with_counts=True)
 
     # -- app ------------------------------------------------------------------------
 

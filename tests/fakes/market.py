@@ -50,6 +50,7 @@ __all__ = [
     "bar_at",
     "bars_frame",
     "burst_stamps",
+    "cent_bars_frame",
     "now_us",
     "ohlc_frame",
     "second_stamps",
@@ -183,6 +184,21 @@ def bar_at(seed: str, ts_s: int, span_s: int, hole_rate: float = 0.03) -> CentBa
     v = round(0.5 + 50 * unit(seed, "v", span_s, ts_s), 8)
     vwap = round((o + c + h + lo) / 4, 1)
     return CentBar(ts_s, o, h, lo, c, v, vwap, 1 + int(200 * unit(seed, "n", span_s, ts_s)))
+
+
+def cent_bars_frame(bars: Sequence[CentBar], *, with_counts: bool) -> pl.DataFrame:
+    """Cent bars as the store's ohlc rows; ``with_counts``: the wire also carries the
+    vwap (quote volume = vwap x volume) and the trade count (Kraken, not Coinbase)."""
+    return ohlc_frame(
+        ts=[b.ts_s * 10**9 for b in bars],
+        open=[b.open for b in bars],
+        high=[b.high for b in bars],
+        low=[b.low for b in bars],
+        close=[b.close for b in bars],
+        volume=[b.volume for b in bars],
+        quote_volume=[b.vwap * b.volume for b in bars] if with_counts else None,
+        trades=[b.count for b in bars] if with_counts else None,
+    )
 
 
 # -- trade tapes ----------------------------------------------------------------------------

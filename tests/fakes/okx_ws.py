@@ -155,9 +155,9 @@ class OkxStreamFake(ClockMarket, WsFake):
                 for arg in args:
                     ack = {"event": "subscribe", "arg": arg, "connId": "a4d3ae55"}
                     await ws.send_str(orjson.dumps(ack).decode())
-        reader = asyncio.create_task(self.answer_pings(ws, "ping".__eq__, "pong"))
         channels = {a.get("channel") for a in args}
-        try:
+
+        async def pushes() -> None:
             if "trades-all" in channels and request.path.endswith("/business"):
                 await self._trades(ws, start)
             elif "books" in channels and request.path.endswith("/public"):
@@ -166,11 +166,8 @@ class OkxStreamFake(ClockMarket, WsFake):
                 err = {"event": "error", "code": "60018", "msg": "Wrong URL or channel"}
                 await ws.send_str(orjson.dumps(err).decode())
                 await asyncio.sleep(5)
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-        return ws
+
+        return await self.push_answering_pings(ws, pushes, "ping".__eq__, "pong")
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start

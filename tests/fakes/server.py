@@ -271,6 +271,26 @@ class WsFake:
         counter["sent"] += 1
         return not self.cut_after(ws, counter["sent"])
 
+    async def push_answering_pings(
+        self,
+        ws: web.WebSocketResponse,
+        pushes: Callable[[], Awaitable[None]],
+        is_ping: Callable[[str], bool],
+        pong: str,
+    ) -> web.WebSocketResponse:
+        """Run the connection's ``pushes`` while answering its pings (see
+        ``answer_pings``); a connection cut under them just ends them."""
+        reader = asyncio.create_task(self.answer_pings(ws, is_ping, pong))
+        try:
+            await pushes()
+        except (ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        return ws
+
     @staticmethod
     async def read_until_closed(
         ws: web.WebSocketResponse,

@@ -99,27 +99,16 @@ async def test_restart_heals_from_the_stored_last_row(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path)
     async with _source(fake) as source:
-        await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.2,
-            max_runtime_s=0.6,
-            ws_config=FAST_WS,
-        )
+
+        async def run() -> FlushReport:
+            return await stream(
+                "binance", ["BTC/USDT"], "trades", store=store, source=source,
+                flush_interval_s=0.2, max_runtime_s=0.6, ws_config=FAST_WS,
+            )  # fmt: skip
+
+        await run()
         await asyncio.sleep(0.5)  # trades happen while nothing listens
-        second = await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.2,
-            max_runtime_s=0.6,
-            ws_config=FAST_WS,
-        )
+        second = await run()
     ids = store.read(TRADES).get_column("trade_id").cast(pl.Int64)
     assert second.healed_rows >= 400
     assert ids.is_unique().all() and ids.max() - ids.min() + 1 == ids.len()  # type: ignore[operator]
