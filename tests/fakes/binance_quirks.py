@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
+from tests.fakes.market import TRADES_SCHEMA
 from tests.fakes.server import get, json_reply, routes_app
 
 __all__ = ["BinanceQuirksFake", "TradeTape", "make_tape"]
@@ -57,13 +58,7 @@ class TradeTape:
                 "amount": self.amounts[lo:hi],
                 "side": ["sell" if m else "buy" for m in self.buyer_maker[lo:hi]],
             },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.Utf8,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.Utf8,
-            },
+            schema=TRADES_SCHEMA,
         )
 
 

@@ -133,32 +133,21 @@ def test_max_fetch_refuses_with_the_estimate(origin: FakeBinance, tmp_path: Path
     store = Store(tmp_path)
     _two_holes(store)
     seen = origin.requests["klines"]
+
+    def ensure_four_days(max_fetch: int) -> object:
+        return ensure(
+            "binance", "BTC/USDT", "ohlc", "1m", start="2024-02-01", end="2024-02-05",
+            store=store, max_fetch=max_fetch,
+        )  # fmt: skip
+
     with pytest.raises(FetchTooLarge) as refused:
-        ensure(
-            "binance",
-            "BTC/USDT",
-            "ohlc",
-            "1m",
-            start="2024-02-01",
-            end="2024-02-05",
-            store=store,
-            max_fetch=3,
-        )
+        ensure_four_days(3)
     message = str(refused.value)
     assert "needs about 4 requests" in message and "max_fetch=3" in message, message
     assert "2 missing range(s)" in message, message
     assert origin.requests["klines"] == seen  # refused before any data request
     # exactly the budget: fetched
-    ensure(
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "1m",
-        start="2024-02-01",
-        end="2024-02-05",
-        store=store,
-        max_fetch=4,
-    )
+    ensure_four_days(4)
     assert origin.requests["klines"] == seen + 4
 
 
