@@ -10,17 +10,8 @@ import httpx
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-)
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.binance import CAPABILITY, BinanceSource
 from dccd_core.sources.binance.parse import (
     check_payload,

@@ -5,20 +5,15 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for, to_ns
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     RateLimited,
     RetryExhausted,
     SourceError,
-    Span,
-    Symbol,
     UnexpectedPayload,
     UnknownSymbol,
-    schema_for,
-    to_ns,
 )
 from dccd_core.sources.bitfinex import BitfinexSource
 from dccd_core.sources.bitfinex import parse as bfx

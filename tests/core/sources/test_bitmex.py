@@ -7,18 +7,8 @@ from urllib.parse import unquote
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-    to_ns,
-)
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for, to_ns
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.bitmex import BitmexSource
 from dccd_core.sources.bitmex import parse as mex
 from dccd_core.sources.bitmex.rest import iso_ms

@@ -7,17 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    to_ns,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, to_ns
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.operations.book import LiveBook
 from dccd_core.operations.stream import FlushReport
 from dccd_core.sources.bitmex import BitmexSource

@@ -7,19 +7,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, Transport, schema_for
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     SourceError,
-    Span,
-    Symbol,
-    Transport,
     UnexpectedPayload,
     UnknownSymbol,
-    schema_for,
 )
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.bybit import CAPABILITY, BybitSource

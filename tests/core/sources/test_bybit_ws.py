@@ -7,16 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.sources.bybit import BybitSource
 from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import SeqCheck, WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades

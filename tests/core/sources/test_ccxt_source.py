@@ -15,17 +15,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from dccd_core.domain import (
-    NS_PER_MS,
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol
+from dccd_core.domain.errors import (
     ConfigError,
-    DataType,
     ExchangeError,
     NoCapability,
     RateLimited,
     RetryExhausted,
     SourceError,
-    Span,
-    Symbol,
     UnknownExchange,
     UnknownSymbol,
 )

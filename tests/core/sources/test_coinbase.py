@@ -5,15 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-)
+from dccd_core.domain import DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.coinbase import CAPABILITY, CoinbaseSource
 from dccd_core.sources.coinbase import parse as cb
 from dccd_core.sources.coinbase.symbols import native_symbol, unified_symbol

@@ -8,16 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    DataType,
+from dccd_core.domain import DataType, Span, Symbol, now_ns
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     RateLimited,
-    Span,
-    Symbol,
     UnexpectedPayload,
     UnknownSymbol,
-    now_ns,
 )
 from dccd_core.sources.kraken import CAPABILITY, KrakenSource
 from dccd_core.sources.kraken import parse as kr

@@ -5,19 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    Transport,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, Transport, schema_for
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.okx import CAPABILITY, OkxSource
 from dccd_core.sources.okx.parse import check_payload, parse_book, parse_candles, parse_trades

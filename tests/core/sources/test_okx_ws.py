@@ -8,16 +8,8 @@ import orjson
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.sources.book_checksum import interleaved_checksum, interleaved_text
 from dccd_core.sources.okx import OkxSource
 from dccd_core.sources.okx.symbols import Contract
