@@ -101,10 +101,7 @@ class BinanceStreamFake(ClockMarket, WsFake):
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        for k in range(1, 40):
-            self.bids[round(100.0 - k * 0.01, 2)] = float(k)
-            self.asks[round(100.0 + k * 0.01, 2)] = float(k)
-        self._record()
+        self.seed_book(40, 0.01, 2)
 
     # -- truth ------------------------------------------------------------------------
 

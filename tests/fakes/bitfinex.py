@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -33,7 +33,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
 from dccd_core.sources.bitfinex.symbols import to_native
-from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
+from tests.fakes.market import SecondsMarket, burst_stamps, ohlc_frame, second_stamps, trades_frame
 from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
@@ -73,22 +73,12 @@ def _native(symbol: Symbol | str) -> str:
 
 
 @dataclass
-class BitfinexFake:
+class BitfinexFake(SecondsMarket):
     """Deterministic market data between ``first_ms`` and ``last_ms`` (inclusive)."""
 
-    first_ms: int
-    last_ms: int
-    seed: int = 7
-    #: extra trades at one millisecond: {ms: count}
-    bursts: dict[int, int] = field(default_factory=dict)
-    #: seconds in which no trade happens (every ``quiet_every``-th minute is quiet)
-    quiet_every: int = 13
-    #: multiplies the number of trades per second (streams want a busy market)
-    density: int = 1
     #: the next N candle/trade requests are answered HTTP 500 ``["error", 20060,
     #: "maintenance"]``, as Bitfinex does while in maintenance
     maintenance: int = 0
-    requests: list[str] = field(default_factory=list)
 
     # -- data ------------------------------------------------------------------
 

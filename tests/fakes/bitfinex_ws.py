@@ -47,12 +47,7 @@ class BitfinexStreamFake(WsFake):
     """The REST fake plus WS handlers; ``app()`` serves both."""
 
     rest: BitfinexFake = field(
-        default_factory=lambda: BitfinexFake(
-            first_ms=time.time_ns() // NS_PER_MS - 600_000,
-            last_ms=time.time_ns() // NS_PER_MS + 3_600_000,
-            density=20,
-            quiet_every=10**9,
-        )
+        default_factory=lambda: BitfinexFake.around_now(density=20, quiet_every=10**9)
     )
     skip_rate: float = 0.0
     gap_at: tuple[int, ...] = ()

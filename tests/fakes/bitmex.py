@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -31,7 +31,7 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
 from dccd_core.sources.bitmex.symbols import to_native
-from tests.fakes.market import burst_stamps, ohlc_frame, second_stamps, trades_frame
+from tests.fakes.market import SecondsMarket, burst_stamps, ohlc_frame, second_stamps, trades_frame
 from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
@@ -113,22 +113,15 @@ def _native(symbol: Symbol | str) -> str:
 
 
 @dataclass
-class BitmexFake:
+class BitmexFake(SecondsMarket):
     """Deterministic market data between ``first_ms`` and ``last_ms`` (inclusive)."""
 
-    first_ms: int
-    last_ms: int
     seed: int = 11
-    bursts: dict[int, int] = field(default_factory=dict)
+    quiet_every: int = 11  # 0: never quiet
     #: rows without homeNotional (older BitMEX data); the source converts ``size``
     drop_home_notional: bool = False
-    #: multiplies the number of trades per second (streams want a busy market)
-    density: int = 1
-    #: every ``quiet_every``-th minute has no trade (0: never quiet)
-    quiet_every: int = 11
     #: at least this many trades (before ``density``) in every second that is not quiet
     min_per_second: int = 0
-    requests: list[str] = field(default_factory=list)
     _window_start: float = 0.0
     _used: int = 0
 

@@ -55,13 +55,7 @@ class BitmexStreamFake(WsFake):
     """The REST fake plus the realtime handler; ``app()`` serves both."""
 
     rest: BitmexFake = field(
-        default_factory=lambda: BitmexFake(
-            first_ms=time.time_ns() // NS_PER_MS - 600_000,
-            last_ms=time.time_ns() // NS_PER_MS + 3_600_000,
-            density=10,
-            quiet_every=0,
-            min_per_second=4,
-        )
+        default_factory=lambda: BitmexFake.around_now(density=10, quiet_every=0, min_per_second=4)
     )
     skip_rate: float = 0.0
     unknown_id_at: tuple[int, ...] = ()

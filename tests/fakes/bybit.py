@@ -137,6 +137,18 @@ class FakeBybit:
             raise Refusal(_body({}, 10001, "Not supported symbols"))
         return _MARKETS[key]
 
+    def _limited(
+        self, request: web.Request, default: tuple[int, int], most: tuple[int, int]
+    ) -> tuple[Symbol, bool, int]:
+        """The market, whether spot, and ``limit`` (``default``/``most`` for spot and for
+        derivatives: Bybit's limits differ by category)."""
+        symbol, _ = self._market(request)
+        spot = symbol.settle is None
+        limit = int(request.query.get("limit", str(default[0] if spot else default[1])))
+        if not 1 <= limit <= (most[0] if spot else most[1]):
+            raise Refusal(_body({}, 10001, "params error: limit out of range"))
+        return symbol, spot, limit
+
     @get("/v5/market/kline")
     async def kline(self, request: web.Request) -> web.Response:
         symbol, inverse = self._market(request)
@@ -160,11 +172,7 @@ class FakeBybit:
 
     @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
-        symbol, _ = self._market(request)
-        spot = symbol.settle is None
-        limit = int(request.query.get("limit", "60" if spot else "500"))
-        if not 1 <= limit <= (60 if spot else 1000):
-            return _body({}, 10001, "params error: limit out of range")
+        symbol, spot, limit = self._limited(request, default=(60, 500), most=(60, 1000))
         trades = [t for t in self.tape(symbol).trades if t.ts_ms <= self.now_ms][-limit:]
         rows = [
             {
@@ -182,11 +190,7 @@ class FakeBybit:
 
     @get("/v5/market/orderbook")
     async def orderbook(self, request: web.Request) -> web.Response:
-        symbol, _ = self._market(request)
-        spot = symbol.settle is None
-        limit = int(request.query.get("limit", "1" if spot else "25"))
-        if not 1 <= limit <= (200 if spot else 500):
-            return _body({}, 10001, "params error: limit out of range")
+        symbol, spot, limit = self._limited(request, default=(1, 25), most=(200, 500))
         bids, asks = book_levels(symbol, limit)
         result: dict[str, Any] = {"s": request.query["symbol"]}
         if spot:

@@ -63,10 +63,7 @@ class BybitStreamFake(ClockMarket, WsFake):
     book_interval_s: float = 0.005
 
     def __post_init__(self) -> None:
-        for k in range(1, 60):
-            self.bids[round(100.0 - k * 0.1, 1)] = float(k)
-            self.asks[round(100.0 + k * 0.1, 1)] = float(k)
-        self._record()
+        self.seed_book(60, 0.1, 1)
 
     # -- truth ------------------------------------------------------------------------
 

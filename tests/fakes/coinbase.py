@@ -22,7 +22,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
-from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, query_ints, routes_app
 
 __all__ = ["CoinbaseFake"]
 
@@ -129,12 +129,11 @@ class CoinbaseFake(TapeMarket):
     @get("/products/{product}/trades")
     async def _trades(self, request: web.Request) -> web.Response:
         product = self._product(request)
-        try:
-            limit = int(request.query.get("limit", 1000))
-            after = int(request.query["after"]) if "after" in request.query else None
-            before = int(request.query["before"]) if "before" in request.query else None
-        except ValueError:
-            return json_reply({"message": "Invalid pagination parameter"}, 400)
+        limit, after, before = query_ints(
+            request, {"limit": 1000, "after": None, "before": None},
+            json_reply({"message": "Invalid pagination parameter"}, 400),
+        )  # fmt: skip
+        assert limit is not None
         if not 1 <= limit <= 1000:
             return json_reply({"message": "Limit must be between 1 and 1000"}, 400)
         tape = self.existing(product)

@@ -257,9 +257,8 @@ class CoinbaseStreamFake(LiveTapeFeed):
             self._book_subscribers[product].add(queue)
         self.start_market(self._step_books)
         try:
-            for text in snapshots:
-                if not await self.push(ws, text, counter):
-                    return
+            if not await self.push_all(ws, snapshots, counter):
+                return
             while not ws.closed:
                 if not await self.push(ws, await queue.get(), counter):
                     return

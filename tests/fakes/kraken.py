@@ -26,7 +26,7 @@ from aiohttp import web
 
 from dccd_core.domain import Span, Symbol, to_ns
 from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
-from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, query_ints, routes_app
 
 __all__ = ["KrakenFake"]
 
@@ -149,11 +149,10 @@ class KrakenFake(TapeMarket):
     @get("/0/public/Trades")
     async def _trades(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        try:
-            count = int(request.query.get("count", 1000))
-            since = int(request.query["since"]) if "since" in request.query else None
-        except ValueError:
-            return _err("EGeneral:Invalid arguments")
+        count, since = query_ints(
+            request, {"count": 1000, "since": None}, _err("EGeneral:Invalid arguments")
+        )
+        assert count is not None
         if not 1 <= count <= 1000:
             return _err("EGeneral:Invalid arguments:count")
         tape = self.existing(pair)

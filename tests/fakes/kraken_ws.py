@@ -324,9 +324,8 @@ class KrakenStreamFake(LiveTapeFeed):
             self._book_subscribers[symbol][queue] = depth
         self.start_market(self._step_books)
         try:
-            for text in snapshots:
-                if not await self.push(ws, text, counter):
-                    return
+            if not await self.push_all(ws, snapshots, counter):
+                return
             while not ws.closed:
                 step = await queue.get()
                 text = self._update_text(step, depth)

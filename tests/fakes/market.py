@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import polars as pl
 
@@ -41,6 +41,7 @@ __all__ = [
     "CentBar",
     "ClockMarket",
     "LiveTapeFeed",
+    "SecondsMarket",
     "SeededCandles",
     "SeededTape",
     "Tape",
@@ -449,6 +450,17 @@ class ClockMarket:
     update_id: int = 1000
     book_history: dict[int, Book] = field(default_factory=dict)
 
+    def seed_book(
+        self, levels: int, tick: float, decimals: int, size: Callable[[int], float] = float,
+        ask_offset: int = 0,
+    ) -> None:  # fmt: skip
+        """The opening book around 100: level ``k`` at ``100 -/+ k * tick`` holds
+        ``size(k)`` (asks ``size(k + ask_offset)``); recorded as update ``update_id``."""
+        for k in range(1, levels):
+            self.bids[round(100.0 - k * tick, decimals)] = size(k)
+            self.asks[round(100.0 + k * tick, decimals)] = size(k + ask_offset)
+        self._record()
+
     def trade(self, i: int) -> dict[str, Any]:
         """Trade ``i`` as the exchange sends it."""
         raise NotImplementedError
@@ -471,6 +483,28 @@ class ClockMarket:
 
 
 # -- per-second tapes (Bitfinex, BitMEX) -----------------------------------------------------
+
+
+@dataclass
+class SecondsMarket:
+    """A market whose trades are drawn second by second (``second_stamps``) between
+    ``first_ms`` and ``last_ms`` (inclusive): Bitfinex and BitMEX. ``bursts`` adds
+    ``{ms: count}`` trades sharing one ms; ``density`` multiplies the trades a second
+    (streams want a busy market); every ``quiet_every``-th minute has no trade."""
+
+    first_ms: int
+    last_ms: int
+    seed: int = 7
+    bursts: dict[int, int] = field(default_factory=dict)
+    density: int = 1
+    quiet_every: int = 13
+    requests: list[str] = field(default_factory=list)
+
+    @classmethod
+    def around_now(cls, **kwargs: Any) -> Self:
+        """A market from ten minutes ago to an hour ahead (what a streaming fake plays)."""
+        now_ms = time.time_ns() // 1_000_000
+        return cls(first_ms=now_ms - 600_000, last_ms=now_ms + 3_600_000, **kwargs)
 
 
 def second_stamps(

@@ -70,10 +70,7 @@ class OkxStreamFake(ClockMarket, WsFake):
     book_interval_s: float = 0.004
 
     def __post_init__(self) -> None:
-        for k in range(1, 60):
-            self.bids[round(100.0 - k * 0.1, 1)] = k
-            self.asks[round(100.0 + k * 0.1, 1)] = k + 1
-        self._record()
+        self.seed_book(60, 0.1, 1, size=int, ask_offset=1)
 
     # -- truth ------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = [
     "exchange_faults",
     "get",
     "json_reply",
+    "query_ints",
     "routes_app",
     "routes_of",
     "serve",
@@ -78,6 +79,20 @@ async def answer_refusals(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except Refusal as refusal:
         return refusal.response
+
+
+def query_ints(
+    request: web.Request, defaults: Mapping[str, int | None], refusal: web.Response
+) -> list[int | None]:
+    """The integer query parameters named in ``defaults`` (their default when absent);
+    a parameter that is no integer is refused with ``refusal``."""
+    try:
+        return [
+            int(request.query[name]) if name in request.query else default
+            for name, default in defaults.items()
+        ]
+    except ValueError:
+        raise Refusal(refusal) from None
 
 
 def get(*paths: str) -> Callable[[HandlerT], HandlerT]:
@@ -261,6 +276,15 @@ class WsFake:
                 if msg.type == WSMsgType.TEXT and is_ping(msg.data):
                     self.pings += 1
                     await ws.send_str(pong)
+
+    async def push_all(
+        self, ws: web.WebSocketResponse, texts: Sequence[str], counter: dict[str, int]
+    ) -> bool:
+        """``push`` each of ``texts``; False once the connection is cut."""
+        for text in texts:
+            if not await self.push(ws, text, counter):
+                return False
+        return True
 
     async def push(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
         """Send ``text`` as one push counted in ``counter["sent"]`` (per connection);
