@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 import polars as pl
+import pytest
 from aiohttp import web
 
 from dccd_core.domain import DataType, Symbol, schema_for
@@ -33,6 +34,7 @@ __all__ = [
     "FIXTURES",
     "checked_book_samples",
     "client_source",
+    "fake_source_fixture",
     "fast_source_on",
     "feed",
     "fixture_loader",
@@ -101,6 +103,28 @@ def checked_book_samples(
         assert list(zip(got_b["price"], got_b["amount"], strict=True)) == truth[0][:depth]
         assert list(zip(got_a["price"], got_a["amount"], strict=True)) == truth[1][:depth]
     return checked
+
+
+def fake_source_fixture(
+    make_fake: Callable[[], Any],
+    source: str | Callable[[str], Any],
+    *,
+    app: Callable[[Any], web.Application] | None = None,
+    source_type: type | None = None,
+) -> Any:
+    """A pytest fixture giving ``(fake, source)``: ``make_fake()`` served (``app(fake)``,
+    else ``fake.app()``) and a source on it, built as ``open_fake_source`` does and
+    closed when the test ends; ``source_type``: the source must be one."""
+
+    @pytest.fixture
+    async def fake_and_source(open_fake_source: Any) -> tuple[Any, Any]:
+        fake = make_fake()
+        built = await open_fake_source(source, fake.app() if app is None else app(fake))
+        if source_type is not None:
+            assert isinstance(built, source_type)
+        return fake, built
+
+    return fake_and_source
 
 
 def feed(source: Any, *frames: object) -> list[object]:

@@ -20,9 +20,8 @@ from dccd_core.sources.bitfinex import parse as bfx
 from dccd_core.sources.bitfinex.symbols import from_native, to_native
 from dccd_core.transport import RetryPolicy, TransientError
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
-from tests.conftest import OpenFakeSource
 from tests.fakes.bitfinex import BitfinexFake
-from tests.fakes.kit import client_source, fixture_loader, source_built_on
+from tests.fakes.kit import client_source, fake_source_fixture, fixture_loader, source_built_on
 
 BTC_USD = Symbol("BTC", "USD")
 T0 = to_ns("2024-01-01T00:00:00Z")
@@ -166,10 +165,10 @@ def make_source(origin: str, attempts: int = 2) -> BitfinexSource:
     )(origin)
 
 
-@pytest.fixture
-async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[BitfinexFake, BitfinexSource]:
-    fake = BitfinexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 40 * 86_400_000)
-    return fake, await open_fake_source(make_source, fake.app())
+fake_and_source = fake_source_fixture(
+    lambda: BitfinexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 40 * 86_400_000),
+    make_source,
+)
 
 
 async def collect_trades(source: BitfinexSource, start: int, end: int) -> pl.DataFrame:

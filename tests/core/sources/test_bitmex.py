@@ -16,9 +16,8 @@ from dccd_core.sources.bitmex.source import USED_HEADER
 from dccd_core.sources.bitmex.symbols import from_native, to_native
 from dccd_core.transport import RetryPolicy, WeightLimiter
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
-from tests.conftest import OpenFakeSource
 from tests.fakes.bitmex import BitmexFake
-from tests.fakes.kit import client_source, fixture_loader, source_built_on
+from tests.fakes.kit import client_source, fake_source_fixture, fixture_loader, source_built_on
 
 XBTUSD = Symbol.parse("BTC/USD:BTC")
 T0 = to_ns("2024-01-01T00:00:00Z")
@@ -169,10 +168,10 @@ def make_source(origin: str, limiter: WeightLimiter | None = None) -> BitmexSour
     )(origin)
 
 
-@pytest.fixture
-async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[BitmexFake, BitmexSource]:
-    fake = BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 200 * 86_400_000)
-    return fake, await open_fake_source(make_source, fake.app())
+fake_and_source = fake_source_fixture(
+    lambda: BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 200 * 86_400_000),
+    make_source,
+)
 
 
 async def collect_trades(source: BitmexSource, start: int, end: int) -> pl.DataFrame:

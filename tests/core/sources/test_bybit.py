@@ -22,9 +22,8 @@ from dccd_core.sources.bybit.rest import build_candles_request
 from dccd_core.sources.bybit.symbols import native_symbol, unified_symbol
 from dccd_core.storage import Store
 from dccd_core.transport.paginate import paginate_candles
-from tests.conftest import OpenFakeSource
 from tests.fakes.bybit import NOW_MS, FakeBybit, make_app
-from tests.fakes.kit import fixture_loader
+from tests.fakes.kit import fake_source_fixture, fixture_loader
 
 SPOT = Symbol("BTC", "USDT")
 LINEAR = Symbol("BTC", "USDT", "USDT")
@@ -33,12 +32,7 @@ USDC_PERP = Symbol("BTC", "USDC", "USDC")
 load = fixture_loader("bybit")
 
 
-@pytest.fixture
-async def fake_source(open_fake_source: OpenFakeSource) -> tuple[FakeBybit, BybitSource]:
-    fake = FakeBybit()
-    source = await open_fake_source("bybit", make_app(fake))
-    assert isinstance(source, BybitSource)
-    return fake, source
+fake_source = fake_source_fixture(FakeBybit, "bybit", app=make_app, source_type=BybitSource)
 
 
 # -- parsers -----------------------------------------------------------------------------

@@ -11,9 +11,14 @@ from dccd_core.sources.coinbase import CAPABILITY, CoinbaseSource
 from dccd_core.sources.coinbase import parse as cb
 from dccd_core.sources.coinbase.symbols import native_symbol, unified_symbol
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
-from tests.conftest import OpenFakeSource
 from tests.fakes.coinbase import CoinbaseFake
-from tests.fakes.kit import client_source, fixture_loader, polars_schema, source_on
+from tests.fakes.kit import (
+    client_source,
+    fake_source_fixture,
+    fixture_loader,
+    polars_schema,
+    source_on,
+)
 
 BTC_USD = Symbol("BTC", "USD")
 H = 3_600 * 10**9
@@ -121,10 +126,7 @@ def test_capability_declares_the_real_api() -> None:
 plain_source = client_source(CoinbaseSource, "coinbase", check_payload=cb.check_payload)
 
 
-@pytest.fixture
-async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[CoinbaseFake, CoinbaseSource]:
-    fake = CoinbaseFake()
-    return fake, await open_fake_source(plain_source, fake.app())
+fake_and_source = fake_source_fixture(CoinbaseFake, plain_source)
 
 
 async def test_unsupported_span_fails_before_any_request(

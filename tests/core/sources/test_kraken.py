@@ -20,9 +20,14 @@ from dccd_core.sources.kraken import CAPABILITY, KrakenSource
 from dccd_core.sources.kraken import parse as kr
 from dccd_core.sources.kraken.symbols import native_symbol, parse_asset_pairs, unified_symbol
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
-from tests.conftest import OpenFakeSource
 from tests.fakes.kit import FIXTURES as KIT_FIXTURES
-from tests.fakes.kit import client_source, fixture_loader, polars_schema, source_built_on
+from tests.fakes.kit import (
+    client_source,
+    fake_source_fixture,
+    fixture_loader,
+    polars_schema,
+    source_built_on,
+)
 from tests.fakes.kraken import KrakenFake
 from tests.fakes.server import routes_app
 
@@ -153,10 +158,7 @@ def test_capability_720_bars_and_spans() -> None:
 plain_source = client_source(KrakenSource, "kraken", check_payload=kr.check_payload)
 
 
-@pytest.fixture
-async def fake_and_source(open_fake_source: OpenFakeSource) -> tuple[KrakenFake, KrakenSource]:
-    fake = KrakenFake()
-    return fake, await open_fake_source(plain_source, fake.app())
+fake_and_source = fake_source_fixture(KrakenFake, plain_source)
 
 
 async def test_old_candles_fail_before_any_request_naming_the_alternative(

@@ -15,8 +15,7 @@ from dccd_core.sources.okx.symbols import Contract, native_symbol, unified_symbo
 from dccd_core.storage import Store
 from dccd_core.transport import RetryPolicy
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
-from tests.conftest import OpenFakeSource
-from tests.fakes.kit import fixture_loader, source_on
+from tests.fakes.kit import fake_source_fixture, fixture_loader, source_on
 from tests.fakes.okx import NOW_MS, FakeOkx, make_app
 from tests.fakes.server import FaultInjector
 
@@ -26,12 +25,7 @@ INVERSE = Symbol("BTC", "USD", "BTC")
 load = fixture_loader("okx")
 
 
-@pytest.fixture
-async def fake_source(open_fake_source: OpenFakeSource) -> tuple[FakeOkx, OkxSource]:
-    fake = FakeOkx()
-    source = await open_fake_source("okx", make_app(fake))
-    assert isinstance(source, OkxSource)
-    return fake, source
+fake_source = fake_source_fixture(FakeOkx, "okx", app=make_app, source_type=OkxSource)
 
 
 # -- parsers -----------------------------------------------------------------------------
