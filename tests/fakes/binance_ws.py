@@ -37,7 +37,8 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.market import ClockMarket
-from tests.fakes.server import WsFake, get, json_reply
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
 

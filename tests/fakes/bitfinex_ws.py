@@ -27,7 +27,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import WsFake, get
+from tests.fakes.server import get
+from tests.fakes.ws import WsFake
 
 from .bitfinex import BitfinexFake
 

@@ -34,7 +34,8 @@ import orjson
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import WsFake, get
+from tests.fakes.server import get
+from tests.fakes.ws import WsFake
 
 from .bitmex import BitmexFake, _iso
 

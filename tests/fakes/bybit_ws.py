@@ -26,7 +26,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from tests.fakes.market import ClockMarket
-from tests.fakes.server import WsFake, get, json_reply
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["BybitStreamFake", "trade_record"]
 

@@ -27,7 +27,8 @@ from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport import HttpClient, WeightLimiter
 from dccd_core.transport.ws import WsConfig
-from tests.fakes.server import WsFake, serve
+from tests.fakes.server import serve
+from tests.fakes.ws import WsFake
 
 __all__ = [
     "FAST_WS",

@@ -29,7 +29,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from tests.fakes.market import ClockMarket
-from tests.fakes.server import WsFake, get, json_reply
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
 
