@@ -69,8 +69,8 @@ async def test_book_is_never_stored_crossed_and_resubscribes(tmp_path: Path) -> 
 
 
 async def test_unknown_product_is_an_exchange_error(tmp_path: Path) -> None:
-    fake = CoinbaseStreamFake()
     with pytest.raises(ExchangeError, match="SOL-USD is not a valid product"):
         await stream_on(
-            fake, "coinbase", ["SOL/USD"], "trades", store=Store(tmp_path), max_runtime_s=3.0
+            CoinbaseStreamFake(), "coinbase", ["SOL/USD"], "trades", store=Store(tmp_path),
+            max_runtime_s=3.0,
         )

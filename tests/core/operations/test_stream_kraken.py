@@ -66,11 +66,10 @@ async def test_book_checksums_hold_and_a_mismatch_resubscribes(tmp_path: Path) -
 
 
 async def test_unknown_pair_is_an_exchange_error(tmp_path: Path) -> None:
-    fake = KrakenStreamFake()
     with pytest.raises(ExchangeError, match="Currency pair not supported SOL/USD"):
         await stream_on(
-            fake, "kraken", ["SOL/USD"], "trades", store=Store(tmp_path), max_runtime_s=3.0,
-            prepare=_fast
+            KrakenStreamFake(), "kraken", ["SOL/USD"], "trades", store=Store(tmp_path),
+            max_runtime_s=3.0, prepare=_fast,
         )
 
 
