@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, Span
 
-from ..features import rest_book, rest_candles, rest_trades, ws_book, ws_candles, ws_trades
+from .. import features
 
 __all__ = [
     "AGG_TRADES_LIMIT",
@@ -86,12 +86,12 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
 CAPABILITY = Capability(
     exchange="binance",
     features=(
-        rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
-        rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
-        rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
-        ws_trades(channel="aggTrade"),
-        ws_candles(spans=_SPANS, channel="kline_<span>"),
-        ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
+        features.rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
+        features.rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
+        features.rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        features.ws_trades(channel="aggTrade"),
+        features.ws_candles(spans=_SPANS, channel="kline_<span>"),
+        features.ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
     ),
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",
