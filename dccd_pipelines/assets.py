@@ -55,6 +55,7 @@ _WHAT = {
     DataType.OHLC: "candles",
     DataType.TRADES: "trades (taker side)",
     DataType.BOOK: "order-book snapshots",
+    DataType.FUNDING: "funding rates (perpetuals)",
 }
 
 

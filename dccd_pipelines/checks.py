@@ -9,6 +9,8 @@ a deduplicating read), plus candle sanity and holes against the coverage record.
                          file's period (ERROR)
 * ``ohlc_sanity``        low <= open, close <= high, volume >= 0 (candles only; BitMEX
                          ``open`` is the previous close and may lie outside, DESIGN.md)
+* ``funding_interval_regular``, ``funding_rate_plausible``  funding only (WARN; see
+                         ``funding_checks``)
 * ``no_holes``           no never-fetched range inside the window up to the coverage
                          frontier (WARN; the unfetched tail is the freshness policy's job;
                          ``dccd_core.storage.find_holes``: the open candle is never a hole)
@@ -55,6 +57,8 @@ from dccd_core.domain import (
     to_ns,
 )
 
+from .funding_checks import DESCRIPTIONS as _FUNDING_DESCRIPTIONS
+from .funding_checks import FUNDING_CHECKS, audit_funding
 from .store import DccdStore
 
 __all__ = [
@@ -69,7 +73,7 @@ __all__ = [
     "stream_check_evaluations",
 ]
 
-CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes")
+CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", *FUNDING_CHECKS, "no_holes")
 EXAMPLES = 5
 #: Exchanges whose candle ``open`` is the previous bar's close (may lie outside [low, high]).
 OPEN_OUTSIDE_RANGE_OK = frozenset({"bitmex"})
@@ -104,6 +108,8 @@ def check_names(key: DatasetKey) -> list[str]:
     names = ["no_duplicates", "sorted_in_period"]
     if key.data_type is DataType.OHLC:
         names.append("ohlc_sanity")
+    if key.data_type is DataType.FUNDING:
+        names.extend(FUNDING_CHECKS)
     if key.data_type is not DataType.BOOK:
         names.append("no_holes")
     return names
@@ -141,6 +147,8 @@ def audit_frame(
             cond = cond | (pl.col("open") < low) | (pl.col("open") > high)
         bad = frame.filter(cond)
         out["ohlc_sanity"] = (bad.height, bad.head(EXAMPLES))
+    if key.data_type is DataType.FUNDING:
+        out.update(audit_funding(frame, EXAMPLES))
     return out
 
 
@@ -186,7 +194,7 @@ def audit_dataset(
                 del results["no_duplicates"]
             for name, (bad, examples) in results.items():
                 outcomes[name].add(frame.height, bad, examples)
-            for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity"):
+            for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity", *FUNDING_CHECKS):
                 if name in outcomes:
                     outcomes[name].extra.setdefault("files", 0)
                     outcomes[name].extra["files"] += 1
@@ -234,12 +242,14 @@ _SEVERITY = {
     "sorted_in_period": AssetCheckSeverity.ERROR,
     "ohlc_sanity": AssetCheckSeverity.ERROR,
     "no_holes": AssetCheckSeverity.WARN,
+    **dict.fromkeys(FUNDING_CHECKS, AssetCheckSeverity.WARN),
 }
 _DESCRIPTION = {
     "no_duplicates": "No natural key appears twice in a period file.",
     "sorted_in_period": "Rows sorted by ts and inside their period file's time range.",
     "ohlc_sanity": "low <= open, close <= high and volume >= 0 (BitMEX open exempt).",
     "no_holes": "No never-fetched range in the window, up to the coverage frontier.",
+    **_FUNDING_DESCRIPTIONS,
 }
 
 

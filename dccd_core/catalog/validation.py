@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dccd_core.domain import (
+    DERIVATIVES_ONLY,
     CatalogError,
     ConfigError,
     DatasetKey,
@@ -171,6 +172,14 @@ def _build_specs(
             )
         if DataType.OHLC in data_types and not ds.spans:
             problems.append(f"{where}.spans: ohlc needs at least one span, e.g. spans: [1m, 1h]")
+        for dt in (d for d in data_types if d in DERIVATIVES_ONLY):
+            for k, symbol in enumerate(symbols):
+                if not symbol.is_perpetual:
+                    problems.append(
+                        f"{where}.symbols[{k}]: {dt} needs a perpetual symbol like "
+                        f"{symbol.base}/{symbol.quote}:{symbol.quote}, not the spot symbol "
+                        f"{symbol}; list derivatives in a dataset of their own"
+                    )
         for j, st in enumerate(streams):
             if st not in data_types:
                 problems.append(

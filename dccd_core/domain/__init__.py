@@ -39,9 +39,10 @@ from .timeutil import (
     s_to_ns,
     to_ns,
 )
-from .types import DataType, Span
+from .types import DERIVATIVES_ONLY, DataType, Span
 
 __all__ = [
+    "DERIVATIVES_ONLY",
     "EARLIEST_TS",
     "NATURAL_KEYS",
     "NS_PER_DAY",

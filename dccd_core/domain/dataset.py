@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .symbols import Symbol
-from .types import DataType, Span
+from .types import DERIVATIVES_ONLY, DataType, Span
 
 __all__ = ["DatasetKey", "validate_exchange_id"]
 
@@ -40,6 +40,12 @@ class DatasetKey:
             raise ConfigError("ohlc needs a span (e.g. --span 1m)")
         if self.data_type is not DataType.OHLC and self.span is not None:
             raise ConfigError(f"{self.data_type} has no span; drop the span argument")
+        if self.data_type in DERIVATIVES_ONLY and not self.symbol.is_perpetual:
+            sym = self.symbol
+            raise ConfigError(
+                f"{self.data_type} needs a perpetual symbol like {sym.base}/{sym.quote}:"
+                f"{sym.quote}, not the spot symbol {sym}"
+            )
 
     @classmethod
     def of(

@@ -31,12 +31,16 @@ SCHEMAS: dict[DataType, pa.Schema] = {
     ),
     DataType.TRADES: _schema("ts:int64 trade_id:string price:float64 amount:float64 side:string"),
     DataType.BOOK: _schema("ts:int64 side:string level:int32 price:float64 amount:float64"),
+    # ts = the funding time; rate per funding interval (0.0001 = 0.01 %); the mark price
+    # and the interval (hours) only where the exchange's history sends them
+    DataType.FUNDING: _schema("ts:int64 rate:float64 mark_price:float64? interval_h:int32?"),
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
     DataType.OHLC: ("ts",),
     DataType.TRADES: ("trade_id",),
     DataType.BOOK: ("ts", "side", "level"),
+    DataType.FUNDING: ("ts",),
 }
 
 

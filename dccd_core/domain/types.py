@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["DataType", "Span"]
+__all__ = ["DERIVATIVES_ONLY", "DataType", "Span"]
 
 
 class DataType(StrEnum):
@@ -16,6 +16,8 @@ class DataType(StrEnum):
     OHLC = "ohlc"
     TRADES = "trades"
     BOOK = "book"
+    #: funding rates of perpetual swaps (one row per funding time)
+    FUNDING = "funding"
 
     @classmethod
     def parse(cls, text: str | DataType) -> DataType:
@@ -27,6 +29,10 @@ class DataType(StrEnum):
         except ValueError:
             names = ", ".join(m.value for m in cls)
             raise ConfigError(f"unknown data type {text!r}: expected one of {names}") from None
+
+
+#: Data types that exist only for perpetuals and futures: a spot symbol is refused.
+DERIVATIVES_ONLY: frozenset[DataType] = frozenset({DataType.FUNDING})
 
 
 _SPAN_SECONDS: dict[str, int] = {

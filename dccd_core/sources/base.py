@@ -20,6 +20,9 @@ Contract of the page methods (the paginators rely on it):
   A short or empty page ends the window only when the exchange's semantics prove there
   is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
 * ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
+* ``fetch_funding(symbol, start_ts, end_ts)`` returns the funding rows whose funding time
+  is in ``[start_ts, end_ts)`` (at most one page: the caller's window holds at most
+  ``feature.page_limit`` hours), funding schema, any order.
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ class Source(ABC):
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
             cls.fetch_book = _checked_rows(own["fetch_book"], DataType.BOOK)  # type: ignore[method-assign,assignment]
+        if "fetch_funding" in own:
+            cls.fetch_funding = _checked_rows(own["fetch_funding"], DataType.FUNDING)  # type: ignore[method-assign,assignment]
         if "fetch_trades_page" in own:
             cls.fetch_trades_page = _checked_trades(own["fetch_trades_page"])  # type: ignore[method-assign,assignment]
 
@@ -286,6 +291,10 @@ class Source(ABC):
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         """One order-book snapshot, book schema, levels 0 = best."""
         raise NoCapability(f"{self.id} has no order-book endpoint")
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        """Funding rows with a funding time in ``[start_ts, end_ts)`` (one page)."""
+        raise NoCapability(f"{self.id} has no funding-rate history endpoint")
 
     # -- helpers ---------------------------------------------------------------
 

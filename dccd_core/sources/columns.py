@@ -44,6 +44,7 @@ __all__ = [
     "empty_frame",
     "float_column",
     "float_levels",
+    "funding_frame",
     "int_column",
     "iso_to_ns_column",
     "level_texts",
@@ -347,6 +348,26 @@ def ohlc_frame(
         DataType.OHLC,
         {"ts": ts, **{n: float_column(n, v, what) for n, v in named.items()}, **more},
     )
+
+
+def funding_frame(
+    ts: pl.Series,
+    rates: Sequence[Any],
+    what: str,
+    *,
+    mark_prices: Sequence[Any] | None = None,
+    interval_h: Sequence[Any] | None = None,
+) -> pl.DataFrame:
+    """Rows in the funding schema: ``ts`` (ns), the rates as sent (numbers or numeric
+    texts), and where the exchange sends them the mark prices (an empty text is "not
+    known": Binance's oldest rows) and the funding interval in hours."""
+    columns = {"ts": ts, "rate": float_column("rate", rates, what)}
+    if mark_prices is not None:
+        known = [None if v == "" else v for v in mark_prices]
+        columns["mark_price"] = float_column("mark_price", known, what, optional=True)
+    if interval_h is not None:
+        columns["interval_h"] = int_column("interval_h", interval_h, what, optional=True)
+    return to_schema(DataType.FUNDING, columns)
 
 
 def ceil_ms(ts: int) -> int:

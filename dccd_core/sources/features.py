@@ -18,6 +18,7 @@ __all__ = [
     "DERIVE_HINT",
     "rest_book",
     "rest_candles",
+    "rest_funding",
     "rest_trades",
     "span_table",
     "ws_book",
@@ -42,6 +43,7 @@ def span_table(labels: Mapping[str, str]) -> dict[Span, str]:
 rest_candles = partial(Feature, DataType.OHLC, Transport.REST)
 rest_trades = partial(Feature, DataType.TRADES, Transport.REST)
 rest_book = partial(Feature, DataType.BOOK, Transport.REST)
+rest_funding = partial(Feature, DataType.FUNDING, Transport.REST)
 ws_candles = partial(Feature, DataType.OHLC, Transport.WS)
 ws_trades = partial(Feature, DataType.TRADES, Transport.WS)
 ws_book = partial(Feature, DataType.BOOK, Transport.WS)

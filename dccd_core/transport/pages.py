@@ -61,6 +61,8 @@ class PageSource(Protocol):
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: object | None
     ) -> TradePage: ...
 
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame: ...
+
 
 @runtime_checkable
 class IdAddressedPages(Protocol):

@@ -10,6 +10,8 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
   ``startTime``..``endTime`` window must be shorter than 1 h) and by id (``fromId``),
   limit 1000, ids consecutive per symbol.
 * Book ``/api/v3/depth``: limits 5..5000 (futures 5..1000).
+* Funding ``/fapi/v1/fundingRate`` (USD-M only): forward from ``startTime``, limit 1000,
+  full history; its own limit of 500 requests / 5 min (see ``funding.py``).
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -19,13 +21,23 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, Span
 
-from ..features import rest_book, rest_candles, rest_trades, ws_book, ws_candles, ws_trades
+from ..features import (
+    rest_book,
+    rest_candles,
+    rest_funding,
+    rest_trades,
+    ws_book,
+    ws_candles,
+    ws_trades,
+)
 
 __all__ = [
     "AGG_TRADES_LIMIT",
     "AGG_TRADES_MAX_WINDOW_MS",
     "BOOK_DEPTHS",
     "CAPABILITY",
+    "FUNDING_LIMIT",
+    "FUNDING_WEIGHT",
     "FUTURES_BOOK_DEPTHS",
     "FUTURES_WEIGHT_PER_MINUTE",
     "INTERVALS",
@@ -50,6 +62,10 @@ FUTURES_BOOK_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
 SPOT_WEIGHT_PER_MINUTE = 6000
 FUTURES_WEIGHT_PER_MINUTE = 2400
 USAGE_HEADER = "X-MBX-USED-WEIGHT-1M"
+FUNDING_LIMIT = 1000
+#: fundingRate has its own budget of 500 requests per 5 min (100/min): charged at
+#: 2400 / 100 against the futures weight budget, the limiter keeps under it
+FUNDING_WEIGHT = FUTURES_WEIGHT_PER_MINUTE // 100
 
 _SPANS = tuple(INTERVALS)
 
@@ -89,6 +105,7 @@ CAPABILITY = Capability(
         rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
         rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
         rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
         ws_trades(channel="aggTrade"),
         ws_candles(spans=_SPANS, channel="kline_<span>"),
         ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),

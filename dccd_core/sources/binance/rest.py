@@ -40,6 +40,7 @@ from .capability import (
     futures_weight,
     spot_weight,
 )
+from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades, parse_trades_page
 from .symbols import MARKETS, Market, market_of, native_symbol, parse_symbols
 
@@ -258,6 +259,10 @@ class BinanceRest(Source):
         """The first aggregate trade ever (``fromId=0``)."""
         rows = parse_trades(await self._fetch(build_first_trade_request(symbol)))
         return int(rows.get_column("ts")[0]) if rows.height else None
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        data = await self._fetch(build_funding_request(symbol, start_ts, end_ts))
+        return parse_funding(data)  # the paginator clips
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._fetch(build_book_request(symbol, depth))

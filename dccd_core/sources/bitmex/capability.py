@@ -6,7 +6,8 @@ Docs: https://www.bitmex.com/api/explorer/ (``Trade_getBucketed``, ``Trade_get``
 Bucketed candles exist only for 1m, 5m, 1h and 1d; every table query returns at most
 1,000 rows (``count``). The REST budget is 120 requests per minute (less when not
 authenticated); every response reports what is left in ``x-ratelimit-remaining``,
-which the source feeds to the weight limiter.
+which the source feeds to the weight limiter. Funding (``/api/v1/funding``) pages
+forward like the other tables, full history.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..features import (
     DERIVE_HINT,
     rest_book,
     rest_candles,
+    rest_funding,
     rest_trades,
     ws_book,
     ws_candles,
@@ -50,6 +52,7 @@ CAPABILITY = Capability(
         ),
         rest_trades(page_limit=PAGE_LIMIT, direction=_FORWARD),
         rest_book(book_depths=(), page_limit=None),
+        rest_funding(page_limit=PAGE_LIMIT, direction=_FORWARD),
         ws_trades(channel="trade"),
         ws_candles(spans=_SPANS, channel="tradeBin{bin}", alternative=DERIVE_HINT),
         ws_book(book_depths=(25,), channel="orderBookL2_25"),

@@ -5,6 +5,8 @@
 * Trades: ``GET /v5/market/recent-trade`` only returns the latest trades (spot 60,
   derivatives 1000) and cannot page into the past: ``recent_only``.
 * Book: ``GET /v5/market/orderbook``, spot up to 200 levels, derivatives up to 500.
+* Funding: ``GET /v5/market/funding/history`` (linear and inverse), 200 a page, newest
+  first, full history.
 * Budget: 600 requests per 5 s per IP across the public endpoints.
 * Streams (``ws.py``): ``publicTrade``, ``kline`` (``confirm`` flag), ``orderbook``
   (snapshot + deltas with a contiguous update id ``u``).
@@ -20,6 +22,7 @@ from dccd_core.domain import Capability, PageDirection
 from ..features import (
     rest_book,
     rest_candles,
+    rest_funding,
     rest_trades,
     span_table,
     ws_book,
@@ -30,6 +33,7 @@ from ..features import (
 __all__ = [
     "BOOK_DEPTHS",
     "CAPABILITY",
+    "FUNDING_LIMIT",
     "INTERVALS",
     "KLINE_LIMIT",
     "TRADES_LIMIT_DERIVATIVES",
@@ -45,6 +49,7 @@ INTERVALS = span_table(
 KLINE_LIMIT = 1000
 TRADES_LIMIT_SPOT = 60
 TRADES_LIMIT_DERIVATIVES = 1000
+FUNDING_LIMIT = 200
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200)
 
 _SPANS = tuple(INTERVALS)
@@ -61,6 +66,7 @@ CAPABILITY = Capability(
             alternative="collect trades live with a stream (stream: [trades])",
         ),
         rest_book(book_depths=BOOK_DEPTHS),
+        rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
         ws_trades(channel="publicTrade"),
         ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic

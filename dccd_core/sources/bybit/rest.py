@@ -31,6 +31,7 @@ from .capability import (
     TRADES_LIMIT_DERIVATIVES,
     TRADES_LIMIT_SPOT,
 )
+from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_symbols
 
@@ -164,6 +165,9 @@ class BybitRest(Source):
                 f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"
             )
         return TradePage(rows, None)
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._get(build_book_request(symbol, depth))

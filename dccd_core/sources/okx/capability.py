@@ -6,6 +6,8 @@
 * Trades: ``GET /api/v5/market/history-trades``, 100 a page, newest first, paged back by
   ``tradeId`` (``type=1``); OKX keeps the last 3 months only.
 * Book: ``GET /api/v5/market/books``, up to 400 levels a side.
+* Funding: ``GET /api/v5/public/funding-rate-history`` (swaps), 100 a page, newest
+  first, the last 3 months only (``FUNDING_HISTORY_DAYS``).
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
 * Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
   ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
@@ -20,6 +22,7 @@ from dccd_core.domain import Capability, PageDirection
 from ..features import (
     rest_book,
     rest_candles,
+    rest_funding,
     rest_trades,
     span_table,
     ws_book,
@@ -27,7 +30,15 @@ from ..features import (
     ws_trades,
 )
 
-__all__ = ["BARS", "BOOK_DEPTHS", "CANDLES_LIMIT", "CAPABILITY", "TRADES_LIMIT"]
+__all__ = [
+    "BARS",
+    "BOOK_DEPTHS",
+    "CANDLES_LIMIT",
+    "CAPABILITY",
+    "FUNDING_HISTORY_DAYS",
+    "FUNDING_LIMIT",
+    "TRADES_LIMIT",
+]
 
 #: dccd span -> OKX ``bar`` value (UTC-aligned variants for 6h and longer).
 BARS = span_table(
@@ -37,6 +48,9 @@ BARS = span_table(
 
 CANDLES_LIMIT = 100
 TRADES_LIMIT = 100
+FUNDING_LIMIT = 100
+#: "This endpoint can retrieve data from the last 3 months" (90 days, to be safe)
+FUNDING_HISTORY_DAYS = 90
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200, 400)
 
 _SPANS = tuple(BARS)
@@ -48,6 +62,13 @@ CAPABILITY = Capability(
         rest_candles(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
         rest_trades(page_limit=TRADES_LIMIT, direction=_BACKWARD),
         rest_book(book_depths=BOOK_DEPTHS),
+        rest_funding(
+            page_limit=FUNDING_LIMIT,
+            direction=_BACKWARD,
+            history_days=FUNDING_HISTORY_DAYS,
+            alternative="keep the dataset's update schedule running: it extends the "
+            "history from the day it was added",
+        ),
         # trades-all, not the aggregating trades channel (see ws.py)
         ws_trades(channel="trades-all"),
         ws_candles(spans=_SPANS, channel="candle"),
