@@ -28,7 +28,6 @@ from .base import Endpoints, Source
 __all__ = [
     "CCXT_SOURCE",
     "NATIVE_SOURCES",
-    "aclose_source",
     "build_source",
     "check_exchange",
     "known_exchanges",
@@ -201,8 +200,3 @@ def _build_ccxt(
     overridden = resolve_endpoints(name, Endpoints("", None), rest_url, ws_url)
     endpoints = overridden if overridden.rest_url or overridden.ws_url else None
     return cls(name, endpoints)
-
-
-async def aclose_source(source: Source) -> None:
-    """Release a built source's connections (same as ``await source.aclose()``)."""
-    await source.aclose()

@@ -24,9 +24,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
+
+from tests.fakes.market import TRADES_SCHEMA
+from tests.fakes.server import get, json_reply, routes_app
 
 __all__ = ["BinanceQuirksFake", "TradeTape", "make_tape"]
 
@@ -56,13 +58,7 @@ class TradeTape:
                 "amount": self.amounts[lo:hi],
                 "side": ["sell" if m else "buy" for m in self.buyer_maker[lo:hi]],
             },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.Utf8,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.Utf8,
-            },
+            schema=TRADES_SCHEMA,
         )
 
 
@@ -137,14 +133,7 @@ class BinanceQuirksFake:
         ]
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/fapi/v1/exchangeInfo", self._empty_info)
-        app.router.add_get("/dapi/v1/exchangeInfo", self._empty_info)
-        app.router.add_get("/api/v3/klines", self._klines)
-        app.router.add_get("/api/v3/aggTrades", self._agg_trades)
-        app.router.add_get("/api/v3/depth", self._depth)
-        return app
+        return routes_app(self)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -153,12 +142,9 @@ class BinanceQuirksFake:
         self.requests.append((request.path, query))
         return query
 
-    @staticmethod
-    def _json(data: Any, status: int = 200) -> web.Response:
-        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
     def _error(self, code: int, msg: str) -> web.Response:
-        return self._json({"code": code, "msg": msg}, status=400)
+        return json_reply({"code": code, "msg": msg}, status=400)
 
     def _limit(self, query: dict[str, str]) -> int | web.Response:
         limit = int(query.get("limit", 500))
@@ -168,6 +154,7 @@ class BinanceQuirksFake:
 
     # -- endpoints ---------------------------------------------------------------
 
+    @get("/api/v3/exchangeInfo")
     async def _exchange_info(self, request: web.Request) -> web.Response:
         self._log(request)
         symbols = [
@@ -175,7 +162,7 @@ class BinanceQuirksFake:
             _market("ETHUSDT", "ETH", "USDT"),
             _market("ETHBTC", "ETH", "BTC"),
         ]
-        return self._json(
+        return json_reply(
             {
                 "timezone": "UTC",
                 "serverTime": self.candles_to_ms,
@@ -188,10 +175,12 @@ class BinanceQuirksFake:
             }
         )  # fmt: skip
 
+    @get("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo")
     async def _empty_info(self, request: web.Request) -> web.Response:
         self._log(request)
-        return self._json({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": []})
+        return json_reply({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": []})
 
+    @get("/api/v3/klines")
     async def _klines(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
@@ -205,8 +194,9 @@ class BinanceQuirksFake:
         start = int(query.get("startTime", self.candles_from_ms))
         end = int(query.get("endTime", self.candles_to_ms))
         rows = self.truth_candles(interval, start, end + 1)
-        return self._json(rows[:limit])
+        return json_reply(rows[:limit])
 
+    @get("/api/v3/aggTrades")
     async def _agg_trades(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
@@ -248,14 +238,15 @@ class BinanceQuirksFake:
             }
             for i in idx
         ]
-        return self._json(rows)
+        return json_reply(rows)
 
+    @get("/api/v3/depth")
     async def _depth(self, request: web.Request) -> web.Response:
         query = self._log(request)
         if query.get("symbol") != "BTCUSDT":
             return self._error(-1121, "Invalid symbol.")
         limit = int(query.get("limit", 100))
-        return self._json(
+        return json_reply(
             {
                 "lastUpdateId": 1027024,
                 "bids": [[f"{40000 - i * 0.5:.2f}", f"{1 + i:.8f}"] for i in range(limit)],

@@ -28,7 +28,6 @@ Deterministic truth, known to the tests:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -37,7 +36,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.market import ClockMarket
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["FIRST_ID", "BinanceStreamFake", "kline_row", "trade_row"]
 
@@ -80,12 +81,10 @@ def kline_row(open_ms: int, step_ms: int, *, partial: bool = False) -> list[Any]
 
 
 @dataclass
-class BinanceStreamFake:
+class BinanceStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     symbol: str = "BTCUSDT"
-    per_ms: int = 1  # trades per millisecond
-    drop_every: int = 0  # drop the WS connection after this many frames (0: never)
     skip_rate: float = 0.0  # share of trade frames silently not sent
     seed: int = 7
     depth_interval_s: float = 0.01
@@ -98,32 +97,17 @@ class BinanceStreamFake:
     kline_update_s: float = 0.01
     kline_rest_requests: int = 0
     first_kline_ms: int | None = None  # open time of the first bar streamed
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    connections: int = 0
-    drops: int = 0
     skipped: list[int] = field(default_factory=list)
-    rest_requests: int = 0
     depth_requests: int = 0
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        for k in range(1, 40):
-            self.bids[round(100.0 - k * 0.01, 2)] = float(k)
-            self.asks[round(100.0 + k * 0.01, 2)] = float(k)
-        self._record()
+        self.seed_book(40, 0.01, 2)
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        """Index of the first trade that does not exist yet."""
-        elapsed_ms = int(time.time() * 1000) - self.t0_ms
-        return max(0, (elapsed_ms + 1) * self.per_ms)
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_row(i, self.t0_ms, self.per_ms)
 
     def truth(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         """All existing trades with ``start_ms <= T <= end_ms``."""
@@ -141,11 +125,6 @@ class BinanceStreamFake:
         closed_end = self.virtual_ms() // step * step
         first = -(-start_ms // step) * step
         return [kline_row(t, step) for t in range(first, min(end_ms, closed_end), step)]
-
-    def _record(self) -> None:
-        bids = sorted(self.bids.items(), reverse=True)[:50]
-        asks = sorted(self.asks.items())[:50]
-        self.book_history[self.update_id] = (bids, asks)
 
     def _step_book(self) -> dict[str, Any]:
         """Advance the truth by two update ids; return the diff covering them."""
@@ -179,6 +158,7 @@ class BinanceStreamFake:
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/api/v3/aggTrades")
     async def agg_trades(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         q = request.query
@@ -193,13 +173,14 @@ class BinanceStreamFake:
             start = int(q.get("startTime", self.t0_ms))
             end = int(q.get("endTime", start + 3_599_999))
             if "startTime" in q and "endTime" in q and end - start >= 3_600_000:
-                return web.json_response(
+                return json_reply(
                     {"code": -1127, "msg": "More than 1 hours between startTime and endTime."},
                     status=400,
                 )
             rows = self.truth(start, end)
-        return web.Response(body=orjson.dumps(rows[:limit]), content_type="application/json")
+        return json_reply(rows[:limit])
 
+    @get("/api/v3/klines")
     async def klines(self, request: web.Request) -> web.Response:
         """``/api/v3/klines``: bars opening in [startTime, endTime] (inclusive ms), the open
         bar included with its partial values."""
@@ -212,8 +193,9 @@ class BinanceStreamFake:
         start = -(-int(q.get("startTime", open_bar - (limit - 1) * step)) // step) * step
         end = min(int(q.get("endTime", now)), now)
         rows = [kline_row(t, step, partial=t == open_bar) for t in range(start, end + 1, step)]
-        return web.Response(body=orjson.dumps(rows[:limit]), content_type="application/json")
+        return json_reply(rows[:limit])
 
+    @get("/api/v3/depth")
     async def depth(self, request: web.Request) -> web.Response:
         self.depth_requests += 1
         limit = int(request.query.get("limit", 100))
@@ -224,8 +206,9 @@ class BinanceStreamFake:
             ],
             "asks": [[f"{p:.2f}", f"{a:.8f}"] for p, a in sorted(self.asks.items())[:limit]],
         }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return json_reply(body)
 
+    @get("/api/v3/exchangeInfo")
     async def exchange_info(self, request: web.Request) -> web.Response:
         body = {
             "symbols": [
@@ -237,15 +220,14 @@ class BinanceStreamFake:
                 }
             ]
         }
-        return web.json_response(body)
+        return json_reply(body)
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/stream")
     async def stream(self, request: web.Request) -> web.StreamResponse:
         names = request.query.get("streams", "").split("/")
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         if any(n.endswith("@aggTrade") for n in names):
             sender = asyncio.create_task(self._trades(ws))
         elif any("@kline_" in n for n in names):
@@ -256,18 +238,8 @@ class BinanceStreamFake:
         else:
             await ws.send_str(orjson.dumps({"code": 2, "msg": "Invalid request"}).decode())
             sender = asyncio.create_task(asyncio.sleep(3600))
-        try:
-            async for _msg in ws:  # read, so the client's close (and pings) are seen
-                pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(BaseException):
-                await sender
+        await self.read_until_closed(ws, [sender])
         return ws
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
 
     async def _trades(self, ws: web.WebSocketResponse) -> None:
         stream = f"{self.symbol.lower()}@aggTrade"
@@ -284,8 +256,7 @@ class BinanceStreamFake:
                 data = {"e": "aggTrade", "E": row["T"] + 1, "s": self.symbol, **row}
                 await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(self.trade_tick_s)
 
@@ -313,8 +284,7 @@ class BinanceStreamFake:
                 data = {"e": "kline", "E": now, "s": self.symbol, "k": k}
                 await ws.send_bytes(orjson.dumps({"stream": stream, "data": data}))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(self.kline_update_s)
 
@@ -342,16 +312,9 @@ class BinanceStreamFake:
                 nxt = self._step_book()
                 nxt["b"] = nxt["b"] + bogus["b"]
                 await ws.send_bytes(orjson.dumps({"stream": stream, "data": nxt}))
-            if self.drop_every and sent % self.drop_every == 0:
-                self._drop(ws)
+            if self.cut_after(ws, sent):
                 return
             await asyncio.sleep(self.depth_interval_s)
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/stream", self.stream)
-        app.router.add_get("/api/v3/aggTrades", self.agg_trades)
-        app.router.add_get("/api/v3/klines", self.klines)
-        app.router.add_get("/api/v3/depth", self.depth)
-        app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
-        return app
+        return self.ws_app()

@@ -25,15 +25,16 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol
-from tests.fakes.server import ErrorReply
+from dccd_core.sources.bitfinex.symbols import to_native
+from tests.fakes.market import SecondsMarket, burst_stamps, ohlc_frame, second_stamps, trades_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["MAX_LIMIT", "BitfinexFake"]
 
@@ -68,30 +69,16 @@ def _num(value: float) -> float | int:
 
 
 def _native(symbol: Symbol | str) -> str:
-    if isinstance(symbol, str):
-        return symbol
-    from dccd_core.sources.bitfinex.symbols import to_native
-
-    return to_native(symbol)
+    return symbol if isinstance(symbol, str) else to_native(symbol)
 
 
 @dataclass
-class BitfinexFake:
+class BitfinexFake(SecondsMarket):
     """Deterministic market data between ``first_ms`` and ``last_ms`` (inclusive)."""
 
-    first_ms: int
-    last_ms: int
-    seed: int = 7
-    #: extra trades at one millisecond: {ms: count}
-    bursts: dict[int, int] = field(default_factory=dict)
-    #: seconds in which no trade happens (every ``quiet_every``-th minute is quiet)
-    quiet_every: int = 13
-    #: multiplies the number of trades per second (streams want a busy market)
-    density: int = 1
     #: the next N candle/trade requests are answered HTTP 500 ``["error", 20060,
     #: "maintenance"]``, as Bitfinex does while in maintenance
     maintenance: int = 0
-    requests: list[str] = field(default_factory=list)
 
     # -- data ------------------------------------------------------------------
 
@@ -100,16 +87,11 @@ class BitfinexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         rows: list[list[Any]] = []
         if (sec // 60) % self.quiet_every != 5:
-            n = rng.choice((0, 1, 2, 3, 4, 5, 6, 8, 10)) * self.density
-            stamps = sorted(rng.randrange(1000) for _ in range(n))
-            if n and rng.random() < 0.4:  # a cluster: several fills of one order in 1 ms
-                stamps += [stamps[-1]] * rng.randint(2, 12)
+            counts = (0, 1, 2, 3, 4, 5, 6, 8, 10)
+            stamps = second_stamps(rng, sec, counts=counts, cluster_max=12, density=self.density)
             base = 30_000 + 500 * math.sin(sec / 5_000)
-            for off in stamps:
-                rows.append([0, sec * 1000 + off, rng, base])
-        for ms, count in self.bursts.items():
-            if ms // 1000 == sec:
-                rows.extend([0, ms, rng, 30_000.0] for _ in range(count))
+            rows += ([0, ms, rng, base] for ms in stamps)
+        rows += ([0, ms, rng, 30_000.0] for ms in burst_stamps(self.bursts, sec))
         rows.sort(key=lambda r: r[1])
         out = []
         for rank, (_, mts, rr, base) in enumerate(rows):
@@ -160,21 +142,12 @@ class BitfinexFake:
         rows = list(
             self._trades(_native(symbol), start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1, False)
         )
-        return pl.DataFrame(
-            {
-                "ts": [r[1] * NS_PER_MS for r in rows],
-                "trade_id": [str(r[0]) for r in rows],
-                "price": [float(r[3]) for r in rows],
-                "amount": [abs(float(r[2])) for r in rows],
-                "side": ["buy" if r[2] > 0 else "sell" for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.String,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.String,
-            },
+        return trades_frame(
+            ts=[r[1] * NS_PER_MS for r in rows],
+            trade_id=[str(r[0]) for r in rows],
+            price=[float(r[3]) for r in rows],
+            amount=[abs(float(r[2])) for r in rows],
+            side=["buy" if r[2] > 0 else "sell" for r in rows],
         ).filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
     def truth_candles(
@@ -186,27 +159,13 @@ class BitfinexFake:
                 _native(symbol), span.seconds, start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS) - 1
             )
         )
-        return pl.DataFrame(
-            {
-                "ts": [r[0] * NS_PER_MS for r in rows],
-                "open": [float(r[1]) for r in rows],
-                "high": [float(r[3]) for r in rows],
-                "low": [float(r[4]) for r in rows],
-                "close": [float(r[2]) for r in rows],
-                "volume": [float(r[5]) for r in rows],
-                "quote_volume": [None] * len(rows),
-                "trades": [None] * len(rows),
-            },
-            schema={
-                "ts": pl.Int64,
-                "open": pl.Float64,
-                "high": pl.Float64,
-                "low": pl.Float64,
-                "close": pl.Float64,
-                "volume": pl.Float64,
-                "quote_volume": pl.Float64,
-                "trades": pl.Int64,
-            },
+        return ohlc_frame(
+            ts=[r[0] * NS_PER_MS for r in rows],
+            open=[float(r[1]) for r in rows],
+            high=[float(r[3]) for r in rows],
+            low=[float(r[4]) for r in rows],
+            close=[float(r[2]) for r in rows],
+            volume=[float(r[5]) for r in rows],
         )
 
     def book(self, native: str, depth: int) -> list[list[Any]]:
@@ -226,26 +185,18 @@ class BitfinexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        app = web.Application()
-        app.router.add_get("/v2/candles/{key}/hist", self._candles_handler)
-        app.router.add_get("/v2/trades/{symbol}/hist", self._trades_handler)
-        app.router.add_get("/v2/book/{symbol}/{prec}", self._book_handler)
-        app.router.add_get("/v2/conf/{key}", self._conf_handler)
-        return app
+        return routes_app(self)
 
-    @staticmethod
-    def _json(data: Any, status: int = 200) -> web.Response:
-        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
     def _error(self, code: int, message: str) -> web.Response:
-        return self._json(["error", code, message], status=500)
+        return json_reply(["error", code, message], status=500)
 
     def _known(self, native: str) -> bool:
         return native[1:] in _PAIRS_EXCHANGE + _PAIRS_FUTURES
 
     def _window(
         self, request: web.Request, default_limit: int
-    ) -> tuple[int, int, int, bool] | web.Response:
+    ) -> tuple[int, int, int, bool]:
         q = request.query
         try:
             limit = int(q.get("limit", default_limit))
@@ -253,9 +204,9 @@ class BitfinexFake:
             end = int(q.get("end", self.last_ms))
             sort = int(q.get("sort", -1))
         except ValueError:
-            return self._error(10020, "params: invalid")
+            raise Refusal(self._error(10020, "params: invalid")) from None
         if not 0 < limit <= MAX_LIMIT:
-            return self._error(10020, "limit: invalid")
+            raise Refusal(self._error(10020, "limit: invalid"))
         return limit, start, end, sort != 1
 
     def _in_maintenance(self) -> bool:
@@ -264,6 +215,7 @@ class BitfinexFake:
             return True
         return False
 
+    @get("/v2/trades/{symbol}/hist")
     async def _trades_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         if self._in_maintenance():
@@ -271,17 +223,15 @@ class BitfinexFake:
         native = request.match_info["symbol"]
         if not self._known(native):
             return self._error(10020, "symbol: invalid")
-        window = self._window(request, 125)
-        if isinstance(window, web.Response):
-            return window
-        limit, start, end, newest_first = window
+        limit, start, end, newest_first = self._window(request, 125)
         rows = []
         for row in self._trades(native, start, end, newest_first):
             rows.append(row)
             if len(rows) >= limit:
                 break
-        return self._json(rows)
+        return json_reply(rows)
 
+    @get("/v2/candles/{key}/hist")
     async def _candles_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         if self._in_maintenance():
@@ -292,15 +242,13 @@ class BitfinexFake:
         native = parts[2]
         if not self._known(native):
             return self._error(10020, "symbol: invalid")
-        window = self._window(request, 100)
-        if isinstance(window, web.Response):
-            return window
-        limit, start, end, newest_first = window
+        limit, start, end, newest_first = self._window(request, 100)
         seconds = _TIMEFRAMES[parts[1]]
         rows = list(self._candles(native, seconds, start, end))
         rows = rows[::-1][:limit] if newest_first else rows[:limit]
-        return self._json(rows)
+        return json_reply(rows)
 
+    @get("/v2/book/{symbol}/{prec}")
     async def _book_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         native = request.match_info["symbol"]
@@ -314,13 +262,14 @@ class BitfinexFake:
             return self._error(10020, "len: invalid")
         if depth not in (1, 25, 100):
             return self._error(10020, "len: invalid")
-        return self._json(self.book(native, depth))
+        return json_reply(self.book(native, depth))
 
+    @get("/v2/conf/{key}")
     async def _conf_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         key = request.match_info["key"]
         if key == "pub:list:pair:exchange":
-            return self._json([_PAIRS_EXCHANGE])
+            return json_reply([_PAIRS_EXCHANGE])
         if key == "pub:list:pair:futures":
-            return self._json([_PAIRS_FUTURES])
-        return self._json([None])
+            return json_reply([_PAIRS_FUTURES])
+        return json_reply([None])

@@ -27,7 +27,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import cut_connection
+from tests.fakes.server import get
+from tests.fakes.ws import WsFake
 
 from .bitfinex import BitfinexFake
 
@@ -43,32 +44,22 @@ def _crc(parts: list[str]) -> int:
 
 
 @dataclass
-class BitfinexStreamFake:
+class BitfinexStreamFake(WsFake):
     """The REST fake plus WS handlers; ``app()`` serves both."""
 
     rest: BitfinexFake = field(
-        default_factory=lambda: BitfinexFake(
-            first_ms=time.time_ns() // NS_PER_MS - 600_000,
-            last_ms=time.time_ns() // NS_PER_MS + 3_600_000,
-            density=20,
-            quiet_every=10**9,
-        )
+        default_factory=lambda: BitfinexFake.around_now(density=20, quiet_every=10**9)
     )
-    drop_every: int = 0
     skip_rate: float = 0.0
     gap_at: tuple[int, ...] = ()
     step_interval_s: float = 0.005
     seed: int = 5
-    connections: int = 0
-    drops: int = 0
     skipped: list[str] = field(default_factory=list)
     #: every true book state (top 25 per side): (bids, asks) of (price, amount)
     history: list[tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]] = field(
         default_factory=list
     )
     step: int = 0
-    #: set by the test before the server shuts down: handler loops end
-    stopped: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -125,10 +116,9 @@ class BitfinexStreamFake:
 
     # -- WS ------------------------------------------------------------------------------
 
+    @get("/ws/2")
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         chan_id = 100 + self.connections
         await ws.send_str('{"event":"info","version":2,"serverId":"fake","platform":{"status":1}}')
         try:
@@ -158,25 +148,13 @@ class BitfinexStreamFake:
             pass
         return ws
 
-    @staticmethod
-    def _alive(ws: web.WebSocketResponse) -> bool:
-        transport = ws._req.transport if ws._req is not None else None
-        return not ws.closed and transport is not None and not transport.is_closing()
-
-    def _running(self, ws: web.WebSocketResponse) -> bool:
-        return not self.stopped and self._alive(ws)
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
     async def _trades(self, ws: web.WebSocketResponse, chan_id: int, native: str) -> None:
         now_ms = time.time_ns() // NS_PER_MS
         recent = list(self.rest._trades(native, now_ms - 2_000, now_ms, True))[:10]
         await ws.send_str(orjson.dumps([chan_id, recent]).decode())
         sent_until = now_ms
         sent = 0
-        while self._running(ws):
+        while self.running(ws):
             now_ms = time.time_ns() // NS_PER_MS
             for row in self.rest._trades(native, sent_until + 1, now_ms, False):
                 if self.skip_rate and self._rng.random() < self.skip_rate:
@@ -185,8 +163,7 @@ class BitfinexStreamFake:
                 await ws.send_str(orjson.dumps([chan_id, "te", row]).decode())
                 await ws.send_str(orjson.dumps([chan_id, "tu", row]).decode())
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             sent_until = now_ms
             if self._rng.random() < 0.05:
@@ -198,7 +175,7 @@ class BitfinexStreamFake:
         rows = [f"[{p},2,{self.bids[p]}]" for p in bids] + [f"[{p},1,{self.asks[p]}]" for p in asks]
         await ws.send_str(f"[{chan_id},[{','.join(rows)}]]")
         await ws.send_str(f'[{chan_id},"cs",{self.checksum()}]')
-        while self._running(ws):
+        while self.running(ws):
             body = self._step_book()
             if self.step not in self.gap_at:
                 await ws.send_str(f"[{chan_id},{body}]")
@@ -206,6 +183,4 @@ class BitfinexStreamFake:
             await asyncio.sleep(self.step_interval_s)
 
     def app(self) -> web.Application:
-        app = self.rest.app()
-        app.router.add_get("/ws/2", self.ws_handler)
-        return app
+        return self.ws_app(self.rest.app())

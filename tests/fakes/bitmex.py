@@ -23,15 +23,16 @@ import math
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, Span, Symbol, iso_datetime, to_ns
-from tests.fakes.server import ErrorReply
+from dccd_core.sources.bitmex.symbols import to_native
+from tests.fakes.market import SecondsMarket, burst_stamps, ohlc_frame, second_stamps, trades_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "BitmexFake"]
 
@@ -108,30 +109,19 @@ def _iso(ms: int) -> str:
 
 
 def _native(symbol: Symbol | str) -> str:
-    if isinstance(symbol, str):
-        return symbol
-    from dccd_core.sources.bitmex.symbols import to_native
-
-    return to_native(symbol)
+    return symbol if isinstance(symbol, str) else to_native(symbol)
 
 
 @dataclass
-class BitmexFake:
+class BitmexFake(SecondsMarket):
     """Deterministic market data between ``first_ms`` and ``last_ms`` (inclusive)."""
 
-    first_ms: int
-    last_ms: int
     seed: int = 11
-    bursts: dict[int, int] = field(default_factory=dict)
+    quiet_every: int = 11  # 0: never quiet
     #: rows without homeNotional (older BitMEX data); the source converts ``size``
     drop_home_notional: bool = False
-    #: multiplies the number of trades per second (streams want a busy market)
-    density: int = 1
-    #: every ``quiet_every``-th minute has no trade (0: never quiet)
-    quiet_every: int = 11
     #: at least this many trades (before ``density``) in every second that is not quiet
     min_per_second: int = 0
-    requests: list[str] = field(default_factory=list)
     _window_start: float = 0.0
     _used: int = 0
 
@@ -141,13 +131,11 @@ class BitmexFake:
         rng = random.Random(f"{self.seed}:{native}:{sec}")
         stamps: list[int] = []
         if not self.quiet_every or (sec // 60) % self.quiet_every != 3:  # quiet minutes
-            n = max(rng.choice((0, 1, 2, 3, 4, 6, 9)), self.min_per_second) * self.density
-            stamps = sorted(sec * 1000 + rng.randrange(1000) for _ in range(n))
-            if stamps and rng.random() < 0.4:  # one order filled against several makers
-                stamps += [stamps[-1]] * rng.randint(2, 15)
-        for ms, count in self.bursts.items():
-            if ms // 1000 == sec:
-                stamps += [ms] * count
+            stamps = second_stamps(
+                rng, sec, counts=(0, 1, 2, 3, 4, 6, 9), cluster_max=15,
+                density=self.density, min_count=self.min_per_second,
+            )  # fmt: skip
+        stamps += burst_stamps(self.bursts, sec)
         stamps.sort()
         base = 42_000 + 800 * math.sin(sec / 7_000)
         rows = []
@@ -226,21 +214,12 @@ class BitmexFake:
     def truth_trades(self, symbol: Symbol | str, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Every trade with ``start_ts <= ts < end_ts``, in the trades schema."""
         rows = list(self._trades(_native(symbol), start_ts // NS_PER_MS, -(-end_ts // NS_PER_MS)))
-        frame = pl.DataFrame(
-            {
-                "ts": [to_ns(r["timestamp"]) for r in rows],
-                "trade_id": [r["trdMatchID"] for r in rows],
-                "price": [float(r["price"]) for r in rows],
-                "amount": [r.get("homeNotional", r["size"] / r["price"]) for r in rows],
-                "side": [r["side"].lower() for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.String,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.String,
-            },
+        frame = trades_frame(
+            ts=[to_ns(r["timestamp"]) for r in rows],
+            trade_id=[r["trdMatchID"] for r in rows],
+            price=[float(r["price"]) for r in rows],
+            amount=[r.get("homeNotional", r["size"] / r["price"]) for r in rows],
+            side=[r["side"].lower() for r in rows],
         )
         return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
@@ -257,27 +236,15 @@ class BitmexFake:
                 -(-end_ts // NS_PER_MS) + step - 1,
             )
         )
-        frame = pl.DataFrame(
-            {
-                "ts": [to_ns(r["timestamp"]) - span.ns for r in rows],
-                "open": [float(r["open"]) for r in rows],
-                "high": [float(r["high"]) for r in rows],
-                "low": [float(r["low"]) for r in rows],
-                "close": [float(r["close"]) for r in rows],
-                "volume": [float(r["homeNotional"]) for r in rows],
-                "quote_volume": [float(r["foreignNotional"]) for r in rows],
-                "trades": [r["trades"] for r in rows],
-            },
-            schema={
-                "ts": pl.Int64,
-                "open": pl.Float64,
-                "high": pl.Float64,
-                "low": pl.Float64,
-                "close": pl.Float64,
-                "volume": pl.Float64,
-                "quote_volume": pl.Float64,
-                "trades": pl.Int64,
-            },
+        frame = ohlc_frame(
+            ts=[to_ns(r["timestamp"]) - span.ns for r in rows],
+            open=[float(r["open"]) for r in rows],
+            high=[float(r["high"]) for r in rows],
+            low=[float(r["low"]) for r in rows],
+            close=[float(r["close"]) for r in rows],
+            volume=[float(r["homeNotional"]) for r in rows],
+            quote_volume=[float(r["foreignNotional"]) for r in rows],
+            trades=[r["trades"] for r in rows],
         )
         return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
 
@@ -312,12 +279,7 @@ class BitmexFake:
 
     def app(self) -> web.Application:
         """The aiohttp app serving this fake."""
-        app = web.Application()
-        app.router.add_get("/api/v1/trade/bucketed", self._bucketed_handler)
-        app.router.add_get("/api/v1/trade", self._trades_handler)
-        app.router.add_get("/api/v1/orderBook/L2", self._book_handler)
-        app.router.add_get("/api/v1/instrument/active", self._instruments_handler)
-        return app
+        return routes_app(self)
 
     def _json(self, data: Any, status: int = 200) -> web.Response:
         now = time.monotonic()
@@ -329,35 +291,33 @@ class BitmexFake:
             "x-ratelimit-remaining": str(max(0, 120 - self._used)),
             "x-ratelimit-reset": str(int(time.time()) + 60),
         }
-        return web.Response(
-            body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
-        )
+        return json_reply(data, status, headers)
 
     def _error(self, message: str, status: int = 400, name: str = "HTTPError") -> web.Response:
         return self._json({"error": {"message": message, "name": name}}, status=status)
 
-    def _query(self, request: web.Request) -> tuple[str, int, int, int, int, bool] | web.Response:
+    def _query(self, request: web.Request) -> tuple[str, int, int, int, int, bool]:
         self.requests.append(str(request.rel_url))
         q = request.query
         native = q.get("symbol", "")
         if native not in _NAMES:
-            return self._error(f"Unknown symbol {native!r}" if native else "symbol is required")
+            message = f"Unknown symbol {native!r}" if native else "symbol is required"
+            raise Refusal(self._error(message))
         try:
             count = int(q.get("count", 100))
             offset = int(q.get("start", 0))
             start = to_ns(q["startTime"]) // NS_PER_MS if "startTime" in q else self.first_ms
             end = to_ns(q["endTime"]) // NS_PER_MS if "endTime" in q else self.last_ms
         except (ValueError, Exception):
-            return self._error("Invalid startTime, endTime, count or start", name="ValidationError")
+            message = "Invalid startTime, endTime, count or start"
+            raise Refusal(self._error(message, name="ValidationError")) from None
         if not 0 < count <= MAX_COUNT:
-            return self._error("count must be between 1 and 1000", name="ValidationError")
+            raise Refusal(self._error("count must be between 1 and 1000", name="ValidationError"))
         return native, count, offset, start, end, q.get("reverse", "false") == "true"
 
+    @get("/api/v1/trade")
     async def _trades_handler(self, request: web.Request) -> web.Response:
-        parsed = self._query(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        native, count, offset, start, end, reverse = parsed
+        native, count, offset, start, end, reverse = self._query(request)
         if reverse:
             rows = list(self._trades(native, start, end))[::-1][offset : offset + count]
             return self._json(rows)
@@ -369,19 +329,18 @@ class BitmexFake:
                     break
         return self._json(out)
 
+    @get("/api/v1/trade/bucketed")
     async def _bucketed_handler(self, request: web.Request) -> web.Response:
         bin_size = request.query.get("binSize", "")
         if bin_size not in _BINS:
             self.requests.append(str(request.rel_url))
             return self._error("binSize must be one of 1m, 5m, 1h, 1d", name="ValidationError")
-        parsed = self._query(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        native, count, offset, start, end, reverse = parsed
+        native, count, offset, start, end, reverse = self._query(request)
         rows = list(self._buckets(native, _BINS[bin_size], start, end))
         rows = rows[::-1] if reverse else rows
         return self._json(rows[offset : offset + count])
 
+    @get("/api/v1/orderBook/L2")
     async def _book_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         native = request.query.get("symbol", "")
@@ -390,6 +349,7 @@ class BitmexFake:
         depth = int(request.query.get("depth", 25)) or 200
         return self._json(self.book(native, depth))
 
+    @get("/api/v1/instrument/active")
     async def _instruments_handler(self, request: web.Request) -> web.Response:
         self.requests.append(str(request.rel_url))
         return self._json(INSTRUMENTS)

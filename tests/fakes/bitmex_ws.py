@@ -25,17 +25,17 @@ sees after losing the ``insert``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.server import cut_connection
+from tests.fakes.server import get
+from tests.fakes.ws import WsFake
 
 from .bitmex import BitmexFake, _iso
 
@@ -52,32 +52,21 @@ def level_id(price: float) -> int:
 
 
 @dataclass
-class BitmexStreamFake:
+class BitmexStreamFake(WsFake):
     """The REST fake plus the realtime handler; ``app()`` serves both."""
 
     rest: BitmexFake = field(
-        default_factory=lambda: BitmexFake(
-            first_ms=time.time_ns() // NS_PER_MS - 600_000,
-            last_ms=time.time_ns() // NS_PER_MS + 3_600_000,
-            density=10,
-            quiet_every=0,
-            min_per_second=4,
-        )
+        default_factory=lambda: BitmexFake.around_now(density=10, quiet_every=0, min_per_second=4)
     )
-    drop_every: int = 0
     skip_rate: float = 0.0
     unknown_id_at: tuple[int, ...] = ()
     step_interval_s: float = 0.005
     seed: int = 3
-    connections: int = 0
-    drops: int = 0
-    pings: int = 0
     skipped: int = 0
     unknown_sent: int = 0
     #: every true top-25 state: (bids best first, asks best first) of (price, amount)
     history: list[tuple[tuple[Level, ...], tuple[Level, ...]]] = field(default_factory=list)
     step: int = 0
-    stopped: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -195,10 +184,9 @@ class BitmexStreamFake:
 
     # -- WS ------------------------------------------------------------------------------
 
+    @get("/realtime")
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         topics = [t for t in request.query.get("subscribe", "").split(",") if t]
         await ws.send_str(
             '{"info":"Welcome to the BitMEX Realtime API.","version":"fake",'
@@ -207,9 +195,9 @@ class BitmexStreamFake:
         )
         for topic in topics:
             await ws.send_str(orjson.dumps({"success": True, "subscribe": topic}).decode())
-        reader = asyncio.create_task(self._answer_pings(ws))
         self._sent = 0
-        try:
+
+        async def pushes() -> None:
             tables = {t.split(":", 1)[0] for t in topics}
             natives = [t.split(":", 1)[1] for t in topics if ":" in t]
             if tables == {"trade"}:
@@ -222,25 +210,8 @@ class BitmexStreamFake:
                         {"status": 400, "error": f"Unknown or unsupported topics {topics}"}
                     ).decode()
                 )
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        return ws
 
-    async def _answer_pings(self, ws: web.WebSocketResponse) -> None:
-        with contextlib.suppress(Exception):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                    self.pings += 1
-                    await ws.send_str("pong")
-
-    @staticmethod
-    def _alive(ws: web.WebSocketResponse) -> bool:
-        transport = ws._req.transport if ws._req is not None else None
-        return not ws.closed and transport is not None and not transport.is_closing()
+        return await self.push_answering_pings(ws, pushes, "ping".__eq__, "pong")
 
     async def _send(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> bool:
         """Send one data message (or skip it); False once the connection was dropped."""
@@ -249,11 +220,7 @@ class BitmexStreamFake:
             return True
         await ws.send_str(orjson.dumps(msg).decode())
         self._sent += 1
-        if self.drop_every and self._sent % self.drop_every == 0:
-            self.drops += 1
-            cut_connection(ws)
-            return False
-        return True
+        return not self.cut_after(ws, self._sent)
 
     async def _trades(self, ws: web.WebSocketResponse, natives: list[str]) -> None:
         now_ms = time.time_ns() // NS_PER_MS
@@ -269,7 +236,7 @@ class BitmexStreamFake:
             }
             await ws.send_str(orjson.dumps(partial).decode())
         sent_until = now_ms
-        while not self.stopped and self._alive(ws):
+        while self.running(ws):
             now_ms = time.time_ns() // NS_PER_MS
             for native in natives:
                 by_ms: dict[str, list[dict[str, Any]]] = {}
@@ -293,7 +260,7 @@ class BitmexStreamFake:
             "data": self._partial_rows(native, ts),
         }
         await ws.send_str(orjson.dumps(partial).decode())
-        while not self.stopped and self._alive(ws):
+        while self.running(ws):
             ts = _iso(time.time_ns() // NS_PER_MS)
             for msg in self._step_messages(native, ts):
                 if not await self._send(ws, msg):
@@ -301,6 +268,4 @@ class BitmexStreamFake:
             await asyncio.sleep(self.step_interval_s)
 
     def app(self) -> web.Application:
-        app = self.rest.app()
-        app.router.add_get("/realtime", self.ws_handler)
-        return app
+        return self.ws_app(self.rest.app())

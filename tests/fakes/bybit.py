@@ -27,10 +27,9 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
-from tests.fakes.server import ErrorReply
-
-from ._seeded import SeededCandles, SeededTape, Trade
+from dccd_core.domain import NS_PER_MS, Span, Symbol
+from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["NOW_MS", "TAPE_START_MS", "FakeBybit", "make_app"]
 
@@ -90,7 +89,7 @@ ERROR_REPLIES = (
 
 
 def _body(result: Any, code: int = 0, msg: str = "OK") -> web.Response:
-    return web.json_response(
+    return json_reply(
         {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": NOW_MS}
     )
 
@@ -118,19 +117,7 @@ class FakeBybit:
         end_ms = min(-(-end_ts // NS_PER_MS), self.now_ms + 1)
         bars = self.candles(symbol).bars(start_ts // NS_PER_MS, end_ms, span.ms, offset)
         bars = [b for b in bars if b.ts_ms * NS_PER_MS >= start_ts]
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_ms * NS_PER_MS for b in bars],
-                "open": [float(b.open) for b in bars],
-                "high": [float(b.high) for b in bars],
-                "low": [float(b.low) for b in bars],
-                "close": [float(b.close) for b in bars],
-                "volume": [float(b.volume) for b in bars],
-                "quote_volume": [float(b.quote_volume) for b in bars],
-                "trades": [None] * len(bars),
-            },
-            schema=pl.Schema(schema_for(DataType.OHLC)),
-        )
+        return bars_frame(bars)
 
     def truth_trades(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """The trades of ``[start_ts, end_ts)`` in the trades schema (amounts in base)."""
@@ -140,21 +127,31 @@ class FakeBybit:
 
     # -- handlers ---------------------------------------------------------------------
 
-    def _market(self, request: web.Request) -> tuple[Symbol, bool] | web.Response:
+    def _market(self, request: web.Request) -> tuple[Symbol, bool]:
         self.requests.append((request.path, dict(request.query)))
         if self.fail_next:
             code, msg = self.fail_next.pop(0)
-            return _body({}, code, msg)
+            raise Refusal(_body({}, code, msg))
         key = (request.query.get("category", "linear"), request.query.get("symbol", ""))
         if key not in _MARKETS:
-            return _body({}, 10001, "Not supported symbols")
+            raise Refusal(_body({}, 10001, "Not supported symbols"))
         return _MARKETS[key]
 
+    def _limited(
+        self, request: web.Request, default: tuple[int, int], most: tuple[int, int]
+    ) -> tuple[Symbol, bool, int]:
+        """The market, whether spot, and ``limit`` (``default``/``most`` for spot and for
+        derivatives: Bybit's limits differ by category)."""
+        symbol, _ = self._market(request)
+        spot = symbol.settle is None
+        limit = int(request.query.get("limit", str(default[0] if spot else default[1])))
+        if not 1 <= limit <= (most[0] if spot else most[1]):
+            raise Refusal(_body({}, 10001, "params error: limit out of range"))
+        return symbol, spot, limit
+
+    @get("/v5/market/kline")
     async def kline(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, inverse = market
+        symbol, inverse = self._market(request)
         q = request.query
         interval = q.get("interval", "")
         limit = int(q.get("limit", "200"))
@@ -173,15 +170,9 @@ class FakeBybit:
         result = {"symbol": q["symbol"], "category": q.get("category", "linear"), "list": rows}
         return _body(result)
 
+    @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, _ = market
-        spot = symbol.settle is None
-        limit = int(request.query.get("limit", "60" if spot else "500"))
-        if not 1 <= limit <= (60 if spot else 1000):
-            return _body({}, 10001, "params error: limit out of range")
+        symbol, spot, limit = self._limited(request, default=(60, 500), most=(60, 1000))
         trades = [t for t in self.tape(symbol).trades if t.ts_ms <= self.now_ms][-limit:]
         rows = [
             {
@@ -197,15 +188,9 @@ class FakeBybit:
         ]
         return _body({"category": request.query.get("category", "linear"), "list": rows})
 
+    @get("/v5/market/orderbook")
     async def orderbook(self, request: web.Request) -> web.Response:
-        market = self._market(request)
-        if isinstance(market, web.Response):
-            return market
-        symbol, _ = market
-        spot = symbol.settle is None
-        limit = int(request.query.get("limit", "1" if spot else "25"))
-        if not 1 <= limit <= (200 if spot else 500):
-            return _body({}, 10001, "params error: limit out of range")
+        symbol, spot, limit = self._limited(request, default=(1, 25), most=(200, 500))
         bids, asks = book_levels(symbol, limit)
         result: dict[str, Any] = {"s": request.query["symbol"]}
         if spot:
@@ -214,6 +199,7 @@ class FakeBybit:
             result |= {"b": bids, "a": asks, "ts": self.now_ms, "u": 418277, "seq": 515930214}
         return _body(result)
 
+    @get("/v5/market/instruments-info")
     async def instruments(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         category = request.query.get("category", "")
@@ -251,17 +237,12 @@ def _exec_id(trade: Trade, spot: bool) -> str:
 
 
 def _trade_frame(trades: list[Trade], inverse: bool, *, spot: bool) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": [t.ts_ms * NS_PER_MS for t in trades],
-            "trade_id": [_exec_id(t, spot) for t in trades],
-            "price": [float(t.price) for t in trades],
-            "amount": [
-                float(t.size) / float(t.price) if inverse else float(t.size) for t in trades
-            ],
-            "side": [t.side for t in trades],
-        },
-        schema=pl.Schema(schema_for(DataType.TRADES)),
+    return trades_frame(
+        ts=[t.ts_ms * NS_PER_MS for t in trades],
+        trade_id=[_exec_id(t, spot) for t in trades],
+        price=[float(t.price) for t in trades],
+        amount=[float(t.size) / float(t.price) if inverse else float(t.size) for t in trades],
+        side=[t.side for t in trades],
     )
 
 
@@ -282,9 +263,4 @@ def _tape(key: str, inverse: bool) -> SeededTape:
 def make_app(fake: FakeBybit | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under Bybit's v5 paths."""
     fake = fake or FakeBybit()
-    app = web.Application(middlewares=list(middlewares))
-    app.router.add_get("/v5/market/kline", fake.kline)
-    app.router.add_get("/v5/market/recent-trade", fake.recent_trade)
-    app.router.add_get("/v5/market/orderbook", fake.orderbook)
-    app.router.add_get("/v5/market/instruments-info", fake.instruments)
-    return app
+    return routes_app(fake, middlewares=middlewares)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.market import ClockMarket
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["BybitStreamFake", "trade_record"]
 
@@ -45,53 +46,33 @@ def trade_record(i: int, t0_ms: int, per_ms: int) -> dict[str, Any]:
     }
 
 
+_PONG = orjson.dumps({"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}).decode()
+
+
+def _is_ping(text: str) -> bool:
+    return bool(orjson.loads(text).get("op") == "ping")
+
+
 @dataclass
-class BybitStreamFake:
+class BybitStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    per_ms: int = 1
-    drop_every: int = 0
     #: Seconds between the subscribe ack and the first trade pushed, like a real
     #: subscription that starts after the client's connect-time REST heal.
     subscribe_delay_s: float = 0.0
     gap_at: tuple[int, ...] = ()
     book_interval_s: float = 0.005
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    connections: int = 0
-    drops: int = 0
-    pings: int = 0
-    subscriptions: list[list[str]] = field(default_factory=list)
-    rest_requests: int = 0
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
-        for k in range(1, 60):
-            self.bids[round(100.0 - k * 0.1, 1)] = float(k)
-            self.asks[round(100.0 + k * 0.1, 1)] = float(k)
-        self._record()
+        self.seed_book(60, 0.1, 1)
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        """Index of the first trade that does not exist yet."""
-        return max(0, (int(time.time() * 1000) - self.t0_ms + 1) * self.per_ms)
-
-    def truth(self, first: int, last: int) -> list[dict[str, Any]]:
-        """Trades ``first..last`` (indexes, inclusive)."""
-        return [trade_record(i, self.t0_ms, self.per_ms) for i in range(first, last + 1)]
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_record(i, self.t0_ms, self.per_ms)
 
     def index_of(self, exec_id: str) -> int:
         return uuid.UUID(exec_id).int - 10**12
-
-    def _record(self) -> None:
-        bids = sorted(self.bids.items(), reverse=True)[:50]
-        asks = sorted(self.asks.items())[:50]
-        self.book_history[self.update_id] = (bids, asks)
 
     def _step_book(self) -> dict[str, Any]:
         self.update_id += 1
@@ -126,11 +107,12 @@ class BybitStreamFake:
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/v5/market/recent-trade")
     async def recent_trade(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         limit = int(request.query.get("limit", 500))
         if not 1 <= limit <= 1000:
-            return web.json_response({"retCode": 10001, "retMsg": "params error", "result": {}})
+            return json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
         now = self.now_index()
         rows = [
             {
@@ -145,14 +127,13 @@ class BybitStreamFake:
             for r in reversed(self.truth(max(0, now - limit), now - 1))
         ]
         body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows}}
-        return web.json_response(body)
+        return json_reply(body)
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/v5/public/{category}")
     async def public(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         # Trades flow from the handshake on. (A real subscription starts when Bybit has
         # processed the subscribe frame, which can be after a heal's REST call; see the
         # report on operations.stream's heal-on-connect.)
@@ -175,8 +156,9 @@ class BybitStreamFake:
                         }
                     ).decode()
                 )
-        reader = asyncio.create_task(self._read(ws))
-        try:
+
+        async def pushes() -> None:
+            nonlocal start
             if any(t.startswith("publicTrade.") for t in topics):
                 if self.subscribe_delay_s:
                     await asyncio.sleep(self.subscribe_delay_s)
@@ -191,26 +173,8 @@ class BybitStreamFake:
                     ).decode()
                 )
                 await asyncio.sleep(5)
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-        return ws
 
-    async def _read(self, ws: web.WebSocketResponse) -> None:
-        with contextlib.suppress(Exception):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and orjson.loads(msg.data).get("op") == "ping":
-                    self.pings += 1
-                    await ws.send_str(
-                        orjson.dumps(
-                            {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
-                        ).decode()
-                    )
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
+        return await self.push_answering_pings(ws, pushes, _is_ping, _PONG)
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start
@@ -228,8 +192,7 @@ class BybitStreamFake:
                 }
                 await ws.send_bytes(orjson.dumps(push))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(0.002)
 
@@ -248,7 +211,4 @@ class BybitStreamFake:
             await asyncio.sleep(self.book_interval_s)
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/v5/public/{category}", self.public)
-        app.router.add_get("/v5/market/recent-trade", self.recent_trade)
-        return app
+        return self.ws_app()

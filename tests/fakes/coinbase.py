@@ -14,20 +14,15 @@ Quirks reproduced (docs: https://docs.cdp.coinbase.com/exchange/reference/):
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
-from tests.fakes.server import ErrorReply
-
-from ._tape_ck import Tape, bar_at
+from dccd_core.domain import Span, Symbol, to_ns
+from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, query_ints, routes_app
 
 __all__ = ["CoinbaseFake"]
 
@@ -43,72 +38,30 @@ ERROR_REPLIES = (
 )
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json",
-        headers=headers,
-    )
-
-
 def _iso(ts_us: int) -> str:
     dt = datetime.fromtimestamp(ts_us // 1_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_us % 1_000_000:06d}Z"
 
 
 @dataclass
-class CoinbaseFake:
+class CoinbaseFake(TapeMarket):
     """Deterministic Coinbase: BTC-USD and ETH-USD tapes starting 2024-01-01."""
+
+    MARKETS = ("BTC-USD", "ETH-USD")
 
     seed: str = "coinbase"
     n_trades: int = 4_500
     #: Bursts of trades sharing one microsecond: index -> size. The 1200-trade burst is
     #: longer than a page, so every walk through it splits it at a page boundary.
     bursts: tuple[tuple[int, int], ...] = ((995, 12), (1_500, 1_200), (3_000, 40))
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     start_us: int = T0_US
-    max_gap_us: int = 3_000_000
-    #: Live mode (the streaming fake): a trade exists once this clock (µs) reaches it.
-    clock_us: Callable[[], int] | None = None
-
-    def __post_init__(self) -> None:
-        self.tapes = {
-            product: Tape(f"{self.seed}:{product}", self.start_us, self.n_trades, first_id=1,
-                          bursts=self.bursts, max_gap_us=self.max_gap_us).rows()
-            for product in ("BTC-USD", "ETH-USD")
-        }
-        self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
-
-    def restart_tapes(self, start_us: int, n_trades: int | None = None) -> None:
-        """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
-        when the first client connects, so the test's startup time does not matter)."""
-        self.start_us = start_us
-        if n_trades is not None:
-            self.n_trades = n_trades
-        self.__post_init__()
-
-    def existing(self, product: str) -> list[tuple[int, int, float, float, bool]]:
-        """The tape of ``product`` up to now (all of it unless in live mode)."""
-        tape = self.tapes[product]
-        if self.clock_us is None:
-            return tape
-        return tape[: bisect.bisect_right(self._tape_ts[product], self.clock_us())]
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     # -- truth ----------------------------------------------------------------------
 
     def truth_trades(self, symbol: Symbol, start: int, end: int) -> pl.DataFrame:
         """The trades of ``[start, end)`` in the trades schema (taker side), by (ts, id)."""
-        rows = [r for r in self.tapes[f"{symbol.base}-{symbol.quote}"]
-                if start <= r[1] * 1_000 < end]
-        return pl.DataFrame(
-            {
-                "ts": [r[1] * 1_000 for r in rows],
-                "trade_id": [str(r[0]) for r in rows],
-                "price": [r[2] for r in rows],
-                "amount": [r[3] for r in rows],
-                "side": ["buy" if r[4] else "sell" for r in rows],
-            },
-            schema=pl.Schema(pl.from_arrow(schema_for(DataType.TRADES).empty_table()).schema),  # type: ignore[union-attr]
-        )
+        return self.tape_truth(f"{symbol.base}-{symbol.quote}", start, end)
 
     def truth_candles(self, symbol: Symbol, span: Span, start: int, end: int) -> pl.DataFrame:
         """The bars opening in ``[start, end)`` (holes left out), ohlc schema."""
@@ -116,19 +69,7 @@ class CoinbaseFake:
         first = span.floor(start) + (span.ns if span.floor(start) < start else 0)
         bars = [bar_at(seed, t // 10**9, span.seconds) for t in range(first, end, span.ns)]
         kept = [b for b in bars if b is not None]
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_s * 10**9 for b in kept],
-                "open": [b.open for b in kept],
-                "high": [b.high for b in kept],
-                "low": [b.low for b in kept],
-                "close": [b.close for b in kept],
-                "volume": [b.volume for b in kept],
-                "quote_volume": [None] * len(kept),
-                "trades": [None] * len(kept),
-            },
-            schema=pl.Schema(pl.from_arrow(schema_for(DataType.OHLC).empty_table()).schema),  # type: ignore[union-attr]
-        )
+        return cent_bars_frame(kept, with_counts=False)
 
     @property
     def newest_ts(self) -> int:
@@ -138,19 +79,15 @@ class CoinbaseFake:
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/products", self._products)
-        app.router.add_get("/products/{product}/candles", self._candles)
-        app.router.add_get("/products/{product}/trades", self._trades)
-        app.router.add_get("/products/{product}/book", self._book)
-        return app
+        return routes_app(self)
 
     def _log(self, request: web.Request) -> None:
         self.requests.append((request.path, dict(request.query)))
 
+    @get("/products")
     async def _products(self, request: web.Request) -> web.Response:
         self._log(request)
-        return _json([
+        return json_reply([
             {"id": p, "base_currency": p.split("-")[0], "quote_currency": p.split("-")[1],
              "status": "online", "trading_disabled": False}
             for p in self.tapes
@@ -159,25 +96,26 @@ class CoinbaseFake:
              {"id": "OLD-USD", "base_currency": "OLD", "quote_currency": "USD",
               "status": "delisted"}])
 
-    def _product(self, request: web.Request) -> str | None:
-        product = request.match_info["product"]
-        return product if product in self.tapes else None
-
-    async def _candles(self, request: web.Request) -> web.Response:
+    def _product(self, request: web.Request) -> str:
         self._log(request)
+        product = request.match_info["product"]
+        if product not in self.tapes:
+            raise Refusal(json_reply({"message": "NotFound"}, 404))
+        return product
+
+    @get("/products/{product}/candles")
+    async def _candles(self, request: web.Request) -> web.Response:
         product = self._product(request)
-        if product is None:
-            return _json({"message": "NotFound"}, 404)
         try:
             gran = int(request.query["granularity"])
             start_s = to_ns(request.query["start"]) // 10**9
             end_s = to_ns(request.query["end"]) // 10**9
         except (KeyError, ValueError):
-            return _json({"message": "Invalid request"}, 400)
+            return json_reply({"message": "Invalid request"}, 400)
         if gran not in _GRANULARITIES:
-            return _json({"message": "Unsupported granularity"}, 400)
+            return json_reply({"message": "Unsupported granularity"}, 400)
         if (end_s - start_s) // gran > 300:
-            return _json({"message": "granularity too small for the requested time range. "
+            return json_reply({"message": "granularity too small for the requested time range. "
                           "Count of aggregations requested exceeds 300"}, 400)
         first = start_s - start_s % gran + (gran if start_s % gran else 0)
         seed = f"{self.seed}:{product}"
@@ -186,21 +124,18 @@ class CoinbaseFake:
             bar = bar_at(seed, t, gran)
             if bar is not None:
                 rows.append([t, bar.low, bar.high, bar.open, bar.close, bar.volume])
-        return _json(rows[::-1])
+        return json_reply(rows[::-1])
 
+    @get("/products/{product}/trades")
     async def _trades(self, request: web.Request) -> web.Response:
-        self._log(request)
         product = self._product(request)
-        if product is None:
-            return _json({"message": "NotFound"}, 404)
-        try:
-            limit = int(request.query.get("limit", 1000))
-            after = int(request.query["after"]) if "after" in request.query else None
-            before = int(request.query["before"]) if "before" in request.query else None
-        except ValueError:
-            return _json({"message": "Invalid pagination parameter"}, 400)
+        limit, after, before = query_ints(
+            request, {"limit": 1000, "after": None, "before": None},
+            json_reply({"message": "Invalid pagination parameter"}, 400),
+        )  # fmt: skip
+        assert limit is not None
         if not 1 <= limit <= 1000:
-            return _json({"message": "Limit must be between 1 and 1000"}, 400)
+            return json_reply({"message": "Limit must be between 1 and 1000"}, 400)
         tape = self.existing(product)
         first_id = self.tapes[product][0][0]
         if after is not None:
@@ -219,17 +154,15 @@ class CoinbaseFake:
         headers = {}
         if chosen:
             headers = {"CB-BEFORE": str(chosen[-1][0]), "CB-AFTER": str(chosen[0][0])}
-        return _json(body, headers=headers)
+        return json_reply(body, headers=headers)
 
+    @get("/products/{product}/book")
     async def _book(self, request: web.Request) -> web.Response:
-        self._log(request)
-        product = self._product(request)
-        if product is None:
-            return _json({"message": "NotFound"}, 404)
+        self._product(request)  # 404 for an unknown product
         if request.query.get("level") != "2":
-            return _json({"message": "Invalid level"}, 400)
+            return json_reply({"message": "Invalid level"}, 400)
         bids = [[f"{40_000 - 0.5 * i:.2f}", f"{1 + i * 0.25:.8f}", 1 + i % 3] for i in range(60)]
         asks = [[f"{40_000.5 + 0.5 * i:.2f}", f"{2 + i * 0.5:.8f}", 1 + i % 2] for i in range(60)]
-        return _json({"bids": bids, "asks": asks, "sequence": 71023654321,
+        return json_reply({"bids": bids, "asks": asks, "sequence": 71023654321,
                       "auction_mode": False, "auction": None,
                       "time": "2024-01-01T00:00:00.123456Z"})

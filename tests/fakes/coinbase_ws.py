@@ -28,9 +28,7 @@ Deterministic truth, known to the tests:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +36,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.market import LiveTapeFeed, now_us
+from tests.fakes.server import get
 
 from .coinbase import CoinbaseFake, _iso
 
@@ -49,11 +48,6 @@ _BOOK_LEVELS = 40
 _TICK = 0.01
 
 Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
-
-
-def now_us() -> int:
-    """The wall clock in µs (the live tape's clock)."""
-    return time.time_ns() // 1_000
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -75,42 +69,21 @@ class _Book:
 
 
 @dataclass
-class CoinbaseStreamFake:
+class CoinbaseStreamFake(LiveTapeFeed):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    seed: int = 7
-    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
-    drop_every: int = 0  # cut the connection after this many frames (0: never)
-    skip_rate: float = 0.0  # share of matches silently not sent
     crossed_at: tuple[int, ...] = ()  # book update numbers carrying a bogus crossed bid
-    book_interval_s: float = 0.005
-    heartbeat_s: float = 1.0
-    connections: int = 0
-    drops: int = 0
-    skipped: list[int] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
     #: product -> update time (µs) -> the truth (bids, asks, best first) after it
     book_history: dict[str, dict[int, Book]] = field(
         default_factory=lambda: {p: {} for p in PRODUCTS}
     )
-    updates: int = 0
-    market_open: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self.rest = CoinbaseFake(
-            seed=f"coinbase-live-{self.seed}",
-            n_trades=0,  # the tapes are made when the market opens
-            bursts=((300, 30), (2_000, 1_100)),
-            start_us=now_us() + 3_600_000_000,  # opens at the first connection
-            max_gap_us=2_000,
-            clock_us=now_us,
-        )
+        self.rest = self.live_market(CoinbaseFake, "coinbase", ((300, 30), (2_000, 1_100)))
         self.books = {p: self._initial_book() for p in PRODUCTS}
         self._sequence = dict.fromkeys(PRODUCTS, 1_000_000)
         self._book_subscribers: dict[str, set[asyncio.Queue[str]]] = {p: set() for p in PRODUCTS}
-        self._stepper: asyncio.Task[None] | None = None
-        self._last_book_us = 0
 
     # -- truth ------------------------------------------------------------------------
 
@@ -151,13 +124,10 @@ class CoinbaseStreamFake:
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/")
     async def feed(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
-        if not self.market_open:
-            self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
+        ws = await self.accept(request)
+        self.open_market(self.rest)
         try:
             msg = await ws.receive(timeout=5.0)
         except TimeoutError:
@@ -183,15 +153,7 @@ class CoinbaseStreamFake:
             tasks.append(asyncio.create_task(self._matches(ws, products, counter)))
         if "level2_batch" in channels or "level2" in channels:
             tasks.append(asyncio.create_task(self._level2(ws, products, counter)))
-        try:
-            async for _msg in ws:  # read, so the client's close (and pings) are seen
-                pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+        await self.read_until_closed(ws, tasks)
         return ws
 
     def _parse_subscribe(self, msg: Any) -> tuple[list[str], list[str]] | str:
@@ -217,21 +179,6 @@ class CoinbaseStreamFake:
         if not products or not channels:
             return "No channels or product ids provided"
         return products, channels
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
-    async def _send(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
-        """Send one frame; False once the connection is (or was just) cut."""
-        if ws.closed:
-            return False
-        await ws.send_str(text)
-        counter["sent"] += 1
-        if self.drop_every and counter["sent"] % self.drop_every == 0:
-            self._drop(ws)
-            return False
-        return True
 
     async def _heartbeats(self, ws: web.WebSocketResponse, products: list[str]) -> None:
         while not ws.closed:
@@ -269,7 +216,7 @@ class CoinbaseStreamFake:
         for product in products:
             existing = self.rest.existing(product)
             position[product] = len(existing)
-            if existing and not await self._send(
+            if existing and not await self.push(
                 ws, self._match(product, existing[-1], "last_match"), counter
             ):
                 return
@@ -280,7 +227,7 @@ class CoinbaseStreamFake:
                     if self.skip_rate and self._rng.random() < self.skip_rate:
                         self.skipped.append(row[0])
                         continue
-                    if not await self._send(ws, self._match(product, row, "match"), counter):
+                    if not await self.push(ws, self._match(product, row, "match"), counter):
                         return
             await asyncio.sleep(0.002)
 
@@ -308,14 +255,12 @@ class CoinbaseStreamFake:
                 "asks": [[f"{p:.2f}", f"{a:.8f}"] for p, a in asks],
             }))
             self._book_subscribers[product].add(queue)
-        if self._stepper is None or self._stepper.done():
-            self._stepper = asyncio.create_task(self._step_books())
+        self.start_market(self._step_books)
         try:
-            for text in snapshots:
-                if not await self._send(ws, text, counter):
-                    return
+            if not await self.push_all(ws, snapshots, counter):
+                return
             while not ws.closed:
-                if not await self._send(ws, await queue.get(), counter):
+                if not await self.push(ws, await queue.get(), counter):
                     return
         finally:
             for product in products:
@@ -328,8 +273,7 @@ class CoinbaseStreamFake:
                 if not queues:
                     continue
                 _, changes = self._step(product)
-                ts_us = max(now_us(), self._last_book_us + 1)
-                self._last_book_us = ts_us
+                ts_us = self.book_stamp_us()
                 self.book_history[product][ts_us] = self.books[product].top(_BOOK_LEVELS)
                 text = _dumps({"type": "l2update", "product_id": product,
                                "changes": changes, "time": _iso(ts_us)})
@@ -337,14 +281,5 @@ class CoinbaseStreamFake:
                     queue.put_nowait(text)
             await asyncio.sleep(self.book_interval_s)
 
-    async def _on_cleanup(self, app: web.Application) -> None:
-        if self._stepper is not None:
-            self._stepper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._stepper
-
     def app(self) -> web.Application:
-        app = self.rest.app()
-        app.router.add_get("/", self.feed)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
+        return self.ws_app(self.rest.app())

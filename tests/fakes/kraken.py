@@ -17,20 +17,16 @@ Quirks reproduced (docs: https://docs.kraken.com/api/docs/rest-api/get-recent-tr
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import DataType, Span, Symbol, schema_for, to_ns
-from tests.fakes.server import ErrorReply
-
-from ._tape_ck import Tape, bar_at
+from dccd_core.domain import Span, Symbol, to_ns
+from tests.fakes.market import TapeMarket, bar_at, cent_bars_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, query_ints, routes_app
 
 __all__ = ["KrakenFake"]
 
@@ -54,60 +50,28 @@ ERROR_REPLIES = (
 
 
 def _ok(result: Any) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": [], "result": result}),
-                        content_type="application/json")
+    return json_reply({"error": [], "result": result})
 
 
 def _err(*errors: str) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": list(errors)}),
-                        content_type="application/json")
-
-
-def _schema(data_type: DataType) -> pl.Schema:
-    frame = pl.from_arrow(schema_for(data_type).empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+    return json_reply({"error": list(errors)})
 
 
 @dataclass
-class KrakenFake:
+class KrakenFake(TapeMarket):
     """Deterministic Kraken: XBT/USD, ETH/USD and XDG/USD tapes from 2024-03-01."""
+
+    MARKETS = tuple(_PAIRS)
 
     seed: str = "kraken"
     n_trades: int = 3_600
     #: same-µs bursts (index, size); the first straddles the first page boundary of a
     #: walk from T0 (later boundaries shift as each page re-asks the last µs)
     bursts: tuple[tuple[int, int], ...] = ((990, 25), (1_995, 9), (2_998, 60))
+    start_us: int = T0_US
     legacy: bool = False
     now_s: int = field(default_factory=lambda: int(time.time()))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    start_us: int = T0_US
-    max_gap_us: int = 3_000_000
-    #: Live mode (the streaming fake): a trade exists once this clock (µs) reaches it.
-    clock_us: Callable[[], int] | None = None
-
-    def __post_init__(self) -> None:
-        self.tapes = {
-            internal: Tape(f"{self.seed}:{internal}", self.start_us, self.n_trades,
-                           first_id=1, bursts=self.bursts, max_gap_us=self.max_gap_us).rows()
-            for internal in _PAIRS
-        }
-        self._tape_ts = {p: [r[1] for r in tape] for p, tape in self.tapes.items()}
-
-    def restart_tapes(self, start_us: int, n_trades: int | None = None) -> None:
-        """Regenerate the tapes from ``start_us`` (a streaming fake opens its market
-        when the first client connects, so the test's startup time does not matter)."""
-        self.start_us = start_us
-        if n_trades is not None:
-            self.n_trades = n_trades
-        self.__post_init__()
-
-    def existing(self, internal: str) -> list[tuple[int, int, float, float, bool]]:
-        """The tape of ``internal`` up to now (all of it unless in live mode)."""
-        tape = self.tapes[internal]
-        if self.clock_us is None:
-            return tape
-        return tape[: bisect.bisect_right(self._tape_ts[internal], self.clock_us())]
 
     # -- truth ----------------------------------------------------------------------
 
@@ -118,17 +82,7 @@ class KrakenFake:
         return next(k for k, (a, _) in _PAIRS.items() if a == name)
 
     def truth_trades(self, symbol: Symbol, start: int, end: int) -> pl.DataFrame:
-        rows = [r for r in self.tapes[self.internal(symbol)] if start <= r[1] * 1_000 < end]
-        return pl.DataFrame(
-            {
-                "ts": [r[1] * 1_000 for r in rows],
-                "trade_id": [str(r[0]) for r in rows],
-                "price": [r[2] for r in rows],
-                "amount": [r[3] for r in rows],
-                "side": ["buy" if r[4] else "sell" for r in rows],
-            },
-            schema=_schema(DataType.TRADES),
-        )
+        return self.tape_truth(self.internal(symbol), start, end)
 
     def open_bar_s(self, span: Span) -> int:
         return self.now_s - self.now_s % span.seconds
@@ -144,38 +98,22 @@ class KrakenFake:
         bars = [bar_at(seed, t, span.seconds) for t in
                 range(open_s - 719 * span.seconds, open_s, span.seconds)]
         kept = [b for b in bars if b is not None and start <= b.ts_s * 10**9 < end]
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_s * 10**9 for b in kept],
-                "open": [b.open for b in kept],
-                "high": [b.high for b in kept],
-                "low": [b.low for b in kept],
-                "close": [b.close for b in kept],
-                "volume": [b.volume for b in kept],
-                "quote_volume": [b.vwap * b.volume for b in kept],
-                "trades": [b.count for b in kept],
-            },
-            schema=_schema(DataType.OHLC),
-        )
+        return cent_bars_frame(kept, with_counts=True)
 
     # -- app ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/0/public/AssetPairs", self._asset_pairs)
-        app.router.add_get("/0/public/OHLC", self._ohlc)
-        app.router.add_get("/0/public/Trades", self._trades)
-        app.router.add_get("/0/public/Depth", self._depth)
-        return app
+        return routes_app(self)
 
-    def _pair(self, request: web.Request) -> str | None:
+    def _pair(self, request: web.Request) -> str:
         self.requests.append((request.path, dict(request.query)))
         asked = request.query.get("pair", "")
         for internal, (alt, _) in _PAIRS.items():
             if asked in (internal, alt):
                 return internal
-        return None
+        raise Refusal(_err("EQuery:Unknown asset pair"))
 
+    @get("/0/public/AssetPairs")
     async def _asset_pairs(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         result = {
@@ -185,10 +123,9 @@ class KrakenFake:
         }
         return _ok(result)
 
+    @get("/0/public/OHLC")
     async def _ohlc(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
         try:
             interval = int(request.query.get("interval", 1))
             since = int(request.query.get("since", 0))
@@ -209,22 +146,20 @@ class KrakenFake:
                          f"{bar.close:.2f}", f"{bar.vwap:.1f}", f"{bar.volume:.8f}", bar.count])
         return _ok({pair: rows, "last": open_s - span_s})
 
+    @get("/0/public/Trades")
     async def _trades(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
-        try:
-            count = int(request.query.get("count", 1000))
-            since = int(request.query["since"]) if "since" in request.query else None
-        except ValueError:
-            return _err("EGeneral:Invalid arguments")
+        count, since = query_ints(
+            request, {"count": 1000, "since": None}, _err("EGeneral:Invalid arguments")
+        )
+        assert count is not None
         if not 1 <= count <= 1000:
             return _err("EGeneral:Invalid arguments:count")
         tape = self.existing(pair)
         if since is None:
             chosen = tape[-count:]
         else:  # ts_us * 1000 > since  <=>  ts_us > since // 1000
-            first = bisect.bisect_right(self._tape_ts[pair], since // 1_000)
+            first = self.after_ts(pair, since // 1_000)
             chosen = tape[first:first + count]
         rows = []
         for trade_id, ts_us, price, amount, buys in chosen:
@@ -236,10 +171,9 @@ class KrakenFake:
         last = chosen[-1][1] * 1_000 if chosen else (since or 0)
         return _ok({pair: rows, "last": str(last)})
 
+    @get("/0/public/Depth")
     async def _depth(self, request: web.Request) -> web.Response:
         pair = self._pair(request)
-        if pair is None:
-            return _err("EQuery:Unknown asset pair")
         count = int(request.query.get("count", 100))
         if not 1 <= count <= 500:
             return _err("EGeneral:Invalid arguments")

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.market import LiveTapeFeed, bar_at, now_us
+from tests.fakes.server import get
 
-from ._tape_ck import bar_at
 from .coinbase import _iso
 from .kraken import KrakenFake
 
@@ -62,11 +62,6 @@ _MID_TICKS = 400_000  # 40 000.0 on a 0.1 grid
 
 Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
 _Side = dict[int, int]  # price ticks -> qty in 1e-8 units
-
-
-def now_us() -> int:
-    """The wall clock in µs (the live tape's clock)."""
-    return time.time_ns() // 1_000
 
 
 def _price(ticks: int) -> str:
@@ -110,24 +105,15 @@ class _Step:
 
 
 @dataclass
-class KrakenStreamFake:
+class KrakenStreamFake(LiveTapeFeed):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
     seed: int = 11
-    n_trades: int = 10_000  # ~6 s of market at ~1.6 trades/ms
-    drop_every: int = 0  # cut the connection after this many frames (0: never)
     drop_every_trades: int = 0  # ... or after the frame that crosses each N trades
-    skip_rate: float = 0.0
     bad_checksum_at: tuple[int, ...] = ()
     skip_book_at: tuple[int, ...] = ()
-    book_interval_s: float = 0.005
-    heartbeat_s: float = 1.0
-    connections: int = 0
-    drops: int = 0
-    skipped: list[int] = field(default_factory=list)
     skipped_book: list[int] = field(default_factory=list)
     bad_checksums: list[int] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
     book_history: dict[str, dict[int, Book]] = field(
         default_factory=lambda: {s: {} for s in PAIRS}
     )
@@ -136,27 +122,16 @@ class KrakenStreamFake:
     ohlc_bar_s: float = 0.05
     skip_bars: tuple[int, ...] = ()
     ohlc_first_s: int = 0
-    updates: int = 0
     #: levels pushed out of a subscriber's range with no message (it must truncate)
     pushed_out: int = 0
-    market_open: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self.rest = KrakenFake(
-            seed=f"kraken-live-{self.seed}",
-            n_trades=0,  # the tapes are made when the market opens
-            bursts=((400, 25), (1_500, 60)),
-            start_us=now_us() + 3_600_000_000,  # opens at the first connection
-            max_gap_us=2_000,
-            clock_us=now_us,
-        )
+        self.rest = self.live_market(KrakenFake, "kraken", ((400, 25), (1_500, 60)))
         self.books: dict[str, tuple[_Side, _Side]] = {s: self._initial_book() for s in PAIRS}
         self._book_subscribers: dict[str, dict[asyncio.Queue[_Step], int]] = {
             s: {} for s in PAIRS
         }
-        self._stepper: asyncio.Task[None] | None = None
-        self._last_book_us = 0
         self._faults: list[str] = []  # "checksum"/"skip", for the next visible update
 
     # -- truth ------------------------------------------------------------------------
@@ -181,8 +156,7 @@ class KrakenStreamFake:
             del side[price]
         else:
             side[price] = rng.randint(1, 300_000_000)
-        ts_us = max(now_us(), self._last_book_us + 1)
-        self._last_book_us = ts_us
+        ts_us = self.book_stamp_us()
         self.book_history[symbol][ts_us] = (
             [(p / 10, q / 10**8) for p, q in _top(bids, _LEVELS, bids=True)],
             [(p / 10, q / 10**8) for p, q in _top(asks, _LEVELS, bids=False)],
@@ -191,31 +165,18 @@ class KrakenStreamFake:
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/v2")
     async def v2(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
-        if not self.market_open:
-            self.market_open = True
-            self.rest.restart_tapes(now_us() + 20_000, self.n_trades)
+        ws = await self.accept(request)
+        self.open_market(self.rest)
         counter = {"sent": 0}
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._heartbeats(ws))]
         await ws.send_str(orjson.dumps({"channel": "status", "type": "update", "data": [{
             "api_version": "v2", "connection_id": 12_345_678 + self.connections,
             "system": "online", "version": "2.0.10"}]}).decode())
-        try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                task = await self._on_request(ws, msg.data, counter)
-                if task is not None:
-                    tasks.append(task)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+        await self.read_until_closed(
+            ws, tasks, lambda text: self._on_request(ws, text, counter)
+        )
         return ws
 
     async def _on_request(
@@ -270,20 +231,6 @@ class KrakenStreamFake:
         stamp = _iso(now_us())
         await ws.send_str(orjson.dumps({**frame, "time_in": stamp, "time_out": stamp}).decode())
 
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
-
-    async def _send(self, ws: web.WebSocketResponse, text: str, counter: dict[str, int]) -> bool:
-        if ws.closed:
-            return False
-        await ws.send_str(text)
-        counter["sent"] += 1
-        if self.drop_every and counter["sent"] % self.drop_every == 0:
-            self._drop(ws)
-            return False
-        return True
-
     async def _heartbeats(self, ws: web.WebSocketResponse) -> None:
         while not ws.closed:
             await asyncio.sleep(self.heartbeat_s)
@@ -312,12 +259,12 @@ class KrakenStreamFake:
                     for trade_id, ts_us, price, amount, buys in rows
                 )
                 text = f'{{"channel":"trade","type":"update","data":[{data}]}}'
-                if not await self._send(ws, text, counter):
+                if not await self.push(ws, text, counter):
                     return
                 trades = counter["trades"] = counter.get("trades", 0) + len(rows)
                 n = self.drop_every_trades
                 if n and trades // n != (trades - len(rows)) // n:
-                    self._drop(ws)
+                    self.drop(ws)
                     return
             await asyncio.sleep(0.003)
 
@@ -355,7 +302,7 @@ class KrakenStreamFake:
                            if (e := self.ohlc_bar(s, span_s, b)) is not None]
                 if entries:
                     text = f'{{"channel":"ohlc","type":"{kind}","data":[{",".join(entries)}]}}'
-                    if not await self._send(ws, text, counter):
+                    if not await self.push(ws, text, counter):
                         return
                 if bars is not None:
                     break
@@ -375,12 +322,10 @@ class KrakenStreamFake:
             )
             snapshots.append(f'{{"channel":"book","type":"snapshot","data":[{entry}]}}')
             self._book_subscribers[symbol][queue] = depth
-        if self._stepper is None or self._stepper.done():
-            self._stepper = asyncio.create_task(self._step_books())
+        self.start_market(self._step_books)
         try:
-            for text in snapshots:
-                if not await self._send(ws, text, counter):
-                    return
+            if not await self.push_all(ws, snapshots, counter):
+                return
             while not ws.closed:
                 step = await queue.get()
                 text = self._update_text(step, depth)
@@ -389,7 +334,7 @@ class KrakenStreamFake:
                 if self._faults and self._faults.pop(0) == "skip":
                     self.skipped_book.append(step.u)
                     continue
-                if not await self._send(ws, text, counter):
+                if not await self.push(ws, text, counter):
                     return
         finally:
             for symbol in symbols:
@@ -438,14 +383,5 @@ class KrakenStreamFake:
                     queue.put_nowait(step)
             await asyncio.sleep(self.book_interval_s)
 
-    async def _on_cleanup(self, app: web.Application) -> None:
-        if self._stepper is not None:
-            self._stepper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._stepper
-
     def app(self) -> web.Application:
-        app = self.rest.app()
-        app.router.add_get("/v2", self.v2)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
+        return self.ws_app(self.rest.app())

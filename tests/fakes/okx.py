@@ -27,10 +27,9 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
-from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
-from tests.fakes.server import ErrorReply
-
-from ._seeded import SeededCandles, SeededTape, Trade
+from dccd_core.domain import NS_PER_MS, Span, Symbol
+from tests.fakes.market import SeededCandles, SeededTape, Trade, bars_frame, trades_frame
+from tests.fakes.server import ErrorReply, Refusal, get, json_reply, routes_app
 
 __all__ = ["INSTRUMENTS", "NOW_MS", "TAPE_START_MS", "FakeOkx", "book_levels", "make_app"]
 
@@ -80,11 +79,11 @@ ERROR_REPLIES = (
 
 
 def _ok(data: list[Any]) -> web.Response:
-    return web.json_response({"code": "0", "msg": "", "data": data})
+    return json_reply({"code": "0", "msg": "", "data": data})
 
 
 def _err(code: str, msg: str) -> web.Response:
-    return web.json_response({"code": code, "msg": msg, "data": []})
+    return json_reply({"code": code, "msg": msg, "data": []})
 
 
 @dataclass
@@ -118,20 +117,8 @@ class FakeOkx:
         offset = _WEEK_OFFSET_MS if span.label == "1w" else 0
         open_bar_ms = self.now_ms - (self.now_ms - offset) % span.ms
         end_ms = min(-(-end_ts // NS_PER_MS), open_bar_ms)
-        bars = self.candles(inst_id).bars(-(-start_ts // NS_PER_MS), end_ms, span.ms, offset)
-        return pl.DataFrame(
-            {
-                "ts": [b.ts_ms * NS_PER_MS for b in bars],
-                "open": [float(b.open) for b in bars],
-                "high": [float(b.high) for b in bars],
-                "low": [float(b.low) for b in bars],
-                "close": [float(b.close) for b in bars],
-                "volume": [float(b.volume) for b in bars],
-                "quote_volume": [float(b.quote_volume) for b in bars],
-                "trades": [None] * len(bars),
-            },
-            schema=pl.Schema(schema_for(DataType.OHLC)),
-        )
+        start_ms = -(-start_ts // NS_PER_MS)
+        return bars_frame(self.candles(inst_id).bars(start_ms, end_ms, span.ms, offset))
 
     def truth_trades(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Trades of ``[start_ts, end_ts)``, sorted by (ts, id), amounts in base."""
@@ -146,26 +133,23 @@ class FakeOkx:
                 return float(t.size) * ct_val / float(t.price)
             return float(t.size) * ct_val
 
-        return pl.DataFrame(
-            {
-                "ts": [t.ts_ms * NS_PER_MS for t in trades],
-                "trade_id": [str(t.trade_id) for t in trades],
-                "price": [float(t.price) for t in trades],
-                "amount": [amount(t) for t in trades],
-                "side": [t.side for t in trades],
-            },
-            schema=pl.Schema(schema_for(DataType.TRADES)),
+        return trades_frame(
+            ts=[t.ts_ms * NS_PER_MS for t in trades],
+            trade_id=[str(t.trade_id) for t in trades],
+            price=[float(t.price) for t in trades],
+            amount=[amount(t) for t in trades],
+            side=[t.side for t in trades],
         )
 
     # -- handlers ---------------------------------------------------------------------
 
-    def _instrument(self, request: web.Request) -> str | web.Response:
+    def _instrument(self, request: web.Request) -> str:
         self.requests.append((request.path, dict(request.query)))
         if self.fail_next:
-            return _err(*self.fail_next.pop(0))
+            raise Refusal(_err(*self.fail_next.pop(0)))
         inst_id = request.query.get("instId", "")
         if inst_id not in INSTRUMENTS or INSTRUMENTS[inst_id][3] != "live":
-            return _err("51001", "Instrument ID does not exist")
+            raise Refusal(_err("51001", "Instrument ID does not exist"))
         return inst_id
 
     @staticmethod
@@ -173,10 +157,9 @@ class FakeOkx:
         limit = int(request.query.get("limit", default))
         return limit if 1 <= limit <= most else None
 
+    @get("/api/v5/market/history-candles")
     async def history_candles(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         bar = request.query.get("bar", "1m")
         limit = self._limit(request, 100, 100)
         if bar not in _BAR_MS:
@@ -204,10 +187,9 @@ class FakeOkx:
         ]
         return _ok(rows[:limit])
 
+    @get("/api/v5/market/history-trades")
     async def history_trades(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         limit = self._limit(request, 100, 100)
         page_type = request.query.get("type", "1")
         if limit is None or page_type not in ("1", "2"):
@@ -227,16 +209,16 @@ class FakeOkx:
         ]  # fmt: skip
         return _ok(rows)
 
+    @get("/api/v5/market/books")
     async def books(self, request: web.Request) -> web.Response:
         inst_id = self._instrument(request)
-        if isinstance(inst_id, web.Response):
-            return inst_id
         depth = int(request.query.get("sz", "1"))
         if not 1 <= depth <= 400:
             return _err("51000", "Parameter sz error")
         bids, asks = book_levels(inst_id, depth)
         return _ok([{"asks": asks, "bids": bids, "ts": str(self.now_ms)}])
 
+    @get("/api/v5/public/instruments")
     async def instruments(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         inst_type = request.query.get("instType", "")
@@ -292,9 +274,4 @@ def book_levels(inst_id: str, depth: int) -> tuple[list[list[str]], list[list[st
 def make_app(fake: FakeOkx | None = None, middlewares: Sequence[Any] = ()) -> web.Application:
     """The aiohttp app serving ``fake`` (a fresh one if None) under OKX's v5 paths."""
     fake = fake or FakeOkx()
-    app = web.Application(middlewares=list(middlewares))
-    app.router.add_get("/api/v5/market/history-candles", fake.history_candles)
-    app.router.add_get("/api/v5/market/history-trades", fake.history_trades)
-    app.router.add_get("/api/v5/market/books", fake.books)
-    app.router.add_get("/api/v5/public/instruments", fake.instruments)
-    return app
+    return routes_app(fake, middlewares=middlewares)

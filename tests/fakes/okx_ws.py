@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.fakes.server import cut_connection
+from tests.fakes.market import ClockMarket
+from tests.fakes.server import get, json_reply
+from tests.fakes.ws import WsFake
 
 __all__ = ["CT_VAL", "FIRST_ID", "OkxStreamFake", "trade_record"]
 
@@ -61,51 +63,28 @@ def _crc(bids: list[list[str]], asks: list[list[str]]) -> int:
 
 
 @dataclass
-class OkxStreamFake:
+class OkxStreamFake(ClockMarket, WsFake):
     """State and handlers of the fake; ``app()`` builds the aiohttp application."""
 
-    per_ms: int = 1
-    drop_every: int = 0
     gap_at: tuple[int, ...] = ()
     bad_checksum_at: tuple[int, ...] = ()
     book_interval_s: float = 0.004
-    t0_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    connections: int = 0
-    drops: int = 0
-    pings: int = 0
-    subscriptions: list[list[dict[str, str]]] = field(default_factory=list)
-    rest_requests: int = 0
-    bids: dict[float, int] = field(default_factory=dict)
-    asks: dict[float, int] = field(default_factory=dict)
-    update_id: int = 1000
-    book_history: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=dict
-    )
 
     def __post_init__(self) -> None:
-        for k in range(1, 60):
-            self.bids[round(100.0 - k * 0.1, 1)] = k
-            self.asks[round(100.0 + k * 0.1, 1)] = k + 1
-        self._record()
+        self.seed_book(60, 0.1, 1, size=int, ask_offset=1)
 
     # -- truth ------------------------------------------------------------------------
 
-    def now_index(self) -> int:
-        return max(0, (int(time.time() * 1000) - self.t0_ms + 1) * self.per_ms)
-
-    def truth(self, first: int, last: int) -> list[dict[str, str]]:
-        """Trades ``first..last`` (indexes, inclusive)."""
-        return [trade_record(i, self.t0_ms, self.per_ms) for i in range(first, last + 1)]
+    def trade(self, i: int) -> dict[str, Any]:
+        return trade_record(i, self.t0_ms, self.per_ms)
 
     def _levels(self) -> tuple[list[list[str]], list[list[str]]]:
         bids = [[f"{p:.1f}", str(q), "0", "1"] for p, q in sorted(self.bids.items(), reverse=True)]
         asks = [[f"{p:.1f}", str(q), "0", "2"] for p, q in sorted(self.asks.items())]
         return bids, asks
 
-    def _record(self) -> None:
-        bids = [(p, q * CT_VAL) for p, q in sorted(self.bids.items(), reverse=True)]
-        asks = [(p, q * CT_VAL) for p, q in sorted(self.asks.items())]
-        self.book_history[self.update_id] = (bids, asks)
+    def _record(self, depth: int | None = None, scale: float | None = CT_VAL) -> None:
+        super()._record(depth, scale)  # the whole book, in base units
 
     def _step_book(self) -> tuple[list[list[str]], list[list[str]]]:
         """Advance the truth by one update; return its changed levels (empty: no change)."""
@@ -128,14 +107,13 @@ class OkxStreamFake:
 
     # -- REST -------------------------------------------------------------------------
 
+    @get("/api/v5/market/history-trades")
     async def history_trades(self, request: web.Request) -> web.Response:
         self.rest_requests += 1
         q = request.query
         limit = int(q.get("limit", 100))
         if q.get("instId") != INST or not 1 <= limit <= 100:
-            return web.json_response(
-                {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
-            )
+            return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
         now = self.now_index()
         last = now - 1
         if "after" in q:
@@ -145,8 +123,9 @@ class OkxStreamFake:
             else:  # by ts: trades with ts < after
                 last = min(last, (after - self.t0_ms) * self.per_ms - 1)
         rows = list(reversed(self.truth(max(0, last - limit + 1), last))) if last >= 0 else []
-        return web.json_response({"code": "0", "msg": "", "data": rows})
+        return json_reply({"code": "0", "msg": "", "data": rows})
 
+    @get("/api/v5/public/instruments")
     async def instruments(self, request: web.Request) -> web.Response:
         row = {
             "instType": "SWAP",
@@ -157,14 +136,13 @@ class OkxStreamFake:
             "settleCcy": "USDT",
             "state": "live",
         }
-        return web.json_response({"code": "0", "msg": "", "data": [row]})
+        return json_reply({"code": "0", "msg": "", "data": [row]})
 
     # -- WS ---------------------------------------------------------------------------
 
+    @get("/ws/v5/business", "/ws/v5/public")
     async def ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
+        ws = await self.accept(request)
         start = self.now_index()  # trades flow from the handshake on (see bybit_ws.py)
         args: list[dict[str, str]] = []
         with contextlib.suppress(asyncio.TimeoutError):
@@ -175,9 +153,9 @@ class OkxStreamFake:
                 for arg in args:
                     ack = {"event": "subscribe", "arg": arg, "connId": "a4d3ae55"}
                     await ws.send_str(orjson.dumps(ack).decode())
-        reader = asyncio.create_task(self._read(ws))
         channels = {a.get("channel") for a in args}
-        try:
+
+        async def pushes() -> None:
             if "trades-all" in channels and request.path.endswith("/business"):
                 await self._trades(ws, start)
             elif "books" in channels and request.path.endswith("/public"):
@@ -186,22 +164,8 @@ class OkxStreamFake:
                 err = {"event": "error", "code": "60018", "msg": "Wrong URL or channel"}
                 await ws.send_str(orjson.dumps(err).decode())
                 await asyncio.sleep(5)
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-        return ws
 
-    async def _read(self, ws: web.WebSocketResponse) -> None:
-        with contextlib.suppress(Exception):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                    self.pings += 1
-                    await ws.send_str("pong")
-
-    def _drop(self, ws: web.WebSocketResponse) -> None:
-        self.drops += 1
-        cut_connection(ws)
+        return await self.push_answering_pings(ws, pushes, "ping".__eq__, "pong")
 
     async def _trades(self, ws: web.WebSocketResponse, start: int) -> None:
         i = start
@@ -214,8 +178,7 @@ class OkxStreamFake:
                 i += 1
                 await ws.send_bytes(orjson.dumps(push))
                 sent += 1
-                if self.drop_every and sent % self.drop_every == 0:
-                    self._drop(ws)
+                if self.cut_after(ws, sent):
                     return
             await asyncio.sleep(0.002)
 
@@ -251,9 +214,4 @@ class OkxStreamFake:
             await ws.send_bytes(orjson.dumps({"arg": arg, "action": "update", "data": [item]}))
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/ws/v5/business", self.ws)
-        app.router.add_get("/ws/v5/public", self.ws)
-        app.router.add_get("/api/v5/market/history-trades", self.history_trades)
-        app.router.add_get("/api/v5/public/instruments", self.instruments)
-        return app
+        return self.ws_app()

@@ -1,11 +1,18 @@
-"""Run an aiohttp app on loopback and inject faults into its replies.
+"""The server side every fake exchange shares: serving, replies, faults, WebSocket feeds.
 
-``serve(app)`` yields the origin (``http://127.0.0.1:PORT``) to point a source at.
+A fake is only its wire format (routes and payload shapes); what is not the exchange's
+own lives here:
+
+``serve(app)`` yields the origin (``http://127.0.0.1:PORT``) to point a source at;
+``routes_app(fake)`` serves the handlers a fake marks with ``@get(path)``; ``json_reply``
+writes a body the way exchanges do (compact JSON); a handler refuses a request by raising
+``Refusal(reply)`` (the exchange's own error body) from wherever it finds the fault.
 ``FaultInjector`` is an aiohttp middleware: a seeded share of requests gets a 5xx,
 a reset connection, a truncated body or a slow reply, so a test can demand the store
 equal a clean run's. Its ``exchange`` kind answers with one of ``replies``, the
 exchange's own documented error bodies (each fake module lists its ``ERROR_REPLIES``);
 ``with_faults(app, injector)`` puts an injector in front of any fake's app.
+The streaming fakes' base (``WsFake``) is in ``tests.fakes.ws``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -23,14 +30,100 @@ from aiohttp import web
 __all__ = [
     "ErrorReply",
     "FaultInjector",
-    "cut_connection",
+    "Refusal",
+    "answer_refusals",
     "exchange_faults",
+    "get",
+    "json_reply",
+    "query_ints",
+    "routes_app",
+    "routes_of",
     "serve",
     "serve_in_thread",
     "with_faults",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def json_reply(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """``data`` as a compact JSON body (orjson, as exchanges send it), with ``headers``."""
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        content_type="application/json",
+        headers=dict(headers) if headers else None,
+    )
+
+
+class Refusal(Exception):
+    """Raised anywhere in a fake's handler to answer ``response``: the exchange refusing
+    the request (unknown symbol, bad parameter), so handlers need no early returns."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@web.middleware
+async def answer_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The middleware turning a ``Refusal`` into its response (``routes_app`` adds it)."""
+    try:
+        return await handler(request)
+    except Refusal as refusal:
+        return refusal.response
+
+
+def query_ints(
+    request: web.Request, defaults: Mapping[str, int | None], refusal: web.Response
+) -> list[int | None]:
+    """The integer query parameters named in ``defaults`` (their default when absent);
+    a parameter that is no integer is refused with ``refusal``."""
+    try:
+        return [
+            int(request.query[name]) if name in request.query else default
+            for name, default in defaults.items()
+        ]
+    except ValueError:
+        raise Refusal(refusal) from None
+
+
+def get(*paths: str) -> Callable[[HandlerT], HandlerT]:
+    """Mark a fake's handler method as the GET handler of ``paths`` (its wire address):
+    ``routes_app(fake)`` serves every method so marked."""
+
+    def mark(handler: HandlerT) -> HandlerT:
+        handler.get_paths = (*getattr(handler, "get_paths", ()), *paths)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def routes_of(fake: object) -> dict[str, Handler]:
+    """Path -> bound handler for every method of ``fake`` marked with ``@get``."""
+    routes: dict[str, Handler] = {}
+    for name in dir(type(fake)):
+        for path in getattr(getattr(type(fake), name), "get_paths", ()):
+            routes[path] = getattr(fake, name)
+    return routes
+
+
+def routes_app(
+    fake: object,
+    *,
+    app: web.Application | None = None,
+    middlewares: Sequence[Any] = (),
+) -> web.Application:
+    """``app`` (a new one with ``middlewares`` if None) serving ``fake``'s ``@get``
+    handlers (or ``fake`` itself if it is a path -> handler mapping)."""
+    app = web.Application(middlewares=[*middlewares, answer_refusals]) if app is None else app
+    routes = fake if isinstance(fake, Mapping) else routes_of(fake)
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    return app
 
 
 @dataclass(frozen=True)
@@ -44,12 +137,7 @@ class ErrorReply:
     def response(self) -> web.Response:
         if isinstance(self.body, str):  # an HTML page from a gateway, say
             return web.Response(status=self.status, text=self.body, headers=dict(self.headers))
-        return web.Response(
-            status=self.status,
-            body=orjson.dumps(self.body),
-            content_type="application/json",
-            headers=dict(self.headers),
-        )
+        return json_reply(self.body, self.status, self.headers)
 
 
 @dataclass
@@ -116,14 +204,6 @@ def with_faults(app: web.Application, faults: FaultInjector) -> web.Application:
     """Put ``faults`` in front of every other middleware of ``app`` (before it starts)."""
     app.middlewares.insert(0, faults.middleware)
     return app
-
-
-def cut_connection(ws: web.WebSocketResponse) -> None:
-    """Drop a WebSocket the way a network failure does: abort the TCP transport, so the
-    client sees a broken connection, not a close frame."""
-    transport = ws._req.transport if ws._req is not None else None
-    if transport is not None:
-        transport.abort()
 
 
 @contextlib.asynccontextmanager

@@ -27,8 +27,8 @@ from dccd_core.domain import NS_PER_MS, DatasetKey, DccdError, StoreError, to_ns
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
 from tests.fakes.binance import FakeBinance
+from tests.fakes.kit import open_limiter
 from tests.fakes.server import FaultInjector, serve, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,8 @@ def _fake(**kwargs: Any) -> FakeBinance:
 
 
 async def _run_backfill(origin: str, store: Store, key: DatasetKey, **kwargs: Any) -> Any:
-    source = build_source("binance", rest_url=origin)
-    source.http.limiter = WeightLimiter(10**9)
-    try:
+    async with open_limiter(build_source("binance", rest_url=origin)) as source:
         return await backfill(key, start=START, end=END, store=store, source=source, **kwargs)
-    finally:
-        await source.http.aclose()
 
 
 def _assert_every_file_reads(root: Path) -> None:

@@ -8,8 +8,7 @@ Sizes: 30 days of 1m candles and ~200k trades here (seconds); the full-size chec
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -31,11 +30,11 @@ from dccd_core.domain import (
 )
 from dccd_core.operations.backfill import BackfillProgress, backfill, find_origin
 from dccd_core.sources.binance import BinanceSource
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport import WeightLimiter
 from tests.fakes.binance import FakeBinance, MarketData
-from tests.fakes.server import FaultInjector, serve
+from tests.fakes.kit import fast_source_on, source_on
+from tests.fakes.server import FaultInjector
 
 LISTING = "2024-01-01"
 LISTING_MS = to_ns(LISTING) // NS_PER_MS
@@ -46,17 +45,9 @@ def _fake(**kwargs: Any) -> FakeBinance:
     return FakeBinance.default(listing_ms=LISTING_MS, **kwargs)
 
 
-@asynccontextmanager
-async def _binance(fake: FakeBinance, *, fast: bool = True) -> AsyncIterator[Any]:
+def _binance(fake: FakeBinance, *, fast: bool = True) -> AbstractAsyncContextManager[Any]:
     """A registry-built Binance source pointed at the fake (limiter opened up if fast)."""
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
-        if fast:
-            source.http.limiter = WeightLimiter(10**9)
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+    return (fast_source_on if fast else source_on)("binance", fake.app())
 
 
 def _key(data_type: str = "ohlc", span: str | None = "1m", symbol: str = "BTC/USDT") -> DatasetKey:
@@ -136,15 +127,11 @@ async def test_weight_limit_respected_no_ban(tmp_path: Any) -> None:
     store = Store(tmp_path)
     start = to_ns("2024-01-02")
     end = start + 4_000_000 * NS_PER_MS  # 40k trades -> ~40 pages of weight 4
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
+    async with source_on("binance", fake.app()) as source:
         limiter = WeightLimiter(60, usage_header="X-MBX-USED-WEIGHT-1M", window_s=1.0)
         source.http.limiter = limiter
-        try:
-            await backfill(_key(), start="2024-01-01", end="2024-01-15", store=store, source=source)
-            await backfill(_key("trades", None), start=start, end=end, store=store, source=source)
-        finally:
-            await source.http.aclose()
+        await backfill(_key(), start="2024-01-01", end="2024-01-15", store=store, source=source)
+        await backfill(_key("trades", None), start=start, end=end, store=store, source=source)
     assert fake.statuses[418] == 0
     weight = 4 * fake.requests["aggTrades"] + 2 * fake.requests["klines"]
     assert weight > 3 * 60  # the run needed several server windows
@@ -166,28 +153,24 @@ async def test_rejections_before_any_data_page(tmp_path: Any) -> None:
             ),
         )
 
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
+    async with source_on("binance", fake.app()) as source:
         narrow = Narrow(source.http, source.endpoints)
-        try:
-            with pytest.raises(UnknownSymbol, match="does not list DOGE/USDT"):
-                await backfill(
-                    _key(symbol="DOGE/USDT"), start="2024-02-01", store=store, source=source
-                )
-            with pytest.raises(NoCapability, match="no 5m candles"):
-                await backfill(_key(span="5m"), start="2024-02-01", store=store, source=narrow)
-            with pytest.raises(NoCapability, match="cannot serve trades"):
-                await backfill(_key("trades", None), start="2024-02-01", store=store, source=narrow)
-            with pytest.raises(ConfigError, match=r"ends .* before it starts"):
-                await backfill(
-                    _key(), start="2024-02-02", end="2024-02-01", store=store, source=source
-                )
-            with pytest.raises(NoCapability, match="COIN-M"):
-                await backfill(
-                    _key(symbol="BTC/USD:BTC"), start="2024-02-01", store=store, source=source
-                )
-        finally:
-            await source.http.aclose()
+        with pytest.raises(UnknownSymbol, match="does not list DOGE/USDT"):
+            await backfill(
+                _key(symbol="DOGE/USDT"), start="2024-02-01", store=store, source=source
+            )
+        with pytest.raises(NoCapability, match="no 5m candles"):
+            await backfill(_key(span="5m"), start="2024-02-01", store=store, source=narrow)
+        with pytest.raises(NoCapability, match="cannot serve trades"):
+            await backfill(_key("trades", None), start="2024-02-01", store=store, source=narrow)
+        with pytest.raises(ConfigError, match=r"ends .* before it starts"):
+            await backfill(
+                _key(), start="2024-02-02", end="2024-02-01", store=store, source=source
+            )
+        with pytest.raises(NoCapability, match="COIN-M"):
+            await backfill(
+                _key(symbol="BTC/USD:BTC"), start="2024-02-01", store=store, source=source
+            )
     assert fake.data_requests == 0
     assert store.datasets() == []
 
@@ -261,15 +244,11 @@ async def test_429s_pause_everything_and_never_become_a_ban(tmp_path: Any) -> No
     store = Store(tmp_path)
     start = to_ns("2024-01-02")
     end = start + 2_000_000 * NS_PER_MS  # 20k trades, ~20 pages of weight 4
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
+    async with source_on("binance", fake.app()) as source:
         source.http.limiter = None
-        try:
-            result = await backfill(
-                _key("trades", None), start=start, end=end, store=store, source=source
-            )
-        finally:
-            await source.http.aclose()
+        result = await backfill(
+            _key("trades", None), start=start, end=end, store=store, source=source
+        )
     assert fake.statuses[429] > 0 and result.rate_limit_pauses > 0
     assert fake.statuses[418] == 0
     truth = fake.truth_trades(start, end)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -32,9 +31,8 @@ from dccd_core.operations.backfill import backfill
 from dccd_core.sources.binance import BinanceSource
 from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
 from tests.fakes.binance import FakeBinance, MarketData
-from tests.fakes.server import serve
+from tests.fakes.kit import fast_source_on
 
 LISTING_MS = to_ns("2024-01-01") // NS_PER_MS
 KEY = DatasetKey.of("binance", "BTC/USDT", "trades", None)
@@ -55,15 +53,8 @@ def _fake(**market: Any) -> FakeBinance:
     return FakeBinance(markets={("spot", "BTCUSDT"): data}, weight_limit=10**9)
 
 
-@asynccontextmanager
-async def _binance(fake: FakeBinance) -> AsyncIterator[BinanceSource]:
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin)
-        source.http.limiter = WeightLimiter(10**9)
-        try:
-            yield source  # type: ignore[misc]
-        finally:
-            await source.http.aclose()
+def _binance(fake: FakeBinance) -> AbstractAsyncContextManager[BinanceSource]:
+    return fast_source_on("binance", fake.app())
 
 
 def _window() -> tuple[int, int]:
@@ -163,7 +154,7 @@ async def test_source_page_with_replay_is_full_and_not_refused() -> None:
         with pytest.raises(UnexpectedPayload, match="id rising while its time falls"):
             await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
     finally:
-        await source.http.aclose()
+        await source.aclose()
 
 
 def test_stream_drops_replays_within_and_across_batches() -> None:

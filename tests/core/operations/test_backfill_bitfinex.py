@@ -18,11 +18,9 @@ import pytest
 from dccd_core.domain import NS_PER_MS, DatasetKey, NoCapability, Span, to_ns
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.bitfinex import BitfinexSource
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
 from tests.fakes.bitfinex import BitfinexFake
-from tests.fakes.server import serve
+from tests.fakes.kit import open_limiter, source_on
 
 T0 = to_ns("2024-01-01T00:00:00Z")
 TRADES = DatasetKey.of("bitfinex", "BTC/USD", "trades")
@@ -31,16 +29,12 @@ PAGE = 2_000
 
 @asynccontextmanager
 async def bitfinex(fake: BitfinexFake, *, fast: bool = True) -> AsyncIterator[BitfinexSource]:
-    async with serve(fake.app()) as origin:
-        source = build_source("bitfinex", rest_url=origin)
+    async with source_on("bitfinex", fake.app()) as source:
         assert isinstance(source, BitfinexSource)
         if fast:
-            source.http.limiter = WeightLimiter(10**9)
+            open_limiter(source)
             source.trades_page_limit = PAGE
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+        yield source
 
 
 async def test_trades_stored_exactly_with_same_ms_bursts_at_page_boundaries(

@@ -7,8 +7,7 @@ bursts at and across page boundaries, close-stamped candles stored by their open
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -19,23 +18,16 @@ from dccd_core.domain import NS_PER_MS, DatasetKey, NoCapability, Span, to_ns
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.base import Source
 from dccd_core.sources.bitmex.rest import iso_ms
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from tests.fakes.bitmex import BitmexFake
-from tests.fakes.server import serve
+from tests.fakes.kit import source_on
 
 T0 = to_ns("2024-01-01T00:00:00Z")
 TRADES = DatasetKey.of("bitmex", "BTC/USD:BTC", "trades")
 
 
-@asynccontextmanager
-async def bitmex(fake: BitmexFake) -> AsyncIterator[Source]:
-    async with serve(fake.app()) as origin:
-        source = build_source("bitmex", rest_url=origin)
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+def bitmex(fake: BitmexFake) -> AbstractAsyncContextManager[Source]:
+    return source_on("bitmex", fake.app())
 
 
 async def test_trades_stored_exactly_with_same_ms_bursts_at_page_boundaries(

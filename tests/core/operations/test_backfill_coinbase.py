@@ -8,8 +8,7 @@ than a page) straddle the page boundaries of that walk.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import polars as pl
@@ -18,24 +17,17 @@ import pytest
 from dccd_core.domain import DatasetKey, NoCapability, Span
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.base import Source
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from tests.fakes.coinbase import T0_US, CoinbaseFake
-from tests.fakes.server import serve
+from tests.fakes.kit import source_on
 
 TRADES = DatasetKey.of("coinbase", "BTC/USD", "trades")
 T0 = T0_US * 1_000
 PAGE = 1_000
 
 
-@asynccontextmanager
-async def coinbase(fake: CoinbaseFake) -> AsyncIterator[Source]:
-    async with serve(fake.app()) as origin:
-        source = build_source("coinbase", rest_url=origin)
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+def coinbase(fake: CoinbaseFake) -> AbstractAsyncContextManager[Source]:
+    return source_on("coinbase", fake.app())
 
 
 def _data_requests(fake: CoinbaseFake, what: str) -> list[dict[str, str]]:

@@ -23,11 +23,11 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS, DatasetKey, ExchangeError, Span, to_ns
 from dccd_core.operations.backfill import backfill
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import RetryPolicy, WeightLimiter
+from dccd_core.transport import RetryPolicy
 from tests.fakes import binance, bitfinex, bitmex, bybit, coinbase, kraken, okx
-from tests.fakes.server import ErrorReply, FaultInjector, exchange_faults, serve, with_faults
+from tests.fakes.kit import open_limiter, source_on
+from tests.fakes.server import ErrorReply, FaultInjector, exchange_faults, with_faults
 
 FAST = RetryPolicy(attempts=10, base_s=0.002, max_s=0.02)
 RATE = 0.10
@@ -150,16 +150,12 @@ async def _run(case: Case, root: Path, faults: FaultInjector | None) -> tuple[pl
     app = case.app()
     if faults is not None:
         with_faults(app, faults)
-    async with serve(app) as origin:
-        source = build_source(case.key.exchange, rest_url=origin)
+    async with source_on(case.key.exchange, app) as source:
         source.http.retry = FAST
-        source.http.limiter = WeightLimiter(10**9)  # pacing has its own tests
+        open_limiter(source)  # pacing has its own tests
         case.tune(source)
-        try:
-            store = Store(root)
-            await backfill(case.key, start=case.start, end=case.end, store=store, source=source)
-        finally:
-            await source.http.aclose()
+        store = Store(root)
+        await backfill(case.key, start=case.start, end=case.end, store=store, source=source)
     return store.read(case.key), source.http.stats
 
 
@@ -183,12 +179,8 @@ async def test_bitfinex_bad_parameter_in_a_500_fails_at_once_with_its_message() 
     """10020 is documented as a request-parameters error: a permanent fault even though
     Bitfinex sends it with HTTP 500, so it is not retried and says what was wrong."""
     fake = bitfinex.BitfinexFake(first_ms=T0_MS, last_ms=T0_MS + 60_000)
-    async with serve(fake.app()) as origin:
-        source = build_source("bitfinex", rest_url=origin)
+    async with source_on("bitfinex", fake.app()) as source:
         source.http.retry = FAST
-        try:
-            with pytest.raises(ExchangeError, match=r"bitfinex error 10020: limit: invalid"):
-                await source.http.get("/v2/trades/tBTCUSD/hist", {"limit": 20_000})
-        finally:
-            await source.http.aclose()
+        with pytest.raises(ExchangeError, match=r"bitfinex error 10020: limit: invalid"):
+            await source.http.get("/v2/trades/tBTCUSD/hist", {"limit": 20_000})
     assert len(fake.requests) == 1 and source.http.stats.retries == 0

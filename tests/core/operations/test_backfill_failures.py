@@ -221,21 +221,22 @@ class Inverted(Synthetic):
         return TradePage(rows, page.next_cursor)
 
 
+def _backfill_an_hour(store: Store, source: Inverted, **kwargs: Any) -> None:
+    asyncio.run(
+        backfill(
+            _key("trades"), start=START, end=START + 3600 * NS_PER_S, store=store, source=source,
+            **kwargs,
+        )
+    )  # fmt: skip
+
+
 def test_a_page_whose_ids_rise_while_times_fall_is_refused_and_nothing_stored(
     tmp_path: Any,
 ) -> None:
     # trade 300 dated before trade 299 (and others) on the first page
     store = Store(tmp_path)
     with pytest.raises(UnexpectedPayload) as caught:
-        asyncio.run(
-            backfill(
-                _key("trades"),
-                start=START,
-                end=START + 3600 * NS_PER_S,
-                store=store,
-                source=Inverted(bad_page=1, swap_id=300, back_s=10),
-            )
-        )
+        _backfill_an_hour(store, Inverted(bad_page=1, swap_id=300, back_s=10))
     message = str(caught.value)
     assert message.startswith("synthetic: trades page rejected")
     assert "trade 300 at 2024-03-01T00:04:50Z is dated before trade 299 at" in message
@@ -248,16 +249,7 @@ def test_a_page_dated_before_the_previous_one_is_refused_at_the_seam(tmp_path: A
     # before the last trades of page 1: caught across the seam, page 2 never stored
     store = Store(tmp_path)
     with pytest.raises(UnexpectedPayload, match=r"trade 600 at .* is dated before trade 599"):
-        asyncio.run(
-            backfill(
-                _key("trades"),
-                start=START,
-                end=START + 3600 * NS_PER_S,
-                store=store,
-                source=Inverted(bad_page=2, swap_id=600, back_s=20),
-                concurrency=1,
-            )
-        )
+        _backfill_an_hour(store, Inverted(bad_page=2, swap_id=600, back_s=20), concurrency=1)
     stored = store.read(_key("trades"))
     assert "600" not in stored.get_column("trade_id").to_list()
 

@@ -12,8 +12,7 @@ backfill is at most one window, and anything older is refused before any request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import polars as pl
@@ -22,27 +21,17 @@ import pytest
 from dccd_core.domain import DatasetKey, NoCapability, Span, now_ns
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.base import Source
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport import WeightLimiter
+from tests.fakes.kit import fast_source_on, source_on
 from tests.fakes.kraken import T0_US, KrakenFake
-from tests.fakes.server import serve
 
 TRADES = DatasetKey.of("kraken", "BTC/USD", "trades")
 T0 = T0_US * 1_000
 PAGE = 1_000
 
 
-@asynccontextmanager
-async def kraken(fake: KrakenFake, *, fast: bool = True) -> AsyncIterator[Source]:
-    async with serve(fake.app()) as origin:
-        source = build_source("kraken", rest_url=origin)
-        if fast:
-            source.http.limiter = WeightLimiter(10**9)  # type: ignore[attr-defined]
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+def kraken(fake: KrakenFake, *, fast: bool = True) -> AbstractAsyncContextManager[Source]:
+    return (fast_source_on if fast else source_on)("kraken", fake.app())
 
 
 def _data_requests(fake: KrakenFake, what: str) -> list[dict[str, str]]:

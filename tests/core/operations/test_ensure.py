@@ -11,10 +11,10 @@ import pytest
 from dccd_core.domain import NS_PER_MS, DatasetKey, to_ns
 from dccd_core.operations.backfill import backfill_sync
 from dccd_core.operations.ensure import FetchTooLarge, ensure, ensure_async, estimate_requests
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from tests.fakes.binance import FakeBinance
-from tests.fakes.server import serve, serve_in_thread
+from tests.fakes.kit import source_on
+from tests.fakes.server import serve_in_thread
 
 LISTING_MS = to_ns("2024-01-01") // NS_PER_MS
 KEY = DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
@@ -68,24 +68,20 @@ async def test_ensure_async_twin_trades(tmp_path: Path) -> None:
     fake = _fake()
     store = Store(tmp_path)
     start, end = to_ns("2024-02-01"), to_ns("2024-02-01T06:00:00")
-    async with serve(fake.app()) as url:
-        source = build_source("binance", rest_url=url)
-        try:
-            from dccd_core.operations.backfill import backfill
+    async with source_on("binance", fake.app()) as source:
+        from dccd_core.operations.backfill import backfill
 
-            await backfill(
-                TRADES,
-                start="2024-02-01T04:00:00",
-                end="2024-02-01T05:00:00",
-                store=store,
-                source=source,
-            )
-            fetched = fake.requests["aggTrades"]
-            frame = await ensure_async(
-                "binance", "BTC/USDT", "trades", start=start, end=end, store=store, source=source
-            )
-        finally:
-            await source.http.aclose()
+        await backfill(
+            TRADES,
+            start="2024-02-01T04:00:00",
+            end="2024-02-01T05:00:00",
+            store=store,
+            source=source,
+        )
+        fetched = fake.requests["aggTrades"]
+        frame = await ensure_async(
+            "binance", "BTC/USDT", "trades", start=start, end=end, store=store, source=source
+        )
     truth = fake.truth_trades(start, end)
     assert frame["trade_id"].to_list() == truth["trade_id"].to_list()
     assert frame["price"].to_list() == truth["price"].to_list()
@@ -137,32 +133,21 @@ def test_max_fetch_refuses_with_the_estimate(origin: FakeBinance, tmp_path: Path
     store = Store(tmp_path)
     _two_holes(store)
     seen = origin.requests["klines"]
+
+    def ensure_four_days(max_fetch: int) -> object:
+        return ensure(
+            "binance", "BTC/USDT", "ohlc", "1m", start="2024-02-01", end="2024-02-05",
+            store=store, max_fetch=max_fetch,
+        )  # fmt: skip
+
     with pytest.raises(FetchTooLarge) as refused:
-        ensure(
-            "binance",
-            "BTC/USDT",
-            "ohlc",
-            "1m",
-            start="2024-02-01",
-            end="2024-02-05",
-            store=store,
-            max_fetch=3,
-        )
+        ensure_four_days(3)
     message = str(refused.value)
     assert "needs about 4 requests" in message and "max_fetch=3" in message, message
     assert "2 missing range(s)" in message, message
     assert origin.requests["klines"] == seen  # refused before any data request
     # exactly the budget: fetched
-    ensure(
-        "binance",
-        "BTC/USDT",
-        "ohlc",
-        "1m",
-        start="2024-02-01",
-        end="2024-02-05",
-        store=store,
-        max_fetch=4,
-    )
+    ensure_four_days(4)
     assert origin.requests["klines"] == seen + 4
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import polars as pl
@@ -19,46 +19,31 @@ from dccd_core.storage import segments as segments_module
 from dccd_core.transport.ws import WsConfig
 from tests.core.storage.helpers import trades
 from tests.fakes.binance_ws import BinanceStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import FAST_WS, checked_book_samples, source_on, stream_on
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 TRADES = DatasetKey.of("binance", "BTC/USDT", "trades")
 BOOK = DatasetKey.of("binance", "BTC/USDT", "book")
 
 
-async def _source(fake: BinanceStreamFake) -> AsyncIterator[tuple[Source, BinanceStreamFake]]:
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        try:
-            yield source, fake
-        finally:
-            await source.http.aclose()
+def _source(fake: BinanceStreamFake) -> AbstractAsyncContextManager[Source]:
+    return source_on("binance", fake.app())
 
 
 @pytest.fixture
-async def dropping() -> AsyncIterator[tuple[Source, BinanceStreamFake]]:
-    fake = BinanceStreamFake(per_ms=2, drop_every=700, skip_rate=0.005, seed=3)
-    async for item in _source(fake):
-        yield item
+def dropping() -> BinanceStreamFake:
+    return BinanceStreamFake(per_ms=2, drop_every=700, skip_rate=0.005, seed=3)
 
 
 async def test_trades_equal_truth_across_drops_and_skips(
-    dropping: tuple[Source, BinanceStreamFake], tmp_path: Path
+    dropping: BinanceStreamFake, tmp_path: Path
 ) -> None:
-    source, fake = dropping
+    fake = dropping
     store = Store(tmp_path)
     reports: list[FlushReport] = []
-    final = await stream(
-        "binance",
-        ["BTC/USDT"],
-        "trades",
-        store=store,
-        source=source,
-        flush_interval_s=0.3,
-        max_runtime_s=3.0,
-        on_flush=reports.append,
-        ws_config=FAST_WS,
-    )
+    final = await stream_on(
+        fake, "binance", ["BTC/USDT"], "trades", store=store, flush_interval_s=0.3,
+        max_runtime_s=3.0, on_flush=reports.append,
+    )  # fmt: skip
     stored = store.read(TRADES)
     ids = stored.get_column("trade_id").cast(pl.Int64)
     # several drops and skips happened, and every one was healed
@@ -97,17 +82,10 @@ async def test_flushes_append_segments_with_websocket_provenance(
     monkeypatch.setattr(segments_module, "write_parquet_atomic", spy)
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path, segments=SegmentPolicy(min_base_rows=100, fanout=3, max_segments=6))
-    async for source, _ in _source(fake):
-        await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.1,
-            max_runtime_s=1.5,
-            ws_config=FAST_WS,
-        )
+    await stream_on(
+        fake, "binance", ["BTC/USDT"], "trades", store=store, flush_interval_s=0.1,
+        max_runtime_s=1.5,
+    )
     assert any(".seg-" in name for name in written)  # small flushes went to segments
     glob = pl.read_parquet(str(tmp_path / "trades" / "**" / "*.parquet"))
     ids = glob.get_column("trade_id").cast(pl.Int64)
@@ -120,28 +98,17 @@ async def test_flushes_append_segments_with_websocket_provenance(
 async def test_restart_heals_from_the_stored_last_row(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path)
-    async for source, _ in _source(fake):
-        await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.2,
-            max_runtime_s=0.6,
-            ws_config=FAST_WS,
-        )
+    async with _source(fake) as source:
+
+        async def run() -> FlushReport:
+            return await stream(
+                "binance", ["BTC/USDT"], "trades", store=store, source=source,
+                flush_interval_s=0.2, max_runtime_s=0.6, ws_config=FAST_WS,
+            )  # fmt: skip
+
+        await run()
         await asyncio.sleep(0.5)  # trades happen while nothing listens
-        second = await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.2,
-            max_runtime_s=0.6,
-            ws_config=FAST_WS,
-        )
+        second = await run()
     ids = store.read(TRADES).get_column("trade_id").cast(pl.Int64)
     assert second.healed_rows >= 400
     assert ids.is_unique().all() and ids.max() - ids.min() + 1 == ids.len()  # type: ignore[operator]
@@ -151,19 +118,11 @@ async def test_stop_event_flushes_everything(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path)
     stop = asyncio.Event()
-    async for source, _ in _source(fake):
-        task = asyncio.create_task(
-            stream(
-                "binance",
-                ["BTC/USDT"],
-                "trades",
-                store=store,
-                source=source,
-                flush_interval_s=60.0,
-                stop=stop,
-                ws_config=FAST_WS,
-            )
-        )
+    async with _source(fake) as source:
+        task = asyncio.create_task(stream(
+            "binance", ["BTC/USDT"], "trades", store=store, source=source, flush_interval_s=60.0,
+            stop=stop, ws_config=FAST_WS,
+        ))
         await asyncio.sleep(0.8)
         stop.set()
         final = await asyncio.wait_for(task, 5)
@@ -174,19 +133,11 @@ async def test_cancel_flushes_everything(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     store = Store(tmp_path)
     seen: list[FlushReport] = []
-    async for source, _ in _source(fake):
-        task = asyncio.create_task(
-            stream(
-                "binance",
-                ["BTC/USDT"],
-                "trades",
-                store=store,
-                source=source,
-                flush_interval_s=60.0,
-                on_flush=seen.append,
-                ws_config=FAST_WS,
-            )
-        )
+    async with _source(fake) as source:
+        task = asyncio.create_task(stream(
+            "binance", ["BTC/USDT"], "trades", store=store, source=source, flush_interval_s=60.0,
+            on_flush=seen.append, ws_config=FAST_WS,
+        ))
         await asyncio.sleep(0.8)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -198,19 +149,10 @@ async def test_cancel_flushes_everything(tmp_path: Path) -> None:
 async def test_book_resyncs_on_gap_and_never_stores_a_crossed_book(tmp_path: Path) -> None:
     fake = BinanceStreamFake(gap_at=(1101,), crossed_at=(1201,), depth_interval_s=0.005)
     store = Store(tmp_path)
-    async for source, _ in _source(fake):
-        final = await stream(
-            "binance",
-            ["BTC/USDT"],
-            "book",
-            store=store,
-            source=source,
-            book_depth=10,
-            snapshot_interval_s=0.05,
-            flush_interval_s=0.3,
-            max_runtime_s=2.5,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "binance", ["BTC/USDT"], "book", store=store, book_depth=10, snapshot_interval_s=0.05,
+        flush_interval_s=0.3, max_runtime_s=2.5,
+    )
     book = store.read(BOOK)
     assert book.height > 0
     best = book.filter(pl.col("level") == 0).pivot(on="side", index="ts", values="price")
@@ -220,17 +162,9 @@ async def test_book_resyncs_on_gap_and_never_stores_a_crossed_book(tmp_path: Pat
     assert fake.depth_requests >= 3
     # every stored snapshot equals the truth at its update id (ts = t0 + u ms)
     # (a snapshot sampled right after a REST snapshot carries the receive time instead)
-    checked = 0
-    for ts, frame in book.group_by("ts"):
-        u = ts[0] // 1_000_000 - fake.t0_ms  # type: ignore[operator]
-        if u not in fake.book_history:
-            continue
-        checked += 1
-        bids, asks = fake.book_history[u]
-        got_b = frame.filter(pl.col("side") == "bid").sort("level")
-        got_a = frame.filter(pl.col("side") == "ask").sort("level")
-        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == bids[:10]
-        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == asks[:10]
+    checked = checked_book_samples(
+        book, lambda ts: fake.book_history.get(ts // 1_000_000 - fake.t0_ms)
+    )
     assert checked >= 10
 
 
@@ -269,18 +203,10 @@ async def test_an_unreachable_stream_says_so_at_once_and_reports_never(tmp_path:
 async def test_a_healthy_stream_reports_connected_and_its_last_message(tmp_path: Path) -> None:
     fake = BinanceStreamFake(per_ms=1)
     lines: list[str] = []
-    async for source, _ in _source(fake):
-        final = await stream(
-            "binance",
-            ["BTC/USDT"],
-            "trades",
-            store=Store(tmp_path),
-            source=source,
-            flush_interval_s=0.2,
-            max_runtime_s=0.8,
-            on_status=lambda line, status: lines.append(line),
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "binance", ["BTC/USDT"], "trades", store=Store(tmp_path), flush_interval_s=0.2,
+        max_runtime_s=0.8, on_status=lambda line, status: lines.append(line),
+    )
     assert lines == ["binance trades BTC/USDT: connected (session 1, reconnects 0)"]
     assert final.connected and final.messages > 100 and final.connect_attempts == 0
     assert final.last_message_age_s is not None and final.last_message_age_s < 0.5
@@ -318,4 +244,4 @@ async def test_ids_missing_inside_the_first_batch_are_healed(tmp_path: Path) -> 
         await streamer.on_trades(WsTrades(symbol, nxt))  # the seam with the batch before
         assert healed == [(ts[4], ts[0] + 10_000_000 + 1)]
     finally:
-        await source.http.aclose()
+        await source.aclose()

@@ -12,20 +12,19 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import DatasetKey
-from dccd_core.operations.stream import stream
-from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import WsEvent
 from dccd_core.storage import Store
-from dccd_core.transport.ws import Connected, WsClient, WsConfig
+from dccd_core.transport.ws import Connected, WsClient
 from tests.fakes.binance_ws import BinanceStreamFake
+from tests.fakes.kit import FAST_WS, stream_on
 from tests.fakes.server import serve
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 TRADES = DatasetKey.of("binance", "BTC/USDT", "trades")
 
 
@@ -36,22 +35,20 @@ async def test_single_frames_are_parsed_once_per_flush_and_stored_whole(
     fake = BinanceStreamFake(per_ms=1, trade_tick_s=0.005)
     store = Store(tmp_path)
     batches: list[int] = []
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        parse = source.parse_ws_messages  # type: ignore[attr-defined]
+
+    def count_batches(source: Any) -> None:
+        parse = source.parse_ws_messages
 
         def counting(raws: Sequence[str | bytes]) -> list[WsEvent]:
             batches.append(len(raws))
             return parse(raws)  # type: ignore[no-any-return]
 
-        source.parse_ws_messages = counting  # type: ignore[attr-defined]
-        try:
-            final = await stream(
-                "binance", ["BTC/USDT"], "trades", store=store, source=source,
-                flush_interval_s=0.5, max_runtime_s=2.6, ws_config=FAST_WS,
-            )
-        finally:
-            await source.http.aclose()  # type: ignore[attr-defined]
+        source.parse_ws_messages = counting
+
+    final = await stream_on(
+        fake, "binance", ["BTC/USDT"], "trades", store=store, prepare=count_batches,
+        flush_interval_s=0.5, max_runtime_s=2.6,
+    )
     stored = store.read(TRADES)
     assert stored.height > 1000 and final.reconnects == 0
     first_ms, last_ms = int(stored["ts"][0]) // 1_000_000, int(stored["ts"][-1]) // 1_000_000

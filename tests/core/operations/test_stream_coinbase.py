@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from dccd_core.domain import DatasetKey, ExchangeError, Symbol
-from dccd_core.operations.stream import FlushReport, stream
-from dccd_core.sources.base import Source
-from dccd_core.sources.registry import build_source
+from dccd_core.operations.stream import FlushReport
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
 from tests.fakes.coinbase_ws import CoinbaseStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import checked_book_samples, stream_on
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 BTC_USD = Symbol("BTC", "USD")
 TRADES = DatasetKey.of("coinbase", "BTC/USD", "trades")
 BOOK = DatasetKey.of("coinbase", "BTC/USD", "book")
-
-
-async def _source(fake: CoinbaseStreamFake) -> AsyncIterator[Source]:
-    async with serve(fake.app()) as origin:
-        source = build_source("coinbase", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
 
 
 async def test_trades_equal_truth_across_drops_and_skips(tmp_path: Path) -> None:
     fake = CoinbaseStreamFake(drop_every=800, skip_rate=0.004, seed=3)
     store = Store(tmp_path)
     reports: list[FlushReport] = []
-    async for source in _source(fake):
-        final = await stream(
-            "coinbase", ["BTC/USD"], "trades", store=store, source=source,
-            flush_interval_s=0.3, max_runtime_s=2.5, on_flush=reports.append,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "coinbase", ["BTC/USD"], "trades", store=store, flush_interval_s=0.3,
+        max_runtime_s=2.5, on_flush=reports.append
+    )
     stored = store.read(TRADES)
     ids = stored.get_column("trade_id").cast(pl.Int64)
     lo, hi = int(ids.min()), int(ids.max())  # type: ignore[arg-type]
@@ -68,12 +52,10 @@ async def test_trades_equal_truth_across_drops_and_skips(tmp_path: Path) -> None
 async def test_book_is_never_stored_crossed_and_resubscribes(tmp_path: Path) -> None:
     fake = CoinbaseStreamFake(crossed_at=(60, 200), book_interval_s=0.005)
     store = Store(tmp_path)
-    async for source in _source(fake):
-        final = await stream(
-            "coinbase", ["BTC/USD"], "book", store=store, source=source, book_depth=10,
-            snapshot_interval_s=0.05, flush_interval_s=0.3, max_runtime_s=2.5,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "coinbase", ["BTC/USD"], "book", store=store, book_depth=10, snapshot_interval_s=0.05,
+        flush_interval_s=0.3, max_runtime_s=2.5
+    )
     book = store.read(BOOK)
     best = book.filter(pl.col("level") == 0).pivot(on="side", index="ts", values="price")
     assert best.height > 10 and (best["bid"] < best["ask"]).all()
@@ -81,23 +63,14 @@ async def test_book_is_never_stored_crossed_and_resubscribes(tmp_path: Path) -> 
     assert final.resyncs == len(fake.crossed_at)
     assert fake.connections == 1 + len(fake.crossed_at)
     # every stored snapshot stamped by an update equals the truth after that update
-    history = fake.book_history["BTC-USD"]
-    checked = 0
-    for (ts,), frame in book.group_by("ts"):
-        truth = history.get(int(ts) // 1_000)  # type: ignore[call-overload]
-        if truth is None:  # sampled right after a snapshot: stamped on receipt
-            continue
-        checked += 1
-        got_b = frame.filter(pl.col("side") == "bid").sort("level")
-        got_a = frame.filter(pl.col("side") == "ask").sort("level")
-        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == truth[0][:10]
-        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == truth[1][:10]
+    # (a snapshot sampled right after a snapshot is stamped on receipt: not compared)
+    checked = checked_book_samples(book, lambda ts: fake.book_history["BTC-USD"].get(ts // 1_000))
     assert checked >= 10
 
 
 async def test_unknown_product_is_an_exchange_error(tmp_path: Path) -> None:
-    fake = CoinbaseStreamFake()
-    async for source in _source(fake):
-        with pytest.raises(ExchangeError, match="SOL-USD is not a valid product"):
-            await stream("coinbase", ["SOL/USD"], "trades", store=Store(tmp_path),
-                         source=source, max_runtime_s=3.0, ws_config=FAST_WS)
+    with pytest.raises(ExchangeError, match="SOL-USD is not a valid product"):
+        await stream_on(
+            CoinbaseStreamFake(), "coinbase", ["SOL/USD"], "trades", store=Store(tmp_path),
+            max_runtime_s=3.0,
+        )

@@ -6,15 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dccd_core.domain import NS_PER_MS, DatasetKey
-from dccd_core.operations.stream import stream
 from dccd_core.sources.binance.parse import parse_candles
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
 from tests.fakes.binance_ws import BinanceStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import stream_on
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 CANDLES = DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
 STEP_MS = 60_000
 
@@ -24,15 +20,10 @@ async def test_only_closed_klines_are_stored_and_drops_are_healed(tmp_path: Path
     # are never sent closed
     fake = BinanceStreamFake(kline_speed=1200.0, drop_every=40, kline_skip=(5, 9))
     store = Store(tmp_path)
-    async with serve(fake.app()) as origin:
-        source = build_source("binance", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        try:
-            final = await stream(
-                "binance", ["BTC/USDT"], "ohlc", span="1m", store=store, source=source,
-                flush_interval_s=0.3, max_runtime_s=2.5, ws_config=FAST_WS,
-            )
-        finally:
-            await source.http.aclose()
+    final = await stream_on(
+        fake, "binance", ["BTC/USDT"], "ohlc", span="1m", store=store, flush_interval_s=0.3,
+        max_runtime_s=2.5,
+    )
     stored = store.read(CANDLES)
     ts = stored.get_column("ts")
     assert stored.height >= 25

@@ -10,17 +10,8 @@ import httpx
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-)
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.binance import CAPABILITY, BinanceSource
 from dccd_core.sources.binance.parse import (
     check_payload,
@@ -197,7 +188,7 @@ async def test_spot_and_perp_go_to_their_hosts_by_default(monkeypatch: pytest.Mo
         await source.check_symbol(PERP)
         symbols = await source.fetch_symbols()
     finally:
-        await source.http.aclose()
+        await source.aclose()
     hosts = [(u.host, u.path) for u in seen]
     assert hosts[:2] == [
         ("api.binance.com", "/api/v3/klines"),
@@ -219,7 +210,7 @@ async def test_override_sends_both_markets_to_one_origin(monkeypatch: pytest.Mon
         with pytest.raises(NoCapability, match="futures have no book depth 5000"):
             await source.fetch_book(PERP, 5000)
     finally:
-        await source.http.aclose()
+        await source.aclose()
     assert {(u.host, u.port) for u in seen} == {("127.0.0.1", 9)}
 
 
@@ -232,7 +223,7 @@ async def test_unknown_symbol_and_coin_m() -> None:
         with pytest.raises(NoCapability, match="COIN-M"):
             await source.check_symbol(Symbol.parse("BTC/USD:BTC"))
     finally:
-        await source.http.aclose()
+        await source.aclose()
 
 
 async def test_trade_cursor_semantics() -> None:
@@ -276,4 +267,4 @@ async def test_trade_cursor_semantics() -> None:
         page = await source.fetch_trades_page(SPOT, t0 * NS_PER_MS, end, ("id", 10))
         assert page.next_cursor is None  # newest trade reached
     finally:
-        await source.http.aclose()
+        await source.aclose()

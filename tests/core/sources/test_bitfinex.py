@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for, to_ns
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     RateLimited,
     RetryExhausted,
     SourceError,
-    Span,
-    Symbol,
     UnexpectedPayload,
     UnknownSymbol,
-    schema_for,
-    to_ns,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.bitfinex import BitfinexSource
 from dccd_core.sources.bitfinex import parse as bfx
 from dccd_core.sources.bitfinex.symbols import from_native, to_native
-from dccd_core.transport import HttpClient, RetryPolicy, TransientError
+from dccd_core.transport import RetryPolicy, TransientError
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.bitfinex import BitfinexFake
-from tests.fakes.server import serve
+from tests.fakes.kit import client_source, fake_source_fixture, fixture_loader, source_built_on
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "bitfinex"
 BTC_USD = Symbol("BTC", "USD")
 T0 = to_ns("2024-01-01T00:00:00Z")
-
-
-def load(name: str) -> object:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader("bitfinex")
 
 
 # -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
@@ -171,24 +157,18 @@ def test_inverse_perp_is_unknown() -> None:
 # -- against the fake -----------------------------------------------------------------
 
 
-def make_source(origin: str) -> BitfinexSource:
-    http = HttpClient(
-        "bitfinex",
-        origin,
-        check_payload=BitfinexSource.check_payload,
-        errors=BitfinexSource.errors,
-        retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02),
-    )
-    return BitfinexSource(http, Endpoints(rest_url=origin))
+def make_source(origin: str, attempts: int = 2) -> BitfinexSource:
+    retry = RetryPolicy(attempts=attempts, base_s=0.01, max_s=0.02)
+    check, errors = BitfinexSource.check_payload, BitfinexSource.errors
+    return client_source(
+        BitfinexSource, "bitfinex", check_payload=check, errors=errors, retry=retry
+    )(origin)
 
 
-@pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[BitfinexFake, BitfinexSource]]:
-    fake = BitfinexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 40 * 86_400_000)
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
-        yield fake, source
-        await source.http.aclose()
+fake_and_source = fake_source_fixture(
+    lambda: BitfinexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 40 * 86_400_000),
+    make_source,
+)
 
 
 async def collect_trades(source: BitfinexSource, start: int, end: int) -> pl.DataFrame:
@@ -210,10 +190,8 @@ async def test_trades_backfill_equals_truth_with_burst_across_page_boundary() ->
     assert truth.height > 3 * 10_000
     at_boundary = truth.filter(pl.col("ts") == boundary_ms * NS_PER_MS).height
     assert at_boundary > 3_000
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
+    async with source_built_on(fake.app(), make_source) as source:
         got = await collect_trades(source, start, end)
-        await source.http.aclose()
     assert got.schema == pl.Schema(schema_for(DataType.TRADES))
     assert got.height == truth.height
     assert got.equals(sort_truth(truth))
@@ -228,10 +206,8 @@ async def test_trades_more_than_a_page_in_one_millisecond() -> None:
     fake = BitfinexFake(first_ms=first, last_ms=first + 180_000, bursts={burst_ms: 12_000})
     start, end = T0, T0 + 180_000 * NS_PER_MS
     truth = fake.truth_trades(BTC_USD, start, end)
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
+    async with source_built_on(fake.app(), make_source) as source:
         got = await collect_trades(source, start, end)
-        await source.http.aclose()
     assert got.equals(sort_truth(truth))
     assert any("sort=-1" in q and f"start={burst_ms}&end={burst_ms}" in q for q in fake.requests)
 
@@ -239,11 +215,9 @@ async def test_trades_more_than_a_page_in_one_millisecond() -> None:
 async def test_trades_beyond_two_pages_in_one_millisecond_is_a_clear_error() -> None:
     first = T0 // NS_PER_MS
     fake = BitfinexFake(first_ms=first, last_ms=first + 10_000, bursts={first + 5_000: 20_500})
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
+    async with source_built_on(fake.app(), make_source) as source:
         with pytest.raises(SourceError, match=r"more than 20000 .* trades in the one millisecond"):
             await collect_trades(source, T0, T0 + 10_000 * NS_PER_MS)
-        await source.http.aclose()
 
 
 async def test_candles_backfill_equals_truth(
@@ -302,19 +276,11 @@ async def test_maintenance_in_http_500_is_retried() -> None:
     """20060 is transient, unlike other error bodies in a 500 (not retried, above)."""
     first = T0 // NS_PER_MS
     fake = BitfinexFake(first_ms=first, last_ms=first + 60_000, maintenance=2)
-    async with serve(fake.app()) as origin:
-        http = HttpClient(
-            "bitfinex",
-            origin,
-            check_payload=BitfinexSource.check_payload,
-            errors=BitfinexSource.errors,
-            retry=RetryPolicy(attempts=4, base_s=0.01, max_s=0.02),
-        )
-        source = BitfinexSource(http, Endpoints(rest_url=origin))
+    async with source_built_on(fake.app(), lambda origin: make_source(origin, 4)) as source:
+        http = source.http
         page = await source.fetch_trades_page(BTC_USD, T0, T0 + 60_000 * NS_PER_MS, None)
         assert page.rows.equals(fake.truth_trades(BTC_USD, T0, T0 + 60_000 * NS_PER_MS))
         assert len(fake.requests) == 3 and http.stats.retries == 2
         fake.maintenance = 10  # longer than the budget: a clear, final error
         with pytest.raises(RetryExhausted, match="maintenance"):
             await source.fetch_candles(BTC_USD, Span.parse("1m"), T0, T0 + 60 * 10**9)
-        await http.aclose()

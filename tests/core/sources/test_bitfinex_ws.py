@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
 
 from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, ExchangeError, Span, Symbol
 from dccd_core.operations.book import LiveBook
-from dccd_core.operations.stream import stream
 from dccd_core.sources.bitfinex import BitfinexSource
 from dccd_core.sources.bitfinex.ws import js_number_text
-from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
 from tests.fakes.bitfinex_ws import BitfinexStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import feed, stream_on
 
 BTC_USD = Symbol("BTC", "USD")
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 
 
 def source() -> BitfinexSource:
     return BitfinexSource(http=None)
-
-
-def feed(src: BitfinexSource, *frames: object) -> list[object]:
-    events: list[object] = []
-    for frame in frames:
-        events += src.parse_ws_message(frame if isinstance(frame, str) else orjson.dumps(frame))
-    return events
 
 
 @pytest.mark.parametrize(
@@ -144,34 +131,20 @@ def test_error_event_raises() -> None:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[BitfinexStreamFake, str]]:
-    fake = BitfinexStreamFake(drop_every=60, gap_at=(60, 200))
-    async with serve(fake.app()) as origin:
-        yield fake, origin
-        fake.stopped = True
+def fake() -> BitfinexStreamFake:
+    return BitfinexStreamFake(drop_every=60, gap_at=(60, 200))
 
 
 async def test_stream_trades_equal_truth_across_drops(
-    served: tuple[BitfinexStreamFake, str], tmp_path: Path
+    fake: BitfinexStreamFake, tmp_path: Path
 ) -> None:
-    fake, origin = served
-    src = build_source("bitfinex", rest_url=origin, ws_url=origin.replace("http", "ws"))
     store = Store(tmp_path)
-    try:
-        final = await stream(
-            "bitfinex",
-            [BTC_USD],
-            "trades",
-            store=store,
-            source=src,
-            flush_interval_s=0.3,
-            # each reconnect's REST heal waits for Bitfinex's request spacing (~3 s), so
-            # the run must outlast two of them for the second reconnect to be seen
-            max_runtime_s=6.0,
-            ws_config=FAST_WS,
-        )
-    finally:
-        await src.http.aclose()
+    # each reconnect's REST heal waits for Bitfinex's request spacing (~3 s), so the run
+    # must outlast two of them for the second reconnect to be seen
+    final = await stream_on(
+        fake, "bitfinex", [BTC_USD], "trades", store=store, flush_interval_s=0.3,
+        max_runtime_s=6.0,
+    )
     stored = store.read(DatasetKey.of("bitfinex", "BTC/USD", "trades"))
     assert fake.drops >= 2 and final.reconnects >= 2
     assert final.unhealed_gaps == 0
@@ -182,26 +155,13 @@ async def test_stream_trades_equal_truth_across_drops(
 
 
 async def test_stream_book_resubscribes_on_checksum_gap(
-    served: tuple[BitfinexStreamFake, str], tmp_path: Path
+    fake: BitfinexStreamFake, tmp_path: Path
 ) -> None:
-    fake, origin = served
-    src = build_source("bitfinex", rest_url=origin, ws_url=origin.replace("http", "ws"))
     store = Store(tmp_path)
-    try:
-        final = await stream(
-            "bitfinex",
-            [BTC_USD],
-            "book",
-            store=store,
-            source=src,
-            book_depth=10,
-            snapshot_interval_s=0.05,
-            flush_interval_s=0.3,
-            max_runtime_s=2.5,
-            ws_config=FAST_WS,
-        )
-    finally:
-        await src.http.aclose()
+    final = await stream_on(
+        fake, "bitfinex", [BTC_USD], "book", store=store, book_depth=10,
+        snapshot_interval_s=0.05, flush_interval_s=0.3, max_runtime_s=2.5,
+    )
     book = store.read(DatasetKey.of("bitfinex", "BTC/USD", "book"))
     assert book.height > 0
     assert final.resyncs >= 1 and fake.connections >= 2  # a resubscription after a gap

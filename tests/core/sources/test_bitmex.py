@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import unquote
 
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-    to_ns,
-)
-from dccd_core.sources.base import Endpoints
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, schema_for, to_ns
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.bitmex import BitmexSource
 from dccd_core.sources.bitmex import parse as mex
 from dccd_core.sources.bitmex.rest import USED_HEADER, iso_ms
 from dccd_core.sources.bitmex.symbols import from_native, to_native
-from dccd_core.transport import HttpClient, RetryPolicy, WeightLimiter
+from dccd_core.transport import RetryPolicy, WeightLimiter
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.bitmex import BitmexFake
-from tests.fakes.server import serve
+from tests.fakes.kit import client_source, fake_source_fixture, fixture_loader, source_built_on
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "bitmex"
 XBTUSD = Symbol.parse("BTC/USD:BTC")
 T0 = to_ns("2024-01-01T00:00:00Z")
 HOUR = Span.parse("1h")
 
-
-def load(name: str) -> object:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader("bitmex")
 
 
 # -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
@@ -177,24 +160,17 @@ def test_symbol_with_wrong_settle_is_unknown() -> None:
 
 
 def make_source(origin: str, limiter: WeightLimiter | None = None) -> BitmexSource:
-    http = HttpClient(
-        "bitmex",
-        origin,
-        limiter=limiter,
-        check_payload=BitmexSource.check_payload,
-        errors=BitmexSource.errors,
-        retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02),
-    )
-    return BitmexSource(http, Endpoints(rest_url=origin))
+    retry = RetryPolicy(attempts=2, base_s=0.01, max_s=0.02)
+    check, errors = BitmexSource.check_payload, BitmexSource.errors
+    return client_source(
+        BitmexSource, "bitmex", limiter=limiter, check_payload=check, errors=errors, retry=retry
+    )(origin)
 
 
-@pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[BitmexFake, BitmexSource]]:
-    fake = BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 200 * 86_400_000)
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
-        yield fake, source
-        await source.http.aclose()
+fake_and_source = fake_source_fixture(
+    lambda: BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 200 * 86_400_000),
+    make_source,
+)
 
 
 async def collect_trades(source: BitmexSource, start: int, end: int) -> pl.DataFrame:
@@ -214,10 +190,8 @@ async def test_trades_backfill_equals_truth_with_same_ms_at_page_boundaries() ->
     )
     truth = fake.truth_trades(XBTUSD, start, end)
     assert truth.height > 5 * 1_000
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
+    async with source_built_on(fake.app(), make_source) as source:
         got = await collect_trades(source, start, end)
-        await source.http.aclose()
     assert got.schema == pl.Schema(schema_for(DataType.TRADES))
     assert got.height == truth.height
     assert got.sort("ts", "trade_id").equals(truth.sort("ts", "trade_id"))
@@ -232,10 +206,8 @@ async def test_trades_without_home_notional() -> None:
     fake = BitmexFake(
         first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 60_000, drop_home_notional=True
     )
-    async with serve(fake.app()) as origin:
-        source = make_source(origin)
+    async with source_built_on(fake.app(), make_source) as source:
         got = await collect_trades(source, T0, T0 + 60 * 10**9)
-        await source.http.aclose()
     truth = fake.truth_trades(XBTUSD, T0, T0 + 60 * 10**9)
     assert got["amount"].to_list() == pytest.approx(truth["amount"].to_list())
     assert any("instrument" in q for q in fake.requests)
@@ -293,9 +265,7 @@ async def test_book_symbols_and_errors(fake_and_source: tuple[BitmexFake, Bitmex
 async def test_rate_limit_headers_feed_the_limiter() -> None:
     fake = BitmexFake(first_ms=T0 // NS_PER_MS, last_ms=T0 // NS_PER_MS + 60_000)
     limiter = WeightLimiter(120, usage_header=USED_HEADER)
-    async with serve(fake.app()) as origin:
-        source = make_source(origin, limiter)
+    async with source_built_on(fake.app(), lambda origin: make_source(origin, limiter)) as source:
         await source.fetch_trades_page(XBTUSD, T0, T0 + 10**9, None)
         await source.fetch_trades_page(XBTUSD, T0, T0 + 10**9, None)
-        await source.http.aclose()
     assert limiter.last_used_weight == 2

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    to_ns,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, to_ns
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.operations.book import LiveBook
-from dccd_core.operations.stream import FlushReport, stream
+from dccd_core.operations.stream import FlushReport
 from dccd_core.sources.bitmex import BitmexSource
 from dccd_core.sources.bitmex import parse as mex
-from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import (
     WsBook,
     WsCandles,
@@ -34,12 +22,10 @@ from dccd_core.sources.ws import (
     WsTrades,
 )
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
 from tests.fakes.bitmex_ws import BitmexStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import feed, stream_on
 
 XBTUSD = Symbol.parse("BTC/USD:BTC")
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 TRADE = {
     "timestamp": "2024-01-01T00:00:06.384Z",
     "symbol": "XBTUSD",
@@ -69,13 +55,6 @@ BIN = {
 
 def source() -> BitmexSource:
     return BitmexSource(http=None)
-
-
-def feed(src: BitmexSource, *frames: object) -> list[object]:
-    events: list[object] = []
-    for frame in frames:
-        events += src.parse_ws_message(frame if isinstance(frame, str) else orjson.dumps(frame))
-    return events
 
 
 def level(level_id: int, side: str, size: int | None = None, price: float | None = None) -> dict:
@@ -233,42 +212,30 @@ def test_deltas_before_the_partial_are_dropped() -> None:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[BitmexStreamFake, str]]:
-    fake = BitmexStreamFake(drop_every=15)
-    async with serve(fake.app()) as origin:
-        yield fake, origin
-        fake.stopped = True
+def fake() -> BitmexStreamFake:
+    return BitmexStreamFake(drop_every=15)
+
+
+def _ping_often(src: object) -> None:
+    assert isinstance(src, BitmexSource)
+    src.ws_ping = WsPing("ping", 0.2)  # type: ignore[misc]  # 5 s on the real exchange
 
 
 async def run_stream(
-    origin: str, tmp_path: Path, data_type: str, runtime_s: float, **kw: object
+    fake: BitmexStreamFake, tmp_path: Path, data_type: str, runtime_s: float, **kw: object
 ) -> tuple[FlushReport, Store]:
-    src = build_source("bitmex", rest_url=origin, ws_url=origin.replace("http", "ws"))
-    assert isinstance(src, BitmexSource)
-    src.ws_ping = WsPing("ping", 0.2)  # type: ignore[misc]  # 5 s on the real exchange
     store = Store(tmp_path)
-    try:
-        final = await stream(
-            "bitmex",
-            [XBTUSD],
-            data_type,
-            store=store,
-            source=src,
-            flush_interval_s=0.3,
-            max_runtime_s=runtime_s,
-            ws_config=FAST_WS,
-            **kw,  # type: ignore[arg-type]
-        )
-    finally:
-        await src.http.aclose()
+    final = await stream_on(
+        fake, "bitmex", [XBTUSD], data_type, store=store, prepare=_ping_often,
+        flush_interval_s=0.3, max_runtime_s=runtime_s, **kw,
+    )  # fmt: skip
     return final, store
 
 
 async def test_stream_trades_equal_truth_across_drops(
-    served: tuple[BitmexStreamFake, str], tmp_path: Path
+    fake: BitmexStreamFake, tmp_path: Path
 ) -> None:
-    fake, origin = served
-    final, store = await run_stream(origin, tmp_path, "trades", 3.0)
+    final, store = await run_stream(fake, tmp_path, "trades", 3.0)
     stored = store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "trades"))
     assert fake.drops >= 3 and final.reconnects >= 3
     assert fake.pings >= 3  # "ping" text frames, answered "pong" (parsed as WsIgnore)
@@ -297,11 +264,9 @@ def book_states(book: pl.DataFrame) -> list[tuple[tuple, tuple]]:
 
 async def test_stream_book_resyncs_on_unknown_level_id(tmp_path: Path) -> None:
     fake = BitmexStreamFake(unknown_id_at=(20, 80), step_interval_s=0.002)
-    async with serve(fake.app()) as origin:
-        final, store = await run_stream(
-            origin, tmp_path, "book", 2.0, book_depth=10, snapshot_interval_s=0.05
-        )
-        fake.stopped = True
+    final, store = await run_stream(
+        fake, tmp_path, "book", 2.0, book_depth=10, snapshot_interval_s=0.05
+    )
     assert fake.unknown_sent == 2
     assert final.resyncs >= 2 and fake.connections >= 3  # one resubscription per lost frame
     states = book_states(store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "book")))
@@ -312,11 +277,9 @@ async def test_stream_book_resyncs_on_unknown_level_id(tmp_path: Path) -> None:
 
 async def test_stream_book_never_crossed_with_skips_and_drops(tmp_path: Path) -> None:
     fake = BitmexStreamFake(drop_every=60, skip_rate=0.05, step_interval_s=0.002)
-    async with serve(fake.app()) as origin:
-        final, store = await run_stream(
-            origin, tmp_path, "book", 2.0, book_depth=25, snapshot_interval_s=0.05
-        )
-        fake.stopped = True
+    final, store = await run_stream(
+        fake, tmp_path, "book", 2.0, book_depth=25, snapshot_interval_s=0.05
+    )
     book = store.read(DatasetKey.of("bitmex", "BTC/USD:BTC", "book"))
     assert fake.skipped >= 3 and fake.drops >= 1
     assert final.resyncs >= 1  # a skipped insert/delete showed as an unknown level id

@@ -2,60 +2,37 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, Transport, schema_for
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     SourceError,
-    Span,
-    Symbol,
-    Transport,
     UnexpectedPayload,
     UnknownSymbol,
-    schema_for,
 )
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.bybit import CAPABILITY, BybitSource
 from dccd_core.sources.bybit.parse import check_payload, parse_book, parse_candles, parse_trades
 from dccd_core.sources.bybit.rest import build_candles_request
 from dccd_core.sources.bybit.symbols import native_symbol, unified_symbol
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport.paginate import paginate_candles
 from tests.fakes.bybit import NOW_MS, FakeBybit, make_app
-from tests.fakes.server import serve
+from tests.fakes.kit import fake_source_fixture, fixture_loader
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "bybit"
 SPOT = Symbol("BTC", "USDT")
 LINEAR = Symbol("BTC", "USDT", "USDT")
 INVERSE = Symbol("BTC", "USD", "BTC")
 USDC_PERP = Symbol("BTC", "USDC", "USDC")
+load = fixture_loader("bybit")
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture
-async def fake_source() -> AsyncIterator[tuple[FakeBybit, BybitSource]]:
-    fake = FakeBybit()
-    async with serve(make_app(fake)) as origin:
-        source = build_source("bybit", rest_url=origin)
-        assert isinstance(source, BybitSource)
-        try:
-            yield fake, source
-        finally:
-            await source.http.aclose()
+fake_source = fake_source_fixture(FakeBybit, "bybit", app=make_app, source_type=BybitSource)
 
 
 # -- parsers -----------------------------------------------------------------------------

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
-import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-)
-from dccd_core.operations.stream import stream
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.sources.bybit import BybitSource
 from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import SeqCheck, WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
 from tests.fakes.bybit_ws import BybitStreamFake
-from tests.fakes.server import serve
+from tests.fakes.kit import checked_book_samples, stream_on
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 LINEAR = Symbol("BTC", "USDT", "USDT")
 INVERSE = Symbol("BTC", "USD", "BTC")
 TRADES = DatasetKey(source_id := "bybit", LINEAR, DataType.TRADES)
@@ -178,14 +165,8 @@ def test_control_frames() -> None:
 # -- through operations.stream -------------------------------------------------------------
 
 
-async def _source(fake: BybitStreamFake) -> AsyncIterator[BybitSource]:
-    async with serve(fake.app()) as origin:
-        source = build_source("bybit", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        assert isinstance(source, BybitSource)
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+def _assert_bybit(source: object) -> None:
+    assert isinstance(source, BybitSource)
 
 
 @pytest.mark.parametrize("subscribe_delay_s", [0.0, 0.15])
@@ -194,17 +175,10 @@ async def test_trades_equal_truth_across_drops(tmp_path: Path, subscribe_delay_s
     # ids are not consecutive, so only healing up to the first frame can find them.
     fake = BybitStreamFake(per_ms=2, drop_every=40, subscribe_delay_s=subscribe_delay_s)
     store = Store(tmp_path)
-    async for source in _source(fake):
-        final = await stream(
-            "bybit",
-            [LINEAR],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.3,
-            max_runtime_s=2.5,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "bybit", [LINEAR], "trades", store=store, prepare=_assert_bybit, flush_interval_s=0.3,
+        max_runtime_s=2.5,
+    )
     stored = store.read(TRADES)
     assert fake.drops >= 3 and final.reconnects >= 3
     assert final.healed_gaps + final.unhealed_gaps >= final.reconnects
@@ -238,29 +212,13 @@ async def test_trades_equal_truth_across_drops(tmp_path: Path, subscribe_delay_s
 async def test_book_gap_resubscribes_and_stores_only_true_books(tmp_path: Path) -> None:
     fake = BybitStreamFake(gap_at=(1101, 1251), book_interval_s=0.004)
     store = Store(tmp_path)
-    async for source in _source(fake):
-        final = await stream(
-            "bybit",
-            [LINEAR],
-            "book",
-            store=store,
-            source=source,
-            book_depth=10,
-            snapshot_interval_s=0.05,
-            flush_interval_s=0.3,
-            max_runtime_s=2.0,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "bybit", [LINEAR], "book", store=store, prepare=_assert_bybit, book_depth=10,
+        snapshot_interval_s=0.05, flush_interval_s=0.3, max_runtime_s=2.0,
+    )
     assert final.resyncs >= 2 and fake.connections >= 3
     assert fake.subscriptions[0] == ["orderbook.50.BTCUSDT"]
     book = store.read(BOOK)
-    checked = 0
-    for (ts,), frame in book.group_by("ts"):
-        u = ts // NS_PER_MS - fake.t0_ms  # type: ignore[operator]
-        bids, asks = fake.book_history[u]
-        got_b = frame.filter(pl.col("side") == "bid").sort("level")
-        got_a = frame.filter(pl.col("side") == "ask").sort("level")
-        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == bids[:10]
-        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == asks[:10]
-        checked += 1
+    # every snapshot has its truth (a missing one is a KeyError)
+    checked = checked_book_samples(book, lambda ts: fake.book_history[ts // NS_PER_MS - fake.t0_ms])
     assert checked >= 10

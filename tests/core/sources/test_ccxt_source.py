@@ -15,17 +15,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from dccd_core.domain import (
-    NS_PER_MS,
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol
+from dccd_core.domain.errors import (
     ConfigError,
-    DataType,
     ExchangeError,
     NoCapability,
     RateLimited,
     RetryExhausted,
     SourceError,
-    Span,
-    Symbol,
     UnknownExchange,
     UnknownSymbol,
 )
@@ -40,6 +37,7 @@ from dccd_core.sources.ccxt_source import CcxtSource
 from dccd_core.sources.ccxt_trades import IdCursor, TimeCursor
 from dccd_core.transport.retry import RetryPolicy
 from tests.fakes.binance_quirks import HOUR_MS, BinanceQuirksFake, make_tape
+from tests.fakes.market import ohlc_frame
 from tests.fakes.server import FaultInjector, serve
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, ms
@@ -178,27 +176,13 @@ async def test_fetch_symbols_and_unknown_symbol(source: CcxtSource) -> None:
 
 def _ohlc_truth(fake: BinanceQuirksFake, interval: str, start_ms: int, end_ms: int) -> pl.DataFrame:
     rows = fake.truth_candles(interval, start_ms, end_ms)
-    return pl.DataFrame(
-        {
-            "ts": [ns(r[0]) for r in rows],
-            "open": [float(r[1]) for r in rows],
-            "high": [float(r[2]) for r in rows],
-            "low": [float(r[3]) for r in rows],
-            "close": [float(r[4]) for r in rows],
-            "volume": [float(r[5]) for r in rows],
-            "quote_volume": [None] * len(rows),
-            "trades": [None] * len(rows),
-        },
-        schema={
-            "ts": pl.Int64,
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Float64,
-            "quote_volume": pl.Float64,
-            "trades": pl.Int64,
-        },
+    return ohlc_frame(
+        ts=[ns(r[0]) for r in rows],
+        open=[float(r[1]) for r in rows],
+        high=[float(r[2]) for r in rows],
+        low=[float(r[3]) for r in rows],
+        close=[float(r[4]) for r in rows],
+        volume=[float(r[5]) for r in rows],
     )
 
 
@@ -431,7 +415,7 @@ async def test_backfill_through_ccxt_equals_truth_and_the_native_source(tmp_path
             for key, a, b in ((trades_key, start, end), (candles_key, c_start, c_end)):
                 await backfill_mod.backfill(key, start=a, end=b, store=native, source=native_source)
         finally:
-            await native_source.http.aclose()
+            await native_source.aclose()
     truth = fake.truth_trades(start, end)
     assert truth.group_by("ts").len()["len"].max() == data.burst_len
     assert (truth["ts"].diff().max() or 0) > 3 * 3_600 * 10**9  # the quiet gap is inside

@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-)
-from dccd_core.sources.base import Endpoints
+from dccd_core.domain import DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.sources.coinbase import CAPABILITY, CoinbaseSource
 from dccd_core.sources.coinbase import parse as cb
 from dccd_core.sources.coinbase.symbols import native_symbol, unified_symbol
-from dccd_core.sources.registry import build_source
-from dccd_core.transport import HttpClient
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
 from tests.fakes.coinbase import CoinbaseFake
-from tests.fakes.server import serve
+from tests.fakes.kit import (
+    client_source,
+    fake_source_fixture,
+    fixture_loader,
+    polars_schema,
+    source_on,
+)
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "coinbase"
 BTC_USD = Symbol("BTC", "USD")
 H = 3_600 * 10**9
-
-
-def load(name: str) -> object:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def polars_schema(data_type: DataType) -> pl.Schema:
-    frame = pl.from_arrow(schema_for(data_type).empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+load = fixture_loader("coinbase")
 
 
 # -- parsers on hand-written bodies (documented shapes, made-up values) ---------------
@@ -141,15 +122,11 @@ def test_capability_declares_the_real_api() -> None:
     assert CAPABILITY.feature(DataType.OHLC, CAPABILITY.features[3].transport) is None
 
 
-@pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[CoinbaseFake, CoinbaseSource]]:
-    fake = CoinbaseFake()
-    async with serve(fake.app()) as origin:
-        http = HttpClient("coinbase", origin, check_payload=cb.check_payload)
-        try:
-            yield fake, CoinbaseSource(http, Endpoints(origin))
-        finally:
-            await http.aclose()
+#: the source on a plain client (no limiter): the paging tests need no pacing
+plain_source = client_source(CoinbaseSource, "coinbase", check_payload=cb.check_payload)
+
+
+fake_and_source = fake_source_fixture(CoinbaseFake, plain_source)
 
 
 async def test_unsupported_span_fails_before_any_request(
@@ -243,14 +220,10 @@ async def test_unknown_product_error_body_is_exchange_error(
 
 async def test_registry_builds_the_source_against_an_override() -> None:
     fake = CoinbaseFake()
-    async with serve(fake.app()) as origin:
-        source = build_source("coinbase", rest_url=origin)
-        try:
-            assert isinstance(source, CoinbaseSource)
-            rows = await source.fetch_candles(BTC_USD, Span.parse("1h"), 1704067200 * 10**9,
-                                              1704067200 * 10**9 + 6 * H)
-            assert rows.height == fake.truth_candles(BTC_USD, Span.parse("1h"),
-                                                     1704067200 * 10**9,
-                                                     1704067200 * 10**9 + 6 * H).height
-        finally:
-            await source.http.aclose()
+    async with source_on("coinbase", fake.app()) as source:
+        assert isinstance(source, CoinbaseSource)
+        rows = await source.fetch_candles(BTC_USD, Span.parse("1h"), 1704067200 * 10**9,
+                                          1704067200 * 10**9 + 6 * H)
+        assert rows.height == fake.truth_candles(BTC_USD, Span.parse("1h"),
+                                                 1704067200 * 10**9,
+                                                 1704067200 * 10**9 + 6 * H).height

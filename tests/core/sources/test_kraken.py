@@ -3,46 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    DataType,
+from dccd_core.domain import DataType, Span, Symbol, now_ns
+from dccd_core.domain.errors import (
     ExchangeError,
     NoCapability,
     RateLimited,
-    Span,
-    Symbol,
     UnexpectedPayload,
     UnknownSymbol,
-    now_ns,
-    schema_for,
 )
-from dccd_core.sources.base import Endpoints
 from dccd_core.sources.kraken import CAPABILITY, KrakenSource
 from dccd_core.sources.kraken import parse as kr
 from dccd_core.sources.kraken.symbols import native_symbol, parse_symbols, unified_symbol
-from dccd_core.transport import HttpClient
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.fakes.kit import FIXTURES as KIT_FIXTURES
+from tests.fakes.kit import (
+    client_source,
+    fake_source_fixture,
+    fixture_loader,
+    polars_schema,
+    source_built_on,
+)
 from tests.fakes.kraken import KrakenFake
-from tests.fakes.server import serve
+from tests.fakes.server import routes_app
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "kraken"
+FIXTURES = KIT_FIXTURES / "kraken"
 BTC_USD = Symbol("BTC", "USD")
 S = 10**9
 
 
-def load(name: str) -> object:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def polars_schema(data_type: DataType) -> pl.Schema:
-    frame = pl.from_arrow(schema_for(data_type).empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+load = fixture_loader("kraken")
 
 
 # -- parsers on hand-written bodies (documented shapes, made-up values) ----------------
@@ -160,15 +154,11 @@ def test_capability_720_bars_and_spans() -> None:
     assert [s.label for s in ohlc.spans] == ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 
 
-@pytest.fixture
-async def fake_and_source() -> AsyncIterator[tuple[KrakenFake, KrakenSource]]:
-    fake = KrakenFake()
-    async with serve(fake.app()) as origin:
-        http = HttpClient("kraken", origin, check_payload=kr.check_payload)
-        try:
-            yield fake, KrakenSource(http, Endpoints(origin))
-        finally:
-            await http.aclose()
+#: the source on a plain client (no limiter): the paging tests need no pacing
+plain_source = client_source(KrakenSource, "kraken", check_payload=kr.check_payload)
+
+
+fake_and_source = fake_source_fixture(KrakenFake, plain_source)
 
 
 async def test_old_candles_fail_before_any_request_naming_the_alternative(
@@ -230,13 +220,10 @@ async def test_trades_backfill_keeps_same_microsecond_bursts_at_page_boundaries(
 
 async def test_legacy_trades_without_ids_are_complete_and_unique() -> None:
     fake = KrakenFake(legacy=True)
-    async with serve(fake.app()) as origin:
-        http = HttpClient("kraken", origin, check_payload=kr.check_payload)
-        source = KrakenSource(http, Endpoints(origin))
+    async with source_built_on(fake.app(), plain_source) as source:
         tape = fake.tapes["XXBTZUSD"]
         start, end = tape[500][1] * 1_000, tape[2_500][1] * 1_000
         got = await collect_trades(source, start, end)
-        await http.aclose()
     truth = fake.truth_trades(BTC_USD, start, end)
     assert got.height == truth.height
     assert got["trade_id"].n_unique() == got.height
@@ -310,23 +297,17 @@ async def test_a_backfill_stores_the_exact_100_ns_time_kraken_sent(tmp_path: Pat
         body = trades if request.path.endswith("/Trades") else pairs
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/0/public/Trades", answer)
-    app.router.add_get("/0/public/AssetPairs", answer)
+    app = routes_app({"/0/public/Trades": answer, "/0/public/AssetPairs": answer})
     key = DatasetKey.of("kraken", "BTC/USD", "trades")
     store = Store(tmp_path)
-    async with serve(app) as origin:
-        http = HttpClient("kraken", origin, check_payload=kr.check_payload)
-        try:
-            await backfill(
-                key,
-                start=to_ns("2024-05-14T12:52:00Z"),
-                end=to_ns("2024-05-14T12:53:00Z"),
-                store=store,
-                source=KrakenSource(http, Endpoints(origin)),
-            )
-        finally:
-            await http.aclose()
+    async with source_built_on(app, plain_source) as source:
+        await backfill(
+            key,
+            start=to_ns("2024-05-14T12:52:00Z"),
+            end=to_ns("2024-05-14T12:53:00Z"),
+            store=store,
+            source=source,
+        )
     stored = store.read(key)
     assert stored["ts"].to_list() == [
         1715691134582941800,

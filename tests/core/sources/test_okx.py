@@ -2,59 +2,30 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    Transport,
-    UnexpectedPayload,
-    UnknownSymbol,
-    schema_for,
-)
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol, Transport, schema_for
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload, UnknownSymbol
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.okx import CAPABILITY, OkxSource
 from dccd_core.sources.okx.parse import check_payload, parse_book, parse_candles, parse_trades
 from dccd_core.sources.okx.rest import build_candles_request, build_trades_request
 from dccd_core.sources.okx.symbols import Contract, native_symbol, unified_symbol
-from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.transport import RetryPolicy
 from dccd_core.transport.paginate import paginate_candles, paginate_trades
+from tests.fakes.kit import fake_source_fixture, fixture_loader, source_on
 from tests.fakes.okx import NOW_MS, FakeOkx, make_app
-from tests.fakes.server import FaultInjector, serve
+from tests.fakes.server import FaultInjector
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "okx"
 SPOT = Symbol("BTC", "USDT")
 SWAP = Symbol("BTC", "USDT", "USDT")
 INVERSE = Symbol("BTC", "USD", "BTC")
+load = fixture_loader("okx")
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture
-async def fake_source() -> AsyncIterator[tuple[FakeOkx, OkxSource]]:
-    fake = FakeOkx()
-    async with serve(make_app(fake)) as origin:
-        source = build_source("okx", rest_url=origin)
-        assert isinstance(source, OkxSource)
-        try:
-            yield fake, source
-        finally:
-            await source.http.aclose()
+fake_source = fake_source_fixture(FakeOkx, "okx", app=make_app, source_type=OkxSource)
 
 
 # -- parsers -----------------------------------------------------------------------------
@@ -281,17 +252,13 @@ async def test_backfill_candles_never_stores_the_open_bar(fake_source, tmp_path)
 async def test_backfill_through_injected_faults_equals_a_clean_run(tmp_path) -> None:
     fake = FakeOkx()
     faults = FaultInjector(rate=0.25, seed=5, kinds=("500", "503", "reset", "truncate"))
-    async with serve(make_app(fake, [faults.middleware])) as origin:
-        source = build_source("okx", rest_url=origin)
+    async with source_on("okx", make_app(fake, [faults.middleware])) as source:
         source.http.retry = RetryPolicy(attempts=10, base_s=0.005, max_s=0.05)
-        try:
-            tape = fake.tape("BTC-USDT-SWAP")
-            key = DatasetKey.of("okx", "BTC/USDT:USDT", "trades")
-            start, end = tape.start_ms * NS_PER_MS, tape.end_ms * NS_PER_MS
-            store = Store(tmp_path)
-            await backfill(key, start=start, end=end, store=store, source=source)
-        finally:
-            await source.http.aclose()
+        tape = fake.tape("BTC-USDT-SWAP")
+        key = DatasetKey.of("okx", "BTC/USDT:USDT", "trades")
+        start, end = tape.start_ms * NS_PER_MS, tape.end_ms * NS_PER_MS
+        store = Store(tmp_path)
+        await backfill(key, start=start, end=end, store=store, source=source)
     assert sum(faults.counts.values()) >= 3
     truth = fake.truth_trades(SWAP, start, end).sort("ts", "trade_id")
     assert store.read(key).sort("ts", "trade_id").equals(truth)

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
 
-from dccd_core.domain import (
-    NS_PER_MS,
-    DatasetKey,
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-)
-from dccd_core.operations.stream import stream
+from dccd_core.domain import NS_PER_MS, DatasetKey, DataType, Span, Symbol
+from dccd_core.domain.errors import ExchangeError, NoCapability, UnexpectedPayload
 from dccd_core.sources.book_checksum import interleaved_checksum, interleaved_text
 from dccd_core.sources.okx import OkxSource
 from dccd_core.sources.okx.symbols import Contract
 from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import SeqCheck, WsBook, WsCandles, WsIgnore, WsSubscription, WsTrades
 from dccd_core.storage import Store
-from dccd_core.transport.ws import WsConfig
+from tests.fakes.kit import checked_book_samples, stream_on
 from tests.fakes.okx_ws import CT_VAL, FIRST_ID, OkxStreamFake
-from tests.fakes.server import serve
 
-FAST_WS = WsConfig(backoff_base_s=0.02, backoff_cap_s=0.1, idle_timeout_s=5.0)
 SPOT = Symbol("BTC", "USDT")
 SWAP = Symbol("BTC", "USDT", "USDT")
 TRADES = DatasetKey("okx", SWAP, DataType.TRADES)
@@ -166,30 +154,17 @@ def test_control_frames() -> None:
 # -- through operations.stream -------------------------------------------------------------
 
 
-async def _serve(fake: OkxStreamFake) -> AsyncIterator[OkxSource]:
-    async with serve(fake.app()) as origin:
-        source = build_source("okx", rest_url=origin, ws_url=origin.replace("http", "ws"))
-        assert isinstance(source, OkxSource)
-        try:
-            yield source
-        finally:
-            await source.http.aclose()
+def _assert_okx(source: object) -> None:
+    assert isinstance(source, OkxSource)
 
 
 async def test_swap_trades_equal_truth_across_drops(tmp_path: Path) -> None:
     fake = OkxStreamFake(per_ms=1, drop_every=300)
     store = Store(tmp_path)
-    async for source in _serve(fake):
-        final = await stream(
-            "okx",
-            [SWAP],
-            "trades",
-            store=store,
-            source=source,
-            flush_interval_s=0.3,
-            max_runtime_s=2.5,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "okx", [SWAP], "trades", store=store, prepare=_assert_okx, flush_interval_s=0.3,
+        max_runtime_s=2.5,
+    )
     stored = store.read(TRADES)
     assert fake.drops >= 3 and final.reconnects >= 3
     assert final.healed_gaps >= final.reconnects and final.unhealed_gaps == 0
@@ -209,29 +184,13 @@ async def test_swap_trades_equal_truth_across_drops(tmp_path: Path) -> None:
 async def test_book_gap_and_bad_checksum_resubscribe(tmp_path: Path) -> None:
     fake = OkxStreamFake(gap_at=(1101,), bad_checksum_at=(1251,))
     store = Store(tmp_path)
-    async for source in _serve(fake):
-        final = await stream(
-            "okx",
-            [SWAP],
-            "book",
-            store=store,
-            source=source,
-            book_depth=10,
-            snapshot_interval_s=0.05,
-            flush_interval_s=0.3,
-            max_runtime_s=2.0,
-            ws_config=FAST_WS,
-        )
+    final = await stream_on(
+        fake, "okx", [SWAP], "book", store=store, prepare=_assert_okx, book_depth=10,
+        snapshot_interval_s=0.05, flush_interval_s=0.3, max_runtime_s=2.0,
+    )
     assert final.resyncs >= 2 and fake.connections >= 3
     assert fake.subscriptions[0] == [{"channel": "books", "instId": "BTC-USDT-SWAP"}]
     book = store.read(BOOK)
-    checked = 0
-    for (ts,), frame in book.group_by("ts"):
-        u = ts // NS_PER_MS - fake.t0_ms  # type: ignore[operator]
-        bids, asks = fake.book_history[u]
-        got_b = frame.filter(pl.col("side") == "bid").sort("level")
-        got_a = frame.filter(pl.col("side") == "ask").sort("level")
-        assert list(zip(got_b["price"], got_b["amount"], strict=True)) == bids[:10]
-        assert list(zip(got_a["price"], got_a["amount"], strict=True)) == asks[:10]
-        checked += 1
+    # every snapshot has its truth (a missing one is a KeyError)
+    checked = checked_book_samples(book, lambda ts: fake.book_history[ts // NS_PER_MS - fake.t0_ms])
     assert checked >= 10

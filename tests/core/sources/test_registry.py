@@ -40,7 +40,7 @@ async def test_builds_binance_with_limiter_and_check_payload() -> None:
         assert source.http.limiter.usage_header == "X-MBX-USED-WEIGHT-1M"
         assert source.http.check_payload is BinanceSource.check_payload
     finally:
-        await source.http.aclose()
+        await source.aclose()
 
 
 def test_a_broken_native_module_only_breaks_its_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,10 +82,5 @@ def test_env_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_other_ccxt_exchanges_use_the_ccxt_source() -> None:
     from dccd_core.sources.ccxt_source import CcxtSource
-    from dccd_core.sources.registry import aclose_source
-
-    source = build_source("bitget", rest_url="http://127.0.0.1:1")
-    try:
+    async with build_source("bitget", rest_url="http://127.0.0.1:1") as source:
         assert isinstance(source, CcxtSource)
-    finally:
-        await aclose_source(source)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -51,6 +52,27 @@ def _check_lake(root: Path) -> None:
         pq.read_table(path)  # every visible file is whole
 
 
+def _kill_while_writing(
+    child: Any, log: Path, commits: int, pause_s: float, rng: random.Random
+) -> list[int]:
+    """Start ``child``; once it logged ``commits`` commits (20 s at most) let it run a
+    random part of ``pause_s`` more, then SIGKILL it. Returns the commits it logged."""
+    child.start()
+    deadline = time.monotonic() + 20
+    while len(_committed(log)) < commits and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0.0, pause_s))
+    child.kill()
+    child.join()
+    return _committed(log)
+
+
+def _left_behind(root: Path, marker: str) -> bool:
+    """Whether the crash left a ``marker`` file (a temp write, a compaction) behind."""
+    folder = next(root.glob("trades/*/*"))
+    return any(marker in p.name for p in folder.iterdir())
+
+
 def test_sigkill_never_loses_a_committed_row(tmp_path: Path, ctx: BaseContext) -> None:
     rng = random.Random(20240229)
     store = Store(tmp_path)
@@ -62,19 +84,11 @@ def test_sigkill_never_loses_a_committed_row(tmp_path: Path, ctx: BaseContext) -
         child = ctx.Process(  # type: ignore[attr-defined]
             target=crash_writer, args=(str(tmp_path), trial, str(log), trial % 2 == 1)
         )
-        child.start()
-        deadline = time.monotonic() + 20
-        while not _committed(log) and time.monotonic() < deadline:  # at least one write
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.25))
-        child.kill()
-        child.join()
-        committed = _committed(log)
+        committed = _kill_while_writing(child, log, 1, 0.25, rng)  # after at least one write
         assert committed, "the child never committed a write"
         for index in committed:
             expected.update(batch_rows(trial, index)["trade_id"].to_list())
-        folder = next(tmp_path.glob("trades/*/*"))
-        killed_mid_write += any(".tmp-" in p.name for p in folder.iterdir())
+        killed_mid_write += _left_behind(tmp_path, ".tmp-")
         _check_lake(tmp_path)
         stored = set(store.read(CRASH_KEY)["trade_id"].to_list())
         assert expected <= stored, f"trial {trial}: lost {len(expected - stored)} rows"
@@ -101,19 +115,11 @@ def test_sigkill_while_flushing_segments_or_compacting_shows_no_row_twice(
         child = ctx.Process(  # type: ignore[attr-defined]
             target=segment_writer, args=(str(tmp_path), trial, str(log))
         )
-        child.start()
-        deadline = time.monotonic() + 20
-        while len(_committed(log)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.3))
-        child.kill()
-        child.join()
-        committed = _committed(log)
+        committed = _kill_while_writing(child, log, 3, 0.3, rng)
         assert committed, "the child never committed a flush"
         for index in committed:
             expected.update(flush_rows(trial, index)["trade_id"].to_list())
-        folder = next(tmp_path.glob("trades/*/*"))
-        mid_compaction += any(".compact-" in p.name for p in folder.iterdir())
+        mid_compaction += _left_behind(tmp_path, ".compact-")
         _check_lake(tmp_path)
         glob = pl.read_parquet(str(tmp_path / "trades" / "**" / "*.parquet"))
         assert glob["trade_id"].n_unique() == glob.height, "a glob reader sees a row twice"

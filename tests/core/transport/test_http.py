@@ -260,7 +260,7 @@ async def test_documented_error_bodies_are_classified_by_the_exchange_table(
             assert http.stats.retries == (fault == "transient")
             assert http.stats.rate_limit_pauses == (fault == "rate_limit")
     finally:
-        await http.aclose()
+        await source.aclose()
 
 
 async def test_a_rate_limit_body_without_retry_after_pauses_for_the_tables_time() -> None:

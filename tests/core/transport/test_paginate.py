@@ -40,6 +40,7 @@ from dccd_core.transport.paginate import (
     paginate_trades,
 )
 from tests.core.storage.helpers import trades
+from tests.fakes.market import TRADES_SCHEMA
 
 SYMBOL = Symbol.parse("BTC/USDT")
 
@@ -84,13 +85,7 @@ class MemorySource(Source):
                 "amount": np.full(len(ids), 2.0),
                 "side": ["buy"] * len(ids),
             },
-            schema={
-                "ts": pl.Int64,
-                "trade_id": pl.Utf8,
-                "price": pl.Float64,
-                "amount": pl.Float64,
-                "side": pl.Utf8,
-            },
+            schema=TRADES_SCHEMA,
         )
 
     async def fetch_trades_page(
@@ -136,6 +131,11 @@ class IdMemorySource(MemorySource):
 
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def _run_trades(source: Any, *args: Any, **kwargs: Any) -> list[Chunk]:
+    """Every chunk ``paginate_trades(source, SYMBOL, *args, **kwargs)`` yields."""
+    return _run(_collect(paginate_trades(source, SYMBOL, *args, **kwargs)))  # type: ignore[no-any-return]
 
 
 async def _collect(gen: Any) -> list[Chunk]:
@@ -225,19 +225,9 @@ def test_trades_seams_lose_and_duplicate_nothing(
     start, end = int(a * span_ms) * NS_PER_MS, (int(b * span_ms) + 1) * NS_PER_MS
     source = (IdMemorySource if by_id else MemorySource)(ts_ms, limit, slice_ms)
     stats = PageStats()
-    chunks = _run(
-        _collect(
-            paginate_trades(
-                source,
-                SYMBOL,
-                start,
-                end,
-                concurrency=concurrency,
-                min_split_pages=split,
-                max_buffer_rows=3 * limit,
-                stats=stats,
-            )
-        )
+    chunks = _run_trades(
+        source, start, end, concurrency=concurrency, min_split_pages=split,
+        max_buffer_rows=3 * limit, stats=stats
     )
     expected = [str(i) for i, t in enumerate(ts_ms) if start <= t * NS_PER_MS < end]
     got = [i for c in chunks for i in c.rows.get_column("trade_id").to_list()]
@@ -257,18 +247,8 @@ def test_dense_window_splits_and_stays_near_the_minimum() -> None:
     ts_ms = [1000 + i // 3 for i in range(60_000)]  # 3 trades per ms
     source = MemorySource(ts_ms, 100, 3_600_000)
     stats = PageStats()
-    chunks = _run(
-        _collect(
-            paginate_trades(
-                source,
-                SYMBOL,
-                0,
-                30_000 * NS_PER_MS,
-                concurrency=6,
-                min_split_pages=16,
-                stats=stats,
-            )
-        )
+    chunks = _run_trades(
+        source, 0, 30_000 * NS_PER_MS, concurrency=6, min_split_pages=16, stats=stats
     )
     assert sum(c.rows.height for c in chunks) == 60_000
     assert stats.segments > 4  # it did fetch concurrently
