@@ -56,6 +56,8 @@ _WHAT = {
     DataType.TRADES: "trades (taker side)",
     DataType.BOOK: "order-book snapshots",
     DataType.FUNDING: "funding rates (perpetuals)",
+    DataType.MARK: "mark-price candles (perpetuals)",
+    DataType.INDEX: "index-price candles (a perpetual's underlying)",
 }
 
 

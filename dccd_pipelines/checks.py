@@ -48,6 +48,7 @@ from dagster import (
 
 from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import (
+    CANDLE_TYPES,
     NS_PER_DAY,
     DatasetKey,
     DataType,
@@ -106,7 +107,7 @@ class CheckOutcome:
 def check_names(key: DatasetKey) -> list[str]:
     """The checks that apply to a dataset."""
     names = ["no_duplicates", "sorted_in_period"]
-    if key.data_type is DataType.OHLC:
+    if key.data_type in CANDLE_TYPES:
         names.append("ohlc_sanity")
     if key.data_type is DataType.FUNDING:
         names.extend(FUNDING_CHECKS)
@@ -127,7 +128,7 @@ def audit_frame(
 
     ts = frame.get_column("ts")
     step = ts.diff()
-    strict = key.data_type is DataType.OHLC
+    strict = key.data_type in CANDLE_TYPES
     disorder = (step <= 0) if strict else (step < 0)
     disorder = disorder.fill_null(False)
     # a duplicate candle shows as step == 0: count it once, as a duplicate, not as disorder
@@ -137,7 +138,7 @@ def audit_frame(
     bad_order = disorder | outside
     out["sorted_in_period"] = (int(bad_order.sum() or 0), frame.filter(bad_order).head(EXAMPLES))
 
-    if key.data_type is DataType.OHLC:
+    if key.data_type in CANDLE_TYPES:
         low, high = pl.col("low"), pl.col("high")
         cond = (low > high) | (pl.col("close") < low) | (pl.col("close") > high)
         cond = cond | (pl.col("volume") < 0) | pl.any_horizontal(

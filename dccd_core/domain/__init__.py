@@ -39,9 +39,10 @@ from .timeutil import (
     s_to_ns,
     to_ns,
 )
-from .types import DERIVATIVES_ONLY, DataType, Span
+from .types import CANDLE_TYPES, DERIVATIVES_ONLY, DataType, Span
 
 __all__ = [
+    "CANDLE_TYPES",
     "DERIVATIVES_ONLY",
     "EARLIEST_TS",
     "NATURAL_KEYS",

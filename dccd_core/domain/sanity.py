@@ -31,12 +31,16 @@ _POSITIVE = {
     DataType.TRADES: ("price",),
     DataType.BOOK: ("price",),
     DataType.FUNDING: (),
+    DataType.MARK: ("open", "high", "low", "close"),
+    DataType.INDEX: ("open", "high", "low", "close"),
 }
 _NON_NEGATIVE = {
     DataType.OHLC: ("volume",),
     DataType.TRADES: ("amount",),
     DataType.BOOK: ("amount",),
     DataType.FUNDING: (),
+    DataType.MARK: (),
+    DataType.INDEX: (),
 }
 #: columns that may be null (the exchange does not send them) but, when present, must
 #: be positive numbers

@@ -24,6 +24,11 @@ def _schema(spec: str) -> pa.Schema:
     return pa.schema(fields)
 
 
+_PRICE_CANDLES = _schema(
+    "ts:int64 open:float64 high:float64 low:float64 close:float64 volume:float64? "
+    "quote_volume:float64? trades:int64?"
+)
+
 SCHEMAS: dict[DataType, pa.Schema] = {
     DataType.OHLC: _schema(
         "ts:int64 open:float64 high:float64 low:float64 close:float64 volume:float64 "
@@ -34,6 +39,9 @@ SCHEMAS: dict[DataType, pa.Schema] = {
     # ts = the funding time; rate per funding interval (0.0001 = 0.01 %); the mark price
     # and the interval (hours) only where the exchange's history sends them
     DataType.FUNDING: _schema("ts:int64 rate:float64 mark_price:float64? interval_h:int32?"),
+    # the ohlc columns; a mark or index price has no volume, so those are always null
+    DataType.MARK: _PRICE_CANDLES,
+    DataType.INDEX: _PRICE_CANDLES,
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
@@ -41,6 +49,8 @@ NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
     DataType.TRADES: ("trade_id",),
     DataType.BOOK: ("ts", "side", "level"),
     DataType.FUNDING: ("ts",),
+    DataType.MARK: ("ts",),
+    DataType.INDEX: ("ts",),
 }
 
 

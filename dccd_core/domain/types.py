@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["DERIVATIVES_ONLY", "DataType", "Span"]
+__all__ = ["CANDLE_TYPES", "DERIVATIVES_ONLY", "DataType", "Span"]
 
 
 class DataType(StrEnum):
@@ -18,6 +18,10 @@ class DataType(StrEnum):
     BOOK = "book"
     #: funding rates of perpetual swaps (one row per funding time)
     FUNDING = "funding"
+    #: mark-price candles of a perpetual (the price liquidations and funding use)
+    MARK = "mark"
+    #: index-price candles of a perpetual's underlying (the spot index it tracks)
+    INDEX = "index"
 
     @classmethod
     def parse(cls, text: str | DataType) -> DataType:
@@ -32,7 +36,11 @@ class DataType(StrEnum):
 
 
 #: Data types that exist only for perpetuals and futures: a spot symbol is refused.
-DERIVATIVES_ONLY: frozenset[DataType] = frozenset({DataType.FUNDING})
+DERIVATIVES_ONLY: frozenset[DataType] = frozenset(
+    {DataType.FUNDING, DataType.MARK, DataType.INDEX}
+)
+#: Candles with a span: traded prices (ohlc) and the mark and index prices.
+CANDLE_TYPES: frozenset[DataType] = frozenset({DataType.OHLC, DataType.MARK, DataType.INDEX})
 
 
 _SPAN_SECONDS: dict[str, int] = {

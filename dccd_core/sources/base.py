@@ -20,6 +20,8 @@ Contract of the page methods (the paginators rely on it):
   A short or empty page ends the window only when the exchange's semantics prove there
   is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
 * ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
+* ``fetch_mark_candles`` / ``fetch_index_candles`` (same arguments as ``fetch_candles``)
+  return the mark / index price bars of a perpetual in the same way (volumes null).
 * ``fetch_funding(symbol, start_ts, end_ts)`` returns the funding rows whose funding time
   is in ``[start_ts, end_ts)`` (at most one page: the caller's window holds at most
   ``feature.page_limit`` hours), funding schema, any order.
@@ -145,6 +147,12 @@ class Source(ABC):
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
             cls.fetch_book = _checked_rows(own["fetch_book"], DataType.BOOK)  # type: ignore[method-assign,assignment]
+        for name, data_type in (
+            ("fetch_mark_candles", DataType.MARK),
+            ("fetch_index_candles", DataType.INDEX),
+        ):
+            if name in own:
+                setattr(cls, name, _checked_rows(own[name], data_type))
         if "fetch_funding" in own:
             cls.fetch_funding = _checked_rows(own["fetch_funding"], DataType.FUNDING)  # type: ignore[method-assign,assignment]
         if "fetch_trades_page" in own:
@@ -291,6 +299,26 @@ class Source(ABC):
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         """One order-book snapshot, book schema, levels 0 = best."""
         raise NoCapability(f"{self.id} has no order-book endpoint")
+
+    async def fetch_mark_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Mark-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
+        raise NoCapability(f"{self.id} has no mark-price candle endpoint")
+
+    async def fetch_index_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
+        raise NoCapability(f"{self.id} has no index-price candle endpoint")
+
+    def candle_fetcher(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]:
+        """The page method of a candle type: ohlc, mark or index."""
+        return {
+            DataType.OHLC: self.fetch_candles,
+            DataType.MARK: self.fetch_mark_candles,
+            DataType.INDEX: self.fetch_index_candles,
+        }[data_type]
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Funding rows with a funding time in ``[start_ts, end_ts)`` (one page)."""

@@ -52,6 +52,7 @@ __all__ = [
     "ms_to_ns_column",
     "object_columns",
     "ohlc_frame",
+    "price_candles_frame",
     "rows_to_columns",
     "seconds_to_ns_column",
     "side_column",
@@ -348,6 +349,14 @@ def ohlc_frame(
         DataType.OHLC,
         {"ts": ts, **{n: float_column(n, v, what) for n, v in named.items()}, **more},
     )
+
+
+def price_candles_frame(rows: Any, what: str) -> pl.DataFrame:
+    """Mark or index price bars sent as ``[open time ms, open, high, low, close, ...]``
+    rows (Binance, Bybit and OKX alike; longer rows are fine) in the ohlc columns, volumes
+    null (a price index trades nothing), sorted by ts."""
+    ts, *prices = rows_to_columns(rows, 5, what)
+    return ohlc_frame(ms_to_ns_column("ts", ts, what), prices, what).sort("ts")
 
 
 def funding_frame(

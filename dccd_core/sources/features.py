@@ -19,6 +19,8 @@ __all__ = [
     "rest_book",
     "rest_candles",
     "rest_funding",
+    "rest_index",
+    "rest_mark",
     "rest_trades",
     "span_table",
     "ws_book",
@@ -44,6 +46,8 @@ rest_candles = partial(Feature, DataType.OHLC, Transport.REST)
 rest_trades = partial(Feature, DataType.TRADES, Transport.REST)
 rest_book = partial(Feature, DataType.BOOK, Transport.REST)
 rest_funding = partial(Feature, DataType.FUNDING, Transport.REST)
+rest_mark = partial(Feature, DataType.MARK, Transport.REST)
+rest_index = partial(Feature, DataType.INDEX, Transport.REST)
 ws_candles = partial(Feature, DataType.OHLC, Transport.WS)
 ws_trades = partial(Feature, DataType.TRADES, Transport.WS)
 ws_book = partial(Feature, DataType.BOOK, Transport.WS)

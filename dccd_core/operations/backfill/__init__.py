@@ -203,6 +203,7 @@ async def _backfill_pages(
             end_ts,
             concurrency=concurrency,
             stats=run.pages,
+            data_type=key.data_type,
         )
     else:
         chunks = paginate_trades(

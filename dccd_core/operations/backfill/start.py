@@ -73,7 +73,7 @@ async def find_origin(source: Source, key: DatasetKey, end_ts: int) -> int:
         width = limit * FUNDING_STEP.ns
         align = FUNDING_STEP.floor
     elif key.span is not None:
-        feature = source.capability.feature(DataType.OHLC)
+        feature = source.capability.feature(key.data_type)
         limit = (feature.page_limit if feature is not None else None) or 500
         width = limit * key.span.ns
         align = key.span.floor
@@ -86,7 +86,7 @@ async def find_origin(source: Source, key: DatasetKey, end_ts: int) -> int:
         if key.data_type is DataType.FUNDING:
             rows = await source.fetch_funding(symbol, at, at + width)
         elif key.span is not None:
-            rows = await source.fetch_candles(symbol, key.span, at, at + width)
+            rows = await source.candle_fetcher(key.data_type)(symbol, key.span, at, at + width)
         else:
             page = await source.fetch_trades_page(symbol, at, at + width, None)
             rows = page.rows

@@ -12,6 +12,8 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
 * Book ``/api/v3/depth``: limits 5..5000 (futures 5..1000).
 * Funding ``/fapi/v1/fundingRate`` (USD-M only): forward from ``startTime``, limit 1000,
   full history; its own limit of 500 requests / 5 min (see ``funding.py``).
+* Mark / index price candles ``/fapi/v1/markPriceKlines`` / ``indexPriceKlines`` (USD-M):
+  like klines, all 13 spans (see ``prices.py``).
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -25,6 +27,8 @@ from ..features import (
     rest_book,
     rest_candles,
     rest_funding,
+    rest_index,
+    rest_mark,
     rest_trades,
     ws_book,
     ws_candles,
@@ -106,6 +110,8 @@ CAPABILITY = Capability(
         rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
         rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
         rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
+        rest_mark(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
+        rest_index(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
         ws_trades(channel="aggTrade"),
         ws_candles(spans=_SPANS, channel="kline_<span>"),
         ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),

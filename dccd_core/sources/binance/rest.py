@@ -42,6 +42,7 @@ from .capability import (
 )
 from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades, parse_trades_page
+from .prices import build_price_candles_request, parse_price_candles
 from .symbols import MARKETS, Market, market_of, native_symbol, parse_symbols
 
 __all__ = [
@@ -259,6 +260,22 @@ class BinanceRest(Source):
         """The first aggregate trade ever (``fromId=0``)."""
         rows = parse_trades(await self._fetch(build_first_trade_request(symbol)))
         return int(rows.get_column("ts")[0]) if rows.height else None
+
+    async def fetch_mark_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        return await self._price_candles(DataType.MARK, symbol, span, start_ts, end_ts)
+
+    async def fetch_index_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        return await self._price_candles(DataType.INDEX, symbol, span, start_ts, end_ts)
+
+    async def _price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
+        return parse_price_candles(await self._fetch(request), data_type)
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         data = await self._fetch(build_funding_request(symbol, start_ts, end_ts))

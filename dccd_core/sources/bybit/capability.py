@@ -7,6 +7,8 @@
 * Book: ``GET /v5/market/orderbook``, spot up to 200 levels, derivatives up to 500.
 * Funding: ``GET /v5/market/funding/history`` (linear and inverse), 200 a page, newest
   first, full history.
+* Mark / index price candles: ``/v5/market/mark-price-kline`` / ``index-price-kline``
+  (linear and inverse), like kline: 1000 a page, newest first (see ``prices.py``).
 * Budget: 600 requests per 5 s per IP across the public endpoints.
 * Streams (``ws.py``): ``publicTrade``, ``kline`` (``confirm`` flag), ``orderbook``
   (snapshot + deltas with a contiguous update id ``u``).
@@ -23,6 +25,8 @@ from ..features import (
     rest_book,
     rest_candles,
     rest_funding,
+    rest_index,
+    rest_mark,
     rest_trades,
     span_table,
     ws_book,
@@ -67,6 +71,8 @@ CAPABILITY = Capability(
         ),
         rest_book(book_depths=BOOK_DEPTHS),
         rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
+        rest_mark(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        rest_index(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
         ws_trades(channel="publicTrade"),
         ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic

@@ -33,6 +33,7 @@ from .capability import (
 )
 from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .prices import build_price_candles_request, parse_price_candles
 from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_symbols
 
 __all__ = [
@@ -165,6 +166,22 @@ class BybitRest(Source):
                 f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"
             )
         return TradePage(rows, None)
+
+    async def fetch_mark_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        return await self._price_candles(DataType.MARK, symbol, span, start_ts, end_ts)
+
+    async def fetch_index_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        return await self._price_candles(DataType.INDEX, symbol, span, start_ts, end_ts)
+
+    async def _price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
+        return parse_price_candles(await self._get(request), data_type)
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))

@@ -8,6 +8,8 @@
 * Book: ``GET /api/v5/market/books``, up to 400 levels a side.
 * Funding: ``GET /api/v5/public/funding-rate-history`` (swaps), 100 a page, newest
   first, the last 3 months only (``FUNDING_HISTORY_DAYS``).
+* Mark / index price candles: ``history-mark-price-candles`` / ``history-index-candles``
+  (swaps), 100 a page, newest first, the candle bars (see ``prices.py``).
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
 * Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
   ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
@@ -23,6 +25,8 @@ from ..features import (
     rest_book,
     rest_candles,
     rest_funding,
+    rest_index,
+    rest_mark,
     rest_trades,
     span_table,
     ws_book,
@@ -70,6 +74,8 @@ CAPABILITY = Capability(
             "history from the day it was added",
         ),
         # trades-all, not the aggregating trades channel (see ws.py)
+        rest_mark(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        rest_index(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
         ws_trades(channel="trades-all"),
         ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut

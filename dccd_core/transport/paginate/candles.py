@@ -53,12 +53,15 @@ async def paginate_candles(
     page_limit: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     stats: PageStats | None = None,
+    data_type: DataType = DataType.OHLC,
 ) -> AsyncGenerator[Chunk, None]:
-    """Yield one ``Chunk`` per window, in order, fetching up to ``concurrency`` ahead."""
-    limit = page_limit or source_page_limit(source, DataType.OHLC)
+    """Yield one ``Chunk`` per window, in order, fetching up to ``concurrency`` ahead;
+    ``data_type``: the candles (ohlc, mark or index)."""
+    limit = page_limit or source_page_limit(source, data_type)
+    page = source.fetch_candles if data_type is DataType.OHLC else source.candle_fetcher(data_type)
 
     async def fetch(a: int, b: int) -> pl.DataFrame:
-        return await source.fetch_candles(symbol, span, a, b)
+        return await page(symbol, span, a, b)
 
     windows = candle_windows(start_ts, end_ts, span, limit)
     async for chunk in paginate_windows(fetch, windows, start_ts, concurrency, stats):
