@@ -42,6 +42,7 @@ __all__ = [
     "FundingHistory",
     "OkxFunding",
     "funding_app",
+    "market_app",
 ]
 
 _HOUR_MS = 3_600_000
@@ -267,14 +268,17 @@ FUNDING_FAKES: dict[str, tuple[type, dict[str, Any]]] = {
 }
 
 
+def market_app(exchange: str, first_ms: int) -> web.Application:
+    """The exchange's existing fake: its market listing (the symbol check) and pages."""
+    if exchange == "binance":
+        return binance.FakeBinance.default(listing_ms=first_ms).app()
+    if exchange == "bybit":
+        return bybit.make_app(bybit.FakeBybit())
+    if exchange == "okx":
+        return okx.make_app(okx.FakeOkx())
+    return bitmex.BitmexFake(first_ms=first_ms, last_ms=t_now()).app()
+
+
 def funding_app(exchange: str, fake: Any) -> web.Application:
     """The exchange's fake (markets, listings) with ``fake``'s funding route added."""
-    if exchange == "binance":
-        market = binance.FakeBinance.default(listing_ms=fake.history.first_ms).app()
-    elif exchange == "bybit":
-        market = bybit.make_app(bybit.FakeBybit())
-    elif exchange == "okx":
-        market = okx.make_app(okx.FakeOkx())
-    else:
-        market = bitmex.BitmexFake(first_ms=fake.history.first_ms, last_ms=t_now()).app()
-    return routes_app(fake, app=market)
+    return routes_app(fake, app=market_app(exchange, fake.history.first_ms))

@@ -1,5 +1,6 @@
 """A week of funding materialized by Dagster on each of the four exchanges: store ==
-truth, the funding checks pass on real-looking data and fail on a planted fault."""
+truth, the funding checks pass on real-looking data and fail on a planted fault; a week
+of mark and of index candles too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 from polars.testing import assert_frame_equal
 
+from dccd_core.catalog import Catalog
 from dccd_core.domain import NS_PER_DAY, DatasetKey, to_ns
 from dccd_core.storage import Store
 from dccd_pipelines.assets import build_dataset_asset
@@ -18,6 +20,7 @@ from dccd_pipelines.catalog import parse_catalog
 from dccd_pipelines.checks import audit_dataset, check_names
 from dccd_pipelines.resources import dccd_resources
 from tests.fakes.funding import FUNDING_FAKES, FundingHistory, funding_app
+from tests.fakes.prices import PRICE_FAKES, PriceBars, prices_app
 from tests.fakes.server import serve_in_thread
 
 EXCHANGES = ("binance", "bybit", "okx", "bitmex")
@@ -30,9 +33,15 @@ RANGE = {
 }
 
 
-def catalog_for(root: Path, exchange: str, origin: str):  # type: ignore[no-untyped-def]
-    ds = {"exchange": exchange, "symbols": ["BTC/USDT:USDT"], "data_types": ["funding"],
-          "start": (TODAY - timedelta(days=30)).isoformat(), "update": "0 * * * *"}  # fmt: skip
+def catalog_for(root: Path, exchange: str, origin: str, **more: object) -> Catalog:
+    ds = {
+        "exchange": exchange,
+        "symbols": ["BTC/USDT:USDT"],
+        "data_types": ["funding"],
+        "start": (TODAY - timedelta(days=30)).isoformat(),
+        "update": "0 * * * *",
+        **more,
+    }
     raw = {"store": {"root": str(root)}, "exchanges": {exchange: {"rest_url": origin}},
            "datasets": [ds]}  # fmt: skip
     return parse_catalog(raw, path=root / "catalog.yaml", env={}, today=TODAY)
@@ -85,3 +94,31 @@ def test_the_funding_checks_catch_a_missing_event_and_a_wild_rate(tmp_path: Path
     assert outcomes["funding_interval_regular"].examples[0]["gap_h"] == 16
     assert outcomes["funding_rate_plausible"].bad == 1
     assert outcomes["no_duplicates"].passed and outcomes["sorted_in_period"].passed
+
+
+@pytest.mark.parametrize(("exchange", "data_type"), [("bybit", "index"), ("okx", "mark")])
+def test_a_week_of_price_candles_materializes(
+    tmp_path: Path, exchange: str, data_type: str
+) -> None:
+    first_ms = to_ns((TODAY - timedelta(days=20)).isoformat()) // 1_000_000
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = PRICE_FAKES[exchange](PriceBars(first_ms, last_ms, 1), PriceBars(first_ms, last_ms, 2))
+    with serve_in_thread(lambda: prices_app(exchange, fake)) as origin:
+        catalog = catalog_for(tmp_path, exchange, origin, data_types=[data_type], spans=["1h"])
+        spec = catalog.datasets[0]
+        result = materialize(
+            [build_dataset_asset(spec)],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            tags=RANGE,
+        )
+    assert result.success
+    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    bars = fake.mark if data_type == "mark" else fake.index
+    assert_frame_equal(
+        Store(tmp_path).read(spec.key, start, end), bars.truth("1h", start, end),
+        check_dtypes=False,
+    )  # fmt: skip
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert "ohlc_sanity" in checks  # null volumes pass it
+    assert all(c.passed for c in checks.values()), checks  # missing bars were fetched: no hole
