@@ -58,6 +58,7 @@ _WHAT = {
     DataType.FUNDING: "funding rates (perpetuals)",
     DataType.MARK: "mark-price candles (perpetuals)",
     DataType.INDEX: "index-price candles (a perpetual's underlying)",
+    DataType.OPEN_INTEREST: "open interest samples (perpetuals)",
 }
 
 

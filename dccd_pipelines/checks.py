@@ -50,6 +50,7 @@ from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import (
     CANDLE_TYPES,
     NS_PER_DAY,
+    SPANNED_TYPES,
     DatasetKey,
     DataType,
     iso_datetime,
@@ -128,7 +129,7 @@ def audit_frame(
 
     ts = frame.get_column("ts")
     step = ts.diff()
-    strict = key.data_type in CANDLE_TYPES
+    strict = key.data_type in SPANNED_TYPES  # one row per span: equal ts is a duplicate
     disorder = (step <= 0) if strict else (step < 0)
     disorder = disorder.fill_null(False)
     # a duplicate candle shows as step == 0: count it once, as a duplicate, not as disorder

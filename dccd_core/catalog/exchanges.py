@@ -7,7 +7,7 @@ import functools
 from collections.abc import Sequence
 
 from dccd_core.domain import (
-    CANDLE_TYPES,
+    SPANNED_TYPES,
     Capability,
     DataType,
     DccdError,
@@ -89,12 +89,14 @@ def check_capability(
                 f"{where}.data_types[{j}]: {exchange} cannot serve {dt}; remove it "
                 "(see `dccd capabilities`)"
             )
-    for candles in (dt for dt in data_types if dt in CANDLE_TYPES):
+    for candles in (dt for dt in data_types if dt in SPANNED_TYPES):
         feature = capability.feature(candles, Transport.REST)
         for j, span in enumerate(spans):
             if feature is not None and feature.spans and span not in feature.spans:
                 allowed = " ".join(s.label for s in feature.spans)
-                what = "candles" if candles is DataType.OHLC else f"{candles} candles"
+                what = {DataType.OHLC: "candles", DataType.OPEN_INTEREST: "open interest"}.get(
+                    candles, f"{candles} candles"
+                )
                 problems.append(
                     f"{where}.spans[{j}]: {exchange} has no {span} {what}; use one of {allowed}"
                 )
@@ -103,7 +105,7 @@ def check_capability(
     for j, dt in enumerate(data_types):
         if dt is DataType.BOOK or dt in streams or capability.feature(dt, Transport.REST) is None:
             continue
-        wanted: Sequence[Span | None] = spans if dt in CANDLE_TYPES else [None]
+        wanted: Sequence[Span | None] = spans if dt in SPANNED_TYPES else [None]
         for maybe_span in wanted:
             try:
                 capability.require(

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dccd_core.domain import (
-    CANDLE_TYPES,
     DERIVATIVES_ONLY,
+    SPANNED_TYPES,
     CatalogError,
     ConfigError,
     DatasetKey,
@@ -167,11 +167,11 @@ def _build_specs(
         data_types = _collect(problems, f"{where}.data_types", ds.data_types, DataType.parse)
         spans = _collect(problems, f"{where}.spans", ds.spans, Span.parse)
         streams = _collect(problems, f"{where}.stream", ds.stream, DataType.parse)
-        candles = [dt for dt in data_types if dt in CANDLE_TYPES]
+        candles = [dt for dt in data_types if dt in SPANNED_TYPES]
         if spans and not candles:
             problems.append(
-                f"{where}.spans: spans apply to candles only (ohlc, mark, index); add one to "
-                "data_types or drop spans"
+                f"{where}.spans: spans apply to candles (ohlc, mark, index) and open_interest "
+                "only; add one to data_types or drop spans"
             )
         if candles and not ds.spans:
             problems.append(
@@ -213,7 +213,7 @@ def _build_specs(
         if len(problems) > before:
             continue
         for dt in data_types:
-            for span in spans if dt in CANDLE_TYPES else [None]:
+            for span in spans if dt in SPANNED_TYPES else [None]:
                 for symbol in symbols:
                     key = DatasetKey(exchange, symbol, dt, span)
                     if key in seen:

@@ -39,7 +39,7 @@ from .timeutil import (
     s_to_ns,
     to_ns,
 )
-from .types import CANDLE_TYPES, DERIVATIVES_ONLY, DataType, Span
+from .types import CANDLE_TYPES, DERIVATIVES_ONLY, SPANNED_TYPES, DataType, Span
 
 __all__ = [
     "CANDLE_TYPES",
@@ -50,6 +50,7 @@ __all__ = [
     "NS_PER_MS",
     "NS_PER_S",
     "SCHEMAS",
+    "SPANNED_TYPES",
     "Capability",
     "CatalogError",
     "ConfigError",

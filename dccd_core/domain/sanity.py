@@ -33,6 +33,7 @@ _POSITIVE = {
     DataType.FUNDING: (),
     DataType.MARK: ("open", "high", "low", "close"),
     DataType.INDEX: ("open", "high", "low", "close"),
+    DataType.OPEN_INTEREST: (),
 }
 _NON_NEGATIVE = {
     DataType.OHLC: ("volume",),
@@ -41,10 +42,14 @@ _NON_NEGATIVE = {
     DataType.FUNDING: (),
     DataType.MARK: (),
     DataType.INDEX: (),
+    DataType.OPEN_INTEREST: ("open_interest",),
 }
 #: columns that may be null (the exchange does not send them) but, when present, must
 #: be positive numbers
-_POSITIVE_IF_PRESENT = {DataType.FUNDING: ("mark_price",)}
+_POSITIVE_IF_PRESENT = {
+    DataType.FUNDING: ("mark_price",),
+    DataType.OPEN_INTEREST: ("open_interest_value",),
+}
 #: no exchange's funding rate comes near 100 % of the position per interval (caps are a
 #: few %: Binance clamps to +-0.75 %..3 %, Bybit/OKX similar); one that does is a unit
 #: slip (percent read as a fraction, basis points) or another column read as the rate

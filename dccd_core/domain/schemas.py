@@ -42,6 +42,9 @@ SCHEMAS: dict[DataType, pa.Schema] = {
     # the ohlc columns; a mark or index price has no volume, so those are always null
     DataType.MARK: _PRICE_CANDLES,
     DataType.INDEX: _PRICE_CANDLES,
+    # open interest in contracts or base (as the exchange counts it), its quote value
+    # where the exchange sends one
+    DataType.OPEN_INTEREST: _schema("ts:int64 open_interest:float64 open_interest_value:float64?"),
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
@@ -51,6 +54,7 @@ NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
     DataType.FUNDING: ("ts",),
     DataType.MARK: ("ts",),
     DataType.INDEX: ("ts",),
+    DataType.OPEN_INTEREST: ("ts",),
 }
 
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["CANDLE_TYPES", "DERIVATIVES_ONLY", "DataType", "Span"]
+__all__ = ["CANDLE_TYPES", "DERIVATIVES_ONLY", "SPANNED_TYPES", "DataType", "Span"]
 
 
 class DataType(StrEnum):
@@ -22,6 +22,8 @@ class DataType(StrEnum):
     MARK = "mark"
     #: index-price candles of a perpetual's underlying (the spot index it tracks)
     INDEX = "index"
+    #: open interest of a perpetual, sampled once per span (the exchange's period)
+    OPEN_INTEREST = "open_interest"
 
     @classmethod
     def parse(cls, text: str | DataType) -> DataType:
@@ -37,10 +39,12 @@ class DataType(StrEnum):
 
 #: Data types that exist only for perpetuals and futures: a spot symbol is refused.
 DERIVATIVES_ONLY: frozenset[DataType] = frozenset(
-    {DataType.FUNDING, DataType.MARK, DataType.INDEX}
+    {DataType.FUNDING, DataType.MARK, DataType.INDEX, DataType.OPEN_INTEREST}
 )
 #: Candles with a span: traded prices (ohlc) and the mark and index prices.
 CANDLE_TYPES: frozenset[DataType] = frozenset({DataType.OHLC, DataType.MARK, DataType.INDEX})
+#: Data types with a span (a dataset per span): the candles and open interest's period.
+SPANNED_TYPES: frozenset[DataType] = CANDLE_TYPES | {DataType.OPEN_INTEREST}
 
 
 _SPAN_SECONDS: dict[str, int] = {

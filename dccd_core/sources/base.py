@@ -21,7 +21,8 @@ Contract of the page methods (the paginators rely on it):
   is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
 * ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
 * ``fetch_mark_candles`` / ``fetch_index_candles`` (same arguments as ``fetch_candles``)
-  return the mark / index price bars of a perpetual in the same way (volumes null).
+  return the mark / index price bars of a perpetual in the same way (volumes null);
+  ``fetch_open_interest`` (same arguments) the open-interest samples of period ``span``.
 * ``fetch_funding(symbol, start_ts, end_ts)`` returns the funding rows whose funding time
   is in ``[start_ts, end_ts)`` (at most one page: the caller's window holds at most
   ``feature.page_limit`` hours), funding schema, any order.
@@ -150,6 +151,7 @@ class Source(ABC):
         for name, data_type in (
             ("fetch_mark_candles", DataType.MARK),
             ("fetch_index_candles", DataType.INDEX),
+            ("fetch_open_interest", DataType.OPEN_INTEREST),
         ):
             if name in own:
                 setattr(cls, name, _checked_rows(own[name], data_type))
@@ -312,12 +314,20 @@ class Source(ABC):
         """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
         raise NoCapability(f"{self.id} has no index-price candle endpoint")
 
-    def candle_fetcher(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]:
-        """The page method of a candle type: ohlc, mark or index."""
+    async def fetch_open_interest(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Open-interest samples of period ``span`` stamped in ``[start_ts, end_ts)``."""
+        raise NoCapability(f"{self.id} has no open-interest history endpoint")
+
+    def span_page(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]:
+        """The page method of a type paged by windows of ``page_limit`` spans:
+        ``(symbol, span, start_ts, end_ts) -> rows`` (candles, mark, index, open interest)."""
         return {
             DataType.OHLC: self.fetch_candles,
             DataType.MARK: self.fetch_mark_candles,
             DataType.INDEX: self.fetch_index_candles,
+            DataType.OPEN_INTEREST: self.fetch_open_interest,
         }[data_type]
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:

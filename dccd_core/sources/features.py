@@ -21,6 +21,7 @@ __all__ = [
     "rest_funding",
     "rest_index",
     "rest_mark",
+    "rest_open_interest",
     "rest_trades",
     "span_table",
     "ws_book",
@@ -48,6 +49,7 @@ rest_book = partial(Feature, DataType.BOOK, Transport.REST)
 rest_funding = partial(Feature, DataType.FUNDING, Transport.REST)
 rest_mark = partial(Feature, DataType.MARK, Transport.REST)
 rest_index = partial(Feature, DataType.INDEX, Transport.REST)
+rest_open_interest = partial(Feature, DataType.OPEN_INTEREST, Transport.REST)
 ws_candles = partial(Feature, DataType.OHLC, Transport.WS)
 ws_trades = partial(Feature, DataType.TRADES, Transport.WS)
 ws_book = partial(Feature, DataType.BOOK, Transport.WS)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dccd_core.domain import (
-    CANDLE_TYPES,
+    SPANNED_TYPES,
     ConfigError,
     DatasetKey,
     DataType,
@@ -108,7 +108,7 @@ def period_kind(key: DatasetKey) -> PeriodKind:
     Sized so a file holds roughly 10k-500k rows: big enough for good compression, small
     enough that appending one candle rewrites little.
     """
-    if key.data_type in CANDLE_TYPES:
+    if key.data_type in SPANNED_TYPES:
         if key.span is None:  # DatasetKey forbids it; keeps mypy and readers honest
             raise ConfigError(f"{key.data_type} needs a span (e.g. --span 1m)")
         return PeriodKind.YEAR if key.span.seconds >= 3_600 else PeriodKind.MONTH
@@ -298,7 +298,7 @@ def list_datasets(root: str | os.PathLike[str]) -> list[DatasetKey]:
             for symbol, sym_dir in _subdirs(ex_dir, "symbol="):
                 spans: list[str | None] = (
                     [label for label, _ in _subdirs(sym_dir, "span=")]
-                    if data_type in CANDLE_TYPES
+                    if data_type in SPANNED_TYPES
                     else [None]
                 )
                 for span in spans:

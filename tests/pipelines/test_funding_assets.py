@@ -1,6 +1,6 @@
 """A week of funding materialized by Dagster on each of the four exchanges: store ==
 truth, the funding checks pass on real-looking data and fail on a planted fault; a week
-of mark and of index candles too."""
+of mark and of index candles, and of open interest (a skipped day is a hole)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dccd_pipelines.catalog import parse_catalog
 from dccd_pipelines.checks import audit_dataset, check_names
 from dccd_pipelines.resources import dccd_resources
 from tests.fakes.funding import FUNDING_FAKES, FundingHistory, funding_app
+from tests.fakes.open_interest import OI_FAKES, OpenInterest, oi_app
 from tests.fakes.prices import PRICE_FAKES, PriceBars, prices_app
 from tests.fakes.server import serve_in_thread
 
@@ -122,3 +123,39 @@ def test_a_week_of_price_candles_materializes(
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert "ohlc_sanity" in checks  # null volumes pass it
     assert all(c.passed for c in checks.values()), checks  # missing bars were fetched: no hole
+
+
+@pytest.mark.parametrize("exchange", sorted(OI_FAKES))
+def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
+    tmp_path: Path, exchange: str
+) -> None:
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = OI_FAKES[exchange](OpenInterest(last_ms - 25 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app(exchange, fake)) as origin:
+        since = (TODAY - timedelta(days=20)).isoformat()
+        catalog = catalog_for(
+            tmp_path, exchange, origin, data_types=["open_interest"], spans=["1h"], start=since
+        )
+        spec = catalog.datasets[0]
+
+        def run(**kwargs: object):  # type: ignore[no-untyped-def]
+            return materialize(
+                [build_dataset_asset(spec)],
+                resources=dccd_resources(str(catalog.store_root)),
+                instance=DagsterInstance.ephemeral(),
+                **kwargs,
+            )
+
+        week = run(tags=RANGE)
+        # two days further back, skipping the day between: the day never fetched
+        older = (FIRST - timedelta(days=2)).isoformat()
+        assert run(partition_key=older).success
+    assert week.success
+    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    truth = fake.data.truth("1h", start, end, value=fake.value)
+    assert_frame_equal(Store(tmp_path).read(spec.key, start, end), truth, check_dtypes=False)
+    assert all(c.passed for c in week.get_asset_check_evaluations())
+    outcomes = audit_dataset(str(tmp_path), spec.key, to_ns(older), end)
+    assert outcomes["no_holes"].bad == 1
+    skipped = (FIRST - timedelta(days=1)).isoformat()
+    assert outcomes["no_holes"].examples[0]["start"].startswith(skipped)

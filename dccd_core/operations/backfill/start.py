@@ -86,7 +86,7 @@ async def find_origin(source: Source, key: DatasetKey, end_ts: int) -> int:
         if key.data_type is DataType.FUNDING:
             rows = await source.fetch_funding(symbol, at, at + width)
         elif key.span is not None:
-            rows = await source.candle_fetcher(key.data_type)(symbol, key.span, at, at + width)
+            rows = await source.span_page(key.data_type)(symbol, key.span, at, at + width)
         else:
             page = await source.fetch_trades_page(symbol, at, at + width, None)
             rows = page.rows

@@ -14,6 +14,8 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
   full history; its own limit of 500 requests / 5 min (see ``funding.py``).
 * Mark / index price candles ``/fapi/v1/markPriceKlines`` / ``indexPriceKlines`` (USD-M):
   like klines, all 13 spans (see ``prices.py``).
+* Open interest ``/futures/data/openInterestHist`` (USD-M): 500 a page, forward, the
+  last 30 days only (see ``open_interest.py``).
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -29,6 +31,7 @@ from ..features import (
     rest_funding,
     rest_index,
     rest_mark,
+    rest_open_interest,
     rest_trades,
     ws_book,
     ws_candles,
@@ -47,6 +50,9 @@ __all__ = [
     "INTERVALS",
     "KLINES_DEFAULT_LIMIT",
     "KLINES_LIMIT",
+    "OPEN_INTEREST_LIMIT",
+    "OPEN_INTEREST_PERIODS",
+    "OPEN_INTEREST_WEIGHT",
     "SPOT_WEIGHT_PER_MINUTE",
     "USAGE_HEADER",
     "futures_weight",
@@ -70,6 +76,12 @@ FUNDING_LIMIT = 1000
 #: fundingRate has its own budget of 500 requests per 5 min (100/min): charged at
 #: 2400 / 100 against the futures weight budget, the limiter keeps under it
 FUNDING_WEIGHT = FUTURES_WEIGHT_PER_MINUTE // 100
+OPEN_INTEREST_LIMIT = 500
+#: openInterestHist: 1000 requests per 5 min (200/min) -> 2400 / 200
+OPEN_INTEREST_WEIGHT = FUTURES_WEIGHT_PER_MINUTE // 200
+OPEN_INTEREST_PERIODS = tuple(
+    Span.parse(p) for p in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+)
 
 _SPANS = tuple(INTERVALS)
 
@@ -112,6 +124,14 @@ CAPABILITY = Capability(
         rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
         rest_mark(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
         rest_index(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
+        rest_open_interest(
+            page_limit=OPEN_INTEREST_LIMIT,
+            spans=OPEN_INTEREST_PERIODS,
+            history_days=30,
+            weight=OPEN_INTEREST_WEIGHT,
+            alternative="keep the dataset's update schedule running: it records open "
+            "interest from the day it was added",
+        ),
         ws_trades(channel="aggTrade"),
         ws_candles(spans=_SPANS, channel="kline_<span>"),
         ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),

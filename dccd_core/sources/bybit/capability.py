@@ -9,6 +9,8 @@
   first, full history.
 * Mark / index price candles: ``/v5/market/mark-price-kline`` / ``index-price-kline``
   (linear and inverse), like kline: 1000 a page, newest first (see ``prices.py``).
+* Open interest: ``/v5/market/open-interest``, 200 a page, newest first, periods 5m
+  15m 30m 1h 4h 1d (see ``open_interest.py``).
 * Budget: 600 requests per 5 s per IP across the public endpoints.
 * Streams (``ws.py``): ``publicTrade``, ``kline`` (``confirm`` flag), ``orderbook``
   (snapshot + deltas with a contiguous update id ``u``).
@@ -27,6 +29,7 @@ from ..features import (
     rest_funding,
     rest_index,
     rest_mark,
+    rest_open_interest,
     rest_trades,
     span_table,
     ws_book,
@@ -40,6 +43,8 @@ __all__ = [
     "FUNDING_LIMIT",
     "INTERVALS",
     "KLINE_LIMIT",
+    "OPEN_INTEREST_INTERVALS",
+    "OPEN_INTEREST_LIMIT",
     "TRADES_LIMIT_DERIVATIVES",
     "TRADES_LIMIT_SPOT",
 ]
@@ -54,6 +59,11 @@ KLINE_LIMIT = 1000
 TRADES_LIMIT_SPOT = 60
 TRADES_LIMIT_DERIVATIVES = 1000
 FUNDING_LIMIT = 200
+OPEN_INTEREST_LIMIT = 200
+#: dccd span -> Bybit open-interest ``intervalTime``
+OPEN_INTEREST_INTERVALS = span_table(
+    {"5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "4h": "4h", "1d": "1d"}
+)
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200)
 
 _SPANS = tuple(INTERVALS)
@@ -73,6 +83,11 @@ CAPABILITY = Capability(
         rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
         rest_mark(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
         rest_index(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        rest_open_interest(
+            page_limit=OPEN_INTEREST_LIMIT,
+            direction=_BACKWARD,
+            spans=tuple(OPEN_INTEREST_INTERVALS),
+        ),
         ws_trades(channel="publicTrade"),
         ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic

@@ -58,7 +58,7 @@ async def paginate_candles(
     """Yield one ``Chunk`` per window, in order, fetching up to ``concurrency`` ahead;
     ``data_type``: the candles (ohlc, mark or index)."""
     limit = page_limit or source_page_limit(source, data_type)
-    page = source.fetch_candles if data_type is DataType.OHLC else source.candle_fetcher(data_type)
+    page = source.fetch_candles if data_type is DataType.OHLC else source.span_page(data_type)
 
     async def fetch(a: int, b: int) -> pl.DataFrame:
         return await page(symbol, span, a, b)
