@@ -170,8 +170,8 @@ def _build_specs(
         candles = [dt for dt in data_types if dt in SPANNED_TYPES]
         if spans and not candles:
             problems.append(
-                f"{where}.spans: spans apply to candles (ohlc, mark, index) and open_interest "
-                "only; add one to data_types or drop spans"
+                f"{where}.spans: spans apply to ohlc only (and to the derivatives' mark, "
+                "index and open_interest); add one to data_types or drop spans"
             )
         if candles and not ds.spans:
             problems.append(

@@ -21,7 +21,8 @@ Contract of the page methods (the paginators rely on it):
   is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
 * ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
 * ``fetch_mark_candles`` / ``fetch_index_candles`` (same arguments as ``fetch_candles``)
-  return the mark / index price bars of a perpetual in the same way (volumes null);
+  return the mark / index price bars of a perpetual in the same way (volumes null); an
+  exchange implements both as ``fetch_price_candles(data_type, ...)``;
   ``fetch_open_interest`` (same arguments) the open-interest samples of period ``span``.
 * ``fetch_funding(symbol, start_ts, end_ts)`` returns the funding rows whose funding time
   is in ``[start_ts, end_ts)`` (at most one page: the caller's window holds at most
@@ -148,13 +149,10 @@ class Source(ABC):
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
             cls.fetch_book = _checked_rows(own["fetch_book"], DataType.BOOK)  # type: ignore[method-assign,assignment]
-        for name, data_type in (
-            ("fetch_mark_candles", DataType.MARK),
-            ("fetch_index_candles", DataType.INDEX),
-            ("fetch_open_interest", DataType.OPEN_INTEREST),
-        ):
-            if name in own:
-                setattr(cls, name, _checked_rows(own[name], data_type))
+        if "fetch_open_interest" in own:
+            cls.fetch_open_interest = _checked_rows(  # type: ignore[method-assign,assignment]
+                own["fetch_open_interest"], DataType.OPEN_INTEREST
+            )
         if "fetch_funding" in own:
             cls.fetch_funding = _checked_rows(own["fetch_funding"], DataType.FUNDING)  # type: ignore[method-assign,assignment]
         if "fetch_trades_page" in own:
@@ -302,17 +300,36 @@ class Source(ABC):
         """One order-book snapshot, book schema, levels 0 = best."""
         raise NoCapability(f"{self.id} has no order-book endpoint")
 
+    async def fetch_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """One page of mark (``DataType.MARK``) or index price bars: what an exchange
+        implements; callers use ``fetch_mark_candles`` / ``fetch_index_candles``."""
+        raise NoCapability(f"{self.id} has no {data_type}-price candle endpoint")
+
     async def fetch_mark_candles(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
         """Mark-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        raise NoCapability(f"{self.id} has no mark-price candle endpoint")
+        return self._plausible(
+            await self.fetch_price_candles(DataType.MARK, symbol, span, start_ts, end_ts),
+            DataType.MARK,
+        )
 
     async def fetch_index_candles(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
         """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        raise NoCapability(f"{self.id} has no index-price candle endpoint")
+        return self._plausible(
+            await self.fetch_price_candles(DataType.INDEX, symbol, span, start_ts, end_ts),
+            DataType.INDEX,
+        )
+
+    def _plausible(self, rows: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
+        """``rows`` once ``check_rows`` passed them (the page methods' wrapper, inline)."""
+        if self.check_plausibility:
+            check_rows(rows, data_type, origin=self.id)
+        return rows
 
     async def fetch_open_interest(
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int

@@ -143,17 +143,7 @@ class OkxRest(Source):
         oldest_id = min(rows["trade_id"].to_list(), key=_id_order)
         return TradePage(rows, oldest_id)
 
-    async def fetch_mark_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        return await self._price_candles(DataType.MARK, symbol, span, start_ts, end_ts)
-
-    async def fetch_index_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        return await self._price_candles(DataType.INDEX, symbol, span, start_ts, end_ts)
-
-    async def _price_candles(
+    async def fetch_price_candles(
         self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
         request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
