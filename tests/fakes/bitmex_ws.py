@@ -130,34 +130,21 @@ class BitmexStreamFake(WsFake):
         updated = [k for k in after if k in before and after[k] != before[k]]
         msgs: list[dict[str, Any]] = []
         table = "orderBookL2_25"
-        if deleted:
-            rows = [{"symbol": native, "id": level_id(p), "side": s} for s, p in deleted]
-            msgs.append({"table": table, "action": "delete", "data": rows})
-        if inserted:
-            rows = [
-                {
-                    "symbol": native,
-                    "id": level_id(p),
-                    "side": s,
-                    "size": after[(s, p)],
-                    "price": p,
-                    "timestamp": ts,
-                }
-                for s, p in inserted
-            ]
-            msgs.append({"table": table, "action": "insert", "data": rows})
-        if updated:
-            rows = [
-                {
-                    "symbol": native,
-                    "id": level_id(p),
-                    "side": s,
-                    "size": after[(s, p)],
-                    "timestamp": ts,
-                }
-                for s, p in updated
-            ]
-            msgs.append({"table": table, "action": "update", "data": rows})
+
+        def level(s: str, p: float, **fields: Any) -> dict[str, Any]:
+            return {"symbol": native, "id": level_id(p), "side": s, **fields}
+
+        def sized(s: str, p: float, **fields: Any) -> dict[str, Any]:
+            return level(s, p, size=after[(s, p)], **fields)
+
+        changes = (
+            ("delete", [level(s, p) for s, p in deleted]),
+            ("insert", [sized(s, p, price=p, timestamp=ts) for s, p in inserted]),
+            ("update", [sized(s, p, timestamp=ts) for s, p in updated]),
+        )
+        for action, rows in changes:
+            if rows:
+                msgs.append({"table": table, "action": action, "data": rows})
         if self.step in self.unknown_id_at:
             self.unknown_sent += 1
             ghost = {"symbol": native, "id": level_id(1.5), "side": "Buy", "size": 100}

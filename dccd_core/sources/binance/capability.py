@@ -25,18 +25,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, Span
 
-from ..features import (
-    rest_book,
-    rest_candles,
-    rest_funding,
-    rest_index,
-    rest_mark,
-    rest_open_interest,
-    rest_trades,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = [
     "AGG_TRADES_LIMIT",
@@ -115,16 +104,18 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
     return _FUTURES_FLAT[endpoint]
 
 
+_FUTURES_KLINES = futures_weight("klines", KLINES_LIMIT)
+
 CAPABILITY = Capability(
     exchange="binance",
     features=(
-        rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
-        rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
-        rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
-        rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
-        rest_mark(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
-        rest_index(page_limit=KLINES_LIMIT, spans=_SPANS, weight=futures_weight("klines", 1000)),
-        rest_open_interest(
+        features.rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
+        features.rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
+        features.rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        features.rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
+        features.rest_mark(page_limit=KLINES_LIMIT, spans=_SPANS, weight=_FUTURES_KLINES),
+        features.rest_index(page_limit=KLINES_LIMIT, spans=_SPANS, weight=_FUTURES_KLINES),
+        features.rest_open_interest(
             page_limit=OPEN_INTEREST_LIMIT,
             spans=OPEN_INTEREST_PERIODS,
             history_days=30,
@@ -132,9 +123,9 @@ CAPABILITY = Capability(
             alternative="keep the dataset's update schedule running: it records open "
             "interest from the day it was added",
         ),
-        ws_trades(channel="aggTrade"),
-        ws_candles(spans=_SPANS, channel="kline_<span>"),
-        ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
+        features.ws_trades(channel="aggTrade"),
+        features.ws_candles(spans=_SPANS, channel="kline_<span>"),
+        features.ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
     ),
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",

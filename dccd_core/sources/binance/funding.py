@@ -18,10 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NoCapability, Symbol, UnexpectedPayload
+from dccd_core.domain import Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, funding_frame, ms_to_ns_column, object_columns
 from .capability import FUNDING_LIMIT, FUNDING_WEIGHT
 from .symbols import market_of, native_symbol
 
@@ -31,13 +31,13 @@ __all__ = ["build_funding_request", "parse_funding"]
 def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request:
     """Funding times in ``[start_ts, end_ts)``; the caller's window holds <= 1000."""
     if market_of(symbol) != "usdm":
-        raise NoCapability(
+        raise errors.NoCapability(
             f"binance funding needs a USD-M perpetual like {symbol.base}/USDT:USDT, not {symbol}"
         )
     params = {
         "symbol": native_symbol(symbol),
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(FUNDING_LIMIT),
     }
     return Request("/fapi/v1/fundingRate", params, FUNDING_WEIGHT)
@@ -47,8 +47,8 @@ def parse_funding(data: Any) -> pl.DataFrame:
     """A ``fundingRate`` answer (a JSON list of objects) to funding rows, sorted by ts."""
     what = "binance fundingRate"
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
-    times, rates = object_columns(data, ("fundingTime", "fundingRate"), what, "funding row")
+        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
+    times, rates = columns.object_columns(data, ("fundingTime", "fundingRate"), what, "funding row")
     marks = [r.get("markPrice") for r in data]
-    ts = ms_to_ns_column("ts", times, what)
-    return funding_frame(ts, rates, what, mark_prices=marks).sort("ts")
+    ts = columns.ms_to_ns_column("ts", times, what)
+    return columns.funding_frame(ts, rates, what, mark_prices=marks).sort("ts")

@@ -18,30 +18,32 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol, UnexpectedPayload
+from dccd_core.domain import DataType, Span, Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, float_column, ms_to_ns_column, object_columns, to_schema
 from .capability import OPEN_INTEREST_LIMIT, OPEN_INTEREST_PERIODS, OPEN_INTEREST_WEIGHT
 from .symbols import market_of, native_symbol
 
 __all__ = ["build_open_interest_request", "parse_open_interest"]
 
 
-def build_open_interest_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+def build_open_interest_request(
+    symbol: Symbol, span: Span, start_ts: int, end_ts: int
+) -> Request:
     """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 500 periods)."""
     if market_of(symbol) != "usdm":
-        raise NoCapability(
+        raise errors.NoCapability(
             f"binance open interest needs a USD-M perpetual like {symbol.base}/USDT:USDT"
         )
     if span not in OPEN_INTEREST_PERIODS:
         periods = " ".join(s.label for s in OPEN_INTEREST_PERIODS)
-        raise NoCapability(f"binance has no {span} open interest: its periods are {periods}")
+        raise errors.NoCapability(f"binance has no {span} open interest: its periods are {periods}")
     params = {
         "symbol": native_symbol(symbol),
         "period": span.label,
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(OPEN_INTEREST_LIMIT),
     }
     return Request("/futures/data/openInterestHist", params, OPEN_INTEREST_WEIGHT)
@@ -51,12 +53,14 @@ def parse_open_interest(data: Any) -> pl.DataFrame:
     """An ``openInterestHist`` answer to open-interest rows, oldest first."""
     what = "binance openInterestHist"
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
+        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
     keys = ("timestamp", "sumOpenInterest", "sumOpenInterestValue")
-    times, amounts, values = object_columns(data, keys, what, "sample")
-    columns = {
-        "ts": ms_to_ns_column("ts", times, what),
-        "open_interest": float_column("open_interest", amounts, what),
-        "open_interest_value": float_column("open_interest_value", values, what, optional=True),
+    times, amounts, values = columns.object_columns(data, keys, what, "sample")
+    fields = {
+        "ts": columns.ms_to_ns_column("ts", times, what),
+        "open_interest": columns.float_column("open_interest", amounts, what),
+        "open_interest_value": columns.float_column(
+            "open_interest_value", values, what, optional=True
+        ),
     }
-    return to_schema(DataType.OPEN_INTEREST, columns).sort("ts")
+    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")

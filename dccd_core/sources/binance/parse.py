@@ -16,17 +16,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_MS, DataType, ExchangeError, UnexpectedPayload
+from dccd_core.domain import NS_PER_MS, DataType, errors
 
-from ..columns import (
-    book_frame,
-    empty_frame,
-    float_column,
-    int_column,
-    levels_frame,
-    ms_to_ns_column,
-    ohlc_frame,
-)
+from .. import columns
 
 __all__ = [
     "AggTrades",
@@ -58,7 +50,7 @@ def check_payload(data: Any) -> None:
         except (TypeError, ValueError):
             code = -1
         if code < 0:
-            raise ExchangeError(f"binance error {code}: {data['msg']}")
+            raise errors.ExchangeError(f"binance error {code}: {data['msg']}")
 
 
 #: index by Binance's ``m`` (buyer is maker): False -> taker bought, True -> taker sold.
@@ -87,25 +79,27 @@ def parse_candles(data: Any) -> pl.DataFrame:
     ``ts`` is the open time (Binance stamps bars at their open).
     """
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"binance klines: expected a list, got {type(data).__name__}")
+        raise errors.UnexpectedPayload(
+            f"binance klines: expected a list, got {type(data).__name__}"
+        )
     if not data:
-        return empty_frame(DataType.OHLC)
+        return columns.empty_frame(DataType.OHLC)
     try:
         shortest = min(map(len, data))
     except TypeError:
         shortest = 0
     if shortest < 9 or not isinstance(data[0], list):
         bad = next((r for r in data if not (isinstance(r, list) and len(r) >= 9)), data[0])
-        raise UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
+        raise errors.UnexpectedPayload(f"binance klines: expected rows of >= 9 fields, got {bad!r}")
     cols = list(zip(*data, strict=False))
     what = "binance klines"
-    frame = ohlc_frame(
-        ms_to_ns_column("ts", cols[0], what),
+    frame = columns.ohlc_frame(
+        columns.ms_to_ns_column("ts", cols[0], what),
         (cols[1], cols[2], cols[3], cols[4]),
         what,
-        volume=float_column("volume", cols[5], what),
-        quote_volume=float_column("quote_volume", cols[7], what),
-        trades=int_column("trades", cols[8], what),
+        volume=columns.float_column("volume", cols[5], what),
+        quote_volume=columns.float_column("quote_volume", cols[7], what),
+        trades=columns.int_column("trades", cols[8], what),
     )
     return frame.sort("ts") if not frame.get_column("ts").is_sorted() else frame
 
@@ -168,17 +162,19 @@ def parse_trades_page(
     refuse, repeated ids for the id checks.
     """
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"binance aggTrades: expected a list, got {type(data).__name__}")
+        raise errors.UnexpectedPayload(
+            f"binance aggTrades: expected a list, got {type(data).__name__}"
+        )
     if not data:
-        return AggTrades(empty_frame(DataType.TRADES), (), None, None, None, 0)
+        return AggTrades(columns.empty_frame(DataType.TRADES), (), None, None, None, 0)
     if not all(isinstance(row, dict) for row in data):
-        raise UnexpectedPayload("binance aggTrades: expected a list of objects")
+        raise errors.UnexpectedPayload("binance aggTrades: expected a list of objects")
     with_range = all("f" in row and "l" in row for row in data)
     schema = {**_AGG_FIELDS, **_RANGE_FIELDS} if with_range else _AGG_FIELDS
     raw = pl.from_dicts(data, schema=schema, strict=False)
     if any(column.null_count() for column in raw.get_columns()):
         bad = next((row for row in data if any(row.get(k) is None for k in schema)), data[0])
-        raise UnexpectedPayload(f"binance aggTrades: missing or malformed field in {bad!r}")
+        raise errors.UnexpectedPayload(f"binance aggTrades: missing or malformed field in {bad!r}")
     try:
         ts = raw.get_column("T").cast(pl.Int64) * NS_PER_MS
         agg_id = raw.get_column("a").cast(pl.Int64)
@@ -187,7 +183,7 @@ def parse_trades_page(
         first = raw.get_column("f").cast(pl.Int64) if with_range else None
         last = raw.get_column("l").cast(pl.Int64) if with_range else None
     except pl.exceptions.InvalidOperationError as exc:
-        raise UnexpectedPayload(f"binance aggTrades: malformed value ({exc})") from None
+        raise errors.UnexpectedPayload(f"binance aggTrades: malformed value ({exc})") from None
     side = _SIDES.gather(raw.get_column("m").cast(pl.UInt32))
     trade_id = agg_id.cast(pl.Utf8)
     rows = pl.DataFrame(
@@ -256,13 +252,13 @@ def parse_book(data: Any, depth: int, received_ts: int) -> pl.DataFrame:
     ``ts`` is ``T`` where the exchange sends it, else ``received_ts`` (spot has none).
     """
     if not isinstance(data, dict) or "bids" not in data or "asks" not in data:
-        raise UnexpectedPayload("binance depth: expected an object with 'bids' and 'asks'")
+        raise errors.UnexpectedPayload("binance depth: expected an object with 'bids' and 'asks'")
     what = "binance depth"
     ts = received_ts
     if data.get("T") is not None:
-        ts = int(ms_to_ns_column("ts", [data["T"]], what)[0])
-    return book_frame(
+        ts = int(columns.ms_to_ns_column("ts", [data["T"]], what)[0])
+    return columns.book_frame(
         ts,
-        levels_frame(data["bids"], f"{what} bids", depth=depth),
-        levels_frame(data["asks"], f"{what} asks", depth=depth),
+        columns.levels_frame(data["bids"], f"{what} bids", depth=depth),
+        columns.levels_frame(data["asks"], f"{what} asks", depth=depth),
     )

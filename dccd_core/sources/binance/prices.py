@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol
+from dccd_core.domain import DataType, Span, Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, price_candles_frame
 from .capability import INTERVALS, KLINES_LIMIT, futures_weight
 from .symbols import market_of, native_symbol
 
@@ -33,7 +33,7 @@ def build_price_candles_request(
 ) -> Request:
     """Mark (``DataType.MARK``) or index bars opening in ``[start_ts, end_ts)``."""
     if market_of(symbol) != "usdm":
-        raise NoCapability(
+        raise errors.NoCapability(
             f"binance {data_type} candles need a USD-M perpetual like "
             f"{symbol.base}/USDT:USDT, not {symbol}"
         )
@@ -43,8 +43,8 @@ def build_price_candles_request(
     params = {
         name: native_symbol(symbol),
         "interval": INTERVALS[span],
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(limit),
     }
     return Request(path, params, futures_weight("klines", limit))
@@ -52,4 +52,4 @@ def build_price_candles_request(
 
 def parse_price_candles(data: Any, data_type: DataType) -> pl.DataFrame:
     """A mark/index klines answer to bars (ohlc columns, volumes null)."""
-    return price_candles_frame(data, f"binance {data_type} klines")
+    return columns.price_candles_frame(data, f"binance {data_type} klines")

@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol, Transport, now_ns
+from dccd_core.domain import DataType, Span, Symbol, Transport, errors, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import columns
 from ..base import Endpoints, Request, Source, TradePage
-from ..columns import ceil_ms
 from .capability import (
     AGG_TRADES_LIMIT,
     AGG_TRADES_MAX_WINDOW_MS,
@@ -116,8 +116,8 @@ def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int
     params = {
         "symbol": native_symbol(symbol),
         "interval": INTERVALS[span],
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(limit),
     }
     return Request(f"{_PREFIX[market]}/klines", params, _weight(market, "klines", limit))
@@ -132,8 +132,8 @@ def build_trades_request(
     if cursor is not None and cursor[0] == "id":
         params["fromId"] = str(cursor[1])
     else:
-        start_ms = cursor[1] if cursor is not None else ceil_ms(start_ts)
-        end_ms = min(start_ms + AGG_TRADES_MAX_WINDOW_MS, ceil_ms(end_ts) - 1)
+        start_ms = cursor[1] if cursor is not None else columns.ceil_ms(start_ts)
+        end_ms = min(start_ms + AGG_TRADES_MAX_WINDOW_MS, columns.ceil_ms(end_ts) - 1)
         params["startTime"] = str(start_ms)
         params["endTime"] = str(max(end_ms, start_ms))
     return Request(f"{_PREFIX[market]}/aggTrades", params, _weight(market, "aggTrades"))
@@ -151,7 +151,7 @@ def build_book_request(symbol: Symbol, depth: int) -> Request:
     market = market_of(symbol)
     CAPABILITY.require(DataType.BOOK, Transport.REST, depth=depth, history=False)
     if market == "usdm" and depth not in FUTURES_BOOK_DEPTHS:
-        raise NoCapability(
+        raise errors.NoCapability(
             f"binance USD-M futures have no book depth {depth}: their depths are "
             f"{', '.join(map(str, FUTURES_BOOK_DEPTHS))}"
         )
@@ -239,10 +239,10 @@ class BinanceRest(Source):
             if full and last_id is not None:
                 return page(("id", last_id + 1))
             if last_id is not None:
-                if slice_end_ms >= ceil_ms(end_ts) - 1:
+                if slice_end_ms >= columns.ceil_ms(end_ts) - 1:
                     return page(None)
                 return page(("id", last_id + 1))
-            if slice_end_ms >= ceil_ms(end_ts) - 1:
+            if slice_end_ms >= columns.ceil_ms(end_ts) - 1:
                 return page(None)
             return page(("time", slice_end_ms + 1))
         if not full or last_id is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from dccd_core.domain import NoCapability, Symbol, UnexpectedPayload
+from dccd_core.domain import Symbol, errors
 
 __all__ = ["MARKETS", "Market", "market_of", "native_symbol", "parse_symbols"]
 
@@ -30,7 +30,7 @@ def market_of(symbol: Symbol) -> Market:
         return "spot"
     if symbol.settle == symbol.quote:
         return "usdm"
-    raise NoCapability(
+    raise errors.NoCapability(
         f"binance: {symbol} is a COIN-M inverse perpetual, which dccd's Binance source "
         f"does not serve; use the USD-M market {symbol.base}/USDT:USDT"
     )
@@ -45,13 +45,17 @@ def native_symbol(symbol: Symbol) -> str:
 def parse_symbols(data: Any, market: Market) -> set[Symbol]:
     """Every market listed (delisted ones included: their history can still be fetched)."""
     if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
-        raise UnexpectedPayload("binance exchangeInfo: expected an object with a 'symbols' list")
+        raise errors.UnexpectedPayload(
+            "binance exchangeInfo: expected an object with a 'symbols' list"
+        )
     found: set[Symbol] = set()
     for entry in data["symbols"]:
         try:
             base, quote = str(entry["baseAsset"]).upper(), str(entry["quoteAsset"]).upper()
         except (KeyError, TypeError) as exc:
-            raise UnexpectedPayload(f"binance exchangeInfo: malformed entry {entry!r}") from exc
+            raise errors.UnexpectedPayload(
+                f"binance exchangeInfo: malformed entry {entry!r}"
+            ) from exc
         if not (base.isalnum() and quote.isalnum()) or len(base) > 20 or len(quote) > 20:
             continue  # odd test assets; they cannot be dccd symbols
         if market == "spot":

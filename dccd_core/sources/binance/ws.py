@@ -28,30 +28,9 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    ms_to_ns,
-    now_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, ms_to_ns, now_ns
 
-from ..columns import WS_CANDLES_SCHEMA, float_levels
-from ..ws import (
-    BookProtocol,
-    BookSync,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-    decode_frame,
-)
+from .. import columns, ws
 from .parse import parse_trades_page
 from .rest import build_book_request, on_host
 
@@ -93,54 +72,56 @@ def parse_kline_records(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
                 "trades": pl.Series([k.get("n") for k in records], dtype=pl.Int64, strict=False),
                 "closed": pl.Series([bool(k["x"]) for k in records], dtype=pl.Boolean),
             },
-            schema=WS_CANDLES_SCHEMA,
+            schema=columns.WS_CANDLES_SCHEMA,
         )
     except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"binance kline: missing field {exc} in {records[:1]!r}") from None
+        raise errors.UnexpectedPayload(
+            f"binance kline: missing field {exc} in {records[:1]!r}"
+        ) from None
     if frame.select(pl.exclude("quote_volume", "trades")).null_count().sum_horizontal().item():
-        raise UnexpectedPayload(f"binance kline: non-numeric value in {records[:1]!r}")
+        raise errors.UnexpectedPayload(f"binance kline: non-numeric value in {records[:1]!r}")
     return frame
 
 
-def parse_depth_snapshot(payload: Any, symbol: Symbol) -> WsBook:
+def parse_depth_snapshot(payload: Any, symbol: Symbol) -> ws.WsBook:
     """REST ``/api/v3/depth`` (or ``/fapi/v1/depth``) to a book snapshot with ``last_seq``.
 
     Sample: ``{"lastUpdateId": 40127755, "bids": [["42117.52", "0.0123"]],
     "asks": [["42117.53", "0.405"]]}`` (futures add ``E``/``T`` ms).
     """
     if not isinstance(payload, dict) or "lastUpdateId" not in payload:
-        raise UnexpectedPayload(
+        raise errors.UnexpectedPayload(
             f"binance depth: expected lastUpdateId/bids/asks, got {payload!r:.200}"
         )
     ts_ms = payload.get("T") or payload.get("E")
 
-    return WsBook(
+    return ws.WsBook(
         symbol=symbol,
         ts=ms_to_ns(ts_ms) if ts_ms is not None else now_ns(),
         snapshot=True,
-        bids=float_levels(payload.get("bids", []), "binance depth"),
-        asks=float_levels(payload.get("asks", []), "binance depth"),
+        bids=columns.float_levels(payload.get("bids", []), "binance depth"),
+        asks=columns.float_levels(payload.get("asks", []), "binance depth"),
         last_seq=int(payload["lastUpdateId"]),
     )
 
 
-class BinanceWs(WsSource):
+class BinanceWs(ws.WsSource):
     """Binance's streaming hooks, mixed into ``BinanceSource`` next to ``BinanceRest``."""
 
     ws_idle_timeout_s: ClassVar[float] = 60.0
     #: Binance disconnects every connection at 24 h; the client rotates before.
     ws_max_session_s: ClassVar[float | None] = 24 * 3600.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol(BookSync.REST_SNAPSHOT)
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol(ws.BookSync.REST_SNAPSHOT)
 
     #: per native symbol, the highest trade id (``l``) and aggregate id (``a``) the
     #: aggTrade stream delivered
     _ws_trade_high: dict[str, tuple[int, int]]
 
-    def _market_origin(self, sub: WsSubscription) -> str:
+    def _market_origin(self, sub: ws.WsSubscription) -> str:
         origin = self._ws_origin(BINANCE_SPOT_WS)
         perps = {s.is_perpetual for s in sub.symbols}
         if len(perps) > 1:
-            raise NoCapability(
+            raise errors.NoCapability(
                 "binance: spot and perpetual symbols need separate streams; "
                 "list them in separate stream datasets"
             )
@@ -148,18 +129,18 @@ class BinanceWs(WsSource):
             origin = BINANCE_FUTURES_WS
         return origin
 
-    def _stream_name(self, symbol: Symbol, sub: WsSubscription) -> str:
+    def _stream_name(self, symbol: Symbol, sub: ws.WsSubscription) -> str:
         native = self.native_symbol(symbol).lower()
         if sub.data_type is DataType.TRADES:
             return f"{native}@aggTrade"
         if sub.data_type is DataType.OHLC:
             span: Span | None = sub.span
             if span is None:
-                raise NoCapability("binance klines need a span")
+                raise errors.NoCapability("binance klines need a span")
             return f"{native}@kline_{span.label}"
         return f"{native}@depth@100ms"
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         """``wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade/...``."""
         names = [self._stream_name(s, sub) for s in sub.symbols]
         self._subscribe(sub, lambda s: self.native_symbol(s).upper())
@@ -169,11 +150,11 @@ class BinanceWs(WsSource):
     def _symbol(self, native: object) -> Symbol:
         return self._ws_symbol(str(native).upper())
 
-    def parse_ws_message(self, raw: str | bytes) -> list[WsEvent]:
+    def parse_ws_message(self, raw: str | bytes) -> list[ws.WsEvent]:
         """One combined-stream frame to events (see the module docstring)."""
         return self.parse_ws_messages([raw])
 
-    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[WsEvent]:
+    def parse_ws_messages(self, raws: Sequence[str | bytes]) -> list[ws.WsEvent]:
         """A batch of frames; trades and klines are merged into one frame per symbol.
 
         Samples: ``{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade",...}}``,
@@ -184,9 +165,9 @@ class BinanceWs(WsSource):
         """
         trades: dict[str, list[dict[str, Any]]] = {}
         klines: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        events: list[WsEvent] = []
+        events: list[ws.WsEvent] = []
         for raw in raws:
-            msg = decode_frame(raw, "binance stream")
+            msg = ws.decode_frame(raw, "binance stream")
             data = msg.get("data") if isinstance(msg, dict) else None
             if not isinstance(data, dict):
                 events.append(self._control(msg))
@@ -197,12 +178,14 @@ class BinanceWs(WsSource):
             elif kind == "kline":
                 k = data.get("k")
                 if not isinstance(k, dict):
-                    raise UnexpectedPayload(f"binance kline: no k object in {data!r:.200}")
+                    raise errors.UnexpectedPayload(f"binance kline: no k object in {data!r:.200}")
                 klines.setdefault((data.get("s", ""), str(k.get("i"))), []).append(k)
             elif kind == "depthUpdate":
                 events.append(self._depth(data))
             else:
-                raise UnexpectedPayload(f"binance stream: unknown event {kind!r} in {msg!r:.200}")
+                raise errors.UnexpectedPayload(
+                    f"binance stream: unknown event {kind!r} in {msg!r:.200}"
+                )
         highs = self.__dict__.setdefault("_ws_trade_high", {})
         for native, records in trades.items():
             symbol = self._symbol(native)
@@ -216,44 +199,46 @@ class BinanceWs(WsSource):
             if parsed.last_trade_id is not None and parsed.last_agg_id is not None:
                 high_a = parsed.last_agg_id if high_a is None else max(high_a, parsed.last_agg_id)
                 highs[native] = (parsed.last_trade_id, high_a)
-            events.append(WsTrades(symbol, parsed.rows))
+            events.append(ws.WsTrades(symbol, parsed.rows))
         for (native, interval), records in klines.items():
             events.append(
-                WsCandles(self._symbol(native), Span.parse(interval), parse_kline_records(records))
+                ws.WsCandles(
+                    self._symbol(native), Span.parse(interval), parse_kline_records(records)
+                )
             )
         return events
 
-    def _control(self, msg: Any) -> WsEvent:
+    def _control(self, msg: Any) -> ws.WsEvent:
         if isinstance(msg, dict):
             if "result" in msg and "id" in msg:
-                return WsIgnore("ack")
+                return ws.WsIgnore("ack")
             inner = msg.get("error")
             error: dict[str, Any] = inner if isinstance(inner, dict) else msg
             if "code" in error and "msg" in error:
-                raise ExchangeError(
+                raise errors.ExchangeError(
                     f"binance stream error {error['code']}: {error['msg']}; "
                     "check the stream names (symbols, spans)"
                 )
-        raise UnexpectedPayload(f"binance stream: unknown frame {msg!r:.200}")
+        raise errors.UnexpectedPayload(f"binance stream: unknown frame {msg!r:.200}")
 
-    def _depth(self, data: dict[str, Any]) -> WsBook:
+    def _depth(self, data: dict[str, Any]) -> ws.WsBook:
         try:
-            return WsBook(
+            return ws.WsBook(
                 symbol=self._symbol(data["s"]),
                 ts=ms_to_ns(data.get("T") or data["E"]),
                 snapshot=False,
-                bids=float_levels(data["b"], "binance depthUpdate"),
-                asks=float_levels(data["a"], "binance depthUpdate"),
+                bids=columns.float_levels(data["b"], "binance depthUpdate"),
+                asks=columns.float_levels(data["a"], "binance depthUpdate"),
                 first_seq=int(data["U"]),
                 last_seq=int(data["u"]),
                 prev_seq=int(data["pu"]) if "pu" in data else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedPayload(
+            raise errors.UnexpectedPayload(
                 f"binance depthUpdate: bad field {exc} in {data!r:.200}"
             ) from None
 
-    async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> WsBook:
+    async def fetch_ws_book_snapshot(self, symbol: Symbol, depth: int) -> ws.WsBook:
         """GET ``/api/v3/depth?limit=1000`` (futures ``/fapi/v1/depth``) with lastUpdateId."""
         limit = next((n for n in (100, 500, 1000) if n >= depth), 1000)
         request = on_host(build_book_request(symbol, limit), self.endpoints.rest_url)

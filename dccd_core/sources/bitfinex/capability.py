@@ -14,15 +14,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection, Span
 
-from ..features import (
-    DERIVE_HINT,
-    rest_book,
-    rest_candles,
-    rest_trades,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = [
     "CANDLES_PAGE_LIMIT",
@@ -61,22 +53,22 @@ _FORWARD = PageDirection.FORWARD
 CAPABILITY = Capability(
     exchange="bitfinex",
     features=(
-        rest_candles(
+        features.rest_candles(
             page_limit=CANDLES_PAGE_LIMIT,
             direction=_FORWARD,
             spans=_SPANS,
             weight=3,
-            alternative=DERIVE_HINT,
+            alternative=features.DERIVE_HINT,
         ),
-        rest_trades(page_limit=TRADES_PAGE_LIMIT, direction=_FORWARD, weight=6),
-        rest_book(
+        features.rest_trades(page_limit=TRADES_PAGE_LIMIT, direction=_FORWARD, weight=6),
+        features.rest_book(
             book_depths=(1, 25, 100),
             weight=1,
             alternative="stream the book over WebSocket (depth 1, 25, 100 or 250)",
         ),
-        ws_trades(channel="trades"),
-        ws_candles(spans=_SPANS, channel="candles", alternative=DERIVE_HINT),
-        ws_book(book_depths=(1, 25, 100, 250), channel="book"),
+        features.ws_trades(channel="trades"),
+        features.ws_candles(spans=_SPANS, channel="candles", alternative=features.DERIVE_HINT),
+        features.ws_book(book_depths=(1, 25, 100, 250), channel="book"),
     ),
     weight_per_minute=90,
     docs_url=DOCS_URL,

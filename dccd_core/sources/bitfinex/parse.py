@@ -10,21 +10,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import (
-    ExchangeError,
-    RateLimited,
-    UnexpectedPayload,
-)
+from dccd_core.domain import errors
 from dccd_core.transport.retry import TransientError
 
-from ..columns import (
-    book_frame,
-    float_column,
-    int_column,
-    ms_to_ns_column,
-    ohlc_frame,
-    rows_to_columns,
-)
+from .. import columns
 
 __all__ = [
     "MAINTENANCE",
@@ -57,20 +46,22 @@ def check_payload(data: Any) -> None:
         code = data[1]
         message = data[2] if len(data) > 2 else ""
         if code == 11010:
-            raise RateLimited(f"bitfinex rate limit hit ({code} {message}); slow down and retry")
+            raise errors.RateLimited(
+                f"bitfinex rate limit hit ({code} {message}); slow down and retry"
+            )
         if code == MAINTENANCE:
             raise TransientError(
                 f"bitfinex is in maintenance ({code} {message}); retry in a few minutes",
                 "server",
             )
-        raise ExchangeError(f"bitfinex error {code}: {message}")
+        raise errors.ExchangeError(f"bitfinex error {code}: {message}")
     if isinstance(data, dict) and "error" in data:
         if data["error"] == "ERR_RATE_LIMIT":
-            raise RateLimited(
+            raise errors.RateLimited(
                 "bitfinex rate limit hit (ERR_RATE_LIMIT): the IP is blocked for about 60 s; "
                 "lower the request rate"
             )
-        raise ExchangeError(f"bitfinex error: {data.get('message') or data['error']}")
+        raise errors.ExchangeError(f"bitfinex error: {data.get('message') or data['error']}")
 
 
 def side_from_amount(amount: pl.Series) -> pl.Series:
@@ -91,12 +82,12 @@ def parse_candles(rows: Any) -> pl.DataFrame:
          [1704070800000, 42310.5, 42205, 42350, 42160.7, 21.0952]]
     """
     what = "bitfinex candles"
-    mts, opn, cls, high, low, vol = rows_to_columns(rows, 6, what)
-    frame = ohlc_frame(  # no quote volume, no trade count: nulls
-        ms_to_ns_column("ts", mts, what),
+    mts, opn, cls, high, low, vol = columns.rows_to_columns(rows, 6, what)
+    frame = columns.ohlc_frame(  # no quote volume, no trade count: nulls
+        columns.ms_to_ns_column("ts", mts, what),
         (opn, high, low, cls),
         what,
-        volume=float_column("volume", vol, what),
+        volume=columns.float_column("volume", vol, what),
     )
     return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
 
@@ -114,15 +105,15 @@ def parse_trades(rows: Any) -> pl.DataFrame:
     Rows keep the exchange's order (ascending with ``sort=1``).
     """
     what = "bitfinex trades"
-    ids, mts, amount, price = rows_to_columns(rows, 4, what)
-    signed = float_column("amount", amount, what)
+    ids, mts, amount, price = columns.rows_to_columns(rows, 4, what)
+    signed = columns.float_column("amount", amount, what)
     if (signed == 0).any():
-        raise UnexpectedPayload(f"{what}: a trade with amount 0 has no side")
+        raise errors.UnexpectedPayload(f"{what}: a trade with amount 0 has no side")
     return pl.DataFrame(
         [
-            ms_to_ns_column("ts", mts, what),
-            int_column("trade_id", ids, what).cast(pl.String),
-            float_column("price", price, what),
+            columns.ms_to_ns_column("ts", mts, what),
+            columns.int_column("trade_id", ids, what).cast(pl.String),
+            columns.float_column("price", price, what),
             signed.abs(),
             side_from_amount(signed),
         ]
@@ -140,9 +131,9 @@ def parse_book(rows: Any, ts: int) -> pl.DataFrame:
         [[73210, 3, 0.5], [73209, 1, 1.2], [73211, 2, -0.4], [73212, 1, -2.0]]
     """
     what = "bitfinex book"
-    price, _count, amount = rows_to_columns(rows, 3, what)
-    signed = float_column("amount", amount, what)
-    frame = pl.DataFrame([float_column("price", price, what), signed])
+    price, _count, amount = columns.rows_to_columns(rows, 3, what)
+    signed = columns.float_column("amount", amount, what)
+    frame = pl.DataFrame([columns.float_column("price", price, what), signed])
     bids = frame.filter(pl.col("amount") > 0).sort("price", descending=True)
     asks = frame.filter(pl.col("amount") < 0).sort("price").with_columns(pl.col("amount").abs())
-    return book_frame(ts, bids, asks)
+    return columns.book_frame(ts, bids, asks)

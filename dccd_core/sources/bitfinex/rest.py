@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_MS, DataType, NoCapability, SourceError, Span, Symbol, now_ns
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, errors, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import columns
 from ..base import Endpoints, Request, Source, TradePage
-from ..columns import ceil_ms, empty_frame
 from .capability import (
     CANDLE_TIMEFRAMES,
     CANDLES_PAGE_LIMIT,
@@ -64,7 +64,7 @@ def timeframe(span: Span) -> str:
         return CANDLE_TIMEFRAMES[span]
     except KeyError:
         CAPABILITY.require(DataType.OHLC, span=span)
-        raise NoCapability(f"bitfinex has no {span} candles") from None
+        raise errors.NoCapability(f"bitfinex has no {span} candles") from None
 
 
 def build_candles_request(
@@ -73,8 +73,8 @@ def build_candles_request(
     """Bars opening in ``[start_ts, end_ts)``: ``/v2/candles/trade:1m:tBTCUSD/hist``."""
     params: dict[str, str | int] = {
         "sort": 1,
-        "start": ceil_ms(start_ts),
-        "end": ceil_ms(end_ts) - 1,
+        "start": columns.ceil_ms(start_ts),
+        "end": columns.ceil_ms(end_ts) - 1,
         "limit": limit,
     }
     weight = CAPABILITY.require(DataType.OHLC).weight
@@ -152,9 +152,9 @@ class BitfinexRest(Source):
         native = self.native_symbol(symbol)
         limit = self.trades_page_limit
         start_ms = int(cursor) if cursor is not None else start_ts // NS_PER_MS
-        end_ms = ceil_ms(end_ts) - 1
+        end_ms = columns.ceil_ms(end_ts) - 1
         if start_ms > end_ms:
-            return TradePage(empty_frame(DataType.TRADES), None, requests=0)
+            return TradePage(columns.empty_frame(DataType.TRADES), None, requests=0)
         page = parse_trades(await self._get(build_trades_request(native, start_ms, end_ms, limit)))
         if page.height < limit:
             return TradePage(page, None)
@@ -172,7 +172,7 @@ class BitfinexRest(Source):
         tail = parse_trades(await self._get(request))
         overlap = head["trade_id"].is_in(tail["trade_id"].implode()).any()
         if tail.height >= limit and not overlap:
-            raise SourceError(
+            raise errors.SourceError(
                 f"bitfinex has more than {2 * limit} {native} trades in the one millisecond "
                 f"{ms}: its REST API cannot page inside a millisecond, so some cannot be "
                 "fetched; collect this market live over WebSocket instead"

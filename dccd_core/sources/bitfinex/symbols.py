@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dccd_core.domain import Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = ["from_native", "native_currency", "parse_symbols", "to_native", "unified_currency"]
 
@@ -58,7 +58,7 @@ def to_native(symbol: Symbol) -> str:
     quote = native_currency(symbol.quote)
     if symbol.settle is not None:
         if symbol.settle != symbol.quote:
-            raise UnknownSymbol(
+            raise errors.UnknownSymbol(
                 f"bitfinex has no {symbol}: its perpetuals are linear, settled in the quote "
                 f"currency (e.g. {symbol.base}/{symbol.quote}:{symbol.quote})"
             )
@@ -76,7 +76,7 @@ def from_native(name: str) -> Symbol:
     elif len(text) == 6:
         base, quote = text[:3], text[3:]
     else:
-        raise UnexpectedPayload(f"bitfinex pair name {name!r} has no BASE:QUOTE split")
+        raise errors.UnexpectedPayload(f"bitfinex pair name {name!r} has no BASE:QUOTE split")
     if base.endswith(_PERP_SUFFIX) and quote.endswith(_PERP_SUFFIX):
         base_code = unified_currency(base[: -len(_PERP_SUFFIX)])
         quote_code = unified_currency(quote[: -len(_PERP_SUFFIX)])
@@ -98,5 +98,7 @@ def parse_symbols(data: Any) -> set[Symbol]:
         or not isinstance(data[0], list)
         or not all(isinstance(n, str) for n in data[0])
     ):
-        raise UnexpectedPayload(f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}")
+        raise errors.UnexpectedPayload(
+            f"bitfinex pair list: expected [[names...]], got {str(data)[:80]}"
+        )
     return {from_native(name) for name in data[0]}

@@ -30,30 +30,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    now_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, now_ns
 
+from .. import features, ws
 from ..book_checksum import interleaved_checksum
-from ..features import DERIVE_HINT
-from ..ws import (
-    BookProtocol,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsRecords,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-    decode_frame,
-)
 from .capability import CANDLE_TIMEFRAMES, WS_URL
 from .parse import parse_candles, parse_trades
 from .symbols import from_native, to_native
@@ -99,15 +79,15 @@ def _book_len(depth: int) -> int:
     for length in _BOOK_LENGTHS:
         if length >= depth:
             return length
-    raise NoCapability(f"bitfinex streams at most 250 book levels, not {depth}")
+    raise errors.NoCapability(f"bitfinex streams at most 250 book levels, not {depth}")
 
 
-class BitfinexWs(WsSource):
+class BitfinexWs(ws.WsSource):
     """Bitfinex's streaming hooks, mixed into ``BitfinexSource``."""
 
     #: Bitfinex sends a heartbeat per channel every 15 s of silence.
     ws_idle_timeout_s: ClassVar[float] = 45.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(_CHECKSUM_DEPTH)
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol.checksummed(_CHECKSUM_DEPTH)
 
     @cached_property
     def _channels(self) -> dict[int, tuple[str, Symbol, Span | None]]:
@@ -121,10 +101,10 @@ class BitfinexWs(WsSource):
 
     # -- connecting ----------------------------------------------------------------------
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         """``wss://api-pub.bitfinex.com/ws/2`` (origin from the endpoints)."""
         if len(sub.symbols) > _MAX_CHANNELS:
-            raise NoCapability(
+            raise errors.NoCapability(
                 f"bitfinex allows {_MAX_CHANNELS} channels per connection, not "
                 f"{len(sub.symbols)}; split the symbols into several streams"
             )
@@ -132,14 +112,14 @@ class BitfinexWs(WsSource):
             sub.span is None or sub.span not in CANDLE_TIMEFRAMES
         ):
             spans = " ".join(s.label for s in CANDLE_TIMEFRAMES)
-            raise NoCapability(
-                f"bitfinex streams candles of {spans} only; {DERIVE_HINT}"
+            raise errors.NoCapability(
+                f"bitfinex streams candles of {spans} only; {features.DERIVE_HINT}"
             )
         if sub.data_type is DataType.BOOK:
             _book_len(sub.book_depth)
         return f"{self._ws_origin(WS_URL)}/ws/2"
 
-    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+    def ws_subscribe_messages(self, sub: ws.WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """The conf flags, then one subscribe per symbol (re-sent on every connect)."""
         messages: list[str | bytes | dict[str, Any]] = []
         if sub.data_type is DataType.BOOK:
@@ -167,19 +147,19 @@ class BitfinexWs(WsSource):
 
     # -- parsing -------------------------------------------------------------------------
 
-    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[ws.WsEvent | ws.WsRecords]:
         """One frame to events (see the module docstring), trades as records."""
-        msg = decode_frame(raw, "bitfinex ws", 80)
+        msg = ws.decode_frame(raw, "bitfinex ws", 80)
         if isinstance(msg, dict):
             return [self._event(msg)]
         if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], int):
-            raise UnexpectedPayload(f"bitfinex ws: unknown frame {str(msg)[:80]}")
+            raise errors.UnexpectedPayload(f"bitfinex ws: unknown frame {str(msg)[:80]}")
         chan_id, body = msg[0], msg[1]
         if body == "hb":
-            return [WsIgnore("heartbeat")]
+            return [ws.WsIgnore("heartbeat")]
         channel = self._channels.get(chan_id)
         if channel is None:
-            return [WsIgnore(f"frame of unknown channel {chan_id}")]
+            return [ws.WsIgnore(f"frame of unknown channel {chan_id}")]
         kind, symbol, span = channel
         if kind == "trades":
             return self._trades(symbol, msg)
@@ -188,15 +168,15 @@ class BitfinexWs(WsSource):
             return self._candles(chan_id, symbol, span, body)
         return self._book(symbol, msg)
 
-    def _event(self, msg: dict[str, Any]) -> WsEvent:
+    def _event(self, msg: dict[str, Any]) -> ws.WsEvent:
         event = msg.get("event")
         if event == "error":
-            raise ExchangeError(f"bitfinex ws error {msg.get('code')}: {msg.get('msg')}")
+            raise errors.ExchangeError(f"bitfinex ws error {msg.get('code')}: {msg.get('msg')}")
         if event == "subscribed":
             chan_id = msg.get("chanId")
             channel = msg.get("channel")
             if not isinstance(chan_id, int) or channel not in ("trades", "candles", "book"):
-                raise UnexpectedPayload(f"bitfinex ws: bad subscribed event {msg}")
+                raise errors.UnexpectedPayload(f"bitfinex ws: bad subscribed event {msg}")
             if channel == "candles":
                 _, timeframe, native = str(msg.get("key")).split(":", 2)
                 span = next(s for s, tf in CANDLE_TIMEFRAMES.items() if tf == timeframe)
@@ -204,29 +184,29 @@ class BitfinexWs(WsSource):
             else:
                 self._channels[chan_id] = (channel, from_native(str(msg.get("symbol"))), None)
             self._open_bars.pop(chan_id, None)
-            return WsIgnore(f"subscribed {channel} {chan_id}")
-        return WsIgnore(str(event))
+            return ws.WsIgnore(f"subscribed {channel} {chan_id}")
+        return ws.WsIgnore(str(event))
 
-    def _trades(self, symbol: Symbol, msg: list[Any]) -> Sequence[WsEvent | WsRecords]:
+    def _trades(self, symbol: Symbol, msg: list[Any]) -> Sequence[ws.WsEvent | ws.WsRecords]:
         body = msg[1]
 
-        def build(records: list[Any]) -> WsEvent:
-            return WsTrades(symbol, parse_trades(records))
+        def build(records: list[Any]) -> ws.WsEvent:
+            return ws.WsTrades(symbol, parse_trades(records))
 
         if isinstance(body, list):  # snapshot of recent trades
-            return [WsRecords(("trades", symbol), body, build)]
+            return [ws.WsRecords(("trades", symbol), body, build)]
         if body == "te" and len(msg) >= 3:
-            return [WsRecords(("trades", symbol), [msg[2]], build)]
+            return [ws.WsRecords(("trades", symbol), [msg[2]], build)]
         if body == "tu":
-            return [WsIgnore("trade update (already seen as te)")]
-        raise UnexpectedPayload(f"bitfinex ws trades: unknown frame {str(msg)[:80]}")
+            return [ws.WsIgnore("trade update (already seen as te)")]
+        raise errors.UnexpectedPayload(f"bitfinex ws trades: unknown frame {str(msg)[:80]}")
 
-    def _candles(self, chan_id: int, symbol: Symbol, span: Span, body: Any) -> list[WsEvent]:
+    def _candles(self, chan_id: int, symbol: Symbol, span: Span, body: Any) -> list[ws.WsEvent]:
         if not isinstance(body, list):
-            raise UnexpectedPayload(f"bitfinex ws candles: unknown frame {str(body)[:80]}")
+            raise errors.UnexpectedPayload(f"bitfinex ws candles: unknown frame {str(body)[:80]}")
         rows = body if body and isinstance(body[0], list) else ([body] if body else [])
         if not rows:
-            return [WsIgnore("empty candle snapshot")]
+            return [ws.WsIgnore("empty candle snapshot")]
         rows = sorted(rows, key=lambda r: r[0] if isinstance(r, list) and r else 0)
         running = self._open_bars.get(chan_id)
         if running is not None and running[0] < rows[0][0]:
@@ -236,17 +216,21 @@ class BitfinexWs(WsSource):
         now = now_ns()
         newest = frame["ts"].max()
         closed = (frame["ts"] < newest) | (frame["ts"] + span.ns <= now)
-        return [WsCandles(symbol, span, frame.with_columns(closed.alias("closed")))]
+        return [ws.WsCandles(symbol, span, frame.with_columns(closed.alias("closed")))]
 
-    def _book(self, symbol: Symbol, msg: list[Any]) -> list[WsEvent]:
+    def _book(self, symbol: Symbol, msg: list[Any]) -> list[ws.WsEvent]:
         body = msg[1]
         ts = now_ns()
         if body == "cs":
             if len(msg) < 3 or not isinstance(msg[2], int):
-                raise UnexpectedPayload(f"bitfinex ws book: bad checksum frame {str(msg)[:80]}")
-            return [WsBook(symbol, ts, False, [], [], checksum=msg[2], bid_texts=[], ask_texts=[])]
+                raise errors.UnexpectedPayload(
+                    f"bitfinex ws book: bad checksum frame {str(msg)[:80]}"
+                )
+            return [
+                ws.WsBook(symbol, ts, False, [], [], checksum=msg[2], bid_texts=[], ask_texts=[])
+            ]
         if not isinstance(body, list):
-            raise UnexpectedPayload(f"bitfinex ws book: unknown frame {str(msg)[:80]}")
+            raise errors.UnexpectedPayload(f"bitfinex ws book: unknown frame {str(msg)[:80]}")
         snapshot = not body or isinstance(body[0], list)
         rows = body if snapshot else [body]
         bids: list[tuple[float, float]] = []
@@ -258,9 +242,9 @@ class BitfinexWs(WsSource):
                 price, count, amount = row[0], row[1], row[2]
                 price_f, amount_f, count_i = float(price), float(amount), int(count)
             except (TypeError, ValueError, IndexError):
-                raise UnexpectedPayload(f"bitfinex ws book: bad level {row!r}") from None
+                raise errors.UnexpectedPayload(f"bitfinex ws book: bad level {row!r}") from None
             if amount_f == 0:
-                raise UnexpectedPayload(f"bitfinex ws book: level with amount 0: {row!r}")
+                raise errors.UnexpectedPayload(f"bitfinex ws book: level with amount 0: {row!r}")
             size = 0.0 if count_i == 0 else abs(amount_f)
             texts = (js_number_text(price), js_number_text(amount))
             if amount_f > 0:
@@ -269,7 +253,9 @@ class BitfinexWs(WsSource):
             else:
                 asks.append((price_f, size))
                 ask_texts.append(texts)
-        return [WsBook(symbol, ts, snapshot, bids, asks, bid_texts=bid_texts, ask_texts=ask_texts)]
+        return [
+            ws.WsBook(symbol, ts, snapshot, bids, asks, bid_texts=bid_texts, ask_texts=ask_texts)
+        ]
 
     def book_checksum(
         self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]

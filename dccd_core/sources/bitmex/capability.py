@@ -14,16 +14,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection, Span
 
-from ..features import (
-    DERIVE_HINT,
-    rest_book,
-    rest_candles,
-    rest_funding,
-    rest_trades,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = ["BIN_SIZES", "CAPABILITY", "DOCS_URL", "PAGE_LIMIT", "REST_URL", "WS_URL"]
 
@@ -47,15 +38,20 @@ _FORWARD = PageDirection.FORWARD
 CAPABILITY = Capability(
     exchange="bitmex",
     features=(
-        rest_candles(
-            page_limit=PAGE_LIMIT, direction=_FORWARD, spans=_SPANS, alternative=DERIVE_HINT
+        features.rest_candles(
+            page_limit=PAGE_LIMIT,
+            direction=_FORWARD,
+            spans=_SPANS,
+            alternative=features.DERIVE_HINT,
         ),
-        rest_trades(page_limit=PAGE_LIMIT, direction=_FORWARD),
-        rest_book(book_depths=(), page_limit=None),
-        rest_funding(page_limit=PAGE_LIMIT, direction=_FORWARD),
-        ws_trades(channel="trade"),
-        ws_candles(spans=_SPANS, channel="tradeBin{bin}", alternative=DERIVE_HINT),
-        ws_book(book_depths=(25,), channel="orderBookL2_25"),
+        features.rest_trades(page_limit=PAGE_LIMIT, direction=_FORWARD),
+        features.rest_book(book_depths=(), page_limit=None),
+        features.rest_funding(page_limit=PAGE_LIMIT, direction=_FORWARD),
+        features.ws_trades(channel="trade"),
+        features.ws_candles(
+            spans=_SPANS, channel="tradeBin{bin}", alternative=features.DERIVE_HINT
+        ),
+        features.ws_book(book_depths=(25,), channel="orderBookL2_25"),
     ),
     weight_per_minute=120,
     docs_url=DOCS_URL,

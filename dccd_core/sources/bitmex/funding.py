@@ -16,9 +16,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_S, UnexpectedPayload, to_ns
+from dccd_core.domain import NS_PER_S, errors, to_ns
 
-from ..columns import funding_frame, iso_to_ns_column, object_columns
+from .. import columns
 
 __all__ = ["parse_funding"]
 
@@ -31,17 +31,19 @@ def parse_funding(data: Any) -> pl.DataFrame:
     """A ``/funding`` answer (a JSON list of objects) to funding rows, oldest first."""
     what = "bitmex funding"
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"{what}: expected a JSON list, got {str(data)[:80]}")
-    times, rates = object_columns(data, ("timestamp", "fundingRate"), what, "funding row")
-    ts = iso_to_ns_column("ts", times, what)
+        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {str(data)[:80]}")
+    times, rates = columns.object_columns(data, ("timestamp", "fundingRate"), what, "funding row")
+    ts = columns.iso_to_ns_column("ts", times, what)
     spans = [r.get("fundingInterval") for r in data]
     hours: list[int | None] = [None] * len(spans)
     known = [i for i, span in enumerate(spans) if span is not None]
     if known:
-        ns = iso_to_ns_column("fundingInterval", [spans[i] for i in known], what)
+        ns = columns.iso_to_ns_column("fundingInterval", [spans[i] for i in known], what)
         for i, value in zip(known, ns.to_list(), strict=True):
             offset = value - _TIMESPAN_ZERO
             if offset <= 0 or offset % _NS_PER_HOUR:
-                raise UnexpectedPayload(f"{what}: fundingInterval {spans[i]!r} is not whole hours")
+                raise errors.UnexpectedPayload(
+                    f"{what}: fundingInterval {spans[i]!r} is not whole hours"
+                )
             hours[i] = offset // _NS_PER_HOUR
-    return funding_frame(ts, rates, what, interval_h=hours).sort("ts")
+    return columns.funding_frame(ts, rates, what, interval_h=hours).sort("ts")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dccd_core.domain import UnexpectedPayload
+from dccd_core.domain import errors
 
 from .parse import ContractSpec
 
@@ -90,9 +90,11 @@ class L2Index:
                     return self._lost(f"delete of unknown level id {key[0]}")
                 price, amount = found, 0.0
             else:
-                raise UnexpectedPayload(f"{what}: unknown action {action!r}")
+                raise errors.UnexpectedPayload(f"{what}: unknown action {action!r}")
             if amount < 0 or (amount == 0 and action != "delete"):
-                raise UnexpectedPayload(f"{what}: level id {key[0]} with size {row.get('size')!r}")
+                raise errors.UnexpectedPayload(
+                    f"{what}: level id {key[0]} with size {row.get('size')!r}"
+                )
             (bids if key[1] else asks).append((price, amount))
         if action != "partial":
             self.seq += 1
@@ -107,20 +109,22 @@ class L2Index:
 def _key(row: dict[str, Any], what: str) -> tuple[int, bool]:
     level_id, side = row.get("id"), row.get("side")
     if side not in _SIDES:
-        raise UnexpectedPayload(f"{what}: unknown side {side!r}")
+        raise errors.UnexpectedPayload(f"{what}: unknown side {side!r}")
     try:
         return int(level_id), _SIDES[side]  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise UnexpectedPayload(f"{what}: level id {level_id!r} is not an integer") from None
+        raise errors.UnexpectedPayload(f"{what}: level id {level_id!r} is not an integer") from None
 
 
 def _number(row: dict[str, Any], key: str, what: str) -> float:
     try:
         value = float(row[key])
     except KeyError:
-        raise UnexpectedPayload(f"{what}: a level row has no {key!r}: {str(row)[:80]}") from None
+        raise errors.UnexpectedPayload(
+            f"{what}: a level row has no {key!r}: {str(row)[:80]}"
+        ) from None
     except (TypeError, ValueError):
-        raise UnexpectedPayload(f"{what}: {key} {row[key]!r} is not a number") from None
+        raise errors.UnexpectedPayload(f"{what}: {key} {row[key]!r} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise UnexpectedPayload(f"{what}: {key} {row[key]!r} is not a finite number")
+        raise errors.UnexpectedPayload(f"{what}: {key} {row[key]!r} is not a finite number")
     return value

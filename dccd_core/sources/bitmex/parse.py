@@ -18,22 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import (
-    ExchangeError,
-    NoCapability,
-    Span,
-    UnexpectedPayload,
-)
+from dccd_core.domain import Span, errors
 
-from ..columns import (
-    book_frame,
-    float_column,
-    int_column,
-    iso_to_ns_column,
-    ohlc_frame,
-    side_column,
-    text_column,
-)
+from .. import columns
 
 __all__ = [
     "ContractSpec",
@@ -72,8 +59,8 @@ class ContractSpec:
         raise self._quanto(what)
 
     @staticmethod
-    def _quanto(what: str) -> NoCapability:
-        return NoCapability(
+    def _quanto(what: str) -> errors.NoCapability:
+        return errors.NoCapability(
             f"{what}: this BitMEX contract (a quanto) has no base-currency size; "
             "collect a linear or inverse contract (e.g. BTC/USD:BTC, ETH/USDT:USDT)"
         )
@@ -88,15 +75,17 @@ def check_payload(data: Any) -> None:
     if isinstance(data, dict) and "error" in data:
         error = data["error"]
         if isinstance(error, dict):
-            raise ExchangeError(
+            raise errors.ExchangeError(
                 f"bitmex error ({error.get('name', 'Error')}): {error.get('message', error)}"
             )
-        raise ExchangeError(f"bitmex error: {error}")
+        raise errors.ExchangeError(f"bitmex error: {error}")
 
 
 def _objects(rows: Any, what: str) -> list[dict[str, Any]]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UnexpectedPayload(f"{what}: expected a JSON list of objects, got {str(rows)[:80]}")
+        raise errors.UnexpectedPayload(
+            f"{what}: expected a JSON list of objects, got {str(rows)[:80]}"
+        )
     return rows
 
 
@@ -104,7 +93,7 @@ def _field(rows: Sequence[dict[str, Any]], key: str, what: str) -> list[Any]:
     try:
         return [r[key] for r in rows]
     except KeyError:
-        raise UnexpectedPayload(f"{what}: a row has no {key!r} field") from None
+        raise errors.UnexpectedPayload(f"{what}: a row has no {key!r} field") from None
 
 
 def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
@@ -121,22 +110,22 @@ def parse_trades(rows: Any, spec: ContractSpec | None = None) -> pl.DataFrame:
     """
     what = "bitmex trades"
     objs = _objects(rows, what)
-    price = float_column("price", _field(objs, "price", what), what)
+    price = columns.float_column("price", _field(objs, "price", what), what)
     home = [r.get("homeNotional") for r in objs]
     if any(v is None for v in home):
-        amount_series = float_column("amount", home, what, optional=True)
-        size = float_column("size", _field(objs, "size", what), what)
+        amount_series = columns.float_column("amount", home, what, optional=True)
+        size = columns.float_column("size", _field(objs, "size", what), what)
         converted = (spec or ContractSpec()).to_base(size, price, what)
         amount_series = amount_series.fill_null(converted)
     else:
-        amount_series = float_column("amount", home, what)
+        amount_series = columns.float_column("amount", home, what)
     return pl.DataFrame(
         [
-            iso_to_ns_column("ts", _field(objs, "timestamp", what), what),
-            text_column("trade_id", _field(objs, "trdMatchID", what), what),
+            columns.iso_to_ns_column("ts", _field(objs, "timestamp", what), what),
+            columns.text_column("trade_id", _field(objs, "trdMatchID", what), what),
             price,
             amount_series.alias("amount"),
-            side_column(_field(objs, "side", what), _SIDES, what),
+            columns.side_column(_field(objs, "side", what), _SIDES, what),
         ]
     )
 
@@ -160,16 +149,16 @@ def parse_candles(rows: Any, span: Span) -> pl.DataFrame:
     objs = _objects(rows, what)
     # A bucket without trades (e.g. before listing) may carry null prices: not a bar.
     objs = [r for r in objs if r.get("close") is not None or r.get("trades") not in (0, "0")]
-    stamp = iso_to_ns_column("ts", _field(objs, "timestamp", what), what)
-    frame = ohlc_frame(
+    stamp = columns.iso_to_ns_column("ts", _field(objs, "timestamp", what), what)
+    frame = columns.ohlc_frame(
         stamp - span.ns,
         [_field(objs, key, what) for key in ("open", "high", "low", "close")],
         what,
-        volume=float_column("volume", [r.get("homeNotional", 0) for r in objs], what),
-        quote_volume=float_column(
+        volume=columns.float_column("volume", [r.get("homeNotional", 0) for r in objs], what),
+        quote_volume=columns.float_column(
             "quote_volume", [r.get("foreignNotional") for r in objs], what, optional=True
         ),
-        trades=int_column("trades", [r.get("trades") for r in objs], what, optional=True),
+        trades=columns.int_column("trades", [r.get("trades") for r in objs], what, optional=True),
     )
     return frame.sort("ts").unique("ts", keep="last", maintain_order=True)
 
@@ -187,11 +176,13 @@ def parse_book(rows: Any, ts: int, spec: ContractSpec) -> pl.DataFrame:
     """
     what = "bitmex book"
     objs = _objects(rows, what)
-    price = float_column("price", _field(objs, "price", what), what)
-    size = float_column("size", _field(objs, "size", what), what)
+    price = columns.float_column("price", _field(objs, "price", what), what)
+    size = columns.float_column("size", _field(objs, "size", what), what)
     sides = _field(objs, "side", what)
     if any(s not in _SIDES for s in sides):
-        raise UnexpectedPayload(f"{what}: unknown side in {sorted(set(map(str, sides)))[:3]}")
+        raise errors.UnexpectedPayload(
+            f"{what}: unknown side in {sorted(set(map(str, sides)))[:3]}"
+        )
     frame = pl.DataFrame(
         [
             pl.Series("side", ["bid" if s == "Buy" else "ask" for s in sides], dtype=pl.String),
@@ -201,7 +192,7 @@ def parse_book(rows: Any, ts: int, spec: ContractSpec) -> pl.DataFrame:
     )
     bids = frame.filter(pl.col("side") == "bid").sort("price", descending=True)
     asks = frame.filter(pl.col("side") == "ask").sort("price")
-    return book_frame(ts, bids, asks)
+    return columns.book_frame(ts, bids, asks)
 
 
 def parse_instruments(rows: Any) -> dict[str, tuple[str, ContractSpec]]:
@@ -217,7 +208,9 @@ def parse_instruments(rows: Any) -> dict[str, tuple[str, ContractSpec]]:
     for row in _objects(rows, what):
         name, typ = row.get("symbol"), row.get("typ")
         if not isinstance(name, str) or not isinstance(typ, str):
-            raise UnexpectedPayload(f"{what}: an instrument without symbol/typ: {str(row)[:80]}")
+            raise errors.UnexpectedPayload(
+                f"{what}: an instrument without symbol/typ: {str(row)[:80]}"
+            )
         mult = row.get("underlyingToPositionMultiplier")
         spec = ContractSpec(
             inverse=bool(row.get("isInverse")),

@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_MS, DataType, NoCapability, Span, Symbol, iso_datetime, now_ns
+from dccd_core.domain import NS_PER_MS, DataType, Span, Symbol, errors, iso_datetime, now_ns
 from dccd_core.transport.errors import TRANSIENT, ErrorTable
 from dccd_core.transport.http import HttpClient, JsonResponse
 from dccd_core.transport.limiter import WeightLimiter
 
+from .. import columns
 from ..base import Endpoints, Request, Source, TradePage
-from ..columns import ceil_ms
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT, REST_URL, WS_URL
 from .funding import parse_funding
 from .parse import (
@@ -76,15 +76,15 @@ def bin_size(span: Span) -> str:
     """The BitMEX ``binSize`` of ``span``, or ``NoCapability`` naming the spans."""
     if span not in BIN_SIZES:
         CAPABILITY.require(DataType.OHLC, span=span)
-        raise NoCapability(f"bitmex has no {span} candles")  # pragma: no cover
+        raise errors.NoCapability(f"bitmex has no {span} candles")  # pragma: no cover
     return BIN_SIZES[span]
 
 
 def build_candles_request(native: str, span: Span, start_ts: int, end_ts: int) -> Request:
     """Bars OPENING in ``[start_ts, end_ts)``: BitMEX stamps bars at their close, so
     ask for stamps in ``[start_ts + span, end_ts + span)``."""
-    first_close_ms = ceil_ms(start_ts + span.ns)
-    last_close_ms = ceil_ms(end_ts + span.ns) - 1
+    first_close_ms = columns.ceil_ms(start_ts + span.ns)
+    last_close_ms = columns.ceil_ms(end_ts + span.ns) - 1
     bars = max(1, -(-(end_ts - start_ts) // span.ns))
     params: dict[str, str | int] = {
         "binSize": bin_size(span),
@@ -115,8 +115,8 @@ def build_funding_request(native: str, start_ts: int, end_ts: int) -> Request:
     """Funding times in ``[start_ts, end_ts)``, oldest first (see ``funding.py``)."""
     params: dict[str, str | int] = {
         "symbol": native,
-        "startTime": iso_ms(ceil_ms(start_ts)),
-        "endTime": iso_ms(ceil_ms(end_ts) - 1),
+        "startTime": iso_ms(columns.ceil_ms(start_ts)),
+        "endTime": iso_ms(columns.ceil_ms(end_ts) - 1),
         "count": PAGE_LIMIT,
         "reverse": "false",
     }
@@ -205,7 +205,9 @@ class BitmexRest(Source):
         start_ms, offset = cursor if cursor is not None else (start_ts // NS_PER_MS, 0)
         # endTime = the first ms not wanted: whether BitMEX treats it as inclusive or
         # not, nothing before the window end is cut (spill is clipped by the paginator).
-        data = await self._get(build_trades_request(native, start_ms, offset, ceil_ms(end_ts)))
+        data = await self._get(
+            build_trades_request(native, start_ms, offset, columns.ceil_ms(end_ts))
+        )
         page = parse_trades(data, await self._spec_if_needed(symbol, data))
         if page.height < PAGE_LIMIT:
             return TradePage(page, None)
@@ -217,7 +219,9 @@ class BitmexRest(Source):
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         if not symbol.is_perpetual:
-            raise NoCapability(f"bitmex funding needs a perpetual like BTC/USD:BTC, not {symbol}")
+            raise errors.NoCapability(
+                f"bitmex funding needs a perpetual like BTC/USD:BTC, not {symbol}"
+            )
         request = build_funding_request(self.native_symbol(symbol), start_ts, end_ts)
         return parse_funding(await self._get(request))
 

@@ -10,7 +10,7 @@ Dated futures (``XBTZ24``) have no unified perpetual form and are not mapped. Na
 
 from __future__ import annotations
 
-from dccd_core.domain import Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = ["PERPETUAL_TYPES", "SPOT_TYPES", "from_native", "to_native"]
 
@@ -46,7 +46,7 @@ def to_native(symbol: Symbol) -> str:
         hint = (
             f"{symbol.base}/{symbol.quote}:{implied}" if implied else "BTC/USD:BTC or BTC/USDT:USDT"
         )
-        raise UnknownSymbol(f"bitmex has no perpetual {symbol}; did you mean {hint}?")
+        raise errors.UnknownSymbol(f"bitmex has no perpetual {symbol}; did you mean {hint}?")
     return f"{base}{quote}"
 
 
@@ -58,4 +58,4 @@ def from_native(name: str) -> Symbol:
     for quote, settle in _PERP_QUOTES:
         if name.endswith(quote) and len(name) > len(quote):
             return Symbol(_unified(name[: -len(quote)]), quote, settle)
-    raise UnexpectedPayload(f"bitmex instrument {name!r} is not a perpetual or spot name")
+    raise errors.UnexpectedPayload(f"bitmex instrument {name!r} is not a perpetual or spot name")

@@ -32,31 +32,9 @@ from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    now_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, now_ns
 
-from ..columns import iso_to_ns_column
-from ..features import DERIVE_HINT
-from ..ws import (
-    BookProtocol,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsPing,
-    WsRecords,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-    decode_frame,
-)
+from .. import columns, features, ws
 from .capability import BIN_SIZES, WS_URL
 from .l2 import L2Index
 from .parse import ContractSpec, parse_candles, parse_trades
@@ -77,14 +55,14 @@ class _ContractTerms(Protocol):
     async def contract_spec(self, symbol: Symbol) -> ContractSpec: ...
 
 
-class BitmexWs(WsSource):
+class BitmexWs(ws.WsSource):
     """Streaming hooks of the BitMEX realtime API, mixed into ``BitmexSource``."""
 
-    ws_ping: ClassVar[WsPing | None] = WsPing("ping", 5.0)
+    ws_ping: ClassVar[ws.WsPing | None] = ws.WsPing("ping", 5.0)
     #: a ``pong`` (or data) comes back within 5 s of each ping on a live connection
     ws_idle_timeout_s: ClassVar[float] = 15.0
     #: snapshot from the WS ``partial``; no sequence ids, no checksum; resync = resubscribe
-    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol.resubscribing()
 
     #: native symbol -> (typ, contract terms): the host ``BitmexRest``'s, once fetched
     instruments: dict[str, tuple[str, ContractSpec]] | None
@@ -96,7 +74,7 @@ class BitmexWs(WsSource):
 
     # -- connecting ----------------------------------------------------------------------
 
-    async def prepare_ws(self: _ContractTerms, sub: WsSubscription) -> None:
+    async def prepare_ws(self: _ContractTerms, sub: ws.WsSubscription) -> None:
         """Fetch the contract terms before streaming (the WS parsers are synchronous).
 
         Book sizes are contracts and need them; a quanto book is refused here, before
@@ -108,108 +86,110 @@ class BitmexWs(WsSource):
                 spec = await self.contract_spec(symbol)
                 spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
-    def ws_topics(self, sub: WsSubscription) -> list[str]:
+    def ws_topics(self, sub: ws.WsSubscription) -> list[str]:
         """``trade:XBTUSD``, ``tradeBin1m:XBTUSD`` or ``orderBookL2_25:XBTUSD`` per symbol."""
         if sub.data_type is DataType.TRADES:
             table = "trade"
         elif sub.data_type is DataType.OHLC:
             if sub.span is None or sub.span not in BIN_SIZES:
                 spans = " ".join(s.label for s in BIN_SIZES)
-                raise NoCapability(
-                    f"bitmex streams candles of {spans} only; {DERIVE_HINT}"
+                raise errors.NoCapability(
+                    f"bitmex streams candles of {spans} only; {features.DERIVE_HINT}"
                 )
             table = f"tradeBin{BIN_SIZES[sub.span]}"
         elif sub.data_type is DataType.BOOK:
             if sub.book_depth > BOOK_DEPTH:
-                raise NoCapability(
+                raise errors.NoCapability(
                     f"bitmex streams {BOOK_DEPTH} book levels a side ({BOOK_TABLE}), not "
                     f"{sub.book_depth}; use book_depth <= {BOOK_DEPTH}"
                 )
             table = BOOK_TABLE
         else:  # pragma: no cover - DataType has three members
-            raise NoCapability(f"bitmex does not stream {sub.data_type}")
+            raise errors.NoCapability(f"bitmex does not stream {sub.data_type}")
         return [f"{table}:{to_native(s)}" for s in sub.symbols]
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         """``{origin}/realtime?subscribe=topic,topic`` (origin from the endpoints)."""
         return f"{self._ws_origin(WS_URL)}/realtime?subscribe={','.join(self.ws_topics(sub))}"
 
     # -- parsing -------------------------------------------------------------------------
 
-    def _trades_builder(self, native: str) -> Callable[[list[Any]], WsEvent]:
+    def _trades_builder(self, native: str) -> Callable[[list[Any]], ws.WsEvent]:
         spec = self._spec_or_none(native)
 
-        def build(records: list[Any]) -> WsEvent:
-            return WsTrades(from_native(native), parse_trades(records, spec))
+        def build(records: list[Any]) -> ws.WsEvent:
+            return ws.WsTrades(from_native(native), parse_trades(records, spec))
 
         return build
 
-    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[ws.WsEvent | ws.WsRecords]:
         """One frame to events (see the module docstring), trades as records."""
         if raw in ("pong", b"pong"):
-            return [WsIgnore("pong")]
-        msg = decode_frame(raw, "bitmex ws", 80)
+            return [ws.WsIgnore("pong")]
+        msg = ws.decode_frame(raw, "bitmex ws", 80)
         if not isinstance(msg, dict):
-            raise UnexpectedPayload(f"bitmex ws: unknown frame {str(msg)[:80]}")
+            raise errors.UnexpectedPayload(f"bitmex ws: unknown frame {str(msg)[:80]}")
         table = msg.get("table")
         if table is None:
             return [self._control(msg)]
         action, data = msg.get("action"), msg.get("data")
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise UnexpectedPayload(f"bitmex ws {table}: data is not a list of objects")
+            raise errors.UnexpectedPayload(f"bitmex ws {table}: data is not a list of objects")
         if table == "trade":
             if action not in ("partial", "insert"):
-                raise UnexpectedPayload(f"bitmex ws trade: unexpected action {action!r}")
+                raise errors.UnexpectedPayload(f"bitmex ws trade: unexpected action {action!r}")
             return [
-                WsRecords(("trades", native), rows, self._trades_builder(native))
+                ws.WsRecords(("trades", native), rows, self._trades_builder(native))
                 for native, rows in _by_symbol(data).items()
             ]
         if table in _BIN_TABLES:
             span = _BIN_TABLES[table]
-            events: list[WsEvent] = []
+            events: list[ws.WsEvent] = []
             for native, rows in _by_symbol(data).items():
                 frame = parse_candles(rows, span)  # BitMEX publishes complete bins only
                 events.append(
-                    WsCandles(from_native(native), span, frame.with_columns(closed=pl.lit(True)))
+                    ws.WsCandles(from_native(native), span, frame.with_columns(closed=pl.lit(True)))
                 )
             return events
         if table == BOOK_TABLE:
             return self._book(str(action), msg, data)
-        raise UnexpectedPayload(f"bitmex ws: unknown table {table!r}")
+        raise errors.UnexpectedPayload(f"bitmex ws: unknown table {table!r}")
 
-    def _control(self, msg: dict[str, Any]) -> WsEvent:
+    def _control(self, msg: dict[str, Any]) -> ws.WsEvent:
         if "error" in msg:
-            raise ExchangeError(
+            raise errors.ExchangeError(
                 f"bitmex ws error (status {msg.get('status', '?')}): {msg['error']}; "
                 "check the subscribed symbols and tables"
             )
         if "info" in msg:  # the greeting of a new connection: books restart from a partial
             for index in self._l2.values():
                 index.reset()
-            return WsIgnore("welcome")
+            return ws.WsIgnore("welcome")
         if msg.get("success") is True:
-            return WsIgnore(f"subscribed {msg.get('subscribe', '')}")
-        raise UnexpectedPayload(f"bitmex ws: unknown message {str(msg)[:80]}")
+            return ws.WsIgnore(f"subscribed {msg.get('subscribe', '')}")
+        raise errors.UnexpectedPayload(f"bitmex ws: unknown message {str(msg)[:80]}")
 
-    def _book(self, action: str, msg: dict[str, Any], data: list[dict[str, Any]]) -> list[WsEvent]:
+    def _book(
+        self, action: str, msg: dict[str, Any], data: list[dict[str, Any]]
+    ) -> list[ws.WsEvent]:
         groups = _by_symbol(data)
         if action == "partial" and not groups:  # an empty book still starts a snapshot
             native = (msg.get("filter") or {}).get("symbol")
             if isinstance(native, str):
                 groups = {native: []}
-        events: list[WsEvent] = []
+        events: list[ws.WsEvent] = []
         for native, rows in groups.items():
             what = f"bitmex ws book {native}"
             index = self._l2.setdefault(native, L2Index())
             delta = index.apply(action, rows, self._spec(native, what), what)
             symbol = from_native(native)
             if delta is None:
-                events.append(WsIgnore(f"{native} book delta before its partial"))
+                events.append(ws.WsIgnore(f"{native} book delta before its partial"))
             elif delta.lost:
-                events.append(WsBook(symbol, now_ns(), False, [], [], delta.seq, delta.seq))
+                events.append(ws.WsBook(symbol, now_ns(), False, [], [], delta.seq, delta.seq))
             else:
                 events.append(
-                    WsBook(
+                    ws.WsBook(
                         symbol,
                         _newest_ts(rows, what),
                         action == "partial",
@@ -234,7 +214,7 @@ class BitmexWs(WsSource):
             return found
         if native.endswith("USD"):
             return ContractSpec(inverse=True)
-        raise NoCapability(
+        raise errors.NoCapability(
             f"{what}: contract terms of {native} unknown; the stream fetches them from "
             "/api/v1/instrument/active before connecting (is the REST URL reachable?)"
         )
@@ -246,7 +226,7 @@ def _by_symbol(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     for row in rows:
         native = row.get("symbol")
         if not isinstance(native, str):
-            raise UnexpectedPayload(f"bitmex ws: a row without symbol: {str(row)[:80]}")
+            raise errors.UnexpectedPayload(f"bitmex ws: a row without symbol: {str(row)[:80]}")
         groups.setdefault(native, []).append(row)
     return groups
 
@@ -256,4 +236,4 @@ def _newest_ts(rows: Sequence[dict[str, Any]], what: str) -> int:
     stamps = [r["timestamp"] for r in rows if isinstance(r.get("timestamp"), str)]
     if not stamps:
         return now_ns()
-    return int(iso_to_ns_column("ts", [max(stamps)], what)[0])
+    return int(columns.iso_to_ns_column("ts", [max(stamps)], what)[0])

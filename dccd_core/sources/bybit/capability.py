@@ -23,19 +23,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection
 
-from ..features import (
-    rest_book,
-    rest_candles,
-    rest_funding,
-    rest_index,
-    rest_mark,
-    rest_open_interest,
-    rest_trades,
-    span_table,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = [
     "BOOK_DEPTHS",
@@ -50,7 +38,7 @@ __all__ = [
 ]
 
 #: dccd span -> Bybit ``interval`` value.
-INTERVALS = span_table(
+INTERVALS = features.span_table(
     {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120"}
     | {"4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W"}
 )
@@ -61,7 +49,7 @@ TRADES_LIMIT_DERIVATIVES = 1000
 FUNDING_LIMIT = 200
 OPEN_INTEREST_LIMIT = 200
 #: dccd span -> Bybit open-interest ``intervalTime``
-OPEN_INTEREST_INTERVALS = span_table(
+OPEN_INTEREST_INTERVALS = features.span_table(
     {"5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "4h": "4h", "1d": "1d"}
 )
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200)
@@ -72,26 +60,26 @@ _BACKWARD = PageDirection.BACKWARD
 CAPABILITY = Capability(
     exchange="bybit",
     features=(
-        rest_candles(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        rest_trades(
+        features.rest_candles(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_trades(
             page_limit=TRADES_LIMIT_DERIVATIVES,
             direction=_BACKWARD,
             recent_only=True,
             alternative="collect trades live with a stream (stream: [trades])",
         ),
-        rest_book(book_depths=BOOK_DEPTHS),
-        rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
-        rest_mark(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        rest_index(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        rest_open_interest(
+        features.rest_book(book_depths=BOOK_DEPTHS),
+        features.rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
+        features.rest_mark(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_index(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_open_interest(
             page_limit=OPEN_INTEREST_LIMIT,
             direction=_BACKWARD,
             spans=tuple(OPEN_INTEREST_INTERVALS),
         ),
-        ws_trades(channel="publicTrade"),
-        ws_candles(spans=_SPANS, channel="kline"),
+        features.ws_trades(channel="publicTrade"),
+        features.ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic
-        ws_book(book_depths=BOOK_DEPTHS, channel="orderbook"),
+        features.ws_book(book_depths=BOOK_DEPTHS, channel="orderbook"),
     ),
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",

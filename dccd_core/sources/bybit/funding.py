@@ -16,10 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NoCapability, Symbol, UnexpectedPayload
+from dccd_core.domain import Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, funding_frame, ms_to_ns_column, object_columns
 from .capability import FUNDING_LIMIT
 from .parse import parse_result
 from .symbols import category_of, native_symbol
@@ -32,12 +32,12 @@ def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request
     the caller's window holds <= ``FUNDING_LIMIT`` rows, so the newest-first page is whole."""
     category = category_of(symbol)
     if category == "spot":
-        raise NoCapability(f"bybit funding needs a perpetual like {symbol}:{symbol.quote}")
+        raise errors.NoCapability(f"bybit funding needs a perpetual like {symbol}:{symbol.quote}")
     params = {
         "category": category,
         "symbol": native_symbol(symbol),
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(FUNDING_LIMIT),
     }
     return Request("/v5/market/funding/history", params)
@@ -48,7 +48,8 @@ def parse_funding(data: Any) -> pl.DataFrame:
     what = "bybit funding/history"
     rows = parse_result(data, what).get("list")
     if not isinstance(rows, list):
-        raise UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
-    times, rates = object_columns(rows, ("fundingRateTimestamp", "fundingRate"), what, "row")
-    ts = ms_to_ns_column("ts", times, what)
-    return funding_frame(ts, rates, what).sort("ts")
+        raise errors.UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
+    keys = ("fundingRateTimestamp", "fundingRate")
+    times, rates = columns.object_columns(rows, keys, what, "row")
+    ts = columns.ms_to_ns_column("ts", times, what)
+    return columns.funding_frame(ts, rates, what).sort("ts")

@@ -16,10 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol, UnexpectedPayload
+from dccd_core.domain import DataType, Span, Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, float_column, ms_to_ns_column, object_columns, to_schema
 from .capability import OPEN_INTEREST_INTERVALS, OPEN_INTEREST_LIMIT
 from .parse import parse_result
 from .symbols import category_of, native_symbol
@@ -27,20 +27,24 @@ from .symbols import category_of, native_symbol
 __all__ = ["build_open_interest_request", "parse_open_interest"]
 
 
-def build_open_interest_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+def build_open_interest_request(
+    symbol: Symbol, span: Span, start_ts: int, end_ts: int
+) -> Request:
     """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 200 periods)."""
     category = category_of(symbol)
     if category == "spot":
-        raise NoCapability(f"bybit open interest needs a perpetual like {symbol}:{symbol.quote}")
+        raise errors.NoCapability(
+            f"bybit open interest needs a perpetual like {symbol}:{symbol.quote}"
+        )
     if span not in OPEN_INTEREST_INTERVALS:
         periods = " ".join(s.label for s in OPEN_INTEREST_INTERVALS)
-        raise NoCapability(f"bybit has no {span} open interest: its periods are {periods}")
+        raise errors.NoCapability(f"bybit has no {span} open interest: its periods are {periods}")
     params = {
         "category": category,
         "symbol": native_symbol(symbol),
         "intervalTime": OPEN_INTEREST_INTERVALS[span],
-        "startTime": str(ceil_ms(start_ts)),
-        "endTime": str(ceil_ms(end_ts) - 1),
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(OPEN_INTEREST_LIMIT),
     }
     return Request("/v5/market/open-interest", params)
@@ -51,10 +55,10 @@ def parse_open_interest(data: Any) -> pl.DataFrame:
     what = "bybit open-interest"
     rows = parse_result(data, what).get("list")
     if not isinstance(rows, list):
-        raise UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
-    times, amounts = object_columns(rows, ("timestamp", "openInterest"), what, "sample")
-    columns = {
-        "ts": ms_to_ns_column("ts", times, what),
-        "open_interest": float_column("open_interest", amounts, what),
+        raise errors.UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
+    times, amounts = columns.object_columns(rows, ("timestamp", "openInterest"), what, "sample")
+    fields = {
+        "ts": columns.ms_to_ns_column("ts", times, what),
+        "open_interest": columns.float_column("open_interest", amounts, what),
     }
-    return to_schema(DataType.OPEN_INTEREST, columns).sort("ts")
+    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")

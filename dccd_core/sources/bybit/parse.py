@@ -17,19 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import errors
 
-from ..columns import (
-    book_frame,
-    float_column,
-    levels_frame,
-    ms_to_ns_column,
-    object_columns,
-    ohlc_frame,
-    rows_to_columns,
-    side_column,
-    text_column,
-)
+from .. import columns
 
 __all__ = [
     "book_sides",
@@ -56,20 +46,22 @@ def check_payload(data: Any) -> None:
         {"retCode": 10001, "retMsg": "Not supported symbols", "result": {}, "time": 1707}
     """
     if not isinstance(data, dict) or "retCode" not in data:
-        raise UnexpectedPayload(f"bybit: expected a v5 envelope with retCode, got {data!r:.200}")
+        raise errors.UnexpectedPayload(
+            f"bybit: expected a v5 envelope with retCode, got {data!r:.200}"
+        )
     try:
         code = int(data["retCode"])
     except (TypeError, ValueError):
-        raise UnexpectedPayload(f"bybit: unreadable retCode {data['retCode']!r}") from None
+        raise errors.UnexpectedPayload(f"bybit: unreadable retCode {data['retCode']!r}") from None
     if code == 0:
         return
     message = str(data.get("retMsg", ""))
     if code in _UNKNOWN_SYMBOL_CODES or (code == 10001 and "symbol" in message.lower()):
-        raise UnknownSymbol(
+        raise errors.UnknownSymbol(
             f"bybit does not list this symbol ({code}: {message}); check the market with "
             "`dccd` symbols or use BASE/QUOTE for spot, BASE/QUOTE:SETTLE for perpetuals"
         )
-    raise ExchangeError(f"bybit rejected the request ({code}: {message})")
+    raise errors.ExchangeError(f"bybit rejected the request ({code}: {message})")
 
 
 def parse_result(data: Any, what: str) -> Any:
@@ -83,7 +75,9 @@ def parse_result(data: Any, what: str) -> Any:
         check_payload(data)
     result = data.get("result")
     if not isinstance(result, dict):
-        raise UnexpectedPayload(f"bybit {what}: expected a result object, got {result!r:.200}")
+        raise errors.UnexpectedPayload(
+            f"bybit {what}: expected a result object, got {result!r:.200}"
+        )
     return result
 
 
@@ -102,8 +96,8 @@ def parse_candles(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     """
     what = "bybit kline"
     rows = parse_result(data, what).get("list")
-    columns = rows_to_columns(rows if rows is not None else [], 7, what)
-    return candles_frame(*columns, inverse=inverse, what=what)
+    cols = columns.rows_to_columns(rows if rows is not None else [], 7, what)
+    return candles_frame(*cols, inverse=inverse, what=what)
 
 
 def candles_frame(
@@ -124,11 +118,11 @@ def candles_frame(
     The one place where inverse contracts swap ``volume`` (USD) and ``turnover`` (BTC).
     ``closed`` (WS ``confirm`` flags) adds the stream's Boolean ``closed`` column.
     """
-    volume, quote = float_column("v", vol, what), float_column("q", turnover, what)
+    volume, quote = columns.float_column("v", vol, what), columns.float_column("q", turnover, what)
     if inverse:
         volume, quote = quote, volume
-    ts = ms_to_ns_column("ts", ts_ms, what)
-    frame = ohlc_frame(ts, (o, h, lo, c), what, volume=volume, quote_volume=quote)
+    ts = columns.ms_to_ns_column("ts", ts_ms, what)
+    frame = columns.ohlc_frame(ts, (o, h, lo, c), what, volume=volume, quote_volume=quote)
     if closed is not None:
         frame = frame.with_columns(pl.Series("closed", list(closed), dtype=pl.Boolean))
     return frame.sort("ts")
@@ -148,17 +142,17 @@ def trades_frame(
 
     The one place Bybit's ``Buy``/``Sell`` (the taker's side) becomes ``buy``/``sell``.
     """
-    price = float_column("price", prices, what)
-    amount = float_column("amount", sizes, what)
+    price = columns.float_column("price", prices, what)
+    amount = columns.float_column("amount", sizes, what)
     if inverse:
         amount = amount / price
     frame = pl.DataFrame(
         {
-            "ts": ms_to_ns_column("ts", ts_ms, what),
-            "trade_id": text_column("trade_id", ids, what),
+            "ts": columns.ms_to_ns_column("ts", ts_ms, what),
+            "trade_id": columns.text_column("trade_id", ids, what),
             "price": price,
             "amount": amount.alias("amount"),
-            "side": side_column(sides, _SIDES, what),
+            "side": columns.side_column(sides, _SIDES, what),
         }
     )
     return frame.sort("ts", maintain_order=True)
@@ -180,10 +174,10 @@ def parse_trades(data: Any, *, inverse: bool = False) -> pl.DataFrame:
     what = "bybit recent-trade"
     rows = parse_result(data, what).get("list")
     if not isinstance(rows, list):
-        raise UnexpectedPayload(f"{what}: expected result.list, got {rows!r:.200}")
+        raise errors.UnexpectedPayload(f"{what}: expected result.list, got {rows!r:.200}")
     rows = rows[::-1]  # newest first on the wire; reverse keeps same-ms trades in order
-    columns = object_columns(rows, ("time", "execId", "price", "size", "side"), what)
-    return trades_frame(*columns, inverse=inverse, what=what)
+    cols = columns.object_columns(rows, ("time", "execId", "price", "size", "side"), what)
+    return trades_frame(*cols, inverse=inverse, what=what)
 
 
 def book_sides(
@@ -193,7 +187,7 @@ def book_sides(
     inverse sizes (USD contracts) become base amounts."""
     out = []
     for levels in (bids, asks):
-        frame = levels_frame(levels, what, depth=depth)
+        frame = columns.levels_frame(levels, what, depth=depth)
         if inverse:
             frame = frame.with_columns(pl.col("amount") / pl.col("price"))
         out.append(frame)
@@ -218,7 +212,7 @@ def parse_book(data: Any, depth: int | None = None, *, inverse: bool = False) ->
     try:
         bids, asks, ts_raw = result["b"], result["a"], result["ts"]
     except KeyError as exc:
-        raise UnexpectedPayload(f"{what}: no {exc} in result") from None
-    ts = int(ms_to_ns_column("ts", [ts_raw], what)[0])
+        raise errors.UnexpectedPayload(f"{what}: no {exc} in result") from None
+    ts = int(columns.ms_to_ns_column("ts", [ts_raw], what)[0])
     bid_levels, ask_levels = book_sides(bids, asks, depth=depth, inverse=inverse, what=what)
-    return book_frame(ts, bid_levels, ask_levels)
+    return columns.book_frame(ts, bid_levels, ask_levels)

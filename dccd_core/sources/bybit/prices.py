@@ -14,10 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol
+from dccd_core.domain import DataType, Span, Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, price_candles_frame
 from .capability import INTERVALS, KLINE_LIMIT
 from .parse import parse_result
 from .symbols import category_of, native_symbol
@@ -34,15 +34,15 @@ def build_price_candles_request(
     """Mark or index bars opening in ``[start_ts, end_ts)`` (the window holds <= 1000)."""
     category = category_of(symbol)
     if category == "spot":
-        raise NoCapability(
+        raise errors.NoCapability(
             f"bybit {data_type} candles need a perpetual like {symbol}:{symbol.quote}"
         )
     params = {
         "category": category,
         "symbol": native_symbol(symbol),
         "interval": INTERVALS[span],
-        "start": str(ceil_ms(start_ts)),
-        "end": str(ceil_ms(end_ts) - 1),
+        "start": str(columns.ceil_ms(start_ts)),
+        "end": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(KLINE_LIMIT),
     }
     return Request(_PATHS[data_type], params)
@@ -52,4 +52,4 @@ def parse_price_candles(data: Any, data_type: DataType) -> pl.DataFrame:
     """A mark/index kline body to bars, oldest first (ohlc columns, volumes null)."""
     what = f"bybit {data_type}-price-kline"
     rows = parse_result(data, what).get("list")
-    return price_candles_frame(rows if rows is not None else [], what)
+    return columns.price_candles_frame(rows if rows is not None else [], what)

@@ -11,19 +11,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import (
-    DataType,
-    SourceError,
-    Span,
-    Symbol,
-    Transport,
-    iso_datetime,
-    ns_to_ms,
-)
+from dccd_core.domain import DataType, Span, Symbol, Transport, errors, iso_datetime, ns_to_ms
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import columns
 from ..base import Endpoints, Request, Source, TradePage
-from ..columns import ceil_ms
 from .capability import (
     CAPABILITY,
     INTERVALS,
@@ -80,7 +72,7 @@ def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int
         "symbol": native_symbol(symbol),
         "interval": INTERVALS[span],
         "start": str(ns_to_ms(start_ts)),
-        "end": str(ceil_ms(end_ts) - 1),
+        "end": str(columns.ceil_ms(end_ts) - 1),
         "limit": str(KLINE_LIMIT),
     }
     return Request("/v5/market/kline", params)
@@ -161,7 +153,7 @@ class BybitRest(Source):
             # The window reaches further back than Bybit's latest page: what lies
             # between cannot be fetched. Say so (a stream records it as an unhealed
             # gap in coverage) instead of returning a page that looks complete.
-            raise SourceError(
+            raise errors.SourceError(
                 f"bybit keeps only its latest {rows.height} trades over REST, reaching back "
                 f"to {iso_datetime(int(rows.get_column('ts').min()))}; the trades since "  # type: ignore[arg-type]
                 f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"

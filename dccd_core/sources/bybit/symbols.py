@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dccd_core.domain import Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = [
     "CATEGORIES",
@@ -37,7 +37,7 @@ def category_of(symbol: Symbol) -> str:
         return "linear"
     if symbol.settle == symbol.base:
         return "inverse"
-    raise UnknownSymbol(
+    raise errors.UnknownSymbol(
         f"bybit has no market {symbol}: perpetuals settle in the quote (BTC/USDT:USDT) "
         "or in the base (BTC/USD:BTC)"
     )
@@ -70,7 +70,7 @@ def unified_symbol(native: str, category: str) -> Symbol:
                 return Symbol(base, quote, quote)
             if category == "inverse":
                 return Symbol(base, quote, base)
-    raise UnknownSymbol(f"bybit symbol {native!r} ({category}) has no known quote currency")
+    raise errors.UnknownSymbol(f"bybit symbol {native!r} ({category}) has no known quote currency")
 
 
 def parse_symbols(payload: Any, category: str) -> tuple[set[Symbol], str | None]:
@@ -90,7 +90,7 @@ def parse_symbols(payload: Any, category: str) -> tuple[set[Symbol], str | None]
         result = payload["result"]
         rows = result["list"]
     except (KeyError, TypeError):
-        raise UnexpectedPayload(
+        raise errors.UnexpectedPayload(
             f"bybit instruments-info: no result.list in {payload!r:.200}"
         ) from None
     symbols: set[Symbol] = set()

@@ -21,31 +21,9 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    ms_to_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, ms_to_ns
 
-from ..columns import float_levels, object_columns
-from ..ws import (
-    BookLevels,
-    BookProtocol,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsPing,
-    WsRecords,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-    decode_frame,
-)
+from .. import columns, ws
 from .capability import INTERVALS
 from .parse import candles_frame, trades_frame
 from .symbols import category_of, native_symbol
@@ -63,53 +41,55 @@ def book_channel_depth(depth: int) -> int:
     for n in _BOOK_DEPTHS:
         if n >= depth:
             return n
-    raise NoCapability(f"bybit streams books up to 200 levels, not {depth}; use depth <= 200")
+    raise errors.NoCapability(
+        f"bybit streams books up to 200 levels, not {depth}; use depth <= 200"
+    )
 
 
-def parse_levels(raw: Any, *, inverse: bool, what: str) -> BookLevels:
+def parse_levels(raw: Any, *, inverse: bool, what: str) -> ws.BookLevels:
     """``[["16493.50", "0.006"], ...]`` to (price, base amount); "0" deletes a level."""
-    levels = float_levels(raw, what)
+    levels = columns.float_levels(raw, what)
     if inverse:
         return [(p, q / p) for p, q in levels]
     return levels
 
 
-class BybitWs(WsSource):
+class BybitWs(ws.WsSource):
     """Bybit's streaming hooks, mixed into ``BybitSource`` next to ``BybitRest``."""
 
-    ws_ping: ClassVar[WsPing | None] = WsPing({"op": "ping"}, 20.0)
+    ws_ping: ClassVar[ws.WsPing | None] = ws.WsPing({"op": "ping"}, 20.0)
     ws_idle_timeout_s: ClassVar[float] = 60.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol.resubscribing()
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol.resubscribing()
 
     _ws_inverse: bool = False
 
-    def _ws_category(self, sub: WsSubscription) -> str:
+    def _ws_category(self, sub: ws.WsSubscription) -> str:
         categories = {category_of(s) for s in sub.symbols}
         if len(categories) != 1:
-            raise NoCapability(
+            raise errors.NoCapability(
                 "bybit streams one category per connection (spot, linear or inverse); "
                 "list spot and perpetual symbols in separate stream datasets"
             )
         return categories.pop()
 
-    def _topic(self, symbol: Symbol, sub: WsSubscription) -> str:
+    def _topic(self, symbol: Symbol, sub: ws.WsSubscription) -> str:
         native = native_symbol(symbol)
         if sub.data_type is DataType.TRADES:
             return f"publicTrade.{native}"
         if sub.data_type is DataType.OHLC:
             if sub.span is None or sub.span not in INTERVALS:
-                raise NoCapability(f"bybit streams no {sub.span} candles")
+                raise errors.NoCapability(f"bybit streams no {sub.span} candles")
             return f"kline.{INTERVALS[sub.span]}.{native}"
         return f"orderbook.{book_channel_depth(sub.book_depth)}.{native}"
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         """``wss://stream.bybit.com/v5/public/{category}``."""
         category = self._ws_category(sub)
         self._subscribe(sub, native_symbol)
         self._ws_inverse = category == "inverse"
         return f"{self._ws_origin(BYBIT_WS)}/v5/public/{category}"
 
-    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+    def ws_subscribe_messages(self, sub: ws.WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """``{"op": "subscribe", "args": [topics]}``, 10 topics per message."""
         topics = [self._topic(s, sub) for s in sub.symbols]
         return [
@@ -117,7 +97,7 @@ class BybitWs(WsSource):
             for i in range(0, len(topics), _ARGS_PER_MESSAGE)
         ]
 
-    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[ws.WsEvent | ws.WsRecords]:
         """One push to events, trades and klines as records to build per batch.
 
         Samples::
@@ -135,9 +115,9 @@ class BybitWs(WsSource):
                       "seq": 66544703342}, "cts": 1687940967464}
             {"success": true, "ret_msg": "pong", "conn_id": "...", "op": "ping"}
         """
-        msg = decode_frame(raw, "bybit stream")
+        msg = ws.decode_frame(raw, "bybit stream")
         if not isinstance(msg, dict):
-            raise UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
+            raise errors.UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
         topic = msg.get("topic")
         if not isinstance(topic, str):
             return [self._control(msg)]
@@ -146,59 +126,61 @@ class BybitWs(WsSource):
         if kind == "publicTrade":
             self._ws_symbol(rest)
             if not isinstance(data, list):
-                raise UnexpectedPayload(
+                raise errors.UnexpectedPayload(
                     f"bybit publicTrade: expected a data list, got {data!r:.200}"
                 )
-            return [WsRecords(("trades", rest), data, partial(self._trades, rest))]
+            return [ws.WsRecords(("trades", rest), data, partial(self._trades, rest))]
         if kind == "kline":
             interval, _, native = rest.partition(".")
             self._ws_symbol(native)
             if not isinstance(data, list):
-                raise UnexpectedPayload(f"bybit kline: unexpected interval {interval!r} or data")
+                raise errors.UnexpectedPayload(
+                    f"bybit kline: unexpected interval {interval!r} or data"
+                )
             build = partial(self._klines, interval, native)
-            return [WsRecords(("kline", interval, native), data, build)]
+            return [ws.WsRecords(("kline", interval, native), data, build)]
         if kind == "orderbook":
             return [self._book(msg, data)]
-        raise UnexpectedPayload(f"bybit stream: unknown topic {topic!r}")
+        raise errors.UnexpectedPayload(f"bybit stream: unknown topic {topic!r}")
 
-    def _control(self, msg: dict[str, Any]) -> WsEvent:
+    def _control(self, msg: dict[str, Any]) -> ws.WsEvent:
         if msg.get("success") is False:
-            raise ExchangeError(
+            raise errors.ExchangeError(
                 f"bybit stream refused {msg.get('op')}: {msg.get('ret_msg')}; "
                 "check the symbols and spans of the stream"
             )
         if "op" in msg or "success" in msg:
-            return WsIgnore(str(msg.get("ret_msg") or msg.get("op")))
-        raise UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
+            return ws.WsIgnore(str(msg.get("ret_msg") or msg.get("op")))
+        raise errors.UnexpectedPayload(f"bybit stream: unknown frame {msg!r:.200}")
 
-    def _trades(self, native: str, data: Any) -> WsTrades:
+    def _trades(self, native: str, data: Any) -> ws.WsTrades:
         what = "bybit publicTrade"
         if not isinstance(data, list):
-            raise UnexpectedPayload(f"{what}: expected a data list, got {data!r:.200}")
-        columns = object_columns(data, ("T", "i", "p", "v", "S"), what)
-        rows = trades_frame(*columns, inverse=self._ws_inverse, what=what)
-        return WsTrades(self._ws_symbol(native), rows)
+            raise errors.UnexpectedPayload(f"{what}: expected a data list, got {data!r:.200}")
+        cols = columns.object_columns(data, ("T", "i", "p", "v", "S"), what)
+        rows = trades_frame(*cols, inverse=self._ws_inverse, what=what)
+        return ws.WsTrades(self._ws_symbol(native), rows)
 
-    def _klines(self, interval: str, native: str, data: Any) -> WsCandles:
+    def _klines(self, interval: str, native: str, data: Any) -> ws.WsCandles:
         what = "bybit kline"
         span = _SPANS_BY_INTERVAL.get(interval)
         if span is None or not isinstance(data, list):
-            raise UnexpectedPayload(f"{what}: unexpected interval {interval!r} or data")
+            raise errors.UnexpectedPayload(f"{what}: unexpected interval {interval!r} or data")
         keys = ("start", "open", "high", "low", "close", "volume", "turnover", "confirm")
-        *columns, closed = object_columns(data, keys, what, "kline")
+        *cols, closed = columns.object_columns(data, keys, what, "kline")
         if not all(isinstance(c, bool) for c in closed):
-            raise UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
-        frame = candles_frame(*columns, inverse=self._ws_inverse, what=what, closed=closed)
-        return WsCandles(self._ws_symbol(native), Span.parse(span), frame)
+            raise errors.UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
+        frame = candles_frame(*cols, inverse=self._ws_inverse, what=what, closed=closed)
+        return ws.WsCandles(self._ws_symbol(native), Span.parse(span), frame)
 
-    def _book(self, msg: dict[str, Any], data: Any) -> WsBook:
+    def _book(self, msg: dict[str, Any], data: Any) -> ws.WsBook:
         what = "bybit orderbook"
         kind = msg.get("type")
         if kind not in ("snapshot", "delta") or not isinstance(data, dict):
-            raise UnexpectedPayload(f"{what}: unexpected push {msg!r:.200}")
+            raise errors.UnexpectedPayload(f"{what}: unexpected push {msg!r:.200}")
         try:
             seq = int(data["u"])
-            return WsBook(
+            return ws.WsBook(
                 symbol=self._ws_symbol(str(data["s"])),
                 ts=ms_to_ns(msg.get("cts") or msg["ts"]),
                 snapshot=kind == "snapshot",
@@ -208,4 +190,4 @@ class BybitWs(WsSource):
                 last_seq=seq,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedPayload(f"{what}: bad field {exc} in {data!r:.200}") from None
+            raise errors.UnexpectedPayload(f"{what}: bad field {exc} in {data!r:.200}") from None

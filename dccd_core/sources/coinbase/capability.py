@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection, Span
 
-from ..features import DERIVE_HINT, rest_book, rest_candles, rest_trades, ws_book, ws_trades
+from .. import features
 
 __all__ = [
     "CANDLE_PAGE_LIMIT",
@@ -47,13 +47,16 @@ CAPABILITY = Capability(
     exchange="coinbase",
     features=(
         # Windows are addressed by start/end; each page comes newest first.
-        rest_candles(
-            page_limit=CANDLE_PAGE_LIMIT, direction=_BACKWARD, spans=SPANS, alternative=DERIVE_HINT
+        features.rest_candles(
+            page_limit=CANDLE_PAGE_LIMIT,
+            direction=_BACKWARD,
+            spans=SPANS,
+            alternative=features.DERIVE_HINT,
         ),
-        rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=_BACKWARD),
-        rest_book(),
-        ws_trades(channel="matches"),
-        ws_book(channel="level2_batch", alternative=_POLL_HINT),
+        features.rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=_BACKWARD),
+        features.rest_book(),
+        features.ws_trades(channel="matches"),
+        features.ws_book(channel="level2_batch", alternative=_POLL_HINT),
     ),
     weight_per_minute=600,
     docs_url=DOCS_URL,

@@ -12,21 +12,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, ExchangeError, UnexpectedPayload
+from dccd_core.domain import DataType, errors
 
-from ..columns import (
-    book_frame,
-    empty_frame,
-    float_column,
-    int_column,
-    iso_to_ns_column,
-    levels_frame,
-    ohlc_frame,
-    rows_to_columns,
-    seconds_to_ns_column,
-    side_column,
-    to_schema,
-)
+from .. import columns
 
 __all__ = [
     "check_payload",
@@ -46,12 +34,12 @@ def check_payload(data: Any) -> None:
     the transport maps; this catches the same body on a 200).
     """
     if isinstance(data, dict) and "message" in data and len(data) <= 2:
-        raise ExchangeError(f"coinbase reported an error: {data['message']}")
+        raise errors.ExchangeError(f"coinbase reported an error: {data['message']}")
 
 
 def taker_side(maker_sides: Sequence[Any], what: str) -> pl.Series:
     """Coinbase maker side -> the taker's side ("sell" -> "buy"); unknown raises."""
-    return side_column(maker_sides, _TAKER, what)
+    return columns.side_column(maker_sides, _TAKER, what)
 
 
 def parse_candles(payload: Any) -> pl.DataFrame:
@@ -66,13 +54,13 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     """
     what = "coinbase candles"
     if isinstance(payload, list) and not payload:
-        return empty_frame(DataType.OHLC)
-    time_s, low, high, open_, close, volume = rows_to_columns(payload, 6, what)
-    frame = ohlc_frame(
-        seconds_to_ns_column("ts", time_s, what),
+        return columns.empty_frame(DataType.OHLC)
+    time_s, low, high, open_, close, volume = columns.rows_to_columns(payload, 6, what)
+    frame = columns.ohlc_frame(
+        columns.seconds_to_ns_column("ts", time_s, what),
         (open_, high, low, close),
         what,
-        volume=float_column("volume", volume, what),
+        volume=columns.float_column("volume", volume, what),
     )
     return frame.sort("ts").unique("ts", keep="first", maintain_order=True)
 
@@ -89,23 +77,23 @@ def parse_trades(payload: Any) -> pl.DataFrame:
     """
     what = "coinbase trades"
     if not isinstance(payload, list):
-        raise UnexpectedPayload(f"{what}: expected a list, got {type(payload).__name__}")
+        raise errors.UnexpectedPayload(f"{what}: expected a list, got {type(payload).__name__}")
     if not payload:
-        return empty_frame(DataType.TRADES)
+        return columns.empty_frame(DataType.TRADES)
     try:
         trade_ids, sides, sizes, prices, times = (
             [t[key] for t in payload] for key in ("trade_id", "side", "size", "price", "time")
         )
     except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"{what}: a trade lacks {exc}") from exc
-    ids = int_column("trade_id", trade_ids, what)
-    frame = to_schema(
+        raise errors.UnexpectedPayload(f"{what}: a trade lacks {exc}") from exc
+    ids = columns.int_column("trade_id", trade_ids, what)
+    frame = columns.to_schema(
         DataType.TRADES,
         {
-            "ts": iso_to_ns_column("ts", times, what),
+            "ts": columns.iso_to_ns_column("ts", times, what),
             "trade_id": ids.cast(pl.String),
-            "price": float_column("price", prices, what),
-            "amount": float_column("amount", sizes, what),
+            "price": columns.float_column("price", prices, what),
+            "amount": columns.float_column("amount", sizes, what),
             "side": taker_side(sides, what),
         },
     )
@@ -125,12 +113,12 @@ def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
     """
     what = "coinbase book"
     if not isinstance(payload, dict) or "bids" not in payload or "asks" not in payload:
-        raise UnexpectedPayload(f"{what}: expected an object with bids and asks")
+        raise errors.UnexpectedPayload(f"{what}: expected an object with bids and asks")
     ts = received_ts
     if isinstance(payload.get("time"), str):
-        ts = int(iso_to_ns_column("ts", [payload["time"]], what)[0])
+        ts = int(columns.iso_to_ns_column("ts", [payload["time"]], what)[0])
     sides = []  # levels of size 0 are dropped
     for levels, descending in ((payload["bids"], True), (payload["asks"], False)):
-        frame = levels_frame(levels, what).filter(pl.col("amount") > 0)
+        frame = columns.levels_frame(levels, what).filter(pl.col("amount") > 0)
         sides.append(frame.sort("price", descending=descending).head(depth))
-    return book_frame(ts, sides[0], sides[1])
+    return columns.book_frame(ts, sides[0], sides[1])

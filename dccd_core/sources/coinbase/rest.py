@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol, iso_datetime, now_ns
+from dccd_core.domain import DataType, Span, Symbol, errors, iso_datetime, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import features
 from ..base import Endpoints, Request, Source, TradePage
-from ..features import DERIVE_HINT
 from .capability import (
     CANDLE_PAGE_LIMIT,
     CAPABILITY,
@@ -65,12 +65,12 @@ def build_candles_request(product_id: str, span: Span, start_ts: int, end_ts: in
     """
     if span.seconds not in GRANULARITIES_S:
         labels = " ".join(s.label for s in SPANS)
-        raise NoCapability(
-            f"coinbase has no {span} candles: its spans are {labels}; {DERIVE_HINT}"
+        raise errors.NoCapability(
+            f"coinbase has no {span} candles: its spans are {labels}; {features.DERIVE_HINT}"
         )
     bars = -(-(end_ts - start_ts) // span.ns)
     if bars > CANDLE_PAGE_LIMIT:
-        raise NoCapability(
+        raise errors.NoCapability(
             f"coinbase serves at most {CANDLE_PAGE_LIMIT} candles a request, asked {bars}; "
             "split the window (the candle paginator does)"
         )

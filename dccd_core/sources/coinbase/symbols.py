@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dccd_core.domain import ConfigError, Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = ["ALIASES", "native_symbol", "parse_symbols", "unified_symbol"]
 
@@ -21,7 +21,7 @@ _NATIVE = {unified: native for native, unified in ALIASES.items()}
 def native_symbol(symbol: Symbol) -> str:
     """``BTC/USD`` -> ``BTC-USD``; perpetuals do not exist on Coinbase Exchange."""
     if symbol.is_perpetual:
-        raise UnknownSymbol(
+        raise errors.UnknownSymbol(
             f"coinbase lists spot markets only, not {symbol}; use {symbol.base}/{symbol.quote}"
         )
     base = _NATIVE.get(symbol.base, symbol.base)
@@ -33,12 +33,12 @@ def unified_symbol(product_id: str) -> Symbol:
     """``BTC-USD`` -> ``BTC/USD`` (aliases applied)."""
     parts = str(product_id).upper().split("-")
     if len(parts) != 2:
-        raise UnexpectedPayload(f"coinbase product id {product_id!r} is not BASE-QUOTE")
+        raise errors.UnexpectedPayload(f"coinbase product id {product_id!r} is not BASE-QUOTE")
     base, quote = (ALIASES.get(p, p) for p in parts)
     try:
         return Symbol.parse(f"{base}/{quote}")
-    except ConfigError as exc:
-        raise UnexpectedPayload(f"coinbase product id {product_id!r}: {exc}") from exc
+    except errors.ConfigError as exc:
+        raise errors.UnexpectedPayload(f"coinbase product id {product_id!r}: {exc}") from exc
 
 
 def parse_symbols(payload: Any) -> set[Symbol]:
@@ -48,15 +48,15 @@ def parse_symbols(payload: Any) -> set[Symbol]:
     "status": "online", "trading_disabled": false, ...}]``
     """
     if not isinstance(payload, list):
-        raise UnexpectedPayload("coinbase /products: expected a list of products")
+        raise errors.UnexpectedPayload("coinbase /products: expected a list of products")
     out: set[Symbol] = set()
     for product in payload:
         if not isinstance(product, dict) or "id" not in product:
-            raise UnexpectedPayload(f"coinbase /products: unexpected entry {product!r}")
+            raise errors.UnexpectedPayload(f"coinbase /products: unexpected entry {product!r}")
         if product.get("status", "online") == "delisted":
             continue
         try:
             out.add(unified_symbol(product["id"]))
-        except UnexpectedPayload:
+        except errors.UnexpectedPayload:
             continue  # exotic ids (e.g. tokens with dots) cannot be unified symbols
     return out

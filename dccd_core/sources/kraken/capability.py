@@ -18,15 +18,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection, Span
 
-from ..features import (
-    DERIVE_HINT,
-    rest_book,
-    rest_candles,
-    rest_trades,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = [
     "BOOK_MAX_DEPTH",
@@ -53,14 +45,17 @@ SPANS: tuple[Span, ...] = tuple(Span.parse(s) for s in ("1m", "5m", "15m", "30m"
 CAPABILITY = Capability(
     exchange="kraken",
     features=(
-        rest_candles(
-            page_limit=HISTORY_BARS, spans=SPANS, history_bars=HISTORY_BARS, alternative=DERIVE_HINT
+        features.rest_candles(
+            page_limit=HISTORY_BARS,
+            spans=SPANS,
+            history_bars=HISTORY_BARS,
+            alternative=features.DERIVE_HINT,
         ),
-        rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=PageDirection.FORWARD),
-        rest_book(),
-        ws_trades(channel="trade"),
-        ws_candles(spans=SPANS, channel="ohlc", alternative=DERIVE_HINT),
-        ws_book(book_depths=WS_BOOK_DEPTHS, channel="book"),
+        features.rest_trades(page_limit=TRADE_PAGE_LIMIT, direction=PageDirection.FORWARD),
+        features.rest_book(),
+        features.ws_trades(channel="trade"),
+        features.ws_candles(spans=SPANS, channel="ohlc", alternative=features.DERIVE_HINT),
+        features.ws_book(book_depths=WS_BOOK_DEPTHS, channel="book"),
     ),
     weight_per_minute=60,
     docs_url=DOCS_URL,

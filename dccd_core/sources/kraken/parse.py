@@ -21,27 +21,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import (
-    NS_PER_S,
-    DataType,
-    ExchangeError,
-    RateLimited,
-    UnexpectedPayload,
-    UnknownSymbol,
-)
+from dccd_core.domain import NS_PER_S, DataType, errors
 
-from ..columns import (
-    book_frame,
-    empty_frame,
-    float_column,
-    int_column,
-    levels_frame,
-    ohlc_frame,
-    rows_to_columns,
-    seconds_to_ns_column,
-    side_column,
-    to_schema,
-)
+from .. import columns
 
 __all__ = [
     "check_payload",
@@ -87,14 +69,14 @@ def exact_seconds_to_ns(name: str, values: Sequence[Any], what: str) -> pl.Serie
         if isinstance(value, str):
             match = _DECIMAL_SECONDS.fullmatch(value)
             if match is None:
-                raise UnexpectedPayload(
+                raise errors.UnexpectedPayload(
                     f"{what}: {name!r} holds {value!r}, not decimal seconds with at most 9 "
                     "decimals"
                 )
             whole, fraction = match.groups()
             out.append(int(whole) * NS_PER_S + int((fraction or "").ljust(9, "0")))
         elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise UnexpectedPayload(f"{what}: {name!r} holds {value!r}, not epoch seconds")
+            raise errors.UnexpectedPayload(f"{what}: {name!r} holds {value!r}, not epoch seconds")
         elif isinstance(value, int):
             out.append(value * NS_PER_S)
         else:
@@ -109,30 +91,30 @@ def check_payload(data: Any) -> None:
     """
     if not isinstance(data, dict):
         return
-    errors = [str(e) for e in data.get("error") or [] if not str(e).startswith("W")]
-    if not errors:
+    messages = [str(e) for e in data.get("error") or [] if not str(e).startswith("W")]
+    if not messages:
         return
-    text = "; ".join(errors)
-    if any(e.startswith("EQuery:Unknown asset pair") for e in errors):
-        raise UnknownSymbol(f"kraken does not list this pair ({text}); check AssetPairs")
-    if any("Rate limit" in e or "Too many requests" in e for e in errors):
-        raise RateLimited(f"kraken rate-limited us ({text}): lower the request rate")
-    raise ExchangeError(f"kraken reported an error: {text}")
+    text = "; ".join(messages)
+    if any(e.startswith("EQuery:Unknown asset pair") for e in messages):
+        raise errors.UnknownSymbol(f"kraken does not list this pair ({text}); check AssetPairs")
+    if any("Rate limit" in e or "Too many requests" in e for e in messages):
+        raise errors.RateLimited(f"kraken rate-limited us ({text}): lower the request rate")
+    raise errors.ExchangeError(f"kraken reported an error: {text}")
 
 
 def taker_side(codes: Sequence[Any], what: str) -> pl.Series:
     """``b``/``s`` (REST) or ``buy``/``sell`` (WS v2) -> the taker's side; unknown raises."""
-    return side_column(codes, _SIDES, what)
+    return columns.side_column(codes, _SIDES, what)
 
 
 def result_rows(payload: Any, what: str) -> tuple[Any, Any]:
     """The one pair entry of ``result`` (whatever its internal name) and ``result.last``."""
     result = payload.get("result") if isinstance(payload, dict) else None
     if not isinstance(result, dict):
-        raise UnexpectedPayload(f"{what}: expected {{'error': [], 'result': {{...}}}}")
+        raise errors.UnexpectedPayload(f"{what}: expected {{'error': [], 'result': {{...}}}}")
     keys = [k for k in result if k != "last"]
     if len(keys) != 1:
-        raise UnexpectedPayload(f"{what}: expected one pair in result, got {keys}")
+        raise errors.UnexpectedPayload(f"{what}: expected one pair in result, got {keys}")
     return result[keys[0]], result.get("last")
 
 
@@ -152,19 +134,19 @@ def parse_candles(payload: Any) -> pl.DataFrame:
     what = "kraken OHLC"
     rows, last = result_rows(payload, what)
     if isinstance(rows, list) and not rows:
-        return empty_frame(DataType.OHLC)
-    time_s, open_, high, low, close, vwap, volume, count = rows_to_columns(rows, 8, what)
-    vol = float_column("volume", volume, what)
-    frame = ohlc_frame(
-        seconds_to_ns_column("ts", time_s, what),
+        return columns.empty_frame(DataType.OHLC)
+    time_s, open_, high, low, close, vwap, volume, count = columns.rows_to_columns(rows, 8, what)
+    vol = columns.float_column("volume", volume, what)
+    frame = columns.ohlc_frame(
+        columns.seconds_to_ns_column("ts", time_s, what),
         (open_, high, low, close),
         what,
         volume=vol,
-        quote_volume=float_column("vwap", vwap, what) * vol,
-        trades=int_column("trades", count, what),
+        quote_volume=columns.float_column("vwap", vwap, what) * vol,
+        trades=columns.int_column("trades", count, what),
     )
     if last is not None:
-        last_ts = int(seconds_to_ns_column("last", [last], what)[0])
+        last_ts = int(columns.seconds_to_ns_column("last", [last], what)[0])
         frame = frame.filter(pl.col("ts") <= last_ts)
     return frame.sort("ts")
 
@@ -208,20 +190,20 @@ def parse_trades(payload: Any) -> tuple[pl.DataFrame, int | None]:
     rows, last = result_rows(payload, what)
     last_ns = int(last) if last not in (None, "") else None
     if isinstance(rows, list) and not rows:
-        return empty_frame(DataType.TRADES), last_ns
+        return columns.empty_frame(DataType.TRADES), last_ns
     has_ids = all(isinstance(r, list) and len(r) >= 7 for r in rows)
-    cols = rows_to_columns(rows, 7 if has_ids else 4, what)
+    cols = columns.rows_to_columns(rows, 7 if has_ids else 4, what)
     ts = exact_seconds_to_ns("ts", cols[2], what)
-    price = float_column("price", cols[0], what)
-    amount = float_column("amount", cols[1], what)
+    price = columns.float_column("price", cols[0], what)
+    amount = columns.float_column("amount", cols[1], what)
     side = taker_side(cols[3], what)
     if has_ids:
-        ids = int_column("trade_id", cols[6], what).cast(pl.String)
+        ids = columns.int_column("trade_id", cols[6], what).cast(pl.String)
     else:
         raw_price = pl.Series(cols[0], strict=False).cast(pl.String)
         raw_amount = pl.Series(cols[1], strict=False).cast(pl.String)
         ids = derive_trade_ids(ts, raw_price, raw_amount, side)
-    frame = to_schema(
+    frame = columns.to_schema(
         DataType.TRADES,
         {"ts": ts, "trade_id": ids, "price": price, "amount": amount, "side": side},
     )
@@ -241,8 +223,10 @@ def parse_book(payload: Any, depth: int, received_ts: int) -> pl.DataFrame:
     what = "kraken Depth"
     book, _ = result_rows(payload, what)
     if not isinstance(book, dict) or "bids" not in book or "asks" not in book:
-        raise UnexpectedPayload(f"{what}: expected bids and asks")
+        raise errors.UnexpectedPayload(f"{what}: expected bids and asks")
     sides = []
     for levels, descending in ((book["bids"], True), (book["asks"], False)):
-        sides.append(levels_frame(levels, what).sort("price", descending=descending).head(depth))
-    return book_frame(received_ts, sides[0], sides[1])
+        sides.append(
+            columns.levels_frame(levels, what).sort("price", descending=descending).head(depth)
+        )
+    return columns.book_frame(received_ts, sides[0], sides[1])

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_S, DataType, NoCapability, Span, Symbol, now_ns
+from dccd_core.domain import NS_PER_S, DataType, Span, Symbol, errors, now_ns
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import features
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
-from ..features import DERIVE_HINT
 from .capability import (
     BOOK_MAX_DEPTH,
     CAPABILITY,
@@ -67,8 +67,8 @@ def build_candles_request(pair: str, span: Span, since_s: int) -> Request:
     """
     if span not in SPANS:
         labels = " ".join(s.label for s in SPANS)
-        raise NoCapability(
-            f"kraken has no {span} candles: its spans are {labels}; {DERIVE_HINT}"
+        raise errors.NoCapability(
+            f"kraken has no {span} candles: its spans are {labels}; {features.DERIVE_HINT}"
         )
     params: dict[str, str | int] = {"pair": pair, "interval": span.seconds // 60, "since": since_s}
     return Request("/0/public/OHLC", params)
@@ -85,7 +85,7 @@ def build_trades_request(pair: str, since_ns: int | None, count: int = TRADE_PAG
 def build_book_request(pair: str, depth: int) -> Request:
     """``/0/public/Depth?pair=&count=``: at most 500 levels a side."""
     if depth > BOOK_MAX_DEPTH:
-        raise NoCapability(
+        raise errors.NoCapability(
             f"kraken serves at most {BOOK_MAX_DEPTH} book levels over REST, asked {depth}; "
             f"use depth {BOOK_MAX_DEPTH} (or the WebSocket book, up to 1000)"
         )

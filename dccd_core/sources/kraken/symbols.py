@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dccd_core.domain import ConfigError, Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = [
     "ASSET_ALIASES",
@@ -58,7 +58,7 @@ def unified_asset(code: str) -> str:
 def native_symbol(symbol: Symbol) -> str:
     """``BTC/USD`` -> ``XBTUSD`` (the altname, accepted as ``pair`` by every endpoint)."""
     if symbol.is_perpetual:
-        raise UnknownSymbol(
+        raise errors.UnknownSymbol(
             f"kraken spot lists no perpetual {symbol}; use {symbol.base}/{symbol.quote} "
             "(Kraken Futures is a different API)"
         )
@@ -74,11 +74,11 @@ def unified_symbol(name: str) -> Symbol:
     """``XBT/USD`` or ``BTC/USD`` (wsname or v2 symbol) -> ``BTC/USD``."""
     parts = str(name).split("/")
     if len(parts) != 2:
-        raise UnexpectedPayload(f"kraken pair name {name!r} is not BASE/QUOTE")
+        raise errors.UnexpectedPayload(f"kraken pair name {name!r} is not BASE/QUOTE")
     try:
         return Symbol.parse(f"{unified_asset(parts[0])}/{unified_asset(parts[1])}")
-    except ConfigError as exc:
-        raise UnexpectedPayload(f"kraken pair name {name!r}: {exc}") from exc
+    except errors.ConfigError as exc:
+        raise errors.UnexpectedPayload(f"kraken pair name {name!r}: {exc}") from exc
 
 
 def parse_symbols(payload: Any) -> dict[Symbol, str]:
@@ -89,7 +89,7 @@ def parse_symbols(payload: Any) -> dict[Symbol, str]:
     """
     result = payload.get("result") if isinstance(payload, dict) else None
     if not isinstance(result, dict):
-        raise UnexpectedPayload("kraken AssetPairs: expected {'result': {pair: info}}")
+        raise errors.UnexpectedPayload("kraken AssetPairs: expected {'result': {pair: info}}")
     out: dict[Symbol, str] = {}
     for key, info in result.items():
         if not isinstance(info, dict) or str(key).endswith(".d"):
@@ -104,7 +104,7 @@ def parse_symbols(payload: Any) -> dict[Symbol, str]:
                 symbol = Symbol.parse(
                     f"{unified_asset(info['base'])}/{unified_asset(info['quote'])}"
                 )
-        except (UnexpectedPayload, ConfigError, KeyError):
+        except (errors.UnexpectedPayload, errors.ConfigError, KeyError):
             continue
         out[symbol] = str(info.get("altname", key))
     return out

@@ -21,36 +21,9 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    now_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, now_ns
 
-from ..columns import (
-    float_column,
-    float_levels,
-    int_column,
-    iso_to_ns_column,
-    level_texts,
-    ohlc_frame,
-    to_schema,
-)
-from ..ws import (
-    BookProtocol,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsRecords,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-)
+from .. import columns, ws
 from .capability import SPANS, WS_BOOK_DEPTHS, WS_URL
 from .checksum import CHECKSUM_DEPTH, book_checksum
 from .parse import taker_side
@@ -79,19 +52,19 @@ def decode_frame(raw: str | bytes) -> Any:
     try:
         return json.loads(raw, parse_float=str)
     except (ValueError, TypeError) as exc:
-        raise UnexpectedPayload(f"kraken ws: invalid JSON {raw[:80]!r}") from exc
+        raise errors.UnexpectedPayload(f"kraken ws: invalid JSON {raw[:80]!r}") from exc
 
 
 def _entries(data: Any, keys: tuple[str, ...], what: str) -> dict[str, list[Any]]:
     if not isinstance(data, list):
-        raise UnexpectedPayload(f"{what}: data must be a list")
+        raise errors.UnexpectedPayload(f"{what}: data must be a list")
     try:
         return {key: [entry[key] for entry in data] for key in keys}
     except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"{what}: an entry lacks {exc}") from exc
+        raise errors.UnexpectedPayload(f"{what}: an entry lacks {exc}") from exc
 
 
-def parse_ws_trades(data: Any) -> list[WsTrades]:
+def parse_ws_trades(data: Any) -> list[ws.WsTrades]:
     """``trade`` data -> one ``WsTrades`` per symbol. Sample::
 
         {"channel": "trade", "type": "update", "data": [{"symbol": "BTC/USD",
@@ -100,19 +73,19 @@ def parse_ws_trades(data: Any) -> list[WsTrades]:
     """
     what = "kraken ws trade"
     cols = _entries(data, ("symbol", "side", "price", "qty", "trade_id", "timestamp"), what)
-    frame = to_schema(
+    frame = columns.to_schema(
         DataType.TRADES,
         {
-            "ts": iso_to_ns_column("ts", cols["timestamp"], what),
-            "trade_id": int_column("trade_id", cols["trade_id"], what).cast(pl.String),
-            "price": float_column("price", cols["price"], what),
-            "amount": float_column("amount", cols["qty"], what),
+            "ts": columns.iso_to_ns_column("ts", cols["timestamp"], what),
+            "trade_id": columns.int_column("trade_id", cols["trade_id"], what).cast(pl.String),
+            "price": columns.float_column("price", cols["price"], what),
+            "amount": columns.float_column("amount", cols["qty"], what),
             "side": taker_side(cols["side"], what),
         },
     ).with_columns(_symbol=pl.Series(cols["symbol"], dtype=pl.String))
     out = []
     for (name,), rows in frame.group_by("_symbol", maintain_order=True):
-        out.append(WsTrades(unified_symbol(str(name)), rows.drop("_symbol")))
+        out.append(ws.WsTrades(unified_symbol(str(name)), rows.drop("_symbol")))
     return out
 
 
@@ -129,18 +102,18 @@ def parse_ws_candles(data: Any) -> list[tuple[Symbol, Span, pl.DataFrame]]:
     keys = ("symbol", "open", "high", "low", "close", "trades", "volume", "vwap",
             "interval_begin", "interval")
     cols = _entries(data, keys, what)
-    volume = float_column("volume", cols["volume"], what)
-    frame = ohlc_frame(
-        iso_to_ns_column("ts", cols["interval_begin"], what),
+    volume = columns.float_column("volume", cols["volume"], what)
+    frame = columns.ohlc_frame(
+        columns.iso_to_ns_column("ts", cols["interval_begin"], what),
         (cols["open"], cols["high"], cols["low"], cols["close"]),
         what,
         volume=volume,
-        quote_volume=float_column("vwap", cols["vwap"], what) * volume,
-        trades=int_column("trades", cols["trades"], what),
+        quote_volume=columns.float_column("vwap", cols["vwap"], what) * volume,
+        trades=columns.int_column("trades", cols["trades"], what),
     ).with_columns(
         closed=pl.lit(False),
         _symbol=pl.Series(cols["symbol"], dtype=pl.String),
-        _interval=int_column("interval", cols["interval"], what),
+        _interval=columns.int_column("interval", cols["interval"], what),
     )
     out = []
     for (name, minutes), rows in frame.group_by("_symbol", "_interval", maintain_order=True):
@@ -151,16 +124,16 @@ def parse_ws_candles(data: Any) -> list[tuple[Symbol, Span, pl.DataFrame]]:
 
 def _levels(levels: Any, what: str) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
     if not isinstance(levels, list):
-        raise UnexpectedPayload(f"{what}: levels must be a list")
+        raise errors.UnexpectedPayload(f"{what}: levels must be a list")
     try:
         rows = [[level["price"], level["qty"]] for level in levels]
     except (KeyError, TypeError) as exc:
-        raise UnexpectedPayload(f"{what}: bad level in {levels[:3]!r}") from exc
-    texts = level_texts(rows, what)
-    return float_levels(texts, what), texts
+        raise errors.UnexpectedPayload(f"{what}: bad level in {levels[:3]!r}") from exc
+    texts = columns.level_texts(rows, what)
+    return columns.float_levels(texts, what), texts
 
 
-def parse_ws_book(frame: dict[str, Any]) -> list[WsBook]:
+def parse_ws_book(frame: dict[str, Any]) -> list[ws.WsBook]:
     """``book`` snapshot/update -> ``WsBook`` with the checksum and the raw texts. Sample::
 
         {"channel": "book", "type": "update", "data": [{"symbol": "BTC/USD",
@@ -176,14 +149,14 @@ def parse_ws_book(frame: dict[str, Any]) -> list[WsBook]:
             asks, ask_texts = _levels(entry.get("asks", []), what)
             checksum = entry.get("checksum")
             stamp = entry.get("timestamp")
-            ts = int(iso_to_ns_column("ts", [stamp], what)[0]) if stamp else None
+            ts = int(columns.iso_to_ns_column("ts", [stamp], what)[0]) if stamp else None
             symbol = unified_symbol(entry["symbol"])
         except (AttributeError, KeyError) as exc:
-            raise UnexpectedPayload(f"{what}: unexpected entry {entry!r}") from exc
+            raise errors.UnexpectedPayload(f"{what}: unexpected entry {entry!r}") from exc
         if ts is None:
             ts = now_ns()
         out.append(
-            WsBook(
+            ws.WsBook(
                 symbol=symbol,
                 ts=ts,
                 snapshot=snapshot,
@@ -197,23 +170,23 @@ def parse_ws_book(frame: dict[str, Any]) -> list[WsBook]:
     return out
 
 
-class KrakenWs(WsSource):
+class KrakenWs(ws.WsSource):
     """The ``WsSource`` hooks of Kraken v2 (mixed into ``KrakenSource``)."""
 
     #: v2 trade ids are sequential per pair (docs: "Trade ID: Sequential int").
     ws_sequential_trade_ids: ClassVar[bool] = True
     ws_idle_timeout_s: ClassVar[float] = 30.0
     #: No delete is sent for a level pushed out of the subscribed depth: truncate.
-    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol.checksummed(
         CHECKSUM_DEPTH, truncate_to_depth=True
     )
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         if sub.data_type not in CHANNELS:
-            raise NoCapability(f"kraken does not stream {sub.data_type}")
+            raise errors.NoCapability(f"kraken does not stream {sub.data_type}")
         return f"{self._ws_origin(WS_URL)}/v2"
 
-    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+    def ws_subscribe_messages(self, sub: ws.WsSubscription) -> list[str | bytes | dict[str, Any]]:
         params: dict[str, Any] = {
             "channel": CHANNELS[sub.data_type],
             "symbol": [ws_symbol(s) for s in sub.symbols],
@@ -221,12 +194,14 @@ class KrakenWs(WsSource):
         if sub.data_type is DataType.OHLC:
             if sub.span is None or sub.span not in SPANS:
                 labels = " ".join(s.label for s in SPANS)
-                raise NoCapability(f"kraken streams candles of {labels} only, not {sub.span}")
+                raise errors.NoCapability(
+                    f"kraken streams candles of {labels} only, not {sub.span}"
+                )
             params["interval"] = sub.span.seconds // 60
         elif sub.data_type is DataType.BOOK:
             if sub.book_depth not in WS_BOOK_DEPTHS:
                 depths = ", ".join(map(str, WS_BOOK_DEPTHS))
-                raise NoCapability(
+                raise errors.NoCapability(
                     f"kraken has no book depth {sub.book_depth} over WS: its depths are {depths}"
                 )
             params["depth"] = sub.book_depth
@@ -239,37 +214,37 @@ class KrakenWs(WsSource):
     ) -> int:
         return book_checksum(bids, asks)
 
-    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[ws.WsEvent | ws.WsRecords]:
         """One frame to events, trades as records to build per batch."""
         frame = decode_frame(raw)
         if not isinstance(frame, dict):
-            raise UnexpectedPayload(f"kraken ws: unexpected frame {str(raw)[:120]}")
+            raise errors.UnexpectedPayload(f"kraken ws: unexpected frame {str(raw)[:120]}")
         channel = frame.get("channel")
         if channel is None:
             return [self._method_reply(frame)]
         if channel in _IGNORED_CHANNELS:
-            return [WsIgnore(str(channel))]
+            return [ws.WsIgnore(str(channel))]
         if channel == "trade":
             data = frame.get("data")
             if not isinstance(data, list):
-                raise UnexpectedPayload("kraken ws trade: data must be a list")
-            return [WsRecords("trade", data, parse_ws_trades)]
+                raise errors.UnexpectedPayload("kraken ws trade: data must be a list")
+            return [ws.WsRecords("trade", data, parse_ws_trades)]
         if channel == "book":
             return list(parse_ws_book(frame))
         if channel == "ohlc":
             return self._close_candles(parse_ws_candles(frame.get("data")),
                                        snapshot=frame.get("type") == "snapshot")
-        raise UnexpectedPayload(f"kraken ws: unknown channel {channel!r}")
+        raise errors.UnexpectedPayload(f"kraken ws: unknown channel {channel!r}")
 
-    def _method_reply(self, frame: dict[str, Any]) -> WsEvent:
+    def _method_reply(self, frame: dict[str, Any]) -> ws.WsEvent:
         """``{"method": "subscribe", "success": false, "error": "..."}`` -> ExchangeError."""
         if frame.get("success") is False:
-            raise ExchangeError(
+            raise errors.ExchangeError(
                 f"kraken ws refused {frame.get('method')}: {frame.get('error')}"
             )
         if "method" in frame:
-            return WsIgnore(str(frame["method"]))
-        raise UnexpectedPayload(f"kraken ws: unexpected frame {str(frame)[:120]}")
+            return ws.WsIgnore(str(frame["method"]))
+        raise errors.UnexpectedPayload(f"kraken ws: unexpected frame {str(frame)[:120]}")
 
     @cached_property
     def _open_bars(self) -> dict[tuple[Symbol, Span], pl.DataFrame]:
@@ -278,10 +253,10 @@ class KrakenWs(WsSource):
 
     def _close_candles(
         self, groups: list[tuple[Symbol, Span, pl.DataFrame]], *, snapshot: bool
-    ) -> list[WsEvent]:
+    ) -> list[ws.WsEvent]:
         """Mark bars closed once a later bar shows up (see the module docstring)."""
         held = self._open_bars
-        events: list[WsEvent] = []
+        events: list[ws.WsEvent] = []
         for symbol, span, rows in groups:
             previous = held.get((symbol, span))
             frames = [rows] if previous is None else [previous, rows]
@@ -292,5 +267,5 @@ class KrakenWs(WsSource):
             if not snapshot and previous is not None:
                 # only bars this frame closed, plus the open one as a progress report
                 merged = merged.filter(pl.col("ts") >= previous.get_column("ts").min())
-            events.append(WsCandles(symbol, span, merged))
+            events.append(ws.WsCandles(symbol, span, merged))
         return events

@@ -21,18 +21,7 @@ from __future__ import annotations
 
 from dccd_core.domain import Capability, PageDirection
 
-from ..features import (
-    rest_book,
-    rest_candles,
-    rest_funding,
-    rest_index,
-    rest_mark,
-    rest_trades,
-    span_table,
-    ws_book,
-    ws_candles,
-    ws_trades,
-)
+from .. import features
 
 __all__ = [
     "BARS",
@@ -45,7 +34,7 @@ __all__ = [
 ]
 
 #: dccd span -> OKX ``bar`` value (UTC-aligned variants for 6h and longer).
-BARS = span_table(
+BARS = features.span_table(
     {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H"}
     | {"4h": "4H", "6h": "6Hutc", "12h": "12Hutc", "1d": "1Dutc", "1w": "1Wutc"}
 )
@@ -63,10 +52,10 @@ _BACKWARD = PageDirection.BACKWARD
 CAPABILITY = Capability(
     exchange="okx",
     features=(
-        rest_candles(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        rest_trades(page_limit=TRADES_LIMIT, direction=_BACKWARD),
-        rest_book(book_depths=BOOK_DEPTHS),
-        rest_funding(
+        features.rest_candles(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_trades(page_limit=TRADES_LIMIT, direction=_BACKWARD),
+        features.rest_book(book_depths=BOOK_DEPTHS),
+        features.rest_funding(
             page_limit=FUNDING_LIMIT,
             direction=_BACKWARD,
             history_days=FUNDING_HISTORY_DAYS,
@@ -74,12 +63,12 @@ CAPABILITY = Capability(
             "history from the day it was added",
         ),
         # trades-all, not the aggregating trades channel (see ws.py)
-        rest_mark(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        rest_index(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
-        ws_trades(channel="trades-all"),
-        ws_candles(spans=_SPANS, channel="candle"),
+        features.rest_mark(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_index(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.ws_trades(channel="trades-all"),
+        features.ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
-        ws_book(book_depths=BOOK_DEPTHS, channel="books"),
+        features.ws_book(book_depths=BOOK_DEPTHS, channel="books"),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",

@@ -20,10 +20,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import NoCapability, Symbol
+from dccd_core.domain import Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, funding_frame, ms_to_ns_column, object_columns
 from .capability import FUNDING_LIMIT
 from .parse import parse_data
 from .symbols import inst_type_of, native_symbol
@@ -35,11 +35,13 @@ def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request
     """Funding times in ``[start_ts, end_ts)``: ``before``/``after`` are exclusive, so
     ``before`` is the ms just before the window and ``after`` its end."""
     if inst_type_of(symbol) != "SWAP":
-        raise NoCapability(f"okx funding needs a perpetual swap like {symbol}:{symbol.quote}")
+        raise errors.NoCapability(
+            f"okx funding needs a perpetual swap like {symbol}:{symbol.quote}"
+        )
     params = {
         "instId": native_symbol(symbol),
-        "before": str(ceil_ms(start_ts) - 1),
-        "after": str(ceil_ms(end_ts)),
+        "before": str(columns.ceil_ms(start_ts) - 1),
+        "after": str(columns.ceil_ms(end_ts)),
         "limit": str(FUNDING_LIMIT),
     }
     return Request("/api/v5/public/funding-rate-history", params)
@@ -49,7 +51,7 @@ def parse_funding(data: Any) -> pl.DataFrame:
     """A funding-rate-history body to funding rows, oldest first."""
     what = "okx funding-rate-history"
     rows = parse_data(data, what)
-    times, rates = object_columns(rows, ("fundingTime", "fundingRate"), what, "row")
+    times, rates = columns.object_columns(rows, ("fundingTime", "fundingRate"), what, "row")
     realized = [r.get("realizedRate") or rate for r, rate in zip(rows, rates, strict=True)]
-    ts = ms_to_ns_column("ts", times, what)
-    return funding_frame(ts, realized, what).sort("ts")
+    ts = columns.ms_to_ns_column("ts", times, what)
+    return columns.funding_frame(ts, realized, what).sort("ts")

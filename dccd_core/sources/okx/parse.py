@@ -14,19 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import ExchangeError, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import errors
 
-from ..columns import (
-    book_frame,
-    float_column,
-    levels_frame,
-    ms_to_ns_column,
-    object_columns,
-    ohlc_frame,
-    rows_to_columns,
-    side_column,
-    text_column,
-)
+from .. import columns
 from .symbols import Contract
 
 __all__ = [
@@ -54,17 +44,17 @@ def check_payload(data: Any) -> None:
         {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
     """
     if not isinstance(data, dict) or "code" not in data:
-        raise UnexpectedPayload(f"okx: expected a v5 envelope with code, got {data!r:.200}")
+        raise errors.UnexpectedPayload(f"okx: expected a v5 envelope with code, got {data!r:.200}")
     code = str(data["code"])
     if code == "0":
         return
     message = str(data.get("msg", ""))
     if code in _UNKNOWN_SYMBOL_CODES:
-        raise UnknownSymbol(
+        raise errors.UnknownSymbol(
             f"okx does not list this instrument ({code}: {message}); use BASE/QUOTE for spot "
             "or BASE/QUOTE:SETTLE for perpetual swaps"
         )
-    raise ExchangeError(f"okx rejected the request ({code}: {message})")
+    raise errors.ExchangeError(f"okx rejected the request ({code}: {message})")
 
 
 def parse_data(data: Any, what: str) -> list[Any]:
@@ -78,7 +68,7 @@ def parse_data(data: Any, what: str) -> list[Any]:
         check_payload(data)
     rows = data.get("data")
     if not isinstance(rows, list):
-        raise UnexpectedPayload(f"okx {what}: expected a data list, got {rows!r:.200}")
+        raise errors.UnexpectedPayload(f"okx {what}: expected a data list, got {rows!r:.200}")
     return rows
 
 
@@ -88,16 +78,18 @@ def candles_frame(rows: list[Any], *, swap: bool, what: str) -> pl.DataFrame:
     ``vol`` is base for spot and contracts for swaps, where ``volCcy`` is the base volume;
     ``volCcyQuote`` is the quote volume. ``confirm`` "1" = closed bar, "0" = still open.
     """
-    ts, o, h, lo, c, vol, vol_ccy, vol_quote, confirm = rows_to_columns(rows, 9, what)
-    confirm_text = text_column("confirm", confirm, what)
+    ts, o, h, lo, c, vol, vol_ccy, vol_quote, confirm = columns.rows_to_columns(rows, 9, what)
+    confirm_text = columns.text_column("confirm", confirm, what)
     if not confirm_text.is_in(["0", "1"]).all():
-        raise UnexpectedPayload(f"{what}: confirm values other than 0/1: {confirm_text.unique()}")
-    frame = ohlc_frame(
-        ms_to_ns_column("ts", ts, what),
+        raise errors.UnexpectedPayload(
+            f"{what}: confirm values other than 0/1: {confirm_text.unique()}"
+        )
+    frame = columns.ohlc_frame(
+        columns.ms_to_ns_column("ts", ts, what),
         (o, h, lo, c),
         what,
-        volume=float_column("volume", vol_ccy if swap else vol, what),
-        quote_volume=float_column("quote_volume", vol_quote, what),
+        volume=columns.float_column("volume", vol_ccy if swap else vol, what),
+        quote_volume=columns.float_column("quote_volume", vol_quote, what),
     )
     return frame.with_columns(closed=confirm_text == "1").sort("ts")
 
@@ -128,18 +120,20 @@ def trades_frame(rows: list[Any], *, contract: Contract | None, what: str) -> pl
     The one place OKX's ``side`` (the taker's) is normalised, for REST and WS alike.
     """
     rows = rows[::-1]  # newest first on the wire
-    ts, ids, px, sz, side = object_columns(rows, ("ts", "tradeId", "px", "sz", "side"), what)
-    price = float_column("price", px, what)
-    amount = float_column("amount", sz, what)
+    ts, ids, px, sz, side = columns.object_columns(
+        rows, ("ts", "tradeId", "px", "sz", "side"), what
+    )
+    price = columns.float_column("price", px, what)
+    amount = columns.float_column("amount", sz, what)
     if contract is not None:
         amount = contract.base_amount(amount, price)
     frame = pl.DataFrame(
         {
-            "ts": ms_to_ns_column("ts", ts, what),
-            "trade_id": text_column("trade_id", ids, what),
+            "ts": columns.ms_to_ns_column("ts", ts, what),
+            "trade_id": columns.text_column("trade_id", ids, what),
             "price": price,
             "amount": amount.alias("amount"),
-            "side": side_column(side, _SIDES, what),
+            "side": columns.side_column(side, _SIDES, what),
         }
     )
     return frame.sort("ts", maintain_order=True)
@@ -168,7 +162,7 @@ def book_sides(
     frames; swap sizes become base amounts."""
     out = []
     for levels in (bids, asks):
-        frame = levels_frame(levels, what, depth=depth)
+        frame = columns.levels_frame(levels, what, depth=depth)
         if contract is not None:
             frame = frame.with_columns(
                 contract.base_amount(pl.col("amount"), pl.col("price")).alias("amount")
@@ -193,12 +187,12 @@ def parse_book(
     what = "okx books"
     rows = parse_data(data, what)
     if len(rows) != 1 or not isinstance(rows[0], dict):
-        raise UnexpectedPayload(f"{what}: expected one book object, got {rows!r:.200}")
+        raise errors.UnexpectedPayload(f"{what}: expected one book object, got {rows!r:.200}")
     book = rows[0]
     try:
         bids, asks, ts_raw = book["bids"], book["asks"], book["ts"]
     except KeyError as exc:
-        raise UnexpectedPayload(f"{what}: no {exc} in the book") from None
-    ts = int(ms_to_ns_column("ts", [ts_raw], what)[0])
+        raise errors.UnexpectedPayload(f"{what}: no {exc} in the book") from None
+    ts = int(columns.ms_to_ns_column("ts", [ts_raw], what)[0])
     bid_levels, ask_levels = book_sides(bids, asks, depth=depth, contract=contract, what=what)
-    return book_frame(ts, bid_levels, ask_levels)
+    return columns.book_frame(ts, bid_levels, ask_levels)

@@ -14,10 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, NoCapability, Span, Symbol
+from dccd_core.domain import DataType, Span, Symbol, errors
 
+from .. import columns
 from ..base import Request
-from ..columns import ceil_ms, price_candles_frame
 from .capability import BARS, CANDLES_LIMIT
 from .parse import parse_data
 from .symbols import inst_type_of, native_symbol
@@ -33,7 +33,7 @@ def build_price_candles_request(
 ) -> Request:
     """Mark or index bars opening in ``[start_ts, end_ts)`` (the window holds <= 100)."""
     if inst_type_of(symbol) != "SWAP":
-        raise NoCapability(
+        raise errors.NoCapability(
             f"okx {data_type} candles need a perpetual swap like {symbol}:{symbol.quote}"
         )
     inst_id = native_symbol(symbol)
@@ -42,8 +42,8 @@ def build_price_candles_request(
     params = {
         "instId": inst_id,
         "bar": BARS[span],
-        "after": str(ceil_ms(end_ts)),
-        "before": str(ceil_ms(start_ts) - 1),
+        "after": str(columns.ceil_ms(end_ts)),
+        "before": str(columns.ceil_ms(start_ts) - 1),
         "limit": str(CANDLES_LIMIT),
     }
     return Request(_PATHS[data_type], params)
@@ -52,4 +52,4 @@ def build_price_candles_request(
 def parse_price_candles(data: Any, data_type: DataType) -> pl.DataFrame:
     """A mark/index candles body to bars, oldest first (ohlc columns, volumes null)."""
     what = f"okx history-{data_type} candles"
-    return price_candles_frame(parse_data(data, what), what)
+    return columns.price_candles_frame(parse_data(data, what), what)

@@ -18,8 +18,8 @@ import polars as pl
 from dccd_core.domain import DataType, Span, Symbol, Transport
 from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTable
 
+from .. import columns
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
-from ..columns import ceil_ms
 from .capability import BARS, CANDLES_LIMIT, CAPABILITY, TRADES_LIMIT
 from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades
@@ -60,7 +60,7 @@ def build_candles_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int
     params = {
         "instId": native_symbol(symbol),
         "bar": BARS[span],
-        "after": str(ceil_ms(end_ts)),
+        "after": str(columns.ceil_ms(end_ts)),
         "limit": str(CANDLES_LIMIT),
     }
     return Request("/api/v5/market/history-candles", params)
@@ -70,7 +70,7 @@ def build_trades_request(symbol: Symbol, end_ts: int, cursor: str | None) -> Req
     """``history-trades``: by time before ``end_ts`` first, then by trade id before ``cursor``."""
     params = {"instId": native_symbol(symbol), "limit": str(TRADES_LIMIT)}
     if cursor is None:
-        params |= {"type": "2", "after": str(ceil_ms(end_ts))}
+        params |= {"type": "2", "after": str(columns.ceil_ms(end_ts))}
     else:
         params |= {"type": "1", "after": str(cursor)}
     return Request("/api/v5/market/history-trades", params)

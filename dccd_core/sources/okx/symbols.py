@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dccd_core.domain import Symbol, UnexpectedPayload, UnknownSymbol
+from dccd_core.domain import Symbol, errors
 
 __all__ = [
     "Contract",
@@ -45,7 +45,7 @@ def inst_type_of(symbol: Symbol) -> str:
         return "SPOT"
     if symbol.settle in (symbol.quote, symbol.base):
         return "SWAP"
-    raise UnknownSymbol(
+    raise errors.UnknownSymbol(
         f"okx has no market {symbol}: swaps settle in the quote (BTC/USDT:USDT) "
         "or in the base (BTC/USD:BTC)"
     )
@@ -66,13 +66,13 @@ def unified_symbol(inst_id: str) -> Symbol:
     if len(parts) == 3 and parts[2] == "SWAP":
         base, quote = parts[0], parts[1]
         return Symbol(base, quote, base if quote == "USD" else quote)
-    raise UnknownSymbol(f"okx instrument {inst_id!r} is neither spot nor a perpetual swap")
+    raise errors.UnknownSymbol(f"okx instrument {inst_id!r} is neither spot nor a perpetual swap")
 
 
 def _instrument_rows(payload: Any, what: str) -> list[dict[str, Any]]:
     rows = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
-        raise UnexpectedPayload(f"okx {what}: expected a data list, got {payload!r:.200}")
+        raise errors.UnexpectedPayload(f"okx {what}: expected a data list, got {payload!r:.200}")
     return [row for row in rows if isinstance(row, dict)]
 
 
@@ -92,7 +92,7 @@ def parse_symbols(payload: Any) -> set[Symbol]:
         inst_id = str(row.get("instId", ""))
         try:
             symbols.add(unified_symbol(inst_id))
-        except UnknownSymbol:
+        except errors.UnknownSymbol:
             continue
     return symbols
 
@@ -104,8 +104,8 @@ def parse_contract(payload: Any, inst_id: str) -> Contract:
             try:
                 ct_val = float(row["ctVal"])
             except (KeyError, TypeError, ValueError):
-                raise UnexpectedPayload(f"okx instruments: {inst_id} has no ctVal") from None
+                raise errors.UnexpectedPayload(f"okx instruments: {inst_id} has no ctVal") from None
             if ct_val <= 0:
-                raise UnexpectedPayload(f"okx instruments: {inst_id} ctVal {ct_val} <= 0")
+                raise errors.UnexpectedPayload(f"okx instruments: {inst_id} ctVal {ct_val} <= 0")
             return Contract(ct_val, row.get("ctType") == "inverse")
-    raise UnknownSymbol(f"okx does not list {inst_id}; check the instrument id")
+    raise errors.UnknownSymbol(f"okx does not list {inst_id}; check the instrument id")

@@ -26,32 +26,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dccd_core.domain import (
-    DataType,
-    ExchangeError,
-    NoCapability,
-    Span,
-    Symbol,
-    UnexpectedPayload,
-    ms_to_ns,
-)
+from dccd_core.domain import DataType, Span, Symbol, errors, ms_to_ns
 
+from .. import columns, ws
 from ..book_checksum import interleaved_checksum
-from ..columns import float_levels, level_texts
-from ..ws import (
-    BookProtocol,
-    SeqCheck,
-    WsBook,
-    WsCandles,
-    WsEvent,
-    WsIgnore,
-    WsPing,
-    WsRecords,
-    WsSource,
-    WsSubscription,
-    WsTrades,
-    decode_frame,
-)
 from .capability import BARS
 from .parse import candles_frame, trades_frame
 from .symbols import Contract, inst_type_of, native_symbol
@@ -67,19 +45,19 @@ def parse_levels(
     raw: Any, contract: Contract | None, what: str
 ) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
     """``[["8476.98", "415", "0", "13"], ...]`` to (price, base amount) and raw texts."""
-    texts = level_texts(raw, what)
-    levels = float_levels(texts, what)
+    texts = columns.level_texts(raw, what)
+    levels = columns.float_levels(texts, what)
     if contract is not None:
         levels = [(p, float(contract.base_amount(q, p))) for p, q in levels]
     return levels, texts
 
 
-class OkxWs(WsSource):
+class OkxWs(ws.WsSource):
     """OKX's streaming hooks, mixed into ``OkxSource`` next to ``OkxRest``."""
 
-    ws_ping: ClassVar[WsPing | None] = WsPing("ping", 20.0)
+    ws_ping: ClassVar[ws.WsPing | None] = ws.WsPing("ping", 20.0)
     ws_idle_timeout_s: ClassVar[float] = 40.0
-    book_protocol: ClassVar[BookProtocol] = BookProtocol.checksummed(CHECKSUM_DEPTH)
+    book_protocol: ClassVar[ws.BookProtocol] = ws.BookProtocol.checksummed(CHECKSUM_DEPTH)
 
     #: the swap contract sizes of the subscription (by instId), set by ``prepare_ws``
     _ws_contracts: Mapping[str, Contract | None] = MappingProxyType({})
@@ -89,25 +67,25 @@ class OkxWs(WsSource):
         async def contract(self, symbol: Symbol) -> Contract | None:
             """A swap's contract size, cached: ``OkxRest.contract`` (the REST half)."""
 
-    async def prepare_ws(self, sub: WsSubscription) -> None:
+    async def prepare_ws(self, sub: ws.WsSubscription) -> None:
         """Fetch the contract size of every swap in ``sub`` (parsers are synchronous)."""
         contracts: dict[str, Contract | None] = {}
         for symbol in sub.symbols:
             contracts[native_symbol(symbol)] = await self.contract(symbol)
         self._ws_contracts = contracts
 
-    def _channel(self, sub: WsSubscription) -> str:
+    def _channel(self, sub: ws.WsSubscription) -> str:
         if sub.data_type is DataType.TRADES:
             return "trades-all"
         if sub.data_type is DataType.OHLC:
             if sub.span is None or sub.span not in BARS:
-                raise NoCapability(f"okx streams no {sub.span} candles")
+                raise errors.NoCapability(f"okx streams no {sub.span} candles")
             return f"candle{BARS[sub.span]}"
         if sub.book_depth > 400:
-            raise NoCapability(f"okx streams books up to 400 levels, not {sub.book_depth}")
+            raise errors.NoCapability(f"okx streams books up to 400 levels, not {sub.book_depth}")
         return "books"
 
-    def ws_url(self, sub: WsSubscription) -> str:
+    def ws_url(self, sub: ws.WsSubscription) -> str:
         """``.../ws/v5/business`` for trades and candles, ``.../ws/v5/public`` for books."""
         missing = [
             str(s)
@@ -115,7 +93,7 @@ class OkxWs(WsSource):
             if inst_type_of(s) == "SWAP" and native_symbol(s) not in self._ws_contracts
         ]
         if missing:
-            raise NoCapability(
+            raise errors.NoCapability(
                 f"okx swap streams ({', '.join(missing)}) need contract sizes: "
                 "await source.prepare_ws(sub) before connecting (operations.stream does)"
             )
@@ -123,7 +101,7 @@ class OkxWs(WsSource):
         path = "public" if sub.data_type is DataType.BOOK else "business"
         return f"{self._ws_origin(OKX_WS)}/ws/v5/{path}"
 
-    def ws_subscribe_messages(self, sub: WsSubscription) -> list[str | bytes | dict[str, Any]]:
+    def ws_subscribe_messages(self, sub: ws.WsSubscription) -> list[str | bytes | dict[str, Any]]:
         """One ``subscribe`` with a ``{channel, instId}`` argument per symbol."""
         channel = self._channel(sub)
         args = [{"channel": channel, "instId": native_symbol(s)} for s in sub.symbols]
@@ -133,7 +111,7 @@ class OkxWs(WsSource):
         symbol = self._ws_symbol(inst_id, "instrument")
         return symbol, self._ws_contracts.get(str(inst_id))
 
-    def parse_ws_frame(self, raw: str | bytes) -> Sequence[WsEvent | WsRecords]:
+    def parse_ws_frame(self, raw: str | bytes) -> Sequence[ws.WsEvent | ws.WsRecords]:
         """One push to events, trades and candles as records to build per batch.
 
         Samples::
@@ -152,52 +130,52 @@ class OkxWs(WsSource):
             pong
         """
         if raw in ("pong", b"pong"):
-            return [WsIgnore("pong")]
-        msg = decode_frame(raw, "okx stream")
+            return [ws.WsIgnore("pong")]
+        msg = ws.decode_frame(raw, "okx stream")
         if not isinstance(msg, dict):
-            raise UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
+            raise errors.UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
         if "event" in msg:
             return [self._event(msg)]
         arg, data = msg.get("arg"), msg.get("data")
         if not isinstance(arg, dict) or not isinstance(data, list):
-            raise UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
+            raise errors.UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
         channel = str(arg.get("channel", ""))
         symbol, contract = self._symbol(arg.get("instId"))
         if channel == "trades-all" or channel == "trades":
 
-            def trades(records: list[Any]) -> WsEvent:
+            def trades(records: list[Any]) -> ws.WsEvent:
                 rows = trades_frame(records, contract=contract, what=f"okx {channel}")
-                return WsTrades(symbol, rows)
+                return ws.WsTrades(symbol, rows)
 
-            return [WsRecords((channel, symbol), data, trades)]
+            return [ws.WsRecords((channel, symbol), data, trades)]
         if channel in _SPANS_BY_CHANNEL:
             span = Span.parse(_SPANS_BY_CHANNEL[channel])
 
-            def candles(records: list[Any]) -> WsEvent:
+            def candles(records: list[Any]) -> ws.WsEvent:
                 frame = candles_frame(records, swap=contract is not None, what=f"okx {channel}")
-                return WsCandles(symbol, span, frame)
+                return ws.WsCandles(symbol, span, frame)
 
-            return [WsRecords((channel, symbol), data, candles)]
+            return [ws.WsRecords((channel, symbol), data, candles)]
         if channel == "books":
             return [self._book(symbol, contract, msg.get("action"), item) for item in data]
-        raise UnexpectedPayload(f"okx stream: unknown channel {channel!r}")
+        raise errors.UnexpectedPayload(f"okx stream: unknown channel {channel!r}")
 
-    def _event(self, msg: dict[str, Any]) -> WsEvent:
+    def _event(self, msg: dict[str, Any]) -> ws.WsEvent:
         if msg.get("event") == "error":
-            raise ExchangeError(
+            raise errors.ExchangeError(
                 f"okx stream error {msg.get('code')}: {msg.get('msg')}; "
                 "check the instruments and channels of the stream"
             )
-        return WsIgnore(str(msg.get("event")))
+        return ws.WsIgnore(str(msg.get("event")))
 
-    def _book(self, symbol: Symbol, contract: Contract | None, action: Any, item: Any) -> WsBook:
+    def _book(self, symbol: Symbol, contract: Contract | None, action: Any, item: Any) -> ws.WsBook:
         what = "okx books"
         if action not in ("snapshot", "update") or not isinstance(item, dict):
-            raise UnexpectedPayload(f"{what}: unexpected action {action!r} or data")
+            raise errors.UnexpectedPayload(f"{what}: unexpected action {action!r} or data")
         try:
             bids, bid_texts = parse_levels(item["bids"], contract, what)
             asks, ask_texts = parse_levels(item["asks"], contract, what)
-            return WsBook(
+            return ws.WsBook(
                 symbol=symbol,
                 ts=ms_to_ns(item["ts"]),
                 snapshot=action == "snapshot",
@@ -210,17 +188,17 @@ class OkxWs(WsSource):
                 ask_texts=ask_texts,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedPayload(f"{what}: bad field {exc} in {item!r:.200}") from None
+            raise errors.UnexpectedPayload(f"{what}: bad field {exc} in {item!r:.200}") from None
 
     def check_book_sequence(
-        self, prev_last_seq: int | None, update: WsBook, *, first: bool = False
-    ) -> SeqCheck:
+        self, prev_last_seq: int | None, update: ws.WsBook, *, first: bool = False
+    ) -> ws.SeqCheck:
         """OKX chains by ``prevSeqId``: it must equal the last applied ``seqId`` (a
         no-change push repeats it). ``seqId`` may even restart lower after maintenance,
         so only the chain is trusted, never the ordering of ids."""
         if prev_last_seq is None or update.prev_seq is None:
-            return SeqCheck.APPLY
-        return SeqCheck.APPLY if update.prev_seq == prev_last_seq else SeqCheck.GAP
+            return ws.SeqCheck.APPLY
+        return ws.SeqCheck.APPLY if update.prev_seq == prev_last_seq else ws.SeqCheck.GAP
 
     def book_checksum(
         self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
