@@ -103,7 +103,13 @@ def check_capability(
     # Partitions are backfilled from ``start`` over REST: the history must be reachable.
     start_ts, now_ts = to_ns(ds.start), now_ns()
     for j, dt in enumerate(data_types):
-        if dt is DataType.BOOK or dt in streams or capability.feature(dt, Transport.REST) is None:
+        feature = capability.feature(dt, Transport.REST)
+        if dt is DataType.BOOK or dt in streams or feature is None:
+            continue
+        if feature.history_days is not None:
+            # a rolling window (Binance: 30 days of open interest): any start ages past
+            # it while the update schedule keeps the dataset complete; a run for an older
+            # partition is refused before its first request instead
             continue
         wanted: Sequence[Span | None] = spans if dt in SPANNED_TYPES else [None]
         for maybe_span in wanted:

@@ -159,3 +159,22 @@ def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
     assert outcomes["no_holes"].bad == 1
     skipped = (FIRST - timedelta(days=1)).isoformat()
     assert outcomes["no_holes"].examples[0]["start"].startswith(skipped)
+
+
+def test_a_short_history_window_does_not_age_the_catalog_out(tmp_path: Path) -> None:
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = OI_FAKES["binance"](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app("binance", fake)) as origin:
+        since = (TODAY - timedelta(days=60)).isoformat()  # older than Binance's 30 days
+        catalog = catalog_for(
+            tmp_path, "binance", origin, data_types=["open_interest"], spans=["1h"], start=since
+        )
+        result = materialize(
+            [build_dataset_asset(catalog.datasets[0])],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            partition_key=since,
+            raise_on_error=False,
+        )
+    assert not result.success  # the old partition is refused ...
+    assert fake.requests == []  # ... before any request
