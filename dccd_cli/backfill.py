@@ -27,6 +27,7 @@ from dccd_core.domain import (
     now_ns,
     to_ns,
 )
+from dccd_core.transport.paginate import FUNDING_STEP
 
 from .app import END, ROOT, cli, dataset_arguments
 
@@ -124,10 +125,12 @@ def _progress_printer(
 def _slice_ns(source: Any, key: DatasetKey, concurrency: int) -> int:
     """One slice of the run: 4 rounds of ``concurrency`` candle pages, or an hour of
     trades. Ctrl-C lets the slice in progress finish, so it answers within seconds."""
-    if key.span is None:
-        return TRADE_SLICE_NS
     feature = source.capability.feature(key.data_type)
     limit = feature.page_limit if feature is not None and feature.page_limit else 500
+    if key.data_type is DataType.FUNDING:  # pages of ``limit`` hours (the paginator's)
+        return FUNDING_STEP.ns * limit * concurrency * 4
+    if key.span is None:
+        return TRADE_SLICE_NS
     return key.span.ns * limit * concurrency * 4
 
 

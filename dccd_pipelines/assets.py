@@ -55,6 +55,10 @@ _WHAT = {
     DataType.OHLC: "candles",
     DataType.TRADES: "trades (taker side)",
     DataType.BOOK: "order-book snapshots",
+    DataType.FUNDING: "funding rates (perpetuals)",
+    DataType.MARK: "mark-price candles (perpetuals)",
+    DataType.INDEX: "index-price candles (a perpetual's underlying)",
+    DataType.OPEN_INTEREST: "open interest samples (perpetuals)",
 }
 
 

@@ -9,6 +9,8 @@ a deduplicating read), plus candle sanity and holes against the coverage record.
                          file's period (ERROR)
 * ``ohlc_sanity``        low <= open, close <= high, volume >= 0 (candles only; BitMEX
                          ``open`` is the previous close and may lie outside, DESIGN.md)
+* ``funding_interval_regular``, ``funding_rate_plausible``  funding only (WARN; see
+                         ``funding_checks``)
 * ``no_holes``           no never-fetched range inside the window up to the coverage
                          frontier (WARN; the unfetched tail is the freshness policy's job;
                          ``dccd_core.storage.find_holes``: the open candle is never a hole)
@@ -46,7 +48,9 @@ from dagster import (
 
 from dccd_core.catalog import DatasetSpec
 from dccd_core.domain import (
+    CANDLE_TYPES,
     NS_PER_DAY,
+    SPANNED_TYPES,
     DatasetKey,
     DataType,
     iso_datetime,
@@ -55,6 +59,8 @@ from dccd_core.domain import (
     to_ns,
 )
 
+from .funding_checks import DESCRIPTIONS as _FUNDING_DESCRIPTIONS
+from .funding_checks import FUNDING_CHECKS, audit_funding
 from .store import DccdStore
 
 __all__ = [
@@ -69,7 +75,7 @@ __all__ = [
     "stream_check_evaluations",
 ]
 
-CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes")
+CHECK_NAMES = ("no_duplicates", "sorted_in_period", "ohlc_sanity", *FUNDING_CHECKS, "no_holes")
 EXAMPLES = 5
 #: Exchanges whose candle ``open`` is the previous bar's close (may lie outside [low, high]).
 OPEN_OUTSIDE_RANGE_OK = frozenset({"bitmex"})
@@ -102,8 +108,10 @@ class CheckOutcome:
 def check_names(key: DatasetKey) -> list[str]:
     """The checks that apply to a dataset."""
     names = ["no_duplicates", "sorted_in_period"]
-    if key.data_type is DataType.OHLC:
+    if key.data_type in CANDLE_TYPES:
         names.append("ohlc_sanity")
+    if key.data_type is DataType.FUNDING:
+        names.extend(FUNDING_CHECKS)
     if key.data_type is not DataType.BOOK:
         names.append("no_holes")
     return names
@@ -121,7 +129,7 @@ def audit_frame(
 
     ts = frame.get_column("ts")
     step = ts.diff()
-    strict = key.data_type is DataType.OHLC
+    strict = key.data_type in SPANNED_TYPES  # one row per span: equal ts is a duplicate
     disorder = (step <= 0) if strict else (step < 0)
     disorder = disorder.fill_null(False)
     # a duplicate candle shows as step == 0: count it once, as a duplicate, not as disorder
@@ -131,7 +139,7 @@ def audit_frame(
     bad_order = disorder | outside
     out["sorted_in_period"] = (int(bad_order.sum() or 0), frame.filter(bad_order).head(EXAMPLES))
 
-    if key.data_type is DataType.OHLC:
+    if key.data_type in CANDLE_TYPES:
         low, high = pl.col("low"), pl.col("high")
         cond = (low > high) | (pl.col("close") < low) | (pl.col("close") > high)
         cond = cond | (pl.col("volume") < 0) | pl.any_horizontal(
@@ -141,6 +149,8 @@ def audit_frame(
             cond = cond | (pl.col("open") < low) | (pl.col("open") > high)
         bad = frame.filter(cond)
         out["ohlc_sanity"] = (bad.height, bad.head(EXAMPLES))
+    if key.data_type is DataType.FUNDING:
+        out.update(audit_funding(frame, EXAMPLES))
     return out
 
 
@@ -186,7 +196,7 @@ def audit_dataset(
                 del results["no_duplicates"]
             for name, (bad, examples) in results.items():
                 outcomes[name].add(frame.height, bad, examples)
-            for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity"):
+            for name in ("no_duplicates", "sorted_in_period", "ohlc_sanity", *FUNDING_CHECKS):
                 if name in outcomes:
                     outcomes[name].extra.setdefault("files", 0)
                     outcomes[name].extra["files"] += 1
@@ -234,12 +244,14 @@ _SEVERITY = {
     "sorted_in_period": AssetCheckSeverity.ERROR,
     "ohlc_sanity": AssetCheckSeverity.ERROR,
     "no_holes": AssetCheckSeverity.WARN,
+    **dict.fromkeys(FUNDING_CHECKS, AssetCheckSeverity.WARN),
 }
 _DESCRIPTION = {
     "no_duplicates": "No natural key appears twice in a period file.",
     "sorted_in_period": "Rows sorted by ts and inside their period file's time range.",
     "ohlc_sanity": "low <= open, close <= high and volume >= 0 (BitMEX open exempt).",
     "no_holes": "No never-fetched range in the window, up to the coverage frontier.",
+    **_FUNDING_DESCRIPTIONS,
 }
 
 

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Sequence
 
 from dccd_core.domain import (
+    SPANNED_TYPES,
     Capability,
     DataType,
     DccdError,
@@ -88,20 +89,29 @@ def check_capability(
                 f"{where}.data_types[{j}]: {exchange} cannot serve {dt}; remove it "
                 "(see `dccd capabilities`)"
             )
-    if DataType.OHLC in data_types:
-        feature = capability.feature(DataType.OHLC, Transport.REST)
+    for candles in (dt for dt in data_types if dt in SPANNED_TYPES):
+        feature = capability.feature(candles, Transport.REST)
         for j, span in enumerate(spans):
             if feature is not None and feature.spans and span not in feature.spans:
                 allowed = " ".join(s.label for s in feature.spans)
+                what = {DataType.OHLC: "candles", DataType.OPEN_INTEREST: "open interest"}.get(
+                    candles, f"{candles} candles"
+                )
                 problems.append(
-                    f"{where}.spans[{j}]: {exchange} has no {span} candles; use one of {allowed}"
+                    f"{where}.spans[{j}]: {exchange} has no {span} {what}; use one of {allowed}"
                 )
     # Partitions are backfilled from ``start`` over REST: the history must be reachable.
     start_ts, now_ts = to_ns(ds.start), now_ns()
     for j, dt in enumerate(data_types):
-        if dt is DataType.BOOK or dt in streams or capability.feature(dt, Transport.REST) is None:
+        feature = capability.feature(dt, Transport.REST)
+        if dt is DataType.BOOK or dt in streams or feature is None:
             continue
-        wanted: Sequence[Span | None] = spans if dt is DataType.OHLC else [None]
+        if feature.history_days is not None:
+            # a rolling window (Binance: 30 days of open interest): any start ages past
+            # it while the update schedule keeps the dataset complete; a run for an older
+            # partition is refused before its first request instead
+            continue
+        wanted: Sequence[Span | None] = spans if dt in SPANNED_TYPES else [None]
         for maybe_span in wanted:
             try:
                 capability.require(

@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dccd_core.domain import (
+    DERIVATIVES_ONLY,
+    SPANNED_TYPES,
     CatalogError,
     ConfigError,
     DatasetKey,
@@ -165,12 +167,24 @@ def _build_specs(
         data_types = _collect(problems, f"{where}.data_types", ds.data_types, DataType.parse)
         spans = _collect(problems, f"{where}.spans", ds.spans, Span.parse)
         streams = _collect(problems, f"{where}.stream", ds.stream, DataType.parse)
-        if spans and DataType.OHLC not in data_types:
+        candles = [dt for dt in data_types if dt in SPANNED_TYPES]
+        if spans and not candles:
             problems.append(
-                f"{where}.spans: spans apply to ohlc only; add ohlc to data_types or drop spans"
+                f"{where}.spans: spans apply to ohlc only (and to the derivatives' mark, "
+                "index and open_interest); add one to data_types or drop spans"
             )
-        if DataType.OHLC in data_types and not ds.spans:
-            problems.append(f"{where}.spans: ohlc needs at least one span, e.g. spans: [1m, 1h]")
+        if candles and not ds.spans:
+            problems.append(
+                f"{where}.spans: {candles[0]} needs at least one span, e.g. spans: [1m, 1h]"
+            )
+        for dt in (d for d in data_types if d in DERIVATIVES_ONLY):
+            for k, symbol in enumerate(symbols):
+                if not symbol.is_perpetual:
+                    problems.append(
+                        f"{where}.symbols[{k}]: {dt} needs a perpetual symbol like "
+                        f"{symbol.base}/{symbol.quote}:{symbol.quote}, not the spot symbol "
+                        f"{symbol}; list derivatives in a dataset of their own"
+                    )
         for j, st in enumerate(streams):
             if st not in data_types:
                 problems.append(
@@ -199,7 +213,7 @@ def _build_specs(
         if len(problems) > before:
             continue
         for dt in data_types:
-            for span in spans if dt is DataType.OHLC else [None]:
+            for span in spans if dt in SPANNED_TYPES else [None]:
                 for symbol in symbols:
                     key = DatasetKey(exchange, symbol, dt, span)
                     if key in seen:

@@ -39,15 +39,18 @@ from .timeutil import (
     s_to_ns,
     to_ns,
 )
-from .types import DataType, Span
+from .types import CANDLE_TYPES, DERIVATIVES_ONLY, SPANNED_TYPES, DataType, Span
 
 __all__ = [
+    "CANDLE_TYPES",
+    "DERIVATIVES_ONLY",
     "EARLIEST_TS",
     "NATURAL_KEYS",
     "NS_PER_DAY",
     "NS_PER_MS",
     "NS_PER_S",
     "SCHEMAS",
+    "SPANNED_TYPES",
     "Capability",
     "CatalogError",
     "ConfigError",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import NoCapability
+from .timeutil import NS_PER_DAY
 from .types import DataType, Span
 
 __all__ = ["Capability", "Feature", "PageDirection", "Transport"]
@@ -35,6 +36,7 @@ class Feature:
     """One (data type, transport) an exchange serves, and its limits.
 
     ``history_bars``: only the most recent N candles are reachable (Kraken: 720).
+    ``history_days``: only the last N days are served (OKX funding: 3 months).
     ``recent_only``: no history paging at all, only the latest page (Bybit trades).
     ``weight``: the request weight this endpoint costs against the exchange limit.
     ``alternative``: what to use instead when a request falls outside the feature.
@@ -47,6 +49,7 @@ class Feature:
     spans: tuple[Span, ...] = ()
     book_depths: tuple[int, ...] = ()
     history_bars: int | None = None
+    history_days: int | None = None
     recent_only: bool = False
     weight: int = 1
     channel: str | None = None
@@ -63,6 +66,8 @@ class Feature:
             return "recent page only"
         if self.history_bars is not None:
             return f"last {self.history_bars} bars"
+        if self.history_days is not None:
+            return f"last {self.history_days} days"
         return "full"
 
 
@@ -134,6 +139,18 @@ class Capability:
             raise NoCapability(
                 f"{self.exchange} keeps only the last {feature.history_bars} {span} candles; "
                 "the requested start is older"
+                + (f"; {feature.alternative}" if feature.alternative else "")
+            )
+        if (
+            history
+            and feature.history_days is not None
+            and start_ts is not None
+            and now_ts is not None
+            and start_ts < now_ts - feature.history_days * NS_PER_DAY
+        ):
+            raise NoCapability(
+                f"{self.exchange} serves only the last {feature.history_days} days of "
+                f"{data_type} over {transport}; the requested start is older"
                 + (f"; {feature.alternative}" if feature.alternative else "")
             )
         return feature

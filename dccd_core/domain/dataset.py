@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .symbols import Symbol
-from .types import DataType, Span
+from .types import DERIVATIVES_ONLY, SPANNED_TYPES, DataType, Span
 
 __all__ = ["DatasetKey", "validate_exchange_id"]
 
@@ -27,7 +27,8 @@ def validate_exchange_id(exchange: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DatasetKey:
-    """One dataset of the lake. Candles need a span; trades and book must not have one."""
+    """One dataset of the lake. Candles (ohlc, mark, index) and open interest need a span;
+    the others must not have one."""
 
     exchange: str
     symbol: Symbol
@@ -36,10 +37,16 @@ class DatasetKey:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exchange", validate_exchange_id(self.exchange))
-        if self.data_type is DataType.OHLC and self.span is None:
-            raise ConfigError("ohlc needs a span (e.g. --span 1m)")
-        if self.data_type is not DataType.OHLC and self.span is not None:
+        if self.data_type in SPANNED_TYPES and self.span is None:
+            raise ConfigError(f"{self.data_type} needs a span (e.g. --span 1m)")
+        if self.data_type not in SPANNED_TYPES and self.span is not None:
             raise ConfigError(f"{self.data_type} has no span; drop the span argument")
+        if self.data_type in DERIVATIVES_ONLY and not self.symbol.is_perpetual:
+            sym = self.symbol
+            raise ConfigError(
+                f"{self.data_type} needs a perpetual symbol like {sym.base}/{sym.quote}:"
+                f"{sym.quote}, not the spot symbol {sym}"
+            )
 
     @classmethod
     def of(

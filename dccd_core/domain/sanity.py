@@ -21,7 +21,7 @@ from .errors import UnexpectedPayload
 from .timeutil import NS_PER_DAY, iso_datetime, now_ns, to_ns
 from .types import DataType
 
-__all__ = ["EARLIEST_TS", "IdEdges", "check_rows", "check_trade_id_order"]
+__all__ = ["EARLIEST_TS", "MAX_ABS_FUNDING_RATE", "IdEdges", "check_rows", "check_trade_id_order"]
 
 #: No exchange has crypto market data before the Bitcoin genesis block.
 EARLIEST_TS = to_ns("2009-01-03")
@@ -30,12 +30,30 @@ _POSITIVE = {
     DataType.OHLC: ("open", "high", "low", "close"),
     DataType.TRADES: ("price",),
     DataType.BOOK: ("price",),
+    DataType.FUNDING: (),
+    DataType.MARK: ("open", "high", "low", "close"),
+    DataType.INDEX: ("open", "high", "low", "close"),
+    DataType.OPEN_INTEREST: (),
 }
 _NON_NEGATIVE = {
     DataType.OHLC: ("volume",),
     DataType.TRADES: ("amount",),
     DataType.BOOK: ("amount",),
+    DataType.FUNDING: (),
+    DataType.MARK: (),
+    DataType.INDEX: (),
+    DataType.OPEN_INTEREST: ("open_interest",),
 }
+#: columns that may be null (the exchange does not send them) but, when present, must
+#: be positive numbers
+_POSITIVE_IF_PRESENT = {
+    DataType.FUNDING: ("mark_price",),
+    DataType.OPEN_INTEREST: ("open_interest_value",),
+}
+#: no exchange's funding rate comes near 100 % of the position per interval (caps are a
+#: few %: Binance clamps to +-0.75 %..3 %, Bybit/OKX similar); one that does is a unit
+#: slip (percent read as a fraction, basis points) or another column read as the rate
+MAX_ABS_FUNDING_RATE = 1.0
 _SIDES = {DataType.TRADES: ("buy", "sell"), DataType.BOOK: ("bid", "ask")}
 
 
@@ -76,6 +94,24 @@ def check_rows(
         bad = column.is_null() | column.is_nan() | column.is_infinite() | (column < 0)
         if bad.any():
             raise _reject(origin, data_type, int(bad.sum()), f"a {name} that is not a number >= 0")
+    for name in _POSITIVE_IF_PRESENT.get(data_type, ()):
+        column = rows.get_column(name).drop_nulls()
+        bad = column.is_nan() | column.is_infinite() | (column <= 0)
+        if bad.any():
+            raise _reject(
+                origin, data_type, int(bad.sum()), f"a {name} that is not a positive number"
+            )
+    if data_type is DataType.FUNDING:
+        rate = rows.get_column("rate")
+        bad = rate.is_null() | rate.is_nan() | (rate.abs() >= MAX_ABS_FUNDING_RATE)
+        if bad.any():
+            raise _reject(
+                origin,
+                data_type,
+                int(bad.sum()),
+                f"a funding rate that is missing or not within +-{MAX_ABS_FUNDING_RATE:g} "
+                "(a percent read as a fraction?)",
+            )
     sides = _SIDES.get(data_type)
     if sides is not None:
         bad = ~rows.get_column("side").is_in(list(sides)).fill_null(False)

@@ -24,6 +24,11 @@ def _schema(spec: str) -> pa.Schema:
     return pa.schema(fields)
 
 
+_PRICE_CANDLES = _schema(
+    "ts:int64 open:float64 high:float64 low:float64 close:float64 volume:float64? "
+    "quote_volume:float64? trades:int64?"
+)
+
 SCHEMAS: dict[DataType, pa.Schema] = {
     DataType.OHLC: _schema(
         "ts:int64 open:float64 high:float64 low:float64 close:float64 volume:float64 "
@@ -31,12 +36,25 @@ SCHEMAS: dict[DataType, pa.Schema] = {
     ),
     DataType.TRADES: _schema("ts:int64 trade_id:string price:float64 amount:float64 side:string"),
     DataType.BOOK: _schema("ts:int64 side:string level:int32 price:float64 amount:float64"),
+    # ts = the funding time; rate per funding interval (0.0001 = 0.01 %); the mark price
+    # and the interval (hours) only where the exchange's history sends them
+    DataType.FUNDING: _schema("ts:int64 rate:float64 mark_price:float64? interval_h:int32?"),
+    # the ohlc columns; a mark or index price has no volume, so those are always null
+    DataType.MARK: _PRICE_CANDLES,
+    DataType.INDEX: _PRICE_CANDLES,
+    # open interest in contracts or base (as the exchange counts it), its quote value
+    # where the exchange sends one
+    DataType.OPEN_INTEREST: _schema("ts:int64 open_interest:float64 open_interest_value:float64?"),
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
     DataType.OHLC: ("ts",),
     DataType.TRADES: ("trade_id",),
     DataType.BOOK: ("ts", "side", "level"),
+    DataType.FUNDING: ("ts",),
+    DataType.MARK: ("ts",),
+    DataType.INDEX: ("ts",),
+    DataType.OPEN_INTEREST: ("ts",),
 }
 
 

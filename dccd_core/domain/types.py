@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["DataType", "Span"]
+__all__ = ["CANDLE_TYPES", "DERIVATIVES_ONLY", "SPANNED_TYPES", "DataType", "Span"]
 
 
 class DataType(StrEnum):
@@ -16,6 +16,14 @@ class DataType(StrEnum):
     OHLC = "ohlc"
     TRADES = "trades"
     BOOK = "book"
+    #: funding rates of perpetual swaps (one row per funding time)
+    FUNDING = "funding"
+    #: mark-price candles of a perpetual (the price liquidations and funding use)
+    MARK = "mark"
+    #: index-price candles of a perpetual's underlying (the spot index it tracks)
+    INDEX = "index"
+    #: open interest of a perpetual, sampled once per span (the exchange's period)
+    OPEN_INTEREST = "open_interest"
 
     @classmethod
     def parse(cls, text: str | DataType) -> DataType:
@@ -27,6 +35,16 @@ class DataType(StrEnum):
         except ValueError:
             names = ", ".join(m.value for m in cls)
             raise ConfigError(f"unknown data type {text!r}: expected one of {names}") from None
+
+
+#: Data types that exist only for perpetuals and futures: a spot symbol is refused.
+DERIVATIVES_ONLY: frozenset[DataType] = frozenset(
+    {DataType.FUNDING, DataType.MARK, DataType.INDEX, DataType.OPEN_INTEREST}
+)
+#: Candles with a span: traded prices (ohlc) and the mark and index prices.
+CANDLE_TYPES: frozenset[DataType] = frozenset({DataType.OHLC, DataType.MARK, DataType.INDEX})
+#: Data types with a span (a dataset per span): the candles and open interest's period.
+SPANNED_TYPES: frozenset[DataType] = CANDLE_TYPES | {DataType.OPEN_INTEREST}
 
 
 _SPAN_SECONDS: dict[str, int] = {

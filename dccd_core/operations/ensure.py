@@ -140,6 +140,13 @@ def estimate_requests(
         )
         note = f"{count} page(s) of up to {limit} {key.span} candles"
         return FetchEstimate(count, tuple(ranges), False, note)
+    if key.data_type is DataType.FUNDING:
+        from dccd_core.transport.paginate import FUNDING_STEP
+
+        width = limit * FUNDING_STEP.ns  # the paginator's funding windows
+        count = sum(-(-(min(b, now) - a) // width) for a, b in ranges if min(b, now) > a)
+        note = f"{count} page(s) of up to {limit} hours of funding rates"
+        return FetchEstimate(count, tuple(ranges), False, note)
     rate = _stored_trade_rate(store, key) if store is not None else None
     basis = "the trade rate stored so far" if rate is not None else "no trades stored yet"
     rate = rate if rate is not None else DEFAULT_TRADES_PER_S

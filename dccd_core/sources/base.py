@@ -20,6 +20,13 @@ Contract of the page methods (the paginators rely on it):
   A short or empty page ends the window only when the exchange's semantics prove there
   is nothing more before ``end_ts`` (e.g. a by-id page that reached the newest trade).
 * ``fetch_book(symbol, depth)`` returns one snapshot in the book schema.
+* ``fetch_mark_candles`` / ``fetch_index_candles`` (same arguments as ``fetch_candles``)
+  return the mark / index price bars of a perpetual in the same way (volumes null); an
+  exchange implements both as ``fetch_price_candles(data_type, ...)``;
+  ``fetch_open_interest`` (same arguments) the open-interest samples of period ``span``.
+* ``fetch_funding(symbol, start_ts, end_ts)`` returns the funding rows whose funding time
+  is in ``[start_ts, end_ts)`` (at most one page: the caller's window holds at most
+  ``feature.page_limit`` hours), funding schema, any order.
 """
 
 from __future__ import annotations
@@ -142,6 +149,12 @@ class Source(ABC):
             cls.fetch_candles = _checked_rows(own["fetch_candles"], DataType.OHLC)  # type: ignore[method-assign,assignment]
         if "fetch_book" in own:
             cls.fetch_book = _checked_rows(own["fetch_book"], DataType.BOOK)  # type: ignore[method-assign,assignment]
+        if "fetch_open_interest" in own:
+            cls.fetch_open_interest = _checked_rows(  # type: ignore[method-assign,assignment]
+                own["fetch_open_interest"], DataType.OPEN_INTEREST
+            )
+        if "fetch_funding" in own:
+            cls.fetch_funding = _checked_rows(own["fetch_funding"], DataType.FUNDING)  # type: ignore[method-assign,assignment]
         if "fetch_trades_page" in own:
             cls.fetch_trades_page = _checked_trades(own["fetch_trades_page"])  # type: ignore[method-assign,assignment]
 
@@ -286,6 +299,57 @@ class Source(ABC):
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         """One order-book snapshot, book schema, levels 0 = best."""
         raise NoCapability(f"{self.id} has no order-book endpoint")
+
+    async def fetch_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """One page of mark (``DataType.MARK``) or index price bars: what an exchange
+        implements; callers use ``fetch_mark_candles`` / ``fetch_index_candles``."""
+        raise NoCapability(f"{self.id} has no {data_type}-price candle endpoint")
+
+    async def fetch_mark_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Mark-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
+        return self._plausible(
+            await self.fetch_price_candles(DataType.MARK, symbol, span, start_ts, end_ts),
+            DataType.MARK,
+        )
+
+    async def fetch_index_candles(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
+        return self._plausible(
+            await self.fetch_price_candles(DataType.INDEX, symbol, span, start_ts, end_ts),
+            DataType.INDEX,
+        )
+
+    def _plausible(self, rows: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
+        """``rows`` once ``check_rows`` passed them (the page methods' wrapper, inline)."""
+        if self.check_plausibility:
+            check_rows(rows, data_type, origin=self.id)
+        return rows
+
+    async def fetch_open_interest(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """Open-interest samples of period ``span`` stamped in ``[start_ts, end_ts)``."""
+        raise NoCapability(f"{self.id} has no open-interest history endpoint")
+
+    def span_page(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]:
+        """The page method of a type paged by windows of ``page_limit`` spans:
+        ``(symbol, span, start_ts, end_ts) -> rows`` (candles, mark, index, open interest)."""
+        return {
+            DataType.OHLC: self.fetch_candles,
+            DataType.MARK: self.fetch_mark_candles,
+            DataType.INDEX: self.fetch_index_candles,
+            DataType.OPEN_INTEREST: self.fetch_open_interest,
+        }[data_type]
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        """Funding rows with a funding time in ``[start_ts, end_ts)`` (one page)."""
+        raise NoCapability(f"{self.id} has no funding-rate history endpoint")
 
     # -- helpers ---------------------------------------------------------------
 

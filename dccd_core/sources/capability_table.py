@@ -47,10 +47,8 @@ def _details(feature: Feature) -> str:
 
 def capability_rows(capability: Capability) -> list[str]:
     """One markdown row per declared feature, in a stable order."""
-    order = {"ohlc": 0, "trades": 1, "book": 2}
-    features = sorted(
-        capability.features, key=lambda f: (order[f.data_type.value], f.transport.value)
-    )
+    order = {data_type: i for i, data_type in enumerate(DataType)}  # declaration order
+    features = sorted(capability.features, key=lambda f: (order[f.data_type], f.transport.value))
     rows = []
     for f in features:
         paged = f.transport is Transport.REST and f.data_type is not DataType.BOOK

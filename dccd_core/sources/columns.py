@@ -44,6 +44,7 @@ __all__ = [
     "empty_frame",
     "float_column",
     "float_levels",
+    "funding_frame",
     "int_column",
     "iso_to_ns_column",
     "level_texts",
@@ -51,6 +52,7 @@ __all__ = [
     "ms_to_ns_column",
     "object_columns",
     "ohlc_frame",
+    "price_candles_frame",
     "rows_to_columns",
     "seconds_to_ns_column",
     "side_column",
@@ -347,6 +349,34 @@ def ohlc_frame(
         DataType.OHLC,
         {"ts": ts, **{n: float_column(n, v, what) for n, v in named.items()}, **more},
     )
+
+
+def price_candles_frame(rows: Any, what: str) -> pl.DataFrame:
+    """Mark or index price bars sent as ``[open time ms, open, high, low, close, ...]``
+    rows (Binance, Bybit and OKX alike; longer rows are fine) in the ohlc columns, volumes
+    null (a price index trades nothing), sorted by ts."""
+    ts, *prices = rows_to_columns(rows, 5, what)
+    return ohlc_frame(ms_to_ns_column("ts", ts, what), prices, what).sort("ts")
+
+
+def funding_frame(
+    ts: pl.Series,
+    rates: Sequence[Any],
+    what: str,
+    *,
+    mark_prices: Sequence[Any] | None = None,
+    interval_h: Sequence[Any] | None = None,
+) -> pl.DataFrame:
+    """Rows in the funding schema: ``ts`` (ns), the rates as sent (numbers or numeric
+    texts), and where the exchange sends them the mark prices (an empty text is "not
+    known": Binance's oldest rows) and the funding interval in hours."""
+    columns = {"ts": ts, "rate": float_column("rate", rates, what)}
+    if mark_prices is not None:
+        known = [None if v == "" else v for v in mark_prices]
+        columns["mark_price"] = float_column("mark_price", known, what, optional=True)
+    if interval_h is not None:
+        columns["interval_h"] = int_column("interval_h", interval_h, what, optional=True)
+    return to_schema(DataType.FUNDING, columns)
 
 
 def ceil_ms(ts: int) -> int:

@@ -18,6 +18,10 @@ __all__ = [
     "DERIVE_HINT",
     "rest_book",
     "rest_candles",
+    "rest_funding",
+    "rest_index",
+    "rest_mark",
+    "rest_open_interest",
     "rest_trades",
     "span_table",
     "ws_book",
@@ -42,6 +46,10 @@ def span_table(labels: Mapping[str, str]) -> dict[Span, str]:
 rest_candles = partial(Feature, DataType.OHLC, Transport.REST)
 rest_trades = partial(Feature, DataType.TRADES, Transport.REST)
 rest_book = partial(Feature, DataType.BOOK, Transport.REST)
+rest_funding = partial(Feature, DataType.FUNDING, Transport.REST)
+rest_mark = partial(Feature, DataType.MARK, Transport.REST)
+rest_index = partial(Feature, DataType.INDEX, Transport.REST)
+rest_open_interest = partial(Feature, DataType.OPEN_INTEREST, Transport.REST)
 ws_candles = partial(Feature, DataType.OHLC, Transport.WS)
 ws_trades = partial(Feature, DataType.TRADES, Transport.WS)
 ws_book = partial(Feature, DataType.BOOK, Transport.WS)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dccd_core.domain import ConfigError, DatasetKey, DataType, now_ns
+from dccd_core.domain import ConfigError, DatasetKey, now_ns
 
 from .files import atomic_write, read_footer, read_period_frame, ts_range_from_footer
 from .layout import PeriodFile
@@ -219,7 +219,7 @@ def _candle_runs(ts: pl.Series, span_ns: int) -> list[tuple[int, int]]:
 def rebuild_coverage(key: DatasetKey, files: Sequence[PeriodFile]) -> Coverage:
     """Approximate coverage from the period files (see the module docstring)."""
     ranges: list[tuple[int, int]] = []
-    if key.data_type is DataType.OHLC and key.span is not None:
+    if key.span is not None:  # candles: ohlc, mark, index
         by_period: dict[str, list[pl.Series]] = {}  # a period's base and segments together
         for period_file in files:
             ts = read_period_frame(period_file.path, ["ts"]).get_column("ts")

@@ -4,9 +4,9 @@
     .../{period}.seg-{id}.parquet       (segments of the period: see ``segments``)
 
 A period file holds one calendar period of a dataset: a year for candles of 1h and
-longer, a month for shorter candles, a day for trades and book. Periods are named so
-that their lexical order is their time order, which lets the store pick the files a
-time range touches from names alone, without opening any.
+longer and for funding rates, a month for shorter candles, a day for trades and book.
+Periods are named so that their lexical order is their time order, which lets the store
+pick the files a time range touches from names alone, without opening any.
 
 Every name that reaches the filesystem comes from a validated domain type (exchange
 id regex, symbol alphabet, span labels, the data-type enum) and is checked again here,
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dccd_core.domain import (
+    SPANNED_TYPES,
     ConfigError,
     DatasetKey,
     DataType,
@@ -101,15 +102,18 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def period_kind(key: DatasetKey) -> PeriodKind:
-    """Yearly files for candles >= 1h, monthly for shorter candles, daily for the rest.
+    """Yearly files for candles >= 1h and funding, monthly for shorter candles, daily for
+    the rest.
 
     Sized so a file holds roughly 10k-500k rows: big enough for good compression, small
     enough that appending one candle rewrites little.
     """
-    if key.data_type is DataType.OHLC:
+    if key.data_type in SPANNED_TYPES:
         if key.span is None:  # DatasetKey forbids it; keeps mypy and readers honest
-            raise ConfigError("ohlc needs a span (e.g. --span 1m)")
+            raise ConfigError(f"{key.data_type} needs a span (e.g. --span 1m)")
         return PeriodKind.YEAR if key.span.seconds >= 3_600 else PeriodKind.MONTH
+    if key.data_type is DataType.FUNDING:
+        return PeriodKind.YEAR  # one row per funding time: ~1,100 to 8,800 a year
     return PeriodKind.DAY
 
 
@@ -294,7 +298,7 @@ def list_datasets(root: str | os.PathLike[str]) -> list[DatasetKey]:
             for symbol, sym_dir in _subdirs(ex_dir, "symbol="):
                 spans: list[str | None] = (
                     [label for label, _ in _subdirs(sym_dir, "span=")]
-                    if data_type is DataType.OHLC
+                    if data_type in SPANNED_TYPES
                     else [None]
                 )
                 for span in spans:

@@ -8,12 +8,13 @@ so they name the part of a source they drive as a Protocol here; every
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from dccd_core.domain import Capability, Span, Symbol
+from dccd_core.domain import Capability, DataType, Span, Symbol
 
 __all__ = ["IdAddressedPages", "PageSource", "TradePage"]
 
@@ -60,6 +61,10 @@ class PageSource(Protocol):
     async def fetch_trades_page(
         self, symbol: Symbol, start_ts: int, end_ts: int, cursor: object | None
     ) -> TradePage: ...
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame: ...
+
+    def span_page(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]: ...
 
 
 @runtime_checkable

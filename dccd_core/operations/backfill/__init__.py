@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
 from dccd_core.domain import (
@@ -41,7 +41,13 @@ from dccd_core.domain import (
 )
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store
-from dccd_core.transport.paginate import DEFAULT_CONCURRENCY, paginate_candles, paginate_trades
+from dccd_core.transport.paginate import (
+    DEFAULT_CONCURRENCY,
+    Chunk,
+    paginate_candles,
+    paginate_funding,
+    paginate_trades,
+)
 
 from .commit_loop import commit_chunks
 from .report import BackfillProgress, BackfillResult, RunCounters
@@ -157,8 +163,7 @@ async def backfill(
         else:
             assert explicit_start is not None
             start_ts = explicit_start
-        if key.span is not None:
-            _require(source, key, start_ts, now)
+        _require(source, key, start_ts, now)  # history depth (candle count, days)
         if start_ts >= end:
             return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
         return await _backfill_pages(
@@ -184,7 +189,12 @@ async def _backfill_pages(
     progress_interval_s: float,
 ) -> BackfillResult:
     run = RunCounters(key, source, start_ts, end_ts, progress)
-    if key.span is not None:
+    chunks: AsyncGenerator[Chunk, None]
+    if key.data_type is DataType.FUNDING:
+        chunks = paginate_funding(
+            source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=run.pages
+        )
+    elif key.span is not None:
         chunks = paginate_candles(
             source,
             key.symbol,
@@ -193,6 +203,7 @@ async def _backfill_pages(
             end_ts,
             concurrency=concurrency,
             stats=run.pages,
+            data_type=key.data_type,
         )
     else:
         chunks = paginate_trades(

@@ -19,7 +19,7 @@ from dccd_core.domain import (
 )
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store
-from dccd_core.transport.paginate import clip_rows
+from dccd_core.transport.paginate import FUNDING_STEP, clip_rows
 
 __all__ = [
     "DEFAULT_CANDLE_LOOKBACK_NS",
@@ -48,7 +48,8 @@ def default_start(key: DatasetKey, store: Store, end_ts: int) -> int:
         candidates.append(coverage_end)
     if candidates:
         return max(candidates)
-    lookback = DEFAULT_CANDLE_LOOKBACK_NS if key.span is not None else DEFAULT_TRADE_LOOKBACK_NS
+    sparse = key.span is not None or key.data_type is DataType.FUNDING  # few rows a day
+    lookback = DEFAULT_CANDLE_LOOKBACK_NS if sparse else DEFAULT_TRADE_LOOKBACK_NS
     return end_ts - lookback
 
 
@@ -66,8 +67,13 @@ async def find_origin(source: Source, key: DatasetKey, end_ts: int) -> int:
         first = await source.fetch_first_trade_ts(symbol)
         if first is not None:
             return first
-    if key.span is not None:
-        feature = source.capability.feature(DataType.OHLC)
+    if key.data_type is DataType.FUNDING:
+        feature = source.capability.feature(DataType.FUNDING)
+        limit = (feature.page_limit if feature is not None else None) or 100
+        width = limit * FUNDING_STEP.ns
+        align = FUNDING_STEP.floor
+    elif key.span is not None:
+        feature = source.capability.feature(key.data_type)
         limit = (feature.page_limit if feature is not None else None) or 500
         width = limit * key.span.ns
         align = key.span.floor
@@ -77,8 +83,10 @@ async def find_origin(source: Source, key: DatasetKey, end_ts: int) -> int:
 
     async def probe(at: int) -> int | None:
         """The first ts in ``[at, at + width)``, or None."""
-        if key.span is not None:
-            rows = await source.fetch_candles(symbol, key.span, at, at + width)
+        if key.data_type is DataType.FUNDING:
+            rows = await source.fetch_funding(symbol, at, at + width)
+        elif key.span is not None:
+            rows = await source.span_page(key.data_type)(symbol, key.span, at, at + width)
         else:
             page = await source.fetch_trades_page(symbol, at, at + width, None)
             rows = page.rows

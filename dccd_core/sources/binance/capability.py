@@ -10,6 +10,12 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
   ``startTime``..``endTime`` window must be shorter than 1 h) and by id (``fromId``),
   limit 1000, ids consecutive per symbol.
 * Book ``/api/v3/depth``: limits 5..5000 (futures 5..1000).
+* Funding ``/fapi/v1/fundingRate`` (USD-M only): forward from ``startTime``, limit 1000,
+  full history; its own limit of 500 requests / 5 min (see ``funding.py``).
+* Mark / index price candles ``/fapi/v1/markPriceKlines`` / ``indexPriceKlines`` (USD-M):
+  like klines, all 13 spans (see ``prices.py``).
+* Open interest ``/futures/data/openInterestHist`` (USD-M): 500 a page, forward, the
+  last 30 days only (see ``open_interest.py``).
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -26,11 +32,16 @@ __all__ = [
     "AGG_TRADES_MAX_WINDOW_MS",
     "BOOK_DEPTHS",
     "CAPABILITY",
+    "FUNDING_LIMIT",
+    "FUNDING_WEIGHT",
     "FUTURES_BOOK_DEPTHS",
     "FUTURES_WEIGHT_PER_MINUTE",
     "INTERVALS",
     "KLINES_DEFAULT_LIMIT",
     "KLINES_LIMIT",
+    "OPEN_INTEREST_LIMIT",
+    "OPEN_INTEREST_PERIODS",
+    "OPEN_INTEREST_WEIGHT",
     "SPOT_WEIGHT_PER_MINUTE",
     "USAGE_HEADER",
     "futures_weight",
@@ -50,6 +61,16 @@ FUTURES_BOOK_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
 SPOT_WEIGHT_PER_MINUTE = 6000
 FUTURES_WEIGHT_PER_MINUTE = 2400
 USAGE_HEADER = "X-MBX-USED-WEIGHT-1M"
+FUNDING_LIMIT = 1000
+#: fundingRate has its own budget of 500 requests per 5 min (100/min): charged at
+#: 2400 / 100 against the futures weight budget, the limiter keeps under it
+FUNDING_WEIGHT = FUTURES_WEIGHT_PER_MINUTE // 100
+OPEN_INTEREST_LIMIT = 500
+#: openInterestHist: 1000 requests per 5 min (200/min) -> 2400 / 200
+OPEN_INTEREST_WEIGHT = FUTURES_WEIGHT_PER_MINUTE // 200
+OPEN_INTEREST_PERIODS = tuple(
+    Span.parse(p) for p in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+)
 
 _SPANS = tuple(INTERVALS)
 
@@ -83,12 +104,25 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
     return _FUTURES_FLAT[endpoint]
 
 
+_FUTURES_KLINES = futures_weight("klines", KLINES_LIMIT)
+
 CAPABILITY = Capability(
     exchange="binance",
     features=(
         features.rest_candles(page_limit=KLINES_LIMIT, spans=_SPANS, weight=spot_weight("klines")),
         features.rest_trades(page_limit=AGG_TRADES_LIMIT, weight=spot_weight("aggTrades")),
         features.rest_book(book_depths=BOOK_DEPTHS, weight=spot_weight("depth", 100)),
+        features.rest_funding(page_limit=FUNDING_LIMIT, weight=FUNDING_WEIGHT),
+        features.rest_mark(page_limit=KLINES_LIMIT, spans=_SPANS, weight=_FUTURES_KLINES),
+        features.rest_index(page_limit=KLINES_LIMIT, spans=_SPANS, weight=_FUTURES_KLINES),
+        features.rest_open_interest(
+            page_limit=OPEN_INTEREST_LIMIT,
+            spans=OPEN_INTEREST_PERIODS,
+            history_days=30,
+            weight=OPEN_INTEREST_WEIGHT,
+            alternative="keep the dataset's update schedule running: it records open "
+            "interest from the day it was added",
+        ),
         features.ws_trades(channel="aggTrade"),
         features.ws_candles(spans=_SPANS, channel="kline_<span>"),
         features.ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),

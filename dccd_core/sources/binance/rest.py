@@ -40,7 +40,10 @@ from .capability import (
     futures_weight,
     spot_weight,
 )
+from .funding import build_funding_request, parse_funding
+from .open_interest import build_open_interest_request, parse_open_interest
 from .parse import check_payload, parse_book, parse_candles, parse_trades, parse_trades_page
+from .prices import build_price_candles_request, parse_price_candles
 from .symbols import MARKETS, Market, market_of, native_symbol, parse_symbols
 
 __all__ = [
@@ -100,7 +103,7 @@ def on_host(request: Request, rest_url: str) -> Request:
     host, everything else on ``rest_url``; an overridden origin (catalog,
     ``DCCD_BINANCE_REST_URL``, a test fake) serves both markets."""
     origin = rest_url.rstrip("/")
-    if origin == SPOT_REST_URL and request.path.startswith(_PREFIX["usdm"]):
+    if origin == SPOT_REST_URL and request.path.startswith((_PREFIX["usdm"], "/futures/data")):
         origin = FUTURES_REST_URL
     return request.on_origin(origin)
 
@@ -258,6 +261,22 @@ class BinanceRest(Source):
         """The first aggregate trade ever (``fromId=0``)."""
         rows = parse_trades(await self._fetch(build_first_trade_request(symbol)))
         return int(rows.get_column("ts")[0]) if rows.height else None
+
+    async def fetch_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
+        return parse_price_candles(await self._fetch(request), data_type)
+
+    async def fetch_open_interest(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_open_interest_request(symbol, span, start_ts, end_ts)
+        return parse_open_interest(await self._fetch(request))
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        data = await self._fetch(build_funding_request(symbol, start_ts, end_ts))
+        return parse_funding(data)  # the paginator clips
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._fetch(build_book_request(symbol, depth))

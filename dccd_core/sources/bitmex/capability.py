@@ -6,7 +6,8 @@ Docs: https://www.bitmex.com/api/explorer/ (``Trade_getBucketed``, ``Trade_get``
 Bucketed candles exist only for 1m, 5m, 1h and 1d; every table query returns at most
 1,000 rows (``count``). The REST budget is 120 requests per minute (less when not
 authenticated); every response reports what is left in ``x-ratelimit-remaining``,
-which the source feeds to the weight limiter.
+which the source feeds to the weight limiter. Funding (``/api/v1/funding``) pages
+forward like the other tables, full history.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ CAPABILITY = Capability(
         ),
         features.rest_trades(page_limit=PAGE_LIMIT, direction=_FORWARD),
         features.rest_book(book_depths=(), page_limit=None),
+        features.rest_funding(page_limit=PAGE_LIMIT, direction=_FORWARD),
         features.ws_trades(channel="trade"),
         features.ws_candles(
             spans=_SPANS, channel="tradeBin{bin}", alternative=features.DERIVE_HINT

@@ -25,6 +25,7 @@ from dccd_core.transport.limiter import WeightLimiter
 from .. import columns
 from ..base import Endpoints, Request, Source, TradePage
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT, REST_URL, WS_URL
+from .funding import parse_funding
 from .parse import (
     ContractSpec,
     check_payload,
@@ -42,6 +43,7 @@ __all__ = [
     "bin_size",
     "build_book_request",
     "build_candles_request",
+    "build_funding_request",
     "build_symbols_request",
     "build_trades_request",
     "iso_ms",
@@ -107,6 +109,18 @@ def build_trades_request(native: str, start_ms: int, offset: int, end_ms: int) -
         "reverse": "false",
     }
     return Request("/api/v1/trade", params, CAPABILITY.require(DataType.TRADES).weight)
+
+
+def build_funding_request(native: str, start_ts: int, end_ts: int) -> Request:
+    """Funding times in ``[start_ts, end_ts)``, oldest first (see ``funding.py``)."""
+    params: dict[str, str | int] = {
+        "symbol": native,
+        "startTime": iso_ms(columns.ceil_ms(start_ts)),
+        "endTime": iso_ms(columns.ceil_ms(end_ts) - 1),
+        "count": PAGE_LIMIT,
+        "reverse": "false",
+    }
+    return Request("/api/v1/funding", params, CAPABILITY.require(DataType.FUNDING).weight)
 
 
 def build_book_request(native: str, depth: int) -> Request:
@@ -202,6 +216,14 @@ class BitmexRest(Source):
             return TradePage(page, (start_ms, offset + page.height))
         at_last = page.filter(pl.col("ts") == last_ms * NS_PER_MS).height
         return TradePage(page, (last_ms, at_last))
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        if not symbol.is_perpetual:
+            raise errors.NoCapability(
+                f"bitmex funding needs a perpetual like BTC/USD:BTC, not {symbol}"
+            )
+        request = build_funding_request(self.native_symbol(symbol), start_ts, end_ts)
+        return parse_funding(await self._get(request))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         CAPABILITY.require(DataType.BOOK, depth=depth)

@@ -5,6 +5,12 @@
 * Trades: ``GET /v5/market/recent-trade`` only returns the latest trades (spot 60,
   derivatives 1000) and cannot page into the past: ``recent_only``.
 * Book: ``GET /v5/market/orderbook``, spot up to 200 levels, derivatives up to 500.
+* Funding: ``GET /v5/market/funding/history`` (linear and inverse), 200 a page, newest
+  first, full history.
+* Mark / index price candles: ``/v5/market/mark-price-kline`` / ``index-price-kline``
+  (linear and inverse), like kline: 1000 a page, newest first (see ``prices.py``).
+* Open interest: ``/v5/market/open-interest``, 200 a page, newest first, periods 5m
+  15m 30m 1h 4h 1d (see ``open_interest.py``).
 * Budget: 600 requests per 5 s per IP across the public endpoints.
 * Streams (``ws.py``): ``publicTrade``, ``kline`` (``confirm`` flag), ``orderbook``
   (snapshot + deltas with a contiguous update id ``u``).
@@ -22,8 +28,11 @@ from .. import features
 __all__ = [
     "BOOK_DEPTHS",
     "CAPABILITY",
+    "FUNDING_LIMIT",
     "INTERVALS",
     "KLINE_LIMIT",
+    "OPEN_INTEREST_INTERVALS",
+    "OPEN_INTEREST_LIMIT",
     "TRADES_LIMIT_DERIVATIVES",
     "TRADES_LIMIT_SPOT",
 ]
@@ -37,6 +46,12 @@ INTERVALS = features.span_table(
 KLINE_LIMIT = 1000
 TRADES_LIMIT_SPOT = 60
 TRADES_LIMIT_DERIVATIVES = 1000
+FUNDING_LIMIT = 200
+OPEN_INTEREST_LIMIT = 200
+#: dccd span -> Bybit open-interest ``intervalTime``
+OPEN_INTEREST_INTERVALS = features.span_table(
+    {"5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "4h": "4h", "1d": "1d"}
+)
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200)
 
 _SPANS = tuple(INTERVALS)
@@ -53,6 +68,14 @@ CAPABILITY = Capability(
             alternative="collect trades live with a stream (stream: [trades])",
         ),
         features.rest_book(book_depths=BOOK_DEPTHS),
+        features.rest_funding(page_limit=FUNDING_LIMIT, direction=_BACKWARD),
+        features.rest_mark(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_index(page_limit=KLINE_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_open_interest(
+            page_limit=OPEN_INTEREST_LIMIT,
+            direction=_BACKWARD,
+            spans=tuple(OPEN_INTEREST_INTERVALS),
+        ),
         features.ws_trades(channel="publicTrade"),
         features.ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic

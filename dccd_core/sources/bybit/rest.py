@@ -23,7 +23,10 @@ from .capability import (
     TRADES_LIMIT_DERIVATIVES,
     TRADES_LIMIT_SPOT,
 )
+from .funding import build_funding_request, parse_funding
+from .open_interest import build_open_interest_request, parse_open_interest
 from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .prices import build_price_candles_request, parse_price_candles
 from .symbols import CATEGORIES, category_of, is_inverse, native_symbol, parse_symbols
 
 __all__ = [
@@ -156,6 +159,21 @@ class BybitRest(Source):
                 f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"
             )
         return TradePage(rows, None)
+
+    async def fetch_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
+        return parse_price_candles(await self._get(request), data_type)
+
+    async def fetch_open_interest(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_open_interest_request(symbol, span, start_ts, end_ts)
+        return parse_open_interest(await self._get(request))
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._get(build_book_request(symbol, depth))

@@ -6,6 +6,10 @@
 * Trades: ``GET /api/v5/market/history-trades``, 100 a page, newest first, paged back by
   ``tradeId`` (``type=1``); OKX keeps the last 3 months only.
 * Book: ``GET /api/v5/market/books``, up to 400 levels a side.
+* Funding: ``GET /api/v5/public/funding-rate-history`` (swaps), 100 a page, newest
+  first, the last 3 months only (``FUNDING_HISTORY_DAYS``).
+* Mark / index price candles: ``history-mark-price-candles`` / ``history-index-candles``
+  (swaps), 100 a page, newest first, the candle bars (see ``prices.py``).
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
 * Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
   ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
@@ -19,7 +23,15 @@ from dccd_core.domain import Capability, PageDirection
 
 from .. import features
 
-__all__ = ["BARS", "BOOK_DEPTHS", "CANDLES_LIMIT", "CAPABILITY", "TRADES_LIMIT"]
+__all__ = [
+    "BARS",
+    "BOOK_DEPTHS",
+    "CANDLES_LIMIT",
+    "CAPABILITY",
+    "FUNDING_HISTORY_DAYS",
+    "FUNDING_LIMIT",
+    "TRADES_LIMIT",
+]
 
 #: dccd span -> OKX ``bar`` value (UTC-aligned variants for 6h and longer).
 BARS = features.span_table(
@@ -29,6 +41,9 @@ BARS = features.span_table(
 
 CANDLES_LIMIT = 100
 TRADES_LIMIT = 100
+FUNDING_LIMIT = 100
+#: "This endpoint can retrieve data from the last 3 months" (90 days, to be safe)
+FUNDING_HISTORY_DAYS = 90
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200, 400)
 
 _SPANS = tuple(BARS)
@@ -40,7 +55,16 @@ CAPABILITY = Capability(
         features.rest_candles(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
         features.rest_trades(page_limit=TRADES_LIMIT, direction=_BACKWARD),
         features.rest_book(book_depths=BOOK_DEPTHS),
+        features.rest_funding(
+            page_limit=FUNDING_LIMIT,
+            direction=_BACKWARD,
+            history_days=FUNDING_HISTORY_DAYS,
+            alternative="keep the dataset's update schedule running: it extends the "
+            "history from the day it was added",
+        ),
         # trades-all, not the aggregating trades channel (see ws.py)
+        features.rest_mark(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
+        features.rest_index(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
         features.ws_trades(channel="trades-all"),
         features.ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut

@@ -21,7 +21,9 @@ from dccd_core.transport.errors import PERMANENT, RATE_LIMIT, TRANSIENT, ErrorTa
 from .. import columns
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
 from .capability import BARS, CANDLES_LIMIT, CAPABILITY, TRADES_LIMIT
+from .funding import build_funding_request, parse_funding
 from .parse import check_payload, parse_book, parse_candles, parse_trades
+from .prices import build_price_candles_request, parse_price_candles
 from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_symbols
 
 __all__ = [
@@ -140,6 +142,15 @@ class OkxRest(Source):
         # Oldest first: row 0 is the oldest trade, its id is where the next page starts.
         oldest_id = min(rows["trade_id"].to_list(), key=_id_order)
         return TradePage(rows, oldest_id)
+
+    async def fetch_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
+        return parse_price_candles(await self._get(request), data_type)
+
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         contract = await self.contract(symbol)

@@ -47,7 +47,7 @@ from dccd_core.domain import DataType, PageDirection, Symbol
 
 from ..pages import IdAddressedPages, PageSource
 from .advance import MAX_IDLE_PAGES
-from .candles import paginate_candles
+from .candles import FUNDING_STEP, paginate_candles, paginate_funding, paginate_windows
 from .chunks import (
     DEFAULT_CONCURRENCY,
     Chunk,
@@ -62,13 +62,16 @@ from .trades_by_time import paginate_segments
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "FUNDING_STEP",
     "MAX_IDLE_PAGES",
     "Chunk",
     "PageStats",
     "candle_windows",
     "clip_rows",
     "paginate_candles",
+    "paginate_funding",
     "paginate_trades",
+    "paginate_windows",
 ]
 
 

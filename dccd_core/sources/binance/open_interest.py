@@ -1,0 +1,66 @@
+"""Binance USD-M open interest history: ``GET /futures/data/openInterestHist``.
+
+Docs: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest-Statistics
+
+* ``symbol``, ``period`` (5m 15m 30m 1h 2h 4h 6h 12h 1d), ``limit`` default 30, max 500,
+  ``startTime`` / ``endTime`` (ms); oldest first. "Only the data of the latest 1 month
+  is available": the capability refuses an older start (``history_days=30``), and a
+  dataset kept by its update schedule is complete from the day it was added.
+* IP limit 1000 requests per 5 minutes (200 a minute): charged ``OPEN_INTEREST_WEIGHT``
+  against the futures budget of 2,400 a minute.
+* Rows ``{"symbol": "BTCUSDT", "sumOpenInterest": "20403.63700000" (base),
+  "sumOpenInterestValue": "150570784.07809979" (USDT), "timestamp": 1583127900000}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from dccd_core.domain import DataType, Span, Symbol, errors
+
+from .. import columns
+from ..base import Request
+from .capability import OPEN_INTEREST_LIMIT, OPEN_INTEREST_PERIODS, OPEN_INTEREST_WEIGHT
+from .symbols import market_of, native_symbol
+
+__all__ = ["build_open_interest_request", "parse_open_interest"]
+
+
+def build_open_interest_request(
+    symbol: Symbol, span: Span, start_ts: int, end_ts: int
+) -> Request:
+    """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 500 periods)."""
+    if market_of(symbol) != "usdm":
+        raise errors.NoCapability(
+            f"binance open interest needs a USD-M perpetual like {symbol.base}/USDT:USDT"
+        )
+    if span not in OPEN_INTEREST_PERIODS:
+        periods = " ".join(s.label for s in OPEN_INTEREST_PERIODS)
+        raise errors.NoCapability(f"binance has no {span} open interest: its periods are {periods}")
+    params = {
+        "symbol": native_symbol(symbol),
+        "period": span.label,
+        "startTime": str(columns.ceil_ms(start_ts)),
+        "endTime": str(columns.ceil_ms(end_ts) - 1),
+        "limit": str(OPEN_INTEREST_LIMIT),
+    }
+    return Request("/futures/data/openInterestHist", params, OPEN_INTEREST_WEIGHT)
+
+
+def parse_open_interest(data: Any) -> pl.DataFrame:
+    """An ``openInterestHist`` answer to open-interest rows, oldest first."""
+    what = "binance openInterestHist"
+    if not isinstance(data, list):
+        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
+    keys = ("timestamp", "sumOpenInterest", "sumOpenInterestValue")
+    times, amounts, values = columns.object_columns(data, keys, what, "sample")
+    fields = {
+        "ts": columns.ms_to_ns_column("ts", times, what),
+        "open_interest": columns.float_column("open_interest", amounts, what),
+        "open_interest_value": columns.float_column(
+            "open_interest_value", values, what, optional=True
+        ),
+    }
+    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")

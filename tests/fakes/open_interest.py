@@ -1,0 +1,127 @@
+"""Fake open-interest history endpoints of Binance USD-M and Bybit, on the kit.
+
+The wire format as documented (see ``dccd_core/sources/<x>/open_interest.py``):
+
+* Binance ``/futures/data/openInterestHist``: ``period`` 5m..1d, ``limit`` 1..500
+  (default 30), ``startTime``/``endTime``, oldest first, the last 30 days only; strings
+  for the amounts, a number for ``timestamp``.
+* Bybit ``/v5/market/open-interest``: ``intervalTime`` 5min..1d, ``limit`` 1..200
+  (default 50), the newest first; all strings.
+
+One truth (``OpenInterest``): a sample per period, every 89th missing (a sampling gap
+the exchange has).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from aiohttp import web
+
+from dccd_core.domain import NS_PER_MS
+from tests.fakes.funding import market_app, t_now
+from tests.fakes.server import Refusal, get, json_reply, routes_app
+
+__all__ = ["OI_FAKES", "BinanceOpenInterest", "BybitOpenInterest", "OpenInterest", "oi_app"]
+
+_DAY_MS = 86_400_000
+_PERIOD_MS = {"5m": 300_000, "1h": 3_600_000}
+
+
+@dataclass
+class OpenInterest:
+    """Samples of ``[first_ms, last_ms)`` per period label (``5m``, ``1h``)."""
+
+    first_ms: int
+    last_ms: int
+
+    def samples(self, period: str, lo_ms: int = 0, hi_ms: int = 2**62) -> list[tuple[int, float]]:
+        step = _PERIOD_MS[period]
+        start = -(-self.first_ms // step) * step
+        return [
+            (t, round(80_000 + 5_000 * math.sin(t / 7e7), 3))
+            for i, t in enumerate(range(start, self.last_ms, step))
+            if i % 89 != 40 and lo_ms <= t <= hi_ms
+        ]
+
+    def truth(
+        self, period: str, start_ts: int, end_ts: int, *, value: bool, served_from_ms: int = 0
+    ) -> pl.DataFrame:
+        rows = [s for s in self.samples(period, served_from_ms)
+                if start_ts <= s[0] * NS_PER_MS < end_ts]  # fmt: skip
+        return pl.DataFrame(
+            {"ts": [t * NS_PER_MS for t, _ in rows], "open_interest": [v for _, v in rows],
+             "open_interest_value": [round(v * 40_000, 2) if value else None for _, v in rows]},
+            schema={"ts": pl.Int64, "open_interest": pl.Float64,
+                    "open_interest_value": pl.Float64},
+        )  # fmt: skip
+
+
+@dataclass
+class BinanceOpenInterest:
+    data: OpenInterest
+    requests: list[dict[str, str]] = field(default_factory=list)
+    value: bool = True
+
+    @staticmethod
+    def served_from_ms() -> int:
+        return t_now() - 30 * _DAY_MS  # "only the data of the latest 1 month"
+
+    @get("/futures/data/openInterestHist")
+    async def history(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.query))
+        q = request.query
+        if q.get("symbol") != "BTCUSDT":
+            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
+        period, limit = q.get("period", ""), int(q.get("limit", "30"))
+        if period not in _PERIOD_MS or not 1 <= limit <= 500:
+            raise Refusal(json_reply({"code": -1130, "msg": "parameter invalid"}, 400))
+        lo = max(int(q.get("startTime", "0")), self.served_from_ms())
+        hi = int(q.get("endTime", str(2**62)))
+        rows = self.data.samples(period, lo, hi)[:limit]
+        return json_reply([
+            {"symbol": "BTCUSDT", "sumOpenInterest": f"{v:.8f}",
+             "sumOpenInterestValue": f"{v * 40_000:.8f}", "timestamp": t}
+            for t, v in rows
+        ])  # fmt: skip
+
+
+@dataclass
+class BybitOpenInterest:
+    data: OpenInterest
+    requests: list[dict[str, str]] = field(default_factory=list)
+    value: bool = False
+
+    @staticmethod
+    def served_from_ms() -> int:
+        return 0
+
+    @get("/v5/market/open-interest")
+    async def history(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.query))
+        q = request.query
+        bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
+        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
+            raise Refusal(bad)
+        period = {"5min": "5m", "1h": "1h"}.get(q.get("intervalTime", ""))
+        limit = int(q.get("limit", "50"))
+        if period is None or not 1 <= limit <= 200:
+            raise Refusal(bad)
+        rows = self.data.samples(period, int(q.get("startTime", "0")),
+                                 int(q.get("endTime", str(2**62))))  # fmt: skip
+        page = list(reversed(rows))[:limit]
+        listed = [{"openInterest": f"{v:.8f}", "timestamp": str(t)} for t, v in page]
+        return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": t_now(),
+                           "result": {"symbol": "BTCUSDT", "category": "linear",
+                                      "list": listed, "nextPageCursor": ""}})  # fmt: skip
+
+
+OI_FAKES: dict[str, type] = {"binance": BinanceOpenInterest, "bybit": BybitOpenInterest}
+
+
+def oi_app(exchange: str, fake: Any) -> web.Application:
+    """The exchange's fake (its market listing) with ``fake``'s open-interest route."""
+    return routes_app(fake, app=market_app(exchange, fake.data.first_ms))

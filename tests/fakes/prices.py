@@ -1,0 +1,189 @@
+"""Fake mark- and index-price candle endpoints of Binance USD-M, Bybit and OKX, on the kit.
+
+The wire format as documented (see ``dccd_core/sources/<x>/prices.py``):
+
+* Binance ``/fapi/v1/markPriceKlines`` (``symbol``) and ``/fapi/v1/indexPriceKlines``
+  (``pair``): inclusive ``startTime``/``endTime``, ``limit`` 1..1500, oldest first, kline
+  rows whose volume fields are "ignore" strings.
+* Bybit ``/v5/market/mark-price-kline`` and ``/v5/market/index-price-kline``: inclusive
+  ``start``/``end``, ``limit`` 1..1000, the newest ``limit`` bars up to ``end``, newest
+  first; rows of five strings.
+* OKX ``/api/v5/market/history-mark-price-candles`` (the swap) and
+  ``/api/v5/market/history-index-candles`` (the index, BTC-USDT): exclusive
+  ``after``/``before``, ``limit`` up to 100, newest first; rows end with ``confirm``.
+
+One truth per price (``PriceBars``): a bar per span between two times, with a few bars
+missing (an exchange's outage), prices as two-decimal strings.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from aiohttp import web
+
+from dccd_core.domain import NS_PER_MS
+from tests.fakes.funding import market_app
+from tests.fakes.server import Refusal, get, json_reply, routes_app
+
+__all__ = ["PRICE_FAKES", "BinancePrices", "BybitPrices", "OkxPrices", "PriceBars", "prices_app"]
+
+_MS = {"1m": 60_000, "1h": 3_600_000}
+Bar = tuple[int, str, str, str, str]
+
+
+@dataclass
+class PriceBars:
+    """Bars of ``[first_ms, last_ms)`` per span label (``1m``, ``1h``); every 97th missing."""
+
+    first_ms: int
+    last_ms: int
+    seed: int
+    _cache: dict[str, list[Bar]] = field(default_factory=dict)
+
+    def bars(self, span: str) -> list[Bar]:
+        if span not in self._cache:
+            step = _MS[span]
+            start = -(-self.first_ms // step) * step
+            out = []
+            for i, t in enumerate(range(start, self.last_ms, step)):
+                if i % 97 == 50:
+                    continue
+                rng = random.Random(f"{self.seed}:{span}:{t}")
+                mid = 40_000 + 1_500 * math.sin(t / 5e8)
+                o, c = mid + rng.uniform(-20, 20), mid + rng.uniform(-20, 20)
+                hi, lo = max(o, c) + rng.uniform(0, 15), min(o, c) - rng.uniform(0, 15)
+                out.append((t, f"{o:.2f}", f"{hi:.2f}", f"{lo:.2f}", f"{c:.2f}"))
+            self._cache[span] = out
+        return self._cache[span]
+
+    def between(self, span: str, lo_ms: int, hi_ms: int) -> list[Bar]:
+        """Bars opening in ``[lo_ms, hi_ms]``, oldest first."""
+        return [b for b in self.bars(span) if lo_ms <= b[0] <= hi_ms]
+
+    def truth(self, span: str, start_ts: int, end_ts: int) -> pl.DataFrame:
+        rows = [b for b in self.bars(span) if start_ts <= b[0] * NS_PER_MS < end_ts]
+        return pl.DataFrame(
+            {"ts": [b[0] * NS_PER_MS for b in rows],
+             **{k: [float(b[i]) for b in rows] for i, k in enumerate(
+                 ("open", "high", "low", "close"), start=1)},
+             "volume": [None] * len(rows), "quote_volume": [None] * len(rows),
+             "trades": [None] * len(rows)},
+            schema={"ts": pl.Int64, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
+                    "close": pl.Float64, "volume": pl.Float64, "quote_volume": pl.Float64,
+                    "trades": pl.Int64},
+        )  # fmt: skip
+
+
+def _ints(request: web.Request, names: tuple[str, ...], refusal: web.Response) -> list[int | None]:
+    try:
+        return [int(request.query[n]) if n in request.query else None for n in names]
+    except ValueError:
+        raise Refusal(refusal) from None
+
+
+@dataclass
+class BinancePrices:
+    mark: PriceBars
+    index: PriceBars
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    async def _klines(self, request: web.Request, bars: PriceBars, name: str) -> web.Response:
+        self.requests.append(dict(request.query))
+        bad = json_reply({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."},
+                         400)  # fmt: skip
+        if request.query.get(name) != "BTCUSDT" or request.query.get("interval") not in _MS:
+            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
+        span = request.query["interval"]
+        start, end, limit = _ints(request, ("startTime", "endTime", "limit"), bad)
+        if not 1 <= (limit or 500) <= 1500:
+            raise Refusal(bad)
+        rows = bars.between(span, start or 0, end if end is not None else 2**62)[: limit or 500]
+        return json_reply([[t, o, h, lo, c, "0", t + _MS[span] - 1, "0", 0, "0", "0", "0"]
+                           for t, o, h, lo, c in rows])  # fmt: skip
+
+    @get("/fapi/v1/markPriceKlines")
+    async def mark_klines(self, request: web.Request) -> web.Response:
+        return await self._klines(request, self.mark, "symbol")
+
+    @get("/fapi/v1/indexPriceKlines")
+    async def index_klines(self, request: web.Request) -> web.Response:
+        return await self._klines(request, self.index, "pair")
+
+
+@dataclass
+class BybitPrices:
+    mark: PriceBars
+    index: PriceBars
+    requests: list[dict[str, str]] = field(default_factory=list)
+    _LABELS = {"1": "1m", "60": "1h"}
+
+    async def _kline(self, request: web.Request, bars: PriceBars) -> web.Response:
+        self.requests.append(dict(request.query))
+        q = request.query
+        bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
+        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
+            raise Refusal(json_reply({"retCode": 10001, "retMsg": "Not supported symbols",
+                                      "result": {}}))  # fmt: skip
+        span = self._LABELS.get(q.get("interval", ""))
+        start, end, limit = _ints(request, ("start", "end", "limit"), bad)
+        if span is None or not 1 <= (limit or 200) <= 1000:
+            raise Refusal(bad)
+        rows = bars.between(span, start or 0, end if end is not None else 2**62)
+        page = list(reversed(rows))[: limit or 200]
+        listed = [[str(t), o, h, lo, c] for t, o, h, lo, c in page]
+        return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": 0,
+                           "result": {"symbol": "BTCUSDT", "category": "linear",
+                                      "list": listed}})  # fmt: skip
+
+    @get("/v5/market/mark-price-kline")
+    async def mark_kline(self, request: web.Request) -> web.Response:
+        return await self._kline(request, self.mark)
+
+    @get("/v5/market/index-price-kline")
+    async def index_kline(self, request: web.Request) -> web.Response:
+        return await self._kline(request, self.index)
+
+
+@dataclass
+class OkxPrices:
+    mark: PriceBars
+    index: PriceBars
+    requests: list[dict[str, str]] = field(default_factory=list)
+    _LABELS = {"1m": "1m", "1H": "1h"}
+
+    async def _candles(self, request: web.Request, bars: PriceBars, inst_id: str) -> web.Response:
+        self.requests.append(dict(request.query))
+        bad = json_reply({"code": "51000", "msg": "Parameter error", "data": []})
+        if request.query.get("instId") != inst_id:
+            raise Refusal(json_reply({"code": "51001", "msg": "Instrument ID does not exist",
+                                      "data": []}))  # fmt: skip
+        span = self._LABELS.get(request.query.get("bar", ""))
+        after, before, limit = _ints(request, ("after", "before", "limit"), bad)
+        if span is None or not 1 <= (limit or 100) <= 100:
+            raise Refusal(bad)
+        lo = before + 1 if before is not None else 0
+        hi = after - 1 if after is not None else 2**62
+        page = list(reversed(bars.between(span, lo, hi)))[: limit or 100]
+        return json_reply({"code": "0", "msg": "",
+                           "data": [[str(t), o, h, low, c, "1"] for t, o, h, low, c in page]})
+
+    @get("/api/v5/market/history-mark-price-candles")
+    async def mark_candles(self, request: web.Request) -> web.Response:
+        return await self._candles(request, self.mark, "BTC-USDT-SWAP")
+
+    @get("/api/v5/market/history-index-candles")
+    async def index_candles(self, request: web.Request) -> web.Response:
+        return await self._candles(request, self.index, "BTC-USDT")
+
+
+PRICE_FAKES: dict[str, type] = {"binance": BinancePrices, "bybit": BybitPrices, "okx": OkxPrices}
+
+
+def prices_app(exchange: str, fake: Any) -> web.Application:
+    """The exchange's fake (its market listing) with ``fake``'s price candle routes."""
+    return routes_app(fake, app=market_app(exchange, fake.mark.first_ms))

@@ -1,0 +1,180 @@
+"""A week of funding materialized by Dagster on each of the four exchanges: store ==
+truth, the funding checks pass on real-looking data and fail on a planted fault; a week
+of mark and of index candles, and of open interest (a skipped day is a hole)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+from polars.testing import assert_frame_equal
+
+from dccd_core.catalog import Catalog
+from dccd_core.domain import NS_PER_DAY, DatasetKey, to_ns
+from dccd_core.storage import Store
+from dccd_pipelines.assets import build_dataset_asset
+from dccd_pipelines.catalog import parse_catalog
+from dccd_pipelines.checks import audit_dataset, check_names
+from dccd_pipelines.resources import dccd_resources
+from tests.fakes.funding import FUNDING_FAKES, FundingHistory, funding_app
+from tests.fakes.open_interest import OI_FAKES, OpenInterest, oi_app
+from tests.fakes.prices import PRICE_FAKES, PriceBars, prices_app
+from tests.fakes.server import serve_in_thread
+
+EXCHANGES = ("binance", "bybit", "okx", "bitmex")
+TODAY = datetime.now(UTC).date()
+#: a week ending two days ago: every partition of it is settled
+FIRST, LAST = TODAY - timedelta(days=9), TODAY - timedelta(days=3)
+RANGE = {
+    "dagster/asset_partition_range_start": FIRST.isoformat(),
+    "dagster/asset_partition_range_end": LAST.isoformat(),
+}
+
+
+def catalog_for(root: Path, exchange: str, origin: str, **more: object) -> Catalog:
+    ds = {
+        "exchange": exchange,
+        "symbols": ["BTC/USDT:USDT"],
+        "data_types": ["funding"],
+        "start": (TODAY - timedelta(days=30)).isoformat(),
+        "update": "0 * * * *",
+        **more,
+    }
+    raw = {"store": {"root": str(root)}, "exchanges": {exchange: {"rest_url": origin}},
+           "datasets": [ds]}  # fmt: skip
+    return parse_catalog(raw, path=root / "catalog.yaml", env={}, today=TODAY)
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_a_week_of_funding_materializes_equal_to_the_truth(tmp_path: Path, exchange: str) -> None:
+    cls, options = FUNDING_FAKES[exchange]
+    fake = cls(FundingHistory.recent(40, **options))
+    with serve_in_thread(lambda: funding_app(exchange, fake)) as origin:
+        catalog = catalog_for(tmp_path, exchange, origin)
+        spec = catalog.datasets[0]
+        assert spec.key == DatasetKey.of(exchange, "BTC/USDT:USDT", "funding")
+        result = materialize(
+            [build_dataset_asset(spec)],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            tags=RANGE,
+        )
+    assert result.success
+    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    truth = fake.history.truth(start, end, marks=fake.marks, intervals=fake.intervals)
+    stored = Store(tmp_path).read(spec.key, start, end)
+    assert truth.height >= 21  # 3 a day at least
+    assert_frame_equal(stored, truth, check_dtypes=False)
+    mats = result.asset_materializations_for_node(f"fetch_{spec.key.job_name}")
+    assert len(mats) == 7
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == set(check_names(spec.key))
+    assert {"funding_interval_regular", "funding_rate_plausible", "no_holes"} <= set(checks)
+    assert all(c.passed for c in checks.values()), checks
+    files = sorted(p.name for p in (tmp_path / "funding").rglob("*.parquet"))
+    assert files == sorted({f"{FIRST.year}.parquet", f"{LAST.year}.parquet"})
+
+
+def test_the_funding_checks_catch_a_missing_event_and_a_wild_rate(tmp_path: Path) -> None:
+    key = DatasetKey.of("bybit", "BTC/USDT:USDT", "funding")
+    t0 = to_ns("2024-05-01")
+    hour = NS_PER_DAY // 24
+    ts = [t0 + i * 8 * hour for i in range(10)]
+    del ts[4]  # a funding event the exchange never served: a 16 h gap
+    rows = pl.DataFrame({"ts": ts, "rate": [0.0001] * 8 + [0.2], "mark_price": [None] * 9,
+                         "interval_h": [None] * 9},
+                        schema={"ts": pl.Int64, "rate": pl.Float64, "mark_price": pl.Float64,
+                                "interval_h": pl.Int32})  # fmt: skip
+    store = Store(tmp_path)
+    store.write(key, rows)
+    outcomes = audit_dataset(str(tmp_path), key, t0, t0 + 4 * NS_PER_DAY)
+    assert outcomes["funding_interval_regular"].bad == 1
+    assert outcomes["funding_interval_regular"].examples[0]["gap_h"] == 16
+    assert outcomes["funding_rate_plausible"].bad == 1
+    assert outcomes["no_duplicates"].passed and outcomes["sorted_in_period"].passed
+
+
+@pytest.mark.parametrize(("exchange", "data_type"), [("bybit", "index"), ("okx", "mark")])
+def test_a_week_of_price_candles_materializes(
+    tmp_path: Path, exchange: str, data_type: str
+) -> None:
+    first_ms = to_ns((TODAY - timedelta(days=20)).isoformat()) // 1_000_000
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = PRICE_FAKES[exchange](PriceBars(first_ms, last_ms, 1), PriceBars(first_ms, last_ms, 2))
+    with serve_in_thread(lambda: prices_app(exchange, fake)) as origin:
+        catalog = catalog_for(tmp_path, exchange, origin, data_types=[data_type], spans=["1h"])
+        spec = catalog.datasets[0]
+        result = materialize(
+            [build_dataset_asset(spec)],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            tags=RANGE,
+        )
+    assert result.success
+    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    bars = fake.mark if data_type == "mark" else fake.index
+    assert_frame_equal(
+        Store(tmp_path).read(spec.key, start, end), bars.truth("1h", start, end),
+        check_dtypes=False,
+    )  # fmt: skip
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert "ohlc_sanity" in checks  # null volumes pass it
+    assert all(c.passed for c in checks.values()), checks  # missing bars were fetched: no hole
+
+
+@pytest.mark.parametrize("exchange", sorted(OI_FAKES))
+def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
+    tmp_path: Path, exchange: str
+) -> None:
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = OI_FAKES[exchange](OpenInterest(last_ms - 25 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app(exchange, fake)) as origin:
+        since = (TODAY - timedelta(days=20)).isoformat()
+        catalog = catalog_for(
+            tmp_path, exchange, origin, data_types=["open_interest"], spans=["1h"], start=since
+        )
+        spec = catalog.datasets[0]
+
+        def run(**kwargs: object):  # type: ignore[no-untyped-def]
+            return materialize(
+                [build_dataset_asset(spec)],
+                resources=dccd_resources(str(catalog.store_root)),
+                instance=DagsterInstance.ephemeral(),
+                **kwargs,
+            )
+
+        week = run(tags=RANGE)
+        # two days further back, skipping the day between: the day never fetched
+        older = (FIRST - timedelta(days=2)).isoformat()
+        assert run(partition_key=older).success
+    assert week.success
+    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    truth = fake.data.truth("1h", start, end, value=fake.value)
+    assert_frame_equal(Store(tmp_path).read(spec.key, start, end), truth, check_dtypes=False)
+    assert all(c.passed for c in week.get_asset_check_evaluations())
+    outcomes = audit_dataset(str(tmp_path), spec.key, to_ns(older), end)
+    assert outcomes["no_holes"].bad == 1
+    skipped = (FIRST - timedelta(days=1)).isoformat()
+    assert outcomes["no_holes"].examples[0]["start"].startswith(skipped)
+
+
+def test_a_short_history_window_does_not_age_the_catalog_out(tmp_path: Path) -> None:
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    fake = OI_FAKES["binance"](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app("binance", fake)) as origin:
+        since = (TODAY - timedelta(days=60)).isoformat()  # older than Binance's 30 days
+        catalog = catalog_for(
+            tmp_path, "binance", origin, data_types=["open_interest"], spans=["1h"], start=since
+        )
+        result = materialize(
+            [build_dataset_asset(catalog.datasets[0])],
+            resources=dccd_resources(str(catalog.store_root)),
+            instance=DagsterInstance.ephemeral(),
+            partition_key=since,
+            raise_on_error=False,
+        )
+    assert not result.success  # the old partition is refused ...
+    assert fake.requests == []  # ... before any request
