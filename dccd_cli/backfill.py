@@ -159,7 +159,12 @@ async def _run_backfill(
     """The backfill of ``[start, end)`` as consecutive ``backfill`` calls over slices
     (each commits and records its coverage the usual way). The first Ctrl-C stops after
     the slice in progress; a second one aborts at once (committed slices stay)."""
-    from dccd_core.operations.backfill import _default_start, backfill, find_origin
+    from dccd_core.operations.backfill import (
+        _default_start,
+        backfill,
+        find_origin,
+        require_capability,
+    )
     from dccd_core.sources.registry import build_source
     from dccd_core.storage import Store
 
@@ -200,6 +205,7 @@ async def _run_backfill(
         end_ts = min(end, now) if end is not None else now
         if key.span is not None:
             end_ts = min(end_ts, key.span.floor(now))  # never the bar still in progress
+        require_capability(source, key, None, now)  # before the symbol listing's request
         await source.check_symbol(key.symbol)
         if start == "origin":
             start_ts = await find_origin(source, key, end_ts)

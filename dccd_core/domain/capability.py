@@ -161,4 +161,4 @@ class Capability:
         ]
         if other:
             return f" (it serves {', '.join(other)})"
-        return ""
+        return f"; docs/exchanges.md lists the exchanges that serve {data_type}"

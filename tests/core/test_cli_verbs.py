@@ -311,3 +311,16 @@ def test_backfill_progress_is_a_rich_bar_on_a_terminal(
     captured = capsys.readouterr()
     assert "progress: " not in captured.err  # not the plain lines
     assert "100.0%" in captured.out and "4,000 rows" in captured.out, captured.out
+
+
+def test_backfill_cli_refuses_an_unserved_data_type_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kraken has no funding endpoint: one line saying so and where to look, and the
+    exchange is never asked (not even for its market list)."""
+    monkeypatch.setenv("DCCD_KRAKEN_REST_URL", "http://127.0.0.1:9")  # nothing listens
+    code, _, err = _run("backfill", "kraken", "BTC/USD:USD", "funding",
+                        "--root", str(tmp_path / "lake"))
+    assert code != 0
+    assert "kraken cannot serve funding over rest" in err, err
+    assert "docs/exchanges.md" in err and "failed" not in err and "Traceback" not in err, err

@@ -66,6 +66,7 @@ __all__ = [
     "backfill",
     "backfill_sync",
     "find_origin",
+    "require_capability",
 ]
 
 log = logging.getLogger("dccd.backfill")
@@ -87,7 +88,10 @@ def _parse_time(value: TimeLike, what: str) -> int:
     return to_ns(value)
 
 
-def _require(source: Source, key: DatasetKey, start_ts: int | None, now_ts: int) -> None:
+def require_capability(
+    source: Source, key: DatasetKey, start_ts: int | None, now_ts: int
+) -> None:
+    """Refuse, before any request, a data type, span or history the source cannot serve."""
     history = key.data_type is not DataType.BOOK
     source.capability.require(
         key.data_type,
@@ -150,7 +154,7 @@ async def backfill(
     async def run_on(source: Source) -> BackfillResult:
         # -- refuse before any data page ------------------------------------------
         end = end_ts
-        _require(source, key, None, now)
+        require_capability(source, key, None, now)
         await source.check_symbol(key.symbol)
         if key.data_type is DataType.BOOK:
             return await _backfill_book(key, store, source, progress)
@@ -163,7 +167,7 @@ async def backfill(
         else:
             assert explicit_start is not None
             start_ts = explicit_start
-        _require(source, key, start_ts, now)  # history depth (candle count, days)
+        require_capability(source, key, start_ts, now)  # history depth (candle count, days)
         if start_ts >= end:
             return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
         return await _backfill_pages(
