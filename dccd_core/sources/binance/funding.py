@@ -20,7 +20,7 @@ import polars as pl
 
 from dccd_core.domain import Symbol, errors
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import FUNDING_LIMIT, FUNDING_WEIGHT
 from .symbols import market_of, native_symbol
@@ -30,16 +30,12 @@ __all__ = ["build_funding_request", "parse_funding"]
 
 def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request:
     """Funding times in ``[start_ts, end_ts)``; the caller's window holds <= 1000."""
-    if market_of(symbol) != "usdm":
-        raise errors.NoCapability(
-            f"binance funding needs a USD-M perpetual like {symbol.base}/USDT:USDT, not {symbol}"
-        )
-    params = {
-        "symbol": native_symbol(symbol),
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(FUNDING_LIMIT),
-    }
+    windows.require_perpetual(
+        market_of(symbol) == "usdm",
+        f"binance funding needs a USD-M perpetual like {symbol.base}/USDT:USDT, not {symbol}",
+    )
+    params = {"symbol": native_symbol(symbol), **windows.inclusive_ms(start_ts, end_ts),
+              "limit": str(FUNDING_LIMIT)}  # fmt: skip
     return Request("/fapi/v1/fundingRate", params, FUNDING_WEIGHT)
 
 
