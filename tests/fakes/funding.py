@@ -32,7 +32,15 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, now_ns
 from tests.fakes import binance, bitmex, bybit, okx
-from tests.fakes.server import Refusal, get, json_reply, routes_app
+from tests.fakes.server import (
+    Refusal,
+    get,
+    json_reply,
+    newest_first,
+    routes_app,
+    window_query,
+    within,
+)
 
 __all__ = [
     "FUNDING_FAKES",
@@ -109,11 +117,9 @@ class FundingHistory:
         )
 
 
-def _int(request: web.Request, name: str, default: int | None, refusal: web.Response) -> int | None:
-    try:
-        return int(request.query[name]) if name in request.query else default
-    except ValueError:
-        raise Refusal(refusal) from None
+def binance_unknown() -> web.Response:
+    """Binance's answer to an unknown symbol (a new one a request: a reply is sent once)."""
+    return json_reply({"code": -1121, "msg": "Invalid symbol."}, 400)
 
 
 @dataclass
@@ -127,25 +133,27 @@ class BinanceFunding:
 
     @get("/fapi/v1/fundingRate")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         limit_msg = "Data sent for parameter 'limit' is not valid."
         bad = json_reply({"code": -1130, "msg": limit_msg}, 400)
-        if request.query.get("symbol") != "BTCUSDT":
-            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
-        limit = _int(request, "limit", 100, bad) or 0
-        if not 1 <= limit <= 1000:
+        ints = {"limit": 100, "startTime": None, "endTime": None}
+        limit, start, end = window_query(
+            request, self.requests, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
+        )
+        if not 1 <= (limit or 0) <= 1000:
             raise Refusal(bad)
-        start = _int(request, "startTime", None, bad)
-        end = _int(request, "endTime", None, bad)
         if start is None and end is None:
             rows = self.history.events[-200:]  # "the latest 200"
         else:
-            rows = self.history.between(start or 0, end if end is not None else 2**62)
+            rows = self.history.between(*within(start, end))
         return json_reply([
             {"symbol": "BTCUSDT", "fundingTime": t, "fundingRate": f"{rate:.8f}",
              "markPrice": "" if mark is None else f"{mark:.8f}"}
-            for t, rate, mark, _ in rows[:limit]
+            for t, rate, mark, _ in rows[: limit or 0]
         ])  # fmt: skip
+
+
+#: The instrument every Bybit fake of a derivatives series serves.
+BYBIT_LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
 
 
 @dataclass
@@ -163,22 +171,29 @@ class BybitFunding:
 
     @get("/v5/market/funding/history")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
-        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
-            raise Refusal(self._error(10001, "Not supported symbols"))
         bad = self._error(10001, "params error")
-        limit = _int(request, "limit", 200, bad) or 0
-        start = _int(request, "startTime", None, bad)
-        end = _int(request, "endTime", None, bad)
-        if not 1 <= limit <= 200 or (start is not None and end is None):
+        limit, start, end = window_query(
+            request, self.requests, BYBIT_LINEAR, self._error(10001, "Not supported symbols"),
+            {"limit": 200, "startTime": None, "endTime": None}, bad,
+        )  # fmt: skip
+        if not 1 <= (limit or 0) <= 200 or (start is not None and end is None):
             raise Refusal(bad)  # startTime alone is an error on Bybit
-        rows = self.history.between(start or 0, end if end is not None else 2**62)
-        page = list(reversed(rows))[:limit]  # the newest ``limit`` up to endTime
+        page = newest_first(self.history.between(*within(start, end)), limit or 0)
         listed = [{"symbol": "BTCUSDT", "fundingRate": f"{rate:.8f}",
                    "fundingRateTimestamp": str(t)} for t, rate, _, _ in page]  # fmt: skip
         return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": t_now(),
                            "result": {"category": "linear", "list": listed}})  # fmt: skip
+
+
+def okx_unknown() -> web.Response:
+    """OKX's answer to an unknown instrument."""
+    return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+
+
+def okx_window(before: int | None, after: int | None) -> tuple[int, int]:
+    """OKX's exclusive ``before``/``after`` as inclusive ms bounds (open when absent)."""
+    lo = before + 1 if before is not None else None
+    return within(lo, after - 1 if after is not None else None)
 
 
 @dataclass
@@ -192,20 +207,16 @@ class OkxFunding:
 
     @get("/api/v5/public/funding-rate-history")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         bad = json_reply({"code": "51000", "msg": "Parameter limit error", "data": []})
-        if request.query.get("instId") != "BTC-USDT-SWAP":
-            raise Refusal(json_reply({"code": "51001", "msg": "Instrument ID does not exist",
-                                      "data": []}))  # fmt: skip
-        limit = _int(request, "limit", 400, bad) or 0
-        if not 1 <= limit <= 400:
+        limit, before, after = window_query(
+            request, self.requests, {"instId": "BTC-USDT-SWAP"}, okx_unknown(),
+            {"limit": 400, "before": None, "after": None}, bad,
+        )  # fmt: skip
+        if not 1 <= (limit or 0) <= 400:
             raise Refusal(bad)
-        before = _int(request, "before", None, bad)
-        after = _int(request, "after", None, bad)
+        lo, hi = okx_window(before, after)
         oldest = t_now() - 92 * 24 * _HOUR_MS  # "the last 3 months"
-        lo = max(oldest, before + 1 if before is not None else 0)
-        hi = after - 1 if after is not None else 2**62
-        page = list(reversed(self.history.between(lo, hi)))[:limit]
+        page = newest_first(self.history.between(max(oldest, lo), hi), limit or 0)
         data = [{"formulaType": "noRate", "fundingRate": f"{rate + 1e-7:.10f}",
                  "fundingTime": str(t), "instId": "BTC-USDT-SWAP", "instType": "SWAP",
                  "method": "next_period", "realizedRate": f"{rate:.10f}"}
@@ -224,15 +235,15 @@ class BitmexFunding:
 
     @get("/api/v1/funding")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         q = request.query
-        if q.get("symbol") != "XBTUSDT":
-            raise Refusal(json_reply({"error": {"message": "Invalid symbol",
-                                                "name": "HTTPError"}}, 400))  # fmt: skip
-        count = int(q.get("count", "100"))
-        if not 1 <= count <= 1000:
-            raise Refusal(json_reply({"error": {"message": "count must be <= 1000",
-                                                "name": "ValidationError"}}, 400))  # fmt: skip
+        unknown = json_reply({"error": {"message": "Invalid symbol", "name": "HTTPError"}}, 400)
+        bad = json_reply({"error": {"message": "count must be <= 1000",
+                                    "name": "ValidationError"}}, 400)  # fmt: skip
+        (count,) = window_query(
+            request, self.requests, {"symbol": "XBTUSDT"}, unknown, {"count": 100}, bad
+        )
+        if not 1 <= (count or 0) <= 1000:
+            raise Refusal(bad)
         lo = _iso_ms(q["startTime"]) if "startTime" in q else 0
         hi = _iso_ms(q["endTime"]) if "endTime" in q else 2**62
         rows = self.history.between(lo, hi)
@@ -242,7 +253,7 @@ class BitmexFunding:
             {"timestamp": _iso(t), "symbol": "XBTUSDT",
              "fundingInterval": f"2000-01-01T{gap:02d}:00:00.000Z",
              "fundingRate": rate, "fundingRateDaily": round(rate * 24 / gap, 10)}
-            for t, rate, _, gap in rows[:count]
+            for t, rate, _, gap in rows[: count or 0]
         ])  # fmt: skip
 
 

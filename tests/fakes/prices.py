@@ -27,8 +27,22 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.funding import market_app
-from tests.fakes.server import Refusal, get, json_reply, routes_app
+from tests.fakes.funding import (
+    BYBIT_LINEAR,
+    binance_unknown,
+    market_app,
+    okx_unknown,
+    okx_window,
+)
+from tests.fakes.server import (
+    Refusal,
+    get,
+    json_reply,
+    newest_first,
+    routes_app,
+    window_query,
+    within,
+)
 
 __all__ = ["PRICE_FAKES", "BinancePrices", "BybitPrices", "OkxPrices", "PriceBars", "prices_app"]
 
@@ -79,13 +93,6 @@ class PriceBars:
         )  # fmt: skip
 
 
-def _ints(request: web.Request, names: tuple[str, ...], refusal: web.Response) -> list[int | None]:
-    try:
-        return [int(request.query[n]) if n in request.query else None for n in names]
-    except ValueError:
-        raise Refusal(refusal) from None
-
-
 @dataclass
 class BinancePrices:
     mark: PriceBars
@@ -93,16 +100,18 @@ class BinancePrices:
     requests: list[dict[str, str]] = field(default_factory=list)
 
     async def _klines(self, request: web.Request, bars: PriceBars, name: str) -> web.Response:
-        self.requests.append(dict(request.query))
         bad = json_reply({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."},
                          400)  # fmt: skip
-        if request.query.get(name) != "BTCUSDT" or request.query.get("interval") not in _MS:
-            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
-        span = request.query["interval"]
-        start, end, limit = _ints(request, ("startTime", "endTime", "limit"), bad)
+        start, end, limit = window_query(
+            request, self.requests, {name: "BTCUSDT"}, binance_unknown(),
+            dict.fromkeys(("startTime", "endTime", "limit")), bad,
+        )  # fmt: skip
+        span = request.query.get("interval", "")
+        if span not in _MS:
+            raise Refusal(binance_unknown())
         if not 1 <= (limit or 500) <= 1500:
             raise Refusal(bad)
-        rows = bars.between(span, start or 0, end if end is not None else 2**62)[: limit or 500]
+        rows = bars.between(span, *within(start, end))[: limit or 500]
         return json_reply([[t, o, h, lo, c, "0", t + _MS[span] - 1, "0", 0, "0", "0", "0"]
                            for t, o, h, lo, c in rows])  # fmt: skip
 
@@ -123,18 +132,16 @@ class BybitPrices:
     _LABELS = {"1": "1m", "60": "1h"}
 
     async def _kline(self, request: web.Request, bars: PriceBars) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
         bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
-        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
-            raise Refusal(json_reply({"retCode": 10001, "retMsg": "Not supported symbols",
-                                      "result": {}}))  # fmt: skip
-        span = self._LABELS.get(q.get("interval", ""))
-        start, end, limit = _ints(request, ("start", "end", "limit"), bad)
+        unknown = json_reply({"retCode": 10001, "retMsg": "Not supported symbols", "result": {}})
+        start, end, limit = window_query(
+            request, self.requests, BYBIT_LINEAR, unknown,
+            dict.fromkeys(("start", "end", "limit")), bad,
+        )  # fmt: skip
+        span = self._LABELS.get(request.query.get("interval", ""))
         if span is None or not 1 <= (limit or 200) <= 1000:
             raise Refusal(bad)
-        rows = bars.between(span, start or 0, end if end is not None else 2**62)
-        page = list(reversed(rows))[: limit or 200]
+        page = newest_first(bars.between(span, *within(start, end)), limit or 200)
         listed = [[str(t), o, h, lo, c] for t, o, h, lo, c in page]
         return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": 0,
                            "result": {"symbol": "BTCUSDT", "category": "linear",
@@ -157,18 +164,15 @@ class OkxPrices:
     _LABELS = {"1m": "1m", "1H": "1h"}
 
     async def _candles(self, request: web.Request, bars: PriceBars, inst_id: str) -> web.Response:
-        self.requests.append(dict(request.query))
         bad = json_reply({"code": "51000", "msg": "Parameter error", "data": []})
-        if request.query.get("instId") != inst_id:
-            raise Refusal(json_reply({"code": "51001", "msg": "Instrument ID does not exist",
-                                      "data": []}))  # fmt: skip
+        after, before, limit = window_query(
+            request, self.requests, {"instId": inst_id}, okx_unknown(),
+            dict.fromkeys(("after", "before", "limit")), bad,
+        )  # fmt: skip
         span = self._LABELS.get(request.query.get("bar", ""))
-        after, before, limit = _ints(request, ("after", "before", "limit"), bad)
         if span is None or not 1 <= (limit or 100) <= 100:
             raise Refusal(bad)
-        lo = before + 1 if before is not None else 0
-        hi = after - 1 if after is not None else 2**62
-        page = list(reversed(bars.between(span, lo, hi)))[: limit or 100]
+        page = newest_first(bars.between(span, *okx_window(before, after)), limit or 100)
         return json_reply({"code": "0", "msg": "",
                            "data": [[str(t), o, h, low, c, "1"] for t, o, h, low, c in page]})
 

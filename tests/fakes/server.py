@@ -35,12 +35,15 @@ __all__ = [
     "exchange_faults",
     "get",
     "json_reply",
+    "newest_first",
     "query_ints",
     "routes_app",
     "routes_of",
     "serve",
     "serve_in_thread",
+    "window_query",
     "with_faults",
+    "within",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,6 +92,39 @@ def query_ints(
         ]
     except ValueError:
         raise Refusal(refusal) from None
+
+
+#: The open upper bound of a series window the request leaves open.
+OPEN_END = 2**62
+
+
+def window_query(
+    request: web.Request,
+    requests: list[dict[str, str]],
+    instrument: Mapping[str, str],
+    unknown: web.Response,
+    ints: Mapping[str, int | None],
+    bad: web.Response,
+) -> list[int | None]:
+    """The start every fake derivatives-history handler (funding, mark/index candles,
+    open interest) shares: record the query in ``requests``, refuse a request for any
+    other instrument than ``instrument`` with ``unknown``, and read the integer
+    parameters ``ints`` (their default when absent; not an integer: ``bad``)."""
+    requests.append(dict(request.query))
+    if any(request.query.get(name) != value for name, value in instrument.items()):
+        raise Refusal(unknown)
+    return query_ints(request, ints, bad)
+
+
+def within(lo_ms: int | None, hi_ms: int | None) -> tuple[int, int]:
+    """Inclusive window bounds where an absent bound leaves that side open."""
+    return (lo_ms or 0, hi_ms if hi_ms is not None else OPEN_END)
+
+
+def newest_first(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The newest ``limit`` of ``rows`` (oldest first), newest first: the page of an
+    exchange that serves the latest rows up to the window end."""
+    return list(reversed(rows))[:limit]
 
 
 def get(*paths: str) -> Callable[[HandlerT], HandlerT]:
