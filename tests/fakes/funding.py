@@ -31,22 +31,15 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, now_ns
-from tests.fakes import binance, bitmex, bybit, okx
-from tests.fakes.server import (
-    Refusal,
-    get,
-    json_reply,
-    newest_first,
-    routes_app,
-    window_query,
-    within,
-)
+from tests.fakes import binance, bitmex, bybit, okx, server
+from tests.fakes.server import Refusal, get, json_reply, newest_first, routes_app, within
 
 __all__ = [
     "FUNDING_FAKES",
     "BinanceFunding",
     "BitmexFunding",
     "BybitFunding",
+    "FundingFake",
     "FundingHistory",
     "OkxFunding",
     "funding_app",
@@ -122,22 +115,44 @@ def binance_unknown() -> web.Response:
     return json_reply({"code": -1121, "msg": "Invalid symbol."}, 400)
 
 
+def okx_unknown() -> web.Response:
+    """OKX's answer to an unknown instrument."""
+    return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+
+
+def okx_window(before: int | None, after: int | None) -> tuple[int, int]:
+    """OKX's exclusive ``before``/``after`` as inclusive ms bounds (open when absent)."""
+    lo = before + 1 if before is not None else None
+    return within(lo, after - 1 if after is not None else None)
+
+
+#: The instrument every Bybit fake of a derivatives series serves.
+BYBIT_LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
+
+
 @dataclass
-class BinanceFunding:
-    """``GET /fapi/v1/fundingRate`` for BTCUSDT."""
+class FundingFake(server.SeriesFake):
+    """A funding-history endpoint serving ``history``; ``marks`` / ``intervals``: whether
+    its rows carry the mark price / the funding interval (what the store keeps)."""
 
     history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = True
+    marks: bool = False
     intervals: bool = False
+
+
+@dataclass
+class BinanceFunding(FundingFake):
+    """``GET /fapi/v1/fundingRate`` for BTCUSDT."""
+
+    marks: bool = True
 
     @get("/fapi/v1/fundingRate")
     async def funding(self, request: web.Request) -> web.Response:
         limit_msg = "Data sent for parameter 'limit' is not valid."
         bad = json_reply({"code": -1130, "msg": limit_msg}, 400)
         ints = {"limit": 100, "startTime": None, "endTime": None}
-        limit, start, end = window_query(
-            request, self.requests, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
+        limit, start, end = self.window_query(
+            request, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
         )
         if not 1 <= (limit or 0) <= 1000:
             raise Refusal(bad)
@@ -152,18 +167,8 @@ class BinanceFunding:
         ])  # fmt: skip
 
 
-#: The instrument every Bybit fake of a derivatives series serves.
-BYBIT_LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
-
-
-@dataclass
-class BybitFunding:
+class BybitFunding(FundingFake):
     """``GET /v5/market/funding/history`` for linear BTCUSDT."""
-
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
-    intervals: bool = False
 
     @staticmethod
     def _error(code: int, msg: str) -> web.Response:
@@ -172,10 +177,9 @@ class BybitFunding:
     @get("/v5/market/funding/history")
     async def funding(self, request: web.Request) -> web.Response:
         bad = self._error(10001, "params error")
-        limit, start, end = window_query(
-            request, self.requests, BYBIT_LINEAR, self._error(10001, "Not supported symbols"),
-            {"limit": 200, "startTime": None, "endTime": None}, bad,
-        )  # fmt: skip
+        unknown = self._error(10001, "Not supported symbols")
+        ints = {"limit": 200, "startTime": None, "endTime": None}
+        limit, start, end = self.window_query(request, BYBIT_LINEAR, unknown, ints, bad)
         if not 1 <= (limit or 0) <= 200 or (start is not None and end is None):
             raise Refusal(bad)  # startTime alone is an error on Bybit
         page = newest_first(self.history.between(*within(start, end)), limit or 0)
@@ -185,33 +189,16 @@ class BybitFunding:
                            "result": {"category": "linear", "list": listed}})  # fmt: skip
 
 
-def okx_unknown() -> web.Response:
-    """OKX's answer to an unknown instrument."""
-    return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
-
-
-def okx_window(before: int | None, after: int | None) -> tuple[int, int]:
-    """OKX's exclusive ``before``/``after`` as inclusive ms bounds (open when absent)."""
-    lo = before + 1 if before is not None else None
-    return within(lo, after - 1 if after is not None else None)
-
-
-@dataclass
-class OkxFunding:
+class OkxFunding(FundingFake):
     """``GET /api/v5/public/funding-rate-history`` for BTC-USDT-SWAP."""
-
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
-    intervals: bool = False
 
     @get("/api/v5/public/funding-rate-history")
     async def funding(self, request: web.Request) -> web.Response:
         bad = json_reply({"code": "51000", "msg": "Parameter limit error", "data": []})
-        limit, before, after = window_query(
-            request, self.requests, {"instId": "BTC-USDT-SWAP"}, okx_unknown(),
-            {"limit": 400, "before": None, "after": None}, bad,
-        )  # fmt: skip
+        ints = {"limit": 400, "before": None, "after": None}
+        limit, before, after = self.window_query(
+            request, {"instId": "BTC-USDT-SWAP"}, okx_unknown(), ints, bad
+        )
         if not 1 <= (limit or 0) <= 400:
             raise Refusal(bad)
         lo, hi = okx_window(before, after)
@@ -225,12 +212,9 @@ class OkxFunding:
 
 
 @dataclass
-class BitmexFunding:
+class BitmexFunding(FundingFake):
     """``GET /api/v1/funding`` for XBTUSDT."""
 
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
     intervals: bool = True
 
     @get("/api/v1/funding")
@@ -239,9 +223,7 @@ class BitmexFunding:
         unknown = json_reply({"error": {"message": "Invalid symbol", "name": "HTTPError"}}, 400)
         bad = json_reply({"error": {"message": "count must be <= 1000",
                                     "name": "ValidationError"}}, 400)  # fmt: skip
-        (count,) = window_query(
-            request, self.requests, {"symbol": "XBTUSDT"}, unknown, {"count": 100}, bad
-        )
+        (count,) = self.window_query(request, {"symbol": "XBTUSDT"}, unknown, {"count": 100}, bad)
         if not 1 <= (count or 0) <= 1000:
             raise Refusal(bad)
         lo = _iso_ms(q["startTime"]) if "startTime" in q else 0
@@ -253,7 +235,7 @@ class BitmexFunding:
             {"timestamp": _iso(t), "symbol": "XBTUSDT",
              "fundingInterval": f"2000-01-01T{gap:02d}:00:00.000Z",
              "fundingRate": rate, "fundingRateDaily": round(rate * 24 / gap, 10)}
-            for t, rate, _, gap in rows[: count or 0]
+            for t, rate, _, gap in rows[:count]
         ])  # fmt: skip
 
 

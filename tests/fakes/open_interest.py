@@ -15,25 +15,25 @@ the exchange has).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
+from tests.fakes import server
 from tests.fakes.funding import BYBIT_LINEAR, binance_unknown, market_app, t_now
-from tests.fakes.server import (
-    OPEN_END,
-    Refusal,
-    get,
-    json_reply,
-    newest_first,
-    routes_app,
-    window_query,
-)
+from tests.fakes.server import OPEN_END, Refusal, get, json_reply, newest_first, routes_app
 
-__all__ = ["OI_FAKES", "BinanceOpenInterest", "BybitOpenInterest", "OpenInterest", "oi_app"]
+__all__ = [
+    "OI_FAKES",
+    "BinanceOpenInterest",
+    "BybitOpenInterest",
+    "OpenInterest",
+    "OpenInterestFake",
+    "oi_app",
+]
 
 _DAY_MS = 86_400_000
 _PERIOD_MS = {"5m": 300_000, "1h": 3_600_000}
@@ -69,9 +69,21 @@ class OpenInterest:
 
 
 @dataclass
-class BinanceOpenInterest:
+class OpenInterestFake(server.SeriesFake):
+    """An open-interest endpoint serving ``data``; ``value``: whether its samples carry
+    the value in quote (what the store keeps)."""
+
     data: OpenInterest
-    requests: list[dict[str, str]] = field(default_factory=list)
+    value: bool = False
+
+    @staticmethod
+    def served_from_ms() -> int:
+        """The oldest sample the endpoint still serves (ms)."""
+        return 0
+
+
+@dataclass
+class BinanceOpenInterest(OpenInterestFake):
     value: bool = True
 
     @staticmethod
@@ -81,10 +93,10 @@ class BinanceOpenInterest:
     @get("/futures/data/openInterestHist")
     async def history(self, request: web.Request) -> web.Response:
         bad = json_reply({"code": -1130, "msg": "parameter invalid"}, 400)
-        limit, start, end = window_query(
-            request, self.requests, {"symbol": "BTCUSDT"}, binance_unknown(),
-            {"limit": 30, "startTime": 0, "endTime": OPEN_END}, bad,
-        )  # fmt: skip
+        ints = {"limit": 30, "startTime": 0, "endTime": OPEN_END}
+        limit, start, end = self.window_query(
+            request, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
+        )
         period = request.query.get("period", "")
         if period not in _PERIOD_MS or not 1 <= (limit or 0) <= 500:
             raise Refusal(bad)
@@ -97,23 +109,12 @@ class BinanceOpenInterest:
         ])  # fmt: skip
 
 
-@dataclass
-class BybitOpenInterest:
-    data: OpenInterest
-    requests: list[dict[str, str]] = field(default_factory=list)
-    value: bool = False
-
-    @staticmethod
-    def served_from_ms() -> int:
-        return 0
-
+class BybitOpenInterest(OpenInterestFake):
     @get("/v5/market/open-interest")
     async def history(self, request: web.Request) -> web.Response:
         bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
-        limit, start, end = window_query(
-            request, self.requests, BYBIT_LINEAR, bad,
-            {"limit": 50, "startTime": 0, "endTime": OPEN_END}, bad,
-        )  # fmt: skip
+        ints = {"limit": 50, "startTime": 0, "endTime": OPEN_END}
+        limit, start, end = self.window_query(request, BYBIT_LINEAR, bad, ints, bad)
         period = {"5min": "5m", "1h": "1h"}.get(request.query.get("intervalTime", ""))
         if period is None or not 1 <= (limit or 0) <= 200:
             raise Refusal(bad)

@@ -28,9 +28,11 @@ import orjson
 from aiohttp import web
 
 __all__ = [
+    "OPEN_END",
     "ErrorReply",
     "FaultInjector",
     "Refusal",
+    "SeriesFake",
     "answer_refusals",
     "exchange_faults",
     "get",
@@ -41,7 +43,6 @@ __all__ = [
     "routes_of",
     "serve",
     "serve_in_thread",
-    "window_query",
     "with_faults",
     "within",
 ]
@@ -98,22 +99,29 @@ def query_ints(
 OPEN_END = 2**62
 
 
-def window_query(
-    request: web.Request,
-    requests: list[dict[str, str]],
-    instrument: Mapping[str, str],
-    unknown: web.Response,
-    ints: Mapping[str, int | None],
-    bad: web.Response,
-) -> list[int | None]:
-    """The start every fake derivatives-history handler (funding, mark/index candles,
-    open interest) shares: record the query in ``requests``, refuse a request for any
-    other instrument than ``instrument`` with ``unknown``, and read the integer
-    parameters ``ints`` (their default when absent; not an integer: ``bad``)."""
-    requests.append(dict(request.query))
-    if any(request.query.get(name) != value for name, value in instrument.items()):
-        raise Refusal(unknown)
-    return query_ints(request, ints, bad)
+@dataclass
+class SeriesFake:
+    """The base of a fake derivatives-history endpoint (funding, mark/index candles,
+    open interest): one fixed-time window a request. ``requests`` keeps every query
+    (a test asserts what was, or was not, asked)."""
+
+    requests: list[dict[str, str]] = field(default_factory=list, kw_only=True)
+
+    def window_query(
+        self,
+        request: web.Request,
+        instrument: Mapping[str, str],
+        unknown: web.Response,
+        ints: Mapping[str, int | None],
+        bad: web.Response,
+    ) -> list[int | None]:
+        """The start every handler shares: record the query, refuse a request for
+        another instrument than ``instrument`` with ``unknown``, and read the integer
+        parameters ``ints`` (their default when absent; not an integer: ``bad``)."""
+        self.requests.append(dict(request.query))
+        if any(request.query.get(name) != value for name, value in instrument.items()):
+            raise Refusal(unknown)
+        return query_ints(request, ints, bad)
 
 
 def within(lo_ms: int | None, hi_ms: int | None) -> tuple[int, int]:
