@@ -307,23 +307,17 @@ class Source(ABC):
         implements; callers use ``fetch_mark_candles`` / ``fetch_index_candles``."""
         raise NoCapability(f"{self.id} has no {data_type}-price candle endpoint")
 
-    async def fetch_mark_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    async def _checked_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
-        """Mark-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        return self._plausible(
-            await self.fetch_price_candles(DataType.MARK, symbol, span, start_ts, end_ts),
-            DataType.MARK,
-        )
+        """``fetch_price_candles`` once ``check_rows`` passed its page."""
+        rows = await self.fetch_price_candles(data_type, symbol, span, start_ts, end_ts)
+        return self._plausible(rows, data_type)
 
-    async def fetch_index_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        return self._plausible(
-            await self.fetch_price_candles(DataType.INDEX, symbol, span, start_ts, end_ts),
-            DataType.INDEX,
-        )
+    #: Mark-price (index-price) bars opening in ``[start_ts, end_ts)`` (one page), volumes
+    #: null: ``(symbol, span, start_ts, end_ts) -> rows``.
+    fetch_mark_candles = functools.partialmethod(_checked_price_candles, DataType.MARK)
+    fetch_index_candles = functools.partialmethod(_checked_price_candles, DataType.INDEX)
 
     def _plausible(self, rows: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
         """``rows`` once ``check_rows`` passed them (the page methods' wrapper, inline)."""

@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from dccd_core.domain import DataType, Symbol, schema_for
+from dccd_core.domain import DatasetKey, DataType, Symbol, schema_for
+from dccd_core.operations.backfill import BackfillResult, backfill
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.sources.base import Endpoints, Source
 from dccd_core.sources.registry import build_source
@@ -33,6 +34,7 @@ from tests.fakes.ws import WsFake
 __all__ = [
     "FAST_WS",
     "FIXTURES",
+    "backfill_on",
     "checked_book_samples",
     "client_source",
     "fake_source_fixture",
@@ -165,6 +167,14 @@ def fast_source_on(
             build_source(exchange, rest_url=origin, ws_url=ws_origin(origin))
         ),
     )
+
+
+async def backfill_on(
+    exchange: str, app: web.Application, key: DatasetKey, store: Store, **when: Any
+) -> BackfillResult:
+    """``backfill(key, **when)`` into ``store`` from a fast source on the served ``app``."""
+    async with fast_source_on(exchange, app) as source:
+        return await backfill(key, store=store, source=source, **when)
 
 
 def source_on(exchange: str, app: web.Application) -> contextlib.AbstractAsyncContextManager[Any]:

@@ -22,7 +22,7 @@ from dccd_core.sources import binance, bybit
 from dccd_core.sources.binance.open_interest import parse_open_interest as binance_parse
 from dccd_core.sources.bybit.open_interest import parse_open_interest as bybit_parse
 from dccd_core.storage import Store
-from tests.fakes.kit import fast_source_on, polars_schema
+from tests.fakes.kit import backfill_on, fast_source_on, polars_schema
 from tests.fakes.open_interest import OI_FAKES, OpenInterest, oi_app
 
 BINANCE_DOC = [
@@ -63,8 +63,7 @@ async def test_stored_open_interest_equals_the_truth(tmp_path: Path, exchange: s
     key = DatasetKey.of(exchange, "BTC/USDT:USDT", "open_interest", "5m")
     start, end = first_ms * NS_PER_MS, end_ms * NS_PER_MS
     store = Store(tmp_path)
-    async with fast_source_on(exchange, oi_app(exchange, fake)) as source:
-        result = await backfill(key, start=start, end=end, store=store, source=source)
+    result = await backfill_on(exchange, oi_app(exchange, fake), key, store, start=start, end=end)
     truth = fake.data.truth("5m", start, end, value=fake.value)
     assert truth.height > 5_000  # twenty days of 5 minutes: many pages
     assert_frame_equal(store.read(key, start, end), truth, check_dtypes=False)
