@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from dccd_core.domain import DatasetKey, DataType, Symbol, schema_for
+from dccd_core.domain import NS_PER_DAY, NS_PER_MS, DatasetKey, DataType, Symbol, now_ns, schema_for
 from dccd_core.operations.backfill import BackfillResult, backfill
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.sources.base import Endpoints, Source
@@ -43,6 +43,7 @@ __all__ = [
     "fixture_loader",
     "open_limiter",
     "polars_schema",
+    "recent_ms",
     "source_built_on",
     "source_on",
     "stream_on",
@@ -167,6 +168,12 @@ def fast_source_on(
             build_source(exchange, rest_url=origin, ws_url=ws_origin(origin))
         ),
     )
+
+
+def recent_ms(days: int) -> tuple[int, int]:
+    """``(first_ms, end_ms)``: the ``days`` days ending an hour ago (settled bars, samples)."""
+    end_ms = now_ns() // NS_PER_MS - 3_600_000
+    return end_ms - days * NS_PER_DAY // NS_PER_MS, end_ms
 
 
 async def backfill_on(

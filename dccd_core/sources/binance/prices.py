@@ -20,7 +20,7 @@ from dccd_core.domain import DataType, Span, Symbol
 from .. import columns, windows
 from ..base import Request
 from .capability import INTERVALS, KLINES_LIMIT, futures_weight
-from .symbols import market_of, native_symbol
+from .symbols import usdm_symbol
 
 __all__ = ["build_price_candles_request", "parse_price_candles"]
 
@@ -32,15 +32,15 @@ def build_price_candles_request(
     data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
 ) -> Request:
     """Mark (``DataType.MARK``) or index bars opening in ``[start_ts, end_ts)``."""
-    windows.require_perpetual(
-        market_of(symbol) == "usdm",
+    native = usdm_symbol(
+        symbol,
         f"binance {data_type} candles need a USD-M perpetual like "
         f"{symbol.base}/USDT:USDT, not {symbol}",
     )
     path, name = _PATHS[data_type]
     bars = max(1, -(-(end_ts - start_ts) // span.ns))
     limit = min(KLINES_LIMIT, bars)
-    params = {name: native_symbol(symbol), "interval": INTERVALS[span],
+    params = {name: native, "interval": INTERVALS[span],
               **windows.inclusive_ms(start_ts, end_ts), "limit": str(limit)}  # fmt: skip
     return Request(path, params, futures_weight("klines", limit))
 

@@ -24,8 +24,8 @@ from .symbols import category_of, native_symbol
 
 __all__ = ["build_price_candles_request", "parse_price_candles"]
 
-_PATHS = {DataType.MARK: "/v5/market/mark-price-kline",
-          DataType.INDEX: "/v5/market/index-price-kline"}  # fmt: skip
+#: /v5/market/mark-price-kline and /v5/market/index-price-kline
+_PATHS = {t: f"/v5/market/{t}-price-kline" for t in (DataType.MARK, DataType.INDEX)}
 
 
 def build_price_candles_request(
