@@ -130,6 +130,10 @@ def _checked_trades(
     return fetch
 
 
+#: A series' request builder and its parser (see ``Source.funding_wire``).
+SeriesWire = tuple[Callable[..., Request], Callable[..., pl.DataFrame]]
+
+
 class Source(ABC):
     """One exchange. Subclasses declare ``id``, ``capability``, default endpoints.
 
@@ -180,6 +184,13 @@ class Source(ABC):
     #: weight budget per minute (Binance's USD-M futures host); the registry gives each
     #: a limiter of its own. Requests to ``endpoints.rest_url`` use ``capability``'s.
     extra_origins: ClassVar[Mapping[str, int]] = {}
+    #: The derivatives series the exchange pages by fixed time windows, each as its
+    #: ``(build_request, parse)`` (``<x>/funding.py``, ``prices.py``, ``open_interest.py``):
+    #: ``fetch_funding`` / ``fetch_price_candles`` / ``fetch_open_interest`` fetch one page
+    #: with them (the paginator clips it to ``[start_ts, end_ts)``). None: not served.
+    funding_wire: ClassVar[SeriesWire | None] = None
+    price_candles_wire: ClassVar[SeriesWire | None] = None
+    open_interest_wire: ClassVar[SeriesWire | None] = None
 
     def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:
         # ``http`` is bound to ``endpoints.rest_url``; None only for ccxt (own session).
@@ -303,27 +314,25 @@ class Source(ABC):
     async def fetch_price_candles(
         self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
-        """One page of mark (``DataType.MARK``) or index price bars: what an exchange
-        implements; callers use ``fetch_mark_candles`` / ``fetch_index_candles``."""
-        raise NoCapability(f"{self.id} has no {data_type}-price candle endpoint")
+        """One page of mark (``DataType.MARK``) or index price bars (``price_candles_wire``);
+        callers use ``fetch_mark_candles`` / ``fetch_index_candles`` (checked)."""
+        if self.price_candles_wire is None:
+            raise NoCapability(f"{self.id} has no {data_type}-price candle endpoint")
+        build, parse = self.price_candles_wire
+        request = build(data_type, symbol, span, start_ts, end_ts)
+        return parse(await self._get_window(request), data_type)
 
-    async def fetch_mark_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    async def _checked_price_candles(
+        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
-        """Mark-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        return self._plausible(
-            await self.fetch_price_candles(DataType.MARK, symbol, span, start_ts, end_ts),
-            DataType.MARK,
-        )
+        """``fetch_price_candles`` once ``check_rows`` passed its page."""
+        rows = await self.fetch_price_candles(data_type, symbol, span, start_ts, end_ts)
+        return self._plausible(rows, data_type)
 
-    async def fetch_index_candles(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        """Index-price bars opening in ``[start_ts, end_ts)`` (one page), volumes null."""
-        return self._plausible(
-            await self.fetch_price_candles(DataType.INDEX, symbol, span, start_ts, end_ts),
-            DataType.INDEX,
-        )
+    #: Mark-price (index-price) bars opening in ``[start_ts, end_ts)`` (one page), volumes
+    #: null: ``(symbol, span, start_ts, end_ts) -> rows``.
+    fetch_mark_candles = functools.partialmethod(_checked_price_candles, DataType.MARK)
+    fetch_index_candles = functools.partialmethod(_checked_price_candles, DataType.INDEX)
 
     def _plausible(self, rows: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
         """``rows`` once ``check_rows`` passed them (the page methods' wrapper, inline)."""
@@ -335,7 +344,11 @@ class Source(ABC):
         self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
     ) -> pl.DataFrame:
         """Open-interest samples of period ``span`` stamped in ``[start_ts, end_ts)``."""
-        raise NoCapability(f"{self.id} has no open-interest history endpoint")
+        if self.open_interest_wire is None:
+            raise NoCapability(f"{self.id} has no open-interest history endpoint")
+        build, parse = self.open_interest_wire
+        rows = parse(await self._get_window(build(symbol, span, start_ts, end_ts)))
+        return self._plausible(rows, DataType.OPEN_INTEREST)
 
     def span_page(self, data_type: DataType) -> Callable[..., Awaitable[pl.DataFrame]]:
         """The page method of a type paged by windows of ``page_limit`` spans:
@@ -349,7 +362,15 @@ class Source(ABC):
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
         """Funding rows with a funding time in ``[start_ts, end_ts)`` (one page)."""
-        raise NoCapability(f"{self.id} has no funding-rate history endpoint")
+        if self.funding_wire is None:
+            raise NoCapability(f"{self.id} has no funding-rate history endpoint")
+        build, parse = self.funding_wire
+        rows = parse(await self._get_window(build(symbol, start_ts, end_ts)))
+        return self._plausible(rows, DataType.FUNDING)
+
+    async def _get_window(self, request: Request) -> Any:
+        """One window page's body (Binance sends it to its market's host)."""
+        return await self._get(request)
 
     # -- helpers ---------------------------------------------------------------
 

@@ -47,6 +47,7 @@ __all__ = [
     "funding_frame",
     "int_column",
     "iso_to_ns_column",
+    "json_list",
     "level_texts",
     "levels_frame",
     "ms_to_ns_column",
@@ -208,6 +209,13 @@ def rows_to_columns(rows: Any, width: int, what: str) -> list[tuple[Any, ...]]:
                 f"{what}: expected rows of at least {width} fields, got {row!r:.200}"
             )
     return list(zip(*rows, strict=False))[:width]
+
+
+def json_list(data: Any, what: str) -> list[Any]:
+    """``data`` if the body is a JSON list (of rows or objects), else ``UnexpectedPayload``."""
+    if not isinstance(data, list):
+        raise UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
+    return data
 
 
 def object_columns(

@@ -31,14 +31,15 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, now_ns
-from tests.fakes import binance, bitmex, bybit, okx
-from tests.fakes.server import Refusal, get, json_reply, routes_app
+from tests.fakes import binance, bitmex, bybit, okx, server
+from tests.fakes.server import Refusal, get, json_reply, newest_first, routes_app, within
 
 __all__ = [
     "FUNDING_FAKES",
     "BinanceFunding",
     "BitmexFunding",
     "BybitFunding",
+    "FundingFake",
     "FundingHistory",
     "OkxFunding",
     "funding_app",
@@ -109,53 +110,65 @@ class FundingHistory:
         )
 
 
-def _int(request: web.Request, name: str, default: int | None, refusal: web.Response) -> int | None:
-    try:
-        return int(request.query[name]) if name in request.query else default
-    except ValueError:
-        raise Refusal(refusal) from None
+def binance_unknown() -> web.Response:
+    """Binance's answer to an unknown symbol (a new one a request: a reply is sent once)."""
+    return json_reply({"code": -1121, "msg": "Invalid symbol."}, 400)
+
+
+def okx_unknown() -> web.Response:
+    """OKX's answer to an unknown instrument."""
+    return json_reply({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+
+
+def okx_window(before: int | None, after: int | None) -> tuple[int, int]:
+    """OKX's exclusive ``before``/``after`` as inclusive ms bounds (open when absent)."""
+    lo = before + 1 if before is not None else None
+    return within(lo, after - 1 if after is not None else None)
+
+
+#: The instrument every Bybit fake of a derivatives series serves.
+BYBIT_LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
 
 
 @dataclass
-class BinanceFunding:
-    """``GET /fapi/v1/fundingRate`` for BTCUSDT."""
+class FundingFake(server.SeriesFake):
+    """A funding-history endpoint serving ``history``; ``marks`` / ``intervals``: whether
+    its rows carry the mark price / the funding interval (what the store keeps)."""
 
     history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = True
+    marks: bool = False
     intervals: bool = False
+
+
+@dataclass
+class BinanceFunding(FundingFake):
+    """``GET /fapi/v1/fundingRate`` for BTCUSDT."""
+
+    marks: bool = True
 
     @get("/fapi/v1/fundingRate")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         limit_msg = "Data sent for parameter 'limit' is not valid."
         bad = json_reply({"code": -1130, "msg": limit_msg}, 400)
-        if request.query.get("symbol") != "BTCUSDT":
-            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
-        limit = _int(request, "limit", 100, bad) or 0
-        if not 1 <= limit <= 1000:
+        ints = {"limit": 100, "startTime": None, "endTime": None}
+        limit, start, end = self.window_query(
+            request, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
+        )
+        if not 1 <= (limit or 0) <= 1000:
             raise Refusal(bad)
-        start = _int(request, "startTime", None, bad)
-        end = _int(request, "endTime", None, bad)
         if start is None and end is None:
             rows = self.history.events[-200:]  # "the latest 200"
         else:
-            rows = self.history.between(start or 0, end if end is not None else 2**62)
+            rows = self.history.between(*within(start, end))
         return json_reply([
             {"symbol": "BTCUSDT", "fundingTime": t, "fundingRate": f"{rate:.8f}",
              "markPrice": "" if mark is None else f"{mark:.8f}"}
-            for t, rate, mark, _ in rows[:limit]
+            for t, rate, mark, _ in rows[: limit or 0]
         ])  # fmt: skip
 
 
-@dataclass
-class BybitFunding:
+class BybitFunding(FundingFake):
     """``GET /v5/market/funding/history`` for linear BTCUSDT."""
-
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
-    intervals: bool = False
 
     @staticmethod
     def _error(code: int, msg: str) -> web.Response:
@@ -163,49 +176,34 @@ class BybitFunding:
 
     @get("/v5/market/funding/history")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
-        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
-            raise Refusal(self._error(10001, "Not supported symbols"))
         bad = self._error(10001, "params error")
-        limit = _int(request, "limit", 200, bad) or 0
-        start = _int(request, "startTime", None, bad)
-        end = _int(request, "endTime", None, bad)
-        if not 1 <= limit <= 200 or (start is not None and end is None):
+        unknown = self._error(10001, "Not supported symbols")
+        ints = {"limit": 200, "startTime": None, "endTime": None}
+        limit, start, end = self.window_query(request, BYBIT_LINEAR, unknown, ints, bad)
+        if not 1 <= (limit or 0) <= 200 or (start is not None and end is None):
             raise Refusal(bad)  # startTime alone is an error on Bybit
-        rows = self.history.between(start or 0, end if end is not None else 2**62)
-        page = list(reversed(rows))[:limit]  # the newest ``limit`` up to endTime
+        page = newest_first(self.history.between(*within(start, end)), limit or 0)
         listed = [{"symbol": "BTCUSDT", "fundingRate": f"{rate:.8f}",
                    "fundingRateTimestamp": str(t)} for t, rate, _, _ in page]  # fmt: skip
         return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": t_now(),
                            "result": {"category": "linear", "list": listed}})  # fmt: skip
 
 
-@dataclass
-class OkxFunding:
+class OkxFunding(FundingFake):
     """``GET /api/v5/public/funding-rate-history`` for BTC-USDT-SWAP."""
-
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
-    intervals: bool = False
 
     @get("/api/v5/public/funding-rate-history")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         bad = json_reply({"code": "51000", "msg": "Parameter limit error", "data": []})
-        if request.query.get("instId") != "BTC-USDT-SWAP":
-            raise Refusal(json_reply({"code": "51001", "msg": "Instrument ID does not exist",
-                                      "data": []}))  # fmt: skip
-        limit = _int(request, "limit", 400, bad) or 0
-        if not 1 <= limit <= 400:
+        ints = {"limit": 400, "before": None, "after": None}
+        limit, before, after = self.window_query(
+            request, {"instId": "BTC-USDT-SWAP"}, okx_unknown(), ints, bad
+        )
+        if not 1 <= (limit or 0) <= 400:
             raise Refusal(bad)
-        before = _int(request, "before", None, bad)
-        after = _int(request, "after", None, bad)
+        lo, hi = okx_window(before, after)
         oldest = t_now() - 92 * 24 * _HOUR_MS  # "the last 3 months"
-        lo = max(oldest, before + 1 if before is not None else 0)
-        hi = after - 1 if after is not None else 2**62
-        page = list(reversed(self.history.between(lo, hi)))[:limit]
+        page = newest_first(self.history.between(max(oldest, lo), hi), limit or 0)
         data = [{"formulaType": "noRate", "fundingRate": f"{rate + 1e-7:.10f}",
                  "fundingTime": str(t), "instId": "BTC-USDT-SWAP", "instType": "SWAP",
                  "method": "next_period", "realizedRate": f"{rate:.10f}"}
@@ -214,25 +212,20 @@ class OkxFunding:
 
 
 @dataclass
-class BitmexFunding:
+class BitmexFunding(FundingFake):
     """``GET /api/v1/funding`` for XBTUSDT."""
 
-    history: FundingHistory
-    requests: list[dict[str, str]] = field(default_factory=list)
-    marks: bool = False
     intervals: bool = True
 
     @get("/api/v1/funding")
     async def funding(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
         q = request.query
-        if q.get("symbol") != "XBTUSDT":
-            raise Refusal(json_reply({"error": {"message": "Invalid symbol",
-                                                "name": "HTTPError"}}, 400))  # fmt: skip
-        count = int(q.get("count", "100"))
-        if not 1 <= count <= 1000:
-            raise Refusal(json_reply({"error": {"message": "count must be <= 1000",
-                                                "name": "ValidationError"}}, 400))  # fmt: skip
+        unknown = json_reply({"error": {"message": "Invalid symbol", "name": "HTTPError"}}, 400)
+        bad = json_reply({"error": {"message": "count must be <= 1000",
+                                    "name": "ValidationError"}}, 400)  # fmt: skip
+        (count,) = self.window_query(request, {"symbol": "XBTUSDT"}, unknown, {"count": 100}, bad)
+        if not 1 <= (count or 0) <= 1000:
+            raise Refusal(bad)
         lo = _iso_ms(q["startTime"]) if "startTime" in q else 0
         hi = _iso_ms(q["endTime"]) if "endTime" in q else 2**62
         rows = self.history.between(lo, hi)

@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from dccd_core.domain import DataType, Symbol, schema_for
+from dccd_core.domain import NS_PER_DAY, NS_PER_MS, DatasetKey, DataType, Symbol, now_ns, schema_for
+from dccd_core.operations.backfill import BackfillResult, backfill
 from dccd_core.operations.stream import FlushReport, stream
 from dccd_core.sources.base import Endpoints, Source
 from dccd_core.sources.registry import build_source
@@ -33,6 +34,7 @@ from tests.fakes.ws import WsFake
 __all__ = [
     "FAST_WS",
     "FIXTURES",
+    "backfill_on",
     "checked_book_samples",
     "client_source",
     "fake_source_fixture",
@@ -41,6 +43,7 @@ __all__ = [
     "fixture_loader",
     "open_limiter",
     "polars_schema",
+    "recent_ms",
     "source_built_on",
     "source_on",
     "stream_on",
@@ -165,6 +168,20 @@ def fast_source_on(
             build_source(exchange, rest_url=origin, ws_url=ws_origin(origin))
         ),
     )
+
+
+def recent_ms(days: int) -> tuple[int, int]:
+    """``(first_ms, end_ms)``: the ``days`` days ending an hour ago (settled bars, samples)."""
+    end_ms = now_ns() // NS_PER_MS - 3_600_000
+    return end_ms - days * NS_PER_DAY // NS_PER_MS, end_ms
+
+
+async def backfill_on(
+    exchange: str, app: web.Application, key: DatasetKey, store: Store, **when: Any
+) -> BackfillResult:
+    """``backfill(key, **when)`` into ``store`` from a fast source on the served ``app``."""
+    async with fast_source_on(exchange, app) as source:
+        return await backfill(key, store=store, source=source, **when)
 
 
 def source_on(exchange: str, app: web.Application) -> contextlib.AbstractAsyncContextManager[Any]:

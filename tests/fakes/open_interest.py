@@ -15,17 +15,25 @@ the exchange has).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.funding import market_app, t_now
-from tests.fakes.server import Refusal, get, json_reply, routes_app
+from tests.fakes import server
+from tests.fakes.funding import BYBIT_LINEAR, binance_unknown, market_app, t_now
+from tests.fakes.server import OPEN_END, Refusal, get, json_reply, newest_first, routes_app
 
-__all__ = ["OI_FAKES", "BinanceOpenInterest", "BybitOpenInterest", "OpenInterest", "oi_app"]
+__all__ = [
+    "OI_FAKES",
+    "BinanceOpenInterest",
+    "BybitOpenInterest",
+    "OpenInterest",
+    "OpenInterestFake",
+    "oi_app",
+]
 
 _DAY_MS = 86_400_000
 _PERIOD_MS = {"5m": 300_000, "1h": 3_600_000}
@@ -61,9 +69,21 @@ class OpenInterest:
 
 
 @dataclass
-class BinanceOpenInterest:
+class OpenInterestFake(server.SeriesFake):
+    """An open-interest endpoint serving ``data``; ``value``: whether its samples carry
+    the value in quote (what the store keeps)."""
+
     data: OpenInterest
-    requests: list[dict[str, str]] = field(default_factory=list)
+    value: bool = False
+
+    @staticmethod
+    def served_from_ms() -> int:
+        """The oldest sample the endpoint still serves (ms)."""
+        return 0
+
+
+@dataclass
+class BinanceOpenInterest(OpenInterestFake):
     value: bool = True
 
     @staticmethod
@@ -72,16 +92,16 @@ class BinanceOpenInterest:
 
     @get("/futures/data/openInterestHist")
     async def history(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
-        if q.get("symbol") != "BTCUSDT":
-            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
-        period, limit = q.get("period", ""), int(q.get("limit", "30"))
-        if period not in _PERIOD_MS or not 1 <= limit <= 500:
-            raise Refusal(json_reply({"code": -1130, "msg": "parameter invalid"}, 400))
-        lo = max(int(q.get("startTime", "0")), self.served_from_ms())
-        hi = int(q.get("endTime", str(2**62)))
-        rows = self.data.samples(period, lo, hi)[:limit]
+        bad = json_reply({"code": -1130, "msg": "parameter invalid"}, 400)
+        ints = {"limit": 30, "startTime": 0, "endTime": OPEN_END}
+        limit, start, end = self.window_query(
+            request, {"symbol": "BTCUSDT"}, binance_unknown(), ints, bad
+        )
+        period = request.query.get("period", "")
+        if period not in _PERIOD_MS or not 1 <= (limit or 0) <= 500:
+            raise Refusal(bad)
+        lo = max(start or 0, self.served_from_ms())
+        rows = self.data.samples(period, lo, end or 0)[: limit or 0]
         return json_reply([
             {"symbol": "BTCUSDT", "sumOpenInterest": f"{v:.8f}",
              "sumOpenInterestValue": f"{v * 40_000:.8f}", "timestamp": t}
@@ -89,30 +109,16 @@ class BinanceOpenInterest:
         ])  # fmt: skip
 
 
-@dataclass
-class BybitOpenInterest:
-    data: OpenInterest
-    requests: list[dict[str, str]] = field(default_factory=list)
-    value: bool = False
-
-    @staticmethod
-    def served_from_ms() -> int:
-        return 0
-
+class BybitOpenInterest(OpenInterestFake):
     @get("/v5/market/open-interest")
     async def history(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
         bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
-        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
+        ints = {"limit": 50, "startTime": 0, "endTime": OPEN_END}
+        limit, start, end = self.window_query(request, BYBIT_LINEAR, bad, ints, bad)
+        period = {"5min": "5m", "1h": "1h"}.get(request.query.get("intervalTime", ""))
+        if period is None or not 1 <= (limit or 0) <= 200:
             raise Refusal(bad)
-        period = {"5min": "5m", "1h": "1h"}.get(q.get("intervalTime", ""))
-        limit = int(q.get("limit", "50"))
-        if period is None or not 1 <= limit <= 200:
-            raise Refusal(bad)
-        rows = self.data.samples(period, int(q.get("startTime", "0")),
-                                 int(q.get("endTime", str(2**62))))  # fmt: skip
-        page = list(reversed(rows))[:limit]
+        page = newest_first(self.data.samples(period, start or 0, end or 0), limit or 0)
         listed = [{"openInterest": f"{v:.8f}", "timestamp": str(t)} for t, v in page]
         return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": t_now(),
                            "result": {"symbol": "BTCUSDT", "category": "linear",

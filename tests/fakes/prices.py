@@ -27,10 +27,19 @@ import polars as pl
 from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
-from tests.fakes.funding import market_app
-from tests.fakes.server import Refusal, get, json_reply, routes_app
+from tests.fakes import server
+from tests.fakes.funding import BYBIT_LINEAR, binance_unknown, market_app, okx_unknown, okx_window
+from tests.fakes.server import Refusal, get, json_reply, newest_first, routes_app, within
 
-__all__ = ["PRICE_FAKES", "BinancePrices", "BybitPrices", "OkxPrices", "PriceBars", "prices_app"]
+__all__ = [
+    "PRICE_FAKES",
+    "BinancePrices",
+    "BybitPrices",
+    "OkxPrices",
+    "PriceBars",
+    "PricesFake",
+    "prices_app",
+]
 
 _MS = {"1m": 60_000, "1h": 3_600_000}
 Bar = tuple[int, str, str, str, str]
@@ -79,106 +88,75 @@ class PriceBars:
         )  # fmt: skip
 
 
-def _ints(request: web.Request, names: tuple[str, ...], refusal: web.Response) -> list[int | None]:
-    try:
-        return [int(request.query[n]) if n in request.query else None for n in names]
-    except ValueError:
-        raise Refusal(refusal) from None
-
-
 @dataclass
-class BinancePrices:
+class PricesFake(server.SeriesFake):
+    """The mark- and index-price candle endpoints of one exchange, serving ``mark`` and
+    ``index``: one handler for both routes (the path names which)."""
+
     mark: PriceBars
     index: PriceBars
-    requests: list[dict[str, str]] = field(default_factory=list)
 
-    async def _klines(self, request: web.Request, bars: PriceBars, name: str) -> web.Response:
-        self.requests.append(dict(request.query))
+    def asked_for(self, request: web.Request) -> tuple[PriceBars, bool]:
+        """The bars the request's route serves, and whether they are the mark price's."""
+        is_mark = "mark" in request.path.rsplit("/", 1)[-1]  # not the /market/ before it
+        return (self.mark if is_mark else self.index), is_mark
+
+
+class BinancePrices(PricesFake):
+    @get("/fapi/v1/markPriceKlines", "/fapi/v1/indexPriceKlines")
+    async def klines(self, request: web.Request) -> web.Response:
+        bars, is_mark = self.asked_for(request)
         bad = json_reply({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."},
                          400)  # fmt: skip
-        if request.query.get(name) != "BTCUSDT" or request.query.get("interval") not in _MS:
-            raise Refusal(json_reply({"code": -1121, "msg": "Invalid symbol."}, 400))
-        span = request.query["interval"]
-        start, end, limit = _ints(request, ("startTime", "endTime", "limit"), bad)
+        instrument = {"symbol" if is_mark else "pair": "BTCUSDT"}
+        ints = dict.fromkeys(("startTime", "endTime", "limit"))
+        start, end, limit = self.window_query(request, instrument, binance_unknown(), ints, bad)
+        span = request.query.get("interval", "")
+        if span not in _MS:
+            raise Refusal(binance_unknown())
         if not 1 <= (limit or 500) <= 1500:
             raise Refusal(bad)
-        rows = bars.between(span, start or 0, end if end is not None else 2**62)[: limit or 500]
+        rows = bars.between(span, *within(start, end))[: limit or 500]
         return json_reply([[t, o, h, lo, c, "0", t + _MS[span] - 1, "0", 0, "0", "0", "0"]
                            for t, o, h, lo, c in rows])  # fmt: skip
 
-    @get("/fapi/v1/markPriceKlines")
-    async def mark_klines(self, request: web.Request) -> web.Response:
-        return await self._klines(request, self.mark, "symbol")
 
-    @get("/fapi/v1/indexPriceKlines")
-    async def index_klines(self, request: web.Request) -> web.Response:
-        return await self._klines(request, self.index, "pair")
-
-
-@dataclass
-class BybitPrices:
-    mark: PriceBars
-    index: PriceBars
-    requests: list[dict[str, str]] = field(default_factory=list)
+class BybitPrices(PricesFake):
     _LABELS = {"1": "1m", "60": "1h"}
 
-    async def _kline(self, request: web.Request, bars: PriceBars) -> web.Response:
-        self.requests.append(dict(request.query))
-        q = request.query
+    @get("/v5/market/mark-price-kline", "/v5/market/index-price-kline")
+    async def kline(self, request: web.Request) -> web.Response:
+        bars, _ = self.asked_for(request)
         bad = json_reply({"retCode": 10001, "retMsg": "params error", "result": {}})
-        if (q.get("category"), q.get("symbol")) != ("linear", "BTCUSDT"):
-            raise Refusal(json_reply({"retCode": 10001, "retMsg": "Not supported symbols",
-                                      "result": {}}))  # fmt: skip
-        span = self._LABELS.get(q.get("interval", ""))
-        start, end, limit = _ints(request, ("start", "end", "limit"), bad)
+        unknown = json_reply({"retCode": 10001, "retMsg": "Not supported symbols", "result": {}})
+        ints = dict.fromkeys(("start", "end", "limit"))
+        start, end, limit = self.window_query(request, BYBIT_LINEAR, unknown, ints, bad)
+        span = self._LABELS.get(request.query.get("interval", ""))
         if span is None or not 1 <= (limit or 200) <= 1000:
             raise Refusal(bad)
-        rows = bars.between(span, start or 0, end if end is not None else 2**62)
-        page = list(reversed(rows))[: limit or 200]
+        page = newest_first(bars.between(span, *within(start, end)), limit or 200)
         listed = [[str(t), o, h, lo, c] for t, o, h, lo, c in page]
         return json_reply({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": 0,
                            "result": {"symbol": "BTCUSDT", "category": "linear",
                                       "list": listed}})  # fmt: skip
 
-    @get("/v5/market/mark-price-kline")
-    async def mark_kline(self, request: web.Request) -> web.Response:
-        return await self._kline(request, self.mark)
 
-    @get("/v5/market/index-price-kline")
-    async def index_kline(self, request: web.Request) -> web.Response:
-        return await self._kline(request, self.index)
-
-
-@dataclass
-class OkxPrices:
-    mark: PriceBars
-    index: PriceBars
-    requests: list[dict[str, str]] = field(default_factory=list)
+class OkxPrices(PricesFake):
     _LABELS = {"1m": "1m", "1H": "1h"}
 
-    async def _candles(self, request: web.Request, bars: PriceBars, inst_id: str) -> web.Response:
-        self.requests.append(dict(request.query))
+    @get("/api/v5/market/history-mark-price-candles", "/api/v5/market/history-index-candles")
+    async def candles(self, request: web.Request) -> web.Response:
+        bars, is_mark = self.asked_for(request)
         bad = json_reply({"code": "51000", "msg": "Parameter error", "data": []})
-        if request.query.get("instId") != inst_id:
-            raise Refusal(json_reply({"code": "51001", "msg": "Instrument ID does not exist",
-                                      "data": []}))  # fmt: skip
+        instrument = {"instId": "BTC-USDT-SWAP" if is_mark else "BTC-USDT"}
+        ints = dict.fromkeys(("after", "before", "limit"))
+        after, before, limit = self.window_query(request, instrument, okx_unknown(), ints, bad)
         span = self._LABELS.get(request.query.get("bar", ""))
-        after, before, limit = _ints(request, ("after", "before", "limit"), bad)
         if span is None or not 1 <= (limit or 100) <= 100:
             raise Refusal(bad)
-        lo = before + 1 if before is not None else 0
-        hi = after - 1 if after is not None else 2**62
-        page = list(reversed(bars.between(span, lo, hi)))[: limit or 100]
+        page = newest_first(bars.between(span, *okx_window(before, after)), limit or 100)
         return json_reply({"code": "0", "msg": "",
                            "data": [[str(t), o, h, low, c, "1"] for t, o, h, low, c in page]})
-
-    @get("/api/v5/market/history-mark-price-candles")
-    async def mark_candles(self, request: web.Request) -> web.Response:
-        return await self._candles(request, self.mark, "BTC-USDT-SWAP")
-
-    @get("/api/v5/market/history-index-candles")
-    async def index_candles(self, request: web.Request) -> web.Response:
-        return await self._candles(request, self.index, "BTC-USDT")
 
 
 PRICE_FAKES: dict[str, type] = {"binance": BinancePrices, "bybit": BybitPrices, "okx": OkxPrices}

@@ -28,19 +28,23 @@ import orjson
 from aiohttp import web
 
 __all__ = [
+    "OPEN_END",
     "ErrorReply",
     "FaultInjector",
     "Refusal",
+    "SeriesFake",
     "answer_refusals",
     "exchange_faults",
     "get",
     "json_reply",
+    "newest_first",
     "query_ints",
     "routes_app",
     "routes_of",
     "serve",
     "serve_in_thread",
     "with_faults",
+    "within",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,6 +93,46 @@ def query_ints(
         ]
     except ValueError:
         raise Refusal(refusal) from None
+
+
+#: The open upper bound of a series window the request leaves open.
+OPEN_END = 2**62
+
+
+@dataclass
+class SeriesFake:
+    """The base of a fake derivatives-history endpoint (funding, mark/index candles,
+    open interest): one fixed-time window a request. ``requests`` keeps every query
+    (a test asserts what was, or was not, asked)."""
+
+    requests: list[dict[str, str]] = field(default_factory=list, kw_only=True)
+
+    def window_query(
+        self,
+        request: web.Request,
+        instrument: Mapping[str, str],
+        unknown: web.Response,
+        ints: Mapping[str, int | None],
+        bad: web.Response,
+    ) -> list[int | None]:
+        """The start every handler shares: record the query, refuse a request for
+        another instrument than ``instrument`` with ``unknown``, and read the integer
+        parameters ``ints`` (their default when absent; not an integer: ``bad``)."""
+        self.requests.append(dict(request.query))
+        if any(request.query.get(name) != value for name, value in instrument.items()):
+            raise Refusal(unknown)
+        return query_ints(request, ints, bad)
+
+
+def within(lo_ms: int | None, hi_ms: int | None) -> tuple[int, int]:
+    """Inclusive window bounds where an absent bound leaves that side open."""
+    return (lo_ms or 0, hi_ms if hi_ms is not None else OPEN_END)
+
+
+def newest_first(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The newest ``limit`` of ``rows`` (oldest first), newest first: the page of an
+    exchange that serves the latest rows up to the window end."""
+    return list(reversed(rows))[:limit]
 
 
 def get(*paths: str) -> Callable[[HandlerT], HandlerT]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from polars.testing import assert_frame_equal
 
 from dccd_core.catalog import Catalog
@@ -32,6 +33,8 @@ RANGE = {
     "dagster/asset_partition_range_start": FIRST.isoformat(),
     "dagster/asset_partition_range_end": LAST.isoformat(),
 }
+#: the week's [start, end) in ns
+WEEK = (to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY)
 
 
 def catalog_for(root: Path, exchange: str, origin: str, **more: object) -> Catalog:
@@ -48,6 +51,16 @@ def catalog_for(root: Path, exchange: str, origin: str, **more: object) -> Catal
     return parse_catalog(raw, path=root / "catalog.yaml", env={}, today=TODAY)
 
 
+def materialize_dataset(catalog: Catalog, **kwargs: Any) -> ExecuteInProcessResult:
+    """The catalog's one dataset materialized by Dagster on a fresh ephemeral instance."""
+    return materialize(
+        [build_dataset_asset(catalog.datasets[0])],
+        resources=dccd_resources(str(catalog.store_root)),
+        instance=DagsterInstance.ephemeral(),
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_a_week_of_funding_materializes_equal_to_the_truth(tmp_path: Path, exchange: str) -> None:
     cls, options = FUNDING_FAKES[exchange]
@@ -56,14 +69,9 @@ def test_a_week_of_funding_materializes_equal_to_the_truth(tmp_path: Path, excha
         catalog = catalog_for(tmp_path, exchange, origin)
         spec = catalog.datasets[0]
         assert spec.key == DatasetKey.of(exchange, "BTC/USDT:USDT", "funding")
-        result = materialize(
-            [build_dataset_asset(spec)],
-            resources=dccd_resources(str(catalog.store_root)),
-            instance=DagsterInstance.ephemeral(),
-            tags=RANGE,
-        )
+        result = materialize_dataset(catalog, tags=RANGE)
     assert result.success
-    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    start, end = WEEK
     truth = fake.history.truth(start, end, marks=fake.marks, intervals=fake.intervals)
     stored = Store(tmp_path).read(spec.key, start, end)
     assert truth.height >= 21  # 3 a day at least
@@ -107,14 +115,9 @@ def test_a_week_of_price_candles_materializes(
     with serve_in_thread(lambda: prices_app(exchange, fake)) as origin:
         catalog = catalog_for(tmp_path, exchange, origin, data_types=[data_type], spans=["1h"])
         spec = catalog.datasets[0]
-        result = materialize(
-            [build_dataset_asset(spec)],
-            resources=dccd_resources(str(catalog.store_root)),
-            instance=DagsterInstance.ephemeral(),
-            tags=RANGE,
-        )
+        result = materialize_dataset(catalog, tags=RANGE)
     assert result.success
-    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    start, end = WEEK
     bars = fake.mark if data_type == "mark" else fake.index
     assert_frame_equal(
         Store(tmp_path).read(spec.key, start, end), bars.truth("1h", start, end),
@@ -138,20 +141,12 @@ def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
         )
         spec = catalog.datasets[0]
 
-        def run(**kwargs: object):  # type: ignore[no-untyped-def]
-            return materialize(
-                [build_dataset_asset(spec)],
-                resources=dccd_resources(str(catalog.store_root)),
-                instance=DagsterInstance.ephemeral(),
-                **kwargs,
-            )
-
-        week = run(tags=RANGE)
+        week = materialize_dataset(catalog, tags=RANGE)
         # two days further back, skipping the day between: the day never fetched
         older = (FIRST - timedelta(days=2)).isoformat()
-        assert run(partition_key=older).success
+        assert materialize_dataset(catalog, partition_key=older).success
     assert week.success
-    start, end = to_ns(FIRST.isoformat()), to_ns(LAST.isoformat()) + NS_PER_DAY
+    start, end = WEEK
     truth = fake.data.truth("1h", start, end, value=fake.value)
     assert_frame_equal(Store(tmp_path).read(spec.key, start, end), truth, check_dtypes=False)
     assert all(c.passed for c in week.get_asset_check_evaluations())
@@ -169,12 +164,6 @@ def test_a_short_history_window_does_not_age_the_catalog_out(tmp_path: Path) -> 
         catalog = catalog_for(
             tmp_path, "binance", origin, data_types=["open_interest"], spans=["1h"], start=since
         )
-        result = materialize(
-            [build_dataset_asset(catalog.datasets[0])],
-            resources=dccd_resources(str(catalog.store_root)),
-            instance=DagsterInstance.ephemeral(),
-            partition_key=since,
-            raise_on_error=False,
-        )
+        result = materialize_dataset(catalog, partition_key=since, raise_on_error=False)
     assert not result.success  # the old partition is refused ...
     assert fake.requests == []  # ... before any request

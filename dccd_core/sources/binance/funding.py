@@ -18,37 +18,32 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import Symbol, errors
+from dccd_core.domain import Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import FUNDING_LIMIT, FUNDING_WEIGHT
-from .symbols import market_of, native_symbol
+from .symbols import usdm_symbol
 
 __all__ = ["build_funding_request", "parse_funding"]
 
 
 def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request:
     """Funding times in ``[start_ts, end_ts)``; the caller's window holds <= 1000."""
-    if market_of(symbol) != "usdm":
-        raise errors.NoCapability(
-            f"binance funding needs a USD-M perpetual like {symbol.base}/USDT:USDT, not {symbol}"
-        )
-    params = {
-        "symbol": native_symbol(symbol),
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(FUNDING_LIMIT),
-    }
+    native = usdm_symbol(
+        symbol,
+        f"binance funding needs a USD-M perpetual like {symbol.base}/USDT:USDT, not {symbol}",
+    )
+    window = windows.inclusive_ms(start_ts, end_ts)
+    params = {"symbol": native, **window, "limit": str(FUNDING_LIMIT)}
     return Request("/fapi/v1/fundingRate", params, FUNDING_WEIGHT)
 
 
 def parse_funding(data: Any) -> pl.DataFrame:
     """A ``fundingRate`` answer (a JSON list of objects) to funding rows, sorted by ts."""
     what = "binance fundingRate"
-    if not isinstance(data, list):
-        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
-    times, rates = columns.object_columns(data, ("fundingTime", "fundingRate"), what, "funding row")
-    marks = [r.get("markPrice") for r in data]
+    rows = columns.json_list(data, what)
+    times, rates = columns.object_columns(rows, ("fundingTime", "fundingRate"), what, "funding row")
+    marks = [r.get("markPrice") for r in rows]
     ts = columns.ms_to_ns_column("ts", times, what)
     return columns.funding_frame(ts, rates, what, mark_prices=marks).sort("ts")

@@ -18,12 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import DataType, Span, Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import OPEN_INTEREST_LIMIT, OPEN_INTEREST_PERIODS, OPEN_INTEREST_WEIGHT
-from .symbols import market_of, native_symbol
+from .symbols import usdm_symbol
 
 __all__ = ["build_open_interest_request", "parse_open_interest"]
 
@@ -32,30 +32,22 @@ def build_open_interest_request(
     symbol: Symbol, span: Span, start_ts: int, end_ts: int
 ) -> Request:
     """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 500 periods)."""
-    if market_of(symbol) != "usdm":
-        raise errors.NoCapability(
-            f"binance open interest needs a USD-M perpetual like {symbol.base}/USDT:USDT"
-        )
-    if span not in OPEN_INTEREST_PERIODS:
-        periods = " ".join(s.label for s in OPEN_INTEREST_PERIODS)
-        raise errors.NoCapability(f"binance has no {span} open interest: its periods are {periods}")
-    params = {
-        "symbol": native_symbol(symbol),
-        "period": span.label,
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(OPEN_INTEREST_LIMIT),
-    }
+    native = usdm_symbol(
+        symbol, f"binance open interest needs a USD-M perpetual like {symbol.base}/USDT:USDT"
+    )
+    windows.require_period(span, OPEN_INTEREST_PERIODS, "binance")
+    params = {"symbol": native, "period": span.label,
+              **windows.inclusive_ms(start_ts, end_ts),
+              "limit": str(OPEN_INTEREST_LIMIT)}  # fmt: skip
     return Request("/futures/data/openInterestHist", params, OPEN_INTEREST_WEIGHT)
 
 
 def parse_open_interest(data: Any) -> pl.DataFrame:
     """An ``openInterestHist`` answer to open-interest rows, oldest first."""
     what = "binance openInterestHist"
-    if not isinstance(data, list):
-        raise errors.UnexpectedPayload(f"{what}: expected a JSON list, got {type(data).__name__}")
     keys = ("timestamp", "sumOpenInterest", "sumOpenInterestValue")
-    times, amounts, values = columns.object_columns(data, keys, what, "sample")
+    rows = columns.json_list(data, what)
+    times, amounts, values = columns.object_columns(rows, keys, what, "sample")
     fields = {
         "ts": columns.ms_to_ns_column("ts", times, what),
         "open_interest": columns.float_column("open_interest", amounts, what),

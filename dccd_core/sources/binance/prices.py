@@ -15,12 +15,12 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import DataType, Span, Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import INTERVALS, KLINES_LIMIT, futures_weight
-from .symbols import market_of, native_symbol
+from .symbols import usdm_symbol
 
 __all__ = ["build_price_candles_request", "parse_price_candles"]
 
@@ -32,21 +32,16 @@ def build_price_candles_request(
     data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
 ) -> Request:
     """Mark (``DataType.MARK``) or index bars opening in ``[start_ts, end_ts)``."""
-    if market_of(symbol) != "usdm":
-        raise errors.NoCapability(
-            f"binance {data_type} candles need a USD-M perpetual like "
-            f"{symbol.base}/USDT:USDT, not {symbol}"
-        )
+    native = usdm_symbol(
+        symbol,
+        f"binance {data_type} candles need a USD-M perpetual like "
+        f"{symbol.base}/USDT:USDT, not {symbol}",
+    )
     path, name = _PATHS[data_type]
     bars = max(1, -(-(end_ts - start_ts) // span.ns))
     limit = min(KLINES_LIMIT, bars)
-    params = {
-        name: native_symbol(symbol),
-        "interval": INTERVALS[span],
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(limit),
-    }
+    params = {name: native, "interval": INTERVALS[span],
+              **windows.inclusive_ms(start_ts, end_ts), "limit": str(limit)}  # fmt: skip
     return Request(path, params, futures_weight("klines", limit))
 
 

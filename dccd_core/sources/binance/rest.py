@@ -181,10 +181,15 @@ class BinanceRest(Source):
     check_payload = staticmethod(check_payload)
     errors = ERRORS
     native_symbol = staticmethod(native_symbol)
+    funding_wire = (build_funding_request, parse_funding)
+    price_candles_wire = (build_price_candles_request, parse_price_candles)
+    open_interest_wire = (build_open_interest_request, parse_open_interest)
 
     async def _fetch(self, request: Request) -> Any:
         """``request`` on the host of its market (see ``on_host``)."""
         return await self._get(on_host(request, self.endpoints.rest_url))
+
+    _get_window = _fetch
 
     # -- markets ---------------------------------------------------------------
 
@@ -261,22 +266,6 @@ class BinanceRest(Source):
         """The first aggregate trade ever (``fromId=0``)."""
         rows = parse_trades(await self._fetch(build_first_trade_request(symbol)))
         return int(rows.get_column("ts")[0]) if rows.height else None
-
-    async def fetch_price_candles(
-        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
-        return parse_price_candles(await self._fetch(request), data_type)
-
-    async def fetch_open_interest(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        request = build_open_interest_request(symbol, span, start_ts, end_ts)
-        return parse_open_interest(await self._fetch(request))
-
-    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
-        data = await self._fetch(build_funding_request(symbol, start_ts, end_ts))
-        return parse_funding(data)  # the paginator clips
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._fetch(build_book_request(symbol, depth))

@@ -17,11 +17,20 @@ from typing import Any, Literal
 
 from dccd_core.domain import Symbol, errors
 
-__all__ = ["MARKETS", "Market", "market_of", "native_symbol", "parse_symbols"]
+from .. import windows
+
+__all__ = ["MARKETS", "Market", "market_of", "native_symbol", "parse_symbols", "usdm_symbol"]
 
 Market = Literal["spot", "usdm"]
 #: both markets, in the order their listings are asked
 MARKETS: tuple[Market, ...] = ("spot", "usdm")
+
+
+def usdm_symbol(symbol: Symbol, refusal: str) -> str:
+    """The native symbol of a USD-M perpetual (the derivatives series serve no other
+    market); any other symbol is refused with ``refusal`` before a request."""
+    windows.require_perpetual(market_of(symbol) == "usdm", refusal)
+    return native_symbol(symbol)
 
 
 def market_of(symbol: Symbol) -> Market:

@@ -16,12 +16,12 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import Symbol, errors
+from dccd_core.domain import Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import FUNDING_LIMIT
-from .parse import parse_result
+from .parse import result_list
 from .symbols import category_of, native_symbol
 
 __all__ = ["build_funding_request", "parse_funding"]
@@ -31,25 +31,18 @@ def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request
     """Funding times in ``[start_ts, end_ts)`` (both bounds inclusive ms on the wire);
     the caller's window holds <= ``FUNDING_LIMIT`` rows, so the newest-first page is whole."""
     category = category_of(symbol)
-    if category == "spot":
-        raise errors.NoCapability(f"bybit funding needs a perpetual like {symbol}:{symbol.quote}")
-    params = {
-        "category": category,
-        "symbol": native_symbol(symbol),
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(FUNDING_LIMIT),
-    }
+    windows.require_perpetual(
+        category != "spot", f"bybit funding needs a perpetual like {symbol}:{symbol.quote}"
+    )
+    params = {"category": category, "symbol": native_symbol(symbol),
+              **windows.inclusive_ms(start_ts, end_ts), "limit": str(FUNDING_LIMIT)}  # fmt: skip
     return Request("/v5/market/funding/history", params)
 
 
 def parse_funding(data: Any) -> pl.DataFrame:
     """A funding-history body to funding rows, oldest first."""
     what = "bybit funding/history"
-    rows = parse_result(data, what).get("list")
-    if not isinstance(rows, list):
-        raise errors.UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
     keys = ("fundingRateTimestamp", "fundingRate")
-    times, rates = columns.object_columns(rows, keys, what, "row")
+    times, rates = columns.object_columns(result_list(data, what), keys, what, "row")
     ts = columns.ms_to_ns_column("ts", times, what)
     return columns.funding_frame(ts, rates, what).sort("ts")

@@ -16,12 +16,12 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import DataType, Span, Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import OPEN_INTEREST_INTERVALS, OPEN_INTEREST_LIMIT
-from .parse import parse_result
+from .parse import result_list
 from .symbols import category_of, native_symbol
 
 __all__ = ["build_open_interest_request", "parse_open_interest"]
@@ -32,31 +32,22 @@ def build_open_interest_request(
 ) -> Request:
     """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 200 periods)."""
     category = category_of(symbol)
-    if category == "spot":
-        raise errors.NoCapability(
-            f"bybit open interest needs a perpetual like {symbol}:{symbol.quote}"
-        )
-    if span not in OPEN_INTEREST_INTERVALS:
-        periods = " ".join(s.label for s in OPEN_INTEREST_INTERVALS)
-        raise errors.NoCapability(f"bybit has no {span} open interest: its periods are {periods}")
-    params = {
-        "category": category,
-        "symbol": native_symbol(symbol),
-        "intervalTime": OPEN_INTEREST_INTERVALS[span],
-        "startTime": str(columns.ceil_ms(start_ts)),
-        "endTime": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(OPEN_INTEREST_LIMIT),
-    }
+    windows.require_perpetual(
+        category != "spot", f"bybit open interest needs a perpetual like {symbol}:{symbol.quote}"
+    )
+    windows.require_period(span, OPEN_INTEREST_INTERVALS, "bybit")
+    params = {"category": category, "symbol": native_symbol(symbol),
+              "intervalTime": OPEN_INTEREST_INTERVALS[span],
+              **windows.inclusive_ms(start_ts, end_ts),
+              "limit": str(OPEN_INTEREST_LIMIT)}  # fmt: skip
     return Request("/v5/market/open-interest", params)
 
 
 def parse_open_interest(data: Any) -> pl.DataFrame:
     """An open-interest body to rows, oldest first."""
     what = "bybit open-interest"
-    rows = parse_result(data, what).get("list")
-    if not isinstance(rows, list):
-        raise errors.UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
-    times, amounts = columns.object_columns(rows, ("timestamp", "openInterest"), what, "sample")
+    keys = ("timestamp", "openInterest")
+    times, amounts = columns.object_columns(result_list(data, what), keys, what, "sample")
     fields = {
         "ts": columns.ms_to_ns_column("ts", times, what),
         "open_interest": columns.float_column("open_interest", amounts, what),

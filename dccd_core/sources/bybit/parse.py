@@ -29,6 +29,7 @@ __all__ = [
     "parse_candles",
     "parse_result",
     "parse_trades",
+    "result_list",
     "trades_frame",
 ]
 
@@ -62,6 +63,14 @@ def check_payload(data: Any) -> None:
             "`dccd` symbols or use BASE/QUOTE for spot, BASE/QUOTE:SETTLE for perpetuals"
         )
     raise errors.ExchangeError(f"bybit rejected the request ({code}: {message})")
+
+
+def result_list(data: Any, what: str) -> list[Any]:
+    """The ``result.list`` rows of a successful body (``what`` names the endpoint)."""
+    rows = parse_result(data, what).get("list")
+    if not isinstance(rows, list):
+        raise errors.UnexpectedPayload(f"{what}: expected a result list, got {rows!r:.200}")
+    return rows
 
 
 def parse_result(data: Any, what: str) -> Any:

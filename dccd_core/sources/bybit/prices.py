@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import DataType, Span, Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import INTERVALS, KLINE_LIMIT
 from .parse import parse_result
@@ -24,8 +24,8 @@ from .symbols import category_of, native_symbol
 
 __all__ = ["build_price_candles_request", "parse_price_candles"]
 
-_PATHS = {DataType.MARK: "/v5/market/mark-price-kline",
-          DataType.INDEX: "/v5/market/index-price-kline"}  # fmt: skip
+#: /v5/market/mark-price-kline and /v5/market/index-price-kline
+_PATHS = {t: f"/v5/market/{t}-price-kline" for t in (DataType.MARK, DataType.INDEX)}
 
 
 def build_price_candles_request(
@@ -33,18 +33,13 @@ def build_price_candles_request(
 ) -> Request:
     """Mark or index bars opening in ``[start_ts, end_ts)`` (the window holds <= 1000)."""
     category = category_of(symbol)
-    if category == "spot":
-        raise errors.NoCapability(
-            f"bybit {data_type} candles need a perpetual like {symbol}:{symbol.quote}"
-        )
-    params = {
-        "category": category,
-        "symbol": native_symbol(symbol),
-        "interval": INTERVALS[span],
-        "start": str(columns.ceil_ms(start_ts)),
-        "end": str(columns.ceil_ms(end_ts) - 1),
-        "limit": str(KLINE_LIMIT),
-    }
+    windows.require_perpetual(
+        category != "spot",
+        f"bybit {data_type} candles need a perpetual like {symbol}:{symbol.quote}",
+    )
+    params = {"category": category, "symbol": native_symbol(symbol), "interval": INTERVALS[span],
+              **windows.inclusive_ms(start_ts, end_ts, ("start", "end")),
+              "limit": str(KLINE_LIMIT)}  # fmt: skip
     return Request(_PATHS[data_type], params)
 
 

@@ -115,6 +115,9 @@ class BybitRest(Source):
     )
     check_payload = staticmethod(check_payload)
     errors = ERRORS
+    funding_wire = (build_funding_request, parse_funding)
+    price_candles_wire = (build_price_candles_request, parse_price_candles)
+    open_interest_wire = (build_open_interest_request, parse_open_interest)
 
     native_symbol = staticmethod(native_symbol)
 
@@ -159,21 +162,6 @@ class BybitRest(Source):
                 f"{iso_datetime(start_ts)} before that cannot be fetched (no trade history)"
             )
         return TradePage(rows, None)
-
-    async def fetch_price_candles(
-        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
-        return parse_price_candles(await self._get(request), data_type)
-
-    async def fetch_open_interest(
-        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        request = build_open_interest_request(symbol, span, start_ts, end_ts)
-        return parse_open_interest(await self._get(request))
-
-    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
-        return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         data = await self._get(build_book_request(symbol, depth))

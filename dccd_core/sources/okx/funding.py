@@ -20,9 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import Symbol, errors
+from dccd_core.domain import Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import FUNDING_LIMIT
 from .parse import parse_data
@@ -34,16 +34,12 @@ __all__ = ["build_funding_request", "parse_funding"]
 def build_funding_request(symbol: Symbol, start_ts: int, end_ts: int) -> Request:
     """Funding times in ``[start_ts, end_ts)``: ``before``/``after`` are exclusive, so
     ``before`` is the ms just before the window and ``after`` its end."""
-    if inst_type_of(symbol) != "SWAP":
-        raise errors.NoCapability(
-            f"okx funding needs a perpetual swap like {symbol}:{symbol.quote}"
-        )
-    params = {
-        "instId": native_symbol(symbol),
-        "before": str(columns.ceil_ms(start_ts) - 1),
-        "after": str(columns.ceil_ms(end_ts)),
-        "limit": str(FUNDING_LIMIT),
-    }
+    windows.require_perpetual(
+        inst_type_of(symbol) == "SWAP",
+        f"okx funding needs a perpetual swap like {symbol}:{symbol.quote}",
+    )
+    params = {"instId": native_symbol(symbol), **windows.exclusive_ms(start_ts, end_ts),
+              "limit": str(FUNDING_LIMIT)}  # fmt: skip
     return Request("/api/v5/public/funding-rate-history", params)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import DataType, Span, Symbol
 
-from .. import columns
+from .. import columns, windows
 from ..base import Request
 from .capability import BARS, CANDLES_LIMIT
 from .parse import parse_data
@@ -32,20 +32,15 @@ def build_price_candles_request(
     data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
 ) -> Request:
     """Mark or index bars opening in ``[start_ts, end_ts)`` (the window holds <= 100)."""
-    if inst_type_of(symbol) != "SWAP":
-        raise errors.NoCapability(
-            f"okx {data_type} candles need a perpetual swap like {symbol}:{symbol.quote}"
-        )
+    windows.require_perpetual(
+        inst_type_of(symbol) == "SWAP",
+        f"okx {data_type} candles need a perpetual swap like {symbol}:{symbol.quote}",
+    )
     inst_id = native_symbol(symbol)
     if data_type is DataType.INDEX:  # the index of BTC-USDT-SWAP is BTC-USDT
         inst_id = inst_id.removesuffix("-SWAP")
-    params = {
-        "instId": inst_id,
-        "bar": BARS[span],
-        "after": str(columns.ceil_ms(end_ts)),
-        "before": str(columns.ceil_ms(start_ts) - 1),
-        "limit": str(CANDLES_LIMIT),
-    }
+    params = {"instId": inst_id, "bar": BARS[span], **windows.exclusive_ms(start_ts, end_ts),
+              "limit": str(CANDLES_LIMIT)}  # fmt: skip
     return Request(_PATHS[data_type], params)
 
 

@@ -102,6 +102,8 @@ class OkxRest(Source):
     )
     check_payload = staticmethod(check_payload)
     errors = ERRORS
+    funding_wire = (build_funding_request, parse_funding)
+    price_candles_wire = (build_price_candles_request, parse_price_candles)
 
     native_symbol = staticmethod(native_symbol)
 
@@ -142,15 +144,6 @@ class OkxRest(Source):
         # Oldest first: row 0 is the oldest trade, its id is where the next page starts.
         oldest_id = min(rows["trade_id"].to_list(), key=_id_order)
         return TradePage(rows, oldest_id)
-
-    async def fetch_price_candles(
-        self, data_type: DataType, symbol: Symbol, span: Span, start_ts: int, end_ts: int
-    ) -> pl.DataFrame:
-        request = build_price_candles_request(data_type, symbol, span, start_ts, end_ts)
-        return parse_price_candles(await self._get(request), data_type)
-
-    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
-        return parse_funding(await self._get(build_funding_request(symbol, start_ts, end_ts)))
 
     async def fetch_book(self, symbol: Symbol, depth: int) -> pl.DataFrame:
         contract = await self.contract(symbol)

@@ -21,7 +21,7 @@ from dccd_core.domain import (
 from dccd_core.operations.backfill import backfill
 from dccd_core.storage import Store
 from tests.fakes.funding import FUNDING_FAKES, FundingHistory, funding_app
-from tests.fakes.kit import fast_source_on
+from tests.fakes.kit import backfill_on, fast_source_on
 
 EXCHANGES = ("binance", "bybit", "okx", "bitmex")
 KEY = {ex: DatasetKey.of(ex, "BTC/USDT:USDT", "funding") for ex in EXCHANGES}
@@ -45,8 +45,8 @@ async def test_stored_funding_equals_the_truth_across_pages(tmp_path: Path, exch
     store = Store(tmp_path)
     end = now_ns() - NS_PER_DAY
     start = end - DAYS[exchange] * NS_PER_DAY
-    async with fast_source_on(exchange, funding_app(exchange, fake)) as source:
-        result = await backfill(KEY[exchange], start=start, end=end, store=store, source=source)
+    result = await backfill_on(exchange, funding_app(exchange, fake), KEY[exchange], store,
+                               start=start, end=end)  # fmt: skip
     truth = fake.history.truth(start, end, marks=fake.marks, intervals=fake.intervals)
     stored = store.read(KEY[exchange], start, end)
     assert truth.height > 400  # 8-hourly and ten days hourly
@@ -55,8 +55,8 @@ async def test_stored_funding_equals_the_truth_across_pages(tmp_path: Path, exch
     assert len(fake.requests) >= 3  # more than one page: the seams were crossed
     assert store.coverage(KEY[exchange]).holes(start, end) == []
     # a second run fetches nothing new and stores nothing twice
-    async with fast_source_on(exchange, funding_app(exchange, fake)) as source:
-        again = await backfill(KEY[exchange], start=start, end=end, store=store, source=source)
+    again = await backfill_on(exchange, funding_app(exchange, fake), KEY[exchange], store,
+                              start=start, end=end)  # fmt: skip
     assert again.rows_new == 0
     assert_frame_equal(store.read(KEY[exchange], start, end), stored)
 
@@ -78,7 +78,7 @@ def test_a_spot_symbol_is_refused_before_any_request() -> None:
 async def test_start_origin_finds_the_first_funding(tmp_path: Path) -> None:
     fake = make_fake("bitmex", 30)
     store = Store(tmp_path)
-    async with fast_source_on("bitmex", funding_app("bitmex", fake)) as source:
-        result = await backfill(KEY["bitmex"], start="origin", store=store, source=source)
+    app = funding_app("bitmex", fake)
+    result = await backfill_on("bitmex", app, KEY["bitmex"], store, start="origin")
     assert result.start_ts == fake.history.events[0][0] * NS_PER_MS
     assert store.read(KEY["bitmex"]).height == len(fake.history.events)

@@ -22,7 +22,7 @@ from dccd_core.sources import binance, bybit
 from dccd_core.sources.binance.open_interest import parse_open_interest as binance_parse
 from dccd_core.sources.bybit.open_interest import parse_open_interest as bybit_parse
 from dccd_core.storage import Store
-from tests.fakes.kit import fast_source_on, polars_schema
+from tests.fakes.kit import backfill_on, fast_source_on, polars_schema, recent_ms
 from tests.fakes.open_interest import OI_FAKES, OpenInterest, oi_app
 
 BINANCE_DOC = [
@@ -57,14 +57,12 @@ def test_the_period_is_the_span_and_binance_keeps_thirty_days() -> None:
 
 @pytest.mark.parametrize("exchange", sorted(OI_FAKES))
 async def test_stored_open_interest_equals_the_truth(tmp_path: Path, exchange: str) -> None:
-    end_ms = now_ns() // NS_PER_MS - 3_600_000
-    first_ms = end_ms - 20 * NS_PER_DAY // NS_PER_MS
+    first_ms, end_ms = recent_ms(20)
     fake = OI_FAKES[exchange](OpenInterest(first_ms, end_ms))
     key = DatasetKey.of(exchange, "BTC/USDT:USDT", "open_interest", "5m")
     start, end = first_ms * NS_PER_MS, end_ms * NS_PER_MS
     store = Store(tmp_path)
-    async with fast_source_on(exchange, oi_app(exchange, fake)) as source:
-        result = await backfill(key, start=start, end=end, store=store, source=source)
+    result = await backfill_on(exchange, oi_app(exchange, fake), key, store, start=start, end=end)
     truth = fake.data.truth("5m", start, end, value=fake.value)
     assert truth.height > 5_000  # twenty days of 5 minutes: many pages
     assert_frame_equal(store.read(key, start, end), truth, check_dtypes=False)

@@ -9,7 +9,6 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from dccd_core.domain import (
-    NS_PER_DAY,
     NS_PER_MS,
     ConfigError,
     DatasetKey,
@@ -17,10 +16,8 @@ from dccd_core.domain import (
     NoCapability,
     Span,
     Symbol,
-    now_ns,
     to_ns,
 )
-from dccd_core.operations.backfill import backfill
 from dccd_core.sources import bitmex
 from dccd_core.sources.binance.prices import build_price_candles_request as binance_request
 from dccd_core.sources.binance.prices import parse_price_candles as binance_parse
@@ -28,7 +25,7 @@ from dccd_core.sources.bybit.prices import parse_price_candles as bybit_parse
 from dccd_core.sources.okx.prices import build_price_candles_request as okx_request
 from dccd_core.sources.okx.prices import parse_price_candles as okx_parse
 from dccd_core.storage import Store
-from tests.fakes.kit import fast_source_on, polars_schema
+from tests.fakes.kit import backfill_on, polars_schema, recent_ms
 from tests.fakes.prices import PRICE_FAKES, PriceBars, prices_app
 
 LINEAR = Symbol("BTC", "USDT", "USDT")
@@ -83,14 +80,13 @@ def test_keys_need_a_span_and_a_perpetual() -> None:
 async def test_stored_price_candles_equal_the_truth(
     tmp_path: Path, exchange: str, data_type: str
 ) -> None:
-    end_ms = now_ns() // NS_PER_MS - 3_600_000
-    first_ms = end_ms - 3 * NS_PER_DAY // NS_PER_MS
+    first_ms, end_ms = recent_ms(3)
     fake = PRICE_FAKES[exchange](PriceBars(first_ms, end_ms, 1), PriceBars(first_ms, end_ms, 2))
     key = DatasetKey.of(exchange, "BTC/USDT:USDT", data_type, "1m")
     start, end = first_ms * NS_PER_MS, end_ms * NS_PER_MS
     store = Store(tmp_path)
-    async with fast_source_on(exchange, prices_app(exchange, fake)) as source:
-        result = await backfill(key, start=start, end=end, store=store, source=source)
+    app = prices_app(exchange, fake)
+    result = await backfill_on(exchange, app, key, store, start=start, end=end)
     bars = fake.mark if data_type == "mark" else fake.index
     truth = bars.truth("1m", start, end)
     assert truth.height > 4_000  # three days of minutes: many pages on every exchange
