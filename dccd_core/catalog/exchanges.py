@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from dccd_core.domain import (
     SPANNED_TYPES,
+    STREAM_ONLY,
     Capability,
     DataType,
     DccdError,
@@ -133,7 +134,8 @@ def check_capability(
                     problems.append(f"{where}.book.depth: {exc}")
                 break
     for j, st in enumerate(streams):
-        if st in data_types and capability.feature(st, Transport.WS) is None:
+        streamed = st in data_types or st in STREAM_ONLY
+        if streamed and capability.feature(st, Transport.WS) is None:
             problems.append(
                 f"{where}.stream[{j}]: {exchange} has no live {st} stream; remove it from stream"
             )

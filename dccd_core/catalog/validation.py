@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from dccd_core.domain import (
     DERIVATIVES_ONLY,
+    NO_REST_HISTORY,
     SPANNED_TYPES,
+    STREAM_ONLY,
     CatalogError,
     ConfigError,
     DatasetKey,
@@ -177,7 +179,15 @@ def _build_specs(
             problems.append(
                 f"{where}.spans: {candles[0]} needs at least one span, e.g. spans: [1m, 1h]"
             )
-        for dt in (d for d in data_types if d in DERIVATIVES_ONLY):
+        for j, dt in enumerate(data_types):
+            if dt in STREAM_ONLY and dt not in streams:
+                problems.append(
+                    f"{where}.data_types[{j}]: {NO_REST_HISTORY} (stream: [{dt}]; "
+                    "it needs no data_types entry)"
+                )
+        derivatives = {d for d in data_types if d in DERIVATIVES_ONLY}
+        derivatives |= {d for d in streams if d in DERIVATIVES_ONLY}
+        for dt in sorted(derivatives):
             for k, symbol in enumerate(symbols):
                 if not symbol.is_perpetual:
                     problems.append(
@@ -186,7 +196,7 @@ def _build_specs(
                         f"{symbol}; list derivatives in a dataset of their own"
                     )
         for j, st in enumerate(streams):
-            if st not in data_types:
+            if st not in data_types and st not in STREAM_ONLY:
                 problems.append(
                     f"{where}.stream[{j}]: {st} is streamed but not in data_types; "
                     f"add {st} to data_types or remove it from stream"
@@ -210,6 +220,8 @@ def _build_specs(
         if start_ok:
             check_capability(exchange, data_types, spans, ds, where, streams, problems)
         derived = _check_derive(ds, where, data_types, spans, problems)
+        # a stream-only type (liquidations) is a dataset from its stream entry alone
+        data_types += [st for st in streams if st in STREAM_ONLY and st not in data_types]
         if len(problems) > before:
             continue
         for dt in data_types:

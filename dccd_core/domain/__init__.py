@@ -39,18 +39,28 @@ from .timeutil import (
     s_to_ns,
     to_ns,
 )
-from .types import CANDLE_TYPES, DERIVATIVES_ONLY, SPANNED_TYPES, DataType, Span
+from .types import (
+    CANDLE_TYPES,
+    DERIVATIVES_ONLY,
+    NO_REST_HISTORY,
+    SPANNED_TYPES,
+    STREAM_ONLY,
+    DataType,
+    Span,
+)
 
 __all__ = [
     "CANDLE_TYPES",
     "DERIVATIVES_ONLY",
     "EARLIEST_TS",
     "NATURAL_KEYS",
+    "NO_REST_HISTORY",
     "NS_PER_DAY",
     "NS_PER_MS",
     "NS_PER_S",
     "SCHEMAS",
     "SPANNED_TYPES",
+    "STREAM_ONLY",
     "Capability",
     "CatalogError",
     "ConfigError",

@@ -34,6 +34,7 @@ _POSITIVE = {
     DataType.MARK: ("open", "high", "low", "close"),
     DataType.INDEX: ("open", "high", "low", "close"),
     DataType.OPEN_INTEREST: (),
+    DataType.LIQUIDATIONS: ("price",),
 }
 _NON_NEGATIVE = {
     DataType.OHLC: ("volume",),
@@ -43,6 +44,7 @@ _NON_NEGATIVE = {
     DataType.MARK: (),
     DataType.INDEX: (),
     DataType.OPEN_INTEREST: ("open_interest",),
+    DataType.LIQUIDATIONS: ("amount",),
 }
 #: columns that may be null (the exchange does not send them) but, when present, must
 #: be positive numbers
@@ -54,7 +56,11 @@ _POSITIVE_IF_PRESENT = {
 #: few %: Binance clamps to +-0.75 %..3 %, Bybit/OKX similar); one that does is a unit
 #: slip (percent read as a fraction, basis points) or another column read as the rate
 MAX_ABS_FUNDING_RATE = 1.0
-_SIDES = {DataType.TRADES: ("buy", "sell"), DataType.BOOK: ("bid", "ask")}
+_SIDES = {
+    DataType.TRADES: ("buy", "sell"),
+    DataType.BOOK: ("bid", "ask"),
+    DataType.LIQUIDATIONS: ("buy", "sell"),
+}
 
 
 def _reject(origin: str, data_type: DataType, count: int, problem: str) -> UnexpectedPayload:

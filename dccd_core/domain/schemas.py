@@ -45,6 +45,12 @@ SCHEMAS: dict[DataType, pa.Schema] = {
     # open interest in contracts or base (as the exchange counts it), its quote value
     # where the exchange sends one
     DataType.OPEN_INTEREST: _schema("ts:int64 open_interest:float64 open_interest_value:float64?"),
+    # one forced liquidation order: side is the liquidation order's side (sell: a long
+    # was liquidated), price its average fill price, amount its filled quantity in base
+    # or contracts; an order id only where the exchange sends one
+    DataType.LIQUIDATIONS: _schema(
+        "ts:int64 side:string price:float64 amount:float64 order_id:string?"
+    ),
 }
 
 NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
@@ -55,6 +61,11 @@ NATURAL_KEYS: dict[DataType, tuple[str, ...]] = {
     DataType.MARK: ("ts",),
     DataType.INDEX: ("ts",),
     DataType.OPEN_INTEREST: ("ts",),
+    # Exchanges send no trade id for a liquidation (Binance forceOrder has none, order_id
+    # is null there), so a row is the whole event: the same order at the same ms, side,
+    # price and amount is the same liquidation (a replay after a reconnect), two partial
+    # fills of one order differ in ts or amount. Not order_id: it is null where absent.
+    DataType.LIQUIDATIONS: ("ts", "side", "price", "amount"),
 }
 
 

@@ -7,7 +7,15 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["CANDLE_TYPES", "DERIVATIVES_ONLY", "SPANNED_TYPES", "DataType", "Span"]
+__all__ = [
+    "CANDLE_TYPES",
+    "DERIVATIVES_ONLY",
+    "NO_REST_HISTORY",
+    "SPANNED_TYPES",
+    "STREAM_ONLY",
+    "DataType",
+    "Span",
+]
 
 
 class DataType(StrEnum):
@@ -24,6 +32,8 @@ class DataType(StrEnum):
     INDEX = "index"
     #: open interest of a perpetual, sampled once per span (the exchange's period)
     OPEN_INTEREST = "open_interest"
+    #: forced liquidation orders of a perpetual, as the exchange streams them (no REST history)
+    LIQUIDATIONS = "liquidations"
 
     @classmethod
     def parse(cls, text: str | DataType) -> DataType:
@@ -39,8 +49,18 @@ class DataType(StrEnum):
 
 #: Data types that exist only for perpetuals and futures: a spot symbol is refused.
 DERIVATIVES_ONLY: frozenset[DataType] = frozenset(
-    {DataType.FUNDING, DataType.MARK, DataType.INDEX, DataType.OPEN_INTEREST}
+    {
+        DataType.FUNDING,
+        DataType.MARK,
+        DataType.INDEX,
+        DataType.OPEN_INTEREST,
+        DataType.LIQUIDATIONS,
+    }
 )
+#: Data types that exist only on a WebSocket: no REST history to backfill or heal from.
+STREAM_ONLY: frozenset[DataType] = frozenset({DataType.LIQUIDATIONS})
+#: The refusal of a backfill (or a catalog ``data_types`` entry) of a stream-only type.
+NO_REST_HISTORY = "liquidations have no REST history; stream them"
 #: Candles with a span: traded prices (ohlc) and the mark and index prices.
 CANDLE_TYPES: frozenset[DataType] = frozenset({DataType.OHLC, DataType.MARK, DataType.INDEX})
 #: Data types with a span (a dataset per span): the candles and open interest's period.

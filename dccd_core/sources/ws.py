@@ -74,6 +74,7 @@ __all__ = [
     "WsCandles",
     "WsEvent",
     "WsIgnore",
+    "WsLiquidations",
     "WsPing",
     "WsRecords",
     "WsSource",
@@ -146,13 +147,21 @@ class WsBook:
 
 
 @dataclass(frozen=True, slots=True)
+class WsLiquidations:
+    """Liquidations of one symbol, ``rows`` in the liquidations schema."""
+
+    symbol: Symbol
+    rows: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
 class WsIgnore:
     """A frame with no data: ack, pong, heartbeat, subscription confirmation."""
 
     reason: str = ""
 
 
-WsEvent = WsTrades | WsCandles | WsBook | WsIgnore
+WsEvent = WsTrades | WsCandles | WsBook | WsLiquidations | WsIgnore
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +210,11 @@ def merge_ws_records(
     built_at: dict[int, list[WsEvent]] = {}
     for key, (records, build) in pending.items():
         built = build(records)
-        group = [built] if isinstance(built, WsTrades | WsCandles | WsBook | WsIgnore) else built
+        group = (
+            [built]
+            if isinstance(built, WsTrades | WsCandles | WsBook | WsLiquidations | WsIgnore)
+            else built
+        )
         if key in slots:
             built_at[slots[key]] = list(group)
         else:

@@ -30,9 +30,12 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
 from dccd_core.domain import (
+    NO_REST_HISTORY,
+    STREAM_ONLY,
     ConfigError,
     DatasetKey,
     DataType,
+    NoCapability,
     TimeLike,
     Transport,
     iso_datetime,
@@ -132,6 +135,8 @@ async def backfill(
     ``source``: a ready source (the caller closes it); default: built from the registry
     and closed here.
     """
+    if key.data_type in STREAM_ONLY:  # before anything else: no source, no lake touched
+        raise NoCapability(f"{key}: {NO_REST_HISTORY}")
     store = store if store is not None else Store()
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")

@@ -14,7 +14,9 @@ to durability: the rows were only going to be written at the flush anyway, and t
 batch is parsed right before it. A reconnect is handled at once (its heal starts
 immediately), and an idle stream wakes only for its flush timer and the stop check.
 
-Gaps are healed from REST *before* the stream goes on:
+Gaps are healed from REST *before* the stream goes on (except for the stream-only
+liquidations, which have no REST history: their reconnect gaps are recorded in coverage
+and counted as unhealed, see ``stream_only``):
 
 * at start, from the last stored row; after every reconnect, from the last row seen
   (trades by time window through ``fetch_trades_page``, closed candles through
@@ -47,7 +49,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from dccd_core.domain import DataType, DccdError, NoCapability, Span, Symbol, Transport
+from dccd_core.domain import (
+    DERIVATIVES_ONLY,
+    DataType,
+    DccdError,
+    NoCapability,
+    Span,
+    Symbol,
+    Transport,
+)
 from dccd_core.sources.base import Source
 from dccd_core.sources.ws import WsSource, WsSubscription
 from dccd_core.transport.ws import Connected, WsClient, WsConfig, WsStatus
@@ -112,6 +122,12 @@ async def stream(
     sp = Span.parse(span) if span is not None else None
     if dt is DataType.OHLC and sp is None:
         raise NoCapability("streaming ohlc needs a span (e.g. span='1m')")
+    spot = [s for s in syms if not s.is_perpetual]
+    if dt in DERIVATIVES_ONLY and spot:
+        raise NoCapability(
+            f"{dt} needs a perpetual symbol like {spot[0].base}/{spot[0].quote}:"
+            f"{spot[0].quote}, not the spot symbol {spot[0]}"
+        )
     owned = None
     if source is None:
         from dccd_core.sources.registry import build_source

@@ -14,7 +14,16 @@ from dataclasses import replace
 
 import polars as pl
 
-from dccd_core.domain import NS_PER_S, DatasetKey, DataType, DccdError, Symbol, now_ns
+from dccd_core.domain import (
+    NS_PER_S,
+    STREAM_ONLY,
+    DatasetKey,
+    DataType,
+    DccdError,
+    Symbol,
+    natural_key,
+    now_ns,
+)
 from dccd_core.sources.base import Source
 from dccd_core.sources.ws import WsSubscription
 from dccd_core.transport.ws import WsClient
@@ -44,14 +53,14 @@ class Flushing:
     messages: int
     last_message_at: float | None
 
+    def extend_watched(self) -> None: ...  # StreamOnly (before this class in the MRO)
+
     def take(self) -> Taken:
         """Detach the buffers (new rows go to fresh ones) for a write."""
         taken: Taken = {}
-        key_cols = {
-            DataType.TRADES: ["trade_id"],
-            DataType.OHLC: ["ts"],
-            DataType.BOOK: ["ts", "side", "level"],
-        }[self.sub.data_type]
+        key_cols = list(natural_key(self.sub.data_type))
+        if self.sub.data_type in STREAM_ONLY:
+            self.extend_watched()
         for symbol, state in self.states.items():
             frame: pl.DataFrame | None = None
             if state.frames:

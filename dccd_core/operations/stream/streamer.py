@@ -18,6 +18,7 @@ import polars as pl
 
 from dccd_core.domain import (
     NS_PER_S,
+    STREAM_ONLY,
     DatasetKey,
     DataType,
     DccdError,
@@ -34,6 +35,7 @@ from dccd_core.sources.ws import (
     WsCandles,
     WsEvent,
     WsIgnore,
+    WsLiquidations,
     WsSource,
     WsSubscription,
     WsTrades,
@@ -45,13 +47,14 @@ from ..heal import fetch_candles_window, fetch_trades_window
 from .books import BookUpkeep
 from .flush import Flushing
 from .state import StreamStore, SymbolState
+from .stream_only import StreamOnly
 
 __all__ = ["Streamer"]
 
 log = logging.getLogger("dccd.stream")
 
 
-class Streamer(BookUpkeep, Flushing):
+class Streamer(BookUpkeep, StreamOnly, Flushing):
     """One stream's state between frames: per-symbol buffers, heals, books, counters."""
 
     def __init__(
@@ -101,6 +104,9 @@ class Streamer(BookUpkeep, Flushing):
                 state.book.synced = False
                 state.book.last_seq = None
                 state.pending.clear()
+                continue
+            if self.sub.data_type in STREAM_ONLY:  # nothing to heal from: record the gap
+                self.open_unhealable(symbol, state, marker)
                 continue
             await self.heal_to_now(symbol, state)
 
@@ -239,7 +245,7 @@ class Streamer(BookUpkeep, Flushing):
 
     async def dispatch(self, events: Sequence[WsEvent]) -> None:
         data = sum(
-            e.rows.height if isinstance(e, WsTrades | WsCandles) else 1
+            e.rows.height if isinstance(e, WsTrades | WsCandles | WsLiquidations) else 1
             for e in events
             if not isinstance(e, WsIgnore)
         )
@@ -248,7 +254,9 @@ class Streamer(BookUpkeep, Flushing):
             arrived = self.client.last_frame_at if self.client is not None else None
             self.last_message_at = arrived if arrived is not None else time.monotonic()
         for event in _merged(events):
-            if isinstance(event, WsTrades | WsCandles) and not await self._plausible(event):
+            if isinstance(event, WsTrades | WsCandles | WsLiquidations) and not (
+                await self._plausible(event)
+            ):
                 continue
             if isinstance(event, WsTrades):
                 await self.on_trades(event)
@@ -256,12 +264,19 @@ class Streamer(BookUpkeep, Flushing):
                 await self.on_candles(event)
             elif isinstance(event, WsBook):
                 await self.on_book(event)
+            elif isinstance(event, WsLiquidations):
+                await self.on_liquidations(event)
 
-    async def _plausible(self, event: WsTrades | WsCandles) -> bool:
+    async def _plausible(self, event: WsTrades | WsCandles | WsLiquidations) -> bool:
         """Refuse a frame with implausible values (same rule as REST pages); the rows it
-        should have carried are then fetched from REST by the reconnect's heal."""
-        data_type = DataType.TRADES if isinstance(event, WsTrades) else DataType.OHLC
-        rows = event.rows if data_type is DataType.TRADES else event.rows.drop("closed")
+        should have carried are then fetched from REST by the reconnect's heal (for a
+        stream-only type, the reconnect records the gap instead)."""
+        if isinstance(event, WsCandles):
+            data_type, rows = DataType.OHLC, event.rows.drop("closed")
+        elif isinstance(event, WsLiquidations):
+            data_type, rows = DataType.LIQUIDATIONS, event.rows
+        else:
+            data_type, rows = DataType.TRADES, event.rows
         try:
             check_rows(rows, data_type, origin=f"{self.source.id} websocket")
         except UnexpectedPayload as exc:

@@ -16,6 +16,8 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
   like klines, all 13 spans (see ``prices.py``).
 * Open interest ``/futures/data/openInterestHist`` (USD-M): 500 a page, forward, the
   last 30 days only (see ``open_interest.py``).
+* Liquidations ``<symbol>@forceOrder`` (USD-M WebSocket only, no REST history): the
+  latest liquidation of each symbol per 1000 ms.
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -126,6 +128,8 @@ CAPABILITY = Capability(
         features.ws_trades(channel="aggTrade"),
         features.ws_candles(spans=_SPANS, channel="kline_<span>"),
         features.ws_book(book_depths=BOOK_DEPTHS, channel="depth@100ms"),
+        # USD-M only; at most one liquidation per symbol and second is pushed (a snapshot)
+        features.ws_liquidations(channel="forceOrder"),
     ),
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",

@@ -31,6 +31,7 @@ import polars as pl
 from dccd_core.domain import DataType, Span, Symbol, errors, ms_to_ns, now_ns
 
 from .. import columns, ws
+from .liquidations import parse_force_orders
 from .parse import parse_trades_page
 from .rest import build_book_request, on_host
 
@@ -138,6 +139,8 @@ class BinanceWs(ws.WsSource):
             if span is None:
                 raise errors.NoCapability("binance klines need a span")
             return f"{native}@kline_{span.label}"
+        if sub.data_type is DataType.LIQUIDATIONS:
+            return f"{native}@forceOrder"
         return f"{native}@depth@100ms"
 
     def ws_url(self, sub: ws.WsSubscription) -> str:
@@ -165,6 +168,7 @@ class BinanceWs(ws.WsSource):
         """
         trades: dict[str, list[dict[str, Any]]] = {}
         klines: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        liquidations: dict[str, list[dict[str, Any]]] = {}
         events: list[ws.WsEvent] = []
         for raw in raws:
             msg = ws.decode_frame(raw, "binance stream")
@@ -182,6 +186,10 @@ class BinanceWs(ws.WsSource):
                 klines.setdefault((data.get("s", ""), str(k.get("i"))), []).append(k)
             elif kind == "depthUpdate":
                 events.append(self._depth(data))
+            elif kind == "forceOrder":
+                order = data.get("o")
+                native = order.get("s", "") if isinstance(order, dict) else ""
+                liquidations.setdefault(native, []).append(data)
             else:
                 raise errors.UnexpectedPayload(
                     f"binance stream: unknown event {kind!r} in {msg!r:.200}"
@@ -206,6 +214,10 @@ class BinanceWs(ws.WsSource):
                     self._symbol(native), Span.parse(interval), parse_kline_records(records)
                 )
             )
+        for native, records in liquidations.items():
+            symbol = self._symbol(native)
+            rows = parse_force_orders(records, f"binance forceOrder {symbol}")
+            events.append(ws.WsLiquidations(symbol, rows))
         return events
 
     def _control(self, msg: Any) -> ws.WsEvent:
