@@ -36,6 +36,7 @@ import collections
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -311,7 +312,9 @@ class WsClient:
             self.connected = True
             self.attempts = 0
             self._down_since = None
-            self._put(Connected(self.sessions - 1, self.reconnects, self.last_error))
+            self._put(
+                Connected(self.sessions - 1, self.reconnects, self.last_error, time.time_ns())
+            )
             self._notify("connected")
             if self.app_ping is not None:
                 pinger = asyncio.create_task(self._ping_loop(conn))

@@ -41,6 +41,8 @@ class Connected:
     session: int
     reconnects: int
     reason: str = ""
+    #: when the session opened (ns since the epoch): where a stream-only type's gap ends
+    at_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,9 @@ class SymbolState:
     #: delivering only later, so the first frame of the session heals from here to it.
     reheal_from: int | None = None
     report: SymbolReport = field(default_factory=SymbolReport)
+    #: A stream-only type's last reconnect gap starts here (its coverage ended here):
+    #: a row of the new session at or after it reopens the coverage at the row.
+    unwatched_from: int | None = None
 
 
 def describe_connection(label: str, status: WsStatus) -> str:

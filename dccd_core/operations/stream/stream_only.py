@@ -38,17 +38,27 @@ class StreamOnly:
     source: Source
     states: dict[Symbol, SymbolState]
     client: WsClient | None
+    #: sessions whose Connected marker was handled (the client's ``sessions`` count)
+    sessions_seen: int = 0
 
     def _coverage_break(self, state: SymbolState, start_ts: int, end_ts: int) -> None: ...
 
     def open_unhealable(self, symbol: Symbol, state: SymbolState, marker: Connected) -> None:
-        """A (re)connect of a stream-only type: no heal; a reconnect's gap is recorded."""
-        now = now_ns()
+        """A (re)connect of a stream-only type: no heal; a reconnect's gap is recorded.
+
+        The gap ends when the session opened (``marker.at_ns``, not now: the marker is
+        handled with the frames of its batch, up to a flush interval later).
+        """
+        self.sessions_seen = marker.session + 1
+        now = marker.at_ns or now_ns()
         if marker.reconnects == 0 or state.cov_start is None:
             state.cov_start = now  # the stream watches from here; nothing before is claimed
             return
-        covered_until = state.cov_end if state.cov_end is not None else state.cov_start
+        # coverage is [start, end] inclusive of the last row seen: the gap starts after it
+        covered_until = state.cov_end + 1 if state.cov_end is not None else state.cov_start
+        covered_until = min(covered_until, now)
         self._coverage_break(state, covered_until, now)
+        state.unwatched_from = covered_until
         state.report = replace(state.report, unhealed_gaps=state.report.unhealed_gaps + 1)
         log.warning(
             "%s %s: reconnected; %.1f s not watched cannot be fetched from REST "
@@ -59,9 +69,10 @@ class StreamOnly:
         )
 
     def extend_watched(self) -> None:
-        """While connected, every symbol is watched up to now (called before a flush)."""
-        connected = self.client is not None and self.client.status().connected
-        if not connected:
+        """While connected, every symbol is watched up to now (called before a flush);
+        not while a session's marker waits unhandled (its gap is not recorded yet)."""
+        status = self.client.status() if self.client is not None else None
+        if status is None or not status.connected or status.sessions != self.sessions_seen:
             return
         now = now_ns()
         for state in self.states.values():
@@ -73,8 +84,11 @@ class StreamOnly:
         if state is None or event.rows.height == 0:
             return
         state.frames.append(event.rows)
+        first = int(event.rows.get_column("ts").min())  # type: ignore[arg-type]
         last = int(event.rows.get_column("ts").max())  # type: ignore[arg-type]
         state.last_ts = max(state.last_ts or last, last)
-        if state.cov_start is None:
-            state.cov_start = int(event.rows.get_column("ts").min())  # type: ignore[arg-type]
+        gap = state.unwatched_from
+        if state.cov_start is None or (gap is not None and gap < first < state.cov_start):
+            state.cov_start = first  # the new session delivered from here (ms clocks)
+        state.unwatched_from = None
         state.cov_end = max(state.cov_end or last, last)
