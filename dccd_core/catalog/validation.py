@@ -182,8 +182,7 @@ def _build_specs(
         for j, dt in enumerate(data_types):
             if dt in STREAM_ONLY and dt not in streams:
                 problems.append(
-                    f"{where}.data_types[{j}]: {NO_REST_HISTORY} (stream: [{dt}]; "
-                    "it needs no data_types entry)"
+                    f"{where}.data_types[{j}]: {NO_REST_HISTORY} (add stream: [{dt}])"
                 )
         derivatives = {d for d in data_types if d in DERIVATIVES_ONLY}
         derivatives |= {d for d in streams if d in DERIVATIVES_ONLY}
@@ -239,7 +238,8 @@ def _build_specs(
                         DatasetSpec(
                             key=key,
                             start=ds.start,
-                            update_cron=ds.update,
+                            # no REST history to refresh on a schedule: the stream is all
+                            update_cron=ds.update if dt not in STREAM_ONLY else None,
                             stream=dt in streams,
                             book_depth=ds.book.depth if dt is DataType.BOOK else None,
                             snapshot_interval_s=(
