@@ -80,6 +80,8 @@ CAPABILITY = Capability(
         features.ws_candles(spans=_SPANS, channel="kline"),
         # orderbook.{1,50,200}: any depth up to 200 is served from the next deeper topic
         features.ws_book(book_depths=BOOK_DEPTHS, channel="orderbook"),
+        # linear and inverse only, every liquidation, pushed every 500 ms; WebSocket only
+        features.ws_liquidations(channel="allLiquidation"),
     ),
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",

@@ -1,4 +1,5 @@
-"""Bybit v5 public streams: ``publicTrade``, ``kline`` and ``orderbook`` topics.
+"""Bybit v5 public streams: ``publicTrade``, ``kline``, ``orderbook`` and
+``allLiquidation`` (derivatives only; no REST history) topics.
 
 API: https://bybit-exchange.github.io/docs/v5/websocket/public/trade (and ``/kline``,
 ``/orderbook``). One connection per category: ``wss://stream.bybit.com/v5/public/spot``
@@ -34,6 +35,10 @@ BYBIT_WS = "wss://stream.bybit.com"
 _BOOK_DEPTHS = (1, 50, 200)
 _ARGS_PER_MESSAGE = 10
 _SPANS_BY_INTERVAL = {v: k for k, v in INTERVALS.items()}
+
+
+#: the liquidated position's side -> the side of the order that closed it
+_LIQUIDATED_POSITION = {"Buy": "sell", "Sell": "buy"}
 
 
 def book_channel_depth(depth: int) -> int:
@@ -80,6 +85,8 @@ class BybitWs(ws.WsSource):
             if sub.span is None or sub.span not in INTERVALS:
                 raise errors.NoCapability(f"bybit streams no {sub.span} candles")
             return f"kline.{INTERVALS[sub.span]}.{native}"
+        if sub.data_type is DataType.LIQUIDATIONS:
+            return f"allLiquidation.{native}"
         return f"orderbook.{book_channel_depth(sub.book_depth)}.{native}"
 
     def ws_url(self, sub: ws.WsSubscription) -> str:
@@ -141,6 +148,11 @@ class BybitWs(ws.WsSource):
             return [ws.WsRecords(("kline", interval, native), data, build)]
         if kind == "orderbook":
             return [self._book(msg, data)]
+        if kind == "allLiquidation":
+            self._ws_symbol(rest)
+            rows = columns.json_list(data, topic)
+            liquidations = partial(self._liquidations, rest)
+            return [ws.WsRecords(("liquidations", rest), rows, liquidations)]
         raise errors.UnexpectedPayload(f"bybit stream: unknown topic {topic!r}")
 
     def _control(self, msg: dict[str, Any]) -> ws.WsEvent:
@@ -172,6 +184,33 @@ class BybitWs(ws.WsSource):
             raise errors.UnexpectedPayload(f"{what}: confirm must be true/false, got {closed}")
         frame = candles_frame(*cols, inverse=self._ws_inverse, what=what, closed=closed)
         return ws.WsCandles(self._ws_symbol(native), Span.parse(span), frame)
+
+    def _liquidations(self, native: str, data: list[Any]) -> ws.WsLiquidations:
+        """``allLiquidation`` rows; Bybit's ``S`` is the liquidated *position*'s side
+        (``Buy``: a long was liquidated), so the liquidation order's side is the other
+        one (the side dccd stores, as Binance's ``forceOrder`` sends it). Inverse sizes
+        are contracts of 1 USD, converted to base as for trades. No order id is sent.
+
+        Sample (https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation)::
+
+            {"topic": "allLiquidation.ROSEUSDT", "type": "snapshot", "ts": 1739502303204,
+             "data": [{"T": 1739502302929, "s": "ROSEUSDT", "S": "Sell", "v": "20000",
+                       "p": "0.04499"}]}
+        """
+        what = "bybit allLiquidation"
+        ts, sides, prices, sizes = columns.object_columns(data, ("T", "S", "p", "v"), what)
+        price = columns.float_column("price", prices, what)
+        amount = columns.float_column("amount", sizes, what)
+        rows = columns.to_schema(
+            DataType.LIQUIDATIONS,
+            {
+                "ts": columns.ms_to_ns_column("ts", ts, what),
+                "side": columns.side_column(sides, _LIQUIDATED_POSITION, what),
+                "price": price,
+                "amount": amount / price if self._ws_inverse else amount,
+            },
+        ).sort("ts", maintain_order=True)
+        return ws.WsLiquidations(self._ws_symbol(native), rows)
 
     def _book(self, msg: dict[str, Any], data: Any) -> ws.WsBook:
         what = "bybit orderbook"

@@ -133,3 +133,21 @@ def test_schema_and_key() -> None:
     assert schema_for(KEY.data_type).field("order_id").nullable
     assert natural_key(KEY.data_type) == ("ts", "side", "price", "amount")
     assert pl.DataFrame  # polars imported for the frame types above
+
+
+def test_bybit_documented_all_liquidation_frame() -> None:
+    """Bybit's documented sample: ``S`` is the liquidated position's side, so a ``Sell``
+    (a short liquidated) is stored as the closing order's side, ``buy``."""
+    source = build_source("bybit")
+    perp = DatasetKey.of("bybit", "ROSE/USDT:USDT", "liquidations")
+    sub = WsSubscription(perp.data_type, (perp.symbol,))
+    assert source.ws_url(sub).endswith("/v5/public/linear")
+    assert source.ws_subscribe_messages(sub) == [
+        {"op": "subscribe", "args": ["allLiquidation.ROSEUSDT"]}
+    ]
+    frame = {"topic": "allLiquidation.ROSEUSDT", "type": "snapshot", "ts": 1739502303204,
+             "data": [{"T": 1739502302929, "s": "ROSEUSDT", "S": "Sell", "v": "20000",
+                       "p": "0.04499"}]}  # fmt: skip
+    (event,) = source.parse_ws_messages([orjson.dumps(frame)])
+    assert isinstance(event, WsLiquidations)
+    assert event.rows.rows() == [(1739502302929 * NS_PER_MS, "buy", 0.04499, 20000.0, None)]
