@@ -23,7 +23,7 @@ from aiohttp import web
 from tests.fakes.server import get
 from tests.fakes.ws import WsFake
 
-__all__ = ["LiquidationsFake", "force_order"]
+__all__ = ["BybitLiquidationsFake", "LiquidationsFake", "all_liquidation", "force_order"]
 
 
 def force_order(i: int, t0_ms: int, step_ms: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
@@ -38,6 +38,16 @@ def force_order(i: int, t0_ms: int, step_ms: int, symbol: str = "BTCUSDT") -> di
               "q": qty, "p": price, "ap": price, "X": "FILLED", "l": qty, "z": qty,
               "T": trade_ms},
     }  # fmt: skip
+
+
+def all_liquidation(i: int, t0_ms: int, step_ms: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
+    """Liquidation ``i`` as one Bybit ``allLiquidation`` push (``S``: the liquidated
+    position's side, the opposite of Binance's order side for the same liquidation)."""
+    o = force_order(i, t0_ms, step_ms, symbol)["o"]
+    row = {"T": o["T"], "s": symbol, "S": "Buy" if o["S"] == "SELL" else "Sell", "v": o["z"],
+           "p": o["ap"]}  # fmt: skip
+    return {"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": o["T"] + 1,
+            "data": [row]}  # fmt: skip
 
 
 @dataclass
@@ -65,9 +75,20 @@ class LiquidationsFake(WsFake):
     @get("/stream")
     async def stream(self, request: web.Request) -> web.StreamResponse:
         self.streams.append(request.query.get("streams", ""))
+        return await self.serve_ws(request)
+
+    async def serve_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self.accept(request)
-        await self.read_until_closed(ws, [asyncio.create_task(self._push(ws))])
+        await self.read_until_closed(ws, [asyncio.create_task(self._push(ws))], self.on_text)
         return ws
+
+    async def on_text(self, text: str) -> None:
+        """A client frame (Binance: none expected)."""
+
+    def frame(self, i: int) -> bytes:
+        """Liquidation ``i`` as the exchange pushes it."""
+        data = force_order(i, self.t0_ms, self.step_ms)
+        return orjson.dumps({"stream": "btcusdt@forceOrder", "data": data})
 
     async def _push(self, ws: web.WebSocketResponse) -> None:
         i = self.now_index()  # what happened before this connection is lost
@@ -77,13 +98,9 @@ class LiquidationsFake(WsFake):
         while self.running(ws):
             now = self.now_index()
             while i < now:
-                frame = {
-                    "stream": "btcusdt@forceOrder",
-                    "data": force_order(i, self.t0_ms, self.step_ms),
-                }
                 if ws.closed:
                     return
-                await ws.send_bytes(orjson.dumps(frame))
+                await ws.send_bytes(self.frame(i))
                 sent.append(i)
                 i += 1
                 counter["sent"] += 1
@@ -93,3 +110,34 @@ class LiquidationsFake(WsFake):
 
     def app(self) -> web.Application:
         return self.ws_app()
+
+
+@dataclass
+class BybitLiquidationsFake(LiquidationsFake):
+    """The same liquidations on Bybit's ``/v5/public/linear``: the client's subscribe
+    messages are recorded, its ``{"op": "ping"}`` answered with Bybit's pong."""
+
+    subscriptions: list[Any] = field(default_factory=list)
+    ws_handle: web.WebSocketResponse | None = None
+
+    @get("/v5/public/linear")
+    async def linear(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve_ws(request)
+
+    async def serve_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = await self.accept(request)
+        self.ws_handle = ws
+        await self.read_until_closed(ws, [asyncio.create_task(self._push(ws))], self.on_text)
+        return ws
+
+    async def on_text(self, text: str) -> None:
+        msg = orjson.loads(text)
+        if msg.get("op") == "subscribe":
+            self.subscriptions.append(msg["args"])
+        elif msg.get("op") == "ping" and self.ws_handle is not None:
+            self.pings += 1
+            pong = {"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"}
+            await self.ws_handle.send_bytes(orjson.dumps(pong))
+
+    def frame(self, i: int) -> bytes:
+        return orjson.dumps(all_liquidation(i, self.t0_ms, self.step_ms))

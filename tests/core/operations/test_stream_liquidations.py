@@ -18,7 +18,7 @@ from dccd_core.sources.registry import build_source
 from dccd_core.sources.ws import WsLiquidations, WsSubscription
 from dccd_core.storage import Store, find_holes
 from tests.fakes.kit import stream_on
-from tests.fakes.liquidations_ws import LiquidationsFake, force_order
+from tests.fakes.liquidations_ws import BybitLiquidationsFake, LiquidationsFake, force_order
 
 PERP = "BTC/USDT:USDT"
 KEY = DatasetKey.of("binance", PERP, "liquidations")
@@ -59,8 +59,19 @@ def test_documented_force_order_frame() -> None:
     source = build_source("binance")
     sub = WsSubscription(KEY.data_type, (KEY.symbol,))
     assert source.ws_url(sub).endswith("/stream?streams=btcusdt@forceOrder")
-    order = {"s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910",
-             "ap": "9910", "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1568014460893}
+    order = {
+        "s": "BTCUSDT",
+        "S": "SELL",
+        "o": "LIMIT",
+        "f": "IOC",
+        "q": "0.014",
+        "p": "9910",
+        "ap": "9910",
+        "X": "FILLED",
+        "l": "0.014",
+        "z": "0.014",
+        "T": 1568014460893,
+    }
     data = {"e": "forceOrder", "E": 1568014460893, "o": order}
     frame = {"stream": "btcusdt@forceOrder", "data": data}
     (event,) = source.parse_ws_messages([orjson.dumps(frame)])
@@ -85,14 +96,18 @@ async def test_rows_equal_truth_without_drops(tmp_path: Path) -> None:
     ).holes
 
 
-async def test_dropped_connection_is_an_unhealed_gap(tmp_path: Path) -> None:
-    fake = LiquidationsFake(drop_every=60)
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+async def test_dropped_connection_is_an_unhealed_gap(tmp_path: Path, exchange: str) -> None:
+    fake = (LiquidationsFake if exchange == "binance" else BybitLiquidationsFake)(drop_every=60)
     store = Store(tmp_path)
     final = await stream_on(
-        fake, "binance", [PERP], "liquidations", store=store, prepare=_no_rest,
+        fake, exchange, [PERP], "liquidations", store=store, prepare=_no_rest,
         flush_interval_s=0.2, max_runtime_s=2.5,
     )  # fmt: skip
-    stored = store.read(KEY).sort("ts")
+    key = DatasetKey.of(exchange, PERP, "liquidations")
+    if isinstance(fake, BybitLiquidationsFake):  # every session subscribed again
+        assert fake.subscriptions == [["allLiquidation.BTCUSDT"]] * fake.connections
+    stored = store.read(key).sort("ts")
     # what was sent, and only that, is stored: nothing invented for the gaps
     _check_sessions(stored, fake)
     assert fake.drops >= 2 and final.reconnects >= 2
@@ -100,7 +115,7 @@ async def test_dropped_connection_is_an_unhealed_gap(tmp_path: Path) -> None:
     assert final.per_symbol[PERP].unhealed_gaps == final.reconnects
     # every liquidation lost while disconnected lies in a coverage hole
     first, last = int(stored["ts"][0]), int(stored["ts"][-1])
-    holes = find_holes(KEY, store.coverage(KEY), first, last).holes
+    holes = find_holes(key, store.coverage(key), first, last).holes
     assert len(holes) >= final.reconnects - 1
     lost = [
         (fake.t0_ms + i * fake.step_ms) * NS_PER_MS
