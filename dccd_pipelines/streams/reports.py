@@ -61,6 +61,8 @@ def describe_flush(spec: StreamSpec, report: FlushReport) -> str:
         f"{report.rows} rows (total {report.total_rows}), last message {last}, lag {lag}, "
         f"reconnects {report.reconnects}, healed gaps {report.healed_gaps}"
     )
+    if report.unhealed_gaps:  # data lost for good (liquidations: no REST to heal from)
+        figures += f", UNHEALED gaps {report.unhealed_gaps} (see the no_holes check)"
     if report.connected:
         return f"{spec.name}: {figures}"
     down = f" for {report.down_s:.0f} s" if report.down_s is not None else ""
