@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from .errors import NoCapability
 from .timeutil import NS_PER_DAY
-from .types import DataType, Span
+from .types import NO_REST_HISTORY, STREAM_ONLY, DataType, Span
 
 __all__ = ["Capability", "Feature", "PageDirection", "Transport"]
 
@@ -104,6 +104,8 @@ class Capability:
         ``history``: the request needs paging into the past (a backfill), not just the
         latest page.
         """
+        if transport is Transport.REST and data_type in STREAM_ONLY:
+            raise NoCapability(NO_REST_HISTORY)  # on no exchange: the one message
         feature = self.feature(data_type, transport)
         if feature is None:
             raise NoCapability(

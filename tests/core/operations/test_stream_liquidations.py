@@ -166,3 +166,13 @@ def test_bybit_documented_all_liquidation_frame() -> None:
     (event,) = source.parse_ws_messages([orjson.dumps(frame)])
     assert isinstance(event, WsLiquidations)
     assert event.rows.rows() == [(1739502302929 * NS_PER_MS, "buy", 0.04499, 20000.0, None)]
+
+
+def test_rest_capability_refused_with_the_one_message() -> None:
+    """``dccd backfill`` asks the capability first: the same message as ``backfill``."""
+    from dccd_core.domain import Transport
+
+    for exchange in ("binance", "bybit", "kraken"):
+        capability = build_source(exchange).capability
+        with pytest.raises(NoCapability, match=f"^{NO_REST_HISTORY}$"):
+            capability.require(KEY.data_type, Transport.REST)
