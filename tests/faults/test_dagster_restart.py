@@ -49,6 +49,7 @@ from dccd_core.storage import Store
 from dccd_pipelines.streams import STREAM_TAG
 from tests.fakes.binance_ws import BinanceStreamFake, interval_ms
 from tests.fakes.server import serve_in_thread
+from tests.faults.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -195,15 +196,10 @@ class DagsterDev:
 
 def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float,
               dev: DagsterDev | None = None, every_s: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            log = f"\n--- dagster dev log tail ---\n{dev.tail()}" if dev is not None else ""
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{log}")
-        time.sleep(every_s)
+    def tail() -> str:
+        return f"--- dagster dev log tail ---\n{dev.tail()}" if dev is not None else ""
+
+    return wait_for(what, probe, timeout_s, tail, every_s)
 
 
 def _wait_for_quietly(probe: Callable[[], object], timeout_s: float) -> None:

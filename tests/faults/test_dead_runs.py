@@ -21,10 +21,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import pytest
@@ -36,6 +36,7 @@ from dccd_core.storage import Store
 from dccd_pipelines.liveness import SENSOR_NAME
 from tests.fakes.binance import FakeBinance
 from tests.fakes.server import serve_in_thread
+from tests.faults.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +49,6 @@ CANDLES = DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
 # live run's heartbeat on a loaded 2-core machine
 TIMEOUT_S = 10
 DAY_MS = 86_400_000
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -77,16 +76,6 @@ class Exchange:
         return app
 
 
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float,
-              logs: Callable[[], str] = lambda: "") -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{logs()}")
-        time.sleep(0.25)
 
 
 @dataclass
@@ -195,14 +184,14 @@ def test_killed_runs_are_failed_and_free_the_exchange(project: tuple[Project, Ex
         proj.start("daemon", "dagster-daemon", "run", "-w", "workspace.yaml")
         one, two = proj.materialize(first), proj.materialize(second)
         # both hang mid-fetch, holding the pool's two slots
-        _wait_for("two runs holding both dccd_binance slots",
+        wait_for("two runs holding both dccd_binance slots",
                   lambda: len(_claimed(instance)) == 2 and len(exchange.days_asked) >= 2,
                   # a loaded 2-core CI machine took over 60 s to bring the second
                   # `dagster asset materialize` process to its step (both runs STARTED)
                   180, lambda: f"claimed {_claimed(instance)}, runs "
                   f"{[(r.run_id, r.status.value) for r in instance.get_runs()]}\n{proj.logs()}")
         waiting = proj.materialize(third)
-        run3 = _wait_for("the third run to start", lambda: (
+        run3 = wait_for("the third run to start", lambda: (
             r if (r := _run_of(instance, third)) and r.status is DagsterRunStatus.STARTED
             else None), 45, proj.logs)
         time.sleep(TIMEOUT_S + 5)  # longer than the timeout: live runs are left alone
@@ -218,7 +207,7 @@ def test_killed_runs_are_failed_and_free_the_exchange(project: tuple[Project, Ex
         os.kill(one.pid, signal.SIGKILL)
         _kill_tree(two.pid)
         for run in (run1, run2):
-            _wait_for(f"run {run.run_id} failed by {SENSOR_NAME}", lambda r=run: (
+            wait_for(f"run {run.run_id} failed by {SENSOR_NAME}", lambda r=run: (
                 instance.get_run_by_id(r.run_id).status is DagsterRunStatus.FAILURE),  # type: ignore[union-attr]
                 60, proj.logs)
         detected_s = time.monotonic() - killed_at
@@ -230,7 +219,7 @@ def test_killed_runs_are_failed_and_free_the_exchange(project: tuple[Project, Ex
         # the dead runs hold nothing; the waiting run gets a slot and fetches its day
         assert not {run1.run_id, run2.run_id} & set(_claimed(instance))
         third_day = to_ns(third.isoformat()) // 10**6 // DAY_MS
-        _wait_for("the third run's first request", lambda: third_day in exchange.days_asked,
+        wait_for("the third run's first request", lambda: third_day in exchange.days_asked,
                   30, proj.logs)
         started_s = time.monotonic() - killed_at
         assert waiting.wait(60) == 0, proj.logs()
