@@ -107,10 +107,7 @@ def _checked_rows(
 ) -> Callable[..., Awaitable[pl.DataFrame]]:
     @functools.wraps(method)
     async def fetch(self: Source, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        rows = await method(self, *args, **kwargs)
-        if self.check_plausibility:
-            check_rows(rows, data_type, origin=self.id)
-        return rows
+        return self._plausible(await method(self, *args, **kwargs), data_type)
 
     return fetch
 
@@ -121,8 +118,7 @@ def _checked_trades(
     @functools.wraps(method)
     async def fetch(self: Source, *args: Any, **kwargs: Any) -> TradePage:
         page = await method(self, *args, **kwargs)
-        if self.check_plausibility:
-            check_rows(page.rows, DataType.TRADES, origin=self.id)
+        self._plausible(page.rows, DataType.TRADES)
         if self.monotonic_trade_ids:
             check_trade_id_order(page.rows, origin=self.id)
         return page
@@ -335,7 +331,7 @@ class Source(ABC):
     fetch_index_candles = functools.partialmethod(_checked_price_candles, DataType.INDEX)
 
     def _plausible(self, rows: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
-        """``rows`` once ``check_rows`` passed them (the page methods' wrapper, inline)."""
+        """``rows`` once ``check_rows`` passed them: every page method's exit check."""
         if self.check_plausibility:
             check_rows(rows, data_type, origin=self.id)
         return rows

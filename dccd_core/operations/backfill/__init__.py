@@ -53,7 +53,7 @@ from dccd_core.transport.paginate import (
 )
 
 from .commit_loop import commit_chunks
-from .report import BackfillProgress, BackfillResult, RunCounters
+from .report import BackfillProgress, BackfillResult, BackfillTracker
 from .start import (
     DEFAULT_CANDLE_LOOKBACK_NS,
     DEFAULT_TRADE_LOOKBACK_NS,
@@ -197,7 +197,7 @@ async def _backfill_pages(
     concurrency: int,
     progress_interval_s: float,
 ) -> BackfillResult:
-    run = RunCounters(key, source, start_ts, end_ts, progress)
+    run = BackfillTracker(key, source, start_ts, end_ts, progress)
     chunks: AsyncGenerator[Chunk, None]
     if key.data_type is DataType.FUNDING:
         chunks = paginate_funding(
@@ -240,7 +240,7 @@ async def _backfill_book(
     progress: Callable[[BackfillProgress], None] | None,
 ) -> BackfillResult:
     """Books have no history: one snapshot now."""
-    run = RunCounters(key, source, now_ns(), now_ns(), progress)
+    run = BackfillTracker(key, source, now_ns(), now_ns(), progress)
     rows = await source.fetch_book(key.symbol, _book_depth(source))
     provenance = {**source.describe(), "transport": "rest"}
     written = store.write(key, rows, provenance=provenance)

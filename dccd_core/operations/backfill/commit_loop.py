@@ -22,7 +22,7 @@ from dccd_core.domain import DatasetKey
 from dccd_core.storage import Store, WriteResult, period_of
 from dccd_core.transport.paginate import Chunk
 
-from .report import RunCounters
+from .report import BackfillTracker
 
 __all__ = ["commit_chunks"]
 
@@ -68,7 +68,7 @@ async def commit_chunks(
     key: DatasetKey,
     store: Store,
     chunks: AsyncGenerator[Chunk, None],
-    run: RunCounters,
+    run: BackfillTracker,
     provenance: dict[str, str],
 ) -> WriteResult:
     """Write chunks in order; commit per finished period or bound; record coverage.

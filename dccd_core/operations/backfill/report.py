@@ -19,7 +19,7 @@ from dccd_core.sources.base import Source
 from dccd_core.storage import WriteResult
 from dccd_core.transport.paginate import PageStats
 
-__all__ = ["BackfillProgress", "BackfillResult", "RunCounters"]
+__all__ = ["BackfillProgress", "BackfillResult", "BackfillTracker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +80,9 @@ class BackfillResult:
     files: tuple[Path, ...]
 
 
-class RunCounters:
-    """Counters of one backfill, its progress reports and its result."""
+class BackfillTracker:
+    """Tracks one backfill as it runs: its counters, its progress reports and, at the
+    end, its ``BackfillResult`` (the pipelines' ``RunCounters`` is that result's record)."""
 
     def __init__(
         self,
@@ -155,6 +156,14 @@ class RunCounters:
 
     def result(self, written: WriteResult, start_ts: int, end_ts: int) -> BackfillResult:
         """The run's result, once ``written`` is committed."""
-        # (fields in order: rows_fetched, rows_new, requests, retries, rate_limit_pauses)
-        counts = (self.rows, written.new_rows, *self.counts())
-        return BackfillResult(*counts, start_ts, end_ts, written.files)
+        requests, retries, pauses = self.counts()
+        return BackfillResult(
+            rows_fetched=self.rows,
+            rows_new=written.new_rows,
+            requests=requests,
+            retries=retries,
+            rate_limit_pauses=pauses,
+            start_ts=start_ts,
+            end_ts=end_ts,
+            files=written.files,
+        )

@@ -22,7 +22,7 @@ from dccd_core.transport.errors import TRANSIENT, ErrorTable
 from dccd_core.transport.http import HttpClient, JsonResponse
 from dccd_core.transport.limiter import WeightLimiter
 
-from .. import columns
+from .. import columns, windows
 from ..base import Endpoints, Request, Source, TradePage
 from .capability import BIN_SIZES, CAPABILITY, PAGE_LIMIT, REST_URL, WS_URL
 from .funding import parse_funding
@@ -218,10 +218,9 @@ class BitmexRest(Source):
         return TradePage(page, (last_ms, at_last))
 
     async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
-        if not symbol.is_perpetual:
-            raise errors.NoCapability(
-                f"bitmex funding needs a perpetual like BTC/USD:BTC, not {symbol}"
-            )
+        windows.require_perpetual(
+            symbol.is_perpetual, f"bitmex funding needs a perpetual like BTC/USD:BTC, not {symbol}"
+        )
         request = build_funding_request(self.native_symbol(symbol), start_ts, end_ts)
         return parse_funding(await self._get(request))
 
