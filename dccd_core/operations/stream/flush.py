@@ -16,7 +16,6 @@ import polars as pl
 
 from dccd_core.domain import (
     NS_PER_S,
-    STREAM_ONLY,
     DatasetKey,
     DataType,
     DccdError,
@@ -53,14 +52,10 @@ class Flushing:
     messages: int
     last_message_at: float | None
 
-    def extend_watched(self) -> None: ...  # StreamOnly (before this class in the MRO)
-
     def take(self) -> Taken:
         """Detach the buffers (new rows go to fresh ones) for a write."""
         taken: Taken = {}
         key_cols = list(natural_key(self.sub.data_type))
-        if self.sub.data_type in STREAM_ONLY:
-            self.extend_watched()
         for symbol, state in self.states.items():
             frame: pl.DataFrame | None = None
             if state.frames:

@@ -45,7 +45,7 @@ from dccd_core.transport.ws import Connected, WsClient
 from ..book import LiveBook
 from ..heal import fetch_candles_window, fetch_trades_window
 from .books import BookUpkeep
-from .flush import Flushing
+from .flush import Flushing, Taken
 from .state import StreamStore, SymbolState
 from .stream_only import StreamOnly
 
@@ -89,6 +89,13 @@ class Streamer(BookUpkeep, StreamOnly, Flushing):
         self.started = time.monotonic()
         self.messages = 0
         self.last_message_at: float | None = None  # time.monotonic()
+
+    def take(self) -> Taken:
+        """Detach the buffers for a write; a stream-only type's coverage first grows to
+        now while connected (``StreamOnly``), since no REST heal will ever fill it."""
+        if self.sub.data_type in STREAM_ONLY:
+            self.extend_watched()
+        return super().take()
 
     async def on_connected(self, marker: Connected) -> None:
         log.info(
