@@ -1,6 +1,13 @@
 """Pure, synchronous domain types of dccd: no I/O, strictly typed."""
 
-from .capability import Capability, Feature, PageDirection, Transport
+from .capability import (
+    ArchiveFeature,
+    ArchiveGranularity,
+    Capability,
+    Feature,
+    PageDirection,
+    Transport,
+)
 from .dataset import DatasetKey, validate_exchange_id
 from .errors import (
     CatalogError,
@@ -61,6 +68,8 @@ __all__ = [
     "SCHEMAS",
     "SPANNED_TYPES",
     "STREAM_ONLY",
+    "ArchiveFeature",
+    "ArchiveGranularity",
     "Capability",
     "CatalogError",
     "ConfigError",

@@ -14,7 +14,14 @@ from .errors import NoCapability
 from .timeutil import NS_PER_DAY
 from .types import NO_REST_HISTORY, STREAM_ONLY, DataType, Span
 
-__all__ = ["Capability", "Feature", "PageDirection", "Transport"]
+__all__ = [
+    "ArchiveFeature",
+    "ArchiveGranularity",
+    "Capability",
+    "Feature",
+    "PageDirection",
+    "Transport",
+]
 
 
 class Transport(StrEnum):
@@ -71,6 +78,36 @@ class Feature:
         return "full"
 
 
+class ArchiveGranularity(StrEnum):
+    """How much history one bulk file holds."""
+
+    MONTHLY = "monthly"
+    DAILY = "daily"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFeature:
+    """One series an exchange publishes as bulk files (e.g. data.binance.vision klines).
+
+    ``markets``: which markets' symbols have files, as ``Symbol.market_kind`` names them
+    (``spot``, ``linear``, ``inverse``).
+    ``granularities``: monthly files for closed months and/or daily files for closed
+    days; the planner prefers monthly, then daily, then REST for the recent tail.
+    ``lag_days``: a closed day's file is published this many days later, at most.
+    ``checksum``: each file has a published sha256 beside it.
+    ``spans``: the candle spans files exist for (empty: not a candle type).
+    ``docs_url``: where the layout is documented (or ``""``: undocumented, said in code).
+    """
+
+    data_type: DataType
+    markets: tuple[str, ...]
+    granularities: tuple[ArchiveGranularity, ...]
+    spans: tuple[Span, ...] = ()
+    lag_days: int = 1
+    checksum: bool = False
+    docs_url: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Capability:
     """Everything an exchange can serve, plus its request budget."""
@@ -80,6 +117,20 @@ class Capability:
     weight_per_minute: int = 1_200
     docs_url: str = ""
     markets: tuple[str, ...] = field(default=("spot",))
+    #: the series published as bulk files (``dccd_core/sources/archives``); () if none
+    archives: tuple[ArchiveFeature, ...] = ()
+
+    def archive(
+        self, data_type: DataType, market: str, span: Span | None = None
+    ) -> ArchiveFeature | None:
+        """The bulk-file series serving ``data_type`` of ``market`` (and ``span``), or None."""
+        for feature in self.archives:
+            if feature.data_type is not data_type or market not in feature.markets:
+                continue
+            if span is not None and feature.spans and span not in feature.spans:
+                continue
+            return feature
+        return None
 
     def feature(self, data_type: DataType, transport: Transport = Transport.REST) -> Feature | None:
         """The declared feature, or None."""

@@ -57,6 +57,14 @@ class Symbol:
         return self.settle is not None
 
     @property
+    def market_kind(self) -> str:
+        """``spot``, ``linear`` (settled in the quote) or ``inverse`` (settled in the base):
+        the vocabulary ``ArchiveFeature.markets`` uses."""
+        if self.settle is None:
+            return "spot"
+        return "inverse" if self.settle == self.base else "linear"
+
+    @property
     def path_name(self) -> str:
         """The lake folder name: ``BTC-USDT`` or ``BTC-USDT-USDT``."""
         return "-".join(p for p in (self.base, self.quote, self.settle) if p)
