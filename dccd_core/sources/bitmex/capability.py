@@ -73,7 +73,8 @@ CAPABILITY = Capability(
             granularities=(ArchiveGranularity.DAILY,),
             lag_days=1,
             checksum=False,  # none is published: only gzip integrity and the rows are checked
-            docs_url="https://public.bitmex.com/?prefix=data/trade/",
+            # only a file listing (public.bitmex.com/?prefix=data/trade/): undocumented
+            docs_url="",
         ),
     ),
 )
