@@ -30,7 +30,14 @@ from typing import ClassVar
 import httpx
 import polars as pl
 
-from dccd_core.domain import ArchiveFeature, Capability, DatasetKey, NoCapability
+from dccd_core.domain import (
+    NS_PER_DAY,
+    ArchiveFeature,
+    ArchiveGranularity,
+    Capability,
+    DatasetKey,
+    NoCapability,
+)
 from dccd_core.transport.download import Downloader
 
 from .base import ArchiveFile, ArchiveReader, IngestedFile
@@ -114,6 +121,25 @@ class HttpArchiveReader(ArchiveReader):
             now_ts,
             lag_days=feature.lag_days,
             granularities=feature.granularities,
+        )
+        return [self.file_for(key, period) for period in periods]
+
+    def daily_files(self, key: DatasetKey, file: ArchiveFile) -> list[ArchiveFile]:
+        """The daily files covering a monthly ``file`` (its fallback when the month's file
+        is missing or fails: a month refetched over REST is what archives avoid); [] if
+        the exchange publishes no daily files or ``file`` is one already."""
+        feature = self.feature(key)
+        if (
+            file.granularity is ArchiveGranularity.DAILY
+            or ArchiveGranularity.DAILY not in feature.granularities
+        ):
+            return []
+        periods = archive_periods(
+            file.start_ts,
+            file.end_ts,
+            file.end_ts + (feature.lag_days + 1) * NS_PER_DAY,
+            lag_days=feature.lag_days,
+            granularities=(ArchiveGranularity.DAILY,),
         )
         return [self.file_for(key, period) for period in periods]
 

@@ -230,3 +230,16 @@ def test_plan_uses_the_documented_paths() -> None:
     (trades,) = reader.plan_files(TRADES, to_ns("2024-02-01"), to_ns("2024-02-02"), LATER)
     assert trades.path == "/data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-02-01.zip"
     assert files[1].end_ts - files[1].start_ts == NS_PER_DAY
+
+
+async def test_a_missing_month_falls_back_to_its_daily_files() -> None:
+    binance = _binance()
+    fake = FakeArchives(binance=binance, missing={"BTCUSDT-1m-2024-02.zip"})
+    async with archive_reader_on("binance", fake) as reader:
+        (month,) = reader.plan_files(CANDLES, to_ns("2024-02-01"), to_ns("2024-03-01"), LATER)
+        with pytest.raises(ArchiveUnavailable, match="missing"):
+            await read_file(reader, CANDLES, month)
+        days = reader.daily_files(CANDLES, month)
+        assert len(days) == 29 and reader.daily_files(CANDLES, days[0]) == []
+        rows = pl.concat([await read_file(reader, CANDLES, day) for day in days])
+    assert rows.equals(_truth(binance, CANDLES, month.start_ts, month.end_ts))
