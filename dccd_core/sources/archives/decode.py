@@ -1,7 +1,7 @@
 """Streaming decompression and CSV decoding of one downloaded archive file.
 
 A file is never held whole, compressed or not: the single member of a zip (Binance) or
-a ``.csv.gz`` (Bybit, BitMEX) is decompressed in blocks of about ``block_bytes``, each
+a ``.csv.gz`` (Bybit, BitMEX) is decompressed in blocks of about ``block_bytes`` (4 MB), each
 block cut at its last newline and parsed by polars on its own, so memory is bounded by
 the block size whatever the file's size.
 
@@ -40,8 +40,9 @@ from .base import ArchiveUnavailable
 
 __all__ = ["DEFAULT_BLOCK_BYTES", "CsvLayout", "iter_csv_frames", "open_member"]
 
-#: decompressed bytes parsed at once: ~60-100k rows of aggTrades or klines
-DEFAULT_BLOCK_BYTES = 8 << 20
+#: decompressed bytes parsed at once: ~60k rows of aggTrades. Measured on a 1.16M-row
+#: day: 2 MB blocks +52 MB peak RSS, 4 MB +77 MB, 8 MB +135 MB, at ~1.2-1.7M rows/s each
+DEFAULT_BLOCK_BYTES = 4 << 20
 
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, OSError)
 

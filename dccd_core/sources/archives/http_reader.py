@@ -6,7 +6,7 @@ rows of the dataset's schema (``to_rows``); everything else is done here, once:
 
     plan_files: calendar.archive_periods (monthly, then daily, published by now)
     read:       fetch.fetch_verified -> temp file, sha256 against the published one
-                decode.open_member + iter_csv_frames -> blocks of about 8 MB of text
+                decode.open_member + iter_csv_frames -> blocks of about 4 MB of text
                 to_rows (per exchange; the timestamp unit held per file in FileState)
                 checks.check_archive_rows -> inside the file's period, plausible values
                 IngestedFile once the last block was read
