@@ -8,7 +8,8 @@ mixing archive and REST rows can be compared with ``truth_candles``/``truth_trad
 * Binance: ``/data/{spot,futures/um}/{monthly,daily}/klines/SYM/SPAN/SYM-SPAN-DATE.zip``
   and ``.../aggTrades/SYM/SYM-aggTrades-DATE.zip``, each with ``<file>.CHECKSUM``
   (``<sha256>  <name>``); a zip holds ``<name>.csv``. Replayed aggregates
-  (``MarketData.replays``) are in the files as on the REST wire.
+  (``MarketData.replays``) and backdated ones (``backdated_ms``) are in the files as on
+  the REST wire.
 * Bybit: ``/trading/SYM/SYMYYYY-MM-DD.csv.gz`` (linear and inverse perpetuals of
   ``FakeBybit``'s tapes), header row, seconds with four decimals; no checksum.
 * BitMEX: ``/data/trade/YYYYMMDD.csv.gz``, every symbol of ``bitmex_symbols`` in one
@@ -194,6 +195,9 @@ def binance_csv(
             "f": (src + data.first_id) * 2,
         }
     )
+    if data.backdated_ms:  # garbage aggregates, as on the REST wire (``agg_body``)
+        back = np.array([data.backdated_ms.get(int(i), 0) for i in k], dtype=np.int64)
+        frame = frame.with_columns(pl.col("T") - pl.Series(back * ts_factor))
     if bump_last and frame.height:
         frame = frame.with_columns(
             pl.when(pl.int_range(pl.len()) == pl.len() - 1)

@@ -41,6 +41,7 @@ from dccd_core.domain import (
     NoCapability,
     iso_datetime,
 )
+from dccd_core.domain.sanity import IdEdges
 from dccd_core.transport.download import Downloader
 
 from .base import ArchiveFile, ArchiveReader, ArchiveUnavailable, IngestedFile
@@ -67,6 +68,8 @@ class FileState:
     ns_per_unit: int | None = None
     #: the highest trade id seen so far in this file (exchanges with integer ids)
     last_trade_id: int | None = None
+    #: the lowest and highest (id, ts) checked so far (``check_trade_id_order``)
+    id_edges: IdEdges | None = None
 
 
 class HttpArchiveReader(ArchiveReader):
