@@ -264,7 +264,7 @@ def _zip(name: str, content: bytes) -> bytes:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # deterministic bytes
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(info, content)
+        archive.writestr(info, content, compresslevel=1)  # fast: a fake serves big days
     return buffer.getvalue()
 
 
@@ -343,7 +343,7 @@ class FakeArchives:
         cached = self._cache.get((name, version))
         if cached is None:
             csv = bitmex_csv(self.bitmex, self.bitmex_symbols, start_ms, start_ms + _DAY_MS)
-            cached = self._finish(name, gzip.compress(csv, mtime=0))
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
             self._cache[(name, version)] = cached
         return name, cached
 
@@ -361,7 +361,7 @@ class FakeArchives:
             csv = bybit_csv(
                 self.bybit, native, start_ms, end_ms, newest_first=self.bybit_newest_first
             )
-            cached = self._finish(name, gzip.compress(csv, mtime=0))
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
             self._cache[(name, version)] = cached
         return name, cached
 
@@ -383,13 +383,15 @@ class FakeArchives:
             await asyncio.sleep(self.latency_s)
         found: tuple[str, bytes] | None = None
         checksum = False
+        # files are generated in a thread: a big day must not stall the loop the
+        # reader (and a REST fake) may share with this server
         if (match := _BINANCE.match(request.path)) is not None:
-            found = self._binance_file(match)
+            found = await asyncio.to_thread(self._binance_file, match)
             checksum = bool(match["checksum"])
         elif (match := _BITMEX.match(request.path)) is not None:
-            found = self._bitmex_file(match)
+            found = await asyncio.to_thread(self._bitmex_file, match)
         elif (match := _BYBIT.match(request.path)) is not None:
-            found = self._bybit_file(match)
+            found = await asyncio.to_thread(self._bybit_file, match)
         if found is None or found[0] in self.missing:
             return web.Response(status=404, text="<Error><Code>NoSuchKey</Code></Error>")
         name, content = found
