@@ -139,3 +139,22 @@ def test_backward_reading_yields_every_row_reversed(header: bytes, block: int) -
     rows = pl.concat(frames)
     assert rows.get_column("t").to_list() == [1715299200000 + i for i in reversed(range(3000))]
     assert max(f.height for f in frames) <= block // 20 + 1  # a block and one carried line
+
+
+def test_a_zip_corrupted_inside_is_unavailable(tmp_path: Path) -> None:
+    """A flipped byte inside the deflate stream: a zlib or CRC error (or garbage text),
+    never rows."""
+    body = b"".join(f"{1715299200000 + i},{i}.5,1\n".encode() for i in range(50000))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.csv", body)
+    data = bytearray(zipped.getvalue())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "x.zip"
+    path.write_bytes(bytes(data))
+    with (
+        pytest.raises(ArchiveUnavailable, match=r"truncated or corrupt|unreadable"),
+        ExitStack() as stack,
+    ):
+        stream = open_member(path, "x.zip", stack)
+        list(iter_csv_frames(stream, "x.zip", LAYOUT, block_bytes=1 << 16))
