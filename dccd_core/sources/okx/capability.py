@@ -13,6 +13,9 @@
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
 * Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
   ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
+* Liquidations (swaps, WebSocket only): ``liquidation-orders`` on ``/ws/v5/public``,
+  subscribed per instrument type (every swap's, filtered to the subscribed ones);
+  sizes in contracts converted to base with ``ctVal``, the price is the bankruptcy price.
 
 Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-history
 """
@@ -69,6 +72,8 @@ CAPABILITY = Capability(
         features.ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
         features.ws_book(book_depths=BOOK_DEPTHS, channel="books"),
+        # swaps only, every swap's on one subscription; WebSocket only (no REST history)
+        features.ws_liquidations(channel="liquidation-orders"),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",
