@@ -156,13 +156,19 @@ def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
     assert outcomes["no_holes"].examples[0]["start"].startswith(skipped)
 
 
-def test_a_short_history_window_does_not_age_the_catalog_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("exchange", "span", "days"),
+    [("binance", "1h", 60), ("okx", "5m", 20)],  # Binance: 30 days; OKX: 1,440 samples
+)
+def test_a_short_history_window_does_not_age_the_catalog_out(
+    tmp_path: Path, exchange: str, span: str, days: int
+) -> None:
     last_ms = to_ns(TODAY.isoformat()) // 1_000_000
-    fake = OI_FAKES["binance"](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
-    with serve_in_thread(lambda: oi_app("binance", fake)) as origin:
-        since = (TODAY - timedelta(days=60)).isoformat()  # older than Binance's 30 days
+    fake = OI_FAKES[exchange](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app(exchange, fake)) as origin:
+        since = (TODAY - timedelta(days=days)).isoformat()  # older than the window
         catalog = catalog_for(
-            tmp_path, "binance", origin, data_types=["open_interest"], spans=["1h"], start=since
+            tmp_path, exchange, origin, data_types=["open_interest"], spans=[span], start=since
         )
         result = materialize_dataset(catalog, partition_key=since, raise_on_error=False)
     assert not result.success  # the old partition is refused ...
