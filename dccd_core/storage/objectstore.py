@@ -166,7 +166,14 @@ class _Bucket:
     def put(self, key: str, data: bytes | Path, mode: Any = "overwrite") -> str:
         """Upload bytes or a local file (multipart when large: invisible until whole);
         returns the new etag."""
-        result = self.call("write", key, "put", key, data, mode=mode)
+        try:
+            result = self.call("write", key, "put", key, data, mode=mode)
+        except FileNotFoundError:  # a PUT finds no object missing: the bucket is
+            raise StoreError(
+                f"cannot write {self.url(key)}: the bucket {self.name!r} does not exist at "
+                f"{self.options.endpoint_url or 'the default AWS endpoint'}; create it or "
+                "fix store.root / the endpoint (AWS_ENDPOINT_URL or store.endpoint_url)"
+            ) from None
         return str(result["e_tag"])
 
     def copy(self, src: str, dst: str) -> None:
@@ -369,20 +376,27 @@ class _RangeReader(io.RawIOBase):
 
 
 _classes: dict[tuple[str, ObjectStoreOptions], type[ObjectPath]] = {}
+_configured: dict[str, ObjectStoreOptions] = {}  # bucket -> the last explicit options
 _classes_guard = threading.Lock()
 
 
 def object_root(url: str | ObjectPath, options: ObjectStoreOptions | None = None) -> ObjectPath:
-    """The ``ObjectPath`` of ``s3://bucket/prefix`` (options completed from the AWS
-    variables); an ``ObjectPath`` is returned as it is."""
+    """The ``ObjectPath`` of ``s3://bucket/prefix``; an ``ObjectPath`` is returned as
+    it is.
+
+    Without ``options``, a bucket this process was configured for before (the catalog
+    names its endpoint once; Dagster resources and checks get the root back as a URL
+    string) keeps those options; otherwise they come from the AWS variables."""
     if isinstance(url, ObjectPath):
         return url
     rest = url[len(_SCHEME) :] if url.lower().startswith(_SCHEME) else ""
     bucket, _, prefix = rest.partition("/")
     if not bucket or not url.lower().startswith(_SCHEME):
         raise ConfigError(f"invalid object-store root {url!r}: write it s3://bucket/prefix")
-    resolved = (options or ObjectStoreOptions()).with_env()
     with _classes_guard:
+        if options is not None:
+            _configured[bucket] = options
+        resolved = (options or _configured.get(bucket) or ObjectStoreOptions()).with_env()
         cls = _classes.get((bucket, resolved))
         if cls is None:
             cls = type("ObjectPath", (ObjectPath,), {"_bucket": _Bucket(bucket, resolved)})
