@@ -26,6 +26,7 @@ from polars.testing import assert_frame_equal
 from dccd_cli import cli
 from dccd_core.catalog import parse_catalog
 from dccd_core.domain import NS_PER_MS, CatalogError, DatasetKey, StoreError, to_ns
+from dccd_core.operations.ensure import ensure
 from dccd_core.storage import SegmentPolicy, Store
 from dccd_core.storage.fs import list_entries
 from dccd_core.storage.layout import coverage_path, dataset_dir, lock_path
@@ -341,3 +342,51 @@ def test_the_catalog_names_the_endpoint_and_the_root_keeps_it_as_a_url(s3: S3Ser
     missing = {**raw, "store": {**raw["store"], "root": "s3://no-such-bucket-dccd/lake"}}
     with pytest.raises(CatalogError, match=r"store\.root: .*no-such-bucket-dccd"):
         parse_catalog(missing, env=env)
+
+
+def test_ensure_fetches_the_holes_into_a_bucket_once(
+    s3: S3Server, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ensure`` holds its own per-dataset lock (the lease, taken from a worker thread)
+    and reads coverage from the bucket: a second call sends no request."""
+    fake = _fake()
+    store = Store(root, object_store=s3.options())
+    with serve_in_thread(fake.app) as origin:
+        monkeypatch.setenv("DCCD_BINANCE_REST_URL", origin)
+        args = ("binance", "BTC/USDT", "ohlc", "1m")
+        frame = ensure(*args, start="2024-02-01", end="2024-02-02", store=store)
+        seen = sum(fake.requests.values())
+        again = ensure(*args, start="2024-02-01", end="2024-02-02", store=store)
+    truth = fake.truth_candles(to_ns("2024-02-01"), to_ns("2024-02-02"))
+    assert frame.equals(truth.select(frame.columns)) and again.equals(frame)
+    assert sum(fake.requests.values()) == seen
+
+
+def test_duckdb_reads_the_bucket_when_its_httpfs_extension_is_installed(
+    s3: S3Server, root: str
+) -> None:
+    """The documented DuckDB query (docs/object-store.md). Tests never download: the
+    extension must already be installed (``INSTALL httpfs`` once, online)."""
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False})  # never download
+    try:
+        con.sql("LOAD httpfs")
+    except duckdb.Error as exc:
+        pytest.skip(
+            f"DuckDB's httpfs extension is not installed here ({exc}); run "
+            "`INSTALL httpfs` once on a machine with internet to exercise this"
+        )
+    store = Store(root, object_store=s3.options())
+    rows = trades(["1", "2", "3"], [ns("2024-03-01") + i for i in range(3)])
+    store.write(TRADES, rows)
+    host = s3.endpoint.removeprefix("http://")
+    opts = s3.options().with_env()
+    con.sql(
+        f"CREATE SECRET lake (TYPE s3, KEY_ID '{opts.access_key_id}', "
+        f"SECRET '{opts.secret_access_key}', REGION '{opts.region}', ENDPOINT '{host}', "
+        "URL_STYLE 'path', USE_SSL false)"
+    )
+    got = con.sql(
+        f"SELECT * FROM read_parquet('{root}/trades/**/*.parquet', hive_partitioning = true)"
+    ).pl()
+    assert_frame_equal(got.select(rows.columns).sort("ts"), rows)
