@@ -222,6 +222,13 @@ def clean_stale_temps(folder: Path) -> int:
     return removed
 
 
+def _check_reachable(path: Path) -> None:
+    """Before calling an object corrupt: a bucket that cannot be reached (or an object
+    gone since it was listed) is said as such (``StoreError``, ``FileNotFoundError``)."""
+    if isinstance(path, ObjectPath):
+        path.stat()
+
+
 def read_footer(path: Path) -> pq.FileMetaData:
     """The Parquet footer of ``path`` (row counts, statistics, key/value metadata)."""
     try:
@@ -232,6 +239,7 @@ def read_footer(path: Path) -> pq.FileMetaData:
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
+        _check_reachable(path)
         raise corrupt_file(path, exc) from exc
 
 
@@ -244,6 +252,7 @@ def read_period_frame(path: Path, columns: list[str] | None = None) -> pl.DataFr
     except FileNotFoundError:
         raise
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException, ValueError) as exc:
+        _check_reachable(path)
         raise corrupt_file(path, exc) from exc
 
 

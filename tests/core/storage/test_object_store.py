@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,14 @@ from polars.testing import assert_frame_equal
 
 from dccd_cli import cli
 from dccd_core.catalog import parse_catalog
-from dccd_core.domain import NS_PER_MS, CatalogError, DatasetKey, StoreError, to_ns
+from dccd_core.domain import (
+    NS_PER_MS,
+    CatalogError,
+    CorruptFile,
+    DatasetKey,
+    StoreError,
+    to_ns,
+)
 from dccd_core.operations.ensure import ensure
 from dccd_core.storage import SegmentPolicy, Store
 from dccd_core.storage.compaction import CRASH_POINTS
@@ -415,3 +423,28 @@ def test_a_crash_at_any_compaction_step_in_a_bucket_loses_and_duplicates_nothing
     names = [e.name for e in list_entries(folder)]
     assert [n for n in names if not n.startswith(".")] == ["2024-02-29.parquet"]
     assert not [n for n in names if ".compact-" in n or ".new-" in n]  # journal finished
+
+
+def test_a_damaged_object_is_corrupt_and_an_unreachable_bucket_is_said_as_such(
+    s3: S3Server, root: str
+) -> None:
+    store = Store(root, object_store=s3.options())
+    store.write(TRADES, trades(["1"], [ns("2024-03-01")]))
+    period = dataset_dir(store.root, TRADES) / "2024-03-01.parquet"
+    period.write_bytes(b"PAR1 not a parquet file")
+    with pytest.raises(CorruptFile, match=f"corrupt period file {period.url}.*re-run"):
+        store.read(TRADES)
+
+    closed = S3Server(f"http://127.0.0.1:{_closed_port()}")
+    gone = Store(root, object_store=closed.options())
+    with pytest.raises(StoreError, match=r"cannot list s3://.*AWS_ENDPOINT_URL") as info:
+        gone.read(TRADES)
+    assert not isinstance(info.value, CorruptFile)
+    with pytest.raises(StoreError, match="not writable"):
+        gone.check_writable()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed when the block ends: nobody listens
