@@ -263,6 +263,7 @@ def _backfill_child(origin: str, root: str, s3: S3Server, ttl_s: float) -> subpr
     )
 
 
+@pytest.mark.slow
 def test_two_processes_backfilling_one_dataset_into_a_bucket_lose_nothing(
     s3: S3Server, root: str
 ) -> None:
@@ -276,6 +277,7 @@ def test_two_processes_backfilling_one_dataset_into_a_bucket_lose_nothing(
     assert_frame_equal(store.read(TRADES), fake.truth_trades(START, END))
 
 
+@pytest.mark.slow
 def test_backfill_killed_with_sigkill_loses_no_committed_row_and_rerun_converges(
     s3: S3Server, root: str
 ) -> None:
