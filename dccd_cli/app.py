@@ -69,11 +69,20 @@ class _DccdGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _lake_root(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """A local folder as a Path; an object-store root (``s3://bucket/prefix``) kept as
+    the URL (a Path would fold its ``//``)."""
+    if value is None or value.lower().startswith("s3://"):
+        return value
+    return click.Path(file_okay=False, path_type=Path).convert(value, param, ctx)
+
+
 ROOT = click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=str,
+    callback=_lake_root,
     default=None,
-    help="Lake root (default: $DCCD_DATA_PATH, else ./data).",
+    help="Lake root: a folder or s3://bucket/prefix (default: $DCCD_DATA_PATH, else ./data).",
 )
 
 

@@ -58,6 +58,7 @@ from dccd_core.domain import (
     now_ns,
     to_ns,
 )
+from dccd_core.storage.fs import parquet_sources
 
 from .funding_checks import DESCRIPTIONS as _FUNDING_DESCRIPTIONS
 from .funding_checks import FUNDING_CHECKS, audit_funding
@@ -184,7 +185,8 @@ def audit_dataset(
     for paths, lo, hi in _period_files(store_root, key, start_ts, end_ts):
         frames = []
         for path in paths:  # order and sanity per file: segments are sorted on their own
-            lazy = pl.scan_parquet(path)
+            sources, options = parquet_sources([path])  # a local file or an s3:// object
+            lazy = pl.scan_parquet(sources[0], storage_options=options)
             if start_ts is not None:
                 lazy = lazy.filter(pl.col("ts") >= start_ts)
             if end_ts is not None:

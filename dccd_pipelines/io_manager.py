@@ -49,7 +49,7 @@ def dataset_path(root: str, key: DatasetKey) -> Path:
     """The dataset's folder in the lake at ``root`` (its period files live directly under it)."""
     from dccd_core.storage.layout import dataset_dir
 
-    return Path(dataset_dir(Path(root), key))
+    return dataset_dir(root, key)  # an s3:// root stays a bucket path (shown as its URL)
 
 
 def dataset_metadata(key: DatasetKey) -> dict[str, str]:

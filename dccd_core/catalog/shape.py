@@ -50,6 +50,10 @@ class _Model(BaseModel):
 
 class _StoreModel(_Model):
     root: str = DEFAULT_STORE_ROOT
+    # An s3:// root's endpoint and region (credentials stay in the AWS variables).
+    endpoint_url: str | None = None
+    region: str | None = None
+    lease_ttl_s: float | None = Field(default=None, gt=0)
 
 
 class _ExchangeModel(_Model):

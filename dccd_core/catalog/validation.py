@@ -25,10 +25,24 @@ from dccd_core.domain import (
     Symbol,
 )
 from dccd_core.storage import Store
+from dccd_core.storage.objectstore import (
+    DEFAULT_LEASE_TTL_S,
+    ObjectStoreOptions,
+    is_object_url,
+    object_root,
+)
 
 from .exchanges import check_capability, is_known_exchange, unknown_exchange
 from .problems import format_problems, problem_lines, pydantic_problems
-from .shape import _AlertsModel, _CatalogModel, _DatasetModel, _ExchangeModel, parse_duration_s
+from .shape import (
+    DEFAULT_STORE_ROOT,
+    _AlertsModel,
+    _CatalogModel,
+    _DatasetModel,
+    _ExchangeModel,
+    _StoreModel,
+    parse_duration_s,
+)
 from .specs import AlertSettings, Catalog, DatasetSpec, ExchangeSettings
 
 __all__ = ["CronCheck", "five_field_cron", "parse_catalog"]
@@ -38,6 +52,15 @@ __all__ = ["CronCheck", "five_field_cron", "parse_catalog"]
 #: a schedule accepts (the core never imports Dagster).
 CronCheck = Callable[[str], bool]
 
+
+def _object_options(store: _StoreModel, env: Mapping[str, str]) -> ObjectStoreOptions:
+    """The catalog's endpoint and region of an ``s3://`` root, the AWS variables of
+    ``env`` for the rest."""
+    return ObjectStoreOptions(
+        endpoint_url=store.endpoint_url,
+        region=store.region,
+        lease_ttl_s=store.lease_ttl_s or DEFAULT_LEASE_TTL_S,
+    ).with_env(env)
 
 def five_field_cron(text: str) -> bool:
     """A cron of five fields (minute hour day month weekday)."""
@@ -79,12 +102,21 @@ def parse_catalog(
     specs = _build_specs(model, exchanges, today, cron_check, problems)
 
     env_root = env.get("DCCD_DATA_PATH")
-    if env_root:
-        root, root_key = Path(env_root).expanduser().resolve(), "DCCD_DATA_PATH"
+    raw_root, root_key = (
+        (env_root, "DCCD_DATA_PATH") if env_root else (model.store.root, "store.root")
+    )
+    root: Path
+    check_root = bool(model.datasets)  # checked now: an unwritable lake fails first
+    if is_object_url(raw_root):  # s3://bucket/prefix: endpoint from the catalog or AWS_*
+        try:
+            root = object_root(raw_root, _object_options(model.store, env))
+        except DccdError as exc:
+            problems.append(f"{root_key}: {exc}")
+            root, check_root = Path(DEFAULT_STORE_ROOT), False
     else:
         # Relative to the working directory, as DCCD_DATA_PATH and the Store are.
-        root, root_key = Path(model.store.root).expanduser().resolve(), "store.root"
-    if model.datasets:  # checked now: a lake that cannot be written fails before a fetch
+        root = Path(raw_root).expanduser().resolve()
+    if check_root:
         try:
             Store(root).check_writable()
         except DccdError as exc:

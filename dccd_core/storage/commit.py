@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from dccd_core.domain import ConfigError, CorruptFile, DatasetKey, StoreError, n
 from .coverage import Coverage, load_coverage, rebuild_coverage, save_coverage
 from .files import clean_stale_temps, ensure_dir, read_footer
 from .frames import coerce_rows, split_by_period
+from .fs import list_entries, rename
 from .layout import (
     coverage_path,
     dataset_dir,
@@ -113,7 +113,7 @@ def locked_dataset(root: Path, key: DatasetKey) -> Iterator[Path]:
         ensure_dir(folder)
         # Every leftover (temp file, journal, hidden copy) has a name starting with ".":
         # one listing tells whether there is anything to clean up.
-        if any(entry.name.startswith(".") for entry in os.scandir(folder)):
+        if any(entry.name.startswith(".") for entry in list_entries(folder)):
             removed = clean_stale_temps(folder)
             if removed:
                 logger.info("removed %d stale temp file(s) in %s", removed, folder)
@@ -317,7 +317,7 @@ def set_aside_corrupt(path: Path) -> None:
     """Keep an unreadable coverage record for inspection instead of overwriting it."""
     if path.exists():
         target = path.with_name(path.name + ".corrupt")
-        os.replace(path, target)
+        rename(path, target)
         logger.warning("kept the unreadable coverage record as %s", target)
 
 

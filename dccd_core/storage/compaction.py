@@ -22,6 +22,10 @@ their rows). Between steps 3 and 4 (a few renames and one fsync in a live run) a
 reader misses the sources' rows: never a duplicate, and after a crash there the rows
 wait in the hidden copies until recovery restores them; ``Store`` reads run that
 recovery first whenever a journal is present. Hidden names never end in ``.parquet``.
+
+On an object store each rename is a COPY then a DELETE (``fs.rename``): a crash between
+the two leaves both names, and recovery simply repeats the step (every step is
+idempotent); the visible target still appears whole, in one COPY.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +41,7 @@ from pathlib import Path
 from dccd_core.domain import StoreError
 
 from .files import fsync_dir, fsync_file
+from .fs import list_entries, rename
 
 __all__ = ["CRASH_POINTS", "has_pending_compaction", "recover", "replace_files"]
 
@@ -97,14 +101,14 @@ def _finish(folder: Path, journal: Mapping[str, object]) -> None:
     if new.exists():
         for name in sources:
             with contextlib.suppress(FileNotFoundError):
-                os.replace(folder / name, folder / f".{name}{_ABSORBED}{tx}")
+                rename(folder / name, folder / f".{name}{_ABSORBED}{tx}")
                 _crash_point("source_hidden")
         fsync_dir(folder)  # hidden for good before the new content appears
-        os.replace(new, folder / target)
+        rename(new, folder / target)
         fsync_dir(folder)
         _crash_point("target_replaced")
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(_journal_path(folder, target, tx))
+        _journal_path(folder, target, tx).unlink()
     _crash_point("journal_deleted")
     # Absorbed copies are garbage once the journal is gone (it is deleted only after
     # the target holds their rows): delete them off the commit's path.
@@ -124,10 +128,7 @@ def _is_journal(name: str) -> bool:
 
 def has_pending_compaction(folder: Path) -> bool:
     """Whether a compaction journal is in ``folder`` (one is running, or one crashed)."""
-    try:
-        return any(_is_journal(e.name) for e in os.scandir(folder))
-    except FileNotFoundError:
-        return False
+    return any(_is_journal(e.name) for e in list_entries(folder))
 
 
 def recover(folder: Path) -> int:
@@ -135,10 +136,7 @@ def recover(folder: Path) -> int:
 
     Returns how many compactions were finished.
     """
-    try:
-        names = [e.name for e in os.scandir(folder)]
-    except FileNotFoundError:
-        return 0
+    names = [e.name for e in list_entries(folder)]
     finished = 0
     for name in sorted(n for n in names if _is_journal(n)):
         tx = name[name.rindex(_JOURNAL) + len(_JOURNAL) : -len(_JOURNAL_END)]
@@ -164,5 +162,5 @@ def recover(folder: Path) -> int:
         # journal is finished by now, so the targets hold their rows): never visible.
         if name.startswith(".") and (_NEW in name or _ABSORBED in name):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(folder / name)
+                (folder / name).unlink()
     return finished

@@ -38,7 +38,13 @@ import polars as pl
 
 from dccd_core.domain import ConfigError, DatasetKey, now_ns
 
-from .files import atomic_write, read_footer, read_period_frame, ts_range_from_footer
+from .files import (
+    read_footer,
+    read_period_frame,
+    read_record,
+    ts_range_from_footer,
+    write_record,
+)
 from .layout import PeriodFile
 
 __all__ = [
@@ -178,9 +184,8 @@ def find_holes(
 
 def load_coverage(path: Path) -> Coverage | None:
     """The recorded coverage, or None when the file is missing or corrupt (logged)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_record(path)
+    if text is None:
         return None
     try:
         data = json.loads(text)
@@ -196,11 +201,7 @@ def load_coverage(path: Path) -> Coverage | None:
 def save_coverage(path: Path, coverage: Coverage) -> None:
     """Replace the record atomically (call under the dataset lock)."""
     payload = json.dumps({"version": _VERSION, "ranges": [list(r) for r in coverage.ranges]})
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(payload + "\n", encoding="utf-8")
-
-    atomic_write(path, write)
+    write_record(path, payload + "\n")
 
 
 def _candle_runs(ts: pl.Series, span_ns: int) -> list[tuple[int, int]]:

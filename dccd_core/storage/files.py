@@ -6,6 +6,13 @@ is fsynced, renamed over the old file with ``os.replace`` (atomic on POSIX), and
 folder is fsynced so the rename itself survives a power cut. A reader therefore sees
 the old file or the new one, never half of one; a crash leaves at most a stale temp
 file, which the next write of the dataset removes while holding the dataset lock.
+
+On an object store (``fs``, ``objectstore``) the content is written to a local temp
+file and uploaded in one PUT (a multipart upload appears only when complete): the
+object holds the old content or the new, and there is nothing to fsync or rename.
+
+``read_record`` / ``write_record`` are the seam for the store's small JSON records
+(coverage, and any record kept beside it): atomic on both backends.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import errno
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,6 +30,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dccd_core.domain import CorruptFile, StoreError
+
+from .fs import is_object_path, list_entries
+from .objectstore import ObjectPath
 
 __all__ = [
     "atomic_write",
@@ -32,10 +43,12 @@ __all__ = [
     "fsync_file",
     "read_footer",
     "read_period_frame",
+    "read_record",
     "temp_path",
     "ts_range_from_footer",
     "write_failed",
     "write_parquet_atomic",
+    "write_record",
 ]
 
 _TMP_MARK = ".tmp-"
@@ -59,7 +72,10 @@ def fsync_dir(folder: Path) -> None:
 
 
 def ensure_dir(folder: Path) -> None:
-    """Create ``folder`` and its missing parents, fsyncing each new entry's parent."""
+    """Create ``folder`` and its missing parents, fsyncing each new entry's parent
+    (nothing to do in an object store: folders are key prefixes)."""
+    if is_object_path(folder):
+        return
     missing = []
     current = folder
     while not current.exists():
@@ -72,7 +88,9 @@ def ensure_dir(folder: Path) -> None:
 
 
 def fsync_file(path: Path) -> None:
-    """Make a file's (or a folder's) content durable."""
+    """Make a file's (or a folder's) content durable (an object is, once PUT)."""
+    if is_object_path(path):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -81,7 +99,13 @@ def fsync_file(path: Path) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)`` then durably replace ``path`` with ``tmp``; no trace on failure."""
+    """Run ``write(tmp)`` then durably replace ``path`` with ``tmp``; no trace on failure.
+
+    ``tmp`` is always a local file; for an object-store ``path`` it is uploaded whole.
+    """
+    if isinstance(path, ObjectPath):
+        _upload(path, write)
+        return
     tmp = temp_path(path)
     try:
         write(tmp)
@@ -94,6 +118,33 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             raise write_failed(path, exc) from exc
         raise
     fsync_dir(path.parent)
+
+
+def _upload(path: ObjectPath, write: Callable[[Path], None]) -> None:
+    with tempfile.TemporaryDirectory(prefix="dccd-upload-") as folder:
+        tmp = Path(folder) / path.name
+        try:
+            write(tmp)
+        except OSError as exc:
+            raise write_failed(path, exc) from exc
+        path.upload(tmp)
+
+
+def read_record(path: Path) -> str | None:
+    """The text of a small record file (coverage, ...), None when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def write_record(path: Path, text: str) -> None:
+    """Replace a small record file atomically (call under the dataset lock)."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
 
 
 def write_failed(path: Path, exc: OSError) -> StoreError:
@@ -146,7 +197,7 @@ def write_parquet_atomic(
             sorting_columns=sorting,
         )
 
-    if not atomic:
+    if not atomic and not is_object_path(path):
         try:
             write(path)
             fsync_file(path)
@@ -163,35 +214,45 @@ def clean_stale_temps(folder: Path) -> int:
     that lock any temp file is a leftover.
     """
     removed = 0
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
+    for entry in list_entries(folder):
         if entry.name.startswith(".") and _TMP_MARK in entry.name:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
+                (folder / entry.name).unlink()
                 removed += 1
     return removed
+
+
+def _check_reachable(path: Path) -> None:
+    """Before calling an object corrupt: a bucket that cannot be reached (or an object
+    gone since it was listed) is said as such (``StoreError``, ``FileNotFoundError``)."""
+    if isinstance(path, ObjectPath):
+        path.stat()
 
 
 def read_footer(path: Path) -> pq.FileMetaData:
     """The Parquet footer of ``path`` (row counts, statistics, key/value metadata)."""
     try:
+        if isinstance(path, ObjectPath):
+            with path.open_ranges() as handle:
+                return pq.read_metadata(handle)
         return pq.read_metadata(path)
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
+        _check_reachable(path)
         raise corrupt_file(path, exc) from exc
 
 
 def read_period_frame(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     """Read one period file (or some columns); any decoding failure is a ``CorruptFile``."""
     try:
+        if isinstance(path, ObjectPath):
+            return pl.read_parquet(path.url, columns=columns, storage_options=path.storage_options)
         return pl.read_parquet(path, columns=columns)
     except FileNotFoundError:
         raise
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException, ValueError) as exc:
+        _check_reachable(path)
         raise corrupt_file(path, exc) from exc
 
 

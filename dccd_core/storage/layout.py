@@ -34,6 +34,8 @@ from dccd_core.domain import (
     validate_exchange_id,
 )
 
+from .fs import lake_path, list_entries
+
 __all__ = [
     "COVERAGE_FILE",
     "LOCK_DIR",
@@ -191,7 +193,7 @@ def dataset_dir(root: str | os.PathLike[str], key: DatasetKey) -> Path:
         raise ConfigError(f"invalid symbol {symbol!r} for a lake path")
     if key.span is not None:
         parts.append("span=" + _checked(Span.parse(key.span.label).label, "span"))
-    return Path(root).joinpath(*parts)
+    return lake_path(root).joinpath(*parts)
 
 
 def period_path(root: str | os.PathLike[str], key: DatasetKey, period: str) -> Path:
@@ -216,7 +218,7 @@ def lock_path(root: str | os.PathLike[str], key: DatasetKey) -> Path:
     """The cross-process lock file of a dataset, under ``{root}/.locks``."""
     rel = dataset_dir("", key)
     name = "__".join(p.replace("=", "-") for p in rel.parts)
-    return Path(root) / LOCK_DIR / f"{name}.lock"
+    return lake_path(root) / LOCK_DIR / f"{name}.lock"
 
 
 def list_period_files(
@@ -235,39 +237,31 @@ def list_period_files(
     """
     folder = dataset_dir(root, key)
     pattern = _FILE_RE[period_kind(key)]
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return []
     found = []
     prefix = f"{period}." if period is not None else ""
-    for entry in entries:
+    for entry in list_entries(folder):
         name = entry.name
         if not name.startswith(prefix) or (segments_only and SEGMENT_MARK not in name):
             continue
         match = pattern.match(name)
-        if match and entry.is_file():
+        if match and entry.is_file:
             found.append(PeriodFile(match["period"], folder / name, match["segment"]))
     found.sort(key=lambda f: (f.period, f.segment or ""))
     return found
 
 
 def _subdirs(folder: Path, prefix: str) -> list[tuple[str, Path]]:
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
     return sorted(
-        (entry.name[len(prefix) :], Path(entry.path))
-        for entry in entries
-        if entry.name.startswith(prefix) and entry.is_dir()
+        (entry.name[len(prefix) :], folder / entry.name)
+        for entry in list_entries(folder)
+        if entry.name.startswith(prefix) and entry.is_dir
     )
 
 
 def has_dataset(root: str | os.PathLike[str], key: DatasetKey) -> bool:
     """Whether the lake holds ``key``: a period file, or a coverage record (fetched,
     maybe empty). False: never fetched into this root."""
-    root = Path(root)
+    root = lake_path(root)
     return bool(list_period_files(root, key)) or coverage_path(root, key).is_file()
 
 
@@ -291,7 +285,7 @@ def list_datasets(root: str | os.PathLike[str]) -> list[DatasetKey]:
 
     Folders that do not parse back into a valid, canonical key are ignored.
     """
-    base = Path(root)
+    base = lake_path(root)
     keys: list[DatasetKey] = []
     for data_type in DataType:
         for exchange, ex_dir in _subdirs(base / data_type.value, "exchange="):

@@ -8,6 +8,10 @@ call the store synchronously (or through a thread), so the same two locks cover 
 
 The lock is reentrant within one thread: a store operation may call another (e.g.
 ``record_coverage`` rebuilding coverage) while holding it.
+
+On an object store (an ``ObjectPath``) the file lock is replaced by a lease object in
+the bucket (``lease.ObjectLease``, same interface), which serialises writers on any
+number of machines.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from typing import Protocol
 from filelock import FileLock, Timeout
 
 from dccd_core.domain import StoreError
+
+from .lease import ObjectLease
+from .objectstore import ObjectPath
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ThreadLock", "dataset_lock", "process_locks"]
 
@@ -38,22 +45,30 @@ class ThreadLock(Protocol):
 
 
 _registry_guard = threading.Lock()
-_registry: dict[tuple[str, bool], tuple[ThreadLock, FileLock]] = {}
+_registry: dict[tuple[str, bool], tuple[ThreadLock, FileLock | ObjectLease]] = {}
 
 
-def process_locks(path: Path, *, reentrant: bool = True) -> tuple[ThreadLock, FileLock]:
+def process_locks(
+    path: Path, *, reentrant: bool = True
+) -> tuple[ThreadLock, FileLock | ObjectLease]:
     """The process-wide thread lock and the file lock of the lock file ``path``, the
     same pair for every caller (an OS file lock is per process: threads queue on the
     thread lock first). ``reentrant=False``: a plain ``Lock``, which any thread may
-    release (a lock taken in a worker thread for an async caller)."""
-    name = os.fspath(path.absolute())
+    release (a lock taken in a worker thread for an async caller). On an object store
+    the second lock is the dataset's lease (``lease.ObjectLease``)."""
+    name = str(path) if isinstance(path, ObjectPath) else os.fspath(path.absolute())
     with _registry_guard:
         pair = _registry.get((name, reentrant))
         if pair is None:
             # thread_local=False: the thread lock already admits one thread at a time,
             # and the FileLock's reentrancy counter must be shared by nested calls.
             thread_lock = threading.RLock() if reentrant else threading.Lock()
-            pair = (thread_lock, FileLock(name, thread_local=False))
+            cross: FileLock | ObjectLease = (
+                ObjectLease(path)
+                if isinstance(path, ObjectPath)
+                else FileLock(name, thread_local=False)
+            )
+            pair = (thread_lock, cross)
             _registry[(name, reentrant)] = pair
         return pair
 

@@ -23,6 +23,7 @@ from .commit import locked_dataset
 from .compaction import has_pending_compaction
 from .files import read_footer, read_period_frame, ts_range_from_footer
 from .frames import empty_frame
+from .fs import parquet_sources
 from .layout import PeriodFile, dataset_dir, list_period_files, period_of
 
 __all__ = [
@@ -65,7 +66,9 @@ def _lazy(
     key: DatasetKey, files: list[PeriodFile], start: int | None, end: int | None
 ) -> pl.LazyFrame:
     columns = list(empty_frame(key.data_type).columns)
-    lazy = pl.scan_parquet([f.path for f in files], hive_partitioning=False).select(columns)
+    sources, options = parquet_sources(f.path for f in files)
+    lazy = pl.scan_parquet(sources, hive_partitioning=False, storage_options=options)
+    lazy = lazy.select(columns)
     if start is not None:
         lazy = lazy.filter(pl.col("ts") >= start)
     if end is not None:

@@ -1,6 +1,8 @@
 """The Parquet store: merge-writes, range reads, inventory and coverage of the lake.
 
-One ``Store`` is a root folder (``DCCD_DATA_PATH`` or ``./data`` by default). Every
+One ``Store`` is a root folder (``DCCD_DATA_PATH`` or ``./data`` by default), or an
+object-store location ``s3://bucket/prefix`` with the same layout (``objectstore``;
+the few operations that differ go through ``fs``). Every
 write goes through the one commit path (``commit.Committer``) under the dataset's lock:
 a merge-write of a period file, or a deduplicated segment beside a large one
 (``segments``; ``files`` for the atomic replace, ``frames`` for the newer-wins merge,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +41,7 @@ from .coverage import Coverage, HoleReport, find_holes, load_coverage, save_cove
 from .files import read_footer
 from .frames import coerce_rows
 from .layout import coverage_path, has_dataset, list_datasets, list_period_files
+from .objectstore import ObjectPath, ObjectStoreOptions, is_object_url, object_root
 from .results import DatasetInfo, WriteResult
 from .segments import PeriodIndexCache, SegmentPolicy, compact_period
 
@@ -63,6 +67,8 @@ class Store:
     ``commit_rows`` / ``commit_seconds`` are the default bounds of ``writer()``: it
     commits early only when that many rows are buffered or that long has passed.
     ``segments`` is the policy for segments and compaction (``segments.SegmentPolicy``).
+    ``object_store``: endpoint, region, credentials and lease TTL of an ``s3://`` root
+    (unset fields come from the AWS variables; see ``objectstore``).
     Instances are cheap and hold no open files; all state is on disk, except an index of
     the keys of the last periods written (so small commits into a large period need not
     read it again), which is checked against the files before every use.
@@ -75,10 +81,15 @@ class Store:
         commit_rows: int = 100_000,
         commit_seconds: float = 30.0,
         segments: SegmentPolicy | None = None,
+        object_store: ObjectStoreOptions | None = None,
     ) -> None:
         if root is None:
             root = os.environ.get("DCCD_DATA_PATH") or _DEFAULT_ROOT
-        self.root: Path = Path(root).expanduser().absolute()
+        self.root: Path = (
+            object_root(root, object_store)  # type: ignore[arg-type]
+            if is_object_url(root)
+            else Path(root).expanduser().absolute()
+        )
         if commit_rows < 1:
             raise ConfigError(f"commit_rows must be >= 1, got {commit_rows}")
         if commit_seconds < 0:
@@ -98,6 +109,9 @@ class Store:
         not after a fetch. Probes with a temp file in the root, or in its nearest
         existing parent when the root is still to be created; nothing is left behind.
         """
+        if isinstance(self.root, ObjectPath):
+            self._check_bucket_writable(self.root)
+            return
         existing = self.root
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
@@ -114,6 +128,18 @@ class Store:
             what = "is not writable" if existing == self.root else f"cannot be made in {existing}"
             reason = exc.strerror or str(exc)
             raise StoreError(f"the lake root {self.root} {what} ({reason}); {fix}") from None
+
+    @staticmethod
+    def _check_bucket_writable(root: ObjectPath) -> None:
+        probe = root / f".dccd-write-probe-{secrets.token_hex(4)}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink(missing_ok=True)
+        except StoreError as exc:
+            raise StoreError(
+                f"the lake root {root} is not writable ({exc}); fix the bucket's "
+                "permissions or choose another root (store.root or DCCD_DATA_PATH)"
+            ) from None
 
     def has(self, key: DatasetKey) -> bool:
         """Whether the lake holds ``key`` (data or a coverage record), see ``has_dataset``."""
