@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
@@ -86,6 +87,7 @@ __all__ = [
     "BackfillResult",
     "backfill",
     "backfill_sync",
+    "archive_origin_chosen",
     "find_origin",
     "require_archive",
     "require_capability",
@@ -142,6 +144,18 @@ def require_archive(source: Source, key: DatasetKey, mode: ArchiveMode) -> bool:
     return feature is not None
 
 
+def archive_origin_chosen(source: Source, archive_url: str | None) -> bool:
+    """Whether the exchange's archive files may back this source's history: an archive
+    origin was chosen (``archive_url``, ``DCCD_<EXCHANGE>_ARCHIVE_URL``), or the source
+    talks to its exchange's own REST origin, whose documented archives hold the same
+    data. A REST origin overridden alone (a testnet, a fake exchange) is never mixed
+    with the public archives."""
+    if archive_url or os.environ.get(f"DCCD_{source.id.upper()}_ARCHIVE_URL"):
+        return True
+    default = getattr(type(source), "default_endpoints", None)
+    return default is not None and source.endpoints.rest_url == default.rest_url
+
+
 def _book_depth(source: Source) -> int:
     feature = source.capability.feature(DataType.BOOK)
     depths = feature.book_depths if feature is not None else ()
@@ -176,10 +190,8 @@ async def backfill(
     ``archives``: ``auto``/``off``/``only`` (see the module docstring).
     ``archive_reader``: a ready archive reader (the caller closes it). Default: built
     from the registry (``archive_url``, else ``DCCD_<EXCHANGE>_ARCHIVE_URL``, else the
-    documented origin) and closed here, when the source is built here too, or
-    ``archive_url`` is given, or ``archives="only"``. A caller's ready ``source`` came
-    with its own origins, so without an archive reader or ``archive_url`` its history
-    comes over REST, as before archives existed.
+    documented origin) and closed here; see ``archive_origin_chosen`` for when the
+    documented origin is used.
     """
     if key.data_type in STREAM_ONLY:  # before anything else: no source, no lake touched
         raise NoCapability(f"{key}: {NO_REST_HISTORY}")
@@ -203,7 +215,7 @@ async def backfill(
                 f"({iso_datetime(explicit_start)}): swap start and end"
             )
 
-    async def run_on(source: Source, built_here: bool) -> BackfillResult:
+    async def run_on(source: Source) -> BackfillResult:
         # -- refuse before any data page ------------------------------------------
         end = end_ts
         require_capability(source, key, None, now)
@@ -225,7 +237,15 @@ async def backfill(
             return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
         reader = archive_reader
         owned_reader = None
-        wanted = built_here or archive_url is not None or mode is ArchiveMode.ONLY
+        wanted = mode is ArchiveMode.ONLY or archive_origin_chosen(source, archive_url)
+        if use_archives and reader is None and not wanted:
+            log.info(
+                "%s: history over REST: the REST origin is overridden (%s) and no archive "
+                "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
+                key,
+                source.endpoints.rest_url,
+                key.exchange.upper(),
+            )
         if use_archives and reader is None and wanted:
             from dccd_core.sources import registry
 
@@ -254,11 +274,11 @@ async def backfill(
                 await owned_reader.aclose()
 
     if source is not None:
-        return await run_on(source, False)
+        return await run_on(source)
     from dccd_core.sources.registry import build_source
 
     async with build_source(key.exchange) as owned:
-        return await run_on(owned, True)
+        return await run_on(owned)
 
 
 def _rest_chunks(
