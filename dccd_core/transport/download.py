@@ -68,12 +68,21 @@ class Downloader:
         self.requests = 0
         self.retries = 0
         self._rng = random.Random()
-        self._client = httpx.AsyncClient(
-            base_url=self.origin,
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            follow_redirects=True,
-        )
+        self._transport = transport
+        self._timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The connection pool, opened on first use (a reader that only plans opens none)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.origin,
+                timeout=httpx.Timeout(self._timeout_s),
+                transport=self._transport,
+                follow_redirects=True,
+            )
+        return self._client
 
     async def fetch_to(self, path: str, out: IO[bytes]) -> Downloaded:
         """Stream ``path`` into ``out`` (truncated first: a retry starts over)."""
@@ -111,7 +120,7 @@ class Downloader:
         size = 0
         self.requests += 1
         try:
-            async with self._client.stream("GET", path) as response:
+            async with self.client.stream("GET", path) as response:
                 self._check_status(response, path)
                 expected = response.headers.get("Content-Length")
                 async for chunk in response.aiter_raw(_CHUNK_BYTES):
@@ -145,7 +154,9 @@ class Downloader:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def __aenter__(self) -> Downloader:
         return self
