@@ -91,6 +91,7 @@ __all__ = [
     "find_origin",
     "require_archive",
     "require_capability",
+    "rest_chunks",
 ]
 
 log = logging.getLogger("dccd.backfill")
@@ -281,7 +282,7 @@ async def backfill(
         return await run_on(owned)
 
 
-def _rest_chunks(
+def rest_chunks(
     key: DatasetKey,
     source: Source,
     start_ts: int,
@@ -326,7 +327,7 @@ async def _backfill_pages(
     after_commit: Callable[[int], None] | None = None
     chunks: AsyncGenerator[Chunk, None]
     if archive is None:
-        chunks = _rest_chunks(key, source, start_ts, end_ts, concurrency, run.pages)
+        chunks = rest_chunks(key, source, start_ts, end_ts, concurrency, run.pages)
     else:
         reader, mode, now = archive
         planner = ArchivePlanner(
@@ -335,7 +336,7 @@ async def _backfill_pages(
             mode,
             run,
             now,
-            lambda a, b, stats: _rest_chunks(key, source, a, b, concurrency, stats),
+            lambda a, b, stats: rest_chunks(key, source, a, b, concurrency, stats),
         )
         chunks = planner.chunks()
         provenance["archive_url"] = reader.origin
