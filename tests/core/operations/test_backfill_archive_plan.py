@@ -291,7 +291,7 @@ async def test_only_mode_without_archives_is_refused_before_any_request(tmp_path
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     broken=st.dictionaries(
