@@ -226,7 +226,5 @@ def build_archive_reader(
     if reader_class is None or cls.default_archive_url is None:
         return None
     override = archive_url or os.environ.get(f"DCCD_{name.upper()}_ARCHIVE_URL") or None
-    origin = (
-        validate_origin(override, name, "archive") if override else cls.default_archive_url
-    )
+    origin = validate_origin(override, name, "archive") if override else cls.default_archive_url
     return reader_class(origin, transport=transport)

@@ -8,7 +8,10 @@ mixing archive and REST rows can be compared with ``truth_candles``/``truth_trad
 * Binance: ``/data/{spot,futures/um}/{monthly,daily}/klines/SYM/SPAN/SYM-SPAN-DATE.zip``
   and ``.../aggTrades/SYM/SYM-aggTrades-DATE.zip``, each with ``<file>.CHECKSUM``
   (``<sha256>  <name>``); a zip holds ``<name>.csv``. Replayed aggregates
-  (``MarketData.replays``) are in the files as on the REST wire.
+  (``MarketData.replays``) and backdated ones (``backdated_ms``) are in the files as on
+  the REST wire.
+* Bybit: ``/trading/SYM/SYMYYYY-MM-DD.csv.gz`` (linear and inverse perpetuals of
+  ``FakeBybit``'s tapes), header row, seconds with four decimals; no checksum.
 * BitMEX: ``/data/trade/YYYYMMDD.csv.gz``, every symbol of ``bitmex_symbols`` in one
   file, header row, ``2024-01-01D00:00:03.123000000`` timestamps; no checksum.
 
@@ -27,6 +30,8 @@ Knobs (file names as published, e.g. ``BTCUSDT-1m-2024-01-15.zip``, ``20240115.c
   cut bytes, so only decompression can notice);
 * ``replace(name)``: the file is re-published with different content (one row's amount
   changed) and a new checksum, as Binance has done;
+* ``bybit_newest_first``: Bybit files list their rows newest first (their order is
+  undocumented);
 * ``latency_s``: every reply waits this long (benchmarks);
 * ``faults``: a ``FaultInjector`` in front (5xx, resets: the download retries).
 
@@ -46,6 +51,7 @@ import hashlib
 import io
 import re
 import time
+import uuid
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -63,9 +69,17 @@ from dccd_core.sources.registry import build_archive_reader
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance_market import SPAN_MS, MarketData
 from tests.fakes.bitmex import BitmexFake
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.server import FaultInjector, routes_app, serve
 
-__all__ = ["FakeArchives", "archive_reader_on", "binance_csv", "bitmex_csv", "read_file"]
+__all__ = [
+    "FakeArchives",
+    "archive_reader_on",
+    "binance_csv",
+    "bitmex_csv",
+    "bybit_csv",
+    "read_file",
+]
 
 _DAY_MS = 86_400_000
 _MICROS_FROM_MS = 1_735_689_600_000  # 2025-01-01
@@ -75,6 +89,13 @@ _BINANCE = re.compile(
     r"|aggTrades/(?P<tsym>[A-Z0-9]+)/(?P=tsym)-aggTrades-(?P<tdate>[\d-]+))"
     r"\.zip(?P<checksum>\.CHECKSUM)?$"
 )
+_BYBIT = re.compile(r"^/trading/(?P<sym>[A-Z0-9]+)/(?P=sym)(?P<date>\d{4}-\d{2}-\d{2})\.csv\.gz$")
+#: native -> unified perpetual symbol (the fake Bybit's linear and inverse markets)
+_BYBIT_PERPETUALS = {
+    "BTCUSDT": "BTC/USDT:USDT",
+    "BTCPERP": "BTC/USDC:USDC",
+    "BTCUSD": "BTC/USD:BTC",
+}
 _BITMEX = re.compile(r"^/data/trade/(?P<date>\d{8})\.csv\.gz$")
 _KLINE_HEADER = (
     "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
@@ -174,6 +195,9 @@ def binance_csv(
             "f": (src + data.first_id) * 2,
         }
     )
+    if data.backdated_ms:  # garbage aggregates, as on the REST wire (``agg_body``)
+        back = np.array([data.backdated_ms.get(int(i), 0) for i in k], dtype=np.int64)
+        frame = frame.with_columns(pl.col("T") - pl.Series(back * ts_factor))
     if bump_last and frame.height:
         frame = frame.with_columns(
             pl.when(pl.int_range(pl.len()) == pl.len() - 1)
@@ -208,12 +232,39 @@ def bitmex_csv(fake: BitmexFake, symbols: tuple[str, ...], start_ms: int, end_ms
     return ("\n".join(lines) + "\n").encode()
 
 
+def bybit_csv(
+    fake: FakeBybit, native: str, start_ms: int, end_ms: int, *, newest_first: bool
+) -> bytes:
+    """The CSV of one Bybit daily trade file of ``native`` (a perpetual)."""
+    from dccd_core.domain import Symbol
+
+    symbol = Symbol.parse(_BYBIT_PERPETUALS[native])
+    inverse = symbol.settle == symbol.base
+    trades = fake.tape(symbol).between(start_ms, end_ms)
+    if newest_first:
+        trades = trades[::-1]
+    lines = [
+        "timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,"
+        "homeNotional,foreignNotional"
+    ]
+    for t in trades:
+        size, price = float(t.size), float(t.price)
+        home = size / price if inverse else size
+        match_id = uuid.UUID(int=t.trade_id)  # the REST execId of the same trade
+        lines.append(
+            f"{t.ts_ms // 1000}.{t.ts_ms % 1000:03d}0,{native},{t.side.capitalize()},"
+            f"{t.size},{t.price},ZeroPlusTick,{match_id},{round(home * 1e8)},{home},"
+            f"{size if inverse else size * price}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _zip(name: str, content: bytes) -> bytes:
     buffer = io.BytesIO()
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # deterministic bytes
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(info, content)
+        archive.writestr(info, content, compresslevel=1)  # fast: a fake serves big days
     return buffer.getvalue()
 
 
@@ -223,6 +274,8 @@ class FakeArchives:
 
     binance: FakeBinance | None = None
     bitmex: BitmexFake | None = None
+    bybit: FakeBybit | None = None
+    bybit_newest_first: bool = False
     bitmex_symbols: tuple[str, ...] = ("XBTUSD", "ETHUSD")
     now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     micros_from_ms: int | None = _MICROS_FROM_MS
@@ -290,7 +343,25 @@ class FakeArchives:
         cached = self._cache.get((name, version))
         if cached is None:
             csv = bitmex_csv(self.bitmex, self.bitmex_symbols, start_ms, start_ms + _DAY_MS)
-            cached = self._finish(name, gzip.compress(csv, mtime=0))
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
+            self._cache[(name, version)] = cached
+        return name, cached
+
+    def _bybit_file(self, match: re.Match[str]) -> tuple[str, bytes] | None:
+        native = match["sym"]
+        if self.bybit is None or native not in _BYBIT_PERPETUALS:
+            return None
+        start_ms, end_ms = _period_ms(match["date"])
+        if end_ms > self.now_ms():
+            return None
+        name = f"{native}{match['date']}.csv.gz"
+        version = self._versions.get(name, 0)
+        cached = self._cache.get((name, version))
+        if cached is None:
+            csv = bybit_csv(
+                self.bybit, native, start_ms, end_ms, newest_first=self.bybit_newest_first
+            )
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
             self._cache[(name, version)] = cached
         return name, cached
 
@@ -312,11 +383,15 @@ class FakeArchives:
             await asyncio.sleep(self.latency_s)
         found: tuple[str, bytes] | None = None
         checksum = False
+        # files are generated in a thread: a big day must not stall the loop the
+        # reader (and a REST fake) may share with this server
         if (match := _BINANCE.match(request.path)) is not None:
-            found = self._binance_file(match)
+            found = await asyncio.to_thread(self._binance_file, match)
             checksum = bool(match["checksum"])
         elif (match := _BITMEX.match(request.path)) is not None:
-            found = self._bitmex_file(match)
+            found = await asyncio.to_thread(self._bitmex_file, match)
+        elif (match := _BYBIT.match(request.path)) is not None:
+            found = await asyncio.to_thread(self._bybit_file, match)
         if found is None or found[0] in self.missing:
             return web.Response(status=404, text="<Error><Code>NoSuchKey</Code></Error>")
         name, content = found

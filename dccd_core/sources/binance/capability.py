@@ -111,7 +111,6 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
 _FUTURES_KLINES = futures_weight("klines", KLINES_LIMIT)
 
 
-
 def _archive(data_type: DataType, spans: tuple[Span, ...] = ()) -> ArchiveFeature:
     """data.binance.vision (``archives.py``): monthly files for closed months, daily files
     for closed days (published the next morning), each with a ``.CHECKSUM`` (sha256)."""
