@@ -71,12 +71,15 @@ async def _prefetch(
     queued_rows = 0
     room = asyncio.Condition()
 
+    def has_room() -> bool:
+        return queued_rows < max_rows
+
     async def produce() -> None:
         nonlocal queued_rows
         try:
             async for chunk in chunks:
                 async with room:
-                    await room.wait_for(lambda: queued_rows < max_rows)
+                    await room.wait_for(has_room)
                     queued_rows += chunk.rows.height
                 await queue.put(chunk)
         except Exception as exc:  # handed to the consumer, raised there
