@@ -58,8 +58,9 @@ ARCHIVE_ORIGIN_PREFIX = "archive:"
 #: ``rest_chunks(start_ts, end_ts, stats)``: the REST paginator of a window
 RestChunks = Callable[[int, int, PageStats], AsyncGenerator[Chunk, None]]
 
-#: files read ahead of the one being consumed (their downloads overlap its decoding)
-LOOKAHEAD_FILES = 2
+#: files read ahead of the one being consumed (their downloads overlap its decoding);
+#: each holds a temp file (a month of a busy pair's trades: hundreds of MB on disk)
+LOOKAHEAD_FILES = 1
 #: batches buffered per file read ahead
 _BUFFERED_BATCHES = 4
 
@@ -88,13 +89,13 @@ class _FileRead:
             try:
                 async for batch in batches:
                     await self.queue.put(batch)
+                # read with no await since the reader's last step, so no other read
+                # can have replaced it (and checked by file anyway)
+                ingested = reader.last_ingested
             finally:
                 aclose = getattr(batches, "aclose", None)
                 if aclose is not None:  # an async generator: close it now, not at GC
                     await aclose()
-            # no await since the reader's last step: no other read can have replaced
-            # ``last_ingested`` (checked by file anyway)
-            ingested = reader.last_ingested
             if ingested is not None and ingested.file != self.file:
                 ingested = None
             await self.queue.put(_End(ingested=ingested))
