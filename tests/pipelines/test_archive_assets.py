@@ -39,13 +39,18 @@ def fakes() -> Iterator[tuple[FakeBinance, FakeArchives, str, str]]:
 
 
 def _run(
-    root: Path, rest: str, origin: str, instance: DagsterInstance | None = None, **kwargs: Any
+    root: Path,
+    rest: str,
+    origin: str,
+    instance: DagsterInstance | None = None,
+    archives: str = "auto",
+    **kwargs: Any,
 ) -> Any:
     raw = {
         "store": {"root": str(root)},
         "exchanges": {"binance": {"rest_url": rest, "archive_url": origin}},
         "datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"], "data_types": ["ohlc"],
-                      "spans": ["1m"], "start": "2024-01-01"}],
+                      "spans": ["1m"], "start": "2024-01-01", "archives": archives}],
     }
     catalog = parse_catalog(raw, path=root / "catalog.yaml", env={}, today=TODAY)
     [spec] = catalog.datasets
@@ -118,3 +123,27 @@ def test_a_missing_file_falls_back_to_rest_and_says_so(
     assert checks["archives_verified"].description == (
         "no archive files ingested in this window: nothing to verify"
     )
+
+
+def test_only_mode_says_the_run_is_not_complete(
+    tmp_path: Path, fakes: tuple[FakeBinance, FakeArchives, str, str]
+) -> None:
+    binance, _, rest, origin = fakes
+    result = _run(tmp_path, rest, origin, archives="only", tags={
+        "dagster/asset_partition_range_start": "2024-03-10",
+        "dagster/asset_partition_range_end": "2024-03-12",
+    })
+    assert result.success
+    assert binance.requests["klines"] == 1  # the archives_verified sample only: no backfill REST
+    mat = result.asset_materializations_for_node(f"fetch_{KEY.job_name}")[-1]
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["run_archive_files"] == "2/3" and meta["run_rest_rows"] == 0
+    assert meta["run_uncovered"] == ["2024-03-11T00:00:00Z -> 2024-03-12T00:00:00Z"]
+    [holes] = [c for c in result.get_asset_check_evaluations() if c.check_name == "no_holes"]
+    assert not holes.passed  # the missing day is a hole the check reports
+    assert holes.metadata["first_offending"].value == [
+        {"start": "2024-03-11T00:00:00Z", "end": "2024-03-12T00:00:00Z"}
+    ]
+    days = {m.partition: m.metadata for m in result.asset_materializations_for_node(
+        f"fetch_{KEY.job_name}")}
+    assert days["2024-03-11"]["holes"].value == 1 and days["2024-03-10"]["holes"].value == 0
