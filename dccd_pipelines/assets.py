@@ -10,7 +10,8 @@ run and one paginated fetch. The body is thin: partition range -> time window ->
 counters on the result, and each day's own figures on that day's materialization,
 never the range's total. The rows never travel through Dagster's output: the backfill
 commits them in bounded chunks during the run (``io_manager.py`` says why).
-Candles listed under ``derive:`` get the derived-candle asset of ``derived.py``.
+Candles listed under ``derive:`` get the derived-candle asset of ``derived.py``; a
+stream-only type (liquidations) the non-materializable asset of ``stream_only.py``.
 
 https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """
@@ -28,7 +29,14 @@ from dagster import (
 )
 
 from dccd_core.catalog import DatasetSpec
-from dccd_core.domain import DatasetKey, DataType, iso_datetime
+from dccd_core.domain import (
+    NO_REST_HISTORY,
+    STREAM_ONLY,
+    DatasetKey,
+    DataType,
+    NoCapability,
+    iso_datetime,
+)
 
 from .checks import build_dataset_checks, dataset_check_specs, evaluate_checks
 from .declaration import asset_key, daily_partitions, dataset_out, freshness_policy
@@ -37,6 +45,7 @@ from .execution import counters_of, partition_window, run_backfill
 from .metadata import materialize_result
 from .schedules import build_resolved_job, build_update_schedule
 from .store import STORE_KEY, DccdStore
+from .stream_only import stream_only_definitions
 from .summary import RunSummary, summarize
 
 __all__ = [
@@ -155,7 +164,10 @@ def build_fetched_asset(spec: DatasetSpec) -> AssetsDefinition:
 
 
 def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
-    """The asset of one dataset: fetched, or derived from trades (``derive:``)."""
+    """The asset of one dataset: fetched, or derived from trades (``derive:``); a
+    stream-only dataset has no materializable asset (``stream_only.py``)."""
+    if spec.key.data_type in STREAM_ONLY:
+        raise NoCapability(f"{NO_REST_HISTORY}: {spec.key} is declared by stream_only.py")
     if spec.derive_from is not None:
         return build_derived_asset(spec)
     return build_fetched_asset(spec)
@@ -168,7 +180,10 @@ def build_dataset_assets(specs: Sequence[DatasetSpec]) -> list[AssetsDefinition]
 
 def dataset_definitions(spec: DatasetSpec, resources: Mapping[str, Any]) -> Definitions:
     """The definitions of one dataset of the catalog (``resources``: the ones every
-    dccd definition shares, which its job is resolved against)."""
+    dccd definition shares, which its job is resolved against); a stream-only one's are
+    its stream's asset and checks (``stream_only.py``)."""
+    if spec.key.data_type in STREAM_ONLY:
+        return stream_only_definitions(spec)
     asset = build_dataset_asset(spec)
     # A fetched asset carries its checks in its own op (see build_fetched_asset); a
     # derived one has none to carry them, so they get their own op.
