@@ -106,6 +106,19 @@ def materialize_range(
     )
     if counters.files:
         log.info(f"{spec.key}: files written: {', '.join(counters.files)}")
+    if counters.archive_files_total:
+        log.info(
+            f"{spec.key}: archive files {counters.archive_files_done}/"
+            f"{counters.archive_files_total}, {counters.archive_rows:,} archive rows, "
+            f"{counters.rest_rows:,} REST rows"
+        )
+    for fallback in counters.archive_fallbacks:
+        log.warning(f"{spec.key}: archive file {fallback}")
+    for a, b in counters.uncovered:
+        log.warning(
+            f"{spec.key}: NOT complete: {iso_datetime(a)} -> {iso_datetime(b)} left uncovered "
+            "(archives: only); the no_holes check reports it"
+        )
     return summary
 
 
