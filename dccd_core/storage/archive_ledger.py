@@ -23,7 +23,8 @@ from pathlib import Path
 from dccd_core.domain import DatasetKey
 
 from .commit import locked_dataset
-from .files import atomic_write
+from .files import read_record, write_record
+from .fs import lake_path
 from .layout import dataset_dir
 
 __all__ = [
@@ -63,9 +64,8 @@ def ledger_path(root: str | Path, key: DatasetKey) -> Path:
 
 
 def _load(path: Path) -> dict[str, LedgerEntry]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_record(path)  # local file or bucket object alike
+    if text is None:
         return {}
     try:
         data = json.loads(text)
@@ -97,14 +97,10 @@ def record_archive_files(root: str | Path, key: DatasetKey, entries: Iterable[Le
     new = list(entries)
     if not new:
         return
-    with locked_dataset(Path(root), key):
+    with locked_dataset(lake_path(root), key):  # never Path(root): it drops a bucket
         path = ledger_path(root, key)
         ledger = _load(path)
         ledger.update((entry.name, entry) for entry in new)
         files = [asdict(e) for e in sorted(ledger.values(), key=lambda e: (e.start_ts, e.name))]
         payload = json.dumps({"version": _VERSION, "files": files}, indent=1)
-
-        def write(tmp: Path) -> None:
-            tmp.write_text(payload + "\n", encoding="utf-8")
-
-        atomic_write(path, write)
+        write_record(path, payload + "\n")
