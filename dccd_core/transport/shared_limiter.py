@@ -13,8 +13,9 @@ token bucket in PostgreSQL instead: one row per bucket, keyed by exchange and eg
 3. take the request's weight, possibly into debt, and return how long the caller must
    wait before sending: the block still to run plus the debt at the refill rate.
 
-A reservation, not a retry loop: one round trip per request, and callers queue in the
-order they asked. The usage header (``observe``) and the client's 429/418 pauses
+A reservation, not a retry loop: one round trip per request (two when it had to wait:
+before sending, it checks no block began meanwhile), and callers queue in the order
+they asked. The usage header (``observe``) and the client's 429/418 pauses
 (``pause``) still work as in ``WeightLimiter``; the block they set is carried to the
 shared row by this process's next ``acquire``, so every worker on the egress waits.
 
@@ -230,6 +231,28 @@ class SharedWeightLimiter(WeightLimiter):
         if wait > 0:
             self.waited_s += wait
             await self._sleep(wait)
+            await self._await_block()
+
+    async def _await_block(self) -> None:
+        """After waiting its turn, a request checks no block began meanwhile (another
+        worker read the usage header near the limit, or got a 429): reservations made
+        before it must not all fire into the exchange's exhausted window."""
+        try:
+            conn = await self._connection()
+            cursor = await conn.execute(
+                "SELECT at - extract(epoch FROM clock_timestamp()) FROM dccd_rate_budget "
+                "WHERE bucket = %s",
+                (self.bucket,),
+            )
+            row = await cursor.fetchone()
+        except Exception:  # the next acquire reports a database gone away
+            return
+        shared = float(row[0]) if row is not None else 0.0
+        local = self._blocked_until - self._clock()
+        block = max(shared, local)
+        if block > 0:
+            self.waited_s += block
+            await self._sleep(block)
 
     def pause(self, seconds: float) -> None:
         """Hold every process on this budget for ``seconds`` (a 429/418's Retry-After);

@@ -26,7 +26,7 @@ async def main(argv: list[str]) -> None:
     source = build_source("binance")  # REST URL and budget URL from the environment
     built = source.http.limiter  # type: ignore[attr-defined]
     assert isinstance(built, SharedWeightLimiter), "DCCD_RATE_BUDGET_URL did not take"
-    # the same bucket, scaled to the fake's window (a second, not Binance's minute)
+    # the same bucket, scaled to the fake's window (seconds, not Binance's minute)
     source.http.limiter = SharedWeightLimiter(  # type: ignore[attr-defined]
         built.url, built.bucket, int(weight), usage_header=built.usage_header,
         window_s=float(window_s),

@@ -4,7 +4,7 @@ its weight limit per window (429 + Retry-After past it, 418 for who keeps sendin
 429/418, the weight spent in every window of the exchange within its limit, every
 stored row equal to the truth.
 
-The fake's window is one second of ``WEIGHT`` (not Binance's minute of 6000) so the test
+The fake's window is two seconds of ``WEIGHT`` (not Binance's minute of 6000) so the test
 takes seconds; each worker alone would spend 0.9 of it, four without sharing 3.6 times.
 """
 
@@ -30,8 +30,8 @@ from tests.fakes.server import serve
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parents[2]
-WEIGHT = 60  # per WINDOW_S, the fake's limit and the limiters' budget
-WINDOW_S = 1.0
+WEIGHT = 120  # per WINDOW_S, the fake's limit and the limiters' budget
+WINDOW_S = 2.0
 HEADER = "X-MBX-USED-WEIGHT-1M"
 #: (symbol, span, start, end): about 23 pages of 1000 bars each
 DATASETS = [

@@ -23,7 +23,9 @@ from dccd_core.transport.shared_limiter import (
 HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
-def pair(url: str, bucket: str, weight: int = 60, window_s: float = 1.0) -> list[SharedWeightLimiter]:
+def pair(
+    url: str, bucket: str, weight: int = 60, window_s: float = 1.0
+) -> list[SharedWeightLimiter]:
     return [
         SharedWeightLimiter(url, bucket, weight, usage_header=HEADER, window_s=window_s)
         for _ in range(2)
