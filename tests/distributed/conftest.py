@@ -9,6 +9,8 @@ with the reason.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +19,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A running PostgreSQL (``pgserver.PostgresServer``) for the whole session."""
+def postgres_server() -> Iterator[Any]:
+    """A running PostgreSQL (``pgserver.PostgresServer``) for the whole session.
+
+    Its data directory is a fresh one under the system's temporary directory, not
+    pytest's: run as root, pgserver runs postgres as an unprivileged user, which cannot
+    enter pytest's private (0700) base directory."""
     try:
         import pgserver
     except ImportError:
@@ -26,15 +32,17 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             "the PostgreSQL tests need the embedded server package pgserver: "
             "pip install -e '.[dev]'"
         )
-    pgdata = tmp_path_factory.mktemp("pg")
+    pgdata = tempfile.mkdtemp(prefix="dccd-pg-")
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # a platform without pgserver's binaries, a sandbox without shm
+        shutil.rmtree(pgdata, ignore_errors=True)
         pytest.skip(f"could not start the embedded PostgreSQL (pgserver) here: {exc}")
     try:
         yield server
     finally:
         server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
 @pytest.fixture
