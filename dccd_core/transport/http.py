@@ -254,7 +254,7 @@ class HttpClient:
                     ) from last_error
                 self._pause(signal.retry_after_s, signal.status, path_or_url, signal.reason)
                 if limiter is not None:
-                    limiter.pause(signal.retry_after_s)
+                    await limiter.pause(signal.retry_after_s)
                 continue
             if limiter is not None:
                 limiter.observe(response.headers)

@@ -116,7 +116,7 @@ class WeightLimiter:
                 self._tokens = 0.0
                 self._updated = self._clock()
 
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """A 429/418 asked the exchange's clients to wait ``seconds``. The client's pause
         gate already holds this process; a bucket shared with other processes
         (``SharedWeightLimiter``) passes it on to them."""

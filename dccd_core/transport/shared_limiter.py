@@ -27,6 +27,7 @@ then (``pip install 'dccd[deploy]'``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -254,11 +255,15 @@ class SharedWeightLimiter(WeightLimiter):
             self.waited_s += block
             await self._sleep(block)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every process on this budget for ``seconds`` (a 429/418's Retry-After);
-        carried to the shared row by the next ``acquire``."""
-        until = self._clock() + seconds
-        self._blocked_until = max(self._blocked_until, until)
+    async def pause(self, seconds: float) -> None:
+        """Hold every process on this budget for ``seconds`` (a 429/418's Retry-After):
+        written to the shared row now, not at this process's next request (which waits
+        behind the client's own pause gate)."""
+        self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+        if self._local:
+            return
+        with contextlib.suppress(Exception):  # unreachable: the next acquire reports it
+            await self._take(0.0, seconds)
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

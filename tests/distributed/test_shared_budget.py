@@ -85,8 +85,7 @@ async def test_a_429_pause_holds_every_process(postgres_url: str) -> None:
     try:
         await a.acquire(1)
         start = time.monotonic()
-        a.pause(0.6)  # what HttpClient does with a 429's Retry-After
-        await a.acquire(1)
+        await a.pause(0.6)  # what HttpClient does with a 429's Retry-After
         await b.acquire(1)
         assert time.monotonic() - start >= 0.55
     finally:
@@ -130,3 +129,45 @@ async def test_an_unreachable_database_is_a_config_error_before_any_request(
 def test_redact_hides_the_password() -> None:
     assert redact("postgresql://u:p%40ss@h/d") == "postgresql://u:***@h/d"
     assert redact("postgresql://h/d") == "postgresql://h/d"
+
+
+async def test_a_429_one_client_gets_holds_another_clients_requests(postgres_url: str) -> None:
+    """Two HttpClients (two workers) on one bucket: after the first is refused with
+    Retry-After 1, the second sends nothing for that second either."""
+    import httpx
+
+    from dccd_core.transport import HttpClient
+
+    sent: list[tuple[float, str]] = []
+    refused: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        now = time.monotonic()
+        sent.append((now, request.url.path))
+        if request.url.path == "/a" and not refused:
+            refused.append(now)
+            return httpx.Response(429, json={"code": -1003}, headers={"Retry-After": "1"})
+        return httpx.Response(200, json=[])
+
+    clients = [
+        HttpClient(
+            "binance", "http://fake", transport=httpx.MockTransport(handler),
+            limiter=SharedWeightLimiter(postgres_url, "binance@http", 10**6),
+        )
+        for _ in range(2)
+    ]
+    try:
+        await clients[0].get("/warm")
+        await clients[1].get("/warm")
+        first = asyncio.create_task(clients[0].get("/a"))
+        while not refused:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # client 0 writes the pause to the row
+        await clients[1].get("/b")
+        await first
+    finally:
+        for client in clients:
+            await client.aclose()
+    (b_at,) = [t for t, path in sent if path == "/b"]
+    assert b_at - refused[0] >= 0.9
+    assert all(c.limiter is not None and c.limiter._conn is None for c in clients)
