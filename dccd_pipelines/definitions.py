@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import Definitions, multi_or_in_process_executor
+from dagster import Definitions
 
 from dccd_core.catalog import Catalog
 
@@ -23,7 +23,8 @@ from .alerts import build_alert_sensors
 from .assets import dataset_definitions
 from .catalog import load_catalog
 from .declaration import asset_key
-from .liveness import build_dead_run_sensor, liveness_timeout_s, owned_by, with_liveness
+from .executors import run_executor
+from .liveness import build_dead_run_sensor, liveness_timeout_s, owned_by
 from .pools import build_pool_sensor
 from .resources import dccd_resources
 from .streams import build_stream_definitions, stream_specs
@@ -44,7 +45,7 @@ def build_definitions(
 
 def catalog_definitions(catalog: Catalog, resources: Mapping[str, Any]) -> Definitions:
     """The stream jobs and sensors, the pool-limit, dead-run and (with ``alerts:``) alert
-    sensors, the resources and the liveness-wrapped executor."""
+    sensors, the resources and the executor (``executors.run_executor``)."""
     stream_jobs, stream_sensors = build_stream_definitions(catalog)
     # Every run writes its sign of life; dccd_dead_runs fails the silent ones and frees
     # their pool slots (liveness.py).
@@ -58,7 +59,7 @@ def catalog_definitions(catalog: Catalog, resources: Mapping[str, Any]) -> Defin
         jobs=stream_jobs,
         sensors=[*stream_sensors, build_pool_sensor(catalog), dead_runs, *alerts],
         resources=resources,
-        executor=with_liveness(multi_or_in_process_executor, timeout_s),
+        executor=run_executor(timeout_s),  # DCCD_EXECUTOR: multiprocess or dask
     )
 
 

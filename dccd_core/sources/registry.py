@@ -168,11 +168,14 @@ def build_source(
     ws_url: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Source:
-    """A ready source for ``exchange``, with its own HTTP client and weight limiter.
+    """A ready source for ``exchange``, with its own HTTP client and weight limiter (its
+    request budget shared across processes when ``DCCD_RATE_BUDGET_URL`` is set, see
+    ``dccd_core.transport.shared_limiter``).
 
     The caller owns it: ``async with build_source(...) as source`` or ``await source.aclose()``.
     """
-    from dccd_core.transport import HttpClient, WeightLimiter
+    from dccd_core.transport import HttpClient
+    from dccd_core.transport.shared_limiter import budget_limiter
 
     name = validate_exchange_id(exchange)
     cls, native = source_class(name)
@@ -182,7 +185,9 @@ def build_source(
     http = HttpClient(
         name,
         endpoints.rest_url,
-        limiter=WeightLimiter(cls.capability.weight_per_minute, usage_header=cls.usage_header),
+        limiter=budget_limiter(
+            name, cls.capability.weight_per_minute, usage_header=cls.usage_header
+        ),
         check_payload=cls.check_payload,
         errors=cls.errors,
         transport=transport,
@@ -190,7 +195,10 @@ def build_source(
     for origin, weight_per_minute in cls.extra_origins.items():
         # inert where the REST origin is overridden: no request then goes to ``origin``
         http.set_host_limiter(
-            origin, WeightLimiter(weight_per_minute, usage_header=cls.usage_header)
+            origin,
+            budget_limiter(
+                name, weight_per_minute, usage_header=cls.usage_header, scope=origin
+            ),
         )
     return cls(http, endpoints)
 

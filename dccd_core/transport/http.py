@@ -4,10 +4,12 @@ One ``HttpClient`` (one pooled ``httpx.AsyncClient``) per exchange. Every reques
 through ``get``, which owns, exactly once for the whole code base:
 
 * pacing: the exchange's ``WeightLimiter`` (and a per-host limiter where an exchange
-  meters hosts separately, e.g. Binance spot vs USD-M futures);
+  meters hosts separately, e.g. Binance spot vs USD-M futures); a
+  ``SharedWeightLimiter`` when the budget is shared across processes and machines;
 * rate limits: a 429/418 closes a *shared pause gate* for ``Retry-After`` seconds, so
   every request to that exchange waits, not just the one that was refused (sending on
-  after a 429 is how an IP ban, 418, is earned); repeated 418 -> ``RateLimited``;
+  after a 429 is how an IP ban, 418, is earned), and tells the limiter (a shared one
+  holds the other processes too); repeated 418 -> ``RateLimited``;
 * transient faults: timeouts, resets, 5xx, invalid or truncated JSON -> retried with
   full-jitter backoff, ``RetryExhausted`` after the budget;
 * API errors: the exchange's table of documented error codes (``errors``, an
@@ -251,6 +253,8 @@ class HttpClient:
                         "lower the concurrency or the request rate"
                     ) from last_error
                 self._pause(signal.retry_after_s, signal.status, path_or_url, signal.reason)
+                if limiter is not None:
+                    await limiter.pause(signal.retry_after_s)
                 continue
             if limiter is not None:
                 limiter.observe(response.headers)
@@ -319,8 +323,13 @@ class HttpClient:
     # -- lifecycle -----------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Close the connection pool (and a shared budget's database connections)."""
+        try:
+            await self._client.aclose()
+        finally:
+            limiters = [self.limiter, *self._host_limiters.values()]
+            for limiter in {id(x): x for x in limiters if x is not None}.values():
+                await limiter.aclose()
 
     async def __aenter__(self) -> HttpClient:
         return self

@@ -115,3 +115,11 @@ class WeightLimiter:
                 self._blocked_until = blocked_until
                 self._tokens = 0.0
                 self._updated = self._clock()
+
+    async def pause(self, seconds: float) -> None:
+        """A 429/418 asked the exchange's clients to wait ``seconds``. The client's pause
+        gate already holds this process; a bucket shared with other processes
+        (``SharedWeightLimiter``) passes it on to them."""
+
+    async def aclose(self) -> None:
+        """Release what the limiter holds (a shared bucket's database connection)."""
