@@ -23,6 +23,7 @@ from .alerts import build_alert_sensors
 from .assets import dataset_definitions
 from .catalog import load_catalog
 from .declaration import asset_key
+from .executor import one_step_in_process
 from .liveness import build_dead_run_sensor, liveness_timeout_s, owned_by, with_liveness
 from .pools import build_pool_sensor
 from .resources import dccd_resources
@@ -58,7 +59,8 @@ def catalog_definitions(catalog: Catalog, resources: Mapping[str, Any]) -> Defin
         jobs=stream_jobs,
         sensors=[*stream_sensors, build_pool_sensor(catalog), dead_runs, *alerts],
         resources=resources,
-        executor=with_liveness(multi_or_in_process_executor, timeout_s),
+        # one-step runs (a dataset's, a partition range's) skip the child process
+        executor=with_liveness(one_step_in_process(multi_or_in_process_executor), timeout_s),
     )
 
 
