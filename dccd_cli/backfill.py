@@ -1,7 +1,12 @@
 """``dccd backfill``: the core ``backfill`` over consecutive slices of the range (a few
-seconds of requests each), with progress; Ctrl-C (SIGINT) lets the slice in progress
-finish and commit (through the backfill's own commit and coverage path), then says
-where to resume (``--start last``) and exits 130.
+seconds of requests each, or one archive file each), with progress; Ctrl-C (SIGINT)
+lets the slice in progress finish and commit (through the backfill's own commit and
+coverage path), then says where to resume (``--start last``) and exits 130.
+
+``--archives auto|off|only`` (default auto): where the exchange publishes bulk files,
+each planned file is one slice (a daily file is never fetched again per hour of REST
+slicing), the REST tail is sliced as before; the summary counts archive files, archive
+vs REST rows and fallbacks, and an ``only`` run that left windows uncovered says so.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dccd_core.domain import (
     now_ns,
     to_ns,
 )
+from dccd_core.sources.archives.mode import ArchiveMode
 from dccd_core.transport.paginate import FUNDING_STEP
 
 from .app import END, ROOT, cli, dataset_arguments
@@ -56,6 +62,8 @@ class _Overall:
     end_ts: int
     rows: int = 0
     requests: int = 0
+    files_done: int = 0
+    files_total: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def fraction(self, covered_ts: int) -> float:
@@ -69,8 +77,12 @@ class _Overall:
         rows = self.rows + p.rows_fetched
         elapsed = time.monotonic() - self.started
         eta = f"{elapsed * (1 - fraction) / fraction:.0f}s" if fraction > 0 else "?"
+        files = ""
+        if self.files_total:
+            done = self.files_done + p.archive_files_done
+            files = f"archive files {done}/{self.files_total}, "
         text = (
-            f"{self.key}: {100 * fraction:.1f}%, covered until {iso_datetime(covered)}, "
+            f"{self.key}: {100 * fraction:.1f}%, {files}covered until {iso_datetime(covered)}, "
             f"{rows:,} rows, {self.requests + p.requests} requests, ETA {eta}"
         )
         return fraction, text
@@ -134,6 +146,32 @@ def _slice_ns(source: Any, key: DatasetKey, concurrency: int) -> int:
     return key.span.ns * limit * concurrency * 4
 
 
+def _slices(
+    start_ts: int, end_ts: int, step: int, files: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """``[start_ts, end_ts)`` as consecutive slices: each archive file's window
+    (``files``, in order, within the range) is one slice, the rest ``step`` long."""
+    out: list[tuple[int, int]] = []
+    t = start_ts
+
+    def steps(until: int) -> None:
+        nonlocal t
+        while t < until:
+            b = min(t + step, until)
+            out.append((t, b))
+            t = b
+
+    for a, b in files:
+        a, b = max(a, start_ts), min(b, end_ts)
+        if b <= a or a < t:
+            continue
+        steps(a)
+        out.append((a, b))
+        t = b
+    steps(end_ts)
+    return out
+
+
 @dataclass
 class _Outcome:
     key: DatasetKey
@@ -145,6 +183,12 @@ class _Outcome:
     requests: int = 0
     interrupted: bool = False
     book_rows: int | None = None
+    files_total: int = 0
+    files_done: int = 0
+    archive_rows: int = 0
+    rest_rows: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    uncovered: list[tuple[int, int]] = field(default_factory=list)
 
 
 async def _run_backfill(
@@ -155,22 +199,26 @@ async def _run_backfill(
     show: Callable[[float, str, int], None],
     every_s: float,
     concurrency: int,
+    archives: ArchiveMode = ArchiveMode.AUTO,
 ) -> _Outcome:
     """The backfill of ``[start, end)`` as consecutive ``backfill`` calls over slices
     (each commits and records its coverage the usual way). The first Ctrl-C stops after
     the slice in progress; a second one aborts at once (committed slices stay)."""
     from dccd_core.operations.backfill import (
         _default_start,
+        archive_origin_chosen,
         backfill,
         find_origin,
+        require_archive,
         require_capability,
     )
-    from dccd_core.sources.registry import build_source
+    from dccd_core.sources.registry import build_archive_reader, build_source
     from dccd_core.storage import Store
 
     store = Store(root)
     store.check_writable()
     source = build_source(key.exchange)
+    reader = None
     loop = asyncio.get_running_loop()
     stop = {"asked": False}
 
@@ -206,6 +254,10 @@ async def _run_backfill(
         if key.span is not None:
             end_ts = min(end_ts, key.span.floor(now))  # never the bar still in progress
         require_capability(source, key, None, now)  # before the symbol listing's request
+        if require_archive(source, key, archives) and (
+            archives is ArchiveMode.ONLY or archive_origin_chosen(source, None)
+        ):
+            reader = build_archive_reader(key.exchange)
         await source.check_symbol(key.symbol)
         if start == "origin":
             start_ts = await find_origin(source, key, end_ts)
@@ -221,30 +273,50 @@ async def _run_backfill(
         outcome = _Outcome(key, start_ts, end_ts, start_ts)
         overall = _Overall(key, start_ts, max(start_ts, end_ts))
         step = _slice_ns(source, key, concurrency)
+        files: list[tuple[int, int]] = []
+        if reader is not None and start_ts < end_ts:
+            planned = reader.plan_files(key, start_ts, end_ts, now)
+            files = [(f.start_ts, f.end_ts) for f in planned]
+            overall.files_total = outcome.files_total = len(files)
 
         def report(p: Any) -> None:
             fraction, text = overall.line(p)
             show(fraction, text, overall.rows + p.rows_fetched)
 
-        t = start_ts
-        while t < end_ts:
+        for t, b in _slices(start_ts, end_ts, step, files):
             if stop["asked"]:
                 outcome.interrupted = True
                 break
-            b = min(t + step, end_ts)
+            # no reader under auto: the REST origin is overridden alone, REST only
+            mode = archives if reader is not None or archives is ArchiveMode.ONLY else (
+                ArchiveMode.OFF
+            )
             result = await backfill(key, start=t, end=b, store=store, source=source,
                                     progress=report, concurrency=concurrency,
-                                    progress_interval_s=every_s)
+                                    progress_interval_s=every_s, archives=mode,
+                                    archive_reader=reader)
             overall.rows += result.rows_fetched
             overall.requests += result.requests
+            overall.files_done += result.archive_files_done
             outcome.rows_fetched += result.rows_fetched
             outcome.rows_new += result.rows_new
             outcome.requests += result.requests
-            t = outcome.reached_ts = b
+            outcome.files_done += result.archive_files_done
+            outcome.archive_rows += result.archive_rows
+            outcome.rest_rows += result.rest_rows
+            outcome.fallbacks += [str(f) for f in result.fallbacks]
+            for a, b in result.uncovered:  # the tail's slices: one hole, said once
+                if outcome.uncovered and outcome.uncovered[-1][1] == a:
+                    outcome.uncovered[-1] = (outcome.uncovered[-1][0], b)
+                else:
+                    outcome.uncovered.append((a, b))
+            outcome.reached_ts = b
         return outcome
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
+        if reader is not None:
+            await reader.aclose()
         await source.aclose()
 
 
@@ -259,6 +331,15 @@ async def _run_backfill(
     "date/datetime/ns.",
 )
 @END
+@click.option(
+    "--archives",
+    type=click.Choice([m.value for m in ArchiveMode], case_sensitive=False),
+    default=ArchiveMode.AUTO.value,
+    show_default=True,
+    help="auto: the exchange's bulk files first (monthly, daily), REST for the rest and "
+    "for any unusable file; off: REST only; only: files only (unusable ones stay holes). "
+    "The archive origin: DCCD_<EXCHANGE>_ARCHIVE_URL.",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option(
     "--progress-every",
@@ -275,6 +356,7 @@ def backfill_cmd(
     span: str | None,
     start: str | int,
     end: int | None,
+    archives: str,
     concurrency: int,
     progress_every: float,
     root: Path | None,
@@ -284,7 +366,11 @@ def backfill_cmd(
     show, close = _progress_printer(progress_every)
     every = min(progress_every, 0.5) if sys.stdout.isatty() else progress_every
     try:
-        outcome = asyncio.run(_run_backfill(key, start, end, root, show, every, concurrency))
+        outcome = asyncio.run(
+            _run_backfill(
+                key, start, end, root, show, every, concurrency, ArchiveMode(archives.lower())
+            )
+        )
     finally:
         close()
     if outcome.book_rows is not None:
@@ -295,6 +381,20 @@ def backfill_cmd(
         f"{iso_datetime(outcome.start_ts)} -> {iso_datetime(outcome.reached_ts)}, "
         f"{outcome.requests} requests"
     )
+    if outcome.files_total:
+        done += (
+            f", archive files {outcome.files_done}/{outcome.files_total} "
+            f"({outcome.archive_rows:,} archive rows, {outcome.rest_rows:,} REST rows, "
+            f"{len(outcome.fallbacks)} fallbacks)"
+        )
+    for fallback in outcome.fallbacks:
+        click.echo(f"archive fallback: {fallback}", err=True)
+    for a, b in outcome.uncovered:
+        click.echo(
+            f"warning: {key} NOT complete: {iso_datetime(a)} -> {iso_datetime(b)} left "
+            "uncovered (--archives only); fetch it with --archives auto",
+            err=True,
+        )
     if outcome.interrupted:
         command = f"dccd backfill {exchange} {symbol} {data_type}"
         command += f" --span {span}" if span else ""

@@ -14,15 +14,17 @@ from dccd_core.domain import (
     DccdError,
     NoCapability,
     Span,
+    Symbol,
     Transport,
     now_ns,
     to_ns,
 )
+from dccd_core.sources.archives.mode import ArchiveMode
 
 from .shape import _DatasetModel
 
-__all__ = ["check_capability", "exchange_capability", "is_known_exchange", "known_exchange_ids",
-           "unknown_exchange"]
+__all__ = ["check_archives", "check_capability", "exchange_capability", "is_known_exchange",
+           "known_exchange_ids", "unknown_exchange"]
 
 def _native_exchange_ids() -> frozenset[str]:
     try:
@@ -139,3 +141,33 @@ def check_capability(
             problems.append(
                 f"{where}.stream[{j}]: {exchange} has no live {st} stream; remove it from stream"
             )
+
+
+def check_archives(
+    exchange: str,
+    data_types: Sequence[DataType],
+    spans: Sequence[Span],
+    symbols: Sequence[Symbol],
+    mode: ArchiveMode,
+    where: str,
+    problems: list[str],
+) -> None:
+    """``archives: only`` needs bulk files for every series of the dataset that has
+    history (books and stream-only types have none to fetch either way)."""
+    if mode is not ArchiveMode.ONLY:
+        return
+    capability = exchange_capability(exchange)
+    fix = "use archives: auto (archive files where there are any, else REST) or off"
+    for dt in data_types:
+        if dt is DataType.BOOK or dt in STREAM_ONLY:
+            continue
+        for span in spans if dt in SPANNED_TYPES else [None]:
+            for symbol in symbols:
+                found = capability.archive(dt, symbol.market_kind, span) if capability else None
+                if found is None:
+                    what = f"{symbol.market_kind} {dt}" + (f" {span}" if span else "")
+                    problems.append(
+                        f"{where}.archives: only, but {exchange} publishes no archive files "
+                        f"of {what} ({symbol}); {fix}"
+                    )
+                    return

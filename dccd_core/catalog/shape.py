@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from dccd_core.sources.archives.mode import ArchiveMode, parse_archive_mode
+
 __all__ = ["DEFAULT_CONFIG_PATH", "DEFAULT_POOL_LIMIT", "DEFAULT_STORE_ROOT", "parse_duration_s"]
 
 DEFAULT_CONFIG_PATH = "dccd.yaml"
@@ -55,6 +57,7 @@ class _StoreModel(_Model):
 class _ExchangeModel(_Model):
     rest_url: str | None = None
     ws_url: str | None = None
+    archive_url: str | None = None
     pool_limit: int = Field(default=DEFAULT_POOL_LIMIT, ge=1, le=64)
 
 
@@ -73,6 +76,15 @@ class _DatasetModel(_Model):
     stream: list[str] = Field(default_factory=list)
     derive: list[str | int] = Field(default_factory=list)
     book: _BookModel = Field(default_factory=_BookModel)
+    archives: ArchiveMode = ArchiveMode.AUTO
+
+    @field_validator("archives", mode="before")
+    @classmethod
+    def _archives(cls, value: Any) -> ArchiveMode:
+        # YAML reads a bare ``off`` as False: that is what the user wrote
+        if value is False:
+            return ArchiveMode.OFF
+        return parse_archive_mode(str(value))
 
     @field_validator("start", mode="before")
     @classmethod

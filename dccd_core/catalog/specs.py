@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from dccd_core.domain import ConfigError, DatasetKey, to_ns
+from dccd_core.sources.archives.mode import ArchiveMode
 
 from .shape import DEFAULT_POOL_LIMIT
 
@@ -22,6 +23,9 @@ class ExchangeSettings:
     rest_url: str | None = None
     ws_url: str | None = None
     pool_limit: int = DEFAULT_POOL_LIMIT
+    #: the bulk-file archive origin (``exchanges.<name>.archive_url`` or
+    #: ``DCCD_<EXCHANGE>_ARCHIVE_URL``); None: the source's documented default
+    archive_url: str | None = None
 
     @property
     def pool(self) -> str:
@@ -43,6 +47,8 @@ class DatasetSpec:
     exchange: ExchangeSettings = field(default_factory=lambda: ExchangeSettings("unknown"))
     #: For candles listed under ``derive:``: the trades dataset they are computed from.
     derive_from: DatasetKey | None = None
+    #: ``archives:``: bulk files first (auto), REST only (off), bulk files only (only)
+    archives: ArchiveMode = ArchiveMode.AUTO
 
     @property
     def start_ts(self) -> int:
@@ -56,6 +62,10 @@ class DatasetSpec:
     @property
     def ws_url(self) -> str | None:
         return self.exchange.ws_url
+
+    @property
+    def archive_url(self) -> str | None:
+        return self.exchange.archive_url
 
     @property
     def pool(self) -> str:

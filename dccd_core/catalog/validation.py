@@ -26,7 +26,7 @@ from dccd_core.domain import (
 )
 from dccd_core.storage import Store
 
-from .exchanges import check_capability, is_known_exchange, unknown_exchange
+from .exchanges import check_archives, check_capability, is_known_exchange, unknown_exchange
 from .problems import format_problems, problem_lines, pydantic_problems
 from .shape import _AlertsModel, _CatalogModel, _DatasetModel, _ExchangeModel, parse_duration_s
 from .specs import AlertSettings, Catalog, DatasetSpec, ExchangeSettings
@@ -123,7 +123,11 @@ def _build_exchanges(
         )
         prefix = f"DCCD_{name.upper()}_"
         urls: dict[str, str | None] = {}
-        for kind, configured in (("rest", settings.rest_url), ("ws", settings.ws_url)):
+        for kind, configured in (
+            ("rest", settings.rest_url),
+            ("ws", settings.ws_url),
+            ("archive", settings.archive_url),
+        ):
             overridden = env.get(f"{prefix}{kind.upper()}_URL")
             where = f"exchanges.{key}.{kind}_url"
             for origin, place in ((configured, where), (overridden, f"{prefix}{kind.upper()}_URL")):
@@ -135,12 +139,13 @@ def _build_exchanges(
             rest_url=urls["rest"],
             ws_url=urls["ws"],
             pool_limit=settings.pool_limit,
+            archive_url=urls["archive"],
         )
     return out
 
 
 def _check_origin(url: str, exchange: str, kind: str, where: str, problems: list[str]) -> None:
-    """A REST origin must be http(s)://host[:port], a WS one ws(s)://host[:port]."""
+    """A REST or archive origin must be http(s)://host[:port], a WS one ws(s)://host[:port]."""
     from dccd_core.sources.registry import validate_origin
 
     try:
@@ -218,6 +223,7 @@ def _build_specs(
             )
         if start_ok:
             check_capability(exchange, data_types, spans, ds, where, streams, problems)
+        check_archives(exchange, data_types, spans, symbols, ds.archives, where, problems)
         derived = _check_derive(ds, where, data_types, spans, problems)
         # a stream-only type (liquidations) is a dataset from its stream entry alone
         data_types += [st for st in streams if st in STREAM_ONLY and st not in data_types]
@@ -248,6 +254,7 @@ def _build_specs(
                                 else None
                             ),
                             exchange=exchanges[exchange],
+                            archives=ds.archives,
                         )
                     )
         for span in derived:

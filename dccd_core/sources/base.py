@@ -35,7 +35,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import polars as pl
 
@@ -52,6 +52,9 @@ from dccd_core.domain import (
 from dccd_core.transport.errors import ErrorTable
 from dccd_core.transport.http import HttpStats, JsonResponse
 from dccd_core.transport.pages import TradePage
+
+if TYPE_CHECKING:
+    from .archives.http_reader import HttpArchiveReader
 
 __all__ = ["Endpoints", "HttpApi", "Request", "Source", "TradePage"]
 
@@ -187,6 +190,11 @@ class Source(ABC):
     funding_wire: ClassVar[SeriesWire | None] = None
     price_candles_wire: ClassVar[SeriesWire | None] = None
     open_interest_wire: ClassVar[SeriesWire | None] = None
+    #: The reader of the exchange's bulk-file archives (``sources/archives``) and their
+    #: default origin; None where the exchange publishes none. Built by
+    #: ``registry.build_archive_reader`` (origin overridable like REST).
+    archive_reader_class: ClassVar[type[HttpArchiveReader] | None] = None
+    default_archive_url: ClassVar[str | None] = None
 
     def __init__(self, http: HttpApi | None, endpoints: Endpoints | None = None) -> None:
         # ``http`` is bound to ``endpoints.rest_url``; None only for ccxt (own session).

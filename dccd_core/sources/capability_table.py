@@ -7,11 +7,11 @@ Regenerate with ``python -m dccd_core.sources.capability_table > docs/exchanges.
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, DataType, Feature, Transport
+from dccd_core.domain import ArchiveFeature, Capability, DataType, Feature, Transport
 
 from .registry import NATIVE_SOURCES, source_class
 
-__all__ = ["capability_rows", "render_markdown"]
+__all__ = ["archive_rows", "capability_rows", "render_markdown"]
 
 _HEADER = """# Exchanges: what each API can serve
 
@@ -32,6 +32,17 @@ _COLUMNS = (
     "spans / depths / channel",
     "alternative",
 )
+_ARCHIVES_HEADER = """
+## Archives: history as bulk files
+
+Where an exchange publishes its history as files, backfills read them first (monthly
+files for whole closed months, then daily files for closed days published `lag` days
+later, then REST for the recent tail). The origin is overridable like REST:
+`exchanges.<name>.archive_url` in the catalog or `DCCD_<EXCHANGE>_ARCHIVE_URL`.
+Without a published checksum, only the compressed stream's integrity and the rows'
+plausibility are verified.
+"""
+_ARCHIVE_COLUMNS = ("exchange", "data type", "markets", "files", "spans", "lag", "sha256", "layout")
 
 
 def _details(feature: Feature) -> str:
@@ -61,6 +72,22 @@ def capability_rows(capability: Capability) -> list[str]:
     return rows
 
 
+def archive_rows(capability: Capability) -> list[str]:
+    """One markdown row per declared archive series."""
+
+    def row(a: ArchiveFeature) -> str:
+        spans = " ".join(s.label for s in sorted(a.spans)) or "-"
+        files = ", ".join(g.value for g in a.granularities)
+        checksum = "yes" if a.checksum else "none published"
+        layout = f"[docs]({a.docs_url})" if a.docs_url else "undocumented"
+        return (
+            f"| {capability.exchange} | {a.data_type} | {', '.join(a.markets)} | {files} "
+            f"| {spans} | {a.lag_days} d | {checksum} | {layout} |"
+        )
+
+    return [row(a) for a in capability.archives]
+
+
 def render_markdown() -> str:
     """The whole of ``docs/exchanges.md``."""
     lines = [
@@ -71,6 +98,14 @@ def render_markdown() -> str:
     for exchange in NATIVE_SOURCES:
         cls, _native = source_class(exchange)
         lines.extend(capability_rows(cls.capability))
+    lines += [
+        _ARCHIVES_HEADER,
+        "| " + " | ".join(_ARCHIVE_COLUMNS) + " |",
+        "|" + "---|" * len(_ARCHIVE_COLUMNS),
+    ]
+    for exchange in NATIVE_SOURCES:
+        cls, _native = source_class(exchange)
+        lines.extend(archive_rows(cls.capability))
     return "\n".join(lines) + "\n"
 
 

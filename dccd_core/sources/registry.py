@@ -11,6 +11,10 @@ paths), first found wins:
 2. the environment, ``DCCD_<EXCHANGE>_REST_URL`` / ``DCCD_<EXCHANGE>_WS_URL``, read at
    call time (never at import);
 3. the source's defaults.
+
+Archive origins (bulk files, ``sources/archives``) follow the same precedence:
+``archive_url`` argument (the catalog's ``exchanges.<name>.archive_url``) >
+``DCCD_<EXCHANGE>_ARCHIVE_URL`` > the source's ``default_archive_url``.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import httpx
 
 from dccd_core.domain import ConfigError, UnknownExchange, validate_exchange_id
 
+from .archives.http_reader import HttpArchiveReader
 from .base import Endpoints, Source
 
 __all__ = [
     "CCXT_SOURCE",
     "NATIVE_SOURCES",
+    "build_archive_reader",
     "build_source",
     "check_exchange",
     "known_exchanges",
@@ -48,7 +54,7 @@ NATIVE_SOURCES: dict[str, str] = {
 }
 CCXT_SOURCE = "dccd_core.sources.ccxt_source:CcxtSource"
 
-_SCHEMES = {"rest": ("http", "https"), "ws": ("ws", "wss")}
+_SCHEMES = {"rest": ("http", "https"), "ws": ("ws", "wss"), "archive": ("http", "https")}
 
 
 def _ccxt_exchanges() -> list[str]:
@@ -200,3 +206,25 @@ def _build_ccxt(
     overridden = resolve_endpoints(name, Endpoints("", None), rest_url, ws_url)
     endpoints = overridden if overridden.rest_url or overridden.ws_url else None
     return cls(name, endpoints)
+
+
+def build_archive_reader(
+    exchange: str,
+    *,
+    archive_url: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> HttpArchiveReader | None:
+    """The reader of ``exchange``'s bulk-file archives, or None where it publishes none.
+
+    Origin: ``archive_url`` > ``DCCD_<EXCHANGE>_ARCHIVE_URL`` > the source's default,
+    an override validated like a REST origin (``ConfigError`` naming the fix). The
+    caller owns the reader: ``await reader.aclose()``.
+    """
+    name = validate_exchange_id(exchange)
+    cls, native = source_class(name)
+    reader_class = cls.archive_reader_class if native else None
+    if reader_class is None or cls.default_archive_url is None:
+        return None
+    override = archive_url or os.environ.get(f"DCCD_{name.upper()}_ARCHIVE_URL") or None
+    origin = validate_origin(override, name, "archive") if override else cls.default_archive_url
+    return reader_class(origin, transport=transport)

@@ -156,6 +156,13 @@ class Committer:
         """Everything committed so far by this committer."""
         return self._result
 
+    def set_provenance(self, provenance: Mapping[str, str] | None) -> None:
+        """Footer provenance of the commits from now on (checked now). A caller mixing
+        sources (a backfill's archive files and REST) sets it before each commit."""
+        given = dict(provenance or {})
+        build_provenance(given)
+        self._provenance = given
+
     @property
     def buffered_rows(self) -> int:
         """Rows added but not yet committed."""

@@ -15,10 +15,16 @@ What it guarantees:
   answer where it has one, else exponential then binary search over page windows),
   never by paging from 1970.
 * Order books have no history: a ``book`` backfill stores one snapshot, now.
+* History comes archive-first where the exchange publishes bulk files
+  (``archives="auto"``, the default): monthly files, then daily files, then REST for
+  the recent tail and for any file that cannot be used (``archive_plan``). ``"off"``:
+  REST only. ``"only"``: no REST at all; a window no usable file holds is left
+  uncovered, logged and listed in ``BackfillResult.uncovered``.
 
 The package: this module checks the request and runs it; ``start`` finds where it
 begins (``origin`` probing), ``commit_loop`` writes the pages in bounded commits,
-``report`` holds the progress and result records.
+``report`` holds the progress and result records, ``archive_plan`` mixes archive files
+and REST into one chunk stream.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
@@ -42,18 +49,28 @@ from dccd_core.domain import (
     now_ns,
     to_ns,
 )
+from dccd_core.sources.archives.base import ArchiveReader
+from dccd_core.sources.archives.mode import ArchiveMode, parse_archive_mode
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store
+from dccd_core.storage.archive_ledger import record_archive_files
 from dccd_core.transport.paginate import (
     DEFAULT_CONCURRENCY,
     Chunk,
+    PageStats,
     paginate_candles,
     paginate_funding,
     paginate_trades,
 )
 
+from .archive_plan import ArchivePlanner
 from .commit_loop import commit_chunks
-from .report import BackfillProgress, BackfillResult, BackfillTracker
+from .report import (
+    ArchiveFallback,
+    BackfillProgress,
+    BackfillResult,
+    BackfillTracker,
+)
 from .start import (
     DEFAULT_CANDLE_LOOKBACK_NS,
     DEFAULT_TRADE_LOOKBACK_NS,
@@ -64,12 +81,17 @@ from .start import (
 __all__ = [
     "DEFAULT_CANDLE_LOOKBACK_NS",
     "DEFAULT_TRADE_LOOKBACK_NS",
+    "ArchiveFallback",
+    "ArchiveMode",
     "BackfillProgress",
     "BackfillResult",
+    "archive_origin_chosen",
     "backfill",
     "backfill_sync",
     "find_origin",
+    "require_archive",
     "require_capability",
+    "rest_chunks",
 ]
 
 log = logging.getLogger("dccd.backfill")
@@ -106,6 +128,35 @@ def require_capability(
     )
 
 
+def require_archive(source: Source, key: DatasetKey, mode: ArchiveMode) -> bool:
+    """Whether ``key`` has bulk files to use under ``mode``; ``archives: only`` on a
+    series the exchange does not publish is a ConfigError naming the fix."""
+    if mode is ArchiveMode.OFF:
+        return False
+    feature = source.capability.archive(key.data_type, key.symbol.market_kind, key.span)
+    if feature is None and mode is ArchiveMode.ONLY:
+        raise ConfigError(
+            f"archives: only, but {key.exchange} publishes no archive files of "
+            f"{key.symbol.market_kind} {key.data_type}"
+            + (f" {key.span}" if key.span is not None else "")
+            + ": use archives: auto (archive files where there are any, else REST) "
+            "or archives: off"
+        )
+    return feature is not None
+
+
+def archive_origin_chosen(source: Source, archive_url: str | None) -> bool:
+    """Whether the exchange's archive files may back this source's history: an archive
+    origin was chosen (``archive_url``, ``DCCD_<EXCHANGE>_ARCHIVE_URL``), or the source
+    talks to its exchange's own REST origin, whose documented archives hold the same
+    data. A REST origin overridden alone (a testnet, a fake exchange) is never mixed
+    with the public archives."""
+    if archive_url or os.environ.get(f"DCCD_{source.id.upper()}_ARCHIVE_URL"):
+        return True
+    default = getattr(type(source), "default_endpoints", None)
+    return default is not None and source.endpoints.rest_url == default.rest_url
+
+
 def _book_depth(source: Source) -> int:
     feature = source.capability.feature(DataType.BOOK)
     depths = feature.book_depths if feature is not None else ()
@@ -125,6 +176,9 @@ async def backfill(
     progress: Callable[[BackfillProgress], None] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress_interval_s: float = 2.0,
+    archives: ArchiveMode | str = ArchiveMode.AUTO,
+    archive_url: str | None = None,
+    archive_reader: ArchiveReader | None = None,
 ) -> BackfillResult:
     """Fetch ``key``'s data of ``[start, end)`` into ``store``; see the module docstring.
 
@@ -134,9 +188,15 @@ async def backfill(
     ``end``: defaults to now; candle windows stop at the open of the current bar.
     ``source``: a ready source (the caller closes it); default: built from the registry
     and closed here.
+    ``archives``: ``auto``/``off``/``only`` (see the module docstring).
+    ``archive_reader``: a ready archive reader (the caller closes it). Default: built
+    from the registry (``archive_url``, else ``DCCD_<EXCHANGE>_ARCHIVE_URL``, else the
+    documented origin) and closed here; see ``archive_origin_chosen`` for when the
+    documented origin is used.
     """
     if key.data_type in STREAM_ONLY:  # before anything else: no source, no lake touched
         raise NoCapability(f"{key}: {NO_REST_HISTORY}")
+    mode = parse_archive_mode(archives)
     store = store if store is not None else Store()
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -144,10 +204,10 @@ async def backfill(
     now = now_ns()
     asked_end = _parse_time(end, "end") if end is not None else None
     end_ts = min(asked_end, now) if asked_end is not None else now
-    mode: str | None = None
+    start_mode: str | None = None
     explicit_start: int | None = None
     if isinstance(start, str) and start.strip().lower() in ("last", "origin"):
-        mode = start.strip().lower()
+        start_mode = start.strip().lower()
     else:
         explicit_start = _parse_time(start, "start")
         if asked_end is not None and asked_end < explicit_start:
@@ -160,14 +220,15 @@ async def backfill(
         # -- refuse before any data page ------------------------------------------
         end = end_ts
         require_capability(source, key, None, now)
+        use_archives = key.data_type is not DataType.BOOK and require_archive(source, key, mode)
         await source.check_symbol(key.symbol)
         if key.data_type is DataType.BOOK:
             return await _backfill_book(key, store, source, progress)
         if key.span is not None:
             end = min(end, key.span.floor(now))  # never the bar still in progress
-        if mode == "origin":
+        if start_mode == "origin":
             start_ts = await find_origin(source, key, end)
-        elif mode == "last":
+        elif start_mode == "last":
             start_ts = default_start(key, store, end)
         else:
             assert explicit_start is not None
@@ -175,9 +236,43 @@ async def backfill(
         require_capability(source, key, start_ts, now)  # history depth (candle count, days)
         if start_ts >= end:
             return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
-        return await _backfill_pages(
-            key, store, source, start_ts, end, progress, concurrency, progress_interval_s
-        )
+        reader = archive_reader
+        owned_reader = None
+        wanted = mode is ArchiveMode.ONLY or archive_origin_chosen(source, archive_url)
+        if use_archives and reader is None and not wanted:
+            log.info(
+                "%s: history over REST: the REST origin is overridden (%s) and no archive "
+                "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
+                key,
+                source.endpoints.rest_url,
+                key.exchange.upper(),
+            )
+        if use_archives and reader is None and wanted:
+            from dccd_core.sources import registry
+
+            reader = owned_reader = registry.build_archive_reader(
+                key.exchange, archive_url=archive_url
+            )
+        if use_archives and reader is None and mode is ArchiveMode.ONLY:
+            raise ConfigError(
+                f"archives: only, but no archive reader exists for {key.exchange}: "
+                "use archives: auto or off"
+            )
+        try:
+            return await _backfill_pages(
+                key,
+                store,
+                source,
+                start_ts,
+                end,
+                progress,
+                concurrency,
+                progress_interval_s,
+                archive=(reader, mode, now) if use_archives and reader is not None else None,
+            )
+        finally:
+            if owned_reader is not None:
+                await owned_reader.aclose()
 
     if source is not None:
         return await run_on(source)
@@ -185,6 +280,35 @@ async def backfill(
 
     async with build_source(key.exchange) as owned:
         return await run_on(owned)
+
+
+def rest_chunks(
+    key: DatasetKey,
+    source: Source,
+    start_ts: int,
+    end_ts: int,
+    concurrency: int,
+    stats: PageStats,
+) -> AsyncGenerator[Chunk, None]:
+    """The REST paginator of ``key`` over ``[start_ts, end_ts)``."""
+    if key.data_type is DataType.FUNDING:
+        return paginate_funding(
+            source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=stats
+        )
+    if key.span is not None:
+        return paginate_candles(
+            source,
+            key.symbol,
+            key.span,
+            start_ts,
+            end_ts,
+            concurrency=concurrency,
+            stats=stats,
+            data_type=key.data_type,
+        )
+    return paginate_trades(
+        source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=stats
+    )
 
 
 async def _backfill_pages(
@@ -196,33 +320,36 @@ async def _backfill_pages(
     progress: Callable[[BackfillProgress], None] | None,
     concurrency: int,
     progress_interval_s: float,
+    archive: tuple[ArchiveReader, ArchiveMode, int] | None = None,
 ) -> BackfillResult:
     run = BackfillTracker(key, source, start_ts, end_ts, progress)
-    chunks: AsyncGenerator[Chunk, None]
-    if key.data_type is DataType.FUNDING:
-        chunks = paginate_funding(
-            source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=run.pages
-        )
-    elif key.span is not None:
-        chunks = paginate_candles(
-            source,
-            key.symbol,
-            key.span,
-            start_ts,
-            end_ts,
-            concurrency=concurrency,
-            stats=run.pages,
-            data_type=key.data_type,
-        )
-    else:
-        chunks = paginate_trades(
-            source, key.symbol, start_ts, end_ts, concurrency=concurrency, stats=run.pages
-        )
     provenance = {**source.describe(), "transport": "rest"}
+    after_commit: Callable[[int], None] | None = None
+    chunks: AsyncGenerator[Chunk, None]
+    if archive is None:
+        chunks = rest_chunks(key, source, start_ts, end_ts, concurrency, run.pages)
+    else:
+        reader, mode, now = archive
+        planner = ArchivePlanner(
+            key,
+            reader,
+            mode,
+            run,
+            now,
+            lambda a, b, stats: rest_chunks(key, source, a, b, concurrency, stats),
+        )
+        chunks = planner.chunks()
+        provenance["archive_url"] = reader.origin
+
+        def after_commit(until_ts: int) -> None:
+            record_archive_files(store.root, key, planner.committed(until_ts))
+
     log.info("backfill %s %s -> %s", key, iso_datetime(start_ts), iso_datetime(end_ts))
     ticker = asyncio.create_task(run.ticker(progress_interval_s)) if progress else None
     try:
-        written = await commit_chunks(key, store, chunks, run, provenance)
+        written = await commit_chunks(
+            key, store, chunks, run, provenance, after_commit=after_commit
+        )
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -230,7 +357,16 @@ async def _backfill_pages(
                 await ticker
         await chunks.aclose()
     run.report()
-    return run.result(written, start_ts, end_ts)
+    result = run.result(written, start_ts, end_ts)
+    if result.uncovered:
+        log.warning(
+            "%s: NOT complete (archives: only): %d window(s) left uncovered, first %s -> %s",
+            key,
+            len(result.uncovered),
+            iso_datetime(result.uncovered[0][0]),
+            iso_datetime(result.uncovered[0][1]),
+        )
+    return result
 
 
 async def _backfill_book(

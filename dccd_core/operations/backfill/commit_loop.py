@@ -6,6 +6,13 @@ never held whole; coverage is recorded after each commit, in order, and only up 
 what was committed, including ranges where the exchange had no data. The paginator runs
 ahead in its own task meanwhile. Its own module: this is the one place a backfill
 writes.
+
+When a run mixes sources (the archive planner), each chunk names its ``origin`` and a
+commit's footer provenance says which sources its rows came from (``transport``
+``archive``, ``rest`` or ``archive+rest``, and the ``archive_files``); a chunk marked
+``after_hole`` restarts coverage at its ``start_ts``, so a window nobody fetched stays
+a hole. ``after_commit(until_ts)`` runs after each commit that advanced coverage (the
+planner records the archive files whose rows are now durable).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 
 import polars as pl
 
@@ -24,12 +31,26 @@ from dccd_core.transport.paginate import Chunk
 
 from .report import BackfillTracker
 
-__all__ = ["commit_chunks"]
+__all__ = ["commit_chunks", "provenance_of"]
 
 #: chunks (about a page each) fetched ahead of the writer while it commits.
 _PREFETCH_CHUNKS = 64
 #: rows batched into one ``writer.add`` (fewer small polars operations per page).
 _STAGE_ROWS = 20_000
+
+
+def provenance_of(base: Mapping[str, str], origins: Collection[str]) -> dict[str, str]:
+    """Footer provenance of rows from ``origins`` (``"rest"``, ``"archive:<file>"``);
+    ``base`` alone when the chunks named none."""
+    if not origins:
+        return dict(base)
+    files = sorted(o.split(":", 1)[1] for o in origins if o.startswith("archive:"))
+    rest = any(not o.startswith("archive:") for o in origins)
+    transport = "archive+rest" if files and rest else "archive" if files else "rest"
+    out = {**base, "transport": transport}
+    if files:
+        out["archive_files"] = ",".join(files)
+    return out
 
 
 class _Failed:
@@ -70,6 +91,8 @@ async def commit_chunks(
     chunks: AsyncGenerator[Chunk, None],
     run: BackfillTracker,
     provenance: dict[str, str],
+    *,
+    after_commit: Callable[[int], None] | None = None,
 ) -> WriteResult:
     """Write chunks in order; commit per finished period or bound; record coverage.
 
@@ -78,6 +101,8 @@ async def commit_chunks(
     commit_rows = store.commit_rows
     commit_s = store.commit_seconds
     committed_until = run.start_ts
+    cover_from = run.start_ts  # where the covered stretch being extended begins
+    origins: set[str] = set()  # of the buffered rows
     pending_until: int | None = None
     buffered = 0
     buffer_period: str | None = None
@@ -89,8 +114,12 @@ async def commit_chunks(
 
         def commit_sync(until: int) -> None:
             if until > committed_until:  # recorded by the flush, once the rows are durable
-                writer.cover(run.start_ts, until)
+                writer.cover(cover_from, until)
             writer.flush()
+
+        def advanced() -> None:
+            if after_commit is not None:
+                after_commit(committed_until)
 
         staged: list[pl.DataFrame] = []  # pages batched before writer.add (less overhead)
         staged_rows = 0
@@ -108,16 +137,22 @@ async def commit_chunks(
                 return
             unstage()
             until = pending_until
+            writer.set_provenance(provenance_of(provenance, origins))
             await asyncio.to_thread(commit_sync, until)
             committed_until = max(committed_until, until)
             pending_until, buffered, buffer_period = None, 0, None
+            origins.clear()
             last_commit = time.monotonic()
+            advanced()
 
         # aclosing: on a failed commit the prefetch task must stop *now*, not when the
         # generator is garbage-collected, or it keeps iterating the paginator.
         prefetched = contextlib.aclosing(_prefetch(chunks, _PREFETCH_CHUNKS))
         async with prefetched as ahead:
             async for chunk in ahead:
+                if chunk.after_hole:  # what came before is committed; the hole stays one
+                    await commit()
+                    cover_from = committed_until = max(committed_until, chunk.start_ts)
                 rows = chunk.rows
                 run.rows += rows.height
                 if rows.height:
@@ -126,6 +161,8 @@ async def commit_chunks(
                         await commit()  # a storage period is complete: write it once
                     staged.append(rows)
                     staged_rows += rows.height
+                    if chunk.origin is not None:
+                        origins.add(chunk.origin)
                     if staged_rows >= _STAGE_ROWS:
                         unstage()
                     buffered += rows.height
@@ -139,7 +176,8 @@ async def commit_chunks(
                     await commit()
                 elif buffered == 0 and pending_until - committed_until > 0:
                     # an empty stretch: coverage only, no file to write
-                    writer.cover(run.start_ts, pending_until)
+                    writer.cover(cover_from, pending_until)
                     committed_until, pending_until = pending_until, None
+                    advanced()
         await commit()
         return writer.result

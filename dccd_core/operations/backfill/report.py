@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dccd_core.domain import DatasetKey, iso_datetime
@@ -19,7 +19,47 @@ from dccd_core.sources.base import Source
 from dccd_core.storage import WriteResult
 from dccd_core.transport.paginate import PageStats
 
-__all__ = ["BackfillProgress", "BackfillResult", "BackfillTracker"]
+__all__ = [
+    "ArchiveCounters",
+    "ArchiveFallback",
+    "BackfillProgress",
+    "BackfillResult",
+    "BackfillTracker",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFallback:
+    """An archive file that could not be used, and what became of its window:
+    ``[start_ts, end_ts)`` is the part not read from the file (all of it when the file
+    was missing; the rest after the last good row when it broke off); ``rest`` says it
+    was fetched over REST instead (``archives: auto``) or left uncovered (``only``)."""
+
+    file: str
+    reason: str
+    start_ts: int
+    end_ts: int
+    rest: bool
+
+    def __str__(self) -> str:
+        fate = "fetched over REST" if self.rest else "left uncovered"
+        return (
+            f"{self.file}: {self.reason}; {iso_datetime(self.start_ts)} -> "
+            f"{iso_datetime(self.end_ts)} {fate}"
+        )
+
+
+@dataclass(slots=True)
+class ArchiveCounters:
+    """What the archive planner did so far (read by progress reports and the result)."""
+
+    files_total: int = 0
+    files_done: int = 0
+    archive_rows: int = 0
+    rest_rows: int = 0
+    fallbacks: list[ArchiveFallback] = field(default_factory=list)
+    #: windows nobody fetched (``archives: only``): holes the checks will report
+    uncovered: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +82,12 @@ class BackfillProgress:
     elapsed_s: float
     #: time of the range the pages fetched so far cover (ns), whichever way it is paged
     done_ns: int = 0
+    #: archive files read to their end (verified) / planned; 0/0 when none are used
+    archive_files_done: int = 0
+    archive_files_total: int = 0
+    archive_rows: int = 0
+    rest_rows: int = 0
+    fallbacks: int = 0
 
     @property
     def fraction(self) -> float:
@@ -57,8 +103,15 @@ class BackfillProgress:
     def __str__(self) -> str:
         until = iso_datetime(self.covered_until_ts) if self.covered_until_ts else "-"
         eta = f"{self.eta_s:.0f}s" if self.eta_s is not None else "?"
+        files = ""
+        if self.archive_files_total:
+            files = (
+                f"archive files {self.archive_files_done}/{self.archive_files_total} "
+                f"({self.archive_rows:,} archive rows, {self.rest_rows:,} REST rows, "
+                f"{self.fallbacks} fallbacks), "
+            )
         return (
-            f"{self.key}: {100 * self.fraction:.1f}% of the time range, "
+            f"{self.key}: {100 * self.fraction:.1f}% of the time range, {files}"
             f"windows {self.windows_done}/{self.windows_total}, covered until "
             f"{until}, {self.rows_fetched:,} rows ({self.rows_per_s:,.0f}/s), ETA {eta}, "
             f"{self.requests} requests, {self.retries} retries, "
@@ -78,6 +131,22 @@ class BackfillResult:
     start_ts: int
     end_ts: int
     files: tuple[Path, ...]
+    #: archive files planned for the range, and those read and verified to their end
+    archive_files_total: int = 0
+    archive_files_done: int = 0
+    #: rows that came from archive files / over REST (``rows_fetched`` is their sum
+    #: when archives were planned; REST-only runs leave both 0)
+    archive_rows: int = 0
+    rest_rows: int = 0
+    #: archive files that could not be used, with the reason and what became of them
+    fallbacks: tuple[ArchiveFallback, ...] = ()
+    #: ``[start, end)`` windows left unfetched (``archives: only``): not complete
+    uncovered: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when every part of ``[start_ts, end_ts)`` was fetched by some source."""
+        return not self.uncovered
 
 
 class BackfillTracker:
@@ -98,6 +167,7 @@ class BackfillTracker:
         self.end_ts = end_ts
         self.progress = progress
         self.pages = PageStats()
+        self.archive = ArchiveCounters()
         self.rows = 0
         self.started = time.monotonic()
         self._http_stats = source.http_stats
@@ -142,6 +212,11 @@ class BackfillTracker:
             rate_limit_pauses=pauses,
             elapsed_s=elapsed,
             done_ns=done_ns,
+            archive_files_done=self.archive.files_done,
+            archive_files_total=self.archive.files_total,
+            archive_rows=self.archive.archive_rows,
+            rest_rows=self.archive.rest_rows,
+            fallbacks=len(self.archive.fallbacks),
         )
 
     def report(self) -> None:
@@ -166,4 +241,10 @@ class BackfillTracker:
             start_ts=start_ts,
             end_ts=end_ts,
             files=written.files,
+            archive_files_total=self.archive.files_total,
+            archive_files_done=self.archive.files_done,
+            archive_rows=self.archive.archive_rows,
+            rest_rows=self.archive.rest_rows,
+            fallbacks=tuple(self.archive.fallbacks),
+            uncovered=tuple(self.archive.uncovered),
         )

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ..archives.http_reader import HttpArchiveReader
+from .archives import ARCHIVE_URL, BinanceArchives
 from .capability import CAPABILITY
 from .rest import BinanceRest
 from .ws import BinanceWs
@@ -13,4 +17,8 @@ __all__ = ["CAPABILITY", "BinanceSource"]
 
 
 class BinanceSource(BinanceWs, BinanceRest):
-    """Binance over REST (``rest.py``) and WebSocket (``ws.py``)."""
+    """Binance over REST (``rest.py``) and WebSocket (``ws.py``); history also from the
+    data.binance.vision archives (``archives.py``)."""
+
+    archive_reader_class: ClassVar[type[HttpArchiveReader] | None] = BinanceArchives
+    default_archive_url: ClassVar[str | None] = ARCHIVE_URL

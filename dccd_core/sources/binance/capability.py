@@ -18,6 +18,8 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
   last 30 days only (see ``open_interest.py``).
 * Liquidations ``<symbol>@forceOrder`` (USD-M WebSocket only, no REST history): the
   latest liquidation of each symbol per 1000 ms.
+* Archives: klines (all 13 spans) and aggTrades of spot and USD-M as monthly and daily
+  zips with sha256 ``.CHECKSUM`` files on data.binance.vision (see ``archives.py``).
 * Budget: spot 6000 weight/min, futures 2400 weight/min, reported in
   ``X-MBX-USED-WEIGHT-1M``. Weights are per endpoint (and per ``limit`` for depth and
   futures klines): see ``spot_weight`` / ``futures_weight``.
@@ -25,7 +27,7 @@ USD-M futures: https://developers.binance.com/docs/derivatives/usds-margined-fut
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, Span
+from dccd_core.domain import ArchiveFeature, ArchiveGranularity, Capability, DataType, Span
 
 from .. import features
 
@@ -108,6 +110,21 @@ def futures_weight(endpoint: str, limit: int = 0) -> int:
 
 _FUTURES_KLINES = futures_weight("klines", KLINES_LIMIT)
 
+
+def _archive(data_type: DataType, spans: tuple[Span, ...] = ()) -> ArchiveFeature:
+    """data.binance.vision (``archives.py``): monthly files for closed months, daily files
+    for closed days (published the next morning), each with a ``.CHECKSUM`` (sha256)."""
+    return ArchiveFeature(
+        data_type,
+        markets=("spot", "linear"),
+        granularities=(ArchiveGranularity.MONTHLY, ArchiveGranularity.DAILY),
+        spans=spans,
+        lag_days=1,
+        checksum=True,
+        docs_url="https://github.com/binance/binance-public-data",
+    )
+
+
 CAPABILITY = Capability(
     exchange="binance",
     features=(
@@ -134,4 +151,5 @@ CAPABILITY = Capability(
     weight_per_minute=SPOT_WEIGHT_PER_MINUTE,
     docs_url="https://developers.binance.com/docs/binance-spot-api-docs/rest-api",
     markets=("spot", "linear_perpetual"),
+    archives=(_archive(DataType.OHLC, _SPANS), _archive(DataType.TRADES)),
 )

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ..archives.http_reader import HttpArchiveReader
+from .archives import ARCHIVE_URL, BitmexArchives
 from .capability import CAPABILITY
 from .rest import BitmexRest
 from .ws import BitmexWs
@@ -13,4 +17,8 @@ __all__ = ["CAPABILITY", "BitmexSource"]
 
 
 class BitmexSource(BitmexWs, BitmexRest):
-    """BitMEX over REST (``rest.py``) and its realtime WebSocket API (``ws.py``)."""
+    """BitMEX over REST (``rest.py``) and its realtime WebSocket API (``ws.py``); trade
+    history also from the daily dumps (``archives.py``)."""
+
+    archive_reader_class: ClassVar[type[HttpArchiveReader] | None] = BitmexArchives
+    default_archive_url: ClassVar[str | None] = ARCHIVE_URL

@@ -8,11 +8,21 @@ Bucketed candles exist only for 1m, 5m, 1h and 1d; every table query returns at 
 authenticated); every response reports what is left in ``x-ratelimit-remaining``,
 which the source feeds to the weight limiter. Funding (``/api/v1/funding``) pages
 forward like the other tables, full history.
+
+Archives: daily dumps of every instrument's trades on public.bitmex.com
+(``/data/trade/YYYYMMDD.csv.gz``, see ``archives.py``), without a published checksum.
 """
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, PageDirection, Span
+from dccd_core.domain import (
+    ArchiveFeature,
+    ArchiveGranularity,
+    Capability,
+    DataType,
+    PageDirection,
+    Span,
+)
 
 from .. import features
 
@@ -56,4 +66,15 @@ CAPABILITY = Capability(
     weight_per_minute=120,
     docs_url=DOCS_URL,
     markets=("spot", "linear", "inverse"),
+    archives=(
+        ArchiveFeature(
+            DataType.TRADES,
+            markets=("spot", "linear", "inverse"),
+            granularities=(ArchiveGranularity.DAILY,),
+            lag_days=1,
+            checksum=False,  # none is published: only gzip integrity and the rows are checked
+            # only a file listing (public.bitmex.com/?prefix=data/trade/): undocumented
+            docs_url="",
+        ),
+    ),
 )

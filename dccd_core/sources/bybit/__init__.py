@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ..archives.http_reader import HttpArchiveReader
+from .archives import ARCHIVE_URL, BybitArchives
 from .capability import CAPABILITY
 from .rest import BybitRest
 from .ws import BybitWs
@@ -13,4 +17,8 @@ __all__ = ["CAPABILITY", "BybitSource"]
 
 
 class BybitSource(BybitWs, BybitRest):
-    """Bybit over REST (``rest.py``) and WebSocket (``ws.py``)."""
+    """Bybit over REST (``rest.py``) and WebSocket (``ws.py``); trade history of the
+    perpetuals from the daily files (``archives.py``)."""
+
+    archive_reader_class: ClassVar[type[HttpArchiveReader] | None] = BybitArchives
+    default_archive_url: ClassVar[str | None] = ARCHIVE_URL

@@ -21,7 +21,13 @@ https://bybit-exchange.github.io/docs/v5/rate-limit
 
 from __future__ import annotations
 
-from dccd_core.domain import Capability, PageDirection
+from dccd_core.domain import (
+    ArchiveFeature,
+    ArchiveGranularity,
+    Capability,
+    DataType,
+    PageDirection,
+)
 
 from .. import features
 
@@ -86,4 +92,16 @@ CAPABILITY = Capability(
     weight_per_minute=7_200,
     docs_url="https://bybit-exchange.github.io/docs/v5/intro",
     markets=("spot", "linear", "inverse"),
+    archives=(
+        # public.bybit.com/trading/ daily files (``archives.py``): the only trade history
+        # Bybit serves. Spot files are left out: their ids are not the REST execIds.
+        ArchiveFeature(
+            DataType.TRADES,
+            markets=("linear", "inverse"),
+            granularities=(ArchiveGranularity.DAILY,),
+            lag_days=1,
+            checksum=False,  # none is published: gzip integrity and rows are checked
+            docs_url="",  # a file listing only (public.bybit.com/trading/): undocumented
+        ),
+    ),
 )

@@ -44,6 +44,13 @@ class Chunk:
     rows: pl.DataFrame
     start_ts: int
     covered_until_ts: int
+    #: where the rows came from when one run mixes sources (the backfill planner:
+    #: ``"rest"`` or ``"archive:<file name>"``), for the footer provenance; None: the
+    #: run's own provenance
+    origin: str | None = None
+    #: ``[previous chunk's covered_until_ts, start_ts)`` was *not* fetched (an archive
+    #: file that could not be used under ``archives: only``): coverage restarts here
+    after_hole: bool = False
 
 
 @dataclass(slots=True)

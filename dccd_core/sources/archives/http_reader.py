@@ -1,0 +1,174 @@
+"""The generic archive reader: plan by calendar, download, verify, decode, check.
+
+An exchange's reader (``sources/<exchange>/archives.py``) only says where its files are
+(``file_for``), how they are laid out (``layout``) and how one decoded block becomes
+rows of the dataset's schema (``to_rows``); everything else is done here, once:
+
+    plan_files: calendar.archive_periods (monthly, then daily, published by now)
+    read:       fetch.fetch_verified -> temp file, sha256 against the published one
+                decode.open_member + iter_csv_frames -> blocks of about 4 MB of text
+                to_rows (per exchange; the timestamp unit held per file in FileState)
+                checks.check_archive_rows -> inside the file's period, plausible values
+                IngestedFile once the last block was read
+
+The temp file is deleted however ``read`` ends (exhausted, failed, or abandoned by the
+caller). Decompression and parsing run in a worker thread so the event loop (and the
+REST tail running beside the archives) is not blocked by a 100 MB file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import polars as pl
+
+from dccd_core.domain import (
+    NS_PER_DAY,
+    ArchiveFeature,
+    ArchiveGranularity,
+    Capability,
+    DatasetKey,
+    NoCapability,
+)
+from dccd_core.transport.download import Downloader
+
+from .base import ArchiveFile, ArchiveReader, IngestedFile
+from .calendar import Period, archive_periods
+from .checks import check_archive_rows
+from .decode import DEFAULT_BLOCK_BYTES, CsvLayout, iter_csv_frames, open_member
+from .fetch import fetch_verified
+
+__all__ = ["FileState", "HttpArchiveReader"]
+
+
+@dataclass(slots=True)
+class FileState:
+    """What ``to_rows`` learns from a file's first block and holds for the rest of it."""
+
+    #: nanoseconds per unit of the file's integer timestamps (None until detected)
+    ns_per_unit: int | None = None
+    #: the highest trade id seen so far in this file (exchanges with integer ids)
+    last_trade_id: int | None = None
+
+
+class HttpArchiveReader(ArchiveReader):
+    """An ``ArchiveReader`` over plain HTTP file downloads; see the module docstring."""
+
+    #: the exchange's capability (its ``archives`` say what is published)
+    capability: ClassVar[Capability]
+
+    def __init__(
+        self,
+        origin: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        temp_dir: str | Path | None = None,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+    ) -> None:
+        super().__init__(origin)
+        self.block_bytes = block_bytes
+        self.temp_dir = str(temp_dir) if temp_dir is not None else None
+        self.downloader = Downloader(self.capability.exchange, self.origin, transport=transport)
+        self._last: IngestedFile | None = None
+
+    # -- what an exchange declares -----------------------------------------------------
+
+    @abstractmethod
+    def file_for(self, key: DatasetKey, period: Period) -> ArchiveFile:
+        """The published file (and checksum file) holding ``period`` of ``key``."""
+
+    @abstractmethod
+    def layout(self, key: DatasetKey) -> CsvLayout:
+        """How ``key``'s files are laid out."""
+
+    @abstractmethod
+    def to_rows(
+        self, key: DatasetKey, file: ArchiveFile, frame: pl.DataFrame, state: FileState
+    ) -> pl.DataFrame:
+        """One decoded block (``layout``'s columns) to rows of ``key``'s schema, sorted by
+        ts; raise ``ArchiveUnavailable`` for values that cannot be read."""
+
+    # -- the generic part ---------------------------------------------------------------
+
+    def feature(self, key: DatasetKey) -> ArchiveFeature:
+        """The published series serving ``key``; ``NoCapability`` where there is none."""
+        found = self.capability.archive(key.data_type, key.symbol.market_kind, key.span)
+        if found is None:
+            offered = ", ".join(
+                f"{f.data_type} ({'/'.join(f.markets)})" for f in self.capability.archives
+            )
+            raise NoCapability(
+                f"{self.capability.exchange} publishes no archive files for {key} "
+                f"(its archives: {offered or 'none'}); fetch it over REST (archives: off)"
+            )
+        return found
+
+    def plan_files(
+        self, key: DatasetKey, start_ts: int, end_ts: int, now_ts: int
+    ) -> list[ArchiveFile]:
+        feature = self.feature(key)
+        periods = archive_periods(
+            start_ts,
+            end_ts,
+            now_ts,
+            lag_days=feature.lag_days,
+            granularities=feature.granularities,
+        )
+        return [self.file_for(key, period) for period in periods]
+
+    def daily_files(self, key: DatasetKey, file: ArchiveFile) -> list[ArchiveFile]:
+        """The daily files covering a monthly ``file`` (its fallback when the month's file
+        is missing or fails: a month refetched over REST is what archives avoid); [] if
+        the exchange publishes no daily files or ``file`` is one already."""
+        feature = self.feature(key)
+        if (
+            file.granularity is ArchiveGranularity.DAILY
+            or ArchiveGranularity.DAILY not in feature.granularities
+        ):
+            return []
+        periods = archive_periods(
+            file.start_ts,
+            file.end_ts,
+            file.end_ts + (feature.lag_days + 1) * NS_PER_DAY,
+            lag_days=feature.lag_days,
+            granularities=(ArchiveGranularity.DAILY,),
+        )
+        return [self.file_for(key, period) for period in periods]
+
+    async def read(self, key: DatasetKey, file: ArchiveFile) -> AsyncIterator[pl.DataFrame]:
+        self._last = None
+        layout = self.layout(key)
+        state = FileState()
+        rows = 0
+        with tempfile.NamedTemporaryFile(
+            prefix="dccd-archive-", suffix=f"-{file.name}", dir=self.temp_dir
+        ) as temp:
+            fetched = await fetch_verified(self.downloader, file, temp)
+            with ExitStack() as stack:
+                stream = open_member(Path(temp.name), file.name, stack)
+                frames = iter_csv_frames(stream, file.name, layout, block_bytes=self.block_bytes)
+                while (frame := await asyncio.to_thread(_next, frames)) is not None:
+                    out = self.to_rows(key, file, frame, state)
+                    check_archive_rows(out, key.data_type, file)
+                    rows += out.height
+                    yield out
+        self._last = IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
+
+    @property
+    def last_ingested(self) -> IngestedFile | None:
+        return self._last
+
+    async def aclose(self) -> None:
+        await self.downloader.aclose()
+
+
+def _next(frames: Iterator[pl.DataFrame]) -> pl.DataFrame | None:
+    return next(frames, None)

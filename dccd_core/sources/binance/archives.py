@@ -1,0 +1,220 @@
+"""Binance's bulk files on data.binance.vision: klines and aggTrades, spot and USD-M.
+
+Docs: https://github.com/binance/binance-public-data (README). Layout under the origin::
+
+    /data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip
+    /data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-15.zip
+    /data/futures/um/monthly/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01.zip
+    /data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01-15.zip
+
+each beside ``<file>.CHECKSUM``: ``<sha256 hex>  <file name>``. A zip holds one CSV.
+
+Columns (by position; files with a header row name them as in brackets):
+
+* klines: open time, open, high, low, close, volume, close time, quote asset volume,
+  number of trades, taker buy base volume, taker buy quote volume, ignore
+  (``open_time,open,high,low,close,volume,close_time,quote_volume,count,
+  taker_buy_volume,taker_buy_quote_volume,ignore``)
+* aggTrades: aggregate trade id, price, quantity, first trade id, last trade id,
+  timestamp, was the buyer the maker[, was the trade the best price match] (spot has
+  the 8th column; ``agg_trade_id,price,quantity,first_trade_id,last_trade_id,
+  transact_time,is_buyer_maker``)
+
+Quirks handled per file (``archives.decode``, ``archives.checks``): newer USD-M files
+have a header row, spot and older ones do not; spot timestamps are µs from 2025-01-01
+(ms before), detected by magnitude. Sample rows::
+
+    1704067200000,42283.58,42298.62,42261.02,42298.61,35.92724,1704067259999,1519032.45,1327,20.0,846000.1,0
+    2650118342,42117.53,0.00125,3190552807,3190552808,1704070812345,True,True
+
+Rows equal the REST source's (``parse.py``) for the same span: ``ts`` the bar's open
+time / the trade time in ns, ``trade_id`` the aggregate id, ``side`` the taker's side
+(``is_buyer_maker`` true -> ``sell``, the same ``taker_side``), replayed aggregates
+(a known Binance quirk, see ``parse_trades_page``) dropped the same way.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dccd_core.domain import ArchiveGranularity, DatasetKey, DataType
+
+from .. import columns
+from ..archives.base import ArchiveFile, ArchiveUnavailable
+from ..archives.calendar import Period, period_date
+from ..archives.checks import ns_per_unit
+from ..archives.decode import CsvLayout
+from ..archives.http_reader import FileState, HttpArchiveReader
+from .capability import CAPABILITY
+from .parse import log_replays, taker_side
+from .symbols import market_of, native_symbol
+
+__all__ = ["ARCHIVE_URL", "BinanceArchives", "archive_path"]
+
+ARCHIVE_URL = "https://data.binance.vision"
+
+_MARKET_DIRS = {"spot": "spot", "usdm": "futures/um"}
+_KLINES = CsvLayout(
+    names=tuple(
+        [
+            "open_time",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "close_time",
+            "quote_volume",
+            "count",
+            "taker_buy_volume",
+            "taker_buy_quote_volume",
+            "ignore",
+        ]
+    ),
+    dtypes={
+        "open_time": pl.Int64,
+        "open": pl.Float64,
+        "high": pl.Float64,
+        "low": pl.Float64,
+        "close": pl.Float64,
+        "volume": pl.Float64,
+        "quote_volume": pl.Float64,
+        "count": pl.Int64,
+    },
+    required=("open_time", "open", "high", "low", "close", "volume", "quote_volume", "count"),
+)
+_AGG_TRADES = CsvLayout(
+    names=tuple(
+        [
+            "agg_trade_id",
+            "price",
+            "quantity",
+            "first_trade_id",
+            "last_trade_id",
+            "transact_time",
+            "is_buyer_maker",
+            "is_best_match",
+        ]
+    ),
+    dtypes={
+        "agg_trade_id": pl.Int64,
+        "price": pl.Float64,
+        "quantity": pl.Float64,
+        "first_trade_id": pl.Int64,
+        "last_trade_id": pl.Int64,
+        "transact_time": pl.Int64,
+    },
+    required=tuple(
+        [
+            "agg_trade_id",
+            "price",
+            "quantity",
+            "first_trade_id",
+            "last_trade_id",
+            "transact_time",
+            "is_buyer_maker",
+        ]
+    ),
+)
+
+
+def archive_path(key: DatasetKey, period: Period) -> tuple[str, str]:
+    """``(file name, path)`` of ``key``'s file for ``period`` (module docstring)."""
+    market = _MARKET_DIRS[market_of(key.symbol)]
+    native = native_symbol(key.symbol)
+    when = period_date(period)
+    if key.data_type is DataType.OHLC:
+        assert key.span is not None  # a DatasetKey of ohlc always has one
+        name = f"{native}-{key.span.label}-{when}.zip"
+        folder = f"klines/{native}/{key.span.label}"
+    else:
+        name = f"{native}-aggTrades-{when}.zip"
+        folder = f"aggTrades/{native}"
+    return name, f"/data/{market}/{period.granularity.value}/{folder}/{name}"
+
+
+class BinanceArchives(HttpArchiveReader):
+    """data.binance.vision klines and aggTrades (spot, USD-M), sha256-verified."""
+
+    capability = CAPABILITY
+
+    def file_for(self, key: DatasetKey, period: Period) -> ArchiveFile:
+        name, path = archive_path(key, period)
+        return ArchiveFile(
+            name=name,
+            path=path,
+            checksum_path=f"{path}.CHECKSUM",
+            start_ts=period.start_ts,
+            end_ts=period.end_ts,
+            granularity=ArchiveGranularity(period.granularity),
+        )
+
+    def layout(self, key: DatasetKey) -> CsvLayout:
+        return _KLINES if key.data_type is DataType.OHLC else _AGG_TRADES
+
+    def to_rows(
+        self, key: DatasetKey, file: ArchiveFile, frame: pl.DataFrame, state: FileState
+    ) -> pl.DataFrame:
+        time_column = "open_time" if key.data_type is DataType.OHLC else "transact_time"
+        stamps = frame.get_column(time_column)
+        if stamps.null_count():
+            raise ArchiveUnavailable(file.name, f"implausible: empty {time_column} values")
+        if state.ns_per_unit is None:
+            state.ns_per_unit = ns_per_unit(int(stamps[0]), file.name)
+        ts = (stamps * state.ns_per_unit).alias("ts")
+        if key.data_type is DataType.OHLC:
+            rows = columns.to_schema(
+                DataType.OHLC,
+                {
+                    "ts": ts,
+                    **{c: frame.get_column(c) for c in ("open", "high", "low", "close", "volume")},
+                    "quote_volume": frame.get_column("quote_volume"),
+                    "trades": frame.get_column("count"),
+                },
+            )
+        else:
+            rows = self._trades(file, frame, ts, state)
+        return rows if rows.get_column("ts").is_sorted() else rows.sort("ts", maintain_order=True)
+
+    @staticmethod
+    def _trades(
+        file: ArchiveFile, frame: pl.DataFrame, ts: pl.Series, state: FileState
+    ) -> pl.DataFrame:
+        maker = frame.get_column("is_buyer_maker").str.to_lowercase()
+        if not maker.is_in(["true", "false"]).all():
+            bad = maker.filter(~maker.is_in(["true", "false"]).fill_null(False))
+            raise ArchiveUnavailable(
+                file.name, f"implausible: is_buyer_maker {bad[0] if bad.len() else None!r}"
+            )
+        rows = pl.DataFrame(
+            [
+                ts,
+                frame.get_column("agg_trade_id").cast(pl.Utf8).alias("trade_id"),
+                frame.get_column("price"),
+                frame.get_column("quantity").alias("amount"),
+                frame.get_column("first_trade_id").alias("_first"),
+                frame.get_column("last_trade_id").alias("_last"),
+                (maker == "true").alias("_maker"),
+            ]
+        ).with_columns(taker_side(pl.col("_maker")).alias("side"))
+        # replayed aggregates (their trades f..l were delivered before): dropped as the
+        # REST parser drops them, so both sources store the same trade ids
+        before = pl.col("_last").cum_max().shift(1)
+        if state.last_trade_id is not None:
+            before = before.fill_null(state.last_trade_id).clip(lower_bound=state.last_trade_id)
+        rows = rows.with_columns((pl.col("_first") <= before).fill_null(False).alias("_replay"))
+        if rows.height:
+            high = int(rows.get_column("_last").max())  # type: ignore[arg-type]
+            state.last_trade_id = max(high, state.last_trade_id or high)
+        replays = rows.filter(pl.col("_replay"))
+        if replays.height:
+            log_replays(
+                f"binance archive {file.name}",
+                tuple(replays.get_column("trade_id").to_list()),
+                replays.get_column("_first"),
+                replays.get_column("_last"),
+            )
+            rows = rows.filter(~pl.col("_replay"))
+        return columns.to_schema(
+            DataType.TRADES, {name: rows.get_column(name) for name in rows.columns}
+        )

@@ -1,0 +1,245 @@
+"""Binance archives (data.binance.vision) against the fake archive host: rows equal the
+REST fake's truth (and the REST source's own pages), quirks handled or refused."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from dccd_core.domain import NS_PER_DAY, NS_PER_MS, ArchiveGranularity, DatasetKey, Span, to_ns
+from dccd_core.sources.archives.base import ArchiveUnavailable
+from dccd_core.sources.registry import build_source
+from tests.fakes.archives import FakeArchives, archive_reader_on, read_file
+from tests.fakes.binance import FakeBinance, MarketData
+from tests.fakes.server import FaultInjector, serve
+
+LISTING_MS = to_ns("2023-06-01") // NS_PER_MS
+LATER = to_ns("2026-01-01")
+CANDLES = DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
+TRADES = DatasetKey.of("binance", "BTC/USDT", "trades")
+PERP_TRADES = DatasetKey.of("binance", "BTC/USDT:USDT", "trades")
+PERP_CANDLES = DatasetKey.of("binance", "BTC/USDT:USDT", "ohlc", "1h")
+
+
+def _binance(**market: int) -> FakeBinance:
+    """Spot and USD-M BTCUSDT; trades sparse enough (one per ``den`` ms) for fast days."""
+    options = {"den": 4_000, **market}
+    return FakeBinance(
+        markets={
+            ("spot", "BTCUSDT"): MarketData(7, LISTING_MS, **options),  # type: ignore[arg-type]
+            ("usdm", "BTCUSDT"): MarketData(9, LISTING_MS, **options),  # type: ignore[arg-type]
+        }
+    )
+
+
+def _market(key: DatasetKey) -> str:
+    return "spot" if key.symbol.market_kind == "spot" else "usdm"
+
+
+def _truth(fake: FakeBinance, key: DatasetKey, start_ts: int, end_ts: int) -> pl.DataFrame:
+    if key.span is not None:
+        return fake.truth_candles(start_ts, end_ts, key.span.label, market=_market(key))
+    return fake.truth_trades(start_ts, end_ts, market=_market(key))
+
+
+async def _read_window(
+    fake: FakeArchives, key: DatasetKey, start: str, end: str, **options: object
+) -> tuple[pl.DataFrame, list[str]]:
+    async with archive_reader_on("binance", fake, **options) as reader:
+        files = reader.plan_files(key, to_ns(start), to_ns(end), LATER)
+        frames = [await read_file(reader, key, f) for f in files]
+    return pl.concat(frames), [f.name for f in files]
+
+
+async def test_monthly_and_daily_klines_equal_the_truth() -> None:
+    binance = _binance()
+    rows, names = await _read_window(
+        FakeArchives(binance=binance), CANDLES, "2024-01-30", "2024-03-02"
+    )
+    assert names == [
+        "BTCUSDT-1m-2024-01-30.zip",
+        "BTCUSDT-1m-2024-01-31.zip",
+        "BTCUSDT-1m-2024-02.zip",
+        "BTCUSDT-1m-2024-03-01.zip",
+    ]
+    truth = _truth(binance, CANDLES, to_ns("2024-01-30"), to_ns("2024-03-02"))
+    assert rows.height > 40_000
+    assert rows.equals(truth)
+
+
+@pytest.mark.parametrize("key", [TRADES, PERP_TRADES, PERP_CANDLES], ids=str)
+async def test_daily_files_equal_the_truth_header_or_not(key: DatasetKey) -> None:
+    # USD-M files carry a header row, spot files none (the fake's default, as Binance)
+    binance = _binance()
+    rows, _ = await _read_window(FakeArchives(binance=binance), key, "2024-05-10", "2024-05-12")
+    assert rows.height > 40
+    assert rows.equals(_truth(binance, key, to_ns("2024-05-10"), to_ns("2024-05-12")))
+
+
+async def test_header_detected_per_file_whatever_the_market() -> None:
+    binance = _binance()
+    fake = FakeArchives(binance=binance, header_markets=frozenset({"spot"}))
+    rows, _ = await _read_window(fake, TRADES, "2024-05-10", "2024-05-11")
+    assert rows.equals(_truth(binance, TRADES, to_ns("2024-05-10"), to_ns("2024-05-11")))
+
+
+@pytest.mark.parametrize("key", [CANDLES, TRADES], ids=str)
+async def test_microsecond_spot_files_from_2025(key: DatasetKey) -> None:
+    # Binance spot switched to µs on 2025-01-01: one window across the switch
+    binance = _binance()
+    rows, _ = await _read_window(FakeArchives(binance=binance), key, "2024-12-31", "2025-01-02")
+    assert rows.equals(_truth(binance, key, to_ns("2024-12-31"), to_ns("2025-01-02")))
+
+
+async def test_replayed_aggregates_dropped_like_rest() -> None:
+    binance = _binance()
+    data = binance.market()
+    k = data.first_k_at(to_ns("2024-05-10T06:00") // NS_PER_MS)
+    data.replays = {k + 5: k + 3, k + 6: k + 4}
+    rows, _ = await _read_window(FakeArchives(binance=binance), TRADES, "2024-05-10", "2024-05-11")
+    truth = _truth(binance, TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"))
+    assert str(k + 5 + data.first_id) not in rows.get_column("trade_id").to_list()
+    assert rows.equals(truth)
+
+
+async def test_archive_rows_equal_the_rest_sources_pages() -> None:
+    """The same span from data.binance.vision and from /api/v3: identical frames."""
+    binance = _binance()
+    start, end = to_ns("2024-05-10"), to_ns("2024-05-11")
+    archive_klines, _ = await _read_window(
+        FakeArchives(binance=binance), CANDLES, "2024-05-10", "2024-05-11"
+    )
+    archive_trades, _ = await _read_window(
+        FakeArchives(binance=binance), TRADES, "2024-05-10", "2024-05-11"
+    )
+    page_end = start + 1000 * 60 * 10**9
+    async with serve(binance.app()) as origin, build_source("binance", rest_url=origin) as source:
+        rest_klines = await source.fetch_candles(CANDLES.symbol, Span.parse("1m"), start, page_end)
+        page = await source.fetch_trades_page(TRADES.symbol, start, end, None)
+    assert rest_klines.height > 900
+    assert archive_klines.filter(pl.col("ts") < page_end).equals(rest_klines)
+    assert page.rows.height > 100
+    assert archive_trades.head(page.rows.height).equals(page.rows)
+    assert archive_klines.schema == rest_klines.schema
+    assert archive_trades.schema == page.rows.schema
+
+
+async def test_a_missing_day_is_unavailable_and_the_others_read() -> None:
+    binance = _binance()
+    fake = FakeArchives(binance=binance, missing={"BTCUSDT-aggTrades-2024-05-11.zip"})
+    async with archive_reader_on("binance", fake) as reader:
+        files = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-13"), LATER)
+        with pytest.raises(ArchiveUnavailable) as caught:
+            await read_file(reader, TRADES, files[1])
+        rows = await read_file(reader, TRADES, files[2])
+    assert caught.value.reason.startswith("missing")
+    assert caught.value.name == "BTCUSDT-aggTrades-2024-05-11.zip"
+    assert rows.equals(_truth(binance, TRADES, files[2].start_ts, files[2].end_ts))
+
+
+async def test_a_bad_checksum_is_unavailable_before_any_row() -> None:
+    name = "BTCUSDT-1m-2024-05-10.zip"
+    fake = FakeArchives(binance=_binance(), bad_checksum={name})
+    async with archive_reader_on("binance", fake) as reader:
+        (file,) = reader.plan_files(CANDLES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        batches = []
+        with pytest.raises(ArchiveUnavailable, match="checksum mismatch"):
+            async for batch in reader.read(CANDLES, file):
+                batches.append(batch)
+        assert batches == []
+        assert reader.last_ingested is None
+
+
+async def test_a_truncated_zip_is_unavailable() -> None:
+    name = "BTCUSDT-1m-2024-05-10.zip"
+    fake = FakeArchives(binance=_binance(), truncated={name})
+    async with archive_reader_on("binance", fake) as reader:
+        (file,) = reader.plan_files(CANDLES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        with pytest.raises(ArchiveUnavailable, match="truncated or corrupt"):
+            await read_file(reader, CANDLES, file)
+
+
+async def test_a_replaced_file_changes_its_recorded_sha256() -> None:
+    binance = _binance()
+    fake = FakeArchives(binance=binance)
+    async with archive_reader_on("binance", fake) as reader:
+        (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        first = await read_file(reader, TRADES, file)
+        before = reader.last_ingested
+        fake.replace(file.name)
+        second = await read_file(reader, TRADES, file)
+        after = reader.last_ingested
+    assert before is not None and after is not None
+    assert before.sha256 == before.published_sha256
+    assert after.sha256 == after.published_sha256 != before.sha256
+    assert before.rows == after.rows == first.height
+    assert first.equals(_truth(binance, TRADES, file.start_ts, file.end_ts))
+    assert not second.equals(first)  # one amount differs: the verification check's case
+
+
+async def test_transient_faults_are_retried() -> None:
+    binance = _binance()
+    faults = FaultInjector(rate=0.4, seed=3, kinds=("500", "503", "reset"))
+    fake = FakeArchives(binance=binance, faults=faults)
+    rows, _ = await _read_window(fake, CANDLES, "2024-05-10", "2024-05-14")
+    assert sum(faults.counts.values()) > 0
+    assert rows.equals(_truth(binance, CANDLES, to_ns("2024-05-10"), to_ns("2024-05-14")))
+
+
+async def test_batches_stay_bounded_and_the_temp_file_is_deleted(tmp_path: object) -> None:
+    """A file is never materialised whole: with 32 KB blocks a day of trades comes in
+    many small batches (each at most a block of text), and nothing stays on disk."""
+    binance = _binance(den=500)  # ~170k aggregates in the day
+    fake = FakeArchives(binance=binance)
+    async with archive_reader_on(
+        "binance", fake, block_bytes=32 * 1024, temp_dir=str(tmp_path)
+    ) as reader:
+        (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        heights = [batch.height async for batch in reader.read(TRADES, file)]
+        ingested = reader.last_ingested
+    truth = _truth(binance, TRADES, file.start_ts, file.end_ts)
+    shortest_line = 40  # "id,price,qty,first,last,ms,True,True"
+    assert max(heights) <= 32 * 1024 // shortest_line + 1
+    assert len(heights) > 100
+    assert sum(heights) == truth.height == (ingested.rows if ingested else -1)
+    assert list(tmp_path.iterdir()) == []  # type: ignore[attr-defined]
+
+
+async def test_an_abandoned_read_deletes_its_temp_file(tmp_path: object) -> None:
+    fake = FakeArchives(binance=_binance())
+    async with archive_reader_on("binance", fake, block_bytes=4096, temp_dir=str(tmp_path)) as r:
+        (file,) = r.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        reading = r.read(TRADES, file)
+        async for _ in reading:
+            break
+        await reading.aclose()  # type: ignore[attr-defined]
+        assert r.last_ingested is None
+    assert list(tmp_path.iterdir()) == []  # type: ignore[attr-defined]
+
+
+def test_plan_uses_the_documented_paths() -> None:
+    from dccd_core.sources.registry import build_archive_reader
+
+    reader = build_archive_reader("binance")
+    assert reader is not None
+    files = reader.plan_files(PERP_CANDLES, to_ns("2024-01-01"), to_ns("2024-02-02"), LATER)
+    assert [f.granularity for f in files] == [ArchiveGranularity.MONTHLY, ArchiveGranularity.DAILY]
+    assert files[0].path == "/data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip"
+    assert files[0].checksum_path == files[0].path + ".CHECKSUM"
+    assert files[1].path == "/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02-01.zip"
+    (trades,) = reader.plan_files(TRADES, to_ns("2024-02-01"), to_ns("2024-02-02"), LATER)
+    assert trades.path == "/data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-02-01.zip"
+    assert files[1].end_ts - files[1].start_ts == NS_PER_DAY
+
+
+async def test_a_missing_month_falls_back_to_its_daily_files() -> None:
+    binance = _binance()
+    fake = FakeArchives(binance=binance, missing={"BTCUSDT-1m-2024-02.zip"})
+    async with archive_reader_on("binance", fake) as reader:
+        (month,) = reader.plan_files(CANDLES, to_ns("2024-02-01"), to_ns("2024-03-01"), LATER)
+        with pytest.raises(ArchiveUnavailable, match="missing"):
+            await read_file(reader, CANDLES, month)
+        days = reader.daily_files(CANDLES, month)
+        assert len(days) == 29 and reader.daily_files(CANDLES, days[0]) == []
+        rows = pl.concat([await read_file(reader, CANDLES, day) for day in days])
+    assert rows.equals(_truth(binance, CANDLES, month.start_ts, month.end_ts))

@@ -1,0 +1,96 @@
+"""``dccd backfill --archives auto|off|only`` against the fake Binance REST and the fake
+data.binance.vision host (DCCD_BINANCE_REST_URL / DCCD_BINANCE_ARCHIVE_URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dccd_cli import cli
+from dccd_core.domain import NS_PER_MS, DatasetKey, to_ns
+from dccd_core.storage import Store
+from tests.fakes.archives import FakeArchives
+from tests.fakes.binance import FakeBinance, MarketData
+from tests.fakes.server import serve_in_thread
+
+TRADES = DatasetKey.of("binance", "BTC/USDT", "trades")
+MISSING = "BTCUSDT-aggTrades-2024-05-11.zip"
+RANGE = ("--start", "2024-05-10", "--end", "2024-05-13")
+
+
+@pytest.fixture
+def fakes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[FakeBinance, FakeArchives]]:
+    market = MarketData(7, to_ns("2024-01-01") // NS_PER_MS, den=20_000)
+    binance = FakeBinance(markets={("spot", "BTCUSDT"): market}, weight_limit=10**9)
+    archives = FakeArchives(binance=binance, missing={MISSING})
+    with serve_in_thread(binance.app) as rest, serve_in_thread(archives.app) as origin:
+        monkeypatch.setenv("DCCD_BINANCE_REST_URL", rest)
+        monkeypatch.setenv("DCCD_BINANCE_ARCHIVE_URL", origin)
+        monkeypatch.setenv("DCCD_CACHE_DIR", str(tmp_path / "cache"))
+        yield binance, archives
+
+
+def _backfill(root: Path, *extra: str) -> tuple[int, str, str]:
+    args = ["backfill", "binance", "BTC/USDT", "trades", *RANGE, "--root", str(root), *extra]
+    result = CliRunner().invoke(cli, args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_auto_reads_files_falls_back_for_the_missing_day_and_says_so(
+    fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path
+) -> None:
+    binance, _ = fakes
+    code, out, err = _backfill(tmp_path / "lake", "--progress-every", "0.05")
+    assert code == 0, err
+    assert "archive files 2/3" in out and "1 fallbacks" in out
+    assert f"archive fallback: {MISSING}: missing" in err and "fetched over REST" in err
+    assert "archive files" in err  # the progress line counts files
+    stored = Store(tmp_path / "lake").read(TRADES)
+    truth = binance.truth_trades(to_ns("2024-05-10"), to_ns("2024-05-13"))
+    assert stored.sort("trade_id").equals(truth.sort("trade_id").select(stored.columns))
+    assert binance.requests["aggTrades"] > 0  # the missing day only
+
+
+def test_off_is_rest_only(fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path) -> None:
+    binance, archives = fakes
+    code, out, err = _backfill(tmp_path / "lake", "--archives", "off")
+    assert code == 0, err
+    assert "archive files" not in out and not archives.requests
+    assert Store(tmp_path / "lake").read(TRADES).height == binance.truth_trades(
+        to_ns("2024-05-10"), to_ns("2024-05-13")
+    ).height
+
+
+def test_only_leaves_the_missing_day_uncovered_and_warns(
+    fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path
+) -> None:
+    binance, _ = fakes
+    code, _out, err = _backfill(tmp_path / "lake", "--archives", "ONLY")
+    assert code == 0, err
+    assert binance.requests["aggTrades"] == 0
+    assert (
+        f"warning: {TRADES} NOT complete: 2024-05-11T00:00:00Z -> 2024-05-12T00:00:00Z "
+        "left uncovered"
+    ) in err
+    holes = Store(tmp_path / "lake").holes(TRADES, to_ns("2024-05-10"), to_ns("2024-05-13"))
+    assert holes == [(to_ns("2024-05-11"), to_ns("2024-05-12"))]
+
+
+def test_a_bad_mode_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = _backfill(tmp_path / "lake", "--archives", "sometimes")
+    assert code == 2 and "'sometimes' is not one of 'auto', 'off', 'only'" in err
+
+
+def test_only_on_an_exchange_without_archives_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["backfill", "kraken", "BTC/USD", "trades", "--archives", "only",
+         "--root", str(tmp_path / "lake")],
+    )
+    assert result.exit_code == 2
+    assert "archives: only, but kraken publishes no archive files" in result.stderr
