@@ -95,6 +95,12 @@ def materialize_range(
         f"{summary.row_count:,} stored in {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}, "
         f"{counters.requests} requests, {len(summary.holes)} holes"
     )
+    if counters.archive_files_planned:
+        log.info(
+            f"{spec.key}: archive files {counters.archive_files}/"
+            f"{counters.archive_files_planned} read, {counters.archive_rows:,} rows from "
+            f"archive files, {counters.rest_rows:,} over REST"
+        )
     if counters.files:
         log.info(f"{spec.key}: files written: {', '.join(counters.files)}")
     return summary

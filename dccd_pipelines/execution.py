@@ -95,8 +95,12 @@ def run_backfill(
             src = build_source(spec.key.exchange, rest_url=spec.rest_url, ws_url=spec.ws_url)
         beat = asyncio.create_task(reporter.heartbeat())
         try:
+            # archives first where the exchange publishes files (the catalog's
+            # ``archives:`` and ``archive_url``); a catalog that moved only the REST
+            # origin (a fake, a proxy) keeps its history on that origin
             return await backfill(
-                spec.key, start=start_ts, end=end_ts, store=store, source=src, progress=reporter
+                spec.key, start=start_ts, end=end_ts, store=store, source=src,
+                progress=reporter, archives=spec.archives, archive_url=spec.archive_url,
             )
         finally:
             beat.cancel()
@@ -118,4 +122,8 @@ def counters_of(result: BackfillResult) -> RunCounters:
         retries=result.retries,
         rate_limit_pauses=result.rate_limit_pauses,
         files=tuple(str(path) for path in result.files),
+        archive_files=result.archive_files_done,
+        archive_files_planned=result.archive_files_total,
+        archive_rows=result.archive_rows,
+        rest_rows=result.rest_rows,
     )

@@ -26,7 +26,7 @@ def summary_metadata(summary: RunSummary) -> dict[str, Any]:
     first_day = days[0].partition if days else ""
     last_day = days[-1].partition if days else ""
     span = first_day if first_day == last_day else f"{first_day}...{last_day}"
-    return {
+    out = {
         "run_partitions": MetadataValue.text(f"{span} ({len(days)} day(s))"),
         "run_rows_fetched": MetadataValue.int(counters.rows_fetched),
         "run_rows_new": MetadataValue.int(counters.rows_new),
@@ -37,6 +37,17 @@ def summary_metadata(summary: RunSummary) -> dict[str, Any]:
         # The file list goes to the run log, not here: a range run repeats its metadata
         # on every partition's materialization event (365 copies for a year).
     }
+    if counters.requests or counters.archive_files_planned:  # fetched (not derived) rows
+        # where they came from (issue #12): bulk files read and verified, or REST pages
+        rest = counters.rest_rows if counters.archive_files_planned else counters.rows_fetched
+        out |= {
+            "run_archive_files": MetadataValue.text(
+                f"{counters.archive_files}/{counters.archive_files_planned} read"
+            ),
+            "run_archive_rows": MetadataValue.int(counters.archive_rows),
+            "run_rest_rows": MetadataValue.int(rest),
+        }
+    return out
 
 
 def day_metadata(summary: RunSummary) -> dict[str, dict[str, Any]]:

@@ -59,6 +59,13 @@ def format_progress(progress: Any) -> str:
         parts.append(f"windows {done}/{total} ({100 * done / total:.1f}%)")
     elif done is not None:
         parts.append(f"windows {done}")
+    files_total = _attr(progress, "archive_files_total")
+    if files_total:  # archive-first runs count their files (issue #12)
+        parts.append(
+            f"archive files {_attr(progress, 'archive_files_done') or 0}/{files_total} "
+            f"({_attr(progress, 'archive_rows') or 0:,} archive rows, "
+            f"{_attr(progress, 'rest_rows') or 0:,} REST rows)"
+        )
     covered = _attr(progress, "covered_until_ts", "covered_until")
     if isinstance(covered, int):
         parts.append(f"covered until {iso_datetime(covered)}")

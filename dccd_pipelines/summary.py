@@ -32,6 +32,12 @@ class RunCounters:
     requests: int = 0
     retries: int = 0
     rate_limit_pauses: int = 0
+    #: archive files read and verified / planned, and the rows from files / over REST
+    #: (all 0 for a REST-only run: its rows are ``rows_fetched``)
+    archive_files: int = 0
+    archive_files_planned: int = 0
+    archive_rows: int = 0
+    rest_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
