@@ -265,7 +265,7 @@ def _dagster_cli(window: tuple[int, int], rest: str, archive: str) -> dict[str, 
     """``dagster asset materialize`` of the candle window's partitions, archives auto."""
     import yaml
 
-    from bench.bench_dagster import init_instance
+    from bench.bench_dagster import _children_cpu, init_instance
     from dccd_core.domain import NS_PER_DAY, iso_date
 
     start, last = iso_date(window[0]), iso_date(window[1] - NS_PER_DAY)
@@ -289,12 +289,13 @@ def _dagster_cli(window: tuple[int, int], rest: str, archive: str) -> dict[str, 
                f"{start}...{last}"]
         init_instance(env)
         r0, a0 = fake_stats(rest)
-        t0 = time.perf_counter()
+        cpu0, t0 = _children_cpu(), time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], cwd=ROOT,
                               env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t0
         r1, a1 = fake_stats(rest)
-        row: dict[str, Any] = {"wall_s": round(wall, 3), "requests": (r1 - r0) + (a1 - a0),
+        row: dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(_children_cpu() - cpu0, 2),
+                               "requests": (r1 - r0) + (a1 - a0),
                                "rest_requests": r1 - r0, "archive_requests": a1 - a0}
         rss = [ln for ln in done.stderr.splitlines() if ln.startswith("MAXRSS_KB ")]
         if rss:  # the largest process of the command (GNU time: max over its children too)
