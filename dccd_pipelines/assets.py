@@ -10,7 +10,8 @@ run and one paginated fetch. The body is thin: partition range -> time window ->
 counters on the result, and each day's own figures on that day's materialization,
 never the range's total. The rows never travel through Dagster's output: the backfill
 commits them in bounded chunks during the run (``io_manager.py`` says why).
-Candles listed under ``derive:`` get the derived-candle asset of ``derived.py``.
+Candles listed under ``derive:`` get the derived-candle asset of ``derived.py``; a
+stream-only type (liquidations) the non-materializable asset of ``stream_only.py``.
 
 https://docs.dagster.io/guides/build/partitions-and-backfills/backfilling-data
 """
@@ -28,7 +29,14 @@ from dagster import (
 )
 
 from dccd_core.catalog import DatasetSpec
-from dccd_core.domain import DatasetKey, DataType, iso_datetime
+from dccd_core.domain import (
+    NO_REST_HISTORY,
+    STREAM_ONLY,
+    DatasetKey,
+    DataType,
+    NoCapability,
+    iso_datetime,
+)
 
 from .checks import build_dataset_checks, dataset_check_specs, evaluate_checks
 from .declaration import asset_key, daily_partitions, dataset_out, freshness_policy
@@ -37,6 +45,7 @@ from .execution import counters_of, partition_window, run_backfill
 from .metadata import materialize_result
 from .schedules import build_resolved_job, build_update_schedule
 from .store import STORE_KEY, DccdStore
+from .stream_only import stream_only_definitions
 from .summary import RunSummary, summarize
 
 __all__ = [
@@ -95,14 +104,21 @@ def materialize_range(
         f"{summary.row_count:,} stored in {iso_datetime(start_ts)} -> {iso_datetime(end_ts)}, "
         f"{counters.requests} requests, {len(summary.holes)} holes"
     )
-    if counters.archive_files_planned:
-        log.info(
-            f"{spec.key}: archive files {counters.archive_files}/"
-            f"{counters.archive_files_planned} read, {counters.archive_rows:,} rows from "
-            f"archive files, {counters.rest_rows:,} over REST"
-        )
     if counters.files:
         log.info(f"{spec.key}: files written: {', '.join(counters.files)}")
+    if counters.archive_files_total:
+        log.info(
+            f"{spec.key}: archive files {counters.archive_files_done}/"
+            f"{counters.archive_files_total}, {counters.archive_rows:,} archive rows, "
+            f"{counters.rest_rows:,} REST rows"
+        )
+    for fallback in counters.archive_fallbacks:
+        log.warning(f"{spec.key}: archive file {fallback}")
+    for a, b in counters.uncovered:
+        log.warning(
+            f"{spec.key}: NOT complete: {iso_datetime(a)} -> {iso_datetime(b)} left uncovered "
+            "(archives: only); the no_holes check reports it"
+        )
     return summary
 
 
@@ -148,7 +164,10 @@ def build_fetched_asset(spec: DatasetSpec) -> AssetsDefinition:
 
 
 def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
-    """The asset of one dataset: fetched, or derived from trades (``derive:``)."""
+    """The asset of one dataset: fetched, or derived from trades (``derive:``); a
+    stream-only dataset has no materializable asset (``stream_only.py``)."""
+    if spec.key.data_type in STREAM_ONLY:
+        raise NoCapability(f"{NO_REST_HISTORY}: {spec.key} is declared by stream_only.py")
     if spec.derive_from is not None:
         return build_derived_asset(spec)
     return build_fetched_asset(spec)
@@ -161,7 +180,10 @@ def build_dataset_assets(specs: Sequence[DatasetSpec]) -> list[AssetsDefinition]
 
 def dataset_definitions(spec: DatasetSpec, resources: Mapping[str, Any]) -> Definitions:
     """The definitions of one dataset of the catalog (``resources``: the ones every
-    dccd definition shares, which its job is resolved against)."""
+    dccd definition shares, which its job is resolved against); a stream-only one's are
+    its stream's asset and checks (``stream_only.py``)."""
+    if spec.key.data_type in STREAM_ONLY:
+        return stream_only_definitions(spec)
     asset = build_dataset_asset(spec)
     # A fetched asset carries its checks in its own op (see build_fetched_asset); a
     # derived one has none to carry them, so they get their own op.

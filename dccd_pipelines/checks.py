@@ -14,6 +14,10 @@ a deduplicating read), plus candle sanity and holes against the coverage record.
 * ``no_holes``           no never-fetched range inside the window up to the coverage
                          frontier (WARN; the unfetched tail is the freshness policy's job;
                          ``dccd_core.storage.find_holes``: the open candle is never a hole)
+* ``archives_verified``  where the exchange publishes archive files of the dataset: the
+                         ingested files' published sha256 unchanged, a REST sample's row
+                         count as stored (``archive_checks``; the only check that makes
+                         requests, a few, and none when no archive file was ingested)
 
 The window is the run's partition range when the check runs with a materialization
 (the dataset's job runs it right after the asset), else the whole dataset. Files are
@@ -59,6 +63,8 @@ from dccd_core.domain import (
     to_ns,
 )
 
+from .archive_checks import ARCHIVES_VERIFIED, archive_check_result, has_archive_check
+from .archive_checks import DESCRIPTION as _ARCHIVES_DESCRIPTION
 from .funding_checks import DESCRIPTIONS as _FUNDING_DESCRIPTIONS
 from .funding_checks import FUNDING_CHECKS, audit_funding
 from .store import DccdStore
@@ -323,10 +329,15 @@ def stream_check_evaluations(
 def dataset_check_specs(spec: DatasetSpec) -> list[AssetCheckSpec]:
     """The check specs of a dataset (carried by its asset op, see ``assets.py``)."""
     key = AssetKey(spec.key.asset_key_path)
-    return [
+    specs = [
         AssetCheckSpec(name, asset=key, description=_DESCRIPTION[name])
         for name in check_names(spec.key)
     ]
+    if has_archive_check(spec):
+        specs.append(
+            AssetCheckSpec(ARCHIVES_VERIFIED, asset=key, description=_ARCHIVES_DESCRIPTION)
+        )
+    return specs
 
 
 def evaluate_checks(context: Any, spec: DatasetSpec, store_root: str) -> Iterator[AssetCheckResult]:
@@ -343,6 +354,8 @@ def evaluate_checks(context: Any, spec: DatasetSpec, store_root: str) -> Iterato
     for name, outcome in outcomes.items():
         if name in selected:
             yield _result(spec.key, outcome, window)
+    if ARCHIVES_VERIFIED in selected and has_archive_check(spec):
+        yield archive_check_result(spec, store_root, *window)
 
 
 def build_dataset_checks(spec: DatasetSpec) -> AssetChecksDefinition:

@@ -83,7 +83,9 @@ def run_backfill(
     source: Source | None = None,
 ) -> BackfillResult:
     """Fetch ``[start_ts, end_ts)`` of ``spec`` into ``store`` (committed in bounded chunks
-    by the backfill itself) and return its ``BackfillResult``."""
+    by the backfill itself) and return its ``BackfillResult``. The dataset's
+    ``archives`` mode and the exchange's ``archive_url`` go to the backfill, which
+    reads the archive files first where the exchange publishes them."""
     backfill = load_backfill()
     reporter = ProgressLog(log, label=str(spec.key), interval_s=interval_s)
 
@@ -95,12 +97,15 @@ def run_backfill(
             src = build_source(spec.key.exchange, rest_url=spec.rest_url, ws_url=spec.ws_url)
         beat = asyncio.create_task(reporter.heartbeat())
         try:
-            # archives first where the exchange publishes files (the catalog's
-            # ``archives:`` and ``archive_url``); a catalog that moved only the REST
-            # origin (a fake, a proxy) keeps its history on that origin
             return await backfill(
-                spec.key, start=start_ts, end=end_ts, store=store, source=src,
-                progress=reporter, archives=spec.archives, archive_url=spec.archive_url,
+                spec.key,
+                start=start_ts,
+                end=end_ts,
+                store=store,
+                source=src,
+                progress=reporter,
+                archives=spec.archives,
+                archive_url=spec.archive_url,
             )
         finally:
             beat.cancel()
@@ -122,8 +127,10 @@ def counters_of(result: BackfillResult) -> RunCounters:
         retries=result.retries,
         rate_limit_pauses=result.rate_limit_pauses,
         files=tuple(str(path) for path in result.files),
-        archive_files=result.archive_files_done,
-        archive_files_planned=result.archive_files_total,
+        archive_files_total=result.archive_files_total,
+        archive_files_done=result.archive_files_done,
         archive_rows=result.archive_rows,
         rest_rows=result.rest_rows,
+        archive_fallbacks=tuple(str(f) for f in result.fallbacks),
+        uncovered=result.uncovered,
     )

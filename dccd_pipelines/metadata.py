@@ -11,7 +11,7 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue
 
-from dccd_core.domain import DatasetKey
+from dccd_core.domain import DatasetKey, iso_datetime
 
 from .declaration import asset_key
 from .io_manager import dataset_path
@@ -26,7 +26,7 @@ def summary_metadata(summary: RunSummary) -> dict[str, Any]:
     first_day = days[0].partition if days else ""
     last_day = days[-1].partition if days else ""
     span = first_day if first_day == last_day else f"{first_day}...{last_day}"
-    out = {
+    out: dict[str, Any] = {
         "run_partitions": MetadataValue.text(f"{span} ({len(days)} day(s))"),
         "run_rows_fetched": MetadataValue.int(counters.rows_fetched),
         "run_rows_new": MetadataValue.int(counters.rows_new),
@@ -37,16 +37,25 @@ def summary_metadata(summary: RunSummary) -> dict[str, Any]:
         # The file list goes to the run log, not here: a range run repeats its metadata
         # on every partition's materialization event (365 copies for a year).
     }
-    if counters.requests or counters.archive_files_planned:  # fetched (not derived) rows
-        # where they came from (issue #12): bulk files read and verified, or REST pages
-        rest = counters.rest_rows if counters.archive_files_planned else counters.rows_fetched
-        out |= {
-            "run_archive_files": MetadataValue.text(
-                f"{counters.archive_files}/{counters.archive_files_planned} read"
-            ),
-            "run_archive_rows": MetadataValue.int(counters.archive_rows),
-            "run_rest_rows": MetadataValue.int(rest),
-        }
+    if counters.archive_files_total or counters.uncovered:
+        out.update(
+            {
+                "run_archive_files": MetadataValue.text(
+                    f"{counters.archive_files_done}/{counters.archive_files_total}"
+                ),
+                "run_archive_rows": MetadataValue.int(counters.archive_rows),
+                "run_rest_rows": MetadataValue.int(counters.rest_rows),
+                "run_archive_fallbacks": MetadataValue.int(len(counters.archive_fallbacks)),
+            }
+        )
+        if counters.archive_fallbacks:  # the first few; all of them are in the run log
+            out["run_archive_fallbacks_first"] = MetadataValue.json(
+                list(counters.archive_fallbacks[:5])
+            )
+        if counters.uncovered:
+            out["run_uncovered"] = MetadataValue.json(
+                [f"{iso_datetime(a)} -> {iso_datetime(b)}" for a, b in counters.uncovered[:5]]
+            )
     return out
 
 

@@ -45,7 +45,8 @@ def _duration(seconds: float | None) -> str:
 
 def format_progress(progress: Any) -> str:
     """One log line from a backfill progress object (share of the time range covered,
-    windows, covered-until, rows/s, ETA, retries, rate-limit pauses)."""
+    windows, archive files (when any), covered-until, rows/s, ETA, retries, rate-limit
+    pauses)."""
     done = _attr(progress, "windows_done")
     total = _attr(progress, "windows_total")
     fraction = _attr(progress, "fraction")
@@ -60,11 +61,12 @@ def format_progress(progress: Any) -> str:
     elif done is not None:
         parts.append(f"windows {done}")
     files_total = _attr(progress, "archive_files_total")
-    if files_total:  # archive-first runs count their files (issue #12)
+    if files_total:
         parts.append(
             f"archive files {_attr(progress, 'archive_files_done') or 0}/{files_total} "
             f"({_attr(progress, 'archive_rows') or 0:,} archive rows, "
-            f"{_attr(progress, 'rest_rows') or 0:,} REST rows)"
+            f"{_attr(progress, 'rest_rows') or 0:,} REST rows, "
+            f"{_attr(progress, 'fallbacks') or 0} fallbacks)"
         )
     covered = _attr(progress, "covered_until_ts", "covered_until")
     if isinstance(covered, int):

@@ -32,12 +32,14 @@ class RunCounters:
     requests: int = 0
     retries: int = 0
     rate_limit_pauses: int = 0
-    #: archive files read and verified / planned, and the rows from files / over REST
-    #: (all 0 for a REST-only run: its rows are ``rows_fetched``)
-    archive_files: int = 0
-    archive_files_planned: int = 0
+    #: Archive-first backfills: files planned / read and verified, rows from each
+    #: source, the files that fell back (one line each) and the windows left uncovered.
+    archive_files_total: int = 0
+    archive_files_done: int = 0
     archive_rows: int = 0
     rest_rows: int = 0
+    archive_fallbacks: tuple[str, ...] = ()
+    uncovered: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

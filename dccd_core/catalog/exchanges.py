@@ -109,10 +109,11 @@ def check_capability(
         feature = capability.feature(dt, Transport.REST)
         if dt is DataType.BOOK or dt in streams or feature is None:
             continue
-        if feature.history_days is not None:
-            # a rolling window (Binance: 30 days of open interest): any start ages past
-            # it while the update schedule keeps the dataset complete; a run for an older
-            # partition is refused before its first request instead
+        rolling_bars = feature.history_bars is not None and dt is DataType.OPEN_INTEREST
+        if feature.history_days is not None or rolling_bars:
+            # a rolling window (Binance: 30 days of open interest, OKX: its last 1,440
+            # samples): any start ages past it while the update schedule keeps the dataset
+            # complete; a run for an older partition is refused before its first request
             continue
         wanted: Sequence[Span | None] = spans if dt in SPANNED_TYPES else [None]
         for maybe_span in wanted:

@@ -190,8 +190,9 @@ class Capability:
             and start_ts < span.floor(now_ts) - (feature.history_bars - 1) * span.ns
         ):
             raise NoCapability(
-                f"{self.exchange} keeps only the last {feature.history_bars} {span} candles; "
-                "the requested start is older"
+                f"{self.exchange} keeps only the last {feature.history_bars} {span} "
+                f"{'samples of ' + data_type if data_type is DataType.OPEN_INTEREST else 'candles'}"
+                "; the requested start is older"
                 + (f"; {feature.alternative}" if feature.alternative else "")
             )
         if (

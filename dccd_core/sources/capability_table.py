@@ -19,8 +19,9 @@ Generated from the sources' declared capabilities by
 `python -m dccd_core.sources.capability_table` (a test keeps this file in sync).
 Anything not listed raises `NoCapability` before a single request, naming the
 alternative where there is one. Any other exchange ccxt knows is served by the generic
-ccxt source: candles and trades over REST, with capabilities read from ccxt's `has`
-and `timeframes`.
+ccxt source: candles and trades over REST, and funding and open-interest history where
+ccxt's `has` says `fetchFundingRateHistory` / `fetchOpenInterestHistory` (perpetuals),
+with capabilities read from ccxt's `has` and `timeframes`.
 """
 _COLUMNS = (
     "exchange",

@@ -10,7 +10,8 @@ only place that instantiates ccxt classes. It:
 * points every URL of ``urls['api']`` (a str or a nested dict of them) at an origin
   override, keeping the path, for mirrors, testnets and the test suite's fakes;
 * derives the ``Capability`` from ccxt's ``has`` (``fetchOHLCV``, ``fetchTrades``,
-  ``fetchOrderBook``), ``timeframes`` (only those that are dccd spans), ``features``
+  ``fetchOrderBook``, and ``fetchFundingRateHistory`` / ``fetchOpenInterestHistory``
+  through ``ccxt_derivatives``), ``timeframes`` (only those that are dccd spans), ``features``
   (page limits) and ``rateLimit`` (ms between requests -> weight per minute);
 * records per-venue paging facts ccxt does not expose (``TradeQuirks``).
 """
@@ -27,6 +28,7 @@ import ccxt.async_support as ccxt_async
 
 from dccd_core.domain import Capability, ConfigError, Feature, Span, UnknownExchange
 
+from .ccxt_derivatives import derivatives_features
 from .features import rest_book, rest_candles, rest_trades
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "TradeQuirks",
     "create_exchange",
     "derive_capability",
+    "feature_limit",
     "rewrite_api_urls",
     "span_timeframes",
     "trade_quirks",
@@ -170,6 +173,12 @@ def _feature_limits(features: Any, method: str) -> Iterator[int]:
             yield from _feature_limits(value, method)
 
 
+def feature_limit(features: Any, method: str) -> int:
+    """The smallest page limit ccxt declares for ``method`` over the market types (a
+    safe page on every market), else ``DEFAULT_PAGE_LIMIT``."""
+    return min(_feature_limits(features, method), default=DEFAULT_PAGE_LIMIT)
+
+
 def derive_capability(exchange: Any, exchange_id: str) -> Capability:
     """What the generic source can serve on ``exchange``, from ccxt's declarations.
 
@@ -181,13 +190,19 @@ def derive_capability(exchange: Any, exchange_id: str) -> Capability:
     features: list[Feature] = []
     spans = tuple(span_timeframes(exchange.timeframes))
     if has.get("fetchOHLCV") is True and spans:
-        limit = min(_feature_limits(exchange.features, "fetchOHLCV"), default=DEFAULT_PAGE_LIMIT)
-        features.append(rest_candles(page_limit=limit, spans=spans))
+        features.append(
+            rest_candles(page_limit=feature_limit(exchange.features, "fetchOHLCV"), spans=spans)
+        )
     if has.get("fetchTrades") is True:
         quirks = trade_quirks(exchange_id)
         features.append(rest_trades(page_limit=quirks.page_limit or DEFAULT_PAGE_LIMIT))
     if has.get("fetchOrderBook") is True:
         features.append(rest_book())
+    features += derivatives_features(
+        exchange,
+        lambda method: min(_feature_limits(exchange.features, method), default=None),
+        span_timeframes(exchange.timeframes),
+    )
     rate_limit_ms = exchange.rateLimit
     per_minute = 1_200
     if isinstance(rate_limit_ms, int | float) and rate_limit_ms > 0:

@@ -1,4 +1,5 @@
-"""The generic source: any exchange ccxt knows, candles and trades over REST (+ book).
+"""The generic source: any exchange ccxt knows, candles and trades over REST (+ book, and
+funding and open interest history where ccxt has them: ``ccxt_derivatives``).
 
 Used by the registry for every exchange id without a native source. ccxt
 (https://docs.ccxt.com) speaks the exchange's wire format; this class drives it one
@@ -50,6 +51,7 @@ from dccd_core.domain import (
 from dccd_core.transport.retry import DEFAULT_RETRY, RetryPolicy
 
 from .base import Endpoints, Source, TradePage
+from .ccxt_derivatives import funding_rows, open_interest_rows, open_interest_timeframes
 from .ccxt_exchange import (
     DEFAULT_PAGE_LIMIT,
     create_exchange,
@@ -103,7 +105,8 @@ class CcxtSource(Source):
         self._timeframes = span_timeframes(self.exchange.timeframes)
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
-        self._until: bool | None = None
+        self._until: dict[str, bool] = {}
+        self._oi_timeframes = open_interest_timeframes(self.exchange, self._timeframes)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -158,9 +161,7 @@ class CcxtSource(Source):
         bars = -(-(end_ts - first) // span.ns)
         limit = min(bars, feature.page_limit or DEFAULT_PAGE_LIMIT)
         market = await self._market(symbol)
-        params: dict[str, Any] = {}
-        if self._honours_until():
-            params["until"] = ceil_ms(end_ts) - 1
+        params = self._until_params("fetch_ohlcv", end_ts)
         data = await self._call(
             f"fetch_ohlcv {symbol} {span}",
             lambda: self.exchange.fetch_ohlcv(
@@ -210,6 +211,53 @@ class CcxtSource(Source):
         )
         return book_frame(data, depth, now_ns(), f"{self.id} fetch_order_book {symbol}")
 
+    async def fetch_funding(self, symbol: Symbol, start_ts: int, end_ts: int) -> pl.DataFrame:
+        """One ``fetch_funding_rate_history`` call from ``start_ts`` (the paginator's
+        window holds at most ``page_limit`` hours, so a page answers it whole)."""
+        feature = self.capability.require(DataType.FUNDING)
+        market = await self._derivative(symbol, DataType.FUNDING)
+        what = f"fetch_funding_rate_history {symbol}"
+        params = self._until_params("fetch_funding_rate_history", end_ts)
+        data = await self._call(
+            what,
+            lambda: self.exchange.fetch_funding_rate_history(
+                market, since=ceil_ms(start_ts), limit=feature.page_limit, params=dict(params)
+            ),
+        )
+        frame = funding_rows(data, f"{self.id} {what}")
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def fetch_open_interest(
+        self, symbol: Symbol, span: Span, start_ts: int, end_ts: int
+    ) -> pl.DataFrame:
+        """One ``fetch_open_interest_history`` call: samples of period ``span`` stamped in
+        ``[start_ts, end_ts)`` (a window of at most ``page_limit`` periods)."""
+        feature = self.capability.require(DataType.OPEN_INTEREST, span=span)
+        market = await self._derivative(symbol, DataType.OPEN_INTEREST)
+        what = f"fetch_open_interest_history {symbol} {span}"
+        params = self._until_params("fetch_open_interest_history", end_ts)
+        data = await self._call(
+            what,
+            lambda: self.exchange.fetch_open_interest_history(
+                market,
+                self._oi_timeframes[span],
+                since=ceil_ms(start_ts),
+                limit=feature.page_limit,
+                params=dict(params),
+            ),
+        )
+        frame = open_interest_rows(data, f"{self.id} {what}")
+        return frame.filter((pl.col("ts") >= start_ts) & (pl.col("ts") < end_ts))
+
+    async def _derivative(self, symbol: Symbol, data_type: DataType) -> str:
+        """The market of a perpetual ``symbol``; a spot one is refused before a request."""
+        if symbol.settle is None:
+            raise NoCapability(
+                f"{data_type} needs a perpetual symbol like {symbol}:{symbol.quote}, "
+                f"not the spot {symbol}"
+            )
+        return await self._market(symbol)
+
     # -- helpers -----------------------------------------------------------------
 
     def describe(self) -> Mapping[str, str]:
@@ -220,18 +268,20 @@ class CcxtSource(Source):
             "via": f"ccxt {ccxt_async.__version__}",
         }
 
-    def _honours_until(self) -> bool:
-        """Whether this exchange's ccxt ``fetch_ohlcv`` reads the unified ``until`` param.
+    def _until_params(self, method: str, end_ts: int) -> dict[str, Any]:
+        """``{"until": last ms}`` where this exchange's ccxt ``method`` reads the unified
+        ``until`` param, else ``{}``.
 
         About half do; for the rest an unknown ``until`` would be sent to the exchange
         as is, so it is only passed where ccxt's own method reads it.
         """
-        if self._until is None:
+        if method not in self._until:
             try:
-                self._until = "until" in inspect.getsource(type(self.exchange).fetch_ohlcv)
-            except (OSError, TypeError):
-                self._until = False
-        return self._until
+                source = inspect.getsource(getattr(type(self.exchange), method))
+                self._until[method] = "until" in source
+            except (OSError, TypeError, AttributeError):
+                self._until[method] = False
+        return {"until": ceil_ms(end_ts) - 1} if self._until[method] else {}
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run one ccxt call, retrying transient faults, mapping every ccxt error."""

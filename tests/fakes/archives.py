@@ -8,7 +8,8 @@ mixing archive and REST rows can be compared with ``truth_candles``/``truth_trad
 * Binance: ``/data/{spot,futures/um}/{monthly,daily}/klines/SYM/SPAN/SYM-SPAN-DATE.zip``
   and ``.../aggTrades/SYM/SYM-aggTrades-DATE.zip``, each with ``<file>.CHECKSUM``
   (``<sha256>  <name>``); a zip holds ``<name>.csv``. Replayed aggregates
-  (``MarketData.replays``) are in the files as on the REST wire.
+  (``MarketData.replays``) and backdated ones (``backdated_ms``) are in the files as on
+  the REST wire.
 * Bybit: ``/trading/SYM/SYMYYYY-MM-DD.csv.gz`` (linear and inverse perpetuals of
   ``FakeBybit``'s tapes), header row, seconds with four decimals; no checksum.
 * BitMEX: ``/data/trade/YYYYMMDD.csv.gz``, every symbol of ``bitmex_symbols`` in one
@@ -194,6 +195,9 @@ def binance_csv(
             "f": (src + data.first_id) * 2,
         }
     )
+    if data.backdated_ms:  # garbage aggregates, as on the REST wire (``agg_body``)
+        back = np.array([data.backdated_ms.get(int(i), 0) for i in k], dtype=np.int64)
+        frame = frame.with_columns(pl.col("T") - pl.Series(back * ts_factor))
     if bump_last and frame.height:
         frame = frame.with_columns(
             pl.when(pl.int_range(pl.len()) == pl.len() - 1)
@@ -260,7 +264,7 @@ def _zip(name: str, content: bytes) -> bytes:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # deterministic bytes
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(info, content)
+        archive.writestr(info, content, compresslevel=1)  # fast: a fake serves big days
     return buffer.getvalue()
 
 
@@ -339,7 +343,7 @@ class FakeArchives:
         cached = self._cache.get((name, version))
         if cached is None:
             csv = bitmex_csv(self.bitmex, self.bitmex_symbols, start_ms, start_ms + _DAY_MS)
-            cached = self._finish(name, gzip.compress(csv, mtime=0))
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
             self._cache[(name, version)] = cached
         return name, cached
 
@@ -357,7 +361,7 @@ class FakeArchives:
             csv = bybit_csv(
                 self.bybit, native, start_ms, end_ms, newest_first=self.bybit_newest_first
             )
-            cached = self._finish(name, gzip.compress(csv, mtime=0))
+            cached = self._finish(name, gzip.compress(csv, compresslevel=1, mtime=0))
             self._cache[(name, version)] = cached
         return name, cached
 
@@ -379,13 +383,15 @@ class FakeArchives:
             await asyncio.sleep(self.latency_s)
         found: tuple[str, bytes] | None = None
         checksum = False
+        # files are generated in a thread: a big day must not stall the loop the
+        # reader (and a REST fake) may share with this server
         if (match := _BINANCE.match(request.path)) is not None:
-            found = self._binance_file(match)
+            found = await asyncio.to_thread(self._binance_file, match)
             checksum = bool(match["checksum"])
         elif (match := _BITMEX.match(request.path)) is not None:
-            found = self._bitmex_file(match)
+            found = await asyncio.to_thread(self._bitmex_file, match)
         elif (match := _BYBIT.match(request.path)) is not None:
-            found = self._bybit_file(match)
+            found = await asyncio.to_thread(self._bybit_file, match)
         if found is None or found[0] in self.missing:
             return web.Response(status=404, text="<Error><Code>NoSuchKey</Code></Error>")
         name, content = found

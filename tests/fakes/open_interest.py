@@ -1,4 +1,4 @@
-"""Fake open-interest history endpoints of Binance USD-M and Bybit, on the kit.
+"""Fake open-interest history endpoints of Binance USD-M, Bybit and OKX, on the kit.
 
 The wire format as documented (see ``dccd_core/sources/<x>/open_interest.py``):
 
@@ -7,6 +7,10 @@ The wire format as documented (see ``dccd_core/sources/<x>/open_interest.py``):
   for the amounts, a number for ``timestamp``.
 * Bybit ``/v5/market/open-interest``: ``intervalTime`` 5min..1d, ``limit`` 1..200
   (default 50), the newest first; all strings.
+* OKX ``/api/v5/rubik/stat/contracts/open-interest-history``: ``period`` 5m/1H/...,
+  ``begin``/``end`` exclusive, ``limit`` 1..100 (default 100), the newest first, rows
+  ``[ts, oi (contracts), oiCcy (base), oiUsd]`` as strings, the latest 1,440 samples of
+  the period only.
 
 One truth (``OpenInterest``): a sample per period, every 89th missing (a sampling gap
 the exchange has).
@@ -23,13 +27,21 @@ from aiohttp import web
 
 from dccd_core.domain import NS_PER_MS
 from tests.fakes import server
-from tests.fakes.funding import BYBIT_LINEAR, binance_unknown, market_app, t_now
+from tests.fakes.funding import (
+    BYBIT_LINEAR,
+    binance_unknown,
+    market_app,
+    okx_unknown,
+    okx_window,
+    t_now,
+)
 from tests.fakes.server import OPEN_END, Refusal, get, json_reply, newest_first, routes_app
 
 __all__ = [
     "OI_FAKES",
     "BinanceOpenInterest",
     "BybitOpenInterest",
+    "OkxOpenInterest",
     "OpenInterest",
     "OpenInterestFake",
     "oi_app",
@@ -125,7 +137,41 @@ class BybitOpenInterest(OpenInterestFake):
                                       "list": listed, "nextPageCursor": ""}})  # fmt: skip
 
 
-OI_FAKES: dict[str, type] = {"binance": BinanceOpenInterest, "bybit": BybitOpenInterest}
+@dataclass
+class OkxOpenInterest(OpenInterestFake):
+    value: bool = True
+    #: contracts of BTC-USDT-SWAP per BTC (ctVal 0.01): ``oi`` is sent, never stored
+    contracts_per_base: int = 100
+
+    @staticmethod
+    def served_from(period: str) -> int:
+        """The oldest of "the latest 1,440 data entries" of ``period`` (ms)."""
+        step = _PERIOD_MS[period]
+        return (t_now() // step - 1_439) * step
+
+    @get("/api/v5/rubik/stat/contracts/open-interest-history")
+    async def history(self, request: web.Request) -> web.Response:
+        bad = json_reply({"code": "51000", "msg": "Parameter period error", "data": []})
+        ints = {"limit": 100, "begin": None, "end": None}
+        limit, begin, end = self.window_query(
+            request, {"instId": "BTC-USDT-SWAP"}, okx_unknown(), ints, bad
+        )
+        period = {"5m": "5m", "1H": "1h"}.get(request.query.get("period", "5m"))
+        if period is None or not 1 <= (limit or 0) <= 100:
+            raise Refusal(bad)
+        lo, hi = okx_window(begin, end)
+        page = newest_first(self.data.samples(period, max(lo, self.served_from(period)), hi),
+                            limit or 0)  # fmt: skip
+        rows = [[str(t), f"{v * self.contracts_per_base:.2f}", f"{v:.8f}", f"{v * 40_000:.2f}"]
+                for t, v in page]  # fmt: skip
+        return json_reply({"code": "0", "msg": "", "data": rows})
+
+
+OI_FAKES: dict[str, type] = {
+    "binance": BinanceOpenInterest,
+    "bybit": BybitOpenInterest,
+    "okx": OkxOpenInterest,
+}
 
 
 def oi_app(exchange: str, fake: Any) -> web.Application:

@@ -5,8 +5,8 @@ run waiting behind them starts and finishes, with no manual step.
 Real processes with the shipped ``dagster.yaml`` in a temporary ``DAGSTER_HOME``: the
 daemon (``dagster-daemon run -w workspace.yaml``, which evaluates the default-running
 sensor ``dccd_dead_runs``) and three ``dagster asset materialize`` runs against a fake
-Binance on loopback whose klines for the first two days never answer (the runs hang
-mid-fetch, holding their slots). The liveness timeout is made short with the product's
+Binance on loopback whose klines for the first two days never finish answering (the
+runs hang mid-fetch, holding their slots). The liveness timeout is made short with the product's
 knob (``DCCD_RUN_LIVENESS_TIMEOUT_S``).
 """
 
@@ -67,13 +67,26 @@ class Exchange:
                 day = int(request.query.get("startTime", "0")) // DAY_MS
                 self.days_asked.append(day)
                 if day in self.held:
-                    await asyncio.sleep(3_600)
+                    return await self._trickle(request)
             response: web.StreamResponse = await handler(request)
             return response
 
         app = self.fake.app()
         app.middlewares.append(hang)
         return app
+
+    @staticmethod
+    async def _trickle(request: web.Request) -> web.StreamResponse:
+        """Hold the request for the test's whole length *without* tripping the client's
+        read timeout (30 s between bytes): a 200 whose JSON body is leading whitespace,
+        one byte every 2 s. A plain sleep let the client time out and retry until the
+        run failed and freed its slot, which made the test depend on machine load."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for _ in range(1_800):
+            await response.write(b" ")
+            await asyncio.sleep(2)
+        return response
 
 
 

@@ -124,7 +124,8 @@ def test_definitions_from_catalog(tmp_path: Path, binance_origin: str) -> None:
     job = repo.get_job("binance__ohlc__btc_usdt_1m")
     assert job is not None
     assert len(repo.schedule_defs) == 6
-    assert len(repo.asset_graph.asset_check_keys) == 4 * 4 + 2 * 3  # candles 4 checks, trades 3
+    # candles 4 checks, trades 3, each + archives_verified (Binance publishes both)
+    assert len(repo.asset_graph.asset_check_keys) == 4 * 5 + 2 * 4
 
 
 def test_job_runs_a_partition(tmp_path: Path, binance_origin: str, fake_binance) -> None:

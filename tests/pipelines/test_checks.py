@@ -149,7 +149,10 @@ def test_checks_run_in_dagster_with_severity_and_metadata(tmp_path: Path) -> Non
         instance=DagsterInstance.ephemeral(),
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(evaluations) == {"no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes"}
+    assert set(evaluations) == {
+        "no_duplicates", "sorted_in_period", "ohlc_sanity", "no_holes", "archives_verified"
+    }  # Binance publishes 1m klines: the archive check too (no file ingested: it passes)
+    assert evaluations["archives_verified"].passed
     dup = evaluations["no_duplicates"]
     assert not dup.passed and dup.severity is AssetCheckSeverity.ERROR
     assert dup.metadata["offending"].value == 2
@@ -178,4 +181,4 @@ def test_standalone_check_op_for_assets_without_embedded_checks(tmp_path: Path) 
         selection=AssetSelection.all_asset_checks(),
     )
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 5 and all(e.passed for e in evaluations)  # + archives_verified

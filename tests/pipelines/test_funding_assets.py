@@ -1,6 +1,8 @@
 """A week of funding materialized by Dagster on each of the four exchanges: store ==
 truth, the funding checks pass on real-looking data and fail on a planted fault; a week
-of mark and of index candles, and of open interest (a skipped day is a hole)."""
+of mark and of index candles, and of open interest on Binance, Bybit and OKX (a skipped
+day is a hole; BitMEX has no open-interest history and is refused); and the same week of
+OKX funding and open interest through the real ``dagster asset materialize`` CLI."""
 
 from __future__ import annotations
 
@@ -156,14 +158,81 @@ def test_a_week_of_open_interest_materializes_and_a_skipped_day_is_a_hole(
     assert outcomes["no_holes"].examples[0]["start"].startswith(skipped)
 
 
-def test_a_short_history_window_does_not_age_the_catalog_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("exchange", "span", "days"),
+    [("binance", "1h", 60), ("okx", "5m", 20)],  # Binance: 30 days; OKX: 1,440 samples
+)
+def test_a_short_history_window_does_not_age_the_catalog_out(
+    tmp_path: Path, exchange: str, span: str, days: int
+) -> None:
     last_ms = to_ns(TODAY.isoformat()) // 1_000_000
-    fake = OI_FAKES["binance"](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
-    with serve_in_thread(lambda: oi_app("binance", fake)) as origin:
-        since = (TODAY - timedelta(days=60)).isoformat()  # older than Binance's 30 days
+    fake = OI_FAKES[exchange](OpenInterest(last_ms - 70 * 86_400_000, last_ms))
+    with serve_in_thread(lambda: oi_app(exchange, fake)) as origin:
+        since = (TODAY - timedelta(days=days)).isoformat()  # older than the window
         catalog = catalog_for(
-            tmp_path, "binance", origin, data_types=["open_interest"], spans=["1h"], start=since
+            tmp_path, exchange, origin, data_types=["open_interest"], spans=[span], start=since
         )
         result = materialize_dataset(catalog, partition_key=since, raise_on_error=False)
     assert not result.success  # the old partition is refused ...
     assert fake.requests == []  # ... before any request
+
+
+def test_bitmex_open_interest_is_refused_by_the_catalog(tmp_path: Path) -> None:
+    """BitMEX has no open-interest history endpoint: the catalog says so at load, so no
+    asset is offered that could only fail."""
+    from dccd_core.domain import ConfigError
+
+    with pytest.raises(ConfigError, match="bitmex cannot serve open_interest; remove it"):
+        catalog_for(tmp_path, "bitmex", "http://127.0.0.1:9", data_types=["open_interest"],
+                    spans=["1h"])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_dagster_cli_materializes_a_week_of_okx_funding_and_open_interest(
+    tmp_path: Path,
+) -> None:
+    """The acceptance through the real ``dagster asset materialize`` (a subprocess), on
+    OKX, the exchange with both series paged newest first: one partition range run of the
+    two assets, the store equal to the truth."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.server import routes_app
+
+    last_ms = to_ns(TODAY.isoformat()) // 1_000_000
+    history = FundingHistory.recent(30)
+    funding = FUNDING_FAKES["okx"][0](history)
+    oi = OI_FAKES["okx"](OpenInterest(last_ms - 25 * 86_400_000, last_ms))
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        "datasets:\n  - exchange: okx\n    symbols: [BTC/USDT:USDT]\n"
+        "    data_types: [funding, open_interest]\n    spans: [1h]\n"
+        f"    start: {(TODAY - timedelta(days=20)).isoformat()}\n"
+    )
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    root = Path(__file__).parents[2]
+    (home / "dagster.yaml").write_text((root / "dagster.yaml").read_text())
+    with serve_in_thread(lambda: routes_app(funding, app=oi_app("okx", oi))) as origin:
+        env = {**os.environ, "DCCD_CONFIG": str(catalog), "DCCD_OKX_REST_URL": origin,
+               "DCCD_DATA_PATH": str(tmp_path / "lake"), "DAGSTER_HOME": str(home),
+               "PYTHONPATH": str(root)}  # fmt: skip
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+             "dccd_pipelines.definitions", "--select",
+             "okx/funding/btc_usdt_usdt,okx/open_interest/btc_usdt_usdt_1h",
+             "--partition-range", f"{FIRST.isoformat()}...{LAST.isoformat()}"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    start, end = WEEK
+    store = Store(tmp_path / "lake")
+    funding_key = DatasetKey.of("okx", "BTC/USDT:USDT", "funding")
+    oi_key = DatasetKey.of("okx", "BTC/USDT:USDT", "open_interest", "1h")
+    funding_truth = history.truth(start, end, marks=funding.marks, intervals=funding.intervals)
+    assert funding_truth.height > 20
+    assert_frame_equal(store.read(funding_key, start, end), funding_truth, check_dtypes=False)
+    oi_truth = oi.data.truth("1h", start, end, value=oi.value)
+    assert oi_truth.height > 150
+    assert_frame_equal(store.read(oi_key, start, end), oi_truth, check_dtypes=False)

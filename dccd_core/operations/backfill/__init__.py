@@ -236,27 +236,10 @@ async def backfill(
         require_capability(source, key, start_ts, now)  # history depth (candle count, days)
         if start_ts >= end:
             return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
-        reader = archive_reader
-        owned_reader = None
-        wanted = mode is ArchiveMode.ONLY or archive_origin_chosen(source, archive_url)
-        if use_archives and reader is None and not wanted:
-            log.info(
-                "%s: history over REST: the REST origin is overridden (%s) and no archive "
-                "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
-                key,
-                source.endpoints.rest_url,
-                key.exchange.upper(),
-            )
-        if use_archives and reader is None and wanted:
-            from dccd_core.sources import registry
-
-            reader = owned_reader = registry.build_archive_reader(
-                key.exchange, archive_url=archive_url
-            )
-        if use_archives and reader is None and mode is ArchiveMode.ONLY:
-            raise ConfigError(
-                f"archives: only, but no archive reader exists for {key.exchange}: "
-                "use archives: auto or off"
+        reader, owned_reader = None, None
+        if use_archives:
+            reader, owned_reader = _archive_reader_for(
+                key, source, mode, archive_reader, archive_url
             )
         try:
             return await _backfill_pages(
@@ -268,7 +251,7 @@ async def backfill(
                 progress,
                 concurrency,
                 progress_interval_s,
-                archive=(reader, mode, now) if use_archives and reader is not None else None,
+                archive=(reader, mode, now) if reader is not None else None,
             )
         finally:
             if owned_reader is not None:
@@ -280,6 +263,36 @@ async def backfill(
 
     async with build_source(key.exchange) as owned:
         return await run_on(owned)
+
+
+def _archive_reader_for(
+    key: DatasetKey,
+    source: Source,
+    mode: ArchiveMode,
+    given: ArchiveReader | None,
+    archive_url: str | None,
+) -> tuple[ArchiveReader | None, ArchiveReader | None]:
+    """(the reader to use or None for REST only, the one built here to close)."""
+    if given is not None:
+        return given, None
+    if mode is not ArchiveMode.ONLY and not archive_origin_chosen(source, archive_url):
+        log.info(
+            "%s: history over REST: the REST origin is overridden (%s) and no archive "
+            "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
+            key,
+            source.endpoints.rest_url,
+            key.exchange.upper(),
+        )
+        return None, None
+    from dccd_core.sources import registry
+
+    built = registry.build_archive_reader(key.exchange, archive_url=archive_url)
+    if built is None and mode is ArchiveMode.ONLY:
+        raise ConfigError(
+            f"archives: only, but no archive reader exists for {key.exchange}: "
+            "use archives: auto or off"
+        )
+    return built, built
 
 
 def rest_chunks(

@@ -17,20 +17,31 @@ candle its open time, so where a fallback re-fetches the rows at the seam the st
 natural-key dedup keeps each once. A file read to its end is recorded in the dataset's
 archive ledger (``storage.archive_ledger``) once its rows are committed
 (``committed``).
+
+Files are read ``LOOKAHEAD_FILES`` ahead (each in its own task, a few batches
+buffered), so the next file's download (a round trip for its checksum, one for the
+file) overlaps the decoding and committing of the current one; rows still come out in
+file order, and memory stays bounded by the buffered batches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
-from dataclasses import replace
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import polars as pl
 
 from dccd_core.domain import DatasetKey, TransportError, iso_datetime
-from dccd_core.sources.archives.base import ArchiveFile, ArchiveReader, ArchiveUnavailable
+from dccd_core.sources.archives.base import (
+    ArchiveFile,
+    ArchiveReader,
+    ArchiveUnavailable,
+    IngestedFile,
+)
 from dccd_core.sources.archives.mode import ArchiveMode
 from dccd_core.storage.archive_ledger import LedgerEntry
 from dccd_core.transport.paginate import Chunk, PageStats, clip_rows
@@ -46,6 +57,68 @@ ARCHIVE_ORIGIN_PREFIX = "archive:"
 
 #: ``rest_chunks(start_ts, end_ts, stats)``: the REST paginator of a window
 RestChunks = Callable[[int, int, PageStats], AsyncGenerator[Chunk, None]]
+
+#: files read ahead of the one being consumed (their downloads overlap its decoding);
+#: each holds a temp file (a month of a busy pair's trades: hundreds of MB on disk)
+LOOKAHEAD_FILES = 1
+#: batches buffered per file read ahead
+_BUFFERED_BATCHES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """A file read to its end (``ingested``), or refused (``failure``, a reason)."""
+
+    ingested: IngestedFile | None = None
+    failure: str | None = None
+
+
+class _FileRead:
+    """One file read in its own task into a small queue: batches, then an ``_End``."""
+
+    def __init__(self, reader: ArchiveReader, key: DatasetKey, file: ArchiveFile) -> None:
+        self.file = file
+        self.queue: asyncio.Queue[pl.DataFrame | _End | BaseException] = asyncio.Queue(
+            _BUFFERED_BATCHES
+        )
+        self.task = asyncio.create_task(self._run(reader, key))
+
+    async def _run(self, reader: ArchiveReader, key: DatasetKey) -> None:
+        try:
+            batches = reader.read(key, self.file)
+            try:
+                async for batch in batches:
+                    await self.queue.put(batch)
+                # read with no await since the reader's last step, so no other read
+                # can have replaced it (and checked by file anyway)
+                ingested = reader.last_ingested
+            finally:
+                aclose = getattr(batches, "aclose", None)
+                if aclose is not None:  # an async generator: close it now, not at GC
+                    await aclose()
+            if ingested is not None and ingested.file != self.file:
+                ingested = None
+            await self.queue.put(_End(ingested=ingested))
+        except ArchiveUnavailable as exc:
+            await self.queue.put(_End(failure=exc.reason))
+        except TransportError as exc:  # a download that failed after its retries
+            await self.queue.put(_End(failure=f"download failed: {exc}"))
+        except Exception as exc:  # handed to the consumer, raised there
+            await self.queue.put(exc)
+
+    async def items(self) -> AsyncIterator[pl.DataFrame | _End]:
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, _End):
+                return
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 class ArchivePlanner:
@@ -89,14 +162,28 @@ class ArchivePlanner:
         """Every chunk of the window in time order: files, REST between and after."""
         plan = self.plan()
         self.run.archive.files_total = len(plan)
+        reads: dict[int, _FileRead] = {}
+
+        def start_reads(upto: int) -> None:
+            for j in range(upto, min(len(plan), upto + LOOKAHEAD_FILES + 1)):
+                if j not in reads:
+                    reads[j] = _FileRead(self.reader, self.key, plan[j][0])
+
         cursor = self.run.start_ts
-        for file, a, b in plan:
-            if a > cursor:
-                async for chunk in self._elsewhere(cursor, a, "no archive file for this window"):
+        try:
+            for i, (_, a, b) in enumerate(plan):
+                start_reads(i)
+                if a > cursor:
+                    gap = "no archive file for this window"
+                    async for chunk in self._elsewhere(cursor, a, gap):
+                        yield chunk
+                async for chunk in self._file(reads[i], a, b):
                     yield chunk
-            async for chunk in self._file(file, a, b):
-                yield chunk
-            cursor = b
+                del reads[i]
+                cursor = b
+        finally:
+            for read in reads.values():  # a run cut short: stop the reads ahead
+                await read.cancel()
         if cursor < self.run.end_ts:
             async for chunk in self._elsewhere(cursor, self.run.end_ts, "not in the archives yet"):
                 yield chunk
@@ -158,38 +245,32 @@ class ArchivePlanner:
                 self.run.archive.rest_rows += chunk.rows.height
                 yield self._mark(replace(chunk, origin=REST_ORIGIN))
 
-    async def _file(self, file: ArchiveFile, a: int, b: int) -> AsyncGenerator[Chunk, None]:
-        """The rows of ``file`` within ``[a, b)``; on ``ArchiveUnavailable``, REST (or a
-        hole) for what is not read yet."""
+    async def _file(self, read: _FileRead, a: int, b: int) -> AsyncGenerator[Chunk, None]:
+        """The rows of ``read.file`` within ``[a, b)``; on ``ArchiveUnavailable``, REST
+        (or a hole) for what is not read yet."""
+        file = read.file
         origin = ARCHIVE_ORIGIN_PREFIX + file.name
         frontier = a  # everything before it is yielded
-        failure: str | None = None
-        batches = self.reader.read(self.key, file)
-        try:
-            async for batch in batches:
-                rows = clip_rows(batch, a, b)
-                if rows.height == 0:
-                    continue
-                last = int(rows.get_column("ts")[-1])
-                self.run.archive.archive_rows += rows.height
-                chunk = Chunk(rows, frontier, max(frontier, last), origin=origin)
-                frontier = chunk.covered_until_ts
-                self._progress(frontier)
-                yield self._mark(chunk)
-        except ArchiveUnavailable as exc:
-            failure = exc.reason
-        except TransportError as exc:  # a download that failed after its retries
-            failure = f"download failed: {exc}"
-        finally:
-            aclose = getattr(batches, "aclose", None)
-            if aclose is not None:  # an async generator: close it now, not at GC
-                await aclose()
-        if failure is not None:
-            self._fall_back(file, frontier, b, failure)
+        end = _End()
+        async for item in read.items():
+            if isinstance(item, _End):
+                end = item
+                break
+            rows = clip_rows(item, a, b)
+            if rows.height == 0:
+                continue
+            last = int(rows.get_column("ts")[-1])
+            self.run.archive.archive_rows += rows.height
+            chunk = Chunk(rows, frontier, max(frontier, last), origin=origin)
+            frontier = chunk.covered_until_ts
+            self._progress(frontier)
+            yield self._mark(chunk)
+        if end.failure is not None:
+            self._fall_back(file, frontier, b, end.failure)
             async for chunk in self._after_fallback(frontier, b):
                 yield chunk
             return
-        ingested = self.reader.last_ingested
+        ingested = end.ingested
         self.run.archive.files_done += 1
         self._progress(b)
         if ingested is not None:  # before the yield: the commit of ``b`` may come first

@@ -35,6 +35,9 @@ __all__ = ["commit_chunks", "provenance_of"]
 
 #: chunks (about a page each) fetched ahead of the writer while it commits.
 _PREFETCH_CHUNKS = 64
+#: ... and at most about this many rows: an archive file's batches are tens of
+#: thousands of rows each, and 64 of them would be a whole day of trades in memory
+_PREFETCH_ROWS = 200_000
 #: rows batched into one ``writer.add`` (fewer small polars operations per page).
 _STAGE_ROWS = 20_000
 
@@ -58,14 +61,26 @@ class _Failed:
         self.error = error
 
 
-async def _prefetch(chunks: AsyncGenerator[Chunk, None], depth: int) -> AsyncGenerator[Chunk, None]:
-    """Run the paginator in its own task, ``depth`` chunks ahead of the writer, so pages
-    keep arriving while a commit runs in a worker thread."""
+async def _prefetch(
+    chunks: AsyncGenerator[Chunk, None], depth: int, max_rows: int = _PREFETCH_ROWS
+) -> AsyncGenerator[Chunk, None]:
+    """Run the paginator in its own task, ``depth`` chunks (and about ``max_rows`` rows:
+    a chunk is let in while fewer are queued) ahead of the writer, so pages keep
+    arriving while a commit runs in a worker thread."""
     queue: asyncio.Queue[Chunk | _Failed | None] = asyncio.Queue(maxsize=depth)
+    queued_rows = 0
+    room = asyncio.Condition()
+
+    def has_room() -> bool:
+        return queued_rows < max_rows
 
     async def produce() -> None:
+        nonlocal queued_rows
         try:
             async for chunk in chunks:
+                async with room:
+                    await room.wait_for(has_room)
+                    queued_rows += chunk.rows.height
                 await queue.put(chunk)
         except Exception as exc:  # handed to the consumer, raised there
             await queue.put(_Failed(exc))
@@ -77,6 +92,9 @@ async def _prefetch(chunks: AsyncGenerator[Chunk, None], depth: int) -> AsyncGen
         while (item := await queue.get()) is not None:
             if isinstance(item, _Failed):
                 raise item.error
+            async with room:
+                queued_rows -= item.rows.height
+                room.notify_all()
             yield item
     finally:
         task.cancel()

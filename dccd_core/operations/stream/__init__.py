@@ -13,6 +13,9 @@ buffering) per handful of messages, ~20x the per-message cost. Waiting adds no l
 to durability: the rows were only going to be written at the flush anyway, and the
 batch is parsed right before it. A reconnect is handled at once (its heal starts
 immediately), and an idle stream wakes only for its flush timer and the stop check.
+A stream-only type (liquidations: a few frames a second at most) is parsed frame by
+frame instead, so a source whose rows carry no exchange time (BitMEX ``liquidation``)
+stamps them on arrival, not at the next flush.
 
 Gaps are healed from REST *before* the stream goes on (except for the stream-only
 liquidations, which have no REST history: their reconnect gaps are recorded in coverage
@@ -51,6 +54,7 @@ from typing import Protocol, runtime_checkable
 
 from dccd_core.domain import (
     DERIVATIVES_ONLY,
+    STREAM_ONLY,
     DataType,
     DccdError,
     NoCapability,
@@ -173,6 +177,7 @@ async def stream(
     deadline = started + max_runtime_s if max_runtime_s is not None else None
     next_flush = started + flush_interval_s
     next_sample = started + snapshot_interval_s
+    dispatch_frames = 1 if dt in STREAM_ONLY else _DISPATCH_FRAMES
     writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dccd-stream-flush")
     in_flight: concurrent.futures.Future[dict[Symbol, int]] | None = None
     last_report: FlushReport | None = None
@@ -212,7 +217,7 @@ async def stream(
                     due_at = min(due_at, deadline)
                 # Sleep until a batch is worth parsing or the flush is due (see the module
                 # docstring): single frames arriving every few ms wake nobody.
-                ready = await client.wait(_DISPATCH_FRAMES, min(due_at - now, _STOP_POLL_S))
+                ready = await client.wait(dispatch_frames, min(due_at - now, _STOP_POLL_S))
                 now = loop.time()
                 if ready or now >= due_at:
                     await read()

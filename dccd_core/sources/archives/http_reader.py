@@ -9,6 +9,7 @@ rows of the dataset's schema (``to_rows``); everything else is done here, once:
                 decode.open_member + iter_csv_frames -> blocks of about 4 MB of text
                 to_rows (per exchange; the timestamp unit held per file in FileState)
                 checks.check_archive_rows -> inside the file's period, plausible values
+                batches in time order (a file going back in time is refused)
                 IngestedFile once the last block was read
 
 The temp file is deleted however ``read`` ends (exhausted, failed, or abandoned by the
@@ -19,13 +20,14 @@ REST tail running beside the archives) is not blocked by a 100 MB file.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 import httpx
 import polars as pl
@@ -37,13 +39,22 @@ from dccd_core.domain import (
     Capability,
     DatasetKey,
     NoCapability,
+    iso_datetime,
 )
+from dccd_core.domain.sanity import IdEdges
 from dccd_core.transport.download import Downloader
 
-from .base import ArchiveFile, ArchiveReader, IngestedFile
+from .base import ArchiveFile, ArchiveReader, ArchiveUnavailable, IngestedFile
 from .calendar import Period, archive_periods
 from .checks import check_archive_rows
-from .decode import DEFAULT_BLOCK_BYTES, CsvLayout, iter_csv_frames, open_member
+from .decode import (
+    DEFAULT_BLOCK_BYTES,
+    CsvLayout,
+    decompress_to,
+    iter_csv_frames,
+    iter_csv_frames_backward,
+    open_member,
+)
 from .fetch import fetch_verified
 
 __all__ = ["FileState", "HttpArchiveReader"]
@@ -57,6 +68,8 @@ class FileState:
     ns_per_unit: int | None = None
     #: the highest trade id seen so far in this file (exchanges with integer ids)
     last_trade_id: int | None = None
+    #: the lowest and highest (id, ts) checked so far (``check_trade_id_order``)
+    id_edges: IdEdges | None = None
 
 
 class HttpArchiveReader(ArchiveReader):
@@ -64,6 +77,9 @@ class HttpArchiveReader(ArchiveReader):
 
     #: the exchange's capability (its ``archives`` say what is published)
     capability: ClassVar[Capability]
+    #: files may list their rows newest first (the order is undocumented): such a file
+    #: is decompressed to disk and read backward when its top is newer than its bottom
+    order_may_be_reversed: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -148,19 +164,66 @@ class HttpArchiveReader(ArchiveReader):
         layout = self.layout(key)
         state = FileState()
         rows = 0
-        with tempfile.NamedTemporaryFile(
-            prefix="dccd-archive-", suffix=f"-{file.name}", dir=self.temp_dir
-        ) as temp:
+        last_ts: int | None = None
+        with ExitStack() as stack:
+            temp = stack.enter_context(self._temp_file(file.name))
             fetched = await fetch_verified(self.downloader, file, temp)
-            with ExitStack() as stack:
-                stream = open_member(Path(temp.name), file.name, stack)
-                frames = iter_csv_frames(stream, file.name, layout, block_bytes=self.block_bytes)
-                while (frame := await asyncio.to_thread(_next, frames)) is not None:
-                    out = self.to_rows(key, file, frame, state)
-                    check_archive_rows(out, key.data_type, file)
-                    rows += out.height
-                    yield out
+            frames = await asyncio.to_thread(
+                self._frames, key, file, layout, Path(temp.name), stack
+            )
+            while (frame := await asyncio.to_thread(_next, frames)) is not None:
+                out = self.to_rows(key, file, frame, state)
+                check_archive_rows(out, key.data_type, file)
+                if out.height:
+                    first = int(out.get_column("ts")[0])
+                    if last_ts is not None and first < last_ts:
+                        raise ArchiveUnavailable(
+                            file.name,
+                            f"rows out of time order ({iso_datetime(first)} after "
+                            f"{iso_datetime(last_ts)})",
+                        )
+                    last_ts = int(out.get_column("ts")[-1])
+                rows += out.height
+                yield out
         self._last = IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
+
+    def _temp_file(self, name: str) -> IO[bytes]:
+        """A temp file deleted when closed (``read`` closes it however it ends)."""
+        return tempfile.NamedTemporaryFile(
+            prefix="dccd-archive-", suffix=f"-{name}", dir=self.temp_dir
+        )
+
+    def _frames(
+        self, key: DatasetKey, file: ArchiveFile, layout: CsvLayout, path: Path, stack: ExitStack
+    ) -> Iterator[pl.DataFrame]:
+        """The decoded blocks of the downloaded file, oldest rows first (in a thread)."""
+        if not self.order_may_be_reversed:
+            stream = open_member(path, file.name, stack)
+            return iter_csv_frames(stream, file.name, layout, block_bytes=self.block_bytes)
+        # the file's order is not known: decompress it to disk (its integrity proven
+        # before a row is read), then read it forward or backward
+        plain = stack.enter_context(self._temp_file(file.name + ".csv"))
+        decompress_to(path, file.name, plain)
+        forward = iter_csv_frames(
+            stack.enter_context(open(plain.name, "rb")),  # noqa: SIM115 - on the stack
+            file.name,
+            layout,
+            block_bytes=self.block_bytes,
+        )
+        backward = iter_csv_frames_backward(
+            stack.enter_context(open(plain.name, "rb")),  # noqa: SIM115 - on the stack
+            file.name,
+            layout,
+            block_bytes=self.block_bytes,
+        )
+        top, bottom = next(forward, None), next(backward, None)
+        if top is None or bottom is None:
+            return iter(())
+        top_ts = self.to_rows(key, file, top, FileState()).get_column("ts")
+        bottom_ts = self.to_rows(key, file, bottom, FileState()).get_column("ts")
+        if top_ts.len() and bottom_ts.len() and top_ts.min() > bottom_ts.max():  # type: ignore[operator]
+            return itertools.chain([bottom], backward)  # newest first: read it backward
+        return itertools.chain([top], forward)
 
     @property
     def last_ingested(self) -> IngestedFile | None:

@@ -30,14 +30,22 @@ have a header row, spot and older ones do not; spot timestamps are µs from 2025
 Rows equal the REST source's (``parse.py``) for the same span: ``ts`` the bar's open
 time / the trade time in ns, ``trade_id`` the aggregate id, ``side`` the taker's side
 (``is_buyer_maker`` true -> ``sell``, the same ``taker_side``), replayed aggregates
-(a known Binance quirk, see ``parse_trades_page``) dropped the same way.
+(a known Binance quirk, see ``parse_trades_page``) dropped the same way, and an
+aggregate whose time goes back against its id refused like a REST page
+(``check_trade_id_order``).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from dccd_core.domain import ArchiveGranularity, DatasetKey, DataType
+from dccd_core.domain import (
+    ArchiveGranularity,
+    DatasetKey,
+    DataType,
+    UnexpectedPayload,
+    check_trade_id_order,
+)
 
 from .. import columns
 from ..archives.base import ArchiveFile, ArchiveUnavailable
@@ -215,6 +223,13 @@ class BinanceArchives(HttpArchiveReader):
                 replays.get_column("_last"),
             )
             rows = rows.filter(~pl.col("_replay"))
-        return columns.to_schema(
+        out = columns.to_schema(
             DataType.TRADES, {name: rows.get_column(name) for name in rows.columns}
         )
+        # aggregate ids rise with time (as the REST source checks every page): an
+        # aggregate stamped before an earlier id is garbage, and the file is refused
+        try:
+            state.id_edges = check_trade_id_order(out, origin=file.name, edges=state.id_edges)
+        except UnexpectedPayload as exc:
+            raise ArchiveUnavailable(file.name, f"implausible: {exc}") from exc
+        return out

@@ -7,7 +7,8 @@ Bucketed candles exist only for 1m, 5m, 1h and 1d; every table query returns at 
 1,000 rows (``count``). The REST budget is 120 requests per minute (less when not
 authenticated); every response reports what is left in ``x-ratelimit-remaining``,
 which the source feeds to the weight limiter. Funding (``/api/v1/funding``) pages
-forward like the other tables, full history.
+forward like the other tables, full history. Liquidations are streamed only (the
+realtime ``liquidation`` table; no REST history), one row per liquidation order inserted.
 
 Archives: daily dumps of every instrument's trades on public.bitmex.com
 (``/data/trade/YYYYMMDD.csv.gz``, see ``archives.py``), without a published checksum.
@@ -62,6 +63,8 @@ CAPABILITY = Capability(
             spans=_SPANS, channel="tradeBin{bin}", alternative=features.DERIVE_HINT
         ),
         features.ws_book(book_depths=(25,), channel="orderBookL2_25"),
+        # perpetuals only; the engine's order at insert (liquidations.py); no REST history
+        features.ws_liquidations(channel="liquidation"),
     ),
     weight_per_minute=120,
     docs_url=DOCS_URL,

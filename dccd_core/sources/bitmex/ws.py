@@ -1,4 +1,5 @@
-"""BitMEX realtime API hooks: ``trade``, ``tradeBin{1m,5m,1h,1d}`` and ``orderBookL2_25``.
+"""BitMEX realtime API hooks: ``trade``, ``tradeBin{1m,5m,1h,1d}``, ``orderBookL2_25`` and
+``liquidation`` (see ``liquidations.py``: which of its actions is a liquidation).
 
 Docs: https://www.bitmex.com/app/wsAPI . Topics are subscribed in the URL,
 ``wss://ws.bitmex.com/realtime?subscribe=trade:XBTUSD,trade:XBTUSDT``, so a reconnect
@@ -37,6 +38,9 @@ from dccd_core.domain import DataType, Span, Symbol, errors, now_ns
 from .. import columns, features, ws
 from .capability import BIN_SIZES, WS_URL
 from .l2 import L2Index
+from .liquidations import STORED_ACTION as LIQUIDATION_ACTION
+from .liquidations import TABLE as LIQUIDATION_TABLE
+from .liquidations import parse_liquidations
 from .parse import ContractSpec, parse_candles, parse_trades
 from .symbols import from_native, to_native
 
@@ -77,17 +81,18 @@ class BitmexWs(ws.WsSource):
     async def prepare_ws(self: _ContractTerms, sub: ws.WsSubscription) -> None:
         """Fetch the contract terms before streaming (the WS parsers are synchronous).
 
-        Book sizes are contracts and need them; a quanto book is refused here, before
-        connecting, rather than on its first frame.
+        Book and liquidation sizes are contracts and need them; a quanto is refused
+        here, before connecting, rather than on its first frame.
         """
         await self.fetch_instruments()
-        if sub.data_type is DataType.BOOK:
+        if sub.data_type in (DataType.BOOK, DataType.LIQUIDATIONS):
             for symbol in sub.symbols:
                 spec = await self.contract_spec(symbol)
                 spec.base_amount(1.0, 1.0, f"bitmex book {symbol}")  # NoCapability for quantos
 
     def ws_topics(self, sub: ws.WsSubscription) -> list[str]:
-        """``trade:XBTUSD``, ``tradeBin1m:XBTUSD`` or ``orderBookL2_25:XBTUSD`` per symbol."""
+        """``trade:XBTUSD``, ``tradeBin1m:XBTUSD``, ``orderBookL2_25:XBTUSD`` or
+        ``liquidation:XBTUSD`` per symbol."""
         if sub.data_type is DataType.TRADES:
             table = "trade"
         elif sub.data_type is DataType.OHLC:
@@ -104,7 +109,9 @@ class BitmexWs(ws.WsSource):
                     f"{sub.book_depth}; use book_depth <= {BOOK_DEPTH}"
                 )
             table = BOOK_TABLE
-        else:  # pragma: no cover - DataType has three members
+        elif sub.data_type is DataType.LIQUIDATIONS:
+            table = LIQUIDATION_TABLE
+        else:  # pragma: no cover - the capability declares no other stream
             raise errors.NoCapability(f"bitmex does not stream {sub.data_type}")
         return [f"{table}:{to_native(s)}" for s in sub.symbols]
 
@@ -153,7 +160,24 @@ class BitmexWs(ws.WsSource):
             return events
         if table == BOOK_TABLE:
             return self._book(str(action), msg, data)
+        if table == LIQUIDATION_TABLE:
+            return self._liquidations(action, data)
         raise errors.UnexpectedPayload(f"bitmex ws: unknown table {table!r}")
+
+    def _liquidations(self, action: Any, data: list[dict[str, Any]]) -> list[ws.WsEvent]:
+        """An ``insert``'s rows as liquidations, stamped now; other actions ignored."""
+        if action not in ("partial", "insert", "update", "delete"):
+            raise errors.UnexpectedPayload(f"bitmex ws liquidation: unknown action {action!r}")
+        if action != LIQUIDATION_ACTION:
+            return [ws.WsIgnore(f"liquidation {action}: an order's progress, not a new one")]
+        received = now_ns()
+        events: list[ws.WsEvent] = []
+        for native, rows in _by_symbol(data).items():
+            what = f"bitmex ws liquidation {native}"
+            frame = parse_liquidations(rows, self._spec(native, what), received, what)
+            events.append(ws.WsLiquidations(from_native(native), frame))
+            received += len(rows)
+        return events
 
     def _control(self, msg: dict[str, Any]) -> ws.WsEvent:
         if "error" in msg:

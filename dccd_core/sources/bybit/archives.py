@@ -15,8 +15,9 @@ one gzip-compressed CSV per UTC day, no checksum published, a header row::
 float); ``side`` is the taker's; ``size`` is the base amount on linear contracts and USD
 contracts on inverse ones (then ``amount = size / price``, as the REST parser does).
 ``trdMatchID`` is taken as the REST ``execId`` (both are the match's UUID; Bybit does not
-document that they are the same id). Rows are sorted by time within each batch; the
-order of a file's rows is undocumented, so batches are in file order.
+document that they are the same id). The order of a file's rows is undocumented (files
+have been seen newest first): each file is decompressed to disk and read backward when
+its top is newer than its bottom, so batches come oldest first either way.
 
 Spot files exist too (``/spot/BTCUSDT/BTCUSDT_2024-01-15.csv.gz``: ``id,timestamp,price,
 volume,side`` with ms times) but their ``id`` counts the file's rows, not the REST
@@ -56,6 +57,7 @@ class BybitArchives(HttpArchiveReader):
     """public.bybit.com daily trade files of linear and inverse perpetuals."""
 
     capability = CAPABILITY
+    order_may_be_reversed = True
 
     def file_for(self, key: DatasetKey, period: Period) -> ArchiveFile:
         native = native_symbol(key.symbol)

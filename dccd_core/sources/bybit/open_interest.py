@@ -27,7 +27,9 @@ from .symbols import category_of, native_symbol
 __all__ = ["build_open_interest_request", "parse_open_interest"]
 
 
-def build_open_interest_request(symbol: Symbol, span: Span, start_ts: int, end_ts: int) -> Request:
+def build_open_interest_request(
+    symbol: Symbol, span: Span, start_ts: int, end_ts: int
+) -> Request:
     """Samples stamped in ``[start_ts, end_ts)`` (the window holds <= 200 periods)."""
     category = category_of(symbol)
     windows.require_perpetual(

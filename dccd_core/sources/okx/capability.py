@@ -10,9 +10,15 @@
   first, the last 3 months only (``FUNDING_HISTORY_DAYS``).
 * Mark / index price candles: ``history-mark-price-candles`` / ``history-index-candles``
   (swaps), 100 a page, newest first, the candle bars (see ``prices.py``).
+* Open interest: ``GET /api/v5/rubik/stat/contracts/open-interest-history`` (swaps), 100
+  a page, newest first, periods 5m..1d, the latest 1,440 samples of a period only
+  (``OPEN_INTEREST_HISTORY``: 5 days of 5m, 60 days of 1h; see ``open_interest.py``).
 * Budget: 20 requests per 2 s per IP on the history endpoints (600 a minute).
 * Streams (``ws.py``): ``trades-all`` and ``candle{bar}`` on ``/ws/v5/business``,
   ``books`` (seqId chain + CRC32 checksum) on ``/ws/v5/public``.
+* Liquidations (swaps, WebSocket only): ``liquidation-orders`` on ``/ws/v5/public``,
+  subscribed per instrument type (every swap's, filtered to the subscribed ones);
+  sizes in contracts converted to base with ``ctVal``, the price is the bankruptcy price.
 
 Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-history
 """
@@ -30,6 +36,9 @@ __all__ = [
     "CAPABILITY",
     "FUNDING_HISTORY_DAYS",
     "FUNDING_LIMIT",
+    "OPEN_INTEREST_HISTORY",
+    "OPEN_INTEREST_LIMIT",
+    "OPEN_INTEREST_PERIODS",
     "TRADES_LIMIT",
 ]
 
@@ -44,6 +53,11 @@ TRADES_LIMIT = 100
 FUNDING_LIMIT = 100
 #: "This endpoint can retrieve data from the last 3 months" (90 days, to be safe)
 FUNDING_HISTORY_DAYS = 90
+OPEN_INTEREST_LIMIT = 100
+#: "This endpoint can retrieve the latest 1,440 data entries" (per period)
+OPEN_INTEREST_HISTORY = 1_440
+#: dccd span -> OKX ``period`` of the open-interest history (UTC-aligned from 6h on)
+OPEN_INTEREST_PERIODS = {span: BARS[span] for span in BARS if span.label not in ("1m", "3m", "1w")}
 BOOK_DEPTHS = (1, 5, 10, 20, 25, 50, 100, 200, 400)
 
 _SPANS = tuple(BARS)
@@ -62,6 +76,14 @@ CAPABILITY = Capability(
             alternative="keep the dataset's update schedule running: it extends the "
             "history from the day it was added",
         ),
+        features.rest_open_interest(
+            page_limit=OPEN_INTEREST_LIMIT,
+            direction=_BACKWARD,
+            spans=tuple(OPEN_INTEREST_PERIODS),
+            history_bars=OPEN_INTEREST_HISTORY,
+            alternative="keep the dataset's update schedule running: it extends the "
+            "history from the day it was added",
+        ),
         # trades-all, not the aggregating trades channel (see ws.py)
         features.rest_mark(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
         features.rest_index(page_limit=CANDLES_LIMIT, direction=_BACKWARD, spans=_SPANS),
@@ -69,6 +91,8 @@ CAPABILITY = Capability(
         features.ws_candles(spans=_SPANS, channel="candle"),
         # books: 400 levels with seqId/prevSeqId and a checksum; any depth <= 400 is cut
         features.ws_book(book_depths=BOOK_DEPTHS, channel="books"),
+        # swaps only, every swap's on one subscription; WebSocket only (no REST history)
+        features.ws_liquidations(channel="liquidation-orders"),
     ),
     weight_per_minute=600,
     docs_url="https://www.okx.com/docs-v5/en/",

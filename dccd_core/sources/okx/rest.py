@@ -22,6 +22,7 @@ from .. import columns
 from ..base import Endpoints, HttpApi, Request, Source, TradePage
 from .capability import BARS, CANDLES_LIMIT, CAPABILITY, TRADES_LIMIT
 from .funding import build_funding_request, parse_funding
+from .open_interest import build_open_interest_request, parse_open_interest
 from .parse import check_payload, parse_book, parse_candles, parse_trades
 from .prices import build_price_candles_request, parse_price_candles
 from .symbols import Contract, inst_type_of, native_symbol, parse_contract, parse_symbols
@@ -104,6 +105,7 @@ class OkxRest(Source):
     errors = ERRORS
     funding_wire = (build_funding_request, parse_funding)
     price_candles_wire = (build_price_candles_request, parse_price_candles)
+    open_interest_wire = (build_open_interest_request, parse_open_interest)
 
     native_symbol = staticmethod(native_symbol)
 

@@ -1,4 +1,5 @@
-"""OKX v5 public streams: ``trades-all``, ``candle{bar}`` and ``books`` channels.
+"""OKX v5 public streams: ``trades-all``, ``candle{bar}``, ``books`` and
+``liquidation-orders`` (swaps; see ``liquidations.py``) channels.
 
 API: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-all-trades-channel
 (and the candlesticks and order book channels). Trades and candles live on
@@ -31,6 +32,8 @@ from dccd_core.domain import DataType, Span, Symbol, errors, ms_to_ns
 from .. import columns, ws
 from ..book_checksum import interleaved_checksum
 from .capability import BARS
+from .liquidations import CHANNEL as LIQUIDATIONS_CHANNEL
+from .liquidations import parse_liquidation_orders
 from .parse import candles_frame, trades_frame
 from .symbols import Contract, inst_type_of, native_symbol
 
@@ -81,12 +84,15 @@ class OkxWs(ws.WsSource):
             if sub.span is None or sub.span not in BARS:
                 raise errors.NoCapability(f"okx streams no {sub.span} candles")
             return f"candle{BARS[sub.span]}"
+        if sub.data_type is DataType.LIQUIDATIONS:
+            return LIQUIDATIONS_CHANNEL
         if sub.book_depth > 400:
             raise errors.NoCapability(f"okx streams books up to 400 levels, not {sub.book_depth}")
         return "books"
 
     def ws_url(self, sub: ws.WsSubscription) -> str:
-        """``.../ws/v5/business`` for trades and candles, ``.../ws/v5/public`` for books."""
+        """``.../ws/v5/business`` for trades and candles, ``.../ws/v5/public`` for books
+        and liquidations."""
         missing = [
             str(s)
             for s in sub.symbols
@@ -98,12 +104,16 @@ class OkxWs(ws.WsSource):
                 "await source.prepare_ws(sub) before connecting (operations.stream does)"
             )
         self._subscribe(sub, native_symbol)
-        path = "public" if sub.data_type is DataType.BOOK else "business"
+        public = sub.data_type in (DataType.BOOK, DataType.LIQUIDATIONS)
+        path = "public" if public else "business"
         return f"{self._ws_origin(OKX_WS)}/ws/v5/{path}"
 
     def ws_subscribe_messages(self, sub: ws.WsSubscription) -> list[str | bytes | dict[str, Any]]:
-        """One ``subscribe`` with a ``{channel, instId}`` argument per symbol."""
+        """One ``subscribe`` with a ``{channel, instId}`` argument per symbol; liquidations
+        are subscribed per instrument type (``{channel, instType: SWAP}``, once)."""
         channel = self._channel(sub)
+        if channel == LIQUIDATIONS_CHANNEL:
+            return [{"op": "subscribe", "args": [{"channel": channel, "instType": "SWAP"}]}]
         args = [{"channel": channel, "instId": native_symbol(s)} for s in sub.symbols]
         return [{"op": "subscribe", "args": args}]
 
@@ -140,6 +150,8 @@ class OkxWs(ws.WsSource):
         if not isinstance(arg, dict) or not isinstance(data, list):
             raise errors.UnexpectedPayload(f"okx stream: unknown frame {msg!r:.200}")
         channel = str(arg.get("channel", ""))
+        if channel == LIQUIDATIONS_CHANNEL:  # every swap's: only the subscribed ones kept
+            return [ws.WsRecords(channel, data, self._liquidations)]
         symbol, contract = self._symbol(arg.get("instId"))
         if channel == "trades-all" or channel == "trades":
 
@@ -159,6 +171,12 @@ class OkxWs(ws.WsSource):
         if channel == "books":
             return [self._book(symbol, contract, msg.get("action"), item) for item in data]
         raise errors.UnexpectedPayload(f"okx stream: unknown channel {channel!r}")
+
+    def _liquidations(self, items: list[Any]) -> list[ws.WsEvent]:
+        """The subscribed swaps' liquidations of a batch of pushes, one event each."""
+        contracts = {native: self._ws_contracts.get(native) for native in self._ws_symbols}
+        frames = parse_liquidation_orders(items, contracts)
+        return [ws.WsLiquidations(self._ws_symbol(n), rows) for n, rows in frames.items()]
 
     def _event(self, msg: dict[str, Any]) -> ws.WsEvent:
         if msg.get("event") == "error":

@@ -5,7 +5,7 @@ files, some of them made unusable on purpose (missing, bad checksum, truncated h
 way); whatever mix of archive files and REST delivered the rows, the store must equal
 the truth, hold no row twice, and under ``archives: only`` leave exactly the
 unavailable windows as holes. The real Binance reader against the fake archive server
-is ``tests/core/operations/test_backfill_archives_binance.py``.
+is ``tests/core/operations/test_backfill_archives_readers.py``.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ async def test_only_mode_without_archives_is_refused_before_any_request(tmp_path
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     broken=st.dictionaries(

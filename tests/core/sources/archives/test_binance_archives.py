@@ -243,3 +243,16 @@ async def test_a_missing_month_falls_back_to_its_daily_files() -> None:
         assert len(days) == 29 and reader.daily_files(CANDLES, days[0]) == []
         rows = pl.concat([await read_file(reader, CANDLES, day) for day in days])
     assert rows.equals(_truth(binance, CANDLES, month.start_ts, month.end_ts))
+
+
+async def test_a_backdated_aggregate_makes_the_file_implausible() -> None:
+    """An aggregate stamped before an earlier id is refused as the REST page holding it
+    is (``check_trade_id_order``), never sorted into place and stored."""
+    binance = _binance()
+    data = binance.market()
+    k = data.first_k_at(to_ns("2024-05-10T06:00") // NS_PER_MS)
+    data.backdated_ms = {k + 5: 3_600_000}
+    async with archive_reader_on("binance", FakeArchives(binance=binance)) as reader:
+        (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        with pytest.raises(ArchiveUnavailable, match="implausible"):
+            await read_file(reader, TRADES, file)

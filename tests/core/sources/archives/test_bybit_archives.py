@@ -33,10 +33,7 @@ async def test_days_equal_the_truth(key: DatasetKey, newest_first: bool) -> None
         rows = pl.concat([await read_file(reader, key, f) for f in files])
     truth = bybit.truth_trades(key.symbol, START, END)
     assert truth.height > 500
-    if newest_first:  # batches in file order, each sorted: the set of rows is the truth
-        rows = rows.sort("ts", "trade_id")
-        truth = truth.sort("ts", "trade_id")
-    assert rows.equals(truth)
+    assert rows.equals(truth)  # oldest first even from a newest-first file
 
 
 async def test_spot_has_no_archive_and_a_missing_day_is_unavailable() -> None:
@@ -47,3 +44,16 @@ async def test_spot_has_no_archive_and_a_missing_day_is_unavailable() -> None:
         first, _ = reader.plan_files(LINEAR, START, END, LATER)
         with pytest.raises(ArchiveUnavailable, match="missing"):
             await read_file(reader, LINEAR, first)
+
+
+async def test_a_truncated_file_is_refused_before_any_row() -> None:
+    """Files of unknown order are decompressed whole first: a cut gzip stream is found
+    before the first batch, so no row of it reaches the store."""
+    fake = FakeArchives(bybit=FakeBybit(), truncated={"BTCUSDT2024-02-29.csv.gz"})
+    async with archive_reader_on("bybit", fake, block_bytes=4096) as reader:
+        first, _ = reader.plan_files(LINEAR, START, END, LATER)
+        batches = []
+        with pytest.raises(ArchiveUnavailable, match="truncated or corrupt"):
+            async for batch in reader.read(LINEAR, first):
+                batches.append(batch)
+    assert batches == []

@@ -15,7 +15,12 @@ import pytest
 from dccd_core.domain import NS_PER_DAY, ArchiveGranularity, DataType, to_ns
 from dccd_core.sources.archives.base import ArchiveFile, ArchiveUnavailable
 from dccd_core.sources.archives.checks import check_archive_rows, ns_per_unit
-from dccd_core.sources.archives.decode import CsvLayout, iter_csv_frames, open_member
+from dccd_core.sources.archives.decode import (
+    CsvLayout,
+    iter_csv_frames,
+    iter_csv_frames_backward,
+    open_member,
+)
 from dccd_core.sources.archives.fetch import parse_checksum
 
 LAYOUT = CsvLayout(
@@ -123,3 +128,33 @@ def test_checksum_files() -> None:
         parse_checksum("<html>not found</html>", "X.zip")
     with pytest.raises(ArchiveUnavailable, match="names another file"):
         parse_checksum(f"{digest}  Y.zip", "X.zip")
+
+
+@pytest.mark.parametrize("header", [b"", b"t,price,qty\n"])
+@pytest.mark.parametrize("block", [64, 1000, 1 << 20])
+def test_backward_reading_yields_every_row_reversed(header: bytes, block: int) -> None:
+    lines = [f"{1715299200000 + i},{i}.5,{i % 7}" for i in range(3000)]
+    body = header + "\n".join(lines).encode() + b"\n"
+    frames = list(iter_csv_frames_backward(io.BytesIO(body), "x.csv", LAYOUT, block_bytes=block))
+    rows = pl.concat(frames)
+    assert rows.get_column("t").to_list() == [1715299200000 + i for i in reversed(range(3000))]
+    assert max(f.height for f in frames) <= block // 20 + 1  # a block and one carried line
+
+
+def test_a_zip_corrupted_inside_is_unavailable(tmp_path: Path) -> None:
+    """A flipped byte inside the deflate stream: a zlib or CRC error (or garbage text),
+    never rows."""
+    body = b"".join(f"{1715299200000 + i},{i}.5,1\n".encode() for i in range(50000))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.csv", body)
+    data = bytearray(zipped.getvalue())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "x.zip"
+    path.write_bytes(bytes(data))
+    with (
+        pytest.raises(ArchiveUnavailable, match=r"truncated or corrupt|unreadable"),
+        ExitStack() as stack,
+    ):
+        stream = open_member(path, "x.zip", stack)
+        list(iter_csv_frames(stream, "x.zip", LAYOUT, block_bytes=1 << 16))

@@ -1,5 +1,5 @@
-"""Archive-first backfill end to end: the real Binance archive reader on the fake
-data.binance.vision host, the Binance REST fake for the tail and the fallbacks, both
+"""Archive-first backfill end to end: the real archive readers (Binance, BitMEX) on the
+fake archive host, the exchange's REST fake for the tail and the fallbacks, both
 serving the same seeded truth. Whatever mix delivered the rows, the store equals the
 truth; the ledger and the footers say which files the rows came from."""
 
@@ -130,3 +130,37 @@ async def test_registry_path_uses_archives_only_with_a_chosen_archive_origin(
     truth = binance.truth_trades(start, end)
     _exact(Store(tmp_path / "a"), TRADES, truth)
     _exact(Store(tmp_path / "b"), TRADES, truth)
+
+
+@pytest.mark.parametrize("quirk", ["none", "truncated", "missing"])
+async def test_bitmex_dump_then_rest_keeps_each_trade_once(tmp_path: Any, quirk: str) -> None:
+    """BitMEX: one gzip of every symbol per day, no checksum. A truncated dump yields
+    rows before it breaks; REST resumes from the last one read and the same trades come
+    back with the same ids (trdMatchID): each is stored once."""
+    from tests.fakes.bitmex import BitmexFake
+
+    first = to_ns("2024-03-05T10:00") // NS_PER_MS
+    bitmex = BitmexFake(first_ms=first, last_ms=first + 20 * 60_000)
+    options = {} if quirk == "none" else {quirk: {"20240305.csv.gz"}}
+    archives = FakeArchives(bitmex=bitmex, **options)  # type: ignore[arg-type]
+    key = DatasetKey.of("bitmex", "BTC/USD:BTC", "trades")
+    store = Store(tmp_path)
+    start, end = to_ns("2024-03-04"), to_ns("2024-03-06")
+    async with archive_reader_on(
+        "bitmex", archives, block_bytes=16 * 1024
+    ) as reader, fast_source_on("bitmex", bitmex.app()) as source:
+        result = await backfill(
+            key, start=start, end=end, store=store, source=source, archive_reader=reader
+        )
+    truth = bitmex.truth_trades(key.symbol, start, end)
+    assert truth.height > 500
+    _exact(store, key, truth)
+    assert store.holes(key, start, end) == []
+    if quirk == "none":
+        assert result.rest_rows == 0 and result.archive_files_done == 2
+    else:
+        [fallback] = result.fallbacks
+        assert fallback.file == "20240305.csv.gz" and fallback.rest
+        if quirk == "truncated":
+            assert 0 < result.archive_rows < truth.height  # rows read before the break stay
+        assert result.rest_rows > 0
