@@ -36,7 +36,7 @@ import psutil
 from bench.measure import peak_rss
 from dccd_core.domain import DatasetKey, to_ns
 
-__all__ = ["generated_catalog", "run"]
+__all__ = ["bench_cli", "generated_catalog", "init_instance", "run"]
 
 NATIVE = ("binance", "coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
 QUOTE = {"coinbase": "USD", "kraken": "USD", "bitmex": "USDT"}
@@ -83,11 +83,13 @@ def bench_direct(origin: str, start: str, end: str, span: str) -> dict[str, Any]
             finally:
                 await source.http.aclose()
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = asyncio.run(main())
-        wall = time.perf_counter() - t0
-    return _row(f"operations.backfill {span} {start}..{end}", wall, result.rows_fetched,
-                result.requests, rss["mb"])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    row = _row(f"operations.backfill {span} {start}..{end}", wall, result.rows_fetched,
+               result.requests, rss["mb"])
+    row["cpu_s"] = round(cpu, 3)
+    return row
 
 
 def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
@@ -100,7 +102,7 @@ def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any
     with tempfile.TemporaryDirectory() as tmp, peak_rss() as rss:
         catalog = _catalog_for(Path(tmp), origin, start, span)
         spec = catalog.datasets[0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = materialize(
             [build_dataset_asset(spec)],
             selection=AssetSelection.assets(spec.key.asset_key_path).without_checks(),
@@ -110,12 +112,112 @@ def bench_dagster(origin: str, start: str, end: str, span: str) -> dict[str, Any
                   "dagster/asset_partition_range_end": last},
             raise_on_error=True,
         )
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         mats = result.asset_materializations_for_node(f"fetch_{spec.key.job_name}")
         meta = {k: v.value for k, v in mats[-1].metadata.items()}
     days = (date.fromisoformat(end) - date.fromisoformat(start)).days
-    return _row(f"dagster single-run {days} partitions {span}", wall,
-                int(meta["run_rows_fetched"]), int(meta["run_requests"]), rss["mb"])
+    row = _row(f"dagster single-run {days} partitions {span}", wall,
+               int(meta["run_rows_fetched"]), int(meta["run_requests"]), rss["mb"])
+    row["cpu_s"] = round(cpu, 3)
+    return row
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed_process(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Run ``cmd`` to its end (output to ``log``); its wall and CPU seconds (children's
+    included: the multiprocess executor's step process)."""
+    root = Path(__file__).parents[1]
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode:
+        tail = " | ".join(log.read_text().strip().splitlines()[-3:])
+        raise RuntimeError(f"{cmd[0]} exited {done.returncode}: {tail[-400:]}")
+    return wall, _children_cpu() - cpu0
+
+
+def _stored_rows(root: Path, span: str, start: str, end: str) -> int:
+    from dccd_core.storage import Store
+
+    key = DatasetKey.of("binance", "BTC/USDT", "ohlc", span)
+    return Store(root).read(key, to_ns(start), to_ns(end)).height
+
+
+def init_instance(env: dict[str, str]) -> None:
+    """Create the instance at ``env["DAGSTER_HOME"]`` (its SQLite files and schema) before
+    the timed command: a user's instance exists already, its first creation is not part
+    of a run."""
+    code = "from dagster import DagsterInstance; DagsterInstance.get().dispose()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+
+
+def bench_cli(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
+    """The acceptance's own command: ``dagster asset materialize`` of the partition range
+    in a fresh process, with a fresh on-disk instance (``DAGSTER_HOME``, SQLite: what a
+    user without Postgres has) and the catalog pointing at the fake. Everything a user
+    waits for: interpreter start, ``import dagster``, the code location's load (the
+    catalog read, the definitions built), the run's creation, the step, its checks,
+    every partition's events."""
+    import yaml
+
+    last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()
+    key = DatasetKey.of("binance", "BTC/USDT", "ohlc", span)
+    with tempfile.TemporaryDirectory(prefix="dccd-bench-cli-") as tmp:
+        home, lake = Path(tmp) / "dagster_home", Path(tmp) / "lake"
+        home.mkdir()
+        catalog = Path(tmp) / "catalog.yaml"
+        catalog.write_text(yaml.safe_dump({
+            "store": {"root": str(lake)},
+            "exchanges": {"binance": {"rest_url": origin}},
+            "datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"],
+                          "data_types": ["ohlc"], "spans": [span], "start": start}],
+        }))
+        env = {**_env(), "DAGSTER_HOME": str(home), "DCCD_CONFIG": str(catalog),
+               "PYTHONPATH": str(Path(__file__).parents[1])}
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        cmd = [dagster, "asset", "materialize", "-m", "dccd_pipelines.definitions",
+               "--select", "/".join(key.asset_key_path), "--partition-range",
+               f"{start}...{last}"]
+        init_instance(env)
+        wall, cpu = _timed_process(cmd, env, Path(tmp) / "materialize.log")
+        rows = _stored_rows(lake, span, start, end)
+    days = (date.fromisoformat(end) - date.fromisoformat(start)).days
+    row = _row(f"`dagster asset materialize` {days} partitions {span}", wall, rows, 0, 0.0)
+    row["cpu_s"] = round(cpu, 3)
+    return row
+
+
+def bench_direct_process(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
+    """``operations.backfill`` of the same window in a fresh process (``--direct-child``):
+    the core alone, with the interpreter start and its imports, the CLI row's peer."""
+    with tempfile.TemporaryDirectory(prefix="dccd-bench-direct-") as tmp:
+        env = {**_env(), "PYTHONPATH": str(Path(__file__).parents[1])}
+        cmd = [sys.executable, "-m", "bench.bench_dagster", "--direct-child",
+               json.dumps([origin, start, end, span])]
+        wall, cpu = _timed_process(cmd, env, Path(tmp) / "direct.log")
+        inner = _last_json_line((Path(tmp) / "direct.log").read_text())
+    row = _row(f"operations.backfill {span} {start}..{end} in its own process", wall,
+               int(inner["rows_per_s"] * inner["wall_s"]), int(inner["requests"]),
+               float(inner["peak_rss_mb"]))
+    row["cpu_s"] = round(cpu, 3)
+    row["backfill_wall_s"] = inner["wall_s"]
+    return row
+
+
+def _last_json_line(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    raise ValueError(f"no JSON row in: {text[-300:]}")
 
 
 def generated_catalog(n_symbols: int = 50, today: date | None = None) -> dict[str, Any]:
@@ -244,9 +346,13 @@ def main() -> None:
     parser.add_argument("--span", default="1m")
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--defs-child")
+    parser.add_argument("--direct-child", help="JSON [origin, start, end, span]")
     args = parser.parse_args()
     if args.defs_child:
         _defs_child(args.defs_child)
+        return
+    if args.direct_child:
+        print(json.dumps(bench_direct(*json.loads(args.direct_child))))
         return
     run(args.days, args.span, n_symbols=args.symbols, emit=lambda r: print(json.dumps(r)))
 

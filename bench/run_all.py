@@ -3,13 +3,13 @@
     .venv/bin/python -m bench.run_all [--quick] [--no-v3] [--out bench/results/latest.md]
 
 Runs the scenarios of the area scripts (``bench_store``, ``bench_backfill``,
-``bench_dagster``, ``bench_stream``) against the fake exchanges, each scenario in a
-process of its own (``bench/v4_runner.py``; peak RSS is then that scenario's own),
-and the same scenarios with dccd 3.8.1 where it has them (``bench/peers/``, run by the
-peer venv's python). The backfills of both versions hit one fake Binance process
-(``bench/fake_server.py``) at 0 ms and at 50 ms added latency per request; requests
-are counted by the fake (``/__stats``), and each lake is checked against the fake's
-truth (``bench/truth.py``): rows stored, missing, extra, duplicated, differing.
+``bench_dagster``, ``bench_stream``, ``bench_archives``) against the fake exchanges,
+each scenario in a process of its own (``bench/v4_runner.py``; peak RSS is then that
+scenario's own), and the same scenarios with dccd 3.8.1 where it has them
+(``bench/peers/``, run by the peer venv's python). The backfills of both versions hit
+one fake Binance process (``bench/fake_server.py``) at 0 ms and at 50 ms added latency
+per request; requests are counted by the fake (``/__stats``), and each lake is checked
+against the fake's truth (``bench/truth.py``): rows stored, missing, extra, duplicated, differing.
 
 Prints ONE markdown table (scenario, wall, rows/s, requests, peak RSS for v4 and
 v3, and v3 wall / v4 wall) and writes it to ``bench/results/<timestamp>.md`` and
@@ -286,24 +286,38 @@ def dagster_rows(sizes: Sizes, origin: str, emit: Callable[[Row], None]) -> list
     end = "2025-01-01"
     start = (date.fromisoformat(end) - timedelta(days=sizes.dagster_days)).isoformat()
     rows = []
-    walls = {}
-    for which, title in (("direct", f"operations.backfill 1m {sizes.dagster_days}d (no Dagster)"),
-                         ("dagster", f"Dagster single-run backfill, {sizes.dagster_days} "
-                                     "partitions 1m")):
+    figures: dict[str, dict[str, Any]] = {}
+    days = sizes.dagster_days
+    plan = (
+        ("direct", f"operations.backfill 1m {days}d (no Dagster)"),
+        ("dagster", f"Dagster single-run backfill, {days} partitions 1m (in process, "
+                    "ephemeral instance)"),
+        ("direct_process", f"operations.backfill 1m {days}d in its own process"),
+        ("cli", f"`dagster asset materialize` {days} partitions 1m (own process, "
+                "on-disk SQLite instance)"),
+    )
+    for which, title in plan:
         before = server_requests(origin)
         v4 = run_v4({"area": "dagster", "which": which, "origin": origin,
                      "start": start, "end": end})
         v4["requests"] = server_requests(origin) - before
-        walls[which] = v4.get("wall_s")
+        figures[which] = v4
         row = Row("dagster", title, v4, "n/a: v3 has no Dagster integration")
+        if "cpu_s" in v4:
+            row.notes.append(f"{v4['cpu_s']} CPU-s")
         rows.append(row)
         emit(row)
-    if walls.get("direct") and walls.get("dagster"):
-        ratio = walls["dagster"] / walls["direct"]
-        row = Row("dagster", "Dagster / direct wall (target <= 1.2)",
-                  {"value": f"{ratio:.2f}x"}, None)
-        rows.append(row)
-        emit(row)
+    for num, den, what in (("dagster", "direct", "in process"),
+                           ("cli", "direct_process", "`dagster asset materialize` / process")):
+        a, b = figures.get(num, {}), figures.get(den, {})
+        if a.get("wall_s") and b.get("wall_s"):
+            text = f"{a['wall_s'] / b['wall_s']:.2f}x wall"
+            if a.get("cpu_s") and b.get("cpu_s"):
+                text += f", {a['cpu_s'] / b['cpu_s']:.2f}x CPU"
+            row = Row("dagster", f"Dagster / core, {what} (target <= 1.3)", {"value": text},
+                      None)
+            rows.append(row)
+            emit(row)
     v4 = run_v4({"area": "dagster", "which": "defs", "symbols": 50})
     row = Row("dagster", "definitions load, 7 exchanges x 50 symbols x 3 types (target < 5 s)",
               v4, "n/a: v3 has no Dagster integration")
@@ -334,6 +348,42 @@ def stream_rows(sizes: Sizes, emit: Callable[[Row], None]) -> list[Row]:
     return rows
 
 
+def archive_rows(sizes: Sizes, v3python: Path | None, emit: Callable[[Row], None]) -> list[Row]:
+    """Issue #12: archives vs REST only vs dccd 3.8.1 (``bench/bench_archives.py``, its
+    own fake process: REST + bulk files from one truth, 50 ms per request). The v3
+    column of the archive rows is dccd 3.8.1 over REST; the REST-only rows have none."""
+    from bench import bench_archives
+
+    quick = sizes.candle_days < 365
+    named = dict(bench_archives.run(quick=quick, python_v3=v3python, latency_ms=50.0))
+    rows: list[Row] = []
+    for name, side in named.items():
+        if "3.8.1" in name:
+            continue
+        v3: dict[str, Any] | str | None = None
+        if name.endswith("v4 archives"):
+            peer = next((r for n, r in named.items()
+                         if "3.8.1" in n and n.split(":")[0] == name.split(":")[0]), None)
+            v3 = peer if peer is not None else (None if v3python is None else "not run")
+            rest = named.get(name.replace("v4 archives", "v4 REST only"), {})
+            if rest.get("wall_s") and side.get("wall_s"):
+                row_note = f"REST only / archives wall: {rest['wall_s'] / side['wall_s']:.1f}x"
+            else:
+                row_note = ""
+        else:
+            row_note = ""
+            v3 = "v3 has no archives: see the archives row" if v3python else None
+        row = Row("archives", name, side, v3)
+        if row_note:
+            row.notes.append(row_note)
+        if isinstance(side, dict) and "rest_requests" in side:
+            row.notes.append(f"v4 requests: {side['rest_requests']} REST + "
+                             f"{side['archive_requests']} archive files/checksums")
+        rows.append(row)
+        emit(row)
+    return rows
+
+
 def run(quick: bool = False, with_v3: bool = True,
         emit: Callable[[Row], None] | None = None) -> tuple[list[Row], dict[str, Any]]:
     """Every area; returns the rows and the run's facts (date, machine, load)."""
@@ -353,6 +403,7 @@ def run(quick: bool = False, with_v3: bool = True,
     rows += store_rows(sizes, v3python, say)
     rows += backfill_rows(sizes, v3python, say, lambda m: None)
     rows += stream_rows(sizes, say)
+    rows += archive_rows(sizes, v3python, say)
     facts["total_s"] = time.perf_counter() - t0
     facts["load_after"] = os.getloadavg()[0]
     return rows, facts

@@ -39,9 +39,10 @@ def trades_window(start: str, n_trades: int) -> tuple[int, int]:
     return start_ns, data.trade_ms_scalar(k0 + n_trades) * 1_000_000
 
 
-def truth(kind: str, start_ns: int, end_ns: int) -> pl.DataFrame:
-    """The rows the fake holds in ``[start_ns, end_ns)``."""
-    fake = _fake()
+def truth(kind: str, start_ns: int, end_ns: int, fake: FakeBinance | None = None
+          ) -> pl.DataFrame:
+    """The rows the fake (default: the shared fake process's) holds in ``[start_ns, end_ns)``."""
+    fake = fake if fake is not None else _fake()
     if kind == "candles":
         return fake.truth_candles(start_ns, end_ns, "1m")
     return fake.truth_trades(start_ns, end_ns)
@@ -66,9 +67,11 @@ def read_v3(root: str, kind: str) -> pl.DataFrame:
     return frame.rename({"TS": "ts", **({"tid": "trade_id"} if "tid" in frame.columns else {})})
 
 
-def check_frame(kind: str, got: pl.DataFrame, start_ns: int, end_ns: int) -> dict[str, Any]:
-    """Counts of stored / expected / missing / extra / duplicated / differing rows."""
-    want = truth(kind, start_ns, end_ns)
+def check_frame(kind: str, got: pl.DataFrame, start_ns: int, end_ns: int,
+                fake: FakeBinance | None = None) -> dict[str, Any]:
+    """Counts of stored / expected / missing / extra / duplicated / differing rows
+    (``fake``: another fake than the shared process's, e.g. ``bench_archives``')."""
+    want = truth(kind, start_ns, end_ns, fake)
     key = "ts" if kind == "candles" else "trade_id"
     out: dict[str, Any] = {"stored": got.height, "expected": want.height}
     if got.height == 0:

@@ -74,8 +74,12 @@ def _dagster(spec: dict[str, Any]) -> dict[str, Any]:
     which = spec["which"]
     if which == "defs":
         return bench_dagster.bench_definitions(int(spec.get("symbols", 50)))
-    fn = bench_dagster.bench_direct if which == "direct" else bench_dagster.bench_dagster
+    fn = {"direct": bench_dagster.bench_direct, "dagster": bench_dagster.bench_dagster,
+          "cli": bench_dagster.bench_cli,
+          "direct_process": bench_dagster.bench_direct_process}[which]
     row = fn(spec["origin"], spec["start"], spec["end"], "1m")
+    if which in ("cli", "direct_process"):  # the row's figures are its child's
+        return row
     row["sampled_peak_rss_mb"] = row["peak_rss_mb"]
     row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return row

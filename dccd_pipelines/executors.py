@@ -4,7 +4,8 @@
 (in the webserver, the daemon and every run process alike):
 
 * unset or ``multiprocess``: Dagster's ``multi_or_in_process_executor``, one process
-  per step on the machine of the run (the default, nothing to install);
+  per step on the machine of the run, except a one-step plan, which runs in the run's
+  own process (``one_step``; the default, nothing to install);
 * ``dask``: every step is a task on an existing ``dask.distributed`` cluster whose
   scheduler is ``DCCD_DASK_SCHEDULER`` (``tcp://host:8786``); the workers import the
   code location and open the instance from its reference, so they need the same code,
@@ -30,6 +31,7 @@ from dagster._core.execution.retries import RetryMode
 from dccd_core.domain import ConfigError
 
 from .liveness import liveness_timeout_s, with_liveness
+from .one_step import one_step_in_process
 
 __all__ = ["DASK_SCHEDULER_ENV", "EXECUTOR_ENV", "DaskClusterExecutor", "run_executor"]
 
@@ -42,7 +44,8 @@ def run_executor(timeout_s: float | None = None) -> ExecutorDefinition:
     timeout_s = liveness_timeout_s() if timeout_s is None else timeout_s
     name = os.environ.get(EXECUTOR_ENV, "").strip().lower()
     if name in ("", "multiprocess"):
-        return with_liveness(multi_or_in_process_executor, timeout_s)
+        # one-step runs (a dataset's, a partition range's) skip the child process
+        return with_liveness(one_step_in_process(multi_or_in_process_executor), timeout_s)
     if name == "dask":
         return _dask_executor(timeout_s)
     raise ConfigError(

@@ -102,8 +102,10 @@ def summarize(
     """Combine the run's counters (None: none) with what the store holds in ``[start_ts, end_ts)``,
     for the whole window and for each UTC day of it.
 
-    Reads lazily: one pass over ``ts`` for the per-day counts, then the last rows of
-    each day, never the whole window in memory. Holes are judged at ``now_ts`` (default
+    Reads lazily, never the whole window in memory: one pass over ``ts`` for each day's
+    count, first/last ts and its last ``PREVIEW_ROWS`` timestamps, then one filtered
+    read of the rows at those timestamps for every day's preview (``_previews``; it was
+    one scan per day: 1.5 s of a year's run). Holes are judged at ``now_ts`` (default
     now): the candle still open is not one (``dccd_core.storage.find_holes``).
     """
     now = now_ns() if now_ts is None else now_ts
@@ -113,10 +115,16 @@ def summarize(
     ts = pl.col("ts")
     stats = (
         lazy.group_by((ts // NS_PER_DAY).alias("day"))
-        .agg(pl.len().alias("n"), ts.min().alias("first"), ts.max().alias("last"))
+        .agg(
+            pl.len().alias("n"),
+            ts.min().alias("first"),
+            ts.max().alias("last"),
+            ts.top_k(PREVIEW_ROWS).alias("tail"),
+        )
         .collect()
     )
-    by_day = {int(d): (int(n), int(a), int(b)) for d, n, a, b in stats.iter_rows()}
+    by_day = {int(d): (int(n), int(a), int(b)) for d, n, a, b, _ in stats.iter_rows()}
+    previews = _previews(lazy, stats)
     coverage = store.coverage(key) if key.data_type is not DataType.BOOK else None
     days = []
     for day in range(start_ts // NS_PER_DAY, (end_ts - 1) // NS_PER_DAY + 1):
@@ -131,7 +139,7 @@ def summarize(
                 first_ts=first,
                 last_ts=last,
                 holes=_holes(coverage, key, lo, hi, now),
-                preview_md=_preview(store, key, lo, hi) if n else markdown_table(pl.DataFrame()),
+                preview_md=previews.get(day) or markdown_table(pl.DataFrame()),
             )
         )
     row_count = sum(d.row_count for d in days)
@@ -152,12 +160,25 @@ def summarize(
     )
 
 
-def _preview(store: Store, key: DatasetKey, start_ts: int, end_ts: int) -> str:
-    """The last rows of ``[start_ts, end_ts)``."""
-    lazy = store.scan(key, start_ts, end_ts)
-    if isinstance(lazy, pl.DataFrame):
-        lazy = lazy.lazy()
-    return markdown_table(lazy.top_k(PREVIEW_ROWS, by="ts").sort("ts").collect())
+def _previews(lazy: pl.LazyFrame, stats: pl.DataFrame) -> dict[int, str]:
+    """Each day's last ``PREVIEW_ROWS`` rows as Markdown, by day number, from one read
+    of the rows whose ts is among a day's last ``PREVIEW_ROWS`` timestamps (``stats``'s
+    ``tail``): a handful of rows per day, whatever the window's size."""
+    wanted = stats.get_column("tail").explode().drop_nulls().unique()
+    if wanted.is_empty():
+        return {}
+    rows = (
+        lazy.filter(pl.col("ts").is_in(wanted.implode()))
+        .collect()
+        .sort("ts")
+        .with_columns((pl.col("ts") // NS_PER_DAY).alias("__day"))
+    )
+    # equal ts (trades) may bring more than PREVIEW_ROWS rows into a day: keep its last ones
+    rows = rows.group_by("__day", maintain_order=True).tail(PREVIEW_ROWS)
+    return {
+        int(part.get_column("__day")[0]): markdown_table(part.drop("__day"))
+        for part in rows.partition_by("__day", maintain_order=True)
+    }
 
 
 def _holes(
