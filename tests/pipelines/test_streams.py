@@ -331,8 +331,10 @@ def test_a_stream_run_evaluates_its_checks_per_day(  # type: ignore[no-untyped-d
         timer.join()
         assert result.success
         day = iso_date(now_ns())
+        # archives_verified is the backfill's: no archive file of a day exists before
+        # the day is over, so a stream (today's partition) has nothing for it to verify
         declared = {AssetCheckKey(s.asset_key, s.name) for s in
-                    dataset_check_specs(catalog.datasets[0])}
+                    dataset_check_specs(catalog.datasets[0]) if s.name != "archives_verified"}
         evaluations = [e.event_specific_data for e in result.all_events
                        if e.event_type_value == "ASSET_CHECK_EVALUATION"]
         # the keys the asset declares (so the UI shows them), for the day
