@@ -85,20 +85,10 @@ class _FileRead:
 
     async def _run(self, reader: ArchiveReader, key: DatasetKey) -> None:
         try:
-            batches = reader.read(key, self.file)
-            try:
-                async for batch in batches:
+            async with reader.read(key, self.file) as read:
+                async for batch in read:
                     await self.queue.put(batch)
-                # read with no await since the reader's last step, so no other read
-                # can have replaced it (and checked by file anyway)
-                ingested = reader.last_ingested
-            finally:
-                aclose = getattr(batches, "aclose", None)
-                if aclose is not None:  # an async generator: close it now, not at GC
-                    await aclose()
-            if ingested is not None and ingested.file != self.file:
-                ingested = None
-            await self.queue.put(_End(ingested=ingested))
+            await self.queue.put(_End(ingested=read.ingested))
         except ArchiveUnavailable as exc:
             await self.queue.put(_End(failure=exc.reason))
         except TransportError as exc:  # a download that failed after its retries
