@@ -19,7 +19,11 @@ What it guarantees:
   (``archives="auto"``, the default): monthly files, then daily files, then REST for
   the recent tail and for any file that cannot be used (``archive_plan``). ``"off"``:
   REST only. ``"only"``: no REST at all; a window no usable file holds is left
-  uncovered, logged and listed in ``BackfillResult.uncovered``.
+  uncovered, logged and listed in ``BackfillResult.uncovered``. With files in play,
+  REST's history depth limits only what REST must serve (``reach``): Bybit's trade
+  files serve closed days although its REST keeps only the latest trades; a window
+  older than REST's reach that no file holds is left uncovered the same way, and a
+  request of which no part can be served is refused up front.
 
 The package: this module checks the request and runs it; ``start`` finds where it
 begins (``origin`` probing), ``commit_loop`` writes the pages in bounded commits,
@@ -34,6 +38,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from dccd_core.domain import (
@@ -65,6 +70,7 @@ from dccd_core.transport.paginate import (
 
 from .archive_plan import ArchivePlanner
 from .commit_loop import commit_chunks
+from .reach import refuse_unservable, rest_gap_hint, rest_history_start
 from .report import (
     ArchiveFallback,
     BackfillProgress,
@@ -114,10 +120,11 @@ def _parse_time(value: TimeLike, what: str) -> int:
 
 
 def require_capability(
-    source: Source, key: DatasetKey, start_ts: int | None, now_ts: int
+    source: Source, key: DatasetKey, start_ts: int | None, now_ts: int, *, history: bool = True
 ) -> None:
-    """Refuse, before any request, a data type, span or history the source cannot serve."""
-    history = key.data_type is not DataType.BOOK
+    """Refuse, before any request, a data type, span or history the source cannot serve
+    (``history=False``: the data type and span only, REST's depth being checked later)."""
+    history = history and key.data_type is not DataType.BOOK
     source.capability.require(
         key.data_type,
         Transport.REST,
@@ -219,29 +226,47 @@ async def backfill(
     async def run_on(source: Source) -> BackfillResult:
         # -- refuse before any data page ------------------------------------------
         end = end_ts
-        require_capability(source, key, None, now)
         use_archives = key.data_type is not DataType.BOOK and require_archive(source, key, mode)
+        # with archive files in play, REST's history depth is checked against the part
+        # REST must serve once the files are planned (``reach``), not here
+        require_capability(source, key, None, now, history=not use_archives)
         await source.check_symbol(key.symbol)
         if key.data_type is DataType.BOOK:
             return await _backfill_book(key, store, source, progress)
         if key.span is not None:
             end = min(end, key.span.floor(now))  # never the bar still in progress
-        if start_mode == "origin":
-            start_ts = await find_origin(source, key, end)
-        elif start_mode == "last":
-            start_ts = default_start(key, store, end)
-        else:
-            assert explicit_start is not None
-            start_ts = explicit_start
-        require_capability(source, key, start_ts, now)  # history depth (candle count, days)
-        if start_ts >= end:
-            return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
         reader, owned_reader = None, None
         if use_archives:
             reader, owned_reader = _archive_reader_for(
                 key, source, mode, archive_reader, archive_url
             )
+        if reader is None:  # REST alone after all: refuse missing history before probing
+            require_capability(source, key, None, now)
         try:
+            if start_mode == "origin":
+                if reader is not None and rest_history_start(source, key, now) is not None:
+                    raise NoCapability(
+                        f"{key}: start=origin is found over REST, which keeps no full "
+                        f"history ({rest_gap_hint(source, key)}): give a start date"
+                    )
+                start_ts = await find_origin(source, key, end)
+            elif start_mode == "last":
+                start_ts = default_start(key, store, end)
+            else:
+                assert explicit_start is not None
+                start_ts = explicit_start
+            if start_ts >= end:
+                return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
+            if reader is None:  # REST alone: its history depth (candle count, days)
+                require_capability(source, key, start_ts, now)
+                return await _backfill_pages(
+                    key, store, source, start_ts, end, progress, concurrency,
+                    progress_interval_s,
+                )
+            rest_from = None if mode is ArchiveMode.ONLY else rest_history_start(source, key, now)
+            if mode is ArchiveMode.AUTO:
+                files = reader.plan_files(key, start_ts, end, now)
+                refuse_unservable(source, key, start_ts, end, files, rest_from)
             return await _backfill_pages(
                 key,
                 store,
@@ -251,7 +276,7 @@ async def backfill(
                 progress,
                 concurrency,
                 progress_interval_s,
-                archive=(reader, mode, now) if reader is not None else None,
+                archive=_ArchiveRun(reader, mode, now, rest_from, rest_gap_hint(source, key)),
             )
         finally:
             if owned_reader is not None:
@@ -324,6 +349,18 @@ def rest_chunks(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ArchiveRun:
+    """What the archive planner of one run needs beyond the REST side."""
+
+    reader: ArchiveReader
+    mode: ArchiveMode
+    now_ts: int
+    #: the oldest ts REST reaches (None: all history; ``archives: only``: unused)
+    rest_from_ts: int | None
+    rest_gap: str
+
+
 async def _backfill_pages(
     key: DatasetKey,
     store: Store,
@@ -333,7 +370,7 @@ async def _backfill_pages(
     progress: Callable[[BackfillProgress], None] | None,
     concurrency: int,
     progress_interval_s: float,
-    archive: tuple[ArchiveReader, ArchiveMode, int] | None = None,
+    archive: _ArchiveRun | None = None,
 ) -> BackfillResult:
     run = BackfillTracker(key, source, start_ts, end_ts, progress)
     provenance = {**source.describe(), "transport": "rest"}
@@ -342,14 +379,16 @@ async def _backfill_pages(
     if archive is None:
         chunks = rest_chunks(key, source, start_ts, end_ts, concurrency, run.pages)
     else:
-        reader, mode, now = archive
+        reader = archive.reader
         planner = ArchivePlanner(
             key,
             reader,
-            mode,
+            archive.mode,
             run,
-            now,
+            archive.now_ts,
             lambda a, b, stats: rest_chunks(key, source, a, b, concurrency, stats),
+            rest_from_ts=archive.rest_from_ts,
+            rest_gap=archive.rest_gap,
         )
         chunks = planner.chunks()
         provenance["archive_url"] = reader.origin
@@ -373,7 +412,7 @@ async def _backfill_pages(
     result = run.result(written, start_ts, end_ts)
     if result.uncovered:
         log.warning(
-            "%s: NOT complete (archives: only): %d window(s) left uncovered, first %s -> %s",
+            "%s: NOT complete: %d window(s) left uncovered, first %s -> %s",
             key,
             len(result.uncovered),
             iso_datetime(result.uncovered[0][0]),
