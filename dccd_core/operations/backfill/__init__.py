@@ -27,8 +27,9 @@ What it guarantees:
 
 The package: this module checks the request and runs it; ``start`` finds where it
 begins (``origin`` probing), ``commit_loop`` writes the pages in bounded commits,
-``report`` holds the progress and result records, ``archive_plan`` mixes archive files
-and REST into one chunk stream.
+``report`` holds the progress and result records, ``archive_setup`` picks the archive
+reader, ``reach`` weighs REST's history against the files, ``archive_plan`` mixes
+archive files and REST into one chunk stream.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,6 +69,7 @@ from dccd_core.transport.paginate import (
 )
 
 from .archive_plan import ArchivePlanner
+from .archive_setup import archive_origin_chosen, archive_reader_for, require_archive
 from .commit_loop import commit_chunks
 from .reach import refuse_unservable, rest_gap_hint, rest_history_start
 from .report import (
@@ -133,35 +134,6 @@ def require_capability(
         now_ts=now_ts,
         history=history,
     )
-
-
-def require_archive(source: Source, key: DatasetKey, mode: ArchiveMode) -> bool:
-    """Whether ``key`` has bulk files to use under ``mode``; ``archives: only`` on a
-    series the exchange does not publish is a ConfigError naming the fix."""
-    if mode is ArchiveMode.OFF:
-        return False
-    feature = source.capability.archive(key.data_type, key.symbol.market_kind, key.span)
-    if feature is None and mode is ArchiveMode.ONLY:
-        raise ConfigError(
-            f"archives: only, but {key.exchange} publishes no archive files of "
-            f"{key.symbol.market_kind} {key.data_type}"
-            + (f" {key.span}" if key.span is not None else "")
-            + ": use archives: auto (archive files where there are any, else REST) "
-            "or archives: off"
-        )
-    return feature is not None
-
-
-def archive_origin_chosen(source: Source, archive_url: str | None) -> bool:
-    """Whether the exchange's archive files may back this source's history: an archive
-    origin was chosen (``archive_url``, ``DCCD_<EXCHANGE>_ARCHIVE_URL``), or the source
-    talks to its exchange's own REST origin, whose documented archives hold the same
-    data. A REST origin overridden alone (a testnet, a fake exchange) is never mixed
-    with the public archives."""
-    if archive_url or os.environ.get(f"DCCD_{source.id.upper()}_ARCHIVE_URL"):
-        return True
-    default = getattr(type(source), "default_endpoints", None)
-    return default is not None and source.endpoints.rest_url == default.rest_url
 
 
 def _book_depth(source: Source) -> int:
@@ -237,7 +209,7 @@ async def backfill(
             end = min(end, key.span.floor(now))  # never the bar still in progress
         reader, owned_reader = None, None
         if use_archives:
-            reader, owned_reader = _archive_reader_for(
+            reader, owned_reader = archive_reader_for(
                 key, source, mode, archive_reader, archive_url
             )
         if reader is None:  # REST alone after all: refuse missing history before probing
@@ -288,36 +260,6 @@ async def backfill(
 
     async with build_source(key.exchange) as owned:
         return await run_on(owned)
-
-
-def _archive_reader_for(
-    key: DatasetKey,
-    source: Source,
-    mode: ArchiveMode,
-    given: ArchiveReader | None,
-    archive_url: str | None,
-) -> tuple[ArchiveReader | None, ArchiveReader | None]:
-    """(the reader to use or None for REST only, the one built here to close)."""
-    if given is not None:
-        return given, None
-    if mode is not ArchiveMode.ONLY and not archive_origin_chosen(source, archive_url):
-        log.info(
-            "%s: history over REST: the REST origin is overridden (%s) and no archive "
-            "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
-            key,
-            source.endpoints.rest_url,
-            key.exchange.upper(),
-        )
-        return None, None
-    from dccd_core.sources import registry
-
-    built = registry.build_archive_reader(key.exchange, archive_url=archive_url)
-    if built is None and mode is ArchiveMode.ONLY:
-        raise ConfigError(
-            f"archives: only, but no archive reader exists for {key.exchange}: "
-            "use archives: auto or off"
-        )
-    return built, built
 
 
 def rest_chunks(
