@@ -7,14 +7,25 @@ result) or, when that is the whole request, refused before any request."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dccd_core.domain import NS_PER_DAY, DatasetKey, NoCapability, now_ns, to_ns
+from dccd_core.domain import NS_PER_DAY, DatasetKey, NoCapability, iso_datetime, now_ns, to_ns
 from dccd_core.operations.backfill import backfill
+from dccd_core.operations.backfill.archive_plan import ArchivePlanner
+from dccd_core.operations.backfill.report import BackfillTracker
+from dccd_core.sources.archives.mode import ArchiveMode
+from dccd_core.sources.registry import build_source
 from dccd_core.storage import Store
 from dccd_core.storage.archive_ledger import read_archive_ledger
+from dccd_core.transport.paginate import Chunk, PageStats
+from tests.core.operations.test_backfill_archive_plan import CANDLES, TruthArchive, _fake
 from tests.fakes.archives import FakeArchives, archive_reader_on
 from tests.fakes.bybit import FakeBybit, make_app
 from tests.fakes.kit import fast_source_on
@@ -113,3 +124,63 @@ async def test_only_mode_is_not_limited_by_rest_depth(tmp_path: Any) -> None:
     result = await _run(tmp_path, FakeArchives(bybit=bybit), START, END, mode="only")
     truth = bybit.truth_trades(LINEAR.symbol, START, END)
     assert result.complete and Store(tmp_path).read(LINEAR).height == truth.height
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    broken=st.dictionaries(
+        st.integers(0, 3), st.sampled_from(["missing", "truncated"]), max_size=4
+    ),
+    published_days=st.integers(0, 4),
+    rest_from_min=st.one_of(st.none(), st.integers(0, 5 * 1440)),
+)
+def test_planner_splits_each_window_at_rests_reach(
+    broken: dict[int, str], published_days: int, rest_from_min: int | None
+) -> None:
+    """Over 5 days of 1m candles with some files unusable and REST reaching back only to
+    ``rest_from``: REST is asked only for windows after its reach, the windows left
+    uncovered end at or before it, and the rows delivered are exactly the truth outside
+    the uncovered windows."""
+    fake = _fake()
+    start = to_ns("2024-02-10")
+    days = [start + i * NS_PER_DAY for i in range(6)]
+    end = days[5]
+    names = [f"BTCUSDT-ohlc-{d[:10]}.zip" for d in map(iso_datetime, days)]
+    reader = TruthArchive(
+        fake, published_until=days[published_days],
+        broken={names[i]: how for i, how in broken.items()}, batch_rows=500,
+    )
+    rest_from = None if rest_from_min is None else start + rest_from_min * 60 * 10**9
+    asked: list[tuple[int, int]] = []
+
+    async def rest(a: int, b: int, stats: PageStats) -> AsyncGenerator[Chunk, None]:
+        asked.append((a, b))
+        yield Chunk(fake.truth_candles(a, b), a, b)
+
+    async def main() -> tuple[list[Chunk], list[tuple[int, int]]]:
+        source = build_source("binance")
+        try:
+            run = BackfillTracker(CANDLES, source, start, end, None)
+            planner = ArchivePlanner(
+                CANDLES, reader, ArchiveMode.AUTO, run, end + NS_PER_DAY, rest,
+                rest_from_ts=rest_from, rest_gap="REST keeps less",
+            )
+            chunks = [c async for c in planner.chunks()]
+            return chunks, list(run.archive.uncovered)
+        finally:
+            await source.aclose()
+
+    chunks, uncovered = asyncio.run(main())
+    if rest_from is not None:
+        assert all(a >= rest_from for a, _ in asked)
+        assert all(b <= rest_from for _, b in uncovered)
+    else:
+        assert uncovered == []
+    rows = pl.concat([c.rows for c in chunks if c.rows.height]).unique("ts").sort("ts")
+    truth = fake.truth_candles(start, end)
+    outside = truth.filter(
+        ~pl.any_horizontal(
+            [(pl.col("ts") >= a) & (pl.col("ts") < b) for a, b in uncovered] or [pl.lit(False)]
+        )
+    )
+    assert rows.equals(outside.select(rows.columns))
