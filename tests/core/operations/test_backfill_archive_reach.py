@@ -139,8 +139,8 @@ def test_planner_splits_each_window_at_rests_reach(
 ) -> None:
     """Over 5 days of 1m candles with some files unusable and REST reaching back only to
     ``rest_from``: REST is asked only for windows after its reach, the windows left
-    uncovered end at or before it, and the rows delivered are exactly the truth outside
-    the uncovered windows."""
+    uncovered end at or before it, and every true row outside the uncovered windows is
+    delivered (no row that is not true)."""
     fake = _fake()
     start = to_ns("2024-02-10")
     days = [start + i * NS_PER_DAY for i in range(6)]
@@ -183,4 +183,9 @@ def test_planner_splits_each_window_at_rests_reach(
             [(pl.col("ts") >= a) & (pl.col("ts") < b) for a, b in uncovered] or [pl.lit(False)]
         )
     )
-    assert rows.equals(outside.select(rows.columns))
+    # every row outside the uncovered windows, each once; inside them only true rows
+    # (a broken file's last good row opens its uncovered window: coverage stops before
+    # its ts, where more rows of the same ts could have followed)
+    assert rows.join(truth, on=rows.columns, how="anti").height == 0
+    assert outside.join(rows, on="ts", how="anti").height == 0
+    assert rows.height - outside.height <= len(broken)
