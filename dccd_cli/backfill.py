@@ -28,6 +28,7 @@ from dccd_core.domain import (
     ConfigError,
     DatasetKey,
     DataType,
+    NoCapability,
     iso_datetime,
     now_ns,
     to_ns,
@@ -212,6 +213,11 @@ async def _run_backfill(
         require_archive,
         require_capability,
     )
+    from dccd_core.operations.backfill.reach import (
+        refuse_unservable,
+        rest_gap_hint,
+        rest_history_start,
+    )
     from dccd_core.sources.registry import build_archive_reader, build_source
     from dccd_core.storage import Store
 
@@ -253,13 +259,29 @@ async def _run_backfill(
         end_ts = min(end, now) if end is not None else now
         if key.span is not None:
             end_ts = min(end_ts, key.span.floor(now))  # never the bar still in progress
-        require_capability(source, key, None, now)  # before the symbol listing's request
+        # before the symbol listing's request; REST's history depth only where no
+        # archive files serve the history (they may reach where REST does not)
+        require_capability(source, key, None, now, history=False)
         if require_archive(source, key, archives) and (
             archives is ArchiveMode.ONLY or archive_origin_chosen(source, None)
         ):
             reader = build_archive_reader(key.exchange)
+        if reader is None:
+            require_capability(source, key, None, now)
         await source.check_symbol(key.symbol)
+        # under auto, the oldest ts REST reaches (None: all of it); older windows
+        # without a usable file are left uncovered (see backfill.reach)
+        rest_from = (
+            rest_history_start(source, key, now)
+            if reader is not None and archives is ArchiveMode.AUTO
+            else None
+        )
         if start == "origin":
+            if reader is not None and rest_history_start(source, key, now) is not None:
+                raise NoCapability(
+                    f"{key}: --start origin is found over REST, which keeps no full "
+                    f"history ({rest_gap_hint(source, key)}): give a start date"
+                )
             start_ts = await find_origin(source, key, end_ts)
         elif start == "last":
             start_ts = _default_start(key, store, end_ts)  # as backfill(start="last")
@@ -278,6 +300,8 @@ async def _run_backfill(
             planned = reader.plan_files(key, start_ts, end_ts, now)
             files = [(f.start_ts, f.end_ts) for f in planned]
             overall.files_total = outcome.files_total = len(files)
+            if archives is ArchiveMode.AUTO:
+                refuse_unservable(source, key, start_ts, end_ts, planned, rest_from)
 
         def report(p: Any) -> None:
             fraction, text = overall.line(p)
@@ -287,6 +311,11 @@ async def _run_backfill(
             if stop["asked"]:
                 outcome.interrupted = True
                 break
+            if rest_from is not None and b <= rest_from and not _overlaps(files, t, b):
+                # neither a file nor REST's history reaches this slice: said, not fetched
+                _add_uncovered(outcome.uncovered, t, b)
+                outcome.reached_ts = b
+                continue
             # no reader under auto: the REST origin is overridden alone, REST only
             mode = archives if reader is not None or archives is ArchiveMode.ONLY else (
                 ArchiveMode.OFF
@@ -305,11 +334,8 @@ async def _run_backfill(
             outcome.archive_rows += result.archive_rows
             outcome.rest_rows += result.rest_rows
             outcome.fallbacks += [str(f) for f in result.fallbacks]
-            for a, b in result.uncovered:  # the tail's slices: one hole, said once
-                if outcome.uncovered and outcome.uncovered[-1][1] == a:
-                    outcome.uncovered[-1] = (outcome.uncovered[-1][0], b)
-                else:
-                    outcome.uncovered.append((a, b))
+            for a, z in result.uncovered:
+                _add_uncovered(outcome.uncovered, a, z)
             outcome.reached_ts = b
         return outcome
     finally:
@@ -318,6 +344,18 @@ async def _run_backfill(
         if reader is not None:
             await reader.aclose()
         await source.aclose()
+
+
+def _overlaps(files: list[tuple[int, int]], a: int, b: int) -> bool:
+    return any(fa < b and fb > a for fa, fb in files)
+
+
+def _add_uncovered(uncovered: list[tuple[int, int]], a: int, b: int) -> None:
+    """The tail's slices: one hole, said once."""
+    if uncovered and uncovered[-1][1] == a:
+        uncovered[-1] = (uncovered[-1][0], b)
+    else:
+        uncovered.append((a, b))
 
 
 @cli.command("backfill")
@@ -390,9 +428,15 @@ def backfill_cmd(
     for fallback in outcome.fallbacks:
         click.echo(f"archive fallback: {fallback}", err=True)
     for a, b in outcome.uncovered:
+        why = (
+            "(--archives only); fetch it with --archives auto"
+            if archives.lower() == ArchiveMode.ONLY
+            else "(no usable archive file, and REST keeps no history this old); "
+            "backfill it again once the day's file is published"
+        )
         click.echo(
             f"warning: {key} NOT complete: {iso_datetime(a)} -> {iso_datetime(b)} left "
-            "uncovered (--archives only); fetch it with --archives auto",
+            f"uncovered {why}",
             err=True,
         )
     if outcome.interrupted:

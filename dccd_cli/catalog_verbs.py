@@ -41,8 +41,14 @@ def _load(catalog: Path | None) -> Catalog:
 @cli.command("validate")
 @click.argument("catalog", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def validate_cmd(catalog: Path | None) -> None:
-    """Check a catalog (default: $DCCD_CONFIG, else ./dccd.yaml)."""
-    click.echo(f"ok: {len(_load(catalog).datasets)} datasets")
+    """Check a catalog (default: $DCCD_CONFIG, else ./dccd.yaml); list its datasets and
+    whether archive files back each one's history."""
+    from dccd_core.catalog.archive_backing import archive_backing
+
+    loaded = _load(catalog)
+    click.echo(f"ok: {len(loaded.datasets)} datasets")
+    for spec in loaded.datasets:
+        click.echo(f"  {spec.key}: {archive_backing(spec)}")
 
 
 @cli.command("status")

@@ -80,6 +80,7 @@ def check_capability(
     where: str,
     streams: Sequence[DataType],
     problems: list[str],
+    symbols: Sequence[Symbol] = (),
 ) -> None:
     capability = exchange_capability(exchange)
     if capability is None:
@@ -103,7 +104,9 @@ def check_capability(
                 problems.append(
                     f"{where}.spans[{j}]: {exchange} has no {span} {what}; use one of {allowed}"
                 )
-    # Partitions are backfilled from ``start`` over REST: the history must be reachable.
+    # Partitions are backfilled from ``start`` over REST: the history must be reachable,
+    # unless the exchange's archive files hold it for every symbol (Bybit trades: no REST
+    # history, daily files); days not in the files yet are then reported uncovered
     start_ts, now_ts = to_ns(ds.start), now_ns()
     for j, dt in enumerate(data_types):
         feature = capability.feature(dt, Transport.REST)
@@ -117,6 +120,12 @@ def check_capability(
             continue
         wanted: Sequence[Span | None] = spans if dt in SPANNED_TYPES else [None]
         for maybe_span in wanted:
+            if (
+                ds.archives is not ArchiveMode.OFF
+                and symbols
+                and all(capability.archive(dt, s.market_kind, maybe_span) for s in symbols)
+            ):
+                continue
             try:
                 capability.require(
                     dt, Transport.REST, span=maybe_span, start_ts=start_ts, now_ts=now_ts

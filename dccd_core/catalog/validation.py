@@ -254,7 +254,9 @@ def _build_specs(
                 "e.g. '*/15 * * * *' (every 15 minutes)"
             )
         if start_ok:
-            check_capability(exchange, data_types, spans, ds, where, streams, problems)
+            check_capability(
+                exchange, data_types, spans, ds, where, streams, problems, symbols=symbols
+            )
         check_archives(exchange, data_types, spans, symbols, ds.archives, where, problems)
         derived = _check_derive(ds, where, data_types, spans, problems)
         # a stream-only type (liquidations) is a dataset from its stream entry alone

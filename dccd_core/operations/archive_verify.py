@@ -21,7 +21,15 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dccd_core.domain import DatasetKey, DccdError, TransportError, iso_datetime
+from dccd_core.domain import (
+    NS_PER_DAY,
+    ArchiveGranularity,
+    DatasetKey,
+    DccdError,
+    TransportError,
+    iso_datetime,
+)
+from dccd_core.sources.archives.base import ArchiveFile
 from dccd_core.storage import Store
 from dccd_core.storage.archive_ledger import LedgerEntry, read_archive_ledger
 from dccd_core.transport.paginate import PageStats
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
     from dccd_core.sources.archives.base import ArchiveReader
     from dccd_core.sources.base import Source
 
-__all__ = ["ArchiveVerification", "ChecksumChange", "fetch_published_sha256", "verify_archives"]
+__all__ = ["ArchiveVerification", "ChecksumChange", "verify_archives"]
 
 #: the trades sample: one minute (a page or a few of a busy market)
 TRADE_SAMPLE_NS = 60 * 1_000_000_000
@@ -97,27 +105,17 @@ class ArchiveVerification:
         return "; ".join(parts)
 
 
-async def fetch_published_sha256(reader: ArchiveReader, entry: LedgerEntry) -> str | None:
-    """The sha256 published now for ``entry`` (None: the checksum file is gone).
-
-    Raises ``TransportError`` when the archive host cannot be reached."""
-    from dccd_core.sources.archives.base import ArchiveUnavailable
-    from dccd_core.sources.archives.fetch import parse_checksum
-    from dccd_core.sources.archives.http_reader import HttpArchiveReader
-    from dccd_core.transport.download import FileMissing
-
-    if entry.checksum_path is None:
-        raise ValueError(f"{entry.name} has no published checksum")
-    if not isinstance(reader, HttpArchiveReader):
-        raise TypeError(f"cannot fetch checksums with {type(reader).__name__}")
-    try:
-        raw = await reader.downloader.fetch_bytes(entry.checksum_path)
-    except FileMissing:
-        return None
-    try:
-        return parse_checksum(raw.decode("utf-8", "replace"), entry.name)
-    except ArchiveUnavailable:
-        return None
+def _ingested_file(entry: LedgerEntry) -> ArchiveFile:
+    """The ledger's record of a file as the reader's ``ArchiveFile`` (a day or longer)."""
+    daily = entry.end_ts - entry.start_ts <= NS_PER_DAY
+    return ArchiveFile(
+        name=entry.name,
+        path=entry.path,
+        checksum_path=entry.checksum_path,
+        start_ts=entry.start_ts,
+        end_ts=entry.end_ts,
+        granularity=ArchiveGranularity.DAILY if daily else ArchiveGranularity.MONTHLY,
+    )
 
 
 def _sample_window(
@@ -185,8 +183,8 @@ async def verify_archives(
                 unverifiable.append(f"{entry.name}: no published checksum")
                 continue
             try:
-                now = await fetch_published_sha256(reader, entry)
-            except (TransportError, TypeError) as exc:
+                now = await reader.fetch_published_sha256(_ingested_file(entry))
+            except TransportError as exc:
                 unverifiable.append(f"{entry.name}: {exc}")
                 continue
             checked += 1

@@ -12,6 +12,11 @@ coverage -> fetch the holes -> record coverage"; the next caller then finds the 
 covered and fetches nothing. It is a separate lock from the store's write lock: the
 backfill commits from a worker thread, which takes the write lock itself.
 
+History comes the way ``backfill`` fetches it: ``archives`` (``auto`` by default, or
+the dataset's catalog ``archives:`` mode where the caller knows it) and ``archive_url``
+are passed through, so an ensured window reads the exchange's bulk files first just as
+the dataset's backfill asset would.
+
 ``max_fetch=N`` refuses, before any request, a window that would need more than N data
 requests; the error gives the estimate (exact for candles: one request per page
 window; rough for trades, from the trade rate stored so far).
@@ -37,13 +42,14 @@ from dccd_core.domain import (
     iso_datetime,
     now_ns,
 )
+from dccd_core.sources.archives.mode import parse_archive_mode
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store, resolve_range
 from dccd_core.storage.coverage import HoleReport, settled_until
 from dccd_core.storage.layout import lock_path
 from dccd_core.storage.lock import process_locks
 
-from .backfill import backfill
+from .backfill import ArchiveMode, backfill
 from .sync import run_sync as run_sync  # importable from here, as before
 from .sync import sync_twin
 
@@ -247,13 +253,18 @@ async def ensure_async(
     root: str | os.PathLike[str] | None = None,
     source: Source | None = None,
     lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
+    archives: ArchiveMode | str = ArchiveMode.AUTO,
+    archive_url: str | None = None,
 ) -> pl.DataFrame:
     """The rows of ``[start, end)`` (``end``: now), fetching only the missing ranges first.
 
     See the module docstring. ``source``: a ready source to fetch with (the caller
     closes it); default: built from the registry when a fetch is needed, then closed.
+    ``archives``/``archive_url``: as ``backfill`` takes them (the dataset's catalog
+    ``archives:`` and ``exchanges.<name>.archive_url`` where known; default auto).
     """
     key = DatasetKey.of(exchange, symbol, data_type, span)
+    mode = parse_archive_mode(archives)  # a wrong mode is said before any lock or request
     if key.data_type is DataType.BOOK:
         raise ConfigError(f"{key}: order books have no history to ensure; use dccd read")
     if max_fetch is not None and max_fetch < 0:
@@ -279,23 +290,31 @@ async def ensure_async(
                 estimate = estimate_requests(key, ranges, store=store, now_ts=now)
                 if estimate.requests > max_fetch:
                     raise _too_large(key, estimate, max_fetch)
-            await _fetch(key, ranges, store, source)
+            await _fetch(key, ranges, store, source, mode, archive_url)
     finally:
         lock.release()
     return store.read(key, start_ts, end_ts)
 
 
 async def _fetch(
-    key: DatasetKey, ranges: list[tuple[int, int]], store: Store, source: Source | None
+    key: DatasetKey,
+    ranges: list[tuple[int, int]],
+    store: Store,
+    source: Source | None,
+    archives: ArchiveMode,
+    archive_url: str | None,
 ) -> None:
     if source is None:
         from dccd_core.sources.registry import build_source
 
         async with build_source(key.exchange) as owned:
-            await _fetch(key, ranges, store, owned)
+            await _fetch(key, ranges, store, owned, archives, archive_url)
         return
     for a, b in ranges:  # one source: one limiter, one symbol check (cached)
-        await backfill(key, start=a, end=b, store=store, source=source)
+        await backfill(
+            key, start=a, end=b, store=store, source=source, archives=archives,
+            archive_url=archive_url,
+        )
 
 
 ensure = sync_twin(

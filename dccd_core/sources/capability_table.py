@@ -42,6 +42,14 @@ later, then REST for the recent tail). The origin is overridable like REST:
 `exchanges.<name>.archive_url` in the catalog or `DCCD_<EXCHANGE>_ARCHIVE_URL`.
 Without a published checksum, only the compressed stream's integrity and the rows'
 plausibility are verified.
+
+Where files serve the history, REST's own depth limits only what REST must fetch:
+Bybit keeps only its latest trades over REST, so its perpetuals' trade history comes
+from the daily files alone, and days not published yet are reported uncovered (not
+complete; collect recent trades with a stream). BitMEX publishes one dump per day
+holding every symbol's trades: each dataset downloads the whole day's file and keeps
+its own symbol's rows, so N BitMEX trade datasets download each day N times (a known
+cost: the copies are not shared across datasets).
 """
 _ARCHIVE_COLUMNS = ("exchange", "data type", "markets", "files", "spans", "lag", "sha256", "layout")
 

@@ -172,7 +172,52 @@ def test_validate_reports_the_catalog(tmp_path: Path) -> None:
     )
     pytest.importorskip("dccd_pipelines.catalog")
     code, out, err = _run("validate", str(catalog))
-    assert (code, out.strip(), err) == (0, "ok: 1 datasets", "")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "ok: 1 datasets",
+        "  binance BTC/USDT trades: archives auto from https://data.binance.vision: "
+        "monthly+daily trades files, sha256 published",
+    ]
+
+
+def test_validate_says_what_backs_each_dataset(tmp_path: Path) -> None:
+    """Per dataset: the archive mode, origin and files, or why REST alone serves it."""
+    catalog = tmp_path / "dccd.yaml"
+    catalog.write_text(
+        "store: {root: ./data}\n"
+        "exchanges:\n"
+        "  bitmex: {rest_url: 'http://127.0.0.1:9'}\n"
+        "  bybit: {archive_url: 'http://127.0.0.1:8'}\n"
+        "datasets:\n"
+        "  - {exchange: binance, symbols: [BTC/USDT], data_types: [ohlc, book], spans: [1h],\n"
+        "     start: 2024-01-01, archives: only}\n"
+        "  - {exchange: bybit, symbols: [BTC/USDT:USDT, BTC/USDT], data_types: [ohlc],\n"
+        "     spans: [1h], start: 2024-01-01}\n"
+        "  - {exchange: bybit, symbols: [BTC/USDT:USDT], data_types: [trades],\n"
+        "     start: 2024-01-01}\n"
+        "  - {exchange: bitmex, symbols: [BTC/USD:BTC], data_types: [trades],\n"
+        "     start: 2024-01-01}\n"
+        "  - {exchange: kraken, symbols: [BTC/USD], data_types: [trades],\n"
+        "     start: 2024-01-01, archives: off}\n"
+    )
+    pytest.importorskip("dccd_pipelines.catalog")
+    code, out, err = _run("validate", str(catalog))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "ok: 7 datasets",
+        "  binance BTC/USDT ohlc 1h: archives only from https://data.binance.vision: "
+        "monthly+daily ohlc files, sha256 published",
+        "  binance BTC/USDT book: no history to fetch (archives not used)",
+        "  bybit BTC/USDT:USDT ohlc 1h: archives auto: bybit publishes no files of linear "
+        "ohlc 1h (REST only)",
+        "  bybit BTC/USDT ohlc 1h: archives auto: bybit publishes no files of spot ohlc 1h "
+        "(REST only)",
+        "  bybit BTC/USDT:USDT trades: archives auto from http://127.0.0.1:8: daily trades "
+        "files, no published checksum",
+        "  bitmex BTC/USD:BTC trades: archives auto: not used, the REST origin is overridden "
+        "and no archive_url is set (REST only; set exchanges.bitmex.archive_url)",
+        "  kraken BTC/USD trades: archives off (REST only)",
+    ]
 
 
 def test_real_subprocess(lake: Path) -> None:

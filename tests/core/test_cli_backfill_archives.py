@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from dccd_cli import cli
-from dccd_core.domain import NS_PER_MS, DatasetKey, to_ns
+from dccd_core.domain import NS_PER_DAY, NS_PER_MS, DatasetKey, iso_datetime, now_ns, to_ns
 from dccd_core.storage import Store
 from tests.fakes.archives import FakeArchives
 from tests.fakes.binance import FakeBinance, MarketData
@@ -94,3 +95,55 @@ def test_only_on_an_exchange_without_archives_is_refused(tmp_path: Path) -> None
     )
     assert result.exit_code == 2
     assert "archives: only, but kraken publishes no archive files" in result.stderr
+
+
+@pytest.fixture
+def bybit_fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    from tests.fakes.bybit import FakeBybit, make_app
+
+    bybit = FakeBybit()
+    archives = FakeArchives(bybit=bybit)
+    with serve_in_thread(lambda: make_app(bybit)) as rest, serve_in_thread(
+        archives.app
+    ) as origin:
+        monkeypatch.setenv("DCCD_BYBIT_REST_URL", rest)
+        monkeypatch.setenv("DCCD_BYBIT_ARCHIVE_URL", origin)
+        monkeypatch.setenv("DCCD_CACHE_DIR", str(tmp_path / "cache"))
+        yield bybit
+
+
+def _bybit(root: Path, *args: str) -> tuple[int, str, str]:
+    argv = ["backfill", "bybit", "BTC/USDT:USDT", "trades", *args, "--root", str(root)]
+    result = CliRunner().invoke(cli, argv)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_bybit_trade_days_come_from_the_files(bybit_fakes: Any, tmp_path: Path) -> None:
+    """Bybit's REST keeps only its latest trades: past days are the daily files'."""
+    key = DatasetKey.of("bybit", "BTC/USDT:USDT", "trades")
+    start, end = to_ns("2024-02-29"), to_ns("2024-03-02")
+    code, out, err = _bybit(tmp_path / "lake", "--start", "2024-02-29", "--end", "2024-03-02")
+    assert code == 0, err
+    assert "archive files 2/2" in out and "NOT complete" not in err
+    stored = Store(tmp_path / "lake").read(key)
+    truth = bybit_fakes.truth_trades(key.symbol, start, end)
+    assert truth.height > 500
+    assert stored.sort("trade_id").equals(truth.sort("trade_id").select(stored.columns))
+    assert [p for p, _ in bybit_fakes.requests if "trade" in p] == []
+
+
+def test_bybit_unpublished_days_are_named_not_fetched(bybit_fakes: Any, tmp_path: Path) -> None:
+    today = now_ns() // NS_PER_DAY * NS_PER_DAY
+    code, out, err = _bybit(tmp_path / "lake", "--start", iso_datetime(today - 2 * NS_PER_DAY))
+    assert code == 0, err
+    assert "archive files 1/1" in out
+    assert f"NOT complete: {iso_datetime(today - NS_PER_DAY)} -> " in err
+    assert "REST keeps no history this old" in err
+    assert [p for p, _ in bybit_fakes.requests if "trade" in p] == []
+
+
+def test_bybit_window_neither_can_serve_is_refused(bybit_fakes: Any, tmp_path: Path) -> None:
+    code, _out, err = _bybit(tmp_path / "lake", "--start", iso_datetime(now_ns() - 3600 * 10**9))
+    assert code != 0
+    assert "can be served neither" in err and "stream" in err
+    assert [p for p, _ in bybit_fakes.requests if "trade" in p] == []

@@ -284,7 +284,12 @@ def check_gaps_ohlc_january(r: CommandResult, w: World) -> None:
 
 
 def check_validate(r: CommandResult, w: World) -> None:
-    assert r.stdout.strip() == "ok: 8 datasets", r.stdout  # 2 symbols x (2 spans + trades + book)
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "ok: 8 datasets", r.stdout  # 2 symbols x (2 spans + trades + book)
+    # then one line per dataset: what backs its history (the world's fake REST origin:
+    # archive files not used without an archive_url)
+    assert len(lines) == 9 and all(line.startswith("  binance ") for line in lines[1:])
+    assert "  binance BTC/USDT book: no history to fetch (archives not used)" in lines
 
 
 def check_import_v3(r: CommandResult, w: World) -> None:

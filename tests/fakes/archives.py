@@ -36,7 +36,8 @@ Knobs (file names as published, e.g. ``BTCUSDT-1m-2024-01-15.zip``, ``20240115.c
 * ``faults``: a ``FaultInjector`` in front (5xx, resets: the download retries).
 
 ``archive_reader_on(exchange, fake)`` serves the fake and yields the registry's reader
-on it; ``read_file(reader, key, file)`` reads one file whole (tests only).
+on it; ``read_file(reader, key, file)`` reads one file whole (tests only;
+``read_file_ingested`` with its ``IngestedFile``).
 
 ``requests`` counts the paths asked for.
 """
@@ -63,7 +64,7 @@ from aiohttp import web
 
 from dccd_core.domain import DatasetKey
 from dccd_core.sources import columns
-from dccd_core.sources.archives.base import ArchiveFile
+from dccd_core.sources.archives.base import ArchiveFile, IngestedFile
 from dccd_core.sources.archives.http_reader import HttpArchiveReader
 from dccd_core.sources.registry import build_archive_reader
 from tests.fakes.binance import FakeBinance
@@ -79,6 +80,7 @@ __all__ = [
     "bitmex_csv",
     "bybit_csv",
     "read_file",
+    "read_file_ingested",
 ]
 
 _DAY_MS = 86_400_000
@@ -423,5 +425,14 @@ async def archive_reader_on(
 
 async def read_file(reader: HttpArchiveReader, key: DatasetKey, file: ArchiveFile) -> pl.DataFrame:
     """Every row of ``file`` in one frame (tests; the planner streams the batches)."""
-    batches = [batch async for batch in reader.read(key, file)]
-    return pl.concat(batches) if batches else columns.empty_frame(key.data_type)
+    return (await read_file_ingested(reader, key, file))[0]
+
+
+async def read_file_ingested(
+    reader: HttpArchiveReader, key: DatasetKey, file: ArchiveFile
+) -> tuple[pl.DataFrame, IngestedFile | None]:
+    """``read_file``, with the read's verification record."""
+    async with reader.read(key, file) as read:
+        batches = [batch async for batch in read]
+    rows = pl.concat(batches) if batches else columns.empty_frame(key.data_type)
+    return rows, read.ingested

@@ -69,3 +69,20 @@ def test_only_without_archive_files_is_refused_with_the_fix(tmp_path: Any) -> No
     # Binance publishes spot 1m klines: fine
     [spec] = _catalog(tmp_path, _ds(archives="only")).datasets
     assert spec.key == DatasetKey.of("binance", "BTC/USDT", "ohlc", "1m")
+
+
+def test_bybit_trades_history_is_accepted_where_the_files_hold_it(tmp_path: Any) -> None:
+    """Bybit's REST keeps only its latest trades; its perpetuals' daily files hold the
+    history, so a trades dataset of perpetuals loads unless archives are off, and one
+    with a spot symbol (no files) is still refused with the REST reason."""
+    perp = {"exchange": "bybit", "symbols": ["BTC/USDT:USDT"], "data_types": ["trades"],
+            "start": "2024-01-01"}
+    [spec] = _catalog(tmp_path, perp).datasets
+    assert spec.key == DatasetKey.of("bybit", "BTC/USDT:USDT", "trades")
+    assert spec.archives is ArchiveMode.AUTO
+    [only] = _catalog(tmp_path, {**perp, "archives": "only"}).datasets
+    assert only.archives is ArchiveMode.ONLY
+    with pytest.raises(CatalogError, match="only the most recent trades"):
+        _catalog(tmp_path, {**perp, "archives": "off"})
+    with pytest.raises(CatalogError, match="only the most recent trades"):
+        _catalog(tmp_path, {**perp, "symbols": ["BTC/USDT:USDT", "BTC/USDT"]})

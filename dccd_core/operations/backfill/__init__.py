@@ -19,12 +19,17 @@ What it guarantees:
   (``archives="auto"``, the default): monthly files, then daily files, then REST for
   the recent tail and for any file that cannot be used (``archive_plan``). ``"off"``:
   REST only. ``"only"``: no REST at all; a window no usable file holds is left
-  uncovered, logged and listed in ``BackfillResult.uncovered``.
+  uncovered, logged and listed in ``BackfillResult.uncovered``. With files in play,
+  REST's history depth limits only what REST must serve (``reach``): Bybit's trade
+  files serve closed days although its REST keeps only the latest trades; a window
+  older than REST's reach that no file holds is left uncovered the same way, and a
+  request of which no part can be served is refused up front.
 
 The package: this module checks the request and runs it; ``start`` finds where it
 begins (``origin`` probing), ``commit_loop`` writes the pages in bounded commits,
-``report`` holds the progress and result records, ``archive_plan`` mixes archive files
-and REST into one chunk stream.
+``report`` holds the progress and result records, ``archive_setup`` picks the archive
+reader, ``reach`` weighs REST's history against the files, ``archive_plan`` mixes
+archive files and REST into one chunk stream.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from dccd_core.domain import (
@@ -64,7 +69,9 @@ from dccd_core.transport.paginate import (
 )
 
 from .archive_plan import ArchivePlanner
+from .archive_setup import archive_origin_chosen, archive_reader_for, require_archive
 from .commit_loop import commit_chunks
+from .reach import refuse_unservable, rest_gap_hint, rest_history_start
 from .report import (
     ArchiveFallback,
     BackfillProgress,
@@ -114,10 +121,11 @@ def _parse_time(value: TimeLike, what: str) -> int:
 
 
 def require_capability(
-    source: Source, key: DatasetKey, start_ts: int | None, now_ts: int
+    source: Source, key: DatasetKey, start_ts: int | None, now_ts: int, *, history: bool = True
 ) -> None:
-    """Refuse, before any request, a data type, span or history the source cannot serve."""
-    history = key.data_type is not DataType.BOOK
+    """Refuse, before any request, a data type, span or history the source cannot serve
+    (``history=False``: the data type and span only, REST's depth being checked later)."""
+    history = history and key.data_type is not DataType.BOOK
     source.capability.require(
         key.data_type,
         Transport.REST,
@@ -126,35 +134,6 @@ def require_capability(
         now_ts=now_ts,
         history=history,
     )
-
-
-def require_archive(source: Source, key: DatasetKey, mode: ArchiveMode) -> bool:
-    """Whether ``key`` has bulk files to use under ``mode``; ``archives: only`` on a
-    series the exchange does not publish is a ConfigError naming the fix."""
-    if mode is ArchiveMode.OFF:
-        return False
-    feature = source.capability.archive(key.data_type, key.symbol.market_kind, key.span)
-    if feature is None and mode is ArchiveMode.ONLY:
-        raise ConfigError(
-            f"archives: only, but {key.exchange} publishes no archive files of "
-            f"{key.symbol.market_kind} {key.data_type}"
-            + (f" {key.span}" if key.span is not None else "")
-            + ": use archives: auto (archive files where there are any, else REST) "
-            "or archives: off"
-        )
-    return feature is not None
-
-
-def archive_origin_chosen(source: Source, archive_url: str | None) -> bool:
-    """Whether the exchange's archive files may back this source's history: an archive
-    origin was chosen (``archive_url``, ``DCCD_<EXCHANGE>_ARCHIVE_URL``), or the source
-    talks to its exchange's own REST origin, whose documented archives hold the same
-    data. A REST origin overridden alone (a testnet, a fake exchange) is never mixed
-    with the public archives."""
-    if archive_url or os.environ.get(f"DCCD_{source.id.upper()}_ARCHIVE_URL"):
-        return True
-    default = getattr(type(source), "default_endpoints", None)
-    return default is not None and source.endpoints.rest_url == default.rest_url
 
 
 def _book_depth(source: Source) -> int:
@@ -219,29 +198,47 @@ async def backfill(
     async def run_on(source: Source) -> BackfillResult:
         # -- refuse before any data page ------------------------------------------
         end = end_ts
-        require_capability(source, key, None, now)
         use_archives = key.data_type is not DataType.BOOK and require_archive(source, key, mode)
+        # with archive files in play, REST's history depth is checked against the part
+        # REST must serve once the files are planned (``reach``), not here
+        require_capability(source, key, None, now, history=not use_archives)
         await source.check_symbol(key.symbol)
         if key.data_type is DataType.BOOK:
             return await _backfill_book(key, store, source, progress)
         if key.span is not None:
             end = min(end, key.span.floor(now))  # never the bar still in progress
-        if start_mode == "origin":
-            start_ts = await find_origin(source, key, end)
-        elif start_mode == "last":
-            start_ts = default_start(key, store, end)
-        else:
-            assert explicit_start is not None
-            start_ts = explicit_start
-        require_capability(source, key, start_ts, now)  # history depth (candle count, days)
-        if start_ts >= end:
-            return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
         reader, owned_reader = None, None
         if use_archives:
-            reader, owned_reader = _archive_reader_for(
+            reader, owned_reader = archive_reader_for(
                 key, source, mode, archive_reader, archive_url
             )
+        if reader is None:  # REST alone after all: refuse missing history before probing
+            require_capability(source, key, None, now)
         try:
+            if start_mode == "origin":
+                if reader is not None and rest_history_start(source, key, now) is not None:
+                    raise NoCapability(
+                        f"{key}: start=origin is found over REST, which keeps no full "
+                        f"history ({rest_gap_hint(source, key)}): give a start date"
+                    )
+                start_ts = await find_origin(source, key, end)
+            elif start_mode == "last":
+                start_ts = default_start(key, store, end)
+            else:
+                assert explicit_start is not None
+                start_ts = explicit_start
+            if start_ts >= end:
+                return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
+            if reader is None:  # REST alone: its history depth (candle count, days)
+                require_capability(source, key, start_ts, now)
+                return await _backfill_pages(
+                    key, store, source, start_ts, end, progress, concurrency,
+                    progress_interval_s,
+                )
+            rest_from = None if mode is ArchiveMode.ONLY else rest_history_start(source, key, now)
+            if mode is ArchiveMode.AUTO:
+                files = reader.plan_files(key, start_ts, end, now)
+                refuse_unservable(source, key, start_ts, end, files, rest_from)
             return await _backfill_pages(
                 key,
                 store,
@@ -251,7 +248,7 @@ async def backfill(
                 progress,
                 concurrency,
                 progress_interval_s,
-                archive=(reader, mode, now) if reader is not None else None,
+                archive=_ArchiveRun(reader, mode, now, rest_from, rest_gap_hint(source, key)),
             )
         finally:
             if owned_reader is not None:
@@ -263,36 +260,6 @@ async def backfill(
 
     async with build_source(key.exchange) as owned:
         return await run_on(owned)
-
-
-def _archive_reader_for(
-    key: DatasetKey,
-    source: Source,
-    mode: ArchiveMode,
-    given: ArchiveReader | None,
-    archive_url: str | None,
-) -> tuple[ArchiveReader | None, ArchiveReader | None]:
-    """(the reader to use or None for REST only, the one built here to close)."""
-    if given is not None:
-        return given, None
-    if mode is not ArchiveMode.ONLY and not archive_origin_chosen(source, archive_url):
-        log.info(
-            "%s: history over REST: the REST origin is overridden (%s) and no archive "
-            "origin is set (archive_url or DCCD_%s_ARCHIVE_URL)",
-            key,
-            source.endpoints.rest_url,
-            key.exchange.upper(),
-        )
-        return None, None
-    from dccd_core.sources import registry
-
-    built = registry.build_archive_reader(key.exchange, archive_url=archive_url)
-    if built is None and mode is ArchiveMode.ONLY:
-        raise ConfigError(
-            f"archives: only, but no archive reader exists for {key.exchange}: "
-            "use archives: auto or off"
-        )
-    return built, built
 
 
 def rest_chunks(
@@ -324,6 +291,18 @@ def rest_chunks(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ArchiveRun:
+    """What the archive planner of one run needs beyond the REST side."""
+
+    reader: ArchiveReader
+    mode: ArchiveMode
+    now_ts: int
+    #: the oldest ts REST reaches (None: all history; ``archives: only``: unused)
+    rest_from_ts: int | None
+    rest_gap: str
+
+
 async def _backfill_pages(
     key: DatasetKey,
     store: Store,
@@ -333,7 +312,7 @@ async def _backfill_pages(
     progress: Callable[[BackfillProgress], None] | None,
     concurrency: int,
     progress_interval_s: float,
-    archive: tuple[ArchiveReader, ArchiveMode, int] | None = None,
+    archive: _ArchiveRun | None = None,
 ) -> BackfillResult:
     run = BackfillTracker(key, source, start_ts, end_ts, progress)
     provenance = {**source.describe(), "transport": "rest"}
@@ -342,14 +321,16 @@ async def _backfill_pages(
     if archive is None:
         chunks = rest_chunks(key, source, start_ts, end_ts, concurrency, run.pages)
     else:
-        reader, mode, now = archive
+        reader = archive.reader
         planner = ArchivePlanner(
             key,
             reader,
-            mode,
+            archive.mode,
             run,
-            now,
+            archive.now_ts,
             lambda a, b, stats: rest_chunks(key, source, a, b, concurrency, stats),
+            rest_from_ts=archive.rest_from_ts,
+            rest_gap=archive.rest_gap,
         )
         chunks = planner.chunks()
         provenance["archive_url"] = reader.origin
@@ -373,7 +354,7 @@ async def _backfill_pages(
     result = run.result(written, start_ts, end_ts)
     if result.uncovered:
         log.warning(
-            "%s: NOT complete (archives: only): %d window(s) left uncovered, first %s -> %s",
+            "%s: NOT complete: %d window(s) left uncovered, first %s -> %s",
             key,
             len(result.uncovered),
             iso_datetime(result.uncovered[0][0]),

@@ -6,9 +6,11 @@ file holds (the recent tail, or a stretch between files). A file that raises
 ``ArchiveUnavailable`` (missing, checksum mismatch, truncated, implausible) is
 replaced by REST for exactly the part of its window not read yet: the rows already
 yielded from it stay, and coverage only reaches as far as they are complete. Under
-``archives: only`` nothing goes to REST: such a window is left uncovered (a hole the
-checks report), the chunk after it says so (``Chunk.after_hole``) and the run's result
-lists it, so the run never looks complete when it is not.
+``archives: only`` nothing goes to REST, and under ``auto`` nothing older than REST's
+history (``rest_from_ts``: Bybit keeps only its latest trades) does: such a window is
+left uncovered (a hole the checks report), the chunk after it says so
+(``Chunk.after_hole``) and the run's result lists it, so the run never looks complete
+when it is not.
 
 Everything downstream is the commit loop's usual job (bounded commits, ordered
 coverage); each chunk names its origin (``"rest"`` or ``"archive:<file>"``) for the
@@ -85,20 +87,10 @@ class _FileRead:
 
     async def _run(self, reader: ArchiveReader, key: DatasetKey) -> None:
         try:
-            batches = reader.read(key, self.file)
-            try:
-                async for batch in batches:
+            async with reader.read(key, self.file) as read:
+                async for batch in read:
                     await self.queue.put(batch)
-                # read with no await since the reader's last step, so no other read
-                # can have replaced it (and checked by file anyway)
-                ingested = reader.last_ingested
-            finally:
-                aclose = getattr(batches, "aclose", None)
-                if aclose is not None:  # an async generator: close it now, not at GC
-                    await aclose()
-            if ingested is not None and ingested.file != self.file:
-                ingested = None
-            await self.queue.put(_End(ingested=ingested))
+            await self.queue.put(_End(ingested=read.ingested))
         except ArchiveUnavailable as exc:
             await self.queue.put(_End(failure=exc.reason))
         except TransportError as exc:  # a download that failed after its retries
@@ -132,7 +124,11 @@ class ArchivePlanner:
         run: BackfillTracker,
         now_ts: int,
         rest_chunks: RestChunks,
+        rest_from_ts: int | None = None,
+        rest_gap: str = "",
     ) -> None:
+        """``rest_from_ts``: the oldest ts REST can page back to (None: all history);
+        ``rest_gap``: why (and what instead), for the log of a window left uncovered."""
         if mode is ArchiveMode.OFF:
             raise ValueError("the archive planner is not used with archives: off")
         self.key = key
@@ -141,6 +137,8 @@ class ArchivePlanner:
         self.run = run
         self.now_ts = now_ts
         self._rest_chunks = rest_chunks
+        self.rest_from_ts = rest_from_ts
+        self.rest_gap = rest_gap
         self._hole = False  # the next chunk follows a window left uncovered
         #: files read to their end, waiting for their rows to be committed
         self._pending: list[tuple[int, LedgerEntry]] = []
@@ -210,19 +208,23 @@ class ArchivePlanner:
         pages.done_ns = max(pages.done_ns, covered_until - self.run.start_ts)
 
     async def _elsewhere(self, a: int, b: int, why: str) -> AsyncGenerator[Chunk, None]:
-        """``[a, b)`` that no file serves: REST, or (``only``) a hole."""
+        """``[a, b)`` that no file serves: REST from its history's start on, the rest
+        (all of it under ``only``) a hole."""
         if self.mode is ArchiveMode.ONLY:
-            self._leave_uncovered(a, b, why)
+            self._leave_uncovered(a, b, f"archives: only; {why}")
             return
-        async for chunk in self._rest(a, b):
-            yield chunk
+        rest_a = a if self.rest_from_ts is None else max(a, min(b, self.rest_from_ts))
+        if rest_a > a:
+            self._leave_uncovered(a, rest_a, f"{why}; {self.rest_gap}")
+        if rest_a < b:
+            async for chunk in self._rest(rest_a, b):
+                yield chunk
 
     def _leave_uncovered(self, a: int, b: int, why: str) -> None:
         self.run.archive.uncovered.append((a, b))
         self._hole = True
         log.warning(
-            "%s: %s -> %s left uncovered (archives: only; %s): a hole until fetched "
-            "another way",
+            "%s: %s -> %s left uncovered (%s): a hole until fetched another way",
             self.key,
             iso_datetime(a),
             iso_datetime(b),
@@ -293,7 +295,9 @@ class ArchivePlanner:
         yield self._mark(Chunk(pl.DataFrame(), frontier, b, origin=origin))
 
     def _fall_back(self, file: ArchiveFile, a: int, b: int, reason: str) -> None:
-        rest = self.mode is ArchiveMode.AUTO
+        rest = self.mode is ArchiveMode.AUTO and (
+            self.rest_from_ts is None or self.rest_from_ts < b
+        )
         fallback = ArchiveFallback(file.name, reason, a, b, rest)
         self.run.archive.fallbacks.append(fallback)
         log.warning("%s: archive file %s", self.key, fallback)
@@ -301,8 +305,5 @@ class ArchivePlanner:
     async def _after_fallback(self, a: int, b: int) -> AsyncGenerator[Chunk, None]:
         if a >= b:
             return
-        if self.mode is ArchiveMode.ONLY:
-            self._leave_uncovered(a, b, "its archive file could not be used")
-            return
-        async for chunk in self._rest(a, b):
+        async for chunk in self._elsewhere(a, b, "its archive file could not be used"):
             yield chunk

@@ -33,7 +33,8 @@ class ArchiveFallback:
     """An archive file that could not be used, and what became of its window:
     ``[start_ts, end_ts)`` is the part not read from the file (all of it when the file
     was missing; the rest after the last good row when it broke off); ``rest`` says it
-    was fetched over REST instead (``archives: auto``) or left uncovered (``only``)."""
+    was fetched over REST instead (``archives: auto``, at least its part REST reaches)
+    or left uncovered (``only``, or older than REST's history)."""
 
     file: str
     reason: str
@@ -58,7 +59,8 @@ class ArchiveCounters:
     archive_rows: int = 0
     rest_rows: int = 0
     fallbacks: list[ArchiveFallback] = field(default_factory=list)
-    #: windows nobody fetched (``archives: only``): holes the checks will report
+    #: windows nobody fetched (``archives: only``, or older than REST reaches and in
+    #: no usable file): holes the checks will report
     uncovered: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -140,7 +142,8 @@ class BackfillResult:
     rest_rows: int = 0
     #: archive files that could not be used, with the reason and what became of them
     fallbacks: tuple[ArchiveFallback, ...] = ()
-    #: ``[start, end)`` windows left unfetched (``archives: only``): not complete
+    #: ``[start, end)`` windows left unfetched (``archives: only``, or beyond both the
+    #: files and REST's history): not complete
     uncovered: tuple[tuple[int, int], ...] = ()
 
     @property

@@ -6,13 +6,14 @@ An exchange's reader is ``sources/<exchange>/archives.py``; build one with
 ``dccd_core.sources.registry.build_archive_reader``.
 """
 
-from .base import ArchiveFile, ArchiveReader, ArchiveUnavailable, IngestedFile
+from .base import ArchiveFile, ArchiveRead, ArchiveReader, ArchiveUnavailable, IngestedFile
 from .calendar import Period, archive_periods
 from .decode import CsvLayout
 from .http_reader import FileState, HttpArchiveReader
 
 __all__ = [
     "ArchiveFile",
+    "ArchiveRead",
     "ArchiveReader",
     "ArchiveUnavailable",
     "CsvLayout",

@@ -3,8 +3,11 @@
 An exchange that publishes history as bulk files (data.binance.vision, Bybit's
 public trading dumps, BitMEX's daily trade files) gets an ``ArchiveReader``: it says
 which files *should* hold a window (``plan_files``) and reads one file into row
-batches in time order (``read``), verifying what can be verified on the way
-(published sha256, a complete zip/gzip stream, plausible rows). A file that cannot be
+batches in time order (``read``, which returns an ``ArchiveRead``: the batches, then
+the file's ``IngestedFile``), verifying what can be verified on the way (published
+sha256, a complete zip/gzip stream, plausible rows). The record belongs to the read,
+not to the reader, so files read side by side (the planner reads one ahead) never see
+each other's. A file that cannot be
 had or trusted raises ``ArchiveUnavailable`` with the reason; the planner then fetches
 that file's window over REST instead, so a missing day or a bad checksum costs speed,
 never rows.
@@ -17,8 +20,9 @@ seams between archive and REST rows invisible.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from types import TracebackType
 
 import polars as pl
 
@@ -26,6 +30,7 @@ from dccd_core.domain import ArchiveGranularity, DatasetKey, DccdError
 
 __all__ = [
     "ArchiveFile",
+    "ArchiveRead",
     "ArchiveReader",
     "ArchiveUnavailable",
     "IngestedFile",
@@ -69,9 +74,68 @@ class IngestedFile:
     rows: int
 
 
+class ArchiveRead:
+    """One file being read, as ``ArchiveReader.read`` returns it.
+
+    ``async for batch in read`` gives the rows; once the batches are exhausted,
+    ``ingested`` says what was verified (None before, and after a read that failed or
+    was cut short). ``aclose()`` (or ``async with``) ends a read early and releases its
+    temp file at once rather than at garbage collection.
+
+    A reader builds one from ``steps``: an async generator yielding the batches and, as
+    its last item, the file's ``IngestedFile`` (a generator cannot return a value, and
+    a result slot on the reader would be shared by every read in flight)."""
+
+    __slots__ = ("_ingested", "_steps", "file")
+
+    def __init__(
+        self, file: ArchiveFile, steps: AsyncGenerator[pl.DataFrame | IngestedFile, None]
+    ) -> None:
+        self.file = file
+        self._steps = steps
+        self._ingested: IngestedFile | None = None
+
+    @property
+    def ingested(self) -> IngestedFile | None:
+        """The file's verification record, once its last batch has been read."""
+        return self._ingested
+
+    def __aiter__(self) -> ArchiveRead:
+        return self
+
+    async def __anext__(self) -> pl.DataFrame:
+        if self._ingested is not None:
+            raise StopAsyncIteration
+        item = await self._steps.__anext__()
+        if isinstance(item, IngestedFile):
+            if item.file != self.file:
+                raise ValueError(f"read of {self.file.name} ended with {item.file.name}'s record")
+            self._ingested = item
+            await self._steps.aclose()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        """Stop the read (its temp file is deleted); harmless once it has ended."""
+        await self._steps.aclose()
+
+    async def __aenter__(self) -> ArchiveRead:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 class ArchiveReader(ABC):
     """The bulk files of one exchange, under one origin (overridable like REST:
-    ``DCCD_<EXCHANGE>_ARCHIVE_URL`` or the catalog's ``exchanges.<name>.archive_url``)."""
+    ``DCCD_<EXCHANGE>_ARCHIVE_URL`` or the catalog's ``exchanges.<name>.archive_url``).
+
+    A reader holds no per-file state: ``read`` may be called for several files at once."""
 
     def __init__(self, origin: str) -> None:
         self.origin = origin.rstrip("/")
@@ -86,16 +150,20 @@ class ArchiveReader(ABC):
         request is made (a missing file is found out by ``read``)."""
 
     @abstractmethod
-    def read(self, key: DatasetKey, file: ArchiveFile) -> AsyncIterator[pl.DataFrame]:
-        """Download, verify and decode ``file``: bounded batches of rows in time order
-        (never the whole file in memory). Raises ``ArchiveUnavailable`` before the first
-        batch where it can (missing, bad checksum) and at the latest at the end (a
-        truncated stream). After the last batch, ``last_ingested`` describes the file."""
+    def read(self, key: DatasetKey, file: ArchiveFile) -> ArchiveRead:
+        """Download, verify and decode ``file``: the returned ``ArchiveRead`` gives
+        bounded batches of rows in time order (never the whole file in memory), then
+        its ``ingested`` record. Nothing is requested before the first batch is asked
+        for. Iterating raises ``ArchiveUnavailable`` before the first batch where it can
+        (missing, bad checksum) and at the latest at the end (a truncated stream)."""
 
-    @property
     @abstractmethod
-    def last_ingested(self) -> IngestedFile | None:
-        """The verification record of the file ``read`` finished last."""
+    async def fetch_published_sha256(self, file: ArchiveFile) -> str | None:
+        """The sha256 the exchange publishes for ``file`` now (lower-case hex); None
+        where none is published (no checksum for this file, or its checksum file is gone
+        or unreadable). A cheap request (a checksum file is a few dozen bytes) for
+        re-verifying files ingested earlier. Raises ``TransportError`` when the archive
+        host cannot be reached."""
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ from dccd_core.transport.download import Downloader, FileMissing
 
 from .base import ArchiveFile, ArchiveUnavailable
 
-__all__ = ["Fetched", "fetch_verified", "parse_checksum"]
+__all__ = ["Fetched", "fetch_published", "fetch_verified", "parse_checksum"]
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -35,6 +35,21 @@ def parse_checksum(text: str, name: str) -> str:
     if len(fields) > 1 and fields[1].lstrip("*") != name:
         raise ArchiveUnavailable(name, f"the checksum file names another file ({fields[1]})")
     return fields[0].lower()
+
+
+async def fetch_published(downloader: Downloader, file: ArchiveFile) -> str | None:
+    """The sha256 published for ``file`` now; None where none is published (no checksum
+    path, the checksum file gone or unreadable). ``TransportError`` when unreachable."""
+    if file.checksum_path is None:
+        return None
+    try:
+        raw = await downloader.fetch_bytes(file.checksum_path)
+    except FileMissing:
+        return None
+    try:
+        return parse_checksum(raw.decode("utf-8", "replace"), file.name)
+    except ArchiveUnavailable:
+        return None
 
 
 class Fetched:

@@ -5,12 +5,14 @@ An exchange's reader (``sources/<exchange>/archives.py``) only says where its fi
 rows of the dataset's schema (``to_rows``); everything else is done here, once:
 
     plan_files: calendar.archive_periods (monthly, then daily, published by now)
-    read:       fetch.fetch_verified -> temp file, sha256 against the published one
+    read:       an ArchiveRead over _steps (the per-file state lives in the generator):
+                fetch.fetch_verified -> temp file, sha256 against the published one
                 decode.open_member + iter_csv_frames -> blocks of about 4 MB of text
                 to_rows (per exchange; the timestamp unit held per file in FileState)
                 checks.check_archive_rows -> inside the file's period, plausible values
                 batches in time order (a file going back in time is refused)
-                IngestedFile once the last block was read
+                IngestedFile once the last block was read (the read's last step)
+    fetch_published_sha256: fetch.fetch_published (the checksum file alone)
 
 The temp file is deleted however ``read`` ends (exhausted, failed, or abandoned by the
 caller). Decompression and parsing run in a worker thread so the event loop (and the
@@ -23,7 +25,7 @@ import asyncio
 import itertools
 import tempfile
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ from dccd_core.domain import (
 from dccd_core.domain.sanity import IdEdges
 from dccd_core.transport.download import Downloader
 
-from .base import ArchiveFile, ArchiveReader, ArchiveUnavailable, IngestedFile
+from .base import ArchiveFile, ArchiveRead, ArchiveReader, ArchiveUnavailable, IngestedFile
 from .calendar import Period, archive_periods
 from .checks import check_archive_rows
 from .decode import (
@@ -55,7 +57,7 @@ from .decode import (
     iter_csv_frames_backward,
     open_member,
 )
-from .fetch import fetch_verified
+from .fetch import fetch_published, fetch_verified
 
 __all__ = ["FileState", "HttpArchiveReader"]
 
@@ -93,7 +95,6 @@ class HttpArchiveReader(ArchiveReader):
         self.block_bytes = block_bytes
         self.temp_dir = str(temp_dir) if temp_dir is not None else None
         self.downloader = Downloader(self.capability.exchange, self.origin, transport=transport)
-        self._last: IngestedFile | None = None
 
     # -- what an exchange declares -----------------------------------------------------
 
@@ -159,8 +160,16 @@ class HttpArchiveReader(ArchiveReader):
         )
         return [self.file_for(key, period) for period in periods]
 
-    async def read(self, key: DatasetKey, file: ArchiveFile) -> AsyncIterator[pl.DataFrame]:
-        self._last = None
+    def read(self, key: DatasetKey, file: ArchiveFile) -> ArchiveRead:
+        return ArchiveRead(file, self._steps(key, file))
+
+    async def fetch_published_sha256(self, file: ArchiveFile) -> str | None:
+        return await fetch_published(self.downloader, file)
+
+    async def _steps(
+        self, key: DatasetKey, file: ArchiveFile
+    ) -> AsyncGenerator[pl.DataFrame | IngestedFile, None]:
+        """The batches of ``file``, then its ``IngestedFile`` (``ArchiveRead``'s protocol)."""
         layout = self.layout(key)
         state = FileState()
         rows = 0
@@ -185,7 +194,7 @@ class HttpArchiveReader(ArchiveReader):
                     last_ts = int(out.get_column("ts")[-1])
                 rows += out.height
                 yield out
-        self._last = IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
+        yield IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
 
     def _temp_file(self, name: str) -> IO[bytes]:
         """A temp file deleted when closed (``read`` closes it however it ends)."""
@@ -224,10 +233,6 @@ class HttpArchiveReader(ArchiveReader):
         if top_ts.len() and bottom_ts.len() and top_ts.min() > bottom_ts.max():  # type: ignore[operator]
             return itertools.chain([bottom], backward)  # newest first: read it backward
         return itertools.chain([top], forward)
-
-    @property
-    def last_ingested(self) -> IngestedFile | None:
-        return self._last
 
     async def aclose(self) -> None:
         await self.downloader.aclose()

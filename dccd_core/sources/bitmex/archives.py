@@ -15,6 +15,12 @@ nanosecond digits). Rows equal the REST parser's (``parse.parse_trades``): ``tra
 ``homeNotional`` (base currency). A file without ``homeNotional`` (the oldest dumps)
 is refused, so REST (which converts ``size`` with the contract spec) serves that day.
 One file holds all symbols: each dataset reads it and keeps its own symbol's rows.
+
+Known cost: every dataset downloads (and decompresses) the whole day's dump for its
+own symbol, so N BitMEX trade datasets fetch each day N times. Sharing one verified
+temp copy would need a cache across datasets that Dagster runs in separate processes
+(a lake-side download cache with locking and clean-up); not worth it for a dump a
+backfill reads once per day and symbol.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from dccd_core.domain import (
 from dccd_core.operations.backfill import backfill
 from dccd_core.sources.archives.base import (
     ArchiveFile,
+    ArchiveRead,
     ArchiveReader,
     ArchiveUnavailable,
     IngestedFile,
@@ -81,7 +82,6 @@ class TruthArchive(ArchiveReader):
         self.broken = broken or {}
         self.batch_rows = batch_rows
         self.reads: list[str] = []
-        self._last: IngestedFile | None = None
         self.closed = False
 
     def plan_files(
@@ -114,7 +114,12 @@ class TruthArchive(ArchiveReader):
             return self.fake.truth_candles(a, b, str(key.span))
         return self.fake.truth_trades(a, b)
 
-    async def read(self, key: DatasetKey, file: ArchiveFile) -> AsyncIterator[pl.DataFrame]:
+    def read(self, key: DatasetKey, file: ArchiveFile) -> ArchiveRead:
+        return ArchiveRead(file, self._steps(key, file))
+
+    async def _steps(
+        self, key: DatasetKey, file: ArchiveFile
+    ) -> AsyncGenerator[pl.DataFrame | IngestedFile, None]:
         self.reads.append(file.name)
         how = self.broken.get(file.name)
         if how == "missing":
@@ -128,11 +133,10 @@ class TruthArchive(ArchiveReader):
             yield rows.slice(i, min(self.batch_rows, n - i))
         if how == "truncated":
             raise ArchiveUnavailable(file.name, "truncated zip")
-        self._last = IngestedFile(file, SHA, SHA, rows.height)
+        yield IngestedFile(file, SHA, SHA, rows.height)
 
-    @property
-    def last_ingested(self) -> IngestedFile | None:
-        return self._last
+    async def fetch_published_sha256(self, file: ArchiveFile) -> str | None:
+        return SHA
 
     async def aclose(self) -> None:
         self.closed = True

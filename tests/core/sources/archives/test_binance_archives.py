@@ -9,7 +9,7 @@ import pytest
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, ArchiveGranularity, DatasetKey, Span, to_ns
 from dccd_core.sources.archives.base import ArchiveUnavailable
 from dccd_core.sources.registry import build_source
-from tests.fakes.archives import FakeArchives, archive_reader_on, read_file
+from tests.fakes.archives import FakeArchives, archive_reader_on, read_file, read_file_ingested
 from tests.fakes.binance import FakeBinance, MarketData
 from tests.fakes.server import FaultInjector, serve
 
@@ -143,11 +143,12 @@ async def test_a_bad_checksum_is_unavailable_before_any_row() -> None:
     async with archive_reader_on("binance", fake) as reader:
         (file,) = reader.plan_files(CANDLES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
         batches = []
+        read = reader.read(CANDLES, file)
         with pytest.raises(ArchiveUnavailable, match="checksum mismatch"):
-            async for batch in reader.read(CANDLES, file):
+            async for batch in read:
                 batches.append(batch)
         assert batches == []
-        assert reader.last_ingested is None
+        assert read.ingested is None
 
 
 async def test_a_truncated_zip_is_unavailable() -> None:
@@ -164,11 +165,9 @@ async def test_a_replaced_file_changes_its_recorded_sha256() -> None:
     fake = FakeArchives(binance=binance)
     async with archive_reader_on("binance", fake) as reader:
         (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
-        first = await read_file(reader, TRADES, file)
-        before = reader.last_ingested
+        first, before = await read_file_ingested(reader, TRADES, file)
         fake.replace(file.name)
-        second = await read_file(reader, TRADES, file)
-        after = reader.last_ingested
+        second, after = await read_file_ingested(reader, TRADES, file)
     assert before is not None and after is not None
     assert before.sha256 == before.published_sha256
     assert after.sha256 == after.published_sha256 != before.sha256
@@ -195,8 +194,9 @@ async def test_batches_stay_bounded_and_the_temp_file_is_deleted(tmp_path: objec
         "binance", fake, block_bytes=32 * 1024, temp_dir=str(tmp_path)
     ) as reader:
         (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
-        heights = [batch.height async for batch in reader.read(TRADES, file)]
-        ingested = reader.last_ingested
+        read = reader.read(TRADES, file)
+        heights = [batch.height async for batch in read]
+        ingested = read.ingested
     truth = _truth(binance, TRADES, file.start_ts, file.end_ts)
     shortest_line = 40  # "id,price,qty,first,last,ms,True,True"
     assert max(heights) <= 32 * 1024 // shortest_line + 1
@@ -212,8 +212,8 @@ async def test_an_abandoned_read_deletes_its_temp_file(tmp_path: object) -> None
         reading = r.read(TRADES, file)
         async for _ in reading:
             break
-        await reading.aclose()  # type: ignore[attr-defined]
-        assert r.last_ingested is None
+        await reading.aclose()
+        assert reading.ingested is None
     assert list(tmp_path.iterdir()) == []  # type: ignore[attr-defined]
 
 
@@ -256,3 +256,53 @@ async def test_a_backdated_aggregate_makes_the_file_implausible() -> None:
         (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
         with pytest.raises(ArchiveUnavailable, match="implausible"):
             await read_file(reader, TRADES, file)
+
+
+async def test_reads_side_by_side_each_keep_their_own_record() -> None:
+    """Two files read at once (the planner reads one ahead): each read's ``ingested``
+    is its own file's, whichever finishes first."""
+    binance = _binance()
+    fake = FakeArchives(binance=binance)
+    async with archive_reader_on("binance", fake, block_bytes=8 * 1024) as reader:
+        a, b = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-12"), LATER)
+        read_a, read_b = reader.read(TRADES, a), reader.read(TRADES, b)
+        rows_a: list[pl.DataFrame] = []
+        rows_b: list[pl.DataFrame] = []
+        async with read_a, read_b:
+            # interleave the two reads, b ending first
+            rows_a.append(await anext(read_a))
+            rows_b.extend([batch async for batch in read_b])
+            rows_a.extend([batch async for batch in read_a])
+    assert read_a.ingested is not None and read_b.ingested is not None
+    assert (read_a.ingested.file, read_b.ingested.file) == (a, b)
+    assert read_a.ingested.sha256 != read_b.ingested.sha256
+    for file, rows, read in ((a, rows_a, read_a), (b, rows_b, read_b)):
+        truth = _truth(binance, TRADES, file.start_ts, file.end_ts)
+        assert pl.concat(rows).equals(truth)
+        assert read.ingested is not None and read.ingested.rows == truth.height
+
+
+async def test_fetch_published_sha256_is_the_checksum_file_alone() -> None:
+    fake = FakeArchives(binance=_binance())
+    async with archive_reader_on("binance", fake) as reader:
+        (file,) = reader.plan_files(CANDLES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+        published = await reader.fetch_published_sha256(file)
+        _, ingested = await read_file_ingested(reader, CANDLES, file)
+        fake.replace(file.name)
+        replaced = await reader.fetch_published_sha256(file)
+        fake.missing.add(file.name)
+        gone = await reader.fetch_published_sha256(file)
+    assert ingested is not None and published == ingested.sha256 == ingested.published_sha256
+    assert replaced is not None and len(replaced) == 64 and replaced != published
+    assert gone is None
+
+
+async def test_bitmex_publishes_no_checksum() -> None:
+    from tests.fakes.bitmex import BitmexFake
+
+    first = to_ns("2024-03-05T10:00") // NS_PER_MS
+    fake = FakeArchives(bitmex=BitmexFake(first_ms=first, last_ms=first + 60_000))
+    key = DatasetKey.of("bitmex", "BTC/USD:BTC", "trades")
+    async with archive_reader_on("bitmex", fake) as reader:
+        (file,) = reader.plan_files(key, to_ns("2024-03-05"), to_ns("2024-03-06"), LATER)
+        assert await reader.fetch_published_sha256(file) is None

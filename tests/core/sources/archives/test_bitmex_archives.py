@@ -7,7 +7,7 @@ import pytest
 
 from dccd_core.domain import NS_PER_MS, DatasetKey, to_ns
 from dccd_core.sources.archives.base import ArchiveUnavailable
-from tests.fakes.archives import FakeArchives, archive_reader_on, read_file
+from tests.fakes.archives import FakeArchives, archive_reader_on, read_file, read_file_ingested
 from tests.fakes.bitmex import BitmexFake
 
 LATER = to_ns("2026-01-01")
@@ -33,8 +33,7 @@ async def test_a_day_equals_the_truth_of_its_symbol(key: DatasetKey) -> None:
         ]
         assert all(f.checksum_path is None for f in files)
         empty = await read_file(reader, key, files[0])
-        rows = await read_file(reader, key, files[1])
-        ingested = reader.last_ingested
+        rows, ingested = await read_file_ingested(reader, key, files[1])
     truth = bitmex.truth_trades(key.symbol, files[1].start_ts, files[1].end_ts)
     assert empty.height == 0
     assert truth.height > 500
@@ -52,6 +51,8 @@ async def test_a_missing_day_and_a_truncated_gzip_are_unavailable() -> None:
         with pytest.raises(ArchiveUnavailable, match="missing"):
             await read_file(reader, XBTUSD, missing)
         # no checksum to catch it first: the gzip stream's end does, after earlier batches
+        read = reader.read(XBTUSD, cut)
         with pytest.raises(ArchiveUnavailable, match="truncated or corrupt"):
-            await read_file(reader, XBTUSD, cut)
-        assert reader.last_ingested is None
+            async for _ in read:
+                pass
+        assert read.ingested is None
