@@ -117,7 +117,8 @@ def materialize_range(
     for a, b in counters.uncovered:
         log.warning(
             f"{spec.key}: NOT complete: {iso_datetime(a)} -> {iso_datetime(b)} left uncovered "
-            "(archives: only); the no_holes check reports it"
+            "(no usable archive file, and REST cannot reach it or archives: only forbids "
+            "it); it stays out of the coverage, and a re-run fills it once a file serves it"
         )
     return summary
 
