@@ -31,6 +31,16 @@ merged into the base once they hold as many rows as the base (so the base at lea
 doubles each time and the total rewrite cost stays linear), when there are more than
 ``max_segments``, and when the period is closed.
 
+**Filling a closed period.** A backfill commits a big day in bounded pieces (memory,
+and a kill loses at most the uncommitted tail). Merge-rewriting a closed period per
+commit would make the day cost (rows / commit)^2 / 2 rows written. A commit marked
+``filling`` (the writer has more rows of this period to come and compacts it when the
+fill ends, ``commit.Committer``) appends a deduplicated segment like an open period's
+flush, and skips the rewrites whose only purpose is to keep an open period's files
+few (``rewrite_ratio``, segments outgrowing the base): one compaction follows. Tier
+merges and ``max_segments`` still bound the files; a crash between commits leaves
+base + segments, which read as one table and are compacted by the next writer.
+
 Compactions replace files crash-safely through ``compaction``; the index of stored
 keys lives in ``key_index``. This module decides and performs the commits.
 """
@@ -39,7 +49,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +60,13 @@ import polars as pl
 from dccd_core.domain import ConfigError, DatasetKey, natural_key, now_ns
 
 from .compaction import CRASH_POINTS, has_pending_compaction, recover, replace_files
-from .files import read_footer, read_period_frame, write_parquet_atomic
+from .files import (
+    read_footer,
+    read_period_frame,
+    ts_range_from_footer,
+    write_parquet_atomic,
+    write_parquet_parts,
+)
 from .frames import merge_rows, sort_columns, storage_schema
 from .key_index import (
     PeriodIndexCache,
@@ -213,9 +229,14 @@ def commit_period(
     *,
     cache: PeriodIndexCache,
     policy: SegmentPolicy,
+    filling: bool = False,
 ) -> WriteResult:
     """Store ``frames`` (coerced rows of ``period``, arrival order; later rows win).
 
+    ``filling``: the caller has more rows of this period to come and compacts it once
+    they are in (``Committer``: the period a backfill is filling). A closed period then
+    takes segments too, and is not merged into its base before that compaction: each
+    bounded commit costs its own rows, not the period's (module doc, "Filling").
     Caller holds the dataset lock and has run ``recover``.
     """
     new = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
@@ -227,11 +248,12 @@ def commit_period(
     stored = _stored_rows(files, state)
     has_base = any(f.segment is None for f in files)
     closed = period_bounds(key, period)[1] <= now_ns() - int(policy.close_after_s * 1e9)
+    deferred = filling and closed  # one compaction follows the fill: no rewrite before it
     if (
-        closed
+        (closed and not deferred)
         or not has_base
         or stored < policy.min_base_rows
-        or incoming * policy.rewrite_ratio > stored
+        or (incoming * policy.rewrite_ratio > stored and not deferred)
     ):
         return _full_rewrite(root, key, period, files, None, new, metadata, cache, policy)
     key_cols = natural_key(key.data_type)
@@ -268,7 +290,7 @@ def commit_period(
     segments = [f for f in files if f.segment is not None]
     seg_rows = sum(state.rows[f.path.name] for f in segments)
     base_rows = state.rows.get(base.name, 0)
-    if seg_rows >= base_rows or len(segments) > policy.max_segments:
+    if (seg_rows >= base_rows and not deferred) or len(segments) > policy.max_segments:
         cache.put(folder, period, None)
         merged, _ = _rewrite(root, key, period, files, None, None, metadata)
         _remember(root, key, period, merged, cache, policy)
@@ -339,5 +361,55 @@ def compact_period(
         )
     folder = period_path(root, key, period).parent
     cache.put(folder, period, None)
-    _rewrite(root, key, period, files, None, None, metadata)
+    ordered = _in_file_order(files)
+    if ordered is None:
+        _rewrite(root, key, period, files, None, None, metadata)
+    else:
+        _concat_into_base(root, key, period, files, ordered, metadata)
     return True
+
+
+def _in_file_order(files: Sequence[PeriodFile]) -> list[PeriodFile] | None:
+    """The non-empty files ordered by ts when their ts ranges (footers) do not overlap,
+    else None. Each file is sorted and no key is in two files (module doc), so these
+    files one after the other are the merged period: the usual shape of a filled day,
+    whose segments each hold a later stretch of it."""
+    ranged = []
+    for f in files:
+        meta = read_footer(f.path)
+        if meta.num_rows == 0:
+            continue
+        bounds = ts_range_from_footer(meta)
+        if bounds is None:
+            return None
+        ranged.append((bounds, f))
+    ranged.sort(key=lambda item: item[0])
+    for (prev, _), (cur, _) in zip(ranged, ranged[1:], strict=False):
+        if cur[0] <= prev[1]:
+            return None
+    return [f for _, f in ranged]
+
+
+def _concat_into_base(
+    root: Path,
+    key: DatasetKey,
+    period: str,
+    files: Sequence[PeriodFile],
+    ordered: Sequence[PeriodFile],
+    metadata: Mapping[str, str],
+) -> None:
+    """Compact by streaming ``ordered`` into the base one file at a time (crash-safe
+    like ``_rewrite``): memory is the largest file, not the whole period."""
+    base = period_path(root, key, period)
+    schema = storage_schema(key.data_type)
+
+    def parts() -> Iterator[pl.DataFrame]:
+        for f in ordered:
+            yield read_period_frame(f.path)
+
+    replace_files(
+        base.parent,
+        [f.path.name for f in files if f.segment is not None],
+        base.name,
+        lambda tmp: write_parquet_parts(tmp, parts, schema, metadata, atomic=False),
+    )
