@@ -47,6 +47,7 @@ keys lives in ``key_index``. This module decides and performs the commits.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -384,7 +385,7 @@ def _in_file_order(files: Sequence[PeriodFile]) -> list[PeriodFile] | None:
             return None
         ranged.append((bounds, f))
     ranged.sort(key=lambda item: item[0])
-    for (prev, _), (cur, _) in zip(ranged, ranged[1:], strict=False):
+    for (prev, _), (cur, _) in itertools.pairwise(ranged):
         if cur[0] <= prev[1]:
             return None
     return [f for _, f in ranged]
@@ -407,9 +408,9 @@ def _concat_into_base(
         for f in ordered:
             yield read_period_frame(f.path)
 
+    def write(tmp: Path) -> None:
+        write_parquet_parts(tmp, parts, schema, metadata, atomic=False)
+
     replace_files(
-        base.parent,
-        [f.path.name for f in files if f.segment is not None],
-        base.name,
-        lambda tmp: write_parquet_parts(tmp, parts, schema, metadata, atomic=False),
+        base.parent, [f.path.name for f in files if f.segment is not None], base.name, write
     )
