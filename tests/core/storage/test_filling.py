@@ -6,6 +6,7 @@ converges. Commits are made as the backfill's commit loop makes them: rows added
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_any_chunking_of_a_fill_equals_one_commit(
         events = sorted(events, key=lambda e: (e[2], e[0]))
     rows = pl.concat([trade_rows([i], version, day) for i, version, day in events])
     bounds = sorted({0, rows.height, *(c for c in cuts if c < rows.height)})
-    chunks = [rows.slice(lo, hi - lo) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    chunks = [rows.slice(lo, hi - lo) for lo, hi in itertools.pairwise(bounds)]
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
         Store(one, segments=POLICY).write(TRADES, rows)
         _backfill(Store(many, segments=POLICY), chunks)
