@@ -13,7 +13,10 @@ to a ``Committer`` (``Store.writer``, or ``Store.write`` for one-shot commits). 
 * commits each period under the dataset lock through ``segments.commit_period``: a
   merge-rewrite, or a deduplicated segment when the period is large and the commit is
   small, so a stream flush costs what it carries, not what the day already holds;
-* compacts the segments of periods that have closed;
+* compacts the segments of periods that have closed, except the one it is filling:
+  bounded commits into a closed period (a backfill of a big past day) append segments
+  and the period is compacted once, when the writer moves on or closes (``segments``,
+  "Filling a closed period");
 * writes provenance into every file's footer (``source``, ``transport`` (rest, ws,
   archive, import-v3, derived, ...), ``dccd_version``, ``written_at``) and records
   the coverage handed to ``cover()`` once the rows before it are durable.

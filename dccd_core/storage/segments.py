@@ -37,9 +37,13 @@ commit would make the day cost (rows / commit)^2 / 2 rows written. A commit mark
 ``filling`` (the writer has more rows of this period to come and compacts it when the
 fill ends, ``commit.Committer``) appends a deduplicated segment like an open period's
 flush, and skips the rewrites whose only purpose is to keep an open period's files
-few (``rewrite_ratio``, segments outgrowing the base): one compaction follows. Tier
-merges and ``max_segments`` still bound the files; a crash between commits leaves
-base + segments, which read as one table and are compacted by the next writer.
+few (``rewrite_ratio``, segments outgrowing the base, tier merges below
+``max_segments`` segments): one compaction follows. Past ``max_segments`` the tier
+merges run, so files stay bounded; a crash between commits leaves base + segments,
+which read as one table and are compacted by the next writer. That compaction streams
+the files into the base one at a time when their ts ranges do not overlap (a
+backfill's segments each hold a later stretch of the day): its memory is the largest
+file, not the day.
 
 Compactions replace files crash-safely through ``compaction``; the index of stored
 keys lives in ``key_index``. This module decides and performs the commits.
@@ -68,7 +72,7 @@ from .files import (
     write_parquet_atomic,
     write_parquet_parts,
 )
-from .frames import merge_rows, sort_columns, storage_schema
+from .frames import is_unique, merge_rows, sort_columns, storage_schema
 from .key_index import (
     PeriodIndexCache,
     PeriodState,
@@ -258,7 +262,7 @@ def commit_period(
     ):
         return _full_rewrite(root, key, period, files, None, new, metadata, cache, policy)
     key_cols = natural_key(key.data_type)
-    if new.select(pl.struct(key_cols).n_unique()).item() != new.height:
+    if not is_unique(new, key_cols):
         new = new.unique(subset=list(key_cols), keep="last", maintain_order=True)
     old: pl.DataFrame | None = None
     if state is None:
@@ -291,12 +295,18 @@ def commit_period(
     segments = [f for f in files if f.segment is not None]
     seg_rows = sum(state.rows[f.path.name] for f in segments)
     base_rows = state.rows.get(base.name, 0)
+    if deferred:  # merge segments only past the bound: the fill's compaction follows
+        while len(segments) >= policy.max_segments and _merge_segments(
+            root, key, period, files, state, policy, metadata
+        ):
+            files = _period_files(root, key, period)
+            segments = [f for f in files if f.segment is not None]
     if (seg_rows >= base_rows and not deferred) or len(segments) > policy.max_segments:
         cache.put(folder, period, None)
         merged, _ = _rewrite(root, key, period, files, None, None, metadata)
         _remember(root, key, period, merged, cache, policy)
         return WriteResult(incoming, fresh.height, (path, base))
-    while _merge_segments(root, key, period, files, state, policy, metadata):
+    while not deferred and _merge_segments(root, key, period, files, state, policy, metadata):
         files = _period_files(root, key, period)
     state.signature = files_signature(files)
     cache.put(folder, period, state)
