@@ -7,7 +7,8 @@ Scenarios (targets from issue 2):
 - ``write_trades_10d``: 1,000,000 trades, 10 days of them, arriving as 1,000-row pages
   through ``Store.writer`` (default bounds): target >= 1M rows/s end to end.
 - ``write_trades_1d``: the same volume inside ONE day (a busy pair): the 100k-row
-  commit bound makes the open day's file be rewritten ~10 times. Reported for honesty.
+  commit bound makes ~10 commits into the day being filled (segments, then one
+  compaction when the writer closes: see ``segments``, "Filling a closed period").
 - ``backfill_day_2m``: 2,000,000 trades of ONE closed day committed the way a backfill
   does (``operations.backfill.commit_loop``): 1,000-row pages staged into 20k-row
   ``writer.add`` calls, an explicit ``flush()`` with ``cover()`` every 100k rows (20
