@@ -54,13 +54,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from dccd_core.domain import ConfigError, DatasetKey, natural_key, now_ns
 
@@ -202,20 +203,26 @@ def _merge_segments(
     group = next((g for _, g in sorted(tiers.items()) if len(g) >= policy.fanout), None)
     if group is None:
         return False
-    frame = pl.concat([read_period_frame(f.path) for f in group], how="vertical")
-    frame = frame.sort(list(sort_columns(key.data_type)))
+    group = group[: policy.fanout]  # the oldest: a fill's pile of segments merges in steps
     seg = _new_segment_id(files)
     target = segment_path(root, key, period, seg)
     schema = storage_schema(key.data_type)
-    replace_files(
-        target.parent,
-        [f.path.name for f in group],
-        target.name,
-        lambda tmp: write_parquet_atomic(tmp, frame, schema, metadata, atomic=False),
-    )
+    ordered = _in_file_order(group)
+    if ordered is not None:  # a stretch of a fill: streamed, one segment in memory
+        rows = sum(state.rows[f.path.name] for f in group)
+        write = _parts_writer(ordered, schema, metadata)
+    else:
+        frame = pl.concat([read_period_frame(f.path) for f in group], how="vertical")
+        frame = frame.sort(list(sort_columns(key.data_type)))
+        rows = frame.height
+
+        def write(tmp: Path) -> None:
+            write_parquet_atomic(tmp, frame, schema, metadata, atomic=False)
+
+    replace_files(target.parent, [f.path.name for f in group], target.name, write)
     for f in group:
         del state.rows[f.path.name]
-    state.rows[target.name] = frame.height
+    state.rows[target.name] = rows
     return True
 
 
@@ -412,7 +419,16 @@ def _concat_into_base(
     """Compact by streaming ``ordered`` into the base one file at a time (crash-safe
     like ``_rewrite``): memory is the largest file, not the whole period."""
     base = period_path(root, key, period)
-    schema = storage_schema(key.data_type)
+    write = _parts_writer(ordered, storage_schema(key.data_type), metadata)
+    replace_files(
+        base.parent, [f.path.name for f in files if f.segment is not None], base.name, write
+    )
+
+
+def _parts_writer(
+    ordered: Sequence[PeriodFile], schema: pa.Schema, metadata: Mapping[str, str]
+) -> Callable[[Path], None]:
+    """``replace_files``' writer of ``ordered`` (sorted, disjoint files) as one file."""
 
     def parts() -> Iterator[pl.DataFrame]:
         for f in ordered:
@@ -421,6 +437,4 @@ def _concat_into_base(
     def write(tmp: Path) -> None:
         write_parquet_parts(tmp, parts, schema, metadata, atomic=False)
 
-    replace_files(
-        base.parent, [f.path.name for f in files if f.segment is not None], base.name, write
-    )
+    return write
