@@ -180,3 +180,21 @@ def test_a_fill_does_not_hold_off_the_compaction_of_other_closed_days(tmp_path: 
     assert _layout(tmp_path) == [("2024-02-29", True), ("2024-03-01", True)]
     assert len(store.read(TRADES)) == 30 + 22
     assert int(store.read(TRADES)["ts"].max()) == DAY0 + DAY + 31 * 10**9
+
+
+def test_a_long_fill_keeps_the_files_bounded_by_merging_the_oldest_segments(
+    tmp_path: Path,
+) -> None:
+    policy = SegmentPolicy(min_base_rows=4, fanout=2, max_segments=4, open_segment_rows=0)
+    store = Store(tmp_path, segments=policy)
+    counts = []
+    with store.writer(TRADES, commit_rows=2**62, commit_seconds=float("inf")) as writer:
+        for lo in range(0, 150, 10):
+            _commit(writer, trade_rows(list(range(lo, lo + 10))))
+            counts.append(len(_layout(tmp_path)))
+            assert as_map(glob_read(tmp_path, TRADES)) == {f"t0-{i}": 1.0 for i in range(lo + 10)}
+    assert max(counts) <= 1 + policy.max_segments
+    assert _layout(tmp_path) == [("2024-02-29", True)]
+    stored = store.read(TRADES)
+    assert as_map(stored) == {f"t0-{i}": 1.0 for i in range(150)}
+    assert stored.get_column("ts").is_sorted()
