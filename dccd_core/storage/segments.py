@@ -204,8 +204,10 @@ def _merge_segments(
     if group is None:
         return False
     group = group[: policy.fanout]  # the oldest: a fill's pile of segments merges in steps
-    seg = _new_segment_id(files)
-    target = segment_path(root, key, period, seg)
+    # The merged segment takes the oldest source's name (``replace_files`` replaces it
+    # last): it sorts where its rows were, so a listing of base + segments still reads
+    # in ts order while a backfill fills the period.
+    target = group[0].path
     schema = storage_schema(key.data_type)
     ordered = _in_file_order(group)
     if ordered is not None:  # a stretch of a fill: streamed, one segment in memory

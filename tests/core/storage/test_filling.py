@@ -192,6 +192,7 @@ def test_a_long_fill_keeps_the_files_bounded_by_merging_the_oldest_segments(
         for lo in range(0, 150, 10):
             _commit(writer, trade_rows(list(range(lo, lo + 10))))
             counts.append(len(_layout(tmp_path)))
+            assert store.read(TRADES).get_column("ts").is_sorted()  # merged in place
             assert as_map(glob_read(tmp_path, TRADES)) == {f"t0-{i}": 1.0 for i in range(lo + 10)}
     assert max(counts) <= 1 + policy.max_segments
     assert _layout(tmp_path) == [("2024-02-29", True)]
