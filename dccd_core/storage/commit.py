@@ -254,6 +254,9 @@ class Committer:
                     del self._sizes[period]
                     if period == filling:
                         self._filled = True
+                        if self._is_closed(period):  # its segments end in its file
+                            base = period_path(self.root, self.key, period)
+                            step = WriteResult(step.rows, step.new_rows, (base,))
                     done += step
                     self._result += step
                 if periods or final:
@@ -275,6 +278,10 @@ class Committer:
         if failed:
             raise failed[0]
         return done
+
+    def _is_closed(self, period: str) -> bool:
+        limit = now_ns() - int(self._policy.close_after_s * 1e9)
+        return period_bounds(self.key, period)[1] <= limit
 
     def close(self) -> WriteResult:
         """Flush and refuse further rows; returns the cumulative result."""

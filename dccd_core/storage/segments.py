@@ -285,22 +285,13 @@ def commit_period(
         return _full_rewrite(root, key, period, files, old, new, metadata, cache, policy)
     fresh_mask = ~found
     fresh = new.filter(pl.Series(fresh_mask))
-    if fresh.height == 0:
-        cache.put(folder, period, state)
-        return WriteResult(incoming, 0, ())
-    newest = [f for f in files if f.segment is not None][-1:]
-    if newest and state.rows[newest[0].path.name] + fresh.height <= policy.open_segment_rows:
-        # The open segment grows: same name, replaced atomically (old rows + new keys).
-        path = newest[0].path
-        fresh_all = pl.concat([read_period_frame(path), fresh], how="vertical")
-    else:
-        path = segment_path(root, key, period, _new_segment_id(files))
-        fresh_all = fresh
-    fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
-    write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
-    state.index.add(key_h[fresh_mask], row_h[fresh_mask])
-    state.rows[path.name] = fresh_all.height
-    files = _period_files(root, key, period)
+    written: tuple[Path, ...] = ()
+    if fresh.height:
+        written = (_append(root, key, period, files, fresh, state, policy, metadata),)
+        state.index.add(key_h[fresh_mask], row_h[fresh_mask])
+        files = _period_files(root, key, period)
+    # Bounds are kept even when nothing was new: a retry after a crash between a
+    # segment and its merge finds its rows stored and must still do the merge.
     segments = [f for f in files if f.segment is not None]
     seg_rows = sum(state.rows[f.path.name] for f in segments)
     base_rows = state.rows.get(base.name, 0)
@@ -314,12 +305,37 @@ def commit_period(
         cache.put(folder, period, None)
         merged, _ = _rewrite(root, key, period, files, None, None, metadata)
         _remember(root, key, period, merged, cache, policy)
-        return WriteResult(incoming, fresh.height, (path, base))
+        return WriteResult(incoming, fresh.height, (*written, base))
     while not deferred and _merge_segments(root, key, period, files, state, policy, metadata):
         files = _period_files(root, key, period)
     state.signature = files_signature(files)
     cache.put(folder, period, state)
-    return WriteResult(incoming, fresh.height, (path,))
+    return WriteResult(incoming, fresh.height, written)
+
+
+def _append(
+    root: Path,
+    key: DatasetKey,
+    period: str,
+    files: Sequence[PeriodFile],
+    fresh: pl.DataFrame,
+    state: PeriodState,
+    policy: SegmentPolicy,
+    metadata: Mapping[str, str],
+) -> Path:
+    """Write ``fresh`` (rows with new keys) as a segment; returns its path."""
+    newest = [f for f in files if f.segment is not None][-1:]
+    if newest and state.rows[newest[0].path.name] + fresh.height <= policy.open_segment_rows:
+        # The open segment grows: same name, replaced atomically (old rows + new keys).
+        path = newest[0].path
+        fresh_all = pl.concat([read_period_frame(path), fresh], how="vertical")
+    else:
+        path = segment_path(root, key, period, _new_segment_id(files))
+        fresh_all = fresh
+    fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
+    write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
+    state.rows[path.name] = fresh_all.height
+    return path
 
 
 def _remember(

@@ -199,3 +199,13 @@ def test_a_long_fill_keeps_the_files_bounded_by_merging_the_oldest_segments(
     stored = store.read(TRADES)
     assert as_map(stored) == {f"t0-{i}": 1.0 for i in range(150)}
     assert stored.get_column("ts").is_sorted()
+
+
+def test_the_fill_reports_the_days_file_not_its_passing_segments(tmp_path: Path) -> None:
+    store = Store(tmp_path, segments=POLICY)
+    with store.writer(TRADES, commit_rows=2**62, commit_seconds=float("inf")) as writer:
+        for lo in range(0, 50, 10):
+            _commit(writer, trade_rows(list(range(lo, lo + 10))))
+    assert [p.name for p in writer.result.files] == ["2024-02-29.parquet"]
+    assert writer.result.new_rows == 50
+    assert all(p.exists() for p in writer.result.files)
