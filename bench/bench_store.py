@@ -7,7 +7,14 @@ Scenarios (targets from issue 2):
 - ``write_trades_10d``: 1,000,000 trades, 10 days of them, arriving as 1,000-row pages
   through ``Store.writer`` (default bounds): target >= 1M rows/s end to end.
 - ``write_trades_1d``: the same volume inside ONE day (a busy pair): the 100k-row
-  commit bound makes the open day's file be rewritten ~10 times. Reported for honesty.
+  commit bound makes ~10 commits into the day being filled (segments, then one
+  compaction when the writer closes: see ``segments``, "Filling a closed period").
+- ``backfill_day_2m``: 2,000,000 trades of ONE closed day committed the way a backfill
+  does (``operations.backfill.commit_loop``): 1,000-row pages staged into 20k-row
+  ``writer.add`` calls, an explicit ``flush()`` with ``cover()`` every 100k rows (20
+  bounded commits). Reports the first and last commit's time: a flat cost per commit
+  means the day costs what it holds (issue 12's big-day target), a growing one that
+  each commit rewrites the day.
 - ``read_day_1m``: one day of 1m candles read from a store holding 3 years of them:
   target < 20 ms (median of 20 reads; first read reported too).
 - ``append_candle_1m``: appending one new candle to that store: target < 50 ms and
@@ -27,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +111,88 @@ def _write_trades(root: str, days: int) -> dict[str, Any]:
     }
 
 
+N_BIG_DAY = 2_000_000
+BIG_COMMIT = 100_000
+STAGE = 20_000
+
+
+def _big_day_pages() -> Iterator[pl.DataFrame]:
+    """2M aggregate trades of 2024-01-01 (closed long ago), 1,000-row pages, ts ascending.
+
+    Made 100k rows at a time, as a paginator hands them over: the day is never held
+    whole here, so the peak RSS is the store's.
+    """
+    rng = np.random.default_rng(12)
+    step = DAY // N_BIG_DAY
+    price = 42_000.0
+    for lo in range(0, N_BIG_DAY, BIG_COMMIT):
+        n = min(BIG_COMMIT, N_BIG_DAY - lo)
+        ts = START + (np.arange(lo, lo + n, dtype=np.int64) * step) + rng.integers(0, step, n)
+        moves = np.round(price + rng.normal(0, 50, n).cumsum() / 100, 2)
+        price = float(moves[-1])
+        block = pl.DataFrame(
+            {
+                "ts": ts,
+                "trade_id": pl.Series(np.arange(900_000_000 + lo, 900_000_000 + lo + n)).cast(
+                    pl.String
+                ),
+                "price": moves,
+                "amount": np.round(rng.exponential(0.05, n), 5),
+                "side": np.where(rng.random(n) < 0.5, "buy", "sell"),
+            }
+        )
+        yield from (block.slice(i, PAGE) for i in range(0, n, PAGE))
+
+
+def _backfill_day(root: str) -> dict[str, Any]:
+    pages = _big_day_pages()
+    store = Store(root)
+    commits: list[float] = []
+    cpu = _cpu_s()
+    started = time.perf_counter()
+    with store.writer(
+        TRADES, provenance={"source": "bench"}, commit_rows=2**62, commit_seconds=float("inf")
+    ) as writer:
+        staged: list[pl.DataFrame] = []
+        staged_rows = buffered = 0
+        for page in pages:
+            staged.append(page)
+            staged_rows += page.height
+            buffered += page.height
+            if staged_rows >= STAGE:
+                writer.add(pl.concat(staged))
+                staged, staged_rows = [], 0
+            if buffered >= BIG_COMMIT:
+                if staged:
+                    writer.add(pl.concat(staged))
+                    staged, staged_rows = [], 0
+                began = time.perf_counter()
+                writer.cover(START, int(page.get_column("ts")[-1]) + 1)
+                writer.flush()
+                commits.append(time.perf_counter() - began)
+                buffered = 0
+        began = time.perf_counter()
+        if staged:
+            writer.add(pl.concat(staged))
+    close_s = time.perf_counter() - began  # the last commit and the day's compaction
+    wall = time.perf_counter() - started
+    cpu = _cpu_s() - cpu
+    info = store.inventory()[0]
+    assert info.rows == N_BIG_DAY, info
+    return {
+        **_row("backfill_day_2m", wall, N_BIG_DAY),
+        "commits": len(commits),
+        "commit_first_s": commits[0],
+        "commit_last_s": commits[-1],
+        "commit_max_s": max(commits),
+        "close_s": close_s,
+        "commits_total_s": sum(commits) + close_s,
+        "files_after": info.files,
+        "cpu_s": cpu,
+        "target": "linear: last commit ~ first; peak RSS < 400 MB",
+    }
+
+
 def _candles(start: int, count: int) -> pl.DataFrame:
     rng = np.random.default_rng(start % 1_000_003)
     close = 42_000 + rng.normal(0, 10, count).cumsum()
@@ -176,6 +265,7 @@ def _scenario(name: str, root: str) -> dict[str, Any]:
     body: dict[str, Callable[[str], dict[str, Any]]] = {
         "write_trades_10d": lambda r: _write_trades(r, 10),
         "write_trades_1d": lambda r: _write_trades(r, 1),
+        "backfill_day_2m": _backfill_day,
         "read_day_1m": _read_day,
         "append_candle_1m": _append_candle,
     }
@@ -186,11 +276,15 @@ def _child(name: str, root: str, queue: Any) -> None:
     queue.put(_scenario(name, root))
 
 
-def run(keep: str | None = None) -> list[dict[str, Any]]:
+SCENARIOS = ("write_trades_10d", "write_trades_1d", "read_day_1m", "append_candle_1m")
+"""What ``run()`` runs by default (``run_all``); ``--only backfill_day_2m`` for issue 12's."""
+
+
+def run(keep: str | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every scenario in its own process; one result row per scenario."""
     ctx = multiprocessing.get_context("spawn")
     rows = []
-    for name in ("write_trades_10d", "write_trades_1d", "read_day_1m", "append_candle_1m"):
+    for name in only or SCENARIOS:
         with tempfile.TemporaryDirectory(prefix=f"dccd-bench-{name}-") as tmp:
             root = str(Path(keep) / name) if keep else tmp
             queue = ctx.Queue()
@@ -206,8 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     """Print one line per scenario."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", help="write the stores under this folder and keep them")
+    parser.add_argument(
+        "--only", action="append", help="run only this scenario (repeatable), e.g. backfill_day_2m"
+    )
     args = parser.parse_args(argv)
-    for row in run(args.keep):
+    for row in run(args.keep, args.only):
         extra = {
             k: v
             for k, v in row.items()

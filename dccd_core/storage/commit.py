@@ -13,7 +13,10 @@ to a ``Committer`` (``Store.writer``, or ``Store.write`` for one-shot commits). 
 * commits each period under the dataset lock through ``segments.commit_period``: a
   merge-rewrite, or a deduplicated segment when the period is large and the commit is
   small, so a stream flush costs what it carries, not what the day already holds;
-* compacts the segments of periods that have closed;
+* compacts the segments of periods that have closed, except the one it is filling:
+  bounded commits into a closed period (a backfill of a big past day) append segments
+  and the period is compacted once, when the writer moves on or closes (``segments``,
+  "Filling a closed period");
 * writes provenance into every file's footer (``source``, ``transport`` (rest, ws,
   archive, import-v3, derived, ...), ``dccd_version``, ``written_at``) and records
   the coverage handed to ``cover()`` once the rows before it are durable.
@@ -30,7 +33,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -150,6 +153,7 @@ class Committer:
         self._last_commit = time.monotonic()
         self._result = WriteResult()
         self._closed = False
+        self._filled = False  # a commit was a ``filling`` one: close() compacts
 
     @property
     def result(self) -> WriteResult:
@@ -202,7 +206,11 @@ class Committer:
             self._commit(list(self._buffers))
 
     def flush(self) -> WriteResult:
-        """Commit every buffered row (and pending coverage) now; returns what it wrote."""
+        """Commit every buffered row (and pending coverage) now; returns what it wrote.
+
+        The period being filled (that of the last rows added) may stay as its base
+        and segments until the writer moves on or closes: see ``_commit``.
+        """
         return self._commit(list(self._buffers))
 
     def check_targets(self) -> None:
@@ -212,10 +220,18 @@ class Committer:
             if path.exists():
                 read_footer(path)
 
-    def _commit(self, periods: list[str]) -> WriteResult:
+    def _commit(self, periods: list[str], *, final: bool = False) -> WriteResult:
+        """Commit ``periods``' buffers, compact closed periods, record coverage.
+
+        Until ``final`` (``close``), the period being filled (``_active``) is committed
+        as ``filling``: a closed one takes segments instead of a rewrite per commit and
+        is compacted once, by the first commit after the writer moves to another period
+        or by ``close`` (``segments``, "Filling a closed period").
+        """
+        filling = None if final else self._active
         done = WriteResult()
         failed: list[CorruptFile] = []
-        if periods or self._cover:
+        if periods or self._cover or (final and self._filled):
             metadata = build_provenance(self._provenance)
             with locked_dataset(self.root, self.key):
                 for period in sorted(periods):
@@ -228,6 +244,7 @@ class Committer:
                             metadata,
                             cache=self._cache,
                             policy=self._policy,
+                            filling=period == filling,
                         )
                     except CorruptFile as exc:  # keep its rows; write the healthy periods
                         failed.append(exc)
@@ -235,11 +252,23 @@ class Committer:
                     # Drop the buffer only once its rows are durably in the files.
                     del self._buffers[period]
                     del self._sizes[period]
+                    if period == filling:
+                        self._filled = True
+                        if self._is_closed(period):  # its segments end in its file
+                            base = period_path(self.root, self.key, period)
+                            step = WriteResult(step.rows, step.new_rows, (base,))
                     done += step
                     self._result += step
-                if periods:
+                if periods or final:
                     try:
-                        compact_closed(self.root, self.key, None, self._cache, self._policy)
+                        compact_closed(
+                            self.root,
+                            self.key,
+                            None,
+                            self._cache,
+                            self._policy,
+                            skip=() if filling is None else (filling,),
+                        )
                     except StoreError as exc:  # housekeeping: the rows are committed
                         logger.warning("could not compact closed periods of %s: %s", self.key, exc)
                 if self._cover and not self._sizes:
@@ -250,10 +279,14 @@ class Committer:
             raise failed[0]
         return done
 
+    def _is_closed(self, period: str) -> bool:
+        limit = now_ns() - int(self._policy.close_after_s * 1e9)
+        return period_bounds(self.key, period)[1] <= limit
+
     def close(self) -> WriteResult:
         """Flush and refuse further rows; returns the cumulative result."""
         if not self._closed:
-            self.flush()
+            self._commit(list(self._buffers), final=True)
             self._closed = True
         return self._result
 
@@ -287,13 +320,15 @@ def compact_closed(
     policy: SegmentPolicy,
     *,
     now: int | None = None,
+    skip: Collection[str] = (),
 ) -> int:
-    """Merge the segments of every closed period into its base; caller holds the lock."""
+    """Merge the segments of every closed period into its base, except the periods in
+    ``skip`` (being filled by the caller); caller holds the lock."""
     limit = (now_ns() if now is None else now) - int(policy.close_after_s * 1e9)
     periods = sorted({f.period for f in list_period_files(root, key, segments_only=True)})
     done = 0
     for period in periods:
-        if period_bounds(key, period)[1] <= limit:
+        if period not in skip and period_bounds(key, period)[1] <= limit:
             done += compact_period(root, key, period, metadata, cache)
     return done
 

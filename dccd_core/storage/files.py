@@ -22,8 +22,9 @@ import errno
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -48,6 +49,7 @@ __all__ = [
     "ts_range_from_footer",
     "write_failed",
     "write_parquet_atomic",
+    "write_parquet_parts",
     "write_record",
 ]
 
@@ -166,6 +168,31 @@ _COLUMN_ENCODING = {"ts": "DELTA_BINARY_PACKED", "trade_id": "DELTA_BYTE_ARRAY"}
 _DICTIONARY_COLUMNS = ("side", "level")
 
 
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """The ``pq.write_table`` / ``pq.ParquetWriter`` options of every period file."""
+    names = set(schema.names)
+    return {
+        "compression": "zstd",
+        "write_statistics": True,
+        "use_dictionary": [c for c in _DICTIONARY_COLUMNS if c in names],
+        "column_encoding": {c: e for c, e in _COLUMN_ENCODING.items() if c in names},
+        "sorting_columns": [pq.SortingColumn(schema.get_field_index("ts"))]
+        if "ts" in names
+        else None,
+    }
+
+
+def _write_maybe_atomic(path: Path, write: Callable[[Path], None], atomic: bool) -> None:
+    if not atomic and not is_object_path(path):
+        try:
+            write(path)
+            fsync_file(path)
+        except OSError as exc:
+            raise write_failed(path, exc) from exc
+        return
+    atomic_write(path, write)
+
+
 def write_parquet_atomic(
     path: Path,
     frame: pl.DataFrame,
@@ -181,30 +208,40 @@ def write_parquet_atomic(
     hidden file that a later, fsynced step makes visible (``segments``).
     """
     table = frame.to_arrow().cast(schema).replace_schema_metadata(dict(metadata))
-    names = set(schema.names)
-    encoding = {c: e for c, e in _COLUMN_ENCODING.items() if c in names}
-    dictionary = [c for c in _DICTIONARY_COLUMNS if c in names]
-    sorting = [pq.SortingColumn(schema.get_field_index("ts"))] if "ts" in names else None
 
     def write(tmp: Path) -> None:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            write_statistics=True,
-            use_dictionary=dictionary,
-            column_encoding=encoding,
-            sorting_columns=sorting,
-        )
+        pq.write_table(table, tmp, **_write_options(schema))
 
-    if not atomic and not is_object_path(path):
-        try:
-            write(path)
-            fsync_file(path)
-        except OSError as exc:
-            raise write_failed(path, exc) from exc
-        return
-    atomic_write(path, write)
+    _write_maybe_atomic(path, write, atomic)
+
+
+def write_parquet_parts(
+    path: Path,
+    parts: Callable[[], Iterator[pl.DataFrame]],
+    schema: pa.Schema,
+    metadata: Mapping[str, str],
+    *,
+    atomic: bool = True,
+) -> int:
+    """Write the frames ``parts()`` yields, in order, as one file (one or more row
+    groups each); returns its rows. Only one part is in memory at a time: a
+    compaction of a big period costs its largest file, not the period. The caller
+    guarantees the parts are in file order (sorted, disjoint). Options and atomicity
+    as ``write_parquet_atomic``.
+    """
+    schema = schema.with_metadata(dict(metadata))
+    rows = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        rows = 0
+        with pq.ParquetWriter(tmp, schema, **_write_options(schema)) as writer:
+            for part in parts():
+                writer.write_table(part.to_arrow().cast(schema))
+                rows += part.height
+
+    _write_maybe_atomic(path, write, atomic)
+    return rows
 
 
 def clean_stale_temps(folder: Path) -> int:

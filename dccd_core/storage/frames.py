@@ -25,6 +25,7 @@ from .layout import PeriodKind, period_kind, period_of
 __all__ = [
     "coerce_rows",
     "empty_frame",
+    "is_unique",
     "merge_rows",
     "polars_schema",
     "sort_columns",
@@ -161,7 +162,8 @@ def coerce_rows(data_type: DataType, rows: pl.DataFrame | pa.Table) -> pl.DataFr
     return frame
 
 
-def _is_unique(frame: pl.DataFrame, key: tuple[str, ...]) -> bool:
+def is_unique(frame: pl.DataFrame, key: tuple[str, ...]) -> bool:
+    """Whether no two rows of ``frame`` share ``key`` (one column: no struct built)."""
     if len(key) == 1:
         return frame.get_column(key[0]).n_unique() == frame.height
     return int(frame.select(pl.struct(key).n_unique()).item()) == frame.height
@@ -182,7 +184,7 @@ def merge_rows(data_type: DataType, old: pl.DataFrame | None, new: pl.DataFrame)
     """
     frame = new if old is None or old.height == 0 else pl.concat([old, new], how="vertical")
     key = natural_key(data_type)
-    if not _is_unique(frame, key):
+    if not is_unique(frame, key):
         frame = frame.unique(subset=list(key), keep="last")
     if not _is_strictly_increasing(frame.get_column("ts")):
         frame = frame.sort(list(sort_columns(data_type)))

@@ -31,27 +31,49 @@ merged into the base once they hold as many rows as the base (so the base at lea
 doubles each time and the total rewrite cost stays linear), when there are more than
 ``max_segments``, and when the period is closed.
 
+**Filling a closed period.** A backfill commits a big day in bounded pieces (memory,
+and a kill loses at most the uncommitted tail). Merge-rewriting a closed period per
+commit would make the day cost (rows / commit)^2 / 2 rows written. A commit marked
+``filling`` (the writer has more rows of this period to come and compacts it when the
+fill ends, ``commit.Committer``) appends a deduplicated segment like an open period's
+flush, and skips the rewrites whose only purpose is to keep an open period's files
+few (``rewrite_ratio``, segments outgrowing the base, tier merges below
+``max_segments`` segments): one compaction follows. Past ``max_segments`` the tier
+merges run, so files stay bounded; a crash between commits leaves base + segments,
+which read as one table and are compacted by the next writer. That compaction streams
+the files into the base one at a time when their ts ranges do not overlap (a
+backfill's segments each hold a later stretch of the day): its memory is the largest
+file, not the day.
+
 Compactions replace files crash-safely through ``compaction``; the index of stored
 keys lives in ``key_index``. This module decides and performs the commits.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from dccd_core.domain import ConfigError, DatasetKey, natural_key, now_ns
 
 from .compaction import CRASH_POINTS, has_pending_compaction, recover, replace_files
-from .files import read_footer, read_period_frame, write_parquet_atomic
-from .frames import merge_rows, sort_columns, storage_schema
+from .files import (
+    read_footer,
+    read_period_frame,
+    ts_range_from_footer,
+    write_parquet_atomic,
+    write_parquet_parts,
+)
+from .frames import is_unique, merge_rows, sort_columns, storage_schema
 from .key_index import (
     PeriodIndexCache,
     PeriodState,
@@ -181,20 +203,28 @@ def _merge_segments(
     group = next((g for _, g in sorted(tiers.items()) if len(g) >= policy.fanout), None)
     if group is None:
         return False
-    frame = pl.concat([read_period_frame(f.path) for f in group], how="vertical")
-    frame = frame.sort(list(sort_columns(key.data_type)))
-    seg = _new_segment_id(files)
-    target = segment_path(root, key, period, seg)
+    group = group[: policy.fanout]  # the oldest: a fill's pile of segments merges in steps
+    # The merged segment takes the oldest source's name (``replace_files`` replaces it
+    # last): it sorts where its rows were, so a listing of base + segments still reads
+    # in ts order while a backfill fills the period.
+    target = group[0].path
     schema = storage_schema(key.data_type)
-    replace_files(
-        target.parent,
-        [f.path.name for f in group],
-        target.name,
-        lambda tmp: write_parquet_atomic(tmp, frame, schema, metadata, atomic=False),
-    )
+    ordered = _in_file_order(group)
+    if ordered is not None:  # a stretch of a fill: streamed, one segment in memory
+        rows = sum(state.rows[f.path.name] for f in group)
+        write = _parts_writer(ordered, schema, metadata)
+    else:
+        frame = pl.concat([read_period_frame(f.path) for f in group], how="vertical")
+        frame = frame.sort(list(sort_columns(key.data_type)))
+        rows = frame.height
+
+        def write(tmp: Path) -> None:
+            write_parquet_atomic(tmp, frame, schema, metadata, atomic=False)
+
+    replace_files(target.parent, [f.path.name for f in group], target.name, write)
     for f in group:
         del state.rows[f.path.name]
-    state.rows[target.name] = frame.height
+    state.rows[target.name] = rows
     return True
 
 
@@ -213,9 +243,14 @@ def commit_period(
     *,
     cache: PeriodIndexCache,
     policy: SegmentPolicy,
+    filling: bool = False,
 ) -> WriteResult:
     """Store ``frames`` (coerced rows of ``period``, arrival order; later rows win).
 
+    ``filling``: the caller has more rows of this period to come and compacts it once
+    they are in (``Committer``: the period a backfill is filling). A closed period then
+    takes segments too, and is not merged into its base before that compaction: each
+    bounded commit costs its own rows, not the period's (module doc, "Filling").
     Caller holds the dataset lock and has run ``recover``.
     """
     new = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
@@ -227,15 +262,16 @@ def commit_period(
     stored = _stored_rows(files, state)
     has_base = any(f.segment is None for f in files)
     closed = period_bounds(key, period)[1] <= now_ns() - int(policy.close_after_s * 1e9)
+    deferred = filling and closed  # one compaction follows the fill: no rewrite before it
     if (
-        closed
+        (closed and not deferred)
         or not has_base
         or stored < policy.min_base_rows
-        or incoming * policy.rewrite_ratio > stored
+        or (incoming * policy.rewrite_ratio > stored and not deferred)
     ):
         return _full_rewrite(root, key, period, files, None, new, metadata, cache, policy)
     key_cols = natural_key(key.data_type)
-    if new.select(pl.struct(key_cols).n_unique()).item() != new.height:
+    if not is_unique(new, key_cols):
         new = new.unique(subset=list(key_cols), keep="last", maintain_order=True)
     old: pl.DataFrame | None = None
     if state is None:
@@ -249,9 +285,45 @@ def commit_period(
         return _full_rewrite(root, key, period, files, old, new, metadata, cache, policy)
     fresh_mask = ~found
     fresh = new.filter(pl.Series(fresh_mask))
-    if fresh.height == 0:
-        cache.put(folder, period, state)
-        return WriteResult(incoming, 0, ())
+    written: tuple[Path, ...] = ()
+    if fresh.height:
+        written = (_append(root, key, period, files, fresh, state, policy, metadata),)
+        state.index.add(key_h[fresh_mask], row_h[fresh_mask])
+        files = _period_files(root, key, period)
+    # Bounds are kept even when nothing was new: a retry after a crash between a
+    # segment and its merge finds its rows stored and must still do the merge.
+    segments = [f for f in files if f.segment is not None]
+    seg_rows = sum(state.rows[f.path.name] for f in segments)
+    base_rows = state.rows.get(base.name, 0)
+    if deferred:  # merge segments only past the bound: the fill's compaction follows
+        while len(segments) >= policy.max_segments and _merge_segments(
+            root, key, period, files, state, policy, metadata
+        ):
+            files = _period_files(root, key, period)
+            segments = [f for f in files if f.segment is not None]
+    if (seg_rows >= base_rows and not deferred) or len(segments) > policy.max_segments:
+        cache.put(folder, period, None)
+        merged, _ = _rewrite(root, key, period, files, None, None, metadata)
+        _remember(root, key, period, merged, cache, policy)
+        return WriteResult(incoming, fresh.height, (*written, base))
+    while not deferred and _merge_segments(root, key, period, files, state, policy, metadata):
+        files = _period_files(root, key, period)
+    state.signature = files_signature(files)
+    cache.put(folder, period, state)
+    return WriteResult(incoming, fresh.height, written)
+
+
+def _append(
+    root: Path,
+    key: DatasetKey,
+    period: str,
+    files: Sequence[PeriodFile],
+    fresh: pl.DataFrame,
+    state: PeriodState,
+    policy: SegmentPolicy,
+    metadata: Mapping[str, str],
+) -> Path:
+    """Write ``fresh`` (rows with new keys) as a segment; returns its path."""
     newest = [f for f in files if f.segment is not None][-1:]
     if newest and state.rows[newest[0].path.name] + fresh.height <= policy.open_segment_rows:
         # The open segment grows: same name, replaced atomically (old rows + new keys).
@@ -262,22 +334,8 @@ def commit_period(
         fresh_all = fresh
     fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
     write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
-    state.index.add(key_h[fresh_mask], row_h[fresh_mask])
     state.rows[path.name] = fresh_all.height
-    files = _period_files(root, key, period)
-    segments = [f for f in files if f.segment is not None]
-    seg_rows = sum(state.rows[f.path.name] for f in segments)
-    base_rows = state.rows.get(base.name, 0)
-    if seg_rows >= base_rows or len(segments) > policy.max_segments:
-        cache.put(folder, period, None)
-        merged, _ = _rewrite(root, key, period, files, None, None, metadata)
-        _remember(root, key, period, merged, cache, policy)
-        return WriteResult(incoming, fresh.height, (path, base))
-    while _merge_segments(root, key, period, files, state, policy, metadata):
-        files = _period_files(root, key, period)
-    state.signature = files_signature(files)
-    cache.put(folder, period, state)
-    return WriteResult(incoming, fresh.height, (path,))
+    return path
 
 
 def _remember(
@@ -339,5 +397,62 @@ def compact_period(
         )
     folder = period_path(root, key, period).parent
     cache.put(folder, period, None)
-    _rewrite(root, key, period, files, None, None, metadata)
+    ordered = _in_file_order(files)
+    if ordered is None:
+        _rewrite(root, key, period, files, None, None, metadata)
+    else:
+        _concat_into_base(root, key, period, files, ordered, metadata)
     return True
+
+
+def _in_file_order(files: Sequence[PeriodFile]) -> list[PeriodFile] | None:
+    """The non-empty files ordered by ts when their ts ranges (footers) do not overlap,
+    else None. Each file is sorted and no key is in two files (module doc), so these
+    files one after the other are the merged period: the usual shape of a filled day,
+    whose segments each hold a later stretch of it."""
+    ranged = []
+    for f in files:
+        meta = read_footer(f.path)
+        if meta.num_rows == 0:
+            continue
+        bounds = ts_range_from_footer(meta)
+        if bounds is None:
+            return None
+        ranged.append((bounds, f))
+    ranged.sort(key=lambda item: item[0])
+    for (prev, _), (cur, _) in itertools.pairwise(ranged):
+        if cur[0] <= prev[1]:
+            return None
+    return [f for _, f in ranged]
+
+
+def _concat_into_base(
+    root: Path,
+    key: DatasetKey,
+    period: str,
+    files: Sequence[PeriodFile],
+    ordered: Sequence[PeriodFile],
+    metadata: Mapping[str, str],
+) -> None:
+    """Compact by streaming ``ordered`` into the base one file at a time (crash-safe
+    like ``_rewrite``): memory is the largest file, not the whole period."""
+    base = period_path(root, key, period)
+    write = _parts_writer(ordered, storage_schema(key.data_type), metadata)
+    replace_files(
+        base.parent, [f.path.name for f in files if f.segment is not None], base.name, write
+    )
+
+
+def _parts_writer(
+    ordered: Sequence[PeriodFile], schema: pa.Schema, metadata: Mapping[str, str]
+) -> Callable[[Path], None]:
+    """``replace_files``' writer of ``ordered`` (sorted, disjoint files) as one file."""
+
+    def parts() -> Iterator[pl.DataFrame]:
+        for f in ordered:
+            yield read_period_frame(f.path)
+
+    def write(tmp: Path) -> None:
+        write_parquet_parts(tmp, parts, schema, metadata, atomic=False)
+
+    return write

@@ -162,6 +162,32 @@ def test_segments_and_compaction_work_in_a_bucket(s3: S3Server, root: str) -> No
     assert_frame_equal(store.read(TRADES).sort("ts", "trade_id"), truth)
 
 
+def test_a_backfill_filling_a_closed_day_in_a_bucket_appends_then_compacts_once(
+    s3: S3Server, root: str
+) -> None:
+    """Bounded commits into a closed day (issue 12): segments while filling, readable
+    and deduplicated between commits, one streamed compaction at the end."""
+    policy = SegmentPolicy(min_base_rows=10, open_segment_rows=0)
+    store = Store(root, object_store=s3.options(), segments=policy)
+    day = ns("2024-03-01")
+    pages = [
+        trades([str(i) for i in range(lo, lo + 50)], [day + i * 10**9 for i in range(lo, lo + 50)])
+        for lo in range(0, 200, 50)
+    ]
+    with store.writer(TRADES, commit_rows=2**62, commit_seconds=float("inf")) as writer:
+        for page in pages:
+            writer.add(page)
+            writer.cover(day, int(page["ts"].max()) + 1)
+            writer.flush()
+        names = {e.name for e in list_entries(dataset_dir(store.root, TRADES))}
+        assert sum(".seg-" in n for n in names) >= 2
+        assert_frame_equal(store.read(TRADES), pl.concat(pages))
+    names = {e.name for e in list_entries(dataset_dir(store.root, TRADES))}
+    assert {n for n in names if n.endswith(".parquet")} == {"2024-03-01.parquet"}
+    assert_frame_equal(store.read(TRADES), pl.concat(pages))
+    assert store.holes(TRADES, day, day + 200 * 10**9 - 10**9 + 1) == []
+
+
 # -- the lease --------------------------------------------------------------------
 
 

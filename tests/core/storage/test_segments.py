@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dccd_core.domain import DatasetKey
@@ -307,6 +307,13 @@ def _run(store: Store, kind: str, batches: list[pl.DataFrame]) -> None:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(_op, _crash), min_size=1, max_size=14))
+@example(  # a crash between a segment and its merge; the retry has nothing new to write
+    [
+        (("flush", [0], 1, 0), None),
+        (("backfill", [[6, 6, 7, 8, 9], [2, 3, 4, 5]], 1), ("new_written", 1)),
+        (("flush", [1], 1, 0), ("new_written", 1)),
+    ]
+)
 def test_any_interleaving_with_crashes_equals_one_merge_of_everything(
     ops: list[tuple[tuple[object, ...], tuple[str, int] | None]],
 ) -> None:
