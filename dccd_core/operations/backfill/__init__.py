@@ -202,19 +202,19 @@ async def backfill(
         # with archive files in play, REST's history depth is checked against the part
         # REST must serve once the files are planned (``reach``), not here
         require_capability(source, key, None, now, history=not use_archives)
-        await source.check_symbol(key.symbol)
-        if key.data_type is DataType.BOOK:
-            return await _backfill_book(key, store, source, progress)
-        if key.span is not None:
-            end = min(end, key.span.floor(now))  # never the bar still in progress
         reader, owned_reader = None, None
-        if use_archives:
+        if use_archives:  # building a reader makes no request
             reader, owned_reader = archive_reader_for(
                 key, source, mode, archive_reader, archive_url
             )
-        if reader is None:  # REST alone after all: refuse missing history before probing
-            require_capability(source, key, None, now)
         try:
+            if reader is None:  # REST alone after all: refuse missing history now, before
+                require_capability(source, key, None, now)  # even the symbol listing
+            await source.check_symbol(key.symbol)
+            if key.data_type is DataType.BOOK:
+                return await _backfill_book(key, store, source, progress)
+            if key.span is not None:
+                end = min(end, key.span.floor(now))  # never the bar still in progress
             if start_mode == "origin":
                 if reader is not None and rest_history_start(source, key, now) is not None:
                     raise NoCapability(
