@@ -133,12 +133,14 @@ def fail_dead_run(
         f"dccd: run {run.run_id} ({run.job_name}) is dead: {reason}. Marked failed by "
         f"{by}; {_slots_text(holdings)}."
     )
+    # slots first: the failure message says they are freed, so once anyone (the UI, an
+    # operator, a test) sees the run failed, that must already be true
+    _free_slots(instance, run.run_id)
     instance.report_run_failed(
         run,
         message,
         JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION),
     )
-    _free_slots(instance, run.run_id)
     return message
 
 
