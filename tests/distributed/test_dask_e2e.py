@@ -92,8 +92,9 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
         return
     with running_s3_server() as server:
         root = f"s3://{server.new_bucket()}/lake"
+        everything = server.env()  # the endpoint and region come from the catalog
         credentials = {
-            name: value for name, value in server.env().items() if "ACCESS" in name
+            name: everything[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         }
         catalog = (
             "store:\n"
