@@ -280,7 +280,8 @@ def commit_period(
         state = build_state(key, old, rows, files)
     key_h = key_hashes(key_cols, new)
     row_h = row_hashes(new)
-    found, stored_h = state.index.lookup(key_h)
+    order = np.argsort(key_h)  # once, for the lookup and the add of the fresh keys
+    found, stored_h = state.index.lookup(key_h, order)
     if bool((found & (stored_h != row_h)).any()):  # a stored key with other values
         return _full_rewrite(root, key, period, files, old, new, metadata, cache, policy)
     fresh_mask = ~found
@@ -288,7 +289,8 @@ def commit_period(
     written: tuple[Path, ...] = ()
     if fresh.height:
         written = (_append(root, key, period, files, fresh, state, policy, metadata),)
-        state.index.add(key_h[fresh_mask], row_h[fresh_mask])
+        fresh_sorted = order[fresh_mask[order]]
+        state.index.add(key_h[fresh_sorted], row_h[fresh_sorted], presorted=True)
         files = _period_files(root, key, period)
     # Bounds are kept even when nothing was new: a retry after a crash between a
     # segment and its merge finds its rows stored and must still do the merge.
