@@ -150,18 +150,20 @@ def check_trade_id_order(
             "ts": rows.get_column("ts"),
         }
     ).drop_nulls()
-    if edges is not None:
+    if edges is not None:  # first: after a page of later ids, all is in id order
         frame = pl.concat(
             [
-                frame,
                 pl.DataFrame(
                     {"id": [e[0] for e in edges], "ts": [e[1] for e in edges]}, schema=frame.schema
                 ),
+                frame,
             ]
         )
     if frame.height == 0:
         return edges
-    frame = frame.sort(["id", "ts"])  # equal ids: earliest first, so no false inversion
+    ids = frame.get_column("id")
+    if not (ids.len() < 2 or bool((ids.diff().slice(1) > 0).all())):  # sorted: as is
+        frame = frame.sort(["id", "ts"])  # equal ids: earliest first, so no false inversion
     falls = (frame.get_column("ts").diff() < 0).fill_null(False)
     if falls.any():
         at = int(falls.arg_true()[0])

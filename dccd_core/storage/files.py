@@ -23,6 +23,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,10 @@ def write_parquet_parts(
     compaction of a big period costs its largest file, not the period. The caller
     guarantees the parts are in file order (sorted, disjoint). Options and atomicity
     as ``write_parquet_atomic``.
+
+    The next part is read in a helper thread while the current one is encoded (both
+    release the GIL): a compaction costs about its writing alone, not reading plus
+    writing, for at most two parts in memory.
     """
     schema = schema.with_metadata(dict(metadata))
     rows = 0
@@ -235,8 +240,14 @@ def write_parquet_parts(
     def write(tmp: Path) -> None:
         nonlocal rows
         rows = 0
-        with pq.ParquetWriter(tmp, schema, **_write_options(schema)) as writer:
-            for part in parts():
+        source = parts()
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="dccd-compact-read") as pool,
+            pq.ParquetWriter(tmp, schema, **_write_options(schema)) as writer,
+        ):
+            ahead = pool.submit(next, source, None)
+            while (part := ahead.result()) is not None:
+                ahead = pool.submit(next, source, None)
                 writer.write_table(part.to_arrow().cast(schema))
                 rows += part.height
 

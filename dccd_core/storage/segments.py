@@ -271,16 +271,21 @@ def commit_period(
     ):
         return _full_rewrite(root, key, period, files, None, new, metadata, cache, policy)
     key_cols = natural_key(key.data_type)
-    if not is_unique(new, key_cols):
+    key_h = key_hashes(key_cols, new)
+    order = np.argsort(key_h)  # once: the duplicate test, the lookup, the add
+    # distinct key hashes are distinct keys: the rows are compared only on a repeat
+    sorted_h = key_h[order]
+    if bool((sorted_h[1:] == sorted_h[:-1]).any()) and not is_unique(new, key_cols):
         new = new.unique(subset=list(key_cols), keep="last", maintain_order=True)
+        key_h = key_hashes(key_cols, new)
+        order = np.argsort(key_h)
     old: pl.DataFrame | None = None
     if state is None:
         old, rows = _read_all(files)
         assert old is not None
         state = build_state(key, old, rows, files)
-    key_h = key_hashes(key_cols, new)
     row_h = row_hashes(new)
-    found, stored_h = state.index.lookup(key_h)
+    found, stored_h = state.index.lookup(key_h, order)
     if bool((found & (stored_h != row_h)).any()):  # a stored key with other values
         return _full_rewrite(root, key, period, files, old, new, metadata, cache, policy)
     fresh_mask = ~found
@@ -288,7 +293,8 @@ def commit_period(
     written: tuple[Path, ...] = ()
     if fresh.height:
         written = (_append(root, key, period, files, fresh, state, policy, metadata),)
-        state.index.add(key_h[fresh_mask], row_h[fresh_mask])
+        fresh_sorted = order[fresh_mask[order]]
+        state.index.add(key_h[fresh_sorted], row_h[fresh_sorted], presorted=True)
         files = _period_files(root, key, period)
     # Bounds are kept even when nothing was new: a retry after a crash between a
     # segment and its merge finds its rows stored and must still do the merge.

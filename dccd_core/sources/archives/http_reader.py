@@ -15,8 +15,9 @@ rows of the dataset's schema (``to_rows``); everything else is done here, once:
     fetch_published_sha256: fetch.fetch_published (the checksum file alone)
 
 The temp file is deleted however ``read`` ends (exhausted, failed, or abandoned by the
-caller). Decompression and parsing run in a worker thread so the event loop (and the
-REST tail running beside the archives) is not blocked by a 100 MB file.
+caller). Decompression, parsing, ``to_rows`` and the row checks run in a worker thread
+so the event loop (the commit loop, and the REST tail running beside the archives) is
+not blocked by a 100 MB file.
 """
 
 from __future__ import annotations
@@ -180,9 +181,9 @@ class HttpArchiveReader(ArchiveReader):
             frames = await asyncio.to_thread(
                 self._frames, key, file, layout, Path(temp.name), stack
             )
-            while (frame := await asyncio.to_thread(_next, frames)) is not None:
-                out = self.to_rows(key, file, frame, state)
-                check_archive_rows(out, key.data_type, file)
+            while (
+                out := await asyncio.to_thread(self._next_rows, key, file, frames, state)
+            ) is not None:
                 if out.height:
                     first = int(out.get_column("ts")[0])
                     if last_ts is not None and first < last_ts:
@@ -195,6 +196,19 @@ class HttpArchiveReader(ArchiveReader):
                 rows += out.height
                 yield out
         yield IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
+
+    def _next_rows(
+        self, key: DatasetKey, file: ArchiveFile, frames: Iterator[pl.DataFrame], state: FileState
+    ) -> pl.DataFrame | None:
+        """The next block as checked rows of ``key``'s schema, None at the end (in a
+        thread: the conversion is polars work too, kept off the event loop so the commit
+        loop and the REST tail are not held behind it)."""
+        frame = next(frames, None)
+        if frame is None:
+            return None
+        out = self.to_rows(key, file, frame, state)
+        check_archive_rows(out, key.data_type, file)
+        return out
 
     def _temp_file(self, name: str) -> IO[bytes]:
         """A temp file deleted when closed (``read`` closes it however it ends)."""
@@ -236,7 +250,3 @@ class HttpArchiveReader(ArchiveReader):
 
     async def aclose(self) -> None:
         await self.downloader.aclose()
-
-
-def _next(frames: Iterator[pl.DataFrame]) -> pl.DataFrame | None:
-    return next(frames, None)
