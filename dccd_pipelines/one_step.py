@@ -17,31 +17,18 @@ except that a one-step plan never pays for a child process.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from dagster import DagsterEvent, Executor, ExecutorDefinition, InitExecutorContext
+from dagster import DagsterEvent, ExecutorDefinition
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.executor.multiprocess import MultiprocessExecutor
+
+from .executor_wrap import WrappedExecutor, wrap_executor
 
 __all__ = ["one_step_in_process"]
 
 
-class _OneStepInProcess(Executor):
+class _OneStepInProcess(WrappedExecutor):
     """``inner``, or Dagster's in-process executor when the plan has one step to run."""
-
-    def __init__(self, inner: Executor) -> None:
-        self._inner = inner
-
-    @property
-    def retries(self):  # type: ignore[no-untyped-def]  # RetryMode, private module
-        return self._inner.retries
-
-    @property
-    def step_dependency_config(self):  # type: ignore[no-untyped-def]
-        return self._inner.step_dependency_config
-
-    def __getattr__(self, name: str) -> Any:  # e.g. max_concurrent, tag_concurrency_limits
-        return getattr(self._inner, name)
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:  # type: ignore[no-untyped-def]
         inner = self._inner
@@ -55,16 +42,4 @@ class _OneStepInProcess(Executor):
 
 def one_step_in_process(inner: ExecutorDefinition) -> ExecutorDefinition:
     """``inner`` (same name, config and requirements), running one-step plans in process."""
-    create = inner.executor_creation_fn
-    assert create is not None, f"executor {inner.name} has no creation function"
-
-    def create_one_step(init_context: InitExecutorContext) -> Executor:
-        return _OneStepInProcess(create(init_context))
-
-    return ExecutorDefinition(
-        name=inner.name,
-        config_schema=inner.config_schema,  # type: ignore[arg-type]  # already converted
-        requirements=inner.get_requirements,
-        executor_creation_fn=create_one_step,
-        description=inner.description,
-    )
+    return wrap_executor(inner, _OneStepInProcess)

@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from collections.abc import Collection, Mapping
-from typing import Any
 
 from dagster import (
     DagsterInstance,
@@ -19,6 +18,8 @@ from dagster import (
 )
 
 from dccd_core.domain import ConfigError
+
+from ..executor_wrap import WrappedExecutor, wrap_executor
 
 __all__ = [
     "ALIVE_PREFIX",
@@ -134,23 +135,12 @@ class RunHeartbeat:
         self._beat()
 
 
-class _LivenessExecutor(Executor):
+class _LivenessExecutor(WrappedExecutor):
     """Any executor, with the run's sign of life written while it executes."""
 
     def __init__(self, inner: Executor, interval_s: float) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._interval_s = interval_s
-
-    @property
-    def retries(self):  # type: ignore[no-untyped-def]  # RetryMode, private module
-        return self._inner.retries
-
-    @property
-    def step_dependency_config(self):  # type: ignore[no-untyped-def]
-        return self._inner.step_dependency_config
-
-    def __getattr__(self, name: str) -> Any:  # e.g. max_concurrent, tag_concurrency_limits
-        return getattr(self._inner, name)
 
     def execute(self, plan_context, execution_plan):  # type: ignore[no-untyped-def]
         with RunHeartbeat(plan_context.instance, plan_context.run_id, self._interval_s):
@@ -160,16 +150,8 @@ class _LivenessExecutor(Executor):
 def with_liveness(inner: ExecutorDefinition, timeout_s: float | None = None) -> ExecutorDefinition:
     """``inner`` (same name, config and requirements) writing the run's sign of life."""
     interval_s = beat_interval_s(liveness_timeout_s() if timeout_s is None else timeout_s)
-    create = inner.executor_creation_fn
-    assert create is not None, f"executor {inner.name} has no creation function"
 
-    def create_with_liveness(init_context):  # type: ignore[no-untyped-def]
-        return _LivenessExecutor(create(init_context), interval_s)
+    def with_liveness_executor(executor: Executor) -> Executor:
+        return _LivenessExecutor(executor, interval_s)
 
-    return ExecutorDefinition(
-        name=inner.name,
-        config_schema=inner.config_schema,  # type: ignore[arg-type]  # already converted
-        requirements=inner.get_requirements,
-        executor_creation_fn=create_with_liveness,
-        description=inner.description,
-    )
+    return wrap_executor(inner, with_liveness_executor)
