@@ -14,6 +14,8 @@ Plausibility: every row inside the file's ``[start_ts, end_ts)`` and the domain'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from dccd_core.domain import DataType, UnexpectedPayload, iso_datetime
@@ -21,7 +23,7 @@ from dccd_core.domain.sanity import check_rows
 
 from .base import ArchiveFile, ArchiveUnavailable
 
-__all__ = ["check_archive_rows", "ns_per_unit"]
+__all__ = ["check_archive_rows", "map_sides", "ns_per_unit"]
 
 #: smallest magnitude of each unit's epoch count for dates after 2001-09-09
 _UNITS = ((10**18, 1), (10**15, 1_000), (10**12, 1_000_000), (10**9, 1_000_000_000))
@@ -53,3 +55,13 @@ def check_archive_rows(rows: pl.DataFrame, data_type: DataType, file: ArchiveFil
         check_rows(rows, data_type, origin=file.name, now_ts=file.end_ts)
     except UnexpectedPayload as exc:
         raise ArchiveUnavailable(file.name, f"implausible: {exc}") from exc
+
+
+def map_sides(sides: pl.Series, names: Mapping[str, str], file: ArchiveFile) -> pl.Series:
+    """``sides`` in the domain's words (``names``: the file's word -> ours); a side the
+    file should not have makes it ``ArchiveUnavailable``."""
+    known = sides.is_in(list(names))
+    if not known.all():
+        bad = sides.filter(~known.fill_null(False))
+        raise ArchiveUnavailable(file.name, f"implausible: side {bad.first()!r}")
+    return sides.replace_strict(names, return_dtype=pl.Utf8)

@@ -32,6 +32,7 @@ from dccd_core.domain import ArchiveGranularity, DatasetKey, DataType
 from .. import columns
 from ..archives.base import ArchiveFile, ArchiveUnavailable
 from ..archives.calendar import Period, period_date
+from ..archives.checks import map_sides
 from ..archives.decode import CsvLayout
 from ..archives.http_reader import FileState, HttpArchiveReader
 from .capability import CAPABILITY
@@ -77,12 +78,7 @@ class BitmexArchives(HttpArchiveReader):
             return columns.empty_frame(DataType.TRADES)
         if mine.get_column("homeNotional").null_count():
             raise ArchiveUnavailable(file.name, "rows without homeNotional (an older dump)")
-        sides = mine.get_column("side")
-        if not sides.is_in(list(_SIDES)).all():
-            bad = sides.filter(~sides.is_in(list(_SIDES)).fill_null(False))
-            raise ArchiveUnavailable(
-                file.name, f"implausible: side {bad[0] if bad.len() else None!r}"
-            )
+        sides = map_sides(mine.get_column("side"), _SIDES, file)
         try:
             ts = (
                 mine.get_column("timestamp")
@@ -98,7 +94,7 @@ class BitmexArchives(HttpArchiveReader):
                 mine.get_column("trdMatchID").alias("trade_id"),
                 mine.get_column("price"),
                 mine.get_column("homeNotional").alias("amount"),
-                sides.replace_strict(_SIDES, return_dtype=pl.Utf8).alias("side"),
+                sides.alias("side"),
             ]
         )
         return rows.sort("ts", maintain_order=True)

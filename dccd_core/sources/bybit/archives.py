@@ -34,6 +34,7 @@ from dccd_core.domain import ArchiveGranularity, DatasetKey, DataType
 from .. import columns
 from ..archives.base import ArchiveFile, ArchiveUnavailable
 from ..archives.calendar import Period, period_date
+from ..archives.checks import map_sides
 from ..archives.decode import CsvLayout
 from ..archives.http_reader import FileState, HttpArchiveReader
 from .capability import CAPABILITY
@@ -77,10 +78,7 @@ class BybitArchives(HttpArchiveReader):
     def to_rows(
         self, key: DatasetKey, file: ArchiveFile, frame: pl.DataFrame, state: FileState
     ) -> pl.DataFrame:
-        sides = frame.get_column("side")
-        if not sides.is_in(list(_SIDES)).all():
-            bad = sides.filter(~sides.is_in(list(_SIDES)).fill_null(False))
-            raise ArchiveUnavailable(file.name, f"implausible: side {bad.first()!r}")
+        sides = map_sides(frame.get_column("side"), _SIDES, file)
         parts = frame.get_column("timestamp").str.extract_groups(_SECONDS)
         whole, fraction = parts.struct.field("1"), parts.struct.field("2")
         if whole.null_count():
@@ -99,7 +97,7 @@ class BybitArchives(HttpArchiveReader):
                 frame.get_column("trdMatchID").alias("trade_id"),
                 price,
                 amount.alias("amount"),
-                sides.replace_strict(_SIDES, return_dtype=pl.Utf8).alias("side"),
+                sides.alias("side"),
             ]
         )
         return columns.to_schema(
