@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import ConfigError, DataType, Feature, Span, UnexpectedPayload
+from dccd_core.domain import ConfigError, Feature, Span, UnexpectedPayload
 
 from . import columns
 from .features import rest_funding, rest_open_interest
@@ -103,11 +103,4 @@ def open_interest_rows(data: Any, what: str) -> pl.DataFrame:
     """ccxt open-interest-history entries to the open-interest schema, sorted by ts."""
     keys = ("timestamp", "openInterestAmount", "openInterestValue")
     times, amounts, values = _entries(data, keys, what)
-    fields = {
-        "ts": columns.ms_to_ns_column("ts", times, what),
-        "open_interest": columns.float_column("open_interest", amounts, what),
-        "open_interest_value": columns.float_column(
-            "open_interest_value", values, what, optional=True
-        ),
-    }
-    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")
+    return columns.open_interest_frame(times, amounts, what, values=values)

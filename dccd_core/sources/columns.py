@@ -387,6 +387,27 @@ def funding_frame(
     return to_schema(DataType.FUNDING, columns)
 
 
+def open_interest_frame(
+    times_ms: Sequence[Any],
+    amounts: Sequence[Any],
+    what: str,
+    *,
+    values: Sequence[Any] | None = None,
+) -> pl.DataFrame:
+    """Samples in the open-interest schema, sorted by ts: the sample times in ms, the open
+    interest as sent (numbers or numeric texts) and, where the exchange sends it, its
+    value in the quote (null otherwise)."""
+    columns = {
+        "ts": ms_to_ns_column("ts", times_ms, what),
+        "open_interest": float_column("open_interest", amounts, what),
+    }
+    if values is not None:
+        columns["open_interest_value"] = float_column(
+            "open_interest_value", values, what, optional=True
+        )
+    return to_schema(DataType.OPEN_INTEREST, columns).sort("ts")
+
+
 def ceil_ms(ts: int) -> int:
     """ns to whole ms rounding up, for request bounds: ``x_ms < ceil_ms(end_ts)`` iff
     ``x_ms * 1e6 < end_ts`` (the inverse of ``ms_to_ns_column`` at an exclusive end)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol
+from dccd_core.domain import Span, Symbol
 
 from .. import columns, windows
 from ..base import Request
@@ -48,11 +48,4 @@ def parse_open_interest(data: Any) -> pl.DataFrame:
     keys = ("timestamp", "sumOpenInterest", "sumOpenInterestValue")
     rows = columns.json_list(data, what)
     times, amounts, values = columns.object_columns(rows, keys, what, "sample")
-    fields = {
-        "ts": columns.ms_to_ns_column("ts", times, what),
-        "open_interest": columns.float_column("open_interest", amounts, what),
-        "open_interest_value": columns.float_column(
-            "open_interest_value", values, what, optional=True
-        ),
-    }
-    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")
+    return columns.open_interest_frame(times, amounts, what, values=values)

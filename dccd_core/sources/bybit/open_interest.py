@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol
+from dccd_core.domain import Span, Symbol
 
 from .. import columns, windows
 from ..base import Request
@@ -48,8 +48,4 @@ def parse_open_interest(data: Any) -> pl.DataFrame:
     what = "bybit open-interest"
     keys = ("timestamp", "openInterest")
     times, amounts = columns.object_columns(result_list(data, what), keys, what, "sample")
-    fields = {
-        "ts": columns.ms_to_ns_column("ts", times, what),
-        "open_interest": columns.float_column("open_interest", amounts, what),
-    }
-    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")
+    return columns.open_interest_frame(times, amounts, what)

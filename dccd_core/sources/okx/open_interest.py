@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from dccd_core.domain import DataType, Span, Symbol, errors
+from dccd_core.domain import Span, Symbol, errors
 
 from .. import columns, windows
 from ..base import Request
@@ -65,11 +65,6 @@ def parse_open_interest(data: Any) -> pl.DataFrame:
         raise errors.UnexpectedPayload(
             f"{what}: expected rows [ts, oi, oiCcy, oiUsd], got {rows!r:.200}"
         )
-    fields = {
-        "ts": columns.ms_to_ns_column("ts", [r[0] for r in rows], what),
-        "open_interest": columns.float_column("open_interest", [r[2] for r in rows], what),
-        "open_interest_value": columns.float_column(
-            "open_interest_value", [r[3] for r in rows], what, optional=True
-        ),
-    }
-    return columns.to_schema(DataType.OPEN_INTEREST, fields).sort("ts")
+    return columns.open_interest_frame(
+        [r[0] for r in rows], [r[2] for r in rows], what, values=[r[3] for r in rows]
+    )
