@@ -17,6 +17,7 @@ it, and ``dccd backfill --archives off`` over the window re-fetches from REST.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +44,8 @@ __all__ = ["ArchiveVerification", "ChecksumChange", "verify_archives"]
 
 #: the trades sample: one minute (a page or a few of a busy market)
 TRADE_SAMPLE_NS = 60 * 1_000_000_000
+#: published checksums re-fetched at once (each a few dozen bytes)
+CHECKSUMS_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,31 +178,53 @@ async def verify_archives(
         if source is None:
             source = build_source(key.exchange, rest_url=rest_url)
             stack.push_async_callback(source.aclose)
-        changed: list[ChecksumChange] = []
-        unverifiable: list[str] = []
-        checked = 0
-        for entry in entries:
-            if entry.checksum_path is None or reader is None:
-                unverifiable.append(f"{entry.name}: no published checksum")
-                continue
+        sampled = entries[len(entries) // 2]
+        window = _sample_window(key, source, sampled, start_ts, end_ts)
+        # the re-fetches and the REST sample are independent small requests: in flight
+        # together (a year of monthly files is 12 round trips, not 12 in a row)
+        gate = asyncio.Semaphore(CHECKSUMS_IN_FLIGHT)
+
+        async def published(entry: LedgerEntry) -> str | Exception | None:
+            assert reader is not None
+            async with gate:
+                try:
+                    return await reader.fetch_published_sha256(_ingested_file(entry))
+                except TransportError as exc:
+                    return exc
+
+        async def rest_sample() -> int | DccdError | None:
+            if window is None:
+                return None
+            assert source is not None
             try:
-                now = await reader.fetch_published_sha256(_ingested_file(entry))
-            except TransportError as exc:
-                unverifiable.append(f"{entry.name}: {exc}")
+                return await _rest_rows(key, source, *window)
+            except DccdError as exc:
+                return exc
+
+        checkable = [e for e in entries if e.checksum_path is not None and reader is not None]
+        sample_task = asyncio.ensure_future(rest_sample())
+        nows = await asyncio.gather(*(published(entry) for entry in checkable))
+        rest_or_error = await sample_task
+        changed: list[ChecksumChange] = []
+        unverifiable = [
+            f"{entry.name}: no published checksum" for entry in entries if entry not in checkable
+        ]
+        checked = 0
+        for entry, now in zip(checkable, nows, strict=True):
+            if isinstance(now, Exception):
+                unverifiable.append(f"{entry.name}: {now}")
                 continue
             checked += 1
             if now != entry.published_sha256:
                 changed.append(ChecksumChange(entry.name, entry.published_sha256, now))
-        sampled = entries[len(entries) // 2]
-        window = _sample_window(key, source, sampled, start_ts, end_ts)
         stored = rest = None
         error = None
         if window is not None:
             stored = store.read(key, window[0], window[1]).height
-            try:
-                rest = await _rest_rows(key, source, *window)
-            except DccdError as exc:
-                error = str(exc)
+            if isinstance(rest_or_error, DccdError):
+                error = str(rest_or_error)
+            else:
+                rest = rest_or_error
         return ArchiveVerification(
             files=len(entries),
             checked=checked,
