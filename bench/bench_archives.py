@@ -261,8 +261,10 @@ def _v3(python: Path, kind: str, window: tuple[int, int], rest: str) -> dict[str
     return row
 
 
-def _dagster_cli(window: tuple[int, int], rest: str, archive: str) -> dict[str, Any]:
-    """``dagster asset materialize`` of the candle window's partitions, archives auto."""
+def _dagster_cli(window: tuple[int, int], rest: str, archive: str,
+                 stock: bool = False) -> dict[str, Any]:
+    """``dagster asset materialize`` of the candle window's partitions, archives auto, on
+    an instance with the shipped ``dagster.yaml`` (``stock``: Dagster's defaults)."""
     import yaml
 
     from bench.bench_dagster import _children_cpu, init_instance
@@ -287,7 +289,7 @@ def _dagster_cli(window: tuple[int, int], rest: str, archive: str) -> dict[str, 
         cmd = [dagster, "asset", "materialize", "-m", "dccd_pipelines.definitions",
                "--select", "/".join(key.asset_key_path), "--partition-range",
                f"{start}...{last}"]
-        init_instance(env)
+        init_instance(env, stock=stock)
         r0, a0 = fake_stats(rest)
         cpu0, t0 = _children_cpu(), time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], cwd=ROOT,
@@ -340,6 +342,8 @@ def run(quick: bool = False, python_v3: Path | None = None, latency_ms: float = 
             add(f"candles 1m {c_label} {lat}: v4 REST only", pair["rest"])
             add(f"candles 1m {c_label} {lat}: `dagster asset materialize`, archives "
                 "(target < 5 s)", _dagster_cli(windows["candles"], rest, archive))
+            add(f"candles 1m {c_label} {lat}: the same on Dagster's default instance "
+                "(no dagster.yaml)", _dagster_cli(windows["candles"], rest, archive, stock=True))
             if python_v3 is not None:
                 add(f"candles 1m {c_label} {lat}: dccd 3.8.1",
                     _v3(python_v3, "candles", windows["candles"], rest))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,8 @@ import psutil
 
 from bench.measure import peak_rss
 from dccd_core.domain import DatasetKey, to_ns
+
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["bench_cli", "generated_catalog", "init_instance", "run"]
 
@@ -152,10 +155,14 @@ def _stored_rows(root: Path, span: str, start: str, end: str) -> int:
     return Store(root).read(key, to_ns(start), to_ns(end)).height
 
 
-def init_instance(env: dict[str, str]) -> None:
+def init_instance(env: dict[str, str], stock: bool = False) -> None:
     """Create the instance at ``env["DAGSTER_HOME"]`` (its SQLite files and schema) before
     the timed command: a user's instance exists already, its first creation is not part
-    of a run."""
+    of a run. It has the shipped ``dagster.yaml`` (the README copies it into
+    ``$DAGSTER_HOME``); ``stock``: none, Dagster's defaults (the "before" of the storage's
+    batch writes)."""
+    if not stock:
+        shutil.copy(ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     code = "from dagster import DagsterInstance; DagsterInstance.get().dispose()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
