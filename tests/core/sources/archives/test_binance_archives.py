@@ -3,11 +3,16 @@ REST fake's truth (and the REST source's own pages), quirks handled or refused."
 
 from __future__ import annotations
 
+import io
+
 import polars as pl
 import pytest
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, ArchiveGranularity, DatasetKey, Span, to_ns
 from dccd_core.sources.archives.base import ArchiveUnavailable
+from dccd_core.sources.archives.decode import iter_csv_frames
+from dccd_core.sources.archives.http_reader import FileState
+from dccd_core.sources.binance.archives import BinanceArchives
 from dccd_core.sources.registry import build_source
 from tests.fakes.archives import FakeArchives, archive_reader_on, read_file, read_file_ingested
 from tests.fakes.binance import FakeBinance, MarketData
@@ -306,3 +311,25 @@ async def test_bitmex_publishes_no_checksum() -> None:
     async with archive_reader_on("bitmex", fake) as reader:
         (file,) = reader.plan_files(key, to_ns("2024-03-05"), to_ns("2024-03-06"), LATER)
         assert await reader.fetch_published_sha256(file) is None
+
+
+def _agg_rows(lines: list[str]) -> pl.DataFrame:
+    reader = BinanceArchives("http://127.0.0.1:9")
+    (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+    text = "".join(f"{i + 1},42000.5,0.1,{2 * i},{2 * i + 1},{1715299200000 + i},{m},True\n"
+                   for i, m in enumerate(lines)).encode()  # fmt: skip
+    state = FileState()
+    frames = iter_csv_frames(io.BytesIO(text), file.name, reader.layout(TRADES))
+    return pl.concat([reader.to_rows(TRADES, file, frame, state) for frame in frames])
+
+
+def test_the_maker_flag_in_any_case_gives_the_taker_side() -> None:
+    rows = _agg_rows(["True", "false", "TRUE", "False"])
+    assert rows.get_column("side").to_list() == ["sell", "buy", "sell", "buy"]
+    assert rows.get_column("trade_id").to_list() == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("maker", ["Maybe", "1", ""])
+def test_a_maker_flag_neither_true_nor_false_refuses_the_file(maker: str) -> None:
+    with pytest.raises(ArchiveUnavailable, match=r"unreadable CSV|implausible"):
+        _agg_rows(["True", maker, "False"])
