@@ -69,6 +69,7 @@ from .compaction import CRASH_POINTS, has_pending_compaction, recover, replace_f
 from .files import (
     read_footer,
     read_period_frame,
+    read_period_table,
     ts_range_from_footer,
     write_parquet_atomic,
     write_parquet_parts,
@@ -454,9 +455,9 @@ def _parts_writer(
 ) -> Callable[[Path], None]:
     """``replace_files``' writer of ``ordered`` (sorted, disjoint files) as one file."""
 
-    def parts() -> Iterator[pl.DataFrame]:
+    def parts() -> Iterator[pa.Table]:
         for f in ordered:
-            yield read_period_frame(f.path)
+            yield read_period_table(f.path)
 
     def write(tmp: Path) -> None:
         write_parquet_parts(tmp, parts, schema, metadata, atomic=False)
