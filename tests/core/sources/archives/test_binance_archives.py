@@ -3,8 +3,11 @@ REST fake's truth (and the REST source's own pages), quirks handled or refused."
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import AsyncIterator
 
+import httpx
 import polars as pl
 import pytest
 
@@ -333,3 +336,33 @@ def test_the_maker_flag_in_any_case_gives_the_taker_side() -> None:
 def test_a_maker_flag_neither_true_nor_false_refuses_the_file(maker: str) -> None:
     with pytest.raises(ArchiveUnavailable, match=r"unreadable CSV|implausible"):
         _agg_rows(["True", maker, "False"])
+
+
+async def test_a_file_without_its_checksum_is_refused_without_waiting_for_it() -> None:
+    """The checksum and the file are requested at once; a 404 on the checksum refuses
+    the file at once and stops its download (here a body that would take 30 s)."""
+    stopped = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".CHECKSUM"):
+            await asyncio.sleep(0.05)
+            return httpx.Response(404)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield b"PK" * 4096
+                await asyncio.sleep(30)
+                yield b"never"
+            finally:
+                stopped.set()
+
+        return httpx.Response(200, content=body())
+
+    reader = BinanceArchives("http://archive.test", transport=httpx.MockTransport(handler))
+    (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+    try:
+        with pytest.raises(ArchiveUnavailable, match="no checksum file"):
+            await asyncio.wait_for(read_file(reader, TRADES, file), 5)
+        await asyncio.wait_for(stopped.wait(), 5)
+    finally:
+        await reader.aclose()
