@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 
 from dccd_core.domain import CorruptFile, StoreError
@@ -54,6 +55,10 @@ __all__ = [
     "write_parquet_parts",
     "write_record",
 ]
+
+# ``Table.cast`` (every period write) imports pyarrow.compute on first use: ~50 ms in the
+# middle of a process's first commit, under the dataset lock. Imported with us instead.
+_ = pyarrow.compute
 
 _TMP_MARK = ".tmp-"
 _FIX = "delete or move it and re-run the backfill for that period"

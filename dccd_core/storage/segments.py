@@ -339,10 +339,18 @@ def _append(
     else:
         path = segment_path(root, key, period, _new_segment_id(files))
         fresh_all = fresh
-    fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
+    if not _ts_strictly_rising(fresh_all):  # else already in (ts, key) order
+        fresh_all = fresh_all.sort(list(sort_columns(key.data_type)))
     write_parquet_atomic(path, fresh_all, storage_schema(key.data_type), metadata)
     state.rows[path.name] = fresh_all.height
     return path
+
+
+def _ts_strictly_rising(frame: pl.DataFrame) -> bool:
+    """Whether every row's ts is above the one before it (a backfill's usual rows): the
+    frame is then in ``sort_columns`` order, no sort needed (~3 ms per 100k trades)."""
+    ts = frame.get_column("ts")
+    return ts.len() < 2 or bool((ts.diff().slice(1) > 0).all())
 
 
 def _remember(
