@@ -175,11 +175,11 @@ _COLUMN_ENCODING = {"ts": "DELTA_BINARY_PACKED", "trade_id": "DELTA_BYTE_ARRAY"}
 _DICTIONARY_COLUMNS = ("side", "level")
 
 
-def _write_options(schema: pa.Schema) -> dict[str, Any]:
+def _write_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, Any]:
     """The ``pq.write_table`` / ``pq.ParquetWriter`` options of every period file."""
     names = set(schema.names)
     return {
-        "compression": "zstd",
+        "compression": compression,
         "write_statistics": True,
         "use_dictionary": [c for c in _DICTIONARY_COLUMNS if c in names],
         "column_encoding": {c: e for c, e in _COLUMN_ENCODING.items() if c in names},
@@ -207,17 +207,20 @@ def write_parquet_atomic(
     metadata: Mapping[str, str],
     *,
     atomic: bool = True,
+    compression: str = "zstd",
 ) -> None:
     """Write ``frame`` as ``path`` (zstd, statistics, footer metadata), atomically.
 
     ``schema`` is the exact Arrow schema to store (names, types, nullability).
     ``atomic=False`` writes ``path`` in place and fsyncs it (no folder fsync): for a
     hidden file that a later, fsynced step makes visible (``segments``).
+    ``compression="none"``: a file soon rewritten by a compaction (``segments``, a
+    fill's segments), where zstd would be half the cost of a commit for nothing.
     """
     table = frame.to_arrow().cast(schema).replace_schema_metadata(dict(metadata))
 
     def write(tmp: Path) -> None:
-        pq.write_table(table, tmp, **_write_options(schema))
+        pq.write_table(table, tmp, **_write_options(schema, compression))
 
     _write_maybe_atomic(path, write, atomic)
 
