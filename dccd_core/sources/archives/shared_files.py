@@ -239,7 +239,9 @@ class SharedDownloads:
         path: Path | None = None
         try:
             with tempfile.NamedTemporaryFile(
-                prefix="dccd-archive-shared-", suffix=f"-{file.name}", dir=temp_dir,
+                prefix="dccd-archive-shared-",
+                suffix=f"-{file.name}",
+                dir=temp_dir,
                 delete=False,
             ) as out:
                 path = Path(out.name)

@@ -63,9 +63,7 @@ async def test_two_symbols_download_each_day_once(
     bitmex = _bitmex()
     archives = FakeArchives(bitmex=bitmex)
     store = Store(tmp_path)
-    async with serve(archives.app()) as origin, fast_source_on(
-        "bitmex", bitmex.app()
-    ) as source:
+    async with serve(archives.app()) as origin, fast_source_on("bitmex", bitmex.app()) as source:
 
         async def one(key: DatasetKey) -> None:
             result = await backfill(
@@ -92,13 +90,10 @@ async def test_a_missing_day_is_one_request_and_the_same_fallback_for_both(
     bitmex = _bitmex()
     archives = FakeArchives(bitmex=bitmex, missing={"20240305.csv.gz"})
     store = Store(tmp_path)
-    async with serve(archives.app()) as origin, fast_source_on(
-        "bitmex", bitmex.app()
-    ) as source:
+    async with serve(archives.app()) as origin, fast_source_on("bitmex", bitmex.app()) as source:
         results = await asyncio.gather(
             *(
-                backfill(key, start=START, end=END, store=store, source=source,
-                         archive_url=origin)
+                backfill(key, start=START, end=END, store=store, source=source, archive_url=origin)
                 for key in (XBTUSD, ETHUSD)
             )
         )
