@@ -306,3 +306,12 @@ async def test_bitmex_publishes_no_checksum() -> None:
     async with archive_reader_on("bitmex", fake) as reader:
         (file,) = reader.plan_files(key, to_ns("2024-03-05"), to_ns("2024-03-06"), LATER)
         assert await reader.fetch_published_sha256(file) is None
+
+
+def test_agg_trades_required_columns_are_the_names_without_the_optional_tail() -> None:
+    """``required`` is derived from ``names`` (one list), so they cannot disagree: a
+    7-column file (USD-M, no best-match flag) has every required column."""
+    from dccd_core.sources.binance.archives import _AGG_TRADES
+
+    assert _AGG_TRADES.names == (*_AGG_TRADES.required, "is_best_match")
+    assert len(_AGG_TRADES.required) == 7
