@@ -319,8 +319,9 @@ def _env() -> dict[str, str]:
 
 def run(days: int = 365, span: str = "1m", end: str = "2025-01-01",
         n_symbols: int = 50, emit: Callable[[dict[str, Any]], None] | None = None,
-        ) -> list[dict[str, Any]]:
-    """Every scenario; one dict per row."""
+        with_cli: bool = False) -> list[dict[str, Any]]:
+    """Every scenario; one dict per row. ``with_cli``: also the core in its own process
+    and ``dagster asset materialize`` in its own (the acceptance's command)."""
     from tests.fakes.binance import FakeBinance
     from tests.fakes.server import serve_in_thread
 
@@ -333,16 +334,18 @@ def run(days: int = 365, span: str = "1m", end: str = "2025-01-01",
         if emit is not None:
             emit(row)
 
-    for attempt in ("direct", "dagster"):
+    scenarios = (bench_direct, bench_dagster, bench_direct_process, bench_cli)
+    for scenario in scenarios if with_cli else scenarios[:2]:
         fake = FakeBinance.default(listing_ms=listing_ms, weight_limit=10**9)
         with serve_in_thread(fake.app) as origin:
-            if attempt == "direct":
-                add(bench_direct(origin, start, end, span))
-            else:
-                add(bench_dagster(origin, start, end, span))
-    ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
-    add({"scenario": "ratio dagster/direct", "wall_s": round(ratio, 3), "rows_per_s": 0,
-         "requests": 0, "peak_rss_mb": 0.0})
+            add(scenario(origin, start, end, span))
+    pairs = [("ratio dagster/direct, in process", 1, 0)]
+    if with_cli:
+        pairs.append(("ratio `dagster asset materialize` / core in its own process", 3, 2))
+    for name, num, den in pairs:
+        add({"scenario": name, "wall_s": round(rows[num]["wall_s"] / rows[den]["wall_s"], 3),
+             "cpu_ratio": round(rows[num].get("cpu_s", 0) / (rows[den].get("cpu_s") or 1), 3),
+             "rows_per_s": 0, "requests": 0, "peak_rss_mb": 0.0})
     add(bench_definitions(n_symbols))
     return rows
 
@@ -352,6 +355,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--span", default="1m")
     parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--cli", action="store_true",
+                        help="also `dagster asset materialize` vs the core in its own process")
     parser.add_argument("--defs-child")
     parser.add_argument("--direct-child", help="JSON [origin, start, end, span]")
     args = parser.parse_args()
@@ -361,7 +366,8 @@ def main() -> None:
     if args.direct_child:
         print(json.dumps(bench_direct(*json.loads(args.direct_child))))
         return
-    run(args.days, args.span, n_symbols=args.symbols, emit=lambda r: print(json.dumps(r)))
+    run(args.days, args.span, n_symbols=args.symbols, emit=lambda r: print(json.dumps(r)),
+        with_cli=args.cli)
 
 
 if __name__ == "__main__":

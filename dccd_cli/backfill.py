@@ -3,10 +3,12 @@ seconds of requests each, or one archive file each), with progress; Ctrl-C (SIGI
 lets the slice in progress finish and commit (through the backfill's own commit and
 coverage path), then says where to resume (``--start last``) and exits 130.
 
-``--archives auto|off|only`` (default auto): where the exchange publishes bulk files,
+``--archives auto|off|only`` (default: the dataset's catalog ``archives:`` where the
+catalog lists it, else auto; ``archive_choice``): where the exchange publishes bulk files,
 each planned file is one slice (a daily file is never fetched again per hour of REST
 slicing), the REST tail is sliced as before; the summary counts archive files, archive
-vs REST rows and fallbacks, and an ``only`` run that left windows uncovered says so.
+vs REST rows and fallbacks and names the mode used and where it came from, and an
+``only`` run that left windows uncovered says so.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dccd_core.sources.archives.mode import ArchiveMode
 from dccd_core.transport.paginate import FUNDING_STEP
 
 from .app import END, ROOT, cli, dataset_arguments
+from .archive_choice import choose_archives
 
 __all__ = ["EXIT_INTERRUPTED", "backfill_cmd"]
 
@@ -201,6 +204,7 @@ async def _run_backfill(
     every_s: float,
     concurrency: int,
     archives: ArchiveMode = ArchiveMode.AUTO,
+    archive_url: str | None = None,
 ) -> _Outcome:
     """The backfill of ``[start, end)`` as consecutive ``backfill`` calls over slices
     (each commits and records its coverage the usual way). The first Ctrl-C stops after
@@ -263,9 +267,9 @@ async def _run_backfill(
         # archive files serve the history (they may reach where REST does not)
         require_capability(source, key, None, now, history=False)
         if require_archive(source, key, archives) and (
-            archives is ArchiveMode.ONLY or archive_origin_chosen(source, None)
+            archives is ArchiveMode.ONLY or archive_origin_chosen(source, archive_url)
         ):
-            reader = build_archive_reader(key.exchange)
+            reader = build_archive_reader(key.exchange, archive_url=archive_url)
         if reader is None:
             require_capability(source, key, None, now)
         await source.check_symbol(key.symbol)
@@ -372,11 +376,12 @@ def _add_uncovered(uncovered: list[tuple[int, int]], a: int, b: int) -> None:
 @click.option(
     "--archives",
     type=click.Choice([m.value for m in ArchiveMode], case_sensitive=False),
-    default=ArchiveMode.AUTO.value,
-    show_default=True,
+    default=None,
     help="auto: the exchange's bulk files first (monthly, daily), REST for the rest and "
     "for any unusable file; off: REST only; only: files only (unusable ones stay holes). "
-    "The archive origin: DCCD_<EXCHANGE>_ARCHIVE_URL.",
+    "Default: the dataset's archives: in the catalog ($DCCD_CONFIG, else ./dccd.yaml), "
+    "else auto. The archive origin: the catalog's archive_url, else "
+    "DCCD_<EXCHANGE>_ARCHIVE_URL.",
 )
 @click.option("--concurrency", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option(
@@ -394,19 +399,20 @@ def backfill_cmd(
     span: str | None,
     start: str | int,
     end: int | None,
-    archives: str,
+    archives: str | None,
     concurrency: int,
     progress_every: float,
     root: Path | None,
 ) -> None:
     """Fetch a dataset's history into the lake, with progress; Ctrl-C keeps what came."""
     key = DatasetKey.of(exchange, symbol, data_type, span)
+    choice = choose_archives(key, archives)
     show, close = _progress_printer(progress_every)
     every = min(progress_every, 0.5) if sys.stdout.isatty() else progress_every
     try:
         outcome = asyncio.run(
             _run_backfill(
-                key, start, end, root, show, every, concurrency, ArchiveMode(archives.lower())
+                key, start, end, root, show, every, concurrency, choice.mode, choice.archive_url
             )
         )
     finally:
@@ -417,7 +423,7 @@ def backfill_cmd(
     done = (
         f"{key}: {outcome.rows_fetched:,} rows fetched, {outcome.rows_new:,} new, "
         f"{iso_datetime(outcome.start_ts)} -> {iso_datetime(outcome.reached_ts)}, "
-        f"{outcome.requests} requests"
+        f"{outcome.requests} requests, {choice.label}"
     )
     if outcome.files_total:
         done += (
@@ -430,7 +436,7 @@ def backfill_cmd(
     for a, b in outcome.uncovered:
         why = (
             "(--archives only); fetch it with --archives auto"
-            if archives.lower() == ArchiveMode.ONLY
+            if choice.mode is ArchiveMode.ONLY
             else "(no usable archive file, and REST keeps no history this old); "
             "backfill it again once the day's file is published"
         )

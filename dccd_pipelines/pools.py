@@ -24,7 +24,9 @@ from dagster import (
 
 from dccd_core.catalog import Catalog
 
-__all__ = ["apply_pool_limits", "build_pool_sensor"]
+from .instance_storage import AtomicSlotClaims
+
+__all__ = ["apply_pool_limits", "build_pool_sensor", "racy_slot_claims"]
 
 POOL_SENSOR_INTERVAL_S = 60
 
@@ -42,6 +44,25 @@ def apply_pool_limits(instance: DagsterInstance, limits: Mapping[str, int]) -> d
     return changed
 
 
+#: Dagster's event logs whose slot claim can give one slot to two runs (instance_storage)
+_RACY_STORAGES = ("SqliteEventLogStorage", "PostgresEventLogStorage", "MySQLEventLogStorage")
+
+
+def racy_slot_claims(instance: DagsterInstance) -> str | None:
+    """Why the instance's pools may admit more runs than their limit, or None: its
+    storage is one of Dagster's own, not dccd's (an older copy of dagster.yaml)."""
+    storage = instance.event_log_storage
+    name = type(storage).__name__
+    if isinstance(storage, AtomicSlotClaims) or name not in _RACY_STORAGES:
+        return None
+    return (
+        f"this instance stores events with Dagster's {name}, which can give one pool slot "
+        "to two runs started together, so an exchange may serve more runs than its "
+        "pool_limit; use dccd's dagster.yaml (or deploy/dagster.yaml) as "
+        "$DAGSTER_HOME/dagster.yaml: same files and tables, atomic slot claims"
+    )
+
+
 def build_pool_sensor(catalog: Catalog) -> SensorDefinition:
     """The sensor keeping ``dccd_<exchange>`` pools at the catalog's ``pool_limit``."""
     limits = {ex.pool: ex.pool_limit for ex in catalog.exchanges.values()}
@@ -55,6 +76,10 @@ def build_pool_sensor(catalog: Catalog) -> SensorDefinition:
     def _pools(context: SensorEvaluationContext) -> SkipReason:
         changed = apply_pool_limits(context.instance, limits)
         text = ", ".join(f"{k}={v}" for k, v in changed.items()) or "nothing to change"
+        racy = racy_slot_claims(context.instance)
+        if racy is not None:
+            context.log.warning(racy)
+            text += f"; WARNING: {racy}"
         return SkipReason(f"pool limits: {text}")
 
     return _pools

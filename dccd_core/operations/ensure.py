@@ -18,16 +18,18 @@ are passed through, so an ensured window reads the exchange's bulk files first j
 the dataset's backfill asset would.
 
 ``max_fetch=N`` refuses, before any request, a window that would need more than N data
-requests; the error gives the estimate (exact for candles: one request per page
-window; rough for trades, from the trade rate stored so far).
+requests; the error gives the estimate (``fetch_estimate``: exact for candles, one
+request per page window; rough for trades, from the trade rate stored so far; archive
+files the backfill would read counted as a request each plus one for the checksum,
+instead of the REST pages they replace).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import os
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import polars as pl
@@ -45,11 +47,17 @@ from dccd_core.domain import (
 from dccd_core.sources.archives.mode import parse_archive_mode
 from dccd_core.sources.base import Source
 from dccd_core.storage import Store, resolve_range
-from dccd_core.storage.coverage import HoleReport, settled_until
+from dccd_core.storage.coverage import HoleReport
 from dccd_core.storage.layout import lock_path
 from dccd_core.storage.lock import process_locks
 
 from .backfill import ArchiveMode, backfill
+from .fetch_estimate import (
+    DEFAULT_TRADES_PER_S,
+    FetchEstimate,
+    estimate_fetch,
+    estimate_requests,
+)
 from .sync import run_sync as run_sync  # importable from here, as before
 from .sync import sync_twin
 
@@ -63,25 +71,12 @@ __all__ = [
     "missing_ranges",
 ]
 
-#: The trade rate assumed when nothing of a trades dataset is stored yet.
-DEFAULT_TRADES_PER_S = 1.0
-_DEFAULT_PAGE_LIMIT = 500  # as the paginators, where a capability declares none
 ENSURE_LOCK_TIMEOUT_S = 3_600.0
 """A second ``ensure`` waits this long for the first one's fetch of the same dataset."""
 
 
 class FetchTooLarge(ConfigError):
     """A window whose missing ranges need more requests than ``max_fetch`` allows."""
-
-
-@dataclass(frozen=True, slots=True)
-class FetchEstimate:
-    """How many data requests fetching ``ranges`` takes (``rough``: trades, a guess)."""
-
-    requests: int
-    ranges: tuple[tuple[int, int], ...]
-    rough: bool
-    note: str
 
 
 # -- what to fetch ---------------------------------------------------------------------
@@ -93,75 +88,6 @@ def missing_ranges(report: HoleReport) -> list[tuple[int, int]]:
     if report.unfetched is not None:
         ranges.append(report.unfetched)
     return sorted(ranges)
-
-
-def _page_limit(key: DatasetKey) -> int:
-    from dccd_core.sources.registry import source_class
-
-    cls, native = source_class(key.exchange)
-    # a native source declares its capability on the class; ccxt's is per instance
-    source_cls: type[Source] = cls
-    capability = source_cls.capability if native else None
-    feature = capability.feature(key.data_type) if capability is not None else None
-    return feature.page_limit if feature is not None and feature.page_limit else _DEFAULT_PAGE_LIMIT
-
-
-def _stored_trade_rate(store: Store, key: DatasetKey) -> float | None:
-    """Trades per second over the ranges fetched so far, or None when unknown."""
-    if not store.has(key):
-        return None
-    covered_ns = sum(end - start for start, end in store.coverage(key))
-    rows = store.info(key).rows
-    if covered_ns <= 0 or rows <= 0:
-        return None
-    return rows / (covered_ns / 1e9)
-
-
-def estimate_requests(
-    key: DatasetKey,
-    ranges: list[tuple[int, int]],
-    *,
-    store: Store | None = None,
-    page_limit: int | None = None,
-    now_ts: int | None = None,
-) -> FetchEstimate:
-    """The data requests a backfill of ``ranges`` takes (the symbol check aside).
-
-    Candles: exactly one per page window (``page_limit`` bars). Trades: one per page of
-    the rate stored so far (``DEFAULT_TRADES_PER_S`` when nothing is stored), at least
-    one per range; a rough figure, since trade rates swing by orders of magnitude.
-    """
-    if key.data_type is DataType.BOOK:
-        raise ConfigError(f"{key}: order books have no history to fetch; read what is stored")
-    limit = page_limit or _page_limit(key)
-    now = now_ns() if now_ts is None else now_ts
-    if key.span is not None:
-        from dccd_core.transport.paginate import candle_windows
-
-        horizon = settled_until(key, now)
-        count = sum(
-            len(candle_windows(a, min(b, horizon), key.span, limit))
-            for a, b in ranges
-            if min(b, horizon) > a
-        )
-        note = f"{count} page(s) of up to {limit} {key.span} candles"
-        return FetchEstimate(count, tuple(ranges), False, note)
-    if key.data_type is DataType.FUNDING:
-        from dccd_core.transport.paginate import FUNDING_STEP
-
-        width = limit * FUNDING_STEP.ns  # the paginator's funding windows
-        count = sum(-(-(min(b, now) - a) // width) for a, b in ranges if min(b, now) > a)
-        note = f"{count} page(s) of up to {limit} hours of funding rates"
-        return FetchEstimate(count, tuple(ranges), False, note)
-    rate = _stored_trade_rate(store, key) if store is not None else None
-    basis = "the trade rate stored so far" if rate is not None else "no trades stored yet"
-    rate = rate if rate is not None else DEFAULT_TRADES_PER_S
-    count = sum(max(1, math.ceil(rate * (b - a) / 1e9 / limit)) for a, b in ranges)
-    note = (
-        f"a rough estimate for trades: {rate:,.2f} trades/s ({basis}), {limit} per page; "
-        "the real count can differ a lot"
-    )
-    return FetchEstimate(count, tuple(ranges), True, note)
 
 
 def _too_large(key: DatasetKey, estimate: FetchEstimate, max_fetch: int) -> FetchTooLarge:
@@ -286,30 +212,40 @@ async def ensure_async(
         now = now_ns()
         ranges = missing_ranges(store.hole_report(key, start_ts, end_ts, now_ts=now))
         if ranges:
-            if max_fetch is not None:
-                estimate = estimate_requests(key, ranges, store=store, now_ts=now)
-                if estimate.requests > max_fetch:
-                    raise _too_large(key, estimate, max_fetch)
-            await _fetch(key, ranges, store, source, mode, archive_url)
+            async with _source_for(key, source) as src:
+                if max_fetch is not None:  # archive files counted where they serve
+                    estimate = await estimate_fetch(
+                        key, ranges, source=src, archives=mode, archive_url=archive_url,
+                        store=store, now_ts=now,
+                    )  # fmt: skip
+                    if estimate.requests > max_fetch:
+                        raise _too_large(key, estimate, max_fetch)
+                await _fetch(key, ranges, store, src, mode, archive_url)
     finally:
         lock.release()
     return store.read(key, start_ts, end_ts)
+
+
+@contextlib.asynccontextmanager
+async def _source_for(key: DatasetKey, source: Source | None) -> AsyncIterator[Source]:
+    """``source``, or one built from the registry (no request) and closed after."""
+    if source is not None:
+        yield source
+        return
+    from dccd_core.sources.registry import build_source
+
+    async with build_source(key.exchange) as owned:
+        yield owned
 
 
 async def _fetch(
     key: DatasetKey,
     ranges: list[tuple[int, int]],
     store: Store,
-    source: Source | None,
+    source: Source,
     archives: ArchiveMode,
     archive_url: str | None,
 ) -> None:
-    if source is None:
-        from dccd_core.sources.registry import build_source
-
-        async with build_source(key.exchange) as owned:
-            await _fetch(key, ranges, store, owned, archives, archive_url)
-        return
     for a, b in ranges:  # one source: one limiter, one symbol check (cached)
         await backfill(
             key, start=a, end=b, store=store, source=source, archives=archives,

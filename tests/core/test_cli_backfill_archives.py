@@ -3,6 +3,7 @@ data.binance.vision host (DCCD_BINANCE_REST_URL / DCCD_BINANCE_ARCHIVE_URL)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ MISSING = "BTCUSDT-aggTrades-2024-05-11.zip"
 RANGE = ("--start", "2024-05-10", "--end", "2024-05-13")
 
 
+def _no_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No catalog unless a test writes one: the project's ./dccd.yaml would otherwise
+    decide the backfill's archives mode (``dccd_cli.archive_choice``)."""
+    monkeypatch.delenv("DCCD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def fakes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -33,6 +41,7 @@ def fakes(
         monkeypatch.setenv("DCCD_BINANCE_REST_URL", rest)
         monkeypatch.setenv("DCCD_BINANCE_ARCHIVE_URL", origin)
         monkeypatch.setenv("DCCD_CACHE_DIR", str(tmp_path / "cache"))
+        _no_catalog(monkeypatch, tmp_path)
         yield binance, archives
 
 
@@ -109,6 +118,7 @@ def bybit_fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any
         monkeypatch.setenv("DCCD_BYBIT_REST_URL", rest)
         monkeypatch.setenv("DCCD_BYBIT_ARCHIVE_URL", origin)
         monkeypatch.setenv("DCCD_CACHE_DIR", str(tmp_path / "cache"))
+        _no_catalog(monkeypatch, tmp_path)
         yield bybit
 
 
@@ -147,3 +157,78 @@ def test_bybit_window_neither_can_serve_is_refused(bybit_fakes: Any, tmp_path: P
     assert code != 0
     assert "can be served neither" in err and "stream" in err
     assert [p for p, _ in bybit_fakes.requests if "trade" in p] == []
+
+
+def _catalog(tmp_path: Path, archives: str, archive_url: str | None = None) -> Path:
+    exchange = f"exchanges:\n  binance:\n    archive_url: {archive_url}\n" if archive_url else ""
+    path = tmp_path / "dccd.yaml"
+    path.write_text(
+        exchange
+        + "datasets:\n"
+        "  - exchange: binance\n"
+        "    symbols: [BTC/USDT]\n"
+        "    data_types: [trades]\n"
+        "    start: 2024-05-01\n"
+        f"    archives: {archives}\n"
+    )
+    return path
+
+
+def test_without_the_flag_the_catalogs_archives_off_is_used(
+    fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog says ``archives: off`` for this dataset: no archive request at all,
+    every row from REST, and the summary names the mode and the catalog it came from."""
+    binance, archives = fakes
+    catalog = _catalog(tmp_path, "off")
+    monkeypatch.setenv("DCCD_CONFIG", str(catalog))
+    code, out, err = _backfill(tmp_path / "lake")
+    assert code == 0, err
+    assert not archives.requests  # the fake archive host saw nothing
+    assert f"archives off (catalog {catalog})" in out and "archive files" not in out
+    stored = Store(tmp_path / "lake").read(TRADES)
+    truth = binance.truth_trades(to_ns("2024-05-10"), to_ns("2024-05-13"))
+    assert truth.height > 1000
+    assert stored.sort("trade_id").equals(truth.sort("trade_id").select(stored.columns))
+
+
+def test_an_explicit_flag_wins_over_the_catalog_and_its_archive_url_applies(
+    fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--archives auto`` beats the catalog's ``off``; the archive origin is the
+    catalog's ``archive_url`` (the environment's is cleared), so the files are read."""
+    binance, archives = fakes
+    origin = os.environ["DCCD_BINANCE_ARCHIVE_URL"]
+    monkeypatch.delenv("DCCD_BINANCE_ARCHIVE_URL")
+    monkeypatch.setenv("DCCD_CONFIG", str(_catalog(tmp_path, "off", origin)))
+    code, out, err = _backfill(tmp_path / "lake", "--archives", "auto")
+    assert code == 0, err
+    assert "archives auto (--archives)" in out and "archive files 2/3" in out
+    assert any(path.endswith(".zip") for path in archives.requests)
+    stored = Store(tmp_path / "lake").read(TRADES)
+    truth = binance.truth_trades(to_ns("2024-05-10"), to_ns("2024-05-13"))
+    assert stored.sort("trade_id").equals(truth.sort("trade_id").select(stored.columns))
+
+
+def test_a_dataset_the_catalog_does_not_list_uses_auto(
+    fakes: tuple[FakeBinance, FakeArchives], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, archives = fakes
+    path = tmp_path / "other.yaml"
+    path.write_text(
+        "datasets:\n  - exchange: binance\n    symbols: [ETH/USDT]\n"
+        "    data_types: [trades]\n    start: 2024-05-01\n    archives: off\n"
+    )
+    monkeypatch.setenv("DCCD_CONFIG", str(path))
+    code, out, err = _backfill(tmp_path / "lake")
+    assert code == 0, err
+    assert "archives auto (default)" in out and archives.requests
+
+
+def test_a_broken_catalog_is_said_when_the_mode_depends_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCCD_CONFIG", str(tmp_path / "missing.yaml"))
+    code, _out, err = _backfill(tmp_path / "lake")
+    assert code == 2
+    assert "missing.yaml not found" in err and "pass --archives" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from dagster import DagsterInstance, DefaultScheduleStatus, Definitions, build_schedule_context
 
@@ -103,3 +104,33 @@ def test_pool_limits_follow_the_catalog(tmp_path) -> None:
         assert storage.get_concurrency_info("dccd_kraken").slot_count == 2
         again = sensor.evaluate_tick(build_sensor_context(instance=instance))
         assert "nothing to change" in (again.skip_message or "")
+        assert "WARNING" not in (again.skip_message or "")  # in memory: one process
+
+
+def test_the_pool_sensor_warns_of_dagsters_racy_slot_claims(tmp_path, monkeypatch) -> None:
+    """An instance still on Dagster's own SQLite storage (an older dagster.yaml) is told
+    that its pools may admit two runs for one slot; the shipped one is not."""
+    import shutil
+
+    from dagster import build_sensor_context
+
+    from dccd_pipelines.catalog import parse_catalog
+    from dccd_pipelines.pools import build_pool_sensor
+
+    raw = {"datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"],
+                         "data_types": ["trades"], "start": "2024-01-01"}]}
+    sensor = build_pool_sensor(parse_catalog(raw, env={}, today=date(2024, 6, 1)))
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # undone: the storage sets it
+    messages = {}
+    for name, shipped in (("stock", False), ("shipped", True)):
+        home = tmp_path / name
+        home.mkdir()
+        if shipped:
+            shutil.copy(Path(__file__).parents[2] / "dagster.yaml", home / "dagster.yaml")
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with DagsterInstance.from_config(str(home)) as instance:
+            data = sensor.evaluate_tick(build_sensor_context(instance=instance))
+            messages[name] = data.skip_message or ""
+    assert "WARNING" in messages["stock"] and "SqliteEventLogStorage" in messages["stock"]
+    assert "dccd's dagster.yaml" in messages["stock"]
+    assert "WARNING" not in messages["shipped"]

@@ -7,6 +7,7 @@ rows of the dataset's schema (``to_rows``); everything else is done here, once:
     plan_files: calendar.archive_periods (monthly, then daily, published by now)
     read:       an ArchiveRead over _steps (the per-file state lives in the generator):
                 fetch.fetch_verified -> temp file, sha256 against the published one
+                (shared_files instead where one file holds several datasets)
                 decode.open_member + iter_csv_frames -> blocks of about 4 MB of text
                 to_rows (per exchange; the timestamp unit held per file in FileState)
                 checks.check_archive_rows -> inside the file's period, plausible values
@@ -58,7 +59,8 @@ from .decode import (
     iter_csv_frames_backward,
     open_member,
 )
-from .fetch import fetch_published, fetch_verified
+from .fetch import Fetched, fetch_published, fetch_verified
+from .shared_files import SHARED_DOWNLOADS, SharedDownloads
 
 __all__ = ["FileState", "HttpArchiveReader"]
 
@@ -83,6 +85,9 @@ class HttpArchiveReader(ArchiveReader):
     #: files may list their rows newest first (the order is undocumented): such a file
     #: is decompressed to disk and read backward when its top is newer than its bottom
     order_may_be_reversed: ClassVar[bool] = False
+    #: one file holds several datasets (BitMEX: every symbol's trades of a day): its
+    #: downloads are shared by the readers of the process (``shared_files``)
+    shares_files: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class HttpArchiveReader(ArchiveReader):
         self.block_bytes = block_bytes
         self.temp_dir = str(temp_dir) if temp_dir is not None else None
         self.downloader = Downloader(self.capability.exchange, self.origin, transport=transport)
+        self.shared: SharedDownloads | None = SHARED_DOWNLOADS if self.shares_files else None
 
     # -- what an exchange declares -----------------------------------------------------
 
@@ -176,11 +182,8 @@ class HttpArchiveReader(ArchiveReader):
         rows = 0
         last_ts: int | None = None
         with ExitStack() as stack:
-            temp = stack.enter_context(self._temp_file(file.name))
-            fetched = await fetch_verified(self.downloader, file, temp)
-            frames = await asyncio.to_thread(
-                self._frames, key, file, layout, Path(temp.name), stack
-            )
+            path, fetched = await self._download(file, stack)
+            frames = await asyncio.to_thread(self._frames, key, file, layout, path, stack)
             while (
                 out := await asyncio.to_thread(self._next_rows, key, file, frames, state)
             ) is not None:
@@ -196,6 +199,16 @@ class HttpArchiveReader(ArchiveReader):
                 rows += out.height
                 yield out
         yield IngestedFile(file, fetched.sha256, fetched.published_sha256, rows)
+
+    async def _download(self, file: ArchiveFile, stack: ExitStack) -> tuple[Path, Fetched]:
+        """``file`` verified on disk, its clean-up on ``stack``; a file holding several
+        datasets (``shares_files``) leased from the process's shared downloads."""
+        if self.shared is not None:
+            shared = await self.shared.acquire(self.downloader, file, self.temp_dir)
+            stack.callback(self.shared.release, shared)
+            return shared.path, shared.fetched
+        temp = stack.enter_context(self._temp_file(file.name))
+        return Path(temp.name), await fetch_verified(self.downloader, file, temp)
 
     def _next_rows(
         self, key: DatasetKey, file: ArchiveFile, frames: Iterator[pl.DataFrame], state: FileState

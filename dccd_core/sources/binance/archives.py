@@ -91,19 +91,20 @@ _KLINES = CsvLayout(
     },
     required=("open_time", "open", "high", "low", "close", "volume", "quote_volume", "count"),
 )
+#: aggTrades columns every file has, by position (USD-M header names)
+_AGG_COLUMNS = (
+    "agg_trade_id",
+    "price",
+    "quantity",
+    "first_trade_id",
+    "last_trade_id",
+    "transact_time",
+    "is_buyer_maker",
+)
+#: trailing columns only some files have (spot's best-match flag)
+_AGG_OPTIONAL = ("is_best_match",)
 _AGG_TRADES = CsvLayout(
-    names=tuple(
-        [
-            "agg_trade_id",
-            "price",
-            "quantity",
-            "first_trade_id",
-            "last_trade_id",
-            "transact_time",
-            "is_buyer_maker",
-            "is_best_match",
-        ]
-    ),
+    names=_AGG_COLUMNS + _AGG_OPTIONAL,
     dtypes={
         "agg_trade_id": pl.Int64,
         "price": pl.Float64,
@@ -113,17 +114,8 @@ _AGG_TRADES = CsvLayout(
         "transact_time": pl.Int64,
         "is_buyer_maker": pl.Boolean,
     },
-    required=tuple(
-        [
-            "agg_trade_id",
-            "price",
-            "quantity",
-            "first_trade_id",
-            "last_trade_id",
-            "transact_time",
-            "is_buyer_maker",
-        ]
-    ),
+    # derived, not listed again: every column but the optional tail is required
+    required=_AGG_COLUMNS,
 )
 
 

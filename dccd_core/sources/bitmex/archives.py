@@ -16,11 +16,11 @@ nanosecond digits). Rows equal the REST parser's (``parse.parse_trades``): ``tra
 is refused, so REST (which converts ``size`` with the contract spec) serves that day.
 One file holds all symbols: each dataset reads it and keeps its own symbol's rows.
 
-Known cost: every dataset downloads (and decompresses) the whole day's dump for its
-own symbol, so N BitMEX trade datasets fetch each day N times. Sharing one verified
-temp copy would need a cache across datasets that Dagster runs in separate processes
-(a lake-side download cache with locking and clean-up); not worth it for a dump a
-backfill reads once per day and symbol.
+The datasets of one process share each day's download (``shares_files``: the
+bounded per-process cache ``archives.shared_files``), so N BitMEX trade datasets
+backfilled side by side fetch each day once; each still decompresses it for its own
+symbol. Across processes (Dagster runs each asset in its own) every process downloads
+the day itself: a lake-side cache would need locking and clean-up across processes.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class BitmexArchives(HttpArchiveReader):
     """public.bitmex.com daily trade dumps (no published checksum)."""
 
     capability = CAPABILITY
+    shares_files = True  # one dump per day holds every symbol
 
     def file_for(self, key: DatasetKey, period: Period) -> ArchiveFile:
         name = f"{period_date(period).replace('-', '')}.csv.gz"

@@ -366,3 +366,12 @@ async def test_a_file_without_its_checksum_is_refused_without_waiting_for_it() -
         await asyncio.wait_for(stopped.wait(), 5)
     finally:
         await reader.aclose()
+
+
+def test_agg_trades_required_columns_are_the_names_without_the_optional_tail() -> None:
+    """``required`` is derived from ``names`` (one list), so they cannot disagree: a
+    7-column file (USD-M, no best-match flag) has every required column."""
+    from dccd_core.sources.binance.archives import _AGG_TRADES
+
+    assert _AGG_TRADES.names == (*_AGG_TRADES.required, "is_best_match")
+    assert len(_AGG_TRADES.required) == 7
