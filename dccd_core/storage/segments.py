@@ -40,7 +40,9 @@ flush, and skips the rewrites whose only purpose is to keep an open period's fil
 few (``rewrite_ratio``, segments outgrowing the base, tier merges below
 ``max_segments`` segments): one compaction follows. Past ``max_segments`` the tier
 merges run, so files stay bounded; a crash between commits leaves base + segments,
-which read as one table and are compacted by the next writer. That compaction streams
+which read as one table and are compacted by the next writer. A fill's segments are
+written uncompressed (the compaction encodes their rows again, zstd, once). That
+compaction streams
 the files into the base one at a time when their ts ranges do not overlap (a
 backfill's segments each hold a later stretch of the day): its memory is the largest
 file, not the day.
