@@ -42,10 +42,9 @@ few (``rewrite_ratio``, segments outgrowing the base, tier merges below
 merges run, so files stay bounded; a crash between commits leaves base + segments,
 which read as one table and are compacted by the next writer. A fill's segments are
 written uncompressed (the compaction encodes their rows again, zstd, once). That
-compaction streams
-the files into the base one at a time when their ts ranges do not overlap (a
-backfill's segments each hold a later stretch of the day): its memory is the largest
-file, not the day.
+compaction streams the files into the base one at a time when their ts ranges do not
+overlap (a backfill's segments each hold a later stretch of the day): its memory is
+the largest file, not the day.
 
 Compactions replace files crash-safely through ``compaction``; the index of stored
 keys lives in ``key_index``. This module decides and performs the commits.
