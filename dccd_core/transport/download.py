@@ -30,6 +30,7 @@ import httpx
 from dccd_core.domain import ExchangeError, RetryExhausted, TransportError
 
 from .retry import RetryPolicy, TransientError
+from .tls import default_tls_context
 
 __all__ = ["DOWNLOAD_RETRY", "Downloaded", "Downloader", "FileMissing"]
 
@@ -81,6 +82,7 @@ class Downloader:
                 timeout=httpx.Timeout(self._timeout_s),
                 transport=self._transport,
                 follow_redirects=True,
+                verify=default_tls_context(),
             )
         return self._client
 

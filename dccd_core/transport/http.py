@@ -55,6 +55,7 @@ from dccd_core.domain import ExchangeError, RateLimited, RetryExhausted
 from .errors import ErrorTable, Fault, error_entries
 from .limiter import WeightLimiter
 from .retry import DEFAULT_RETRY, RetryPolicy, TransientError, should_retry
+from .tls import default_tls_context
 
 __all__ = ["HttpClient", "HttpStats", "JsonResponse"]
 
@@ -149,6 +150,7 @@ class HttpClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
+            verify=default_tls_context(),
             headers={"Accept": "application/json", **(headers or {})},
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -207,10 +207,17 @@ async def backfill(
             reader, owned_reader = archive_reader_for(
                 key, source, mode, archive_reader, archive_url
             )
+        checking: asyncio.Task[None] | None = None
         try:
             if reader is None:  # REST alone after all: refuse missing history now, before
                 require_capability(source, key, None, now)  # even the symbol listing
-            await source.check_symbol(key.symbol)
+            if reader is not None and start_mode != "origin":
+                # asked while the planner requests the first archive files (one round
+                # trip less before the first row); the planner waits for the answer
+                # before any row or REST request, so an unknown symbol stores nothing
+                checking = asyncio.create_task(source.check_symbol(key.symbol))
+            else:
+                await source.check_symbol(key.symbol)
             if key.data_type is DataType.BOOK:
                 return await _backfill_book(key, store, source, progress)
             if key.span is not None:
@@ -228,6 +235,8 @@ async def backfill(
                 assert explicit_start is not None
                 start_ts = explicit_start
             if start_ts >= end:
+                if checking is not None:
+                    await checking
                 return BackfillResult(0, 0, 0, 0, 0, start_ts, max(start_ts, end), ())
             if reader is None:  # REST alone: its history depth (candle count, days)
                 require_capability(source, key, start_ts, now)
@@ -238,7 +247,12 @@ async def backfill(
             rest_from = None if mode is ArchiveMode.ONLY else rest_history_start(source, key, now)
             if mode is ArchiveMode.AUTO:
                 files = reader.plan_files(key, start_ts, end, now)
-                refuse_unservable(source, key, start_ts, end, files, rest_from)
+                try:
+                    refuse_unservable(source, key, start_ts, end, files, rest_from)
+                except NoCapability:
+                    if checking is not None:
+                        await checking  # an unknown symbol is said first, as before
+                    raise
             return await _backfill_pages(
                 key,
                 store,
@@ -248,9 +262,16 @@ async def backfill(
                 progress,
                 concurrency,
                 progress_interval_s,
-                archive=_ArchiveRun(reader, mode, now, rest_from, rest_gap_hint(source, key)),
+                archive=_ArchiveRun(
+                    reader, mode, now, rest_from, rest_gap_hint(source, key), checking
+                ),
             )
         finally:
+            if checking is not None:
+                if not checking.done():
+                    checking.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await checking  # its error is raised where it was awaited, if at all
             if owned_reader is not None:
                 await owned_reader.aclose()
 
@@ -301,6 +322,8 @@ class _ArchiveRun:
     #: the oldest ts REST reaches (None: all history; ``archives: only``: unused)
     rest_from_ts: int | None
     rest_gap: str
+    #: the symbol check still under way (the planner awaits it before any row)
+    ready: Awaitable[None] | None = None
 
 
 async def _backfill_pages(
@@ -331,6 +354,7 @@ async def _backfill_pages(
             lambda a, b, stats: rest_chunks(key, source, a, b, concurrency, stats),
             rest_from_ts=archive.rest_from_ts,
             rest_gap=archive.rest_gap,
+            ready=archive.ready,
         )
         chunks = planner.chunks()
         provenance["archive_url"] = reader.origin

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -129,9 +129,13 @@ class ArchivePlanner:
         rest_chunks: RestChunks,
         rest_from_ts: int | None = None,
         rest_gap: str = "",
+        ready: Awaitable[None] | None = None,
     ) -> None:
         """``rest_from_ts``: the oldest ts REST can page back to (None: all history);
-        ``rest_gap``: why (and what instead), for the log of a window left uncovered."""
+        ``rest_gap``: why (and what instead), for the log of a window left uncovered;
+        ``ready``: a check still under way (the symbol's): the first files' downloads
+        start meanwhile, but no chunk is yielded and no REST request made before it
+        passes (its error ends the run)."""
         if mode is ArchiveMode.OFF:
             raise ValueError("the archive planner is not used with archives: off")
         self.key = key
@@ -142,6 +146,7 @@ class ArchivePlanner:
         self._rest_chunks = rest_chunks
         self.rest_from_ts = rest_from_ts
         self.rest_gap = rest_gap
+        self._ready = ready
         self._hole = False  # the next chunk follows a window left uncovered
         #: files read to their end, waiting for their rows to be committed
         self._pending: list[tuple[int, LedgerEntry]] = []
@@ -174,6 +179,10 @@ class ArchivePlanner:
 
         cursor = self.run.start_ts
         try:
+            if self._ready is not None:
+                start_reads(0)  # the downloads overlap the check; no row before it passed
+                await self._ready
+                self.run.count_from_now()  # as if the check had come before the run
             for i, (_, a, b) in enumerate(plan):
                 start_reads(i)
                 if a > cursor:

@@ -182,6 +182,11 @@ class BackfillTracker:
             return (0, 0, 0)
         return (stats.requests, stats.retries, stats.rate_limit_pauses)
 
+    def count_from_now(self) -> None:
+        """Count requests from now on: the run's own requests begin here (the symbol
+        listing asked beside the first archive downloads is not one of them)."""
+        self._base = self._http_counts()
+
     def counts(self) -> tuple[int, int, int]:
         """(requests, retries, rate-limit pauses) since the run began."""
         now = self._http_counts()

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import IO, cast
 
 import polars as pl
+from zlib_ng import gzip_ng
 
 from .base import ArchiveUnavailable
+from .inflate import INFLATE_ERROR, open_zip_member
 
 __all__ = [
     "DEFAULT_BLOCK_BYTES",
@@ -51,7 +53,14 @@ __all__ = [
 #: day: 2 MB blocks +52 MB peak RSS, 4 MB +77 MB, 8 MB +135 MB, at ~1.2-1.7M rows/s each
 DEFAULT_BLOCK_BYTES = 4 << 20
 
-_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, OSError)
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zlib.error,
+    INFLATE_ERROR,
+    EOFError,
+    gzip.BadGzipFile,
+    OSError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +80,9 @@ class CsvLayout:
 
 
 def open_member(path: Path, name: str, stack: ExitStack) -> IO[bytes]:
-    """The decompressed byte stream of ``path``: a zip's one member, a gzip's content,
-    or the file itself. The handles are closed with ``stack``."""
+    """The decompressed byte stream of ``path``: a zip's one member (inflated by
+    zlib-ng, ``inflate``), a gzip's content (zlib-ng's ``gzip_ng``: the same format,
+    about 2x zlib's speed), or the file itself. The handles are closed with ``stack``."""
     try:
         if name.endswith(".zip"):
             archive = stack.enter_context(zipfile.ZipFile(path))
@@ -81,10 +91,11 @@ def open_member(path: Path, name: str, stack: ExitStack) -> IO[bytes]:
                 raise ArchiveUnavailable(
                     name, f"expected one file in the zip, found {len(members)}"
                 )
-            return stack.enter_context(archive.open(members[0]))
+            fast = open_zip_member(path, members[0], name, stack)
+            return fast if fast is not None else stack.enter_context(archive.open(members[0]))
         raw = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by ``stack``
         if name.endswith(".gz"):
-            unzipped = stack.enter_context(gzip.GzipFile(fileobj=raw))
+            unzipped = stack.enter_context(gzip_ng.GzipFile(fileobj=raw))  # type: ignore[no-untyped-call]
             return cast(IO[bytes], unzipped)
         return raw
     except _CORRUPT as exc:

@@ -13,11 +13,13 @@ after publication), a download that never completed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from typing import IO
 
 from dccd_core.domain import TransportError
-from dccd_core.transport.download import Downloader, FileMissing
+from dccd_core.transport.download import Downloaded, Downloader, FileMissing
 
 from .base import ArchiveFile, ArchiveUnavailable
 
@@ -66,23 +68,21 @@ class Fetched:
 async def fetch_verified(downloader: Downloader, file: ArchiveFile, out: IO[bytes]) -> Fetched:
     """Download ``file`` into ``out`` and compare it with its published checksum.
 
-    The checksum is fetched first: a file without one is not downloaded at all."""
-    published: str | None = None
+    The checksum and the file are requested at once (the checksum's round trip hides
+    behind the file's instead of preceding it); a file whose checksum is missing or
+    unreadable is refused as soon as that is known, its download cancelled. Nothing of
+    the file is returned, so nothing of it is read, before its digest matched."""
+    download = asyncio.create_task(_fetch_file(downloader, file, out))
     try:
-        if file.checksum_path is not None:
-            try:
-                raw = await downloader.fetch_bytes(file.checksum_path)
-            except FileMissing:
-                # a data file without its .CHECKSUM is either not published yet or
-                # half-published: neither can be verified
-                raise ArchiveUnavailable(file.name, "missing (no checksum file)") from None
-            published = parse_checksum(raw.decode("utf-8", "replace"), file.name)
-        try:
-            got = await downloader.fetch_to(file.path, out)
-        except FileMissing:
-            raise ArchiveUnavailable(file.name, "missing") from None
+        published = await _fetch_checksum(downloader, file)
+        got = await download
     except TransportError as exc:
         raise ArchiveUnavailable(file.name, f"download failed ({exc})") from exc
+    finally:
+        if not download.done():
+            download.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await download  # settled (and its error, if any, retrieved) before ``out`` goes
     if published is not None and got.sha256 != published:
         raise ArchiveUnavailable(
             file.name,
@@ -90,3 +90,23 @@ async def fetch_verified(downloader: Downloader, file: ArchiveFile, out: IO[byte
             f"{got.sha256[:16]}...; replaced or corrupt, fetched over REST instead)",
         )
     return Fetched(got.sha256, published, got.size)
+
+
+async def _fetch_checksum(downloader: Downloader, file: ArchiveFile) -> str | None:
+    """The published sha256 (None where the exchange publishes none)."""
+    if file.checksum_path is None:
+        return None
+    try:
+        raw = await downloader.fetch_bytes(file.checksum_path)
+    except FileMissing:
+        # a data file without its .CHECKSUM is either not published yet or
+        # half-published: neither can be verified
+        raise ArchiveUnavailable(file.name, "missing (no checksum file)") from None
+    return parse_checksum(raw.decode("utf-8", "replace"), file.name)
+
+
+async def _fetch_file(downloader: Downloader, file: ArchiveFile, out: IO[bytes]) -> Downloaded:
+    try:
+        return await downloader.fetch_to(file.path, out)
+    except FileMissing:
+        raise ArchiveUnavailable(file.name, "missing") from None

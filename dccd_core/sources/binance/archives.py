@@ -112,6 +112,7 @@ _AGG_TRADES = CsvLayout(
         "first_trade_id": pl.Int64,
         "last_trade_id": pl.Int64,
         "transact_time": pl.Int64,
+        "is_buyer_maker": pl.Boolean,
     },
     # derived, not listed again: every column but the optional tail is required
     required=_AGG_COLUMNS,
@@ -180,52 +181,49 @@ class BinanceArchives(HttpArchiveReader):
     def _trades(
         file: ArchiveFile, frame: pl.DataFrame, ts: pl.Series, state: FileState
     ) -> pl.DataFrame:
-        maker = frame.get_column("is_buyer_maker").str.to_lowercase()
-        if not maker.is_in(["true", "false"]).all():
-            bad = maker.filter(~maker.is_in(["true", "false"]).fill_null(False))
-            raise ArchiveUnavailable(
-                file.name, f"implausible: is_buyer_maker {bad[0] if bad.len() else None!r}"
-            )
-        rows = pl.DataFrame(
-            [
-                ts,
-                frame.get_column("agg_trade_id").cast(pl.Utf8).alias("trade_id"),
-                frame.get_column("price"),
-                frame.get_column("quantity").alias("amount"),
-                frame.get_column("agg_trade_id").alias("_id"),
-                frame.get_column("first_trade_id").alias("_first"),
-                frame.get_column("last_trade_id").alias("_last"),
-                (maker == "true").alias("_maker"),
-            ]
-        ).with_columns(taker_side(pl.col("_maker")).alias("side"))
+        # ``is_buyer_maker`` is parsed as a boolean by the CSV reader (``True``/``False``
+        # in any case; any other word makes the block unreadable): only a blank is left
+        maker = frame.get_column("is_buyer_maker")
+        if maker.null_count():
+            raise ArchiveUnavailable(file.name, "implausible: an empty is_buyer_maker")
         # replayed aggregates (their trades f..l were delivered before): dropped as the
         # REST parser drops them, so both sources store the same trade ids
-        before = pl.col("_last").cum_max().shift(1)
+        last = frame.get_column("last_trade_id")
+        before = last.cum_max().shift(1)
         if state.last_trade_id is not None:
             before = before.fill_null(state.last_trade_id).clip(lower_bound=state.last_trade_id)
-        rows = rows.with_columns((pl.col("_first") <= before).fill_null(False).alias("_replay"))
-        if rows.height:
-            high = int(rows.get_column("_last").max())  # type: ignore[arg-type]
+        replay = (frame.get_column("first_trade_id") <= before).fill_null(False)
+        if frame.height:
+            high = int(last.max())  # type: ignore[arg-type]
             state.last_trade_id = max(high, state.last_trade_id or high)
-        replays = rows.filter(pl.col("_replay"))
-        if replays.height:
+        if replay.any():
+            replays = frame.filter(replay)
             log_replays(
                 f"binance archive {file.name}",
-                tuple(replays.get_column("trade_id").to_list()),
-                replays.get_column("_first"),
-                replays.get_column("_last"),
+                tuple(replays.get_column("agg_trade_id").cast(pl.Utf8).to_list()),
+                replays.get_column("first_trade_id"),
+                replays.get_column("last_trade_id"),
             )
-            rows = rows.filter(~pl.col("_replay"))
-        out = columns.to_schema(
-            DataType.TRADES, {name: rows.get_column(name) for name in rows.columns}
+            keep = ~replay
+            frame, ts = frame.filter(keep), ts.filter(keep)
+        # the schema's columns in one polars pass (its threads share the casts)
+        ids = frame.get_column("agg_trade_id")
+        out = frame.with_columns(ts).select(
+            "ts",
+            pl.col("agg_trade_id").cast(pl.Utf8).alias("trade_id"),
+            "price",
+            pl.col("quantity").alias("amount"),
+            taker_side(pl.col("is_buyer_maker")).alias("side"),
         )
+        out = columns.to_schema(DataType.TRADES, {c: out.get_column(c) for c in out.columns})
         # aggregate ids rise with time (as the REST source checks every page): an
         # aggregate stamped before an earlier id is garbage, and the file is refused.
         # Checked on the integer ids as read (the same values as ``trade_id``'s text,
         # without parsing 60k strings back per block)
-        ids = rows.select(pl.col("_id").alias("trade_id"), "ts")
         try:
-            state.id_edges = check_trade_id_order(ids, origin=file.name, edges=state.id_edges)
+            state.id_edges = check_trade_id_order(
+                pl.DataFrame([ids.alias("trade_id"), ts]), origin=file.name, edges=state.id_edges
+            )
         except UnexpectedPayload as exc:
             raise ArchiveUnavailable(file.name, f"implausible: {exc}") from exc
         return out

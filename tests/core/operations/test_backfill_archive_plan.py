@@ -27,6 +27,7 @@ from dccd_core.domain import (
     ArchiveGranularity,
     ConfigError,
     DatasetKey,
+    UnknownSymbol,
     to_ns,
 )
 from dccd_core.operations.backfill import backfill
@@ -359,3 +360,22 @@ def test_only_holes_are_exactly_the_unavailable_files(missing: set[int], how: st
             _assert_exact(store, CANDLES, truth)
         else:
             assert store.read(CANDLES).height == 0
+
+
+async def test_an_unknown_symbol_is_refused_and_nothing_stored_though_files_were_asked(
+    tmp_path: Any,
+) -> None:
+    """The symbol listing is asked while the first archive files are requested (one
+    round trip less before the first row): an unknown symbol still ends the run with
+    ``UnknownSymbol``, before any row, coverage or REST data request."""
+    fake = _fake()
+    store = Store(tmp_path)
+    start, end = to_ns("2024-01-01"), to_ns("2024-01-03")
+    reader = TruthArchive(fake, published_until=to_ns("2024-02-01"))
+    doge = DatasetKey.of("binance", "DOGE/USDT", "trades")
+    with pytest.raises(UnknownSymbol, match="does not list DOGE/USDT"):
+        await _run(fake, store, doge, reader, start, end)
+    with pytest.raises(UnknownSymbol, match="does not list DOGE/USDT"):
+        await _run(fake, store, doge, reader, start, start)  # an empty window too
+    assert fake.data_requests == 0
+    assert store.datasets() == []

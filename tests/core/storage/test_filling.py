@@ -11,12 +11,14 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dccd_core.storage import SegmentPolicy, Store
 from dccd_core.storage import compaction as compaction_module
+from dccd_core.storage import segments as segments_module
 from dccd_core.storage.layout import list_period_files
 
 from .helpers import TRADES
@@ -209,3 +211,51 @@ def test_the_fill_reports_the_days_file_not_its_passing_segments(tmp_path: Path)
     assert [p.name for p in writer.result.files] == ["2024-02-29.parquet"]
     assert writer.result.new_rows == 50
     assert all(p.exists() for p in writer.result.files)
+
+
+def _codecs(path: Path) -> set[str]:
+    meta = pq.read_metadata(path)
+    return {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    }
+
+
+def test_a_fills_segments_are_uncompressed_and_its_compacted_day_is_zstd(
+    tmp_path: Path,
+) -> None:
+    """A fill's segments live until its compaction (which encodes every row again):
+    they are written uncompressed, the day's file zstd as every period file."""
+    store = Store(tmp_path, segments=POLICY)
+    with store.writer(TRADES, commit_rows=2**62, commit_seconds=float("inf")) as writer:
+        for lo in range(0, 30, 10):
+            _commit(writer, trade_rows(list(range(lo, lo + 10))))
+        files = list_period_files(tmp_path, TRADES)
+        segments = [f.path for f in files if f.segment is not None]
+        assert segments and all(_codecs(p) == {"UNCOMPRESSED"} for p in segments)
+        assert as_map(glob_read(tmp_path, TRADES)) == {f"t0-{i}": 1.0 for i in range(30)}
+    (day,) = list_period_files(tmp_path, TRADES)
+    assert _codecs(day.path) == {"ZSTD"}
+    assert as_map(store.read(TRADES)) == {f"t0-{i}": 1.0 for i in range(30)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 30)),
+        min_size=0,
+        max_size=12,
+        unique_by=lambda t: t[1],
+    )
+)
+def test_rows_found_in_sort_order_are_in_sort_order(pairs: list[tuple[int, int]]) -> None:
+    """``_in_sort_order`` (which lets a segment skip its sort) never says yes to rows a
+    sort would move: ts (with repeats) then the trade id as text."""
+    frame = trade_rows([i for _, i in pairs]).with_columns(
+        ts=pl.Series([DAY0 + t for t, _ in pairs], dtype=pl.Int64)
+    )
+    ordered = frame.sort(["ts", "trade_id"])
+    if segments_module._in_sort_order(frame, TRADES):
+        assert frame.equals(ordered)
+    assert segments_module._in_sort_order(ordered, TRADES)

@@ -3,11 +3,19 @@ REST fake's truth (and the REST source's own pages), quirks handled or refused."
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import httpx
 import polars as pl
 import pytest
 
 from dccd_core.domain import NS_PER_DAY, NS_PER_MS, ArchiveGranularity, DatasetKey, Span, to_ns
 from dccd_core.sources.archives.base import ArchiveUnavailable
+from dccd_core.sources.archives.decode import iter_csv_frames
+from dccd_core.sources.archives.http_reader import FileState
+from dccd_core.sources.binance.archives import BinanceArchives
 from dccd_core.sources.registry import build_source
 from tests.fakes.archives import FakeArchives, archive_reader_on, read_file, read_file_ingested
 from tests.fakes.binance import FakeBinance, MarketData
@@ -306,6 +314,58 @@ async def test_bitmex_publishes_no_checksum() -> None:
     async with archive_reader_on("bitmex", fake) as reader:
         (file,) = reader.plan_files(key, to_ns("2024-03-05"), to_ns("2024-03-06"), LATER)
         assert await reader.fetch_published_sha256(file) is None
+
+
+def _agg_rows(lines: list[str]) -> pl.DataFrame:
+    reader = BinanceArchives("http://127.0.0.1:9")
+    (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+    text = "".join(f"{i + 1},42000.5,0.1,{2 * i},{2 * i + 1},{1715299200000 + i},{m},True\n"
+                   for i, m in enumerate(lines)).encode()  # fmt: skip
+    state = FileState()
+    frames = iter_csv_frames(io.BytesIO(text), file.name, reader.layout(TRADES))
+    return pl.concat([reader.to_rows(TRADES, file, frame, state) for frame in frames])
+
+
+def test_the_maker_flag_in_any_case_gives_the_taker_side() -> None:
+    rows = _agg_rows(["True", "false", "TRUE", "False"])
+    assert rows.get_column("side").to_list() == ["sell", "buy", "sell", "buy"]
+    assert rows.get_column("trade_id").to_list() == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("maker", ["Maybe", "1", ""])
+def test_a_maker_flag_neither_true_nor_false_refuses_the_file(maker: str) -> None:
+    with pytest.raises(ArchiveUnavailable, match=r"unreadable CSV|implausible"):
+        _agg_rows(["True", maker, "False"])
+
+
+async def test_a_file_without_its_checksum_is_refused_without_waiting_for_it() -> None:
+    """The checksum and the file are requested at once; a 404 on the checksum refuses
+    the file at once and stops its download (here a body that would take 30 s)."""
+    stopped = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".CHECKSUM"):
+            await asyncio.sleep(0.05)
+            return httpx.Response(404)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield b"PK" * 4096
+                await asyncio.sleep(30)
+                yield b"never"
+            finally:
+                stopped.set()
+
+        return httpx.Response(200, content=body())
+
+    reader = BinanceArchives("http://archive.test", transport=httpx.MockTransport(handler))
+    (file,) = reader.plan_files(TRADES, to_ns("2024-05-10"), to_ns("2024-05-11"), LATER)
+    try:
+        with pytest.raises(ArchiveUnavailable, match="no checksum file"):
+            await asyncio.wait_for(read_file(reader, TRADES, file), 5)
+        await asyncio.wait_for(stopped.wait(), 5)
+    finally:
+        await reader.aclose()
 
 
 def test_agg_trades_required_columns_are_the_names_without_the_optional_tail() -> None:

@@ -22,6 +22,7 @@ from dccd_core.sources.archives.decode import (
     open_member,
 )
 from dccd_core.sources.archives.fetch import parse_checksum
+from dccd_core.sources.archives.inflate import DeflateMember
 
 LAYOUT = CsvLayout(
     names=("t", "price", "qty"),
@@ -158,3 +159,43 @@ def test_a_zip_corrupted_inside_is_unavailable(tmp_path: Path) -> None:
     ):
         stream = open_member(path, "x.zip", stack)
         list(iter_csv_frames(stream, "x.zip", LAYOUT, block_bytes=1 << 16))
+
+
+def _zip_of(body: bytes, method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", method) as archive:
+        archive.writestr("x.csv", body)
+    return zipped.getvalue()
+
+
+@pytest.mark.parametrize("step", [1, 4096, 65_537, 1 << 22])
+def test_zip_member_through_zlib_ng_reads_what_zipfile_reads(tmp_path: Path, step: int) -> None:
+    """The zlib-ng member reader (``inflate``) gives zipfile's bytes, never more than
+    asked per read; stored members are still read by zipfile."""
+    body = b"".join(f"{1715299200000 + i},{i * 7 % 1000}.5,1\n".encode() for i in range(40000))
+    for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+        path = tmp_path / "x.zip"
+        path.write_bytes(_zip_of(body, method))
+        out = bytearray()
+        with ExitStack() as stack:
+            stream = open_member(path, "x.zip", stack)
+            assert isinstance(stream, DeflateMember) == (method == zipfile.ZIP_DEFLATED)
+            while chunk := stream.read(step):
+                assert len(chunk) <= step
+                out += chunk
+        assert bytes(out) == body
+
+
+def test_zip_member_with_a_wrong_crc_is_corrupt(tmp_path: Path) -> None:
+    """The CRC-32 the zip's directory gives is checked at the end of the stream, as
+    zipfile checks it: a member whose bytes inflate cleanly but differ is refused."""
+    body = b"".join(f"{1715299200000 + i},{i}.5,1\n".encode() for i in range(5000))
+    data = bytearray(_zip_of(body))
+    crc = zipfile.crc32(body).to_bytes(4, "little")
+    at = data.rfind(crc)  # the central directory's copy (zipfile reads that one)
+    data[at] ^= 0x01
+    path = tmp_path / "x.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveUnavailable, match="bad CRC-32"), ExitStack() as stack:
+        stream = open_member(path, "x.zip", stack)
+        list(iter_csv_frames(stream, "x.zip", LAYOUT, block_bytes=4096))
