@@ -63,9 +63,6 @@ RestChunks = Callable[[int, int, PageStats], AsyncGenerator[Chunk, None]]
 #: files read ahead of the one being consumed (their downloads overlap its decoding);
 #: each holds a temp file (a month of a busy pair's trades: hundreds of MB on disk)
 LOOKAHEAD_FILES = 1
-#: the same for files of candles: a month of 1m candles is ~2 MB, so more of them in
-#: flight hide the round trips (checksum, then file) that dominate their reading
-CANDLE_LOOKAHEAD_FILES = 3
 #: batches buffered per file read ahead
 _BUFFERED_BATCHES = 4
 
@@ -170,10 +167,8 @@ class ArchivePlanner:
         self.run.archive.files_total = len(plan)
         reads: dict[int, _FileRead] = {}
 
-        ahead = CANDLE_LOOKAHEAD_FILES if self.key.span is not None else LOOKAHEAD_FILES
-
         def start_reads(upto: int) -> None:
-            for j in range(upto, min(len(plan), upto + ahead + 1)):
+            for j in range(upto, min(len(plan), upto + LOOKAHEAD_FILES + 1)):
                 if j not in reads:
                     reads[j] = _FileRead(self.reader, self.key, plan[j][0])
 
