@@ -73,6 +73,7 @@ _BATCHED_TYPES = {
     DagsterEventType.ASSET_OBSERVATION,
     DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
 }
+assert _BATCHED_TYPES <= ASSET_EVENTS  # mirrored in the index shard, as store_event does
 """The asset events written in bulk; any other event of a batch (a check's planned event,
 a failed materialization) goes through Dagster's own ``store_event``."""
 
@@ -205,7 +206,6 @@ def _bulk_writable(event: EventLogEntry) -> bool:
     return (
         dagster_event is not None
         and dagster_event.event_type in _BATCHED_TYPES
-        and dagster_event.event_type in ASSET_EVENTS
         and dagster_event.asset_key is not None
     )
 

@@ -20,6 +20,16 @@ from .instance_storage import AtomicSlotClaims
 __all__ = ["DccdPostgresEventLogStorage", "DccdPostgresStorage"]
 
 
+def _pg_arguments(config_value: Any) -> dict[str, Any]:
+    """The constructor arguments of a ``storage: postgres:`` config, as dagster-postgres
+    reads them (its own ``from_config_value`` builds its own class, not ours)."""
+    return {
+        "postgres_url": pg_url_from_config(config_value),
+        "should_autocreate_tables": config_value.get("should_autocreate_tables", True),
+        "token_provider": get_token_provider_from_config(config_value),
+    }
+
+
 class DccdPostgresEventLogStorage(AtomicSlotClaims, PostgresEventLogStorage):
     """dagster-postgres' event log with atomic pool-slot claims."""
 
@@ -27,12 +37,7 @@ class DccdPostgresEventLogStorage(AtomicSlotClaims, PostgresEventLogStorage):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Any
     ) -> DccdPostgresEventLogStorage:
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return cls(inst_data=inst_data, **_pg_arguments(config_value))
 
 
 class DccdPostgresStorage(DagsterPostgresStorage):
@@ -64,12 +69,7 @@ class DccdPostgresStorage(DagsterPostgresStorage):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Any
     ) -> DccdPostgresStorage:
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return cls(inst_data=inst_data, **_pg_arguments(config_value))
 
     @property
     def event_log_storage(self) -> EventLogStorage:
