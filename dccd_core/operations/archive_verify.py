@@ -201,14 +201,23 @@ async def verify_archives(
             except DccdError as exc:
                 return exc
 
-        checkable = [e for e in entries if e.checksum_path is not None and reader is not None]
+        checkable: list[LedgerEntry] = []
+        unverifiable: list[str] = []
+        for entry in entries:
+            if entry.checksum_path is None or reader is None:
+                unverifiable.append(f"{entry.name}: no published checksum")
+            else:
+                checkable.append(entry)
         sample_task = asyncio.ensure_future(rest_sample())
-        nows = await asyncio.gather(*(published(entry) for entry in checkable))
-        rest_or_error = await sample_task
+        try:
+            nows = await asyncio.gather(*(published(entry) for entry in checkable))
+            rest_or_error = await sample_task
+        finally:  # a re-fetch that raised leaves no sample request behind
+            if not sample_task.done():
+                sample_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sample_task
         changed: list[ChecksumChange] = []
-        unverifiable = [
-            f"{entry.name}: no published checksum" for entry in entries if entry not in checkable
-        ]
         checked = 0
         for entry, now in zip(checkable, nows, strict=True):
             if isinstance(now, Exception):
