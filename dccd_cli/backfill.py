@@ -30,7 +30,6 @@ from dccd_core.domain import (
     ConfigError,
     DatasetKey,
     DataType,
-    NoCapability,
     iso_datetime,
     now_ns,
     to_ns,
@@ -218,8 +217,8 @@ async def _run_backfill(
         require_capability,
     )
     from dccd_core.operations.backfill.reach import (
+        refuse_origin_search,
         refuse_unservable,
-        rest_gap_hint,
         rest_history_start,
     )
     from dccd_core.sources.registry import build_archive_reader, build_source
@@ -281,11 +280,8 @@ async def _run_backfill(
             else None
         )
         if start == "origin":
-            if reader is not None and rest_history_start(source, key, now) is not None:
-                raise NoCapability(
-                    f"{key}: --start origin is found over REST, which keeps no full "
-                    f"history ({rest_gap_hint(source, key)}): give a start date"
-                )
+            if reader is not None:
+                refuse_origin_search(source, key, now, "--start origin")
             start_ts = await find_origin(source, key, end_ts)
         elif start == "last":
             start_ts = _default_start(key, store, end_ts)  # as backfill(start="last")

@@ -71,7 +71,12 @@ from dccd_core.transport.paginate import (
 from .archive_plan import ArchivePlanner
 from .archive_setup import archive_origin_chosen, archive_reader_for, require_archive
 from .commit_loop import commit_chunks
-from .reach import refuse_unservable, rest_gap_hint, rest_history_start
+from .reach import (
+    refuse_origin_search,
+    refuse_unservable,
+    rest_gap_hint,
+    rest_history_start,
+)
 from .report import (
     ArchiveFallback,
     BackfillProgress,
@@ -223,11 +228,8 @@ async def backfill(
             if key.span is not None:
                 end = min(end, key.span.floor(now))  # never the bar still in progress
             if start_mode == "origin":
-                if reader is not None and rest_history_start(source, key, now) is not None:
-                    raise NoCapability(
-                        f"{key}: start=origin is found over REST, which keeps no full "
-                        f"history ({rest_gap_hint(source, key)}): give a start date"
-                    )
+                if reader is not None:
+                    refuse_origin_search(source, key, now, "start=origin")
                 start_ts = await find_origin(source, key, end)
             elif start_mode == "last":
                 start_ts = default_start(key, store, end)

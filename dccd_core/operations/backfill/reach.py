@@ -21,7 +21,12 @@ from dccd_core.domain import (
 from dccd_core.sources.archives.base import ArchiveFile
 from dccd_core.sources.base import Source
 
-__all__ = ["refuse_unservable", "rest_gap_hint", "rest_history_start"]
+__all__ = [
+    "refuse_origin_search",
+    "refuse_unservable",
+    "rest_gap_hint",
+    "rest_history_start",
+]
 
 
 def rest_history_start(source: Source, key: DatasetKey, now_ts: int) -> int | None:
@@ -48,6 +53,17 @@ def rest_gap_hint(source: Source, key: DatasetKey) -> str:
     if feature is not None and feature.alternative:
         hint += f"; {feature.alternative}"
     return hint
+
+
+def refuse_origin_search(source: Source, key: DatasetKey, now_ts: int, asked: str) -> None:
+    """``NoCapability`` when the start was asked as the exchange's origin (``asked``: how
+    the caller spells it) with archive files in play: the origin is searched over REST,
+    and a REST that keeps no full history would find a later start than the files hold."""
+    if rest_history_start(source, key, now_ts) is not None:
+        raise NoCapability(
+            f"{key}: {asked} is found over REST, which keeps no full "
+            f"history ({rest_gap_hint(source, key)}): give a start date"
+        )
 
 
 def refuse_unservable(
