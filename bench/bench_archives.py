@@ -265,31 +265,14 @@ def _dagster_cli(window: tuple[int, int], rest: str, archive: str,
                  stock: bool = False) -> dict[str, Any]:
     """``dagster asset materialize`` of the candle window's partitions, archives auto, on
     an instance with the shipped ``dagster.yaml`` (``stock``: Dagster's defaults)."""
-    import yaml
-
-    from bench.bench_dagster import _children_cpu, init_instance
+    from bench.bench_dagster import _children_cpu, materialize_project
     from dccd_core.domain import NS_PER_DAY, iso_date
 
     start, last = iso_date(window[0]), iso_date(window[1] - NS_PER_DAY)
-    key = _key("candles")
     with tempfile.TemporaryDirectory(prefix="dccd-bench-arch-cli-") as tmp:
-        home, lake = Path(tmp) / "dagster_home", Path(tmp) / "lake"
-        home.mkdir()
-        catalog = Path(tmp) / "catalog.yaml"
-        catalog.write_text(yaml.safe_dump({
-            "store": {"root": str(lake)},
-            "exchanges": {"binance": {"rest_url": rest, "archive_url": archive}},
-            "datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"],
-                          "data_types": ["ohlc"], "spans": ["1m"], "start": start,
-                          "archives": "auto"}],
-        }))
-        env = {**os.environ, "DAGSTER_HOME": str(home), "DCCD_CONFIG": str(catalog),
-               "PYTHONPATH": str(ROOT)}
-        dagster = str(Path(sys.executable).with_name("dagster"))
-        cmd = [dagster, "asset", "materialize", "-m", "dccd_pipelines.definitions",
-               "--select", "/".join(key.asset_key_path), "--partition-range",
-               f"{start}...{last}"]
-        init_instance(env, stock=stock)
+        env, cmd, lake = materialize_project(
+            Path(tmp), {"rest_url": rest, "archive_url": archive}, {"archives": "auto"},
+            start, last, stock=stock)
         r0, a0 = fake_stats(rest)
         cpu0, t0 = _children_cpu(), time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], cwd=ROOT,

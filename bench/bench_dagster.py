@@ -39,7 +39,7 @@ from dccd_core.domain import DatasetKey, to_ns
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["bench_cli", "generated_catalog", "init_instance", "run"]
+__all__ = ["bench_cli", "generated_catalog", "init_instance", "materialize_project", "run"]
 
 NATIVE = ("binance", "coinbase", "kraken", "bybit", "okx", "bitfinex", "bitmex")
 QUOTE = {"coinbase": "USD", "kraken": "USD", "bitmex": "USDT"}
@@ -167,6 +167,34 @@ def init_instance(env: dict[str, str], stock: bool = False) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 
+def materialize_project(tmp: Path, binance: dict[str, Any], dataset: dict[str, Any],
+                        start: str, last: str, stock: bool = False,
+                        ) -> tuple[dict[str, str], list[str], Path]:
+    """A user's project in ``tmp`` for one Binance BTC/USDT 1m-or-``dataset["spans"]``
+    candle dataset: its catalog (``binance``: the exchange's settings, ``dataset``: keys
+    added to the dataset's), an initialised ``DAGSTER_HOME`` (``init_instance``) and the
+    ``dagster asset materialize`` command of the partitions ``start``..``last``.
+    Returns (env, command, lake)."""
+    import yaml
+
+    home, lake = tmp / "dagster_home", tmp / "lake"
+    home.mkdir()
+    spec = {"exchange": "binance", "symbols": ["BTC/USDT"], "data_types": ["ohlc"],
+            "spans": ["1m"], "start": start, **dataset}
+    catalog = tmp / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({
+        "store": {"root": str(lake)}, "exchanges": {"binance": binance}, "datasets": [spec],
+    }))
+    key = DatasetKey.of("binance", "BTC/USDT", "ohlc", spec["spans"][0])
+    env = {**_env(), "DAGSTER_HOME": str(home), "DCCD_CONFIG": str(catalog),
+           "PYTHONPATH": str(ROOT)}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    cmd = [dagster, "asset", "materialize", "-m", "dccd_pipelines.definitions",
+           "--select", "/".join(key.asset_key_path), "--partition-range", f"{start}...{last}"]
+    init_instance(env, stock=stock)
+    return env, cmd, lake
+
+
 def bench_cli(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
     """The acceptance's own command: ``dagster asset materialize`` of the partition range
     in a fresh process, with a fresh on-disk instance (``DAGSTER_HOME``, SQLite: what a
@@ -174,27 +202,11 @@ def bench_cli(origin: str, start: str, end: str, span: str) -> dict[str, Any]:
     waits for: interpreter start, ``import dagster``, the code location's load (the
     catalog read, the definitions built), the run's creation, the step, its checks,
     every partition's events."""
-    import yaml
 
     last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()
-    key = DatasetKey.of("binance", "BTC/USDT", "ohlc", span)
     with tempfile.TemporaryDirectory(prefix="dccd-bench-cli-") as tmp:
-        home, lake = Path(tmp) / "dagster_home", Path(tmp) / "lake"
-        home.mkdir()
-        catalog = Path(tmp) / "catalog.yaml"
-        catalog.write_text(yaml.safe_dump({
-            "store": {"root": str(lake)},
-            "exchanges": {"binance": {"rest_url": origin}},
-            "datasets": [{"exchange": "binance", "symbols": ["BTC/USDT"],
-                          "data_types": ["ohlc"], "spans": [span], "start": start}],
-        }))
-        env = {**_env(), "DAGSTER_HOME": str(home), "DCCD_CONFIG": str(catalog),
-               "PYTHONPATH": str(Path(__file__).parents[1])}
-        dagster = str(Path(sys.executable).with_name("dagster"))
-        cmd = [dagster, "asset", "materialize", "-m", "dccd_pipelines.definitions",
-               "--select", "/".join(key.asset_key_path), "--partition-range",
-               f"{start}...{last}"]
-        init_instance(env)
+        env, cmd, lake = materialize_project(
+            Path(tmp), {"rest_url": origin}, {"spans": [span]}, start, last)
         wall, cpu = _timed_process(cmd, env, Path(tmp) / "materialize.log")
         rows = _stored_rows(lake, span, start, end)
     days = (date.fromisoformat(end) - date.fromisoformat(start)).days
