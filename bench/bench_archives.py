@@ -119,27 +119,12 @@ async def _serve(latency_s: float, prewarm: list[str]) -> None:
 @contextlib.contextmanager
 def fake_processes(latency_ms: float, prewarm: list[str]) -> Iterator[tuple[str, str]]:
     """The fake REST + archive host process; yields (rest origin, archive origin)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_archives", "--serve", "--latency-ms",
-         str(latency_ms), "--prewarm", json.dumps(prewarm)],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("ORIGINS "):
-            raise RuntimeError(f"fake archive process did not start: {line!r}")
-        _, rest, archive = line.split()
+    from bench.fake_server import serving_process
+
+    args = ["bench.bench_archives", "--serve", "--latency-ms", str(latency_ms),
+            "--prewarm", json.dumps(prewarm)]
+    with serving_process(args, "ORIGINS") as (rest, archive):
         yield rest, archive
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait(10)
 
 
 def fake_stats(rest_origin: str) -> tuple[int, int]:

@@ -23,7 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -32,9 +36,36 @@ from dccd_core.domain import to_ns
 from tests.fakes.binance import FakeBinance
 from tests.fakes.server import FaultInjector, serve
 
-__all__ = ["LISTING", "build_app", "main"]
+__all__ = ["LISTING", "build_app", "main", "serving_process"]
 
 LISTING = "2023-12-31"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def serving_process(module_args: list[str], ready: str) -> Iterator[list[str]]:
+    """A fake server run as ``python -m <module_args>``: waits for its first stdout line,
+    which must start with ``ready`` (its origins follow), yields that line's other
+    words, and stops it by closing its stdin (terminated if it does not exit)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *module_args],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith(f"{ready} "):
+            raise RuntimeError(f"{module_args[0]} did not start: {line!r}")
+        yield line.split()[1:]
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # the server stops at EOF
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(10)
 
 
 def build_app(

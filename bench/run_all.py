@@ -113,25 +113,11 @@ def run_v3(python: Path, spec: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def fake_binance(latency_ms: float) -> Iterator[str]:
     """The shared fake Binance process; yields its origin."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_server", "--latency-ms", str(latency_ms)],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("ORIGIN "):
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        yield line.split()[1]
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()  # the server stops at EOF
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait(10)
+    from bench.fake_server import serving_process
+
+    with serving_process(["bench.fake_server", "--latency-ms", str(latency_ms)],
+                         "ORIGIN") as (origin,):
+        yield origin
 
 
 def server_requests(origin: str) -> int:
